@@ -1,0 +1,3 @@
+from speedrun.cli import app
+
+app(prog_name="speedrun")

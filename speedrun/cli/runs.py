@@ -1,0 +1,225 @@
+"""`list`, `show`, `note`, `tag`, `rm`: looking at runs and editing the user's words."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import List, Optional
+
+import typer
+from rich.table import Table
+
+from speedrun.cli.app import app, console, fail, open_store
+from speedrun.errors import SpeedrunError
+from speedrun.records import STATUSES
+from speedrun.serialize import hardware_short, run_detail, run_summary
+from speedrun.store import SORTABLE
+
+
+def _num(value, fmt: str, suffix: str = "") -> str:
+    return "—" if value is None else f"{value:{fmt}}{suffix}"
+
+
+def print_json(data) -> None:
+    typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
+
+
+def parse_since(text: str | None) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        fail(f"--since wants a date such as 2026-11-01 or 2026-11-01T12:00, got {text!r}")
+
+
+@app.command("list")
+def list_runs(
+    status: Optional[str] = typer.Option(None, help=f"Only runs with this status ({', '.join(STATUSES)})."),
+    model: Optional[str] = typer.Option(None, help="Only runs whose model contains this text."),
+    hardware: Optional[str] = typer.Option(None, help="Only runs whose hardware contains this text (e.g. T4, cpu)."),
+    tag: Optional[str] = typer.Option(None, help="Only runs with this tag."),
+    since: Optional[str] = typer.Option(None, help="Only runs created on or after this date (YYYY-MM-DD)."),
+    limit: Optional[int] = typer.Option(None, min=1, help="Show only the last N runs of the order."),
+    sort: str = typer.Option("id", help=f"Sort by: {', '.join(sorted(SORTABLE))}."),
+    desc: bool = typer.Option(False, "--desc", help="Sort in descending order."),
+    as_json: bool = typer.Option(False, "--json", help="Print a JSON array instead of a table."),
+) -> None:
+    """List recorded runs, newest last."""
+    if status and status not in STATUSES:
+        fail(f"unknown status {status!r}; choose from {', '.join(STATUSES)}")
+    store = open_store()
+    try:
+        store.reap_dead()
+        runs = store.list_runs(
+            status=status, model=model, hardware=hardware, tag=tag, since=parse_since(since),
+            limit=limit, sort=sort, descending=desc,
+        )
+    except SpeedrunError as exc:
+        fail(str(exc))
+    if as_json:
+        print_json([run_summary(r) for r in runs])
+        return
+    if not runs:
+        console.print("No runs recorded yet. Start one with `speedrun train` or `speedrun import-log`.")
+        return
+    table = Table(show_edge=False, header_style="bold")
+    for name, justify in [
+        ("Run", "right"), ("Date", "left"), ("Status", "left"), ("HW", "left"), ("Model", "left"),
+        ("BS", "right"), ("LR", "right"), ("Ep", "right"), ("Final", "right"), ("Peak", "right"), ("Time", "right"),
+    ]:
+        table.add_column(name, justify=justify)
+    for run in runs:
+        params = run.param_dict
+        epochs = f"{run.epochs_completed}" + (f"/{run.epochs_planned}" if run.epochs_planned else "")
+        table.add_row(
+            run.display_label,
+            run.created_at.strftime("%Y-%m-%d"),
+            run.status,
+            hardware_short(run),
+            _escape(str(params.get("model", "—"))),
+            str(params.get("batch_size", "—")),
+            str(params.get("lr", "—")),
+            epochs,
+            _num(run.final_val_acc, ".2f", "%"),
+            _num(run.peak_val_acc, ".2f", "%"),
+            _num(run.train_time_s, ".1f", "s"),
+        )
+    console.print(table)
+
+
+@app.command()
+def show(
+    run: str = typer.Argument(..., help="Run number or label (e.g. 15 or 7a)."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """Everything about one run: parameters, environment, texts and epochs."""
+    store = open_store()
+    try:
+        store.reap_dead()
+        record = store.get_run(run)
+    except SpeedrunError as exc:
+        fail(str(exc))
+    data = run_detail(record)
+    if as_json:
+        print_json(data)
+        return
+    console.print(f"[bold]Run {data['label']}: {_escape(data['title'] or '')}[/bold]")
+    facts = Table.grid(padding=(0, 2))
+    facts.add_column(style="dim")
+    facts.add_column()
+    for name, value in [
+        ("Status", data["status"] + (f" ({data['error']})" if data["error"] else "")),
+        ("Source", data["source"] + (f" ({data['source_file']})" if data["source_file"] else "")),
+        ("Created", data["created_at"]),
+        ("Hardware", data["env"].get("hardware") or data["hardware"]),
+        ("Final", _num(data["final_val_acc"], ".2f", "%")),
+        ("Peak", _num(data["peak_val_acc"], ".2f", "%") + (f" at epoch {data['peak_epoch']}" if data["peak_epoch"] else "")),
+        ("Training time", _num(data["train_time_s"], ".2f", " s")),
+        ("Epochs", f"{data['epochs_completed']}" + (f" of {data['epochs']}" if data["epochs"] else "")),
+        ("Parameters", _num(data["param_count"], ",")),
+        ("Tags", ", ".join(data["tags"]) or "—"),
+        ("Group", data["group"] or "—"),
+        ("Command", data["command"] or "—"),
+        ("Git", f"{data['git_commit']}{' (dirty)' if data['git_dirty'] else ''}" if data["git_commit"] else "—"),
+    ]:
+        facts.add_row(name, _escape(str(value)))
+    console.print(facts)
+    for name in ("hypothesis", "description", "analysis"):
+        if data[name]:
+            console.print(f"\n[bold]{name.title()}[/bold]")
+            console.print(data[name], markup=False, highlight=False)
+    if data["params"]:
+        console.print("\n[bold]Parameters[/bold]")
+        grid = Table.grid(padding=(0, 2))
+        grid.add_column(style="dim")
+        grid.add_column()
+        for key, value in data["params"].items():
+            grid.add_row(key, _escape(repr(value) if isinstance(value, str) else str(value)))
+        console.print(grid)
+    env = {k: v for k, v in data["env"].items() if v is not None and k != "hardware"}
+    if env:
+        console.print("\n[bold]Environment[/bold]")
+        grid = Table.grid(padding=(0, 2))
+        grid.add_column(style="dim")
+        grid.add_column()
+        for key, value in env.items():
+            grid.add_row(key, _escape(str(value)))
+        console.print(grid)
+    if data["epoch_metrics"]:
+        console.print("\n[bold]Epochs[/bold]")
+        table = Table(show_edge=False, header_style="bold")
+        columns = [
+            ("Epoch", "epoch", "d"), ("Train loss", "train_loss", ".4f"), ("Train acc", "train_acc", ".2f"),
+            ("Val loss", "val_loss", ".4f"), ("Val acc", "val_acc", ".2f"), ("Duration", "duration_s", ".2f"),
+            ("Total", "elapsed_s", ".1f"), ("LR", "lr", ".5f"), ("img/s", "images_per_s", ".0f"),
+        ]
+        # Columns that no epoch has are noise for imported runs.
+        columns = [c for c in columns if any(e[c[1]] is not None for e in data["epoch_metrics"])]
+        for title, _, _ in columns:
+            table.add_column(title, justify="right")
+        for e in data["epoch_metrics"]:
+            table.add_row(*[_num(e[key], fmt) for _, key, fmt in columns])
+        console.print(table)
+
+
+def _escape(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)
+
+
+@app.command()
+def note(
+    run: str = typer.Argument(..., help="Run number or label."),
+    hypothesis: Optional[str] = typer.Option(None, help="Set the hypothesis."),
+    description: Optional[str] = typer.Option(None, help="Set the description."),
+    analysis: Optional[str] = typer.Option(None, "--analysis", "--notes", help="Set the analysis / notes."),
+    title: Optional[str] = typer.Option(None, help="Set the title."),
+) -> None:
+    """Write the user's texts of a run: hypothesis, description, analysis, title."""
+    if all(v is None for v in (hypothesis, description, analysis, title)):
+        fail("nothing to change: give --hypothesis, --description, --analysis or --title")
+    store = open_store()
+    try:
+        changed = store.update_texts(run, hypothesis=hypothesis, description=description, analysis=analysis, title=title)
+    except SpeedrunError as exc:
+        fail(str(exc))
+    console.print(f"Updated run {changed.display_label}.")
+
+
+@app.command()
+def tag(
+    run: str = typer.Argument(..., help="Run number or label."),
+    tags: List[str] = typer.Argument(..., help="Tags to add."),
+    remove: bool = typer.Option(False, "--remove", "-r", help="Remove these tags instead."),
+) -> None:
+    """Add (or remove) tags on a run."""
+    store = open_store()
+    try:
+        current = store.add_tags(run, tags, remove=remove)
+    except SpeedrunError as exc:
+        fail(str(exc))
+    console.print(f"Run {run} tags: {', '.join(current) or '(none)'}", markup=False)
+
+
+@app.command()
+def rm(
+    run: str = typer.Argument(..., help="Run number or label."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
+) -> None:
+    """Delete a run and everything recorded with it."""
+    store = open_store()
+    try:
+        target = store.get_run(run)
+    except SpeedrunError as exc:
+        fail(str(exc))
+    if not yes:
+        confirmed = typer.confirm(f"Delete run {target.display_label} ({target.title})?", default=False)
+        if not confirmed:
+            fail("not deleted")
+    try:
+        store.delete_run(target.id)
+    except SpeedrunError as exc:
+        fail(str(exc))
+    console.print(f"Deleted run {target.display_label}.")

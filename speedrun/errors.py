@@ -1,0 +1,30 @@
+"""Errors a user can act on. The CLI prints their message as one line and exits non-zero."""
+
+
+class SpeedrunError(Exception):
+    """Base for every error that is the user's input or environment, not a bug."""
+
+
+class DatabaseError(SpeedrunError):
+    """The database cannot be opened, read, written or upgraded."""
+
+
+class RunNotFound(SpeedrunError):
+    """A run number or label that the database does not hold."""
+
+
+class ParseError(SpeedrunError):
+    """Input that cannot be read as a log or notebook; names the file and line."""
+
+    def __init__(self, message: str, *, source: str | None = None, line: int | None = None):
+        self.reason = message
+        self.source = source
+        self.line = line
+        where = source or "<input>"
+        if line is not None:
+            where += f":{line}"
+        super().__init__(f"{where}: {message}")
+
+
+class DuplicateImport(SpeedrunError):
+    """The same content was imported before."""

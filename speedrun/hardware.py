@@ -1,0 +1,62 @@
+"""Hardware classes: which runs compete with which.
+
+A CPU run and an A100 run do not compete, so records and groups are kept per
+class. The class comes from a detected GPU name, or from the free text the
+user wrote ("Google Colab (...), T4 GPU", "AMD Ryzen 7 5700U, WSL (CPU)").
+"""
+
+from __future__ import annotations
+
+import re
+
+# Most specific first: "A100" must not be read as "A10", "H200" not as "H20".
+_GPU_CLASSES = (
+    "GH200",
+    "H200",
+    "H100",
+    "H20",
+    "A100",
+    "A6000",
+    "A5000",
+    "A4000",
+    "A40",
+    "A30",
+    "A10G",
+    "A10",
+    "L40S",
+    "L40",
+    "L4",
+    "T4",
+    "V100",
+    "P100",
+    "P4",
+    "K80",
+    "B200",
+    "B100",
+)
+_RTX = re.compile(r"\b(?:RTX|GTX)\s*-?\s*(\d{3,4})\s*(Ti|SUPER)?\b", re.IGNORECASE)
+_APPLE = re.compile(r"\b(mps|apple\s+m\d|m[1-4]\s+(pro|max|ultra)?)\b", re.IGNORECASE)
+_CPU_WORDS = re.compile(r"\b(cpu|ryzen|intel|core\s+i\d|xeon|epyc|no gpu|wsl)\b", re.IGNORECASE)
+
+
+def hardware_class(description: str | None, device_type: str | None = None) -> str:
+    """A short class such as "T4", "A100", "RTX 4090", "MPS" or "CPU"; "unknown" otherwise."""
+    text = description or ""
+    for name in _GPU_CLASSES:
+        if re.search(rf"(?<![A-Za-z0-9]){name}(?![0-9A-Za-z])", text, re.IGNORECASE):
+            return name
+    match = _RTX.search(text)
+    if match:
+        suffix = f" {match.group(2).title() if match.group(2).lower() == 'super' else 'Ti'}" if match.group(2) else ""
+        return f"RTX {match.group(1)}{suffix}"
+    if device_type == "mps" or _APPLE.search(text):
+        return "MPS"
+    if device_type == "cpu":
+        return "CPU"
+    if device_type == "cuda":
+        return "GPU"
+    if _CPU_WORDS.search(text):
+        return "CPU"
+    if re.search(r"\bgpu\b|\bcuda\b", text, re.IGNORECASE):
+        return "GPU"
+    return "unknown"

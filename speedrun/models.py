@@ -1,0 +1,174 @@
+"""The database schema as SQLAlchemy 2 typed ORM classes.
+
+A run is the unit. Hyperparameters are name → typed value rows so runs of
+different recipes can be diffed; environments are shared by fingerprint so a
+laptop's hundredth run does not store the laptop again. Schema changes go
+through Alembic revisions in migrations/, never through `create_all`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Optional
+
+from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JSON}
+
+
+class Environment(Base):
+    """Where a run ran. Identical environments are stored once (`fingerprint`)."""
+
+    __tablename__ = "environments"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(String(64), unique=True)
+    hardware_class: Mapped[str] = mapped_column(String(32), index=True)  # "T4", "A100", "CPU", ...
+    hardware: Mapped[Optional[str]] = mapped_column(Text)  # free text, e.g. "Google Colab, T4 GPU"
+    device_type: Mapped[Optional[str]] = mapped_column(String(16))  # cuda | cpu | mps
+    gpu_name: Mapped[Optional[str]] = mapped_column(String(128))
+    gpu_count: Mapped[Optional[int]]
+    gpu_memory_gb: Mapped[Optional[float]]
+    cuda_version: Mapped[Optional[str]] = mapped_column(String(32))
+    driver_version: Mapped[Optional[str]] = mapped_column(String(32))
+    cpu_model: Mapped[Optional[str]] = mapped_column(String(256))
+    cpu_cores: Mapped[Optional[int]]
+    ram_gb: Mapped[Optional[float]]
+    os: Mapped[Optional[str]] = mapped_column(String(256))
+    python_version: Mapped[Optional[str]] = mapped_column(String(32))
+    torch_version: Mapped[Optional[str]] = mapped_column(String(64))
+    torchvision_version: Mapped[Optional[str]] = mapped_column(String(64))
+    hostname: Mapped[Optional[str]] = mapped_column(String(256))
+    is_colab: Mapped[Optional[bool]]
+
+    runs: Mapped[list[Run]] = relationship(back_populates="environment")
+
+
+class Run(Base):
+    """One training, imported log or notebook section. `id` is the run number the user types."""
+
+    __tablename__ = "runs"
+    __table_args__ = (
+        Index("ix_runs_created_at", "created_at"),
+        Index("ix_runs_status", "status"),
+        Index("ix_runs_final_val_acc", "final_val_acc"),
+        Index("ix_runs_content_hash", "content_hash"),
+        Index("ix_runs_label", "label"),
+        Index("ix_runs_group", "group_name"),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    uuid: Mapped[str] = mapped_column(String(36), unique=True)
+    label: Mapped[Optional[str]] = mapped_column(String(64))  # sub-run label such as "7a"
+    title: Mapped[Optional[str]] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16))
+    source: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime]
+    started_at: Mapped[Optional[datetime]]
+    finished_at: Mapped[Optional[datetime]]
+    heartbeat_at: Mapped[Optional[datetime]]
+    pid: Mapped[Optional[int]]
+    host: Mapped[Optional[str]] = mapped_column(String(256))
+
+    hypothesis: Mapped[Optional[str]] = mapped_column(Text)
+    description: Mapped[Optional[str]] = mapped_column(Text)
+    analysis: Mapped[Optional[str]] = mapped_column(Text)
+    group_name: Mapped[Optional[str]] = mapped_column(String(128))
+
+    # Summary numbers; `store.refresh_summary` keeps them consistent with the epochs.
+    epochs_planned: Mapped[Optional[int]]
+    epochs_completed: Mapped[int] = mapped_column(default=0)
+    final_val_acc: Mapped[Optional[float]]
+    peak_val_acc: Mapped[Optional[float]]
+    peak_epoch: Mapped[Optional[int]]
+    train_time_s: Mapped[Optional[float]]
+    mean_epoch_s: Mapped[Optional[float]]
+    wall_time_s: Mapped[Optional[float]]
+    data_load_s: Mapped[Optional[float]]
+    param_count: Mapped[Optional[int]]
+    # The source's own statements (the log's Finished/Final lines), kept so the
+    # summary can be re-derived when epochs change.
+    stated_final_val_acc: Mapped[Optional[float]]
+    stated_train_time_s: Mapped[Optional[float]]
+    extra: Mapped[dict[str, Any]] = mapped_column(default=dict)  # other facts: eval time, TTA accuracy, target time
+    error: Mapped[Optional[str]] = mapped_column(Text)
+
+    # Provenance.
+    command: Mapped[Optional[str]] = mapped_column(Text)
+    git_commit: Mapped[Optional[str]] = mapped_column(String(64))
+    git_dirty: Mapped[Optional[bool]]
+    source_file: Mapped[Optional[str]] = mapped_column(Text)
+    source_line: Mapped[Optional[int]]
+    content_hash: Mapped[Optional[str]] = mapped_column(String(64))
+    log_text: Mapped[Optional[str]] = mapped_column(Text)
+
+    environment_id: Mapped[Optional[int]] = mapped_column(ForeignKey("environments.id"), index=True)
+    environment: Mapped[Optional[Environment]] = relationship(back_populates="runs")
+    params: Mapped[list[Param]] = relationship(
+        back_populates="run", cascade="all, delete-orphan", order_by="Param.position"
+    )
+    epochs: Mapped[list[EpochMetric]] = relationship(
+        back_populates="run", cascade="all, delete-orphan", order_by="EpochMetric.epoch"
+    )
+    tags: Mapped[list[Tag]] = relationship(back_populates="run", cascade="all, delete-orphan", order_by="Tag.tag")
+
+    @property
+    def display_label(self) -> str:
+        return self.label or str(self.id)
+
+    @property
+    def param_dict(self) -> dict[str, Any]:
+        return {p.name: p.value for p in self.params}
+
+
+class Param(Base):
+    """One hyperparameter of a run: canonical name, JSON value, and its type name."""
+
+    __tablename__ = "params"
+    __table_args__ = (UniqueConstraint("run_id", "name"), Index("ix_params_name_value", "name", "value"))
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(128))
+    value: Mapped[Any] = mapped_column(JSON)
+    type: Mapped[str] = mapped_column(String(8))  # int | float | bool | str | null
+    position: Mapped[int] = mapped_column(default=0)  # order as given, for display
+
+    run: Mapped[Run] = relationship(back_populates="params")
+
+
+class EpochMetric(Base):
+    """Metrics of one epoch. Any of them may be missing for imported runs."""
+
+    __tablename__ = "epoch_metrics"
+    __table_args__ = (UniqueConstraint("run_id", "epoch"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
+    epoch: Mapped[int]
+    train_loss: Mapped[Optional[float]]
+    train_acc: Mapped[Optional[float]]
+    val_loss: Mapped[Optional[float]]
+    val_acc: Mapped[Optional[float]]
+    duration_s: Mapped[Optional[float]]
+    elapsed_s: Mapped[Optional[float]]
+    lr: Mapped[Optional[float]]
+    images_per_s: Mapped[Optional[float]]
+    extra: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+    run: Mapped[Run] = relationship(back_populates="epochs")
+
+
+class Tag(Base):
+    __tablename__ = "tags"
+    __table_args__ = (UniqueConstraint("run_id", "tag"), Index("ix_tags_tag", "tag"))
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
+    tag: Mapped[str] = mapped_column(String(128))
+
+    run: Mapped[Run] = relationship(back_populates="tags")

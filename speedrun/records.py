@@ -1,0 +1,156 @@
+"""Plain run records: what parsers and the trainer produce and the store consumes.
+
+A `RunRecord` is free of database and CLI concerns, so the log and notebook
+parsers, the trainer and `export`/`merge` all speak the same small language,
+and each can be tested without a database.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+STATUSES = ("running", "completed", "interrupted", "failed", "died", "incomplete")
+SOURCES = ("train", "log", "notebook")
+
+EPOCH_FIELDS = (
+    "train_loss",
+    "train_acc",
+    "val_loss",
+    "val_acc",
+    "duration_s",
+    "elapsed_s",
+    "lr",
+    "images_per_s",
+)
+
+
+@dataclass
+class EpochRecord:
+    """One epoch's metrics. Accuracies are percentages (88.27, not 0.8827)."""
+
+    epoch: int
+    train_loss: float | None = None
+    train_acc: float | None = None
+    val_loss: float | None = None
+    val_acc: float | None = None
+    duration_s: float | None = None
+    elapsed_s: float | None = None
+    lr: float | None = None
+    images_per_s: float | None = None
+    # Anything else a recipe measures per epoch (e.g. "tta_val_acc", "eval_s").
+    extra: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class RunRecord:
+    """Everything known about one run, from any source."""
+
+    source: str  # one of SOURCES
+    status: str = "completed"  # one of STATUSES
+    number: int | None = None  # the run number the user wrote ("Run 15"), if any
+    label: str | None = None  # sub-run label such as "7a"
+    title: str | None = None
+    hypothesis: str | None = None
+    description: str | None = None
+    analysis: str | None = None
+    tags: list[str] = field(default_factory=list)
+    params: dict[str, Any] = field(default_factory=dict)  # canonical names, typed values
+    hardware: str | None = None  # free text, e.g. "Google Colab, T4 GPU"
+    env: dict[str, Any] = field(default_factory=dict)  # detected environment (trainer)
+    epochs: list[EpochRecord] = field(default_factory=list)
+    # Summary numbers as the source states them; `summarize` fills the gaps.
+    final_val_acc: float | None = None
+    peak_val_acc: float | None = None
+    peak_epoch: int | None = None
+    train_time_s: float | None = None
+    wall_time_s: float | None = None
+    data_load_s: float | None = None
+    param_count: int | None = None
+    created_at: datetime | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    error: str | None = None
+    command: str | None = None
+    git_commit: str | None = None
+    git_dirty: bool | None = None
+    source_file: str | None = None
+    source_line: int | None = None  # 1-based line where this run starts in source_file
+    content_hash: str | None = None
+    uuid: str | None = None
+    pid: int | None = None  # process id of a live training, for died detection
+    group: str | None = None
+    log_text: str | None = None  # the console log as printed/pasted, when there is one
+    extra: dict[str, Any] = field(default_factory=dict)  # other summary facts
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Summary:
+    final_val_acc: float | None
+    peak_val_acc: float | None
+    peak_epoch: int | None
+    train_time_s: float | None
+    mean_epoch_s: float | None
+    epochs_completed: int
+
+
+def summarize(
+    epochs: list[EpochRecord] | list[Any],
+    *,
+    stated_final: float | None = None,
+    stated_train_time: float | None = None,
+    stated_peak: float | None = None,
+    stated_peak_epoch: int | None = None,
+) -> Summary:
+    """Summary numbers derived from the epochs, so they can never disagree.
+
+    Works on EpochRecord or on ORM rows (anything with the same attributes).
+    Training time: the stated total (the log's `Finished Training` line), else
+    the last elapsed time, else the sum of the epoch durations.
+    """
+    with_acc = [e for e in epochs if e.val_acc is not None]
+    if with_acc:
+        last = max(with_acc, key=lambda e: e.epoch)
+        final = last.val_acc
+        # Earliest epoch wins a tie: that is when the peak was first reached.
+        peak_row = max(with_acc, key=lambda e: (e.val_acc, -e.epoch))
+        peak, peak_epoch = peak_row.val_acc, peak_row.epoch
+    else:
+        final, peak, peak_epoch = stated_final, stated_peak, stated_peak_epoch
+        if peak is None and final is not None:
+            peak = final
+    train_time = stated_train_time
+    if train_time is None:
+        elapsed = [e.elapsed_s for e in sorted(epochs, key=lambda e: e.epoch) if e.elapsed_s is not None]
+        durations = [e.duration_s for e in epochs if e.duration_s is not None]
+        if elapsed:
+            train_time = elapsed[-1]
+        elif durations and len(durations) == len(epochs):
+            train_time = sum(durations)
+    durations = [e.duration_s for e in epochs if e.duration_s is not None]
+    mean_epoch = sum(durations) / len(durations) if durations else None
+    if mean_epoch is None and train_time is not None and epochs:
+        mean_epoch = train_time / len(epochs)
+    return Summary(final, peak, peak_epoch, train_time, mean_epoch, len(epochs))
+
+
+def time_to_target(epochs: list[Any], target: float) -> float | None:
+    """Training seconds until val accuracy first reached `target` (percent).
+
+    Uses the elapsed time of that epoch, else the running sum of durations.
+    None when the target was never reached or the time is unknown.
+    """
+    running = 0.0
+    durations_known = True
+    for e in sorted(epochs, key=lambda e: e.epoch):
+        if e.duration_s is None:
+            durations_known = False
+        else:
+            running += e.duration_s
+        if e.val_acc is not None and e.val_acc >= target:
+            if e.elapsed_s is not None:
+                return e.elapsed_s
+            return running if durations_known else None
+    return None

@@ -1,0 +1,74 @@
+"""The JSON contract of `list --json` and `show --json` (other tools rely on these names)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from speedrun.models import Run
+from speedrun.records import EPOCH_FIELDS
+from speedrun.store import ENV_FIELDS
+
+
+def hardware_short(run: Run) -> str:
+    env = run.environment
+    return env.hardware_class if env else "unknown"
+
+
+def run_summary(run: Run) -> dict[str, Any]:
+    params = run.param_dict
+    return {
+        "id": run.id,
+        "label": run.display_label,
+        "title": run.title,
+        "status": run.status,
+        "source": run.source,
+        "model": params.get("model"),
+        "hardware": hardware_short(run),
+        "created_at": run.created_at.isoformat() if run.created_at else None,
+        "epochs": run.epochs_planned,
+        "epochs_completed": run.epochs_completed,
+        "final_val_acc": run.final_val_acc,
+        "peak_val_acc": run.peak_val_acc,
+        "peak_epoch": run.peak_epoch,
+        "train_time_s": run.train_time_s,
+        "mean_epoch_s": run.mean_epoch_s,
+        "group": run.group_name,
+        "tags": [t.tag for t in run.tags],
+        "params": params,
+    }
+
+
+def run_detail(run: Run) -> dict[str, Any]:
+    env = run.environment
+    data = run_summary(run)
+    data.update(
+        {
+            "uuid": run.uuid,
+            "hypothesis": run.hypothesis,
+            "description": run.description,
+            "analysis": run.analysis,
+            "started_at": run.started_at.isoformat() if run.started_at else None,
+            "finished_at": run.finished_at.isoformat() if run.finished_at else None,
+            "wall_time_s": run.wall_time_s,
+            "data_load_s": run.data_load_s,
+            "param_count": run.param_count,
+            "error": run.error,
+            "command": run.command,
+            "git_commit": run.git_commit,
+            "git_dirty": run.git_dirty,
+            "source_file": run.source_file,
+            "content_hash": run.content_hash,
+            "extra": run.extra or {},
+            "env": (
+                {"hardware": env.hardware, "hardware_class": env.hardware_class}
+                | {k: getattr(env, k) for k in ENV_FIELDS}
+                if env
+                else {}
+            ),
+            "epoch_metrics": [
+                {"epoch": e.epoch} | {f: getattr(e, f) for f in EPOCH_FIELDS} | ({"extra": e.extra} if e.extra else {})
+                for e in run.epochs
+            ],
+        }
+    )
+    return data
