@@ -1,0 +1,110 @@
+"""`import-log` and `import-md`: the user's pasted console logs and whole notebook, recorded."""
+
+from __future__ import annotations
+
+from typing import List, Optional
+
+import typer
+
+from speedrun.cli.app import app, console, err_console, fail, open_store
+from speedrun.errors import SpeedrunError
+from speedrun.importer import Overrides, apply_overrides, fill_content_hash, read_text
+from speedrun.params import parse_assignment
+from speedrun.records import RunRecord
+
+
+def _warn(message: str) -> None:
+    err_console.print(f"Warning: {message}", markup=False, highlight=False, soft_wrap=True)
+
+
+def _describe(run_id: int, record: RunRecord) -> str:
+    final = f"{record_final(record):.2f}%" if record_final(record) is not None else "—"
+    label = f" ({record.label})" if record.label and record.label != str(run_id) else ""
+    return f"Run {run_id}{label}: {len(record.epochs)} epochs, final {final}, {record.status}"
+
+
+def record_final(record: RunRecord) -> float | None:
+    accs = [e.val_acc for e in sorted(record.epochs, key=lambda e: e.epoch) if e.val_acc is not None]
+    return accs[-1] if accs else record.final_val_acc
+
+
+@app.command("import-log")
+def import_log(
+    files: List[str] = typer.Argument(..., help="Console log files; '-' reads standard input."),
+    title: Optional[str] = typer.Option(None, help="Title of the run(s)."),
+    hardware: Optional[str] = typer.Option(None, help='Hardware, e.g. "Colab T4" or "laptop CPU".'),
+    hypothesis: Optional[str] = typer.Option(None, help="The hypothesis the run tested."),
+    description: Optional[str] = typer.Option(None, help="What was changed."),
+    notes: Optional[str] = typer.Option(None, help="Analysis / notes."),
+    tag: List[str] = typer.Option([], "--tag", help="Tag (repeatable)."),
+    param: List[str] = typer.Option([], "--param", help="KEY=VALUE the log lacks, e.g. --param optimizer=sgd (repeatable)."),
+    force: bool = typer.Option(False, "--force", help="Import even if this content was imported before."),
+) -> None:
+    """Record runs from pasted console output of the training script (one file may hold several runs)."""
+    from speedrun.parsing import parse_log
+
+    try:
+        params = dict(parse_assignment(p) for p in param)
+    except ValueError as exc:
+        fail(f"--param: {exc}")
+    overrides = Overrides(title, hardware, hypothesis, description, notes, list(tag), params)
+    store = open_store()
+    for path in files:
+        try:
+            source, text = read_text(path)
+            records = parse_log(text, source)
+            for record in records:
+                apply_overrides(record, overrides)
+                fill_content_hash(record)
+            ids = store.add_runs(records, force=force)
+        except SpeedrunError as exc:
+            fail(str(exc))
+        for run_id, record in zip(ids, records):
+            for warning in record.warnings:
+                _warn(f"{source}: {warning}")
+            console.print(_describe(run_id, record), markup=False, highlight=False)
+
+
+@app.command("import-md")
+def import_md(
+    notebook: str = typer.Argument(..., help="The lab notebook (experiments.md); '-' reads standard input."),
+    force: bool = typer.Option(False, "--force", help="Import even if these runs were imported before."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Show what would be created; write nothing."),
+    tag: List[str] = typer.Option([], "--tag", help="Tag every imported run (repeatable)."),
+) -> None:
+    """Record every run of a hand-written lab notebook, with its texts, parameters and epochs."""
+    from speedrun.parsing import parse_notebook
+
+    try:
+        source, text = read_text(notebook)
+        parsed = parse_notebook(text, source)
+    except SpeedrunError as exc:
+        fail(str(exc))
+    for record in parsed.runs:
+        record.tags = list(dict.fromkeys([*record.tags, *tag]))
+        fill_content_hash(record)
+    for warning in parsed.warnings:
+        _warn(f"{source}: {warning}")
+    if not parsed.runs:
+        fail(f"{source}: no runs found (expected sections such as '## Run 15: title')")
+    if dry_run:
+        for record in parsed.runs:
+            name = record.label or record.number or "?"
+            console.print(f"would create Run {name}: {record.title or ''} — {len(record.epochs)} epochs", markup=False)
+        console.print(f"{len(parsed.runs)} runs, none written (--dry-run).")
+        return
+    store = open_store()
+    try:
+        ids = store.add_runs(parsed.runs, force=force)
+    except SpeedrunError as exc:
+        fail(str(exc))
+    for run_id, record in zip(ids, parsed.runs):
+        for warning in record.warnings:
+            _warn(f"{source}: run {record.label or record.number}: {warning}")
+        console.print(_describe(run_id, record), markup=False, highlight=False)
+    with_epochs = sum(1 for r in parsed.runs if r.epochs)
+    console.print(
+        f"Imported {len(ids)} runs from {source} ({with_epochs} with per-epoch data, "
+        f"{len(ids) - with_epochs} summary only).",
+        markup=False,
+    )
