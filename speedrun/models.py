@@ -58,6 +58,7 @@ class Run(Base):
         Index("ix_runs_content_hash", "content_hash"),
         Index("ix_runs_label", "label"),
         Index("ix_runs_group", "group_name"),
+        Index("ix_runs_target_time_s", "target_time_s"),
         {"sqlite_autoincrement": True},
     )
 
@@ -90,6 +91,8 @@ class Run(Base):
     wall_time_s: Mapped[Optional[float]]
     data_load_s: Mapped[Optional[float]]
     param_count: Mapped[Optional[int]]
+    target_acc: Mapped[Optional[float]]  # `train --target`: the accuracy aimed at
+    target_time_s: Mapped[Optional[float]]  # training seconds until val accuracy first reached it
     # The source's own statements (the log's Finished/Final lines), kept so the
     # summary can be re-derived when epochs change.
     stated_final_val_acc: Mapped[Optional[float]]

@@ -68,6 +68,8 @@ class RunRecord:
     wall_time_s: float | None = None
     data_load_s: float | None = None
     param_count: int | None = None
+    target_acc: float | None = None  # `train --target`: the accuracy aimed at
+    target_time_s: float | None = None  # training seconds until it was first reached
     created_at: datetime | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None

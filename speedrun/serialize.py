@@ -52,6 +52,8 @@ def run_detail(run: Run) -> dict[str, Any]:
             "wall_time_s": run.wall_time_s,
             "data_load_s": run.data_load_s,
             "param_count": run.param_count,
+            "target_acc": run.target_acc,
+            "target_time_s": run.target_time_s,
             "error": run.error,
             "command": run.command,
             "git_commit": run.git_commit,

@@ -173,15 +173,28 @@ class Store:
         """Record a finished run (imports, merges) with its epochs, in one transaction."""
         return self.add_runs([record])[0]
 
-    def add_runs(self, records: Sequence[RunRecord], *, force: bool = False) -> list[int]:
-        """Record several runs atomically: all of them or none.
+    def add_runs(self, records: Sequence[RunRecord], *, force: bool = False, label_clashes: bool = True) -> list[int]:
+        """Record several runs atomically: all of them or none. Returns their numbers, in order.
 
         Content already imported (same content hash) is refused unless `force`.
+        A run whose requested number is taken gets a new one (labelled with the
+        requested number when `label_clashes`, as notebooks want).
         """
         with self._write() as session:
             if not force:
                 self._refuse_duplicates(session, records)
-            return [self._insert(session, record).id for record in records]
+            # Runs that keep their number go first, so a renumbered run cannot take a number
+            # that a later run of the same batch asked for.
+            wanted = {r.number for r in records if r.number is not None and not r.label}
+            taken = set(session.scalars(select(Run.id).where(Run.id.in_(wanted)))) if wanted else set()
+            order = sorted(
+                range(len(records)),
+                key=lambda i: records[i].number is None or records[i].number in taken or bool(records[i].label),
+            )
+            ids: dict[int, int] = {}
+            for i in order:
+                ids[i] = self._insert(session, records[i], label_clash=label_clashes).id
+            return [ids[i] for i in range(len(records))]
 
     def _refuse_duplicates(self, session: Session, records: Sequence[RunRecord]) -> None:
         hashes = [r.content_hash for r in records if r.content_hash]
@@ -196,7 +209,7 @@ class Store:
                 f"this content was already imported as run {existing.id}{source}; use --force to import it again"
             )
 
-    def _insert(self, session: Session, record: RunRecord) -> Run:
+    def _insert(self, session: Session, record: RunRecord, *, label_clash: bool = True) -> Run:
         env = self._environment(session, record)
         hw = env.hardware_class if env else None
         run_id = None
@@ -204,7 +217,7 @@ class Store:
             taken = session.get(Run, record.number)
             if taken is None:
                 run_id = record.number
-            else:
+            elif label_clash:
                 record.warnings.append(
                     f"run number {record.number} is taken; stored as a new run labelled {record.number}"
                 )
@@ -228,6 +241,8 @@ class Store:
             wall_time_s=record.wall_time_s,
             data_load_s=record.data_load_s,
             param_count=record.param_count,
+            target_acc=record.target_acc,
+            target_time_s=record.target_time_s,
             stated_final_val_acc=record.final_val_acc,
             stated_train_time_s=record.train_time_s,
             extra=dict(record.extra),
@@ -310,6 +325,10 @@ class Store:
                 run.stated_train_time_s = train_time_s
             if wall_time_s is not None:
                 run.wall_time_s = wall_time_s
+            extra = dict(extra or {})
+            # The target is a column since schema 0002; callers may still pass it with the rest.
+            run.target_acc = extra.pop("target_acc", run.target_acc)
+            run.target_time_s = extra.pop("target_time_s", run.target_time_s)
             if extra:
                 run.extra = {**(run.extra or {}), **extra}
             self._refresh_summary(run)
@@ -541,6 +560,8 @@ def record_from_run(run: Run) -> RunRecord:
         wall_time_s=run.wall_time_s,
         data_load_s=run.data_load_s,
         param_count=run.param_count,
+        target_acc=run.target_acc,
+        target_time_s=run.target_time_s,
         created_at=run.created_at,
         started_at=run.started_at,
         finished_at=run.finished_at,

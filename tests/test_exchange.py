@@ -1,0 +1,80 @@
+"""export and merge: runs travel between databases with their identity."""
+
+from __future__ import annotations
+
+import json
+
+from speedrun.store import Store
+from tests.test_store_cli import make_record
+
+
+def fill(path, n=2, **kw):
+    store = Store.open(str(path))
+    ids = [store.add_run(make_record(title=f"run {i}", tags=["colab"], hypothesis="h", **kw)) for i in range(n)]
+    store.close()
+    return ids
+
+
+def test_export_writes_everything(cli, db_path, tmp_path):
+    fill(db_path)
+    out = tmp_path / "runs.json"
+    result = cli("export", "-o", str(out))
+    assert result.exit_code == 0, result.output
+    data = json.loads(out.read_text())
+    assert data["format"] == "speedrun-export"
+    run = data["runs"][0]
+    assert run["number"] == 1 and run["uuid"] and run["title"] == "run 0"
+    assert run["params"]["lr"] == 0.04 and run["hardware"] == "Google Colab, T4 GPU"
+    assert run["env"]["device_type"] == "cuda"
+    assert [e["val_acc"] for e in run["epochs"]] == [55.0, 70.5, 68.25]
+    assert run["tags"] == ["colab"] and run["hypothesis"] == "h"
+    assert len(json.loads(cli("export", "2").stdout)["runs"]) == 1
+
+
+def test_merge_database_twice_adds_nothing_the_second_time(cli, db_path, tmp_path):
+    colab = tmp_path / "colab.db"
+    fill(colab, 3)
+    result = cli("merge", str(colab))
+    assert result.exit_code == 0, result.output
+    assert "Merged 3 runs" in result.stdout
+    again = cli("merge", str(colab))
+    assert "Merged 0 runs" in again.stdout and "3 already here" in again.stdout
+    mine = json.loads(cli("list", "--json").stdout)
+    assert [r["id"] for r in mine] == [1, 2, 3]
+
+
+def test_merge_renumbers_only_on_a_clash_and_says_so(cli, db_path, tmp_path):
+    fill(db_path, 1)  # run 1 exists here
+    colab = tmp_path / "colab.db"
+    fill(colab, 2)  # runs 1 and 2 there
+    result = cli("merge", str(colab))
+    assert "Run 1 of" in result.stdout and "is run 3 here" in result.stdout
+    rows = json.loads(cli("list", "--json").stdout)
+    assert [(r["id"], r["label"], r["title"]) for r in rows] == [
+        (1, "1", "run 0"),  # ours
+        (2, "2", "run 1"),  # theirs, kept its number
+        (3, "3", "run 0"),  # theirs, renumbered, no label added
+    ]
+
+
+def test_export_then_merge_round_trip_is_exact(cli, db_path, tmp_path):
+    fill(db_path, 2)
+    export = tmp_path / "e.json"
+    cli("export", "-o", str(export))
+    other = tmp_path / "other.db"
+    assert cli("merge", str(export), db=other).exit_code == 0
+    for run in ("1", "2"):
+        a = json.loads(cli("show", run, "--json").stdout)
+        b = json.loads(cli("show", run, "--json", db=other).stdout)
+        assert a == b
+
+
+def test_merge_bad_input_is_a_clear_error(cli, tmp_path):
+    junk = tmp_path / "junk.json"
+    junk.write_text("{not json")
+    for target in (str(junk), str(tmp_path / "missing.db")):
+        result = cli("merge", target)
+        assert result.exit_code == 1 and result.stderr.splitlines()[-1].startswith("Error:")
+    wrong = tmp_path / "wrong.json"
+    wrong.write_text(json.dumps({"format": "other"}))
+    assert "not a speedrun export" in cli("merge", str(wrong)).stderr
