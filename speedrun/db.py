@@ -104,6 +104,11 @@ def upgrade(engine: Engine, url: str, notify: Callable[[str], None] | None = Non
     script = ScriptDirectory.from_config(config)
     head = script.get_current_head()
     try:
+        # Most opens find the schema current: check without the write lock, so read-only
+        # files can be read and readers never queue behind a long writer.
+        with engine.connect() as conn:
+            if MigrationContext.configure(conn).get_current_revision() == head:
+                return False
         with engine.execution_options(sqlite_immediate=True).connect() as conn:
             with conn.begin():
                 current = MigrationContext.configure(conn).get_current_revision()
