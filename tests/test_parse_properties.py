@@ -1,0 +1,146 @@
+"""Whatever the input, the parsers answer with records or a ParseError, never another exception.
+
+A ParseError whose reason starts with "cannot read" comes from the parsers'
+last-resort guard, i.e. from a bug: those fail the tests too.
+"""
+
+from __future__ import annotations
+
+import math
+
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+
+from speedrun.errors import ParseError
+from speedrun.parsing import parse_log, parse_notebook
+from tests.conftest import SEED_LOGS, SEED_NOTEBOOK
+
+SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+VALID_LOG = (SEED_LOGS / "run18-bs64-20ep-cosine-t4.txt").read_text()
+VALID_LINES = VALID_LOG.splitlines()
+NOTEBOOK = SEED_NOTEBOOK.read_text()
+
+WEIRD_NUMBERS = st.sampled_from(
+    ["nan", "NaN", "inf", "-inf", "1e309", "-1", "-0.5", "0", "9" * 400, "1e-400", "+3", "1,000", "", "abc", "1.2.3", "%", "٣"]
+)
+
+
+def check_log(text: str):
+    try:
+        runs = parse_log(text)
+    except ParseError as exc:
+        assert not exc.reason.startswith("cannot read"), exc.reason
+        assert exc.line is None or exc.line >= 1
+        return None
+    for run in runs:
+        assert run.epochs
+        for epoch in run.epochs:
+            assert epoch.epoch >= 1
+            for value in (epoch.train_loss, epoch.val_acc, epoch.duration_s, epoch.elapsed_s):
+                assert value is None or (math.isfinite(value) and value >= 0)
+        assert len(run.content_hash) == 64
+    return runs
+
+
+def check_notebook(text: str):
+    try:
+        parsed = parse_notebook(text)
+    except ParseError as exc:
+        assert not exc.reason.startswith("cannot read"), exc.reason
+        return None
+    for run in parsed.runs:
+        assert run.number is not None and run.number >= 0
+        for value in (run.final_val_acc, run.train_time_s):
+            assert value is None or math.isfinite(value)
+    return parsed
+
+
+@SETTINGS
+@given(st.text(max_size=400))
+@example("Epoch [1/1], Loss: 1, Val Accuracy: 1%\rEpoch [1/1], Loss: 2, Val Accuracy: 1%")
+@example("Config: =, ,=,EPOCHS=\nEpoch [1/1], Loss: 1")
+def test_random_text_log(text):
+    check_log(text)
+
+
+@SETTINGS
+@given(st.lists(st.sampled_from(VALID_LINES + ["", "^C", "$ python main.py", "\x1b[31m", "Epoch [", "Config:"]), max_size=40))
+def test_shuffled_valid_lines(lines):
+    check_log("\n".join(lines))
+
+
+@SETTINGS
+@given(st.integers(min_value=0, max_value=len(VALID_LOG)))
+def test_truncated_valid_log_is_a_correct_run_or_an_error(cut):
+    runs = check_log(VALID_LOG[:cut])
+    if runs is None:
+        return
+    full = parse_log(VALID_LOG)[0]
+    assert len(runs) == 1
+    run = runs[0]
+    # Every number read is the full log's: a cut-off last line is dropped, never misread.
+    # (A line cut just before `, Total: ...` is a complete line of its own, minus that field.)
+    assert run.epochs[:-1] == full.epochs[: len(run.epochs) - 1]
+    last, expected = run.epochs[-1], full.epochs[len(run.epochs) - 1]
+    for name in ("epoch", "train_loss", "val_acc", "duration_s", "elapsed_s"):
+        assert getattr(last, name) in (None, getattr(expected, name)), name
+    assert run.params.items() >= {"epochs": 20}.items()
+    assert run.train_time_s in (None, full.train_time_s)
+    assert run.final_val_acc in (None, full.final_val_acc)
+    assert run.status == ("completed" if "Finished Training" in VALID_LOG[:cut] else "incomplete")
+
+
+@SETTINGS
+@given(st.binary(max_size=600))
+def test_random_bytes_decoded_with_replacement(data):
+    text = data.decode("utf-8", errors="replace")
+    check_log(text)
+    check_notebook(text)
+
+
+@SETTINGS
+@given(st.integers(min_value=0, max_value=len(VALID_LINES) - 1), WEIRD_NUMBERS, st.data())
+def test_weird_numbers_spliced_into_valid_lines(index, weird, data):
+    line = VALID_LINES[index]
+    spans = [(i, j) for i, j in _number_spans(line)]
+    if not spans:
+        return
+    start, end = data.draw(st.sampled_from(spans))
+    lines = list(VALID_LINES)
+    lines[index] = line[:start] + weird + line[end:]
+    check_log("\n".join(lines))
+
+
+def _number_spans(line: str):
+    import re
+
+    return [(m.start(), m.end()) for m in re.finditer(r"\d[\d.,]*", line)]
+
+
+@SETTINGS
+@given(st.text(max_size=300), st.integers(min_value=0, max_value=len(NOTEBOOK)))
+def test_random_text_spliced_into_the_notebook(junk, at):
+    check_notebook(NOTEBOOK[:at] + junk + NOTEBOOK[at:])
+
+
+@SETTINGS
+@given(st.integers(min_value=0, max_value=len(NOTEBOOK)))
+def test_truncated_notebook(cut):
+    parsed = check_notebook(NOTEBOOK[:cut])
+    if parsed is not None:
+        assert len(parsed.runs) <= 5
+
+
+@SETTINGS
+@given(st.lists(st.sampled_from(NOTEBOOK.splitlines() + ["## Run 99999999999: x", "### Run 1a", "| Epoch |", "|---|", "| 1 | nan |", "```", "<!-- speedrun:computed -->"]), max_size=60))
+def test_shuffled_notebook_lines(lines):
+    check_notebook("\n".join(lines))
+
+
+def test_ten_megabyte_line():
+    huge = "x" * 10_000_000
+    runs = check_log(f"{huge}\n{VALID_LOG}\n{huge}")
+    assert runs is not None and len(runs[0].epochs) == 20
+    assert len(runs[0].log_text) < 10_000
+    check_log("Epoch [" * 1_000_000)
+    check_notebook(f"## Run 1: a\n{huge}\n```\n{VALID_LOG}```\n")
