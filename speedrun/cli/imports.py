@@ -83,8 +83,8 @@ def import_md(
     for record in parsed.runs:
         record.tags = list(dict.fromkeys([*record.tags, *tag]))
         fill_content_hash(record)
-    for warning in parsed.warnings:
-        _warn(f"{source}: {warning}")
+    for warning in parsed.warnings:  # already say file, line and run
+        _warn(warning)
     if not parsed.runs:
         fail(f"{source}: no runs found (expected sections such as '## Run 15: title')")
     if dry_run:
@@ -94,12 +94,13 @@ def import_md(
         console.print(f"{len(parsed.runs)} runs, none written (--dry-run).")
         return
     store = open_store()
+    parser_warnings = [len(r.warnings) for r in parsed.runs]
     try:
         ids = store.add_runs(parsed.runs, force=force)
     except SpeedrunError as exc:
         fail(str(exc))
-    for run_id, record in zip(ids, parsed.runs):
-        for warning in record.warnings:
+    for run_id, record, seen in zip(ids, parsed.runs, parser_warnings):
+        for warning in record.warnings[seen:]:  # what storing added, e.g. a renumbered run
             _warn(f"{source}: run {record.label or record.number}: {warning}")
         console.print(_describe(run_id, record), markup=False, highlight=False)
     with_epochs = sum(1 for r in parsed.runs if r.epochs)
