@@ -1,0 +1,147 @@
+"""How `speedrun report` and `speedrun compare` scale with the size of the database.
+
+Builds synthetic databases of 100, 1,000 and 10,000 runs (20 epochs each, the
+shape of real trainings: params, environment, tags, texts, every epoch field)
+and times, in process, what the commands do: load the runs, build the data,
+render the output. Run it from the repository root:
+
+    .venv/bin/python benchmarks/bench_report.py            # 100, 1000, 10000 runs
+    .venv/bin/python benchmarks/bench_report.py 100 1000   # chosen sizes
+    .venv/bin/python benchmarks/bench_report.py --keep DIR # keep the databases
+
+Targets on the 2-core development machine: report of 10,000 runs under 3 s,
+compare of 4 runs under 0.5 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import tempfile
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from speedrun.records import EpochRecord, RunRecord
+from speedrun.store import Store
+
+EPOCHS = 20
+BATCH = 2_000  # runs per add_runs transaction
+HARDWARE = [
+    ("Google Colab, T4 GPU", {"device_type": "cuda", "gpu_name": "Tesla T4", "gpu_count": 1}),
+    ("Lambda A100", {"device_type": "cuda", "gpu_name": "NVIDIA A100-SXM4-40GB", "gpu_count": 1}),
+    ("Colab L4", {"device_type": "cuda", "gpu_name": "NVIDIA L4", "gpu_count": 1}),
+    ("AMD Ryzen 7 5700U, WSL (CPU)", {"device_type": "cpu", "cpu_model": "AMD Ryzen 7 5700U"}),
+]
+
+
+def synthetic_record(i: int, rng: random.Random) -> RunRecord:
+    """One trained-like run: a configuration out of a few dozen, noisy curves."""
+    hardware, env = HARDWARE[i % len(HARDWARE)]
+    batch_size = rng.choice([32, 64, 128, 256])
+    lr = rng.choice([0.01, 0.02, 0.04])
+    cosine = rng.random() < 0.5
+    epoch_s = {"cuda": 40.0, "cpu": 750.0}[env["device_type"]] * (64 / batch_size) ** 0.3
+    ceiling = 88.0 + (2.0 if cosine else 0.0) + rng.gauss(0, 0.3)
+    elapsed = 0.0
+    epochs = []
+    for e in range(1, EPOCHS + 1):
+        duration = epoch_s * rng.uniform(0.97, 1.03)
+        elapsed += duration
+        acc = ceiling - 35.0 * 0.75**e + rng.gauss(0, 0.4)
+        epochs.append(
+            EpochRecord(
+                epoch=e,
+                train_loss=1.6 * 0.88**e,
+                train_acc=acc + 2.0,
+                val_loss=1.4 * 0.9**e,
+                val_acc=round(acc, 2),
+                duration_s=round(duration, 2),
+                elapsed_s=round(elapsed, 1),
+                lr=lr * (0.5 + 0.5 * (1 - e / EPOCHS)),
+                images_per_s=50_000 / duration,
+            )
+        )
+    return RunRecord(
+        source="train",
+        title=f"ResNet-9 bs {batch_size} lr {lr}{' cosine' if cosine else ''}",
+        hypothesis="Smaller batches generalise better." if i % 3 == 0 else None,
+        analysis=f"Synthetic run {i}: nothing to see." if i % 2 == 0 else None,
+        tags=["synthetic", f"bs{batch_size}"],
+        params={
+            "model": "resnet9", "optimizer": "sgd", "lr": lr, "momentum": 0.9, "weight_decay": 5e-4,
+            "batch_size": batch_size, "epochs": EPOCHS, "cosine": cosine, "amp": True, "bn": True,
+            "seed": i,
+        },
+        hardware=hardware,
+        env=dict(env, python_version="3.11.9", torch_version="2.4.1"),
+        epochs=epochs,
+        param_count=6_573_130,
+        data_load_s=1.7,
+        created_at=datetime(2026, 1, 1) + timedelta(minutes=i),
+        group="baseline" if i % 50 == 0 else None,
+    )
+
+
+def build(path: Path, n: int, seed: int = 0) -> Store:
+    rng = random.Random(seed)
+    store = Store.open(str(path))
+    for start in range(0, n, BATCH):
+        store.add_runs([synthetic_record(i, rng) for i in range(start, min(n, start + BATCH))], force=True)
+    return store
+
+
+def timed(fn) -> tuple[float, object]:
+    start = time.perf_counter()
+    result = fn()
+    return time.perf_counter() - start, result
+
+
+def bench(store: Store, n: int) -> dict[str, float]:
+    from speedrun.compare import build_comparison, load_sides, render_markdown as compare_md
+    from speedrun.report import build_context, load_runs, render
+
+    load_s, runs = timed(lambda: load_runs(store))
+    context_s, context = timed(lambda: build_context(runs))
+    render_s, text = timed(lambda: render(context, "md"))
+    refs = [str(i) for i in (1, 2, 3, n)]
+
+    def compare_once():
+        sides = load_sides(store, refs)
+        return compare_md(build_comparison(sides))
+
+    compare_once()  # warm the import of stats/scipy out of the timing
+    compare_s, _ = timed(compare_once)
+    return {
+        "load": load_s,
+        "context": context_s,
+        "render": render_s,
+        "report": load_s + context_s + render_s,
+        "compare": compare_s,
+        "bytes": len(text.encode()),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("sizes", nargs="*", type=int, default=[100, 1_000, 10_000])
+    parser.add_argument("--keep", type=Path, help="Directory to keep the databases in.")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = args.keep or Path(tmp)
+        folder.mkdir(parents=True, exist_ok=True)
+        print(f"{'runs':>7} {'build':>7} {'load':>7} {'context':>8} {'render':>7} {'report':>7} {'compare':>8} {'MB out':>7}")
+        for n in args.sizes:
+            path = folder / f"bench-{n}.db"
+            path.unlink(missing_ok=True)
+            build_s, store = timed(lambda: build(path, n))
+            r = bench(store, n)
+            store.close()
+            print(
+                f"{n:>7,} {build_s:>6.2f}s {r['load']:>6.2f}s {r['context']:>7.2f}s {r['render']:>6.2f}s "
+                f"{r['report']:>6.2f}s {r['compare']:>7.3f}s {r['bytes'] / 1e6:>7.1f}"
+            )
+
+
+if __name__ == "__main__":
+    main()

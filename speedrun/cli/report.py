@@ -1,0 +1,125 @@
+"""`report` and `compare`: the notebook rebuilt from the database, and runs side by side."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from speedrun.cli.app import app, console, fail, open_store
+from speedrun.cli.runs import parse_since
+from speedrun.errors import SpeedrunError
+
+TARGET_HELP = "Accuracy target in percent for time-to-target (repeatable; default 85, 90 and 94)."
+
+
+def parse_run_ranges(text: str | None) -> list[int] | None:
+    """`15-18,20` → [15, 16, 17, 18, 20]."""
+    if text is None:
+        return None
+    ids: list[int] = []
+    for part in text.split(","):
+        part = part.strip()
+        try:
+            if "-" in part:
+                low, high = (int(x) for x in part.split("-", 1))
+                if high < low:
+                    raise ValueError
+                ids.extend(range(low, high + 1))
+            else:
+                ids.append(int(part))
+        except ValueError:
+            fail(f"--runs wants run numbers and ranges such as 15-18,20, got {text!r}")
+    return ids
+
+
+def _write(text: str, output: Optional[Path]) -> None:
+    if output is None:
+        typer.echo(text, nl=False)
+        return
+    try:
+        output.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        fail(f"cannot write {output}: {exc.strerror or exc}")
+
+
+@app.command()
+def report(
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write to this file instead of standard output."),
+    runs: Optional[str] = typer.Option(None, "--runs", help="Only these run numbers, e.g. 15-18,20."),
+    since: Optional[str] = typer.Option(None, help="Only runs created on or after this date (YYYY-MM-DD)."),
+    tag: Optional[str] = typer.Option(None, help="Only runs with this tag."),
+    hardware: Optional[str] = typer.Option(None, help="Only runs whose hardware contains this text (e.g. T4, cpu)."),
+    target: List[float] = typer.Option([], "--target", help=TARGET_HELP),
+    alpha: float = typer.Option(0.01, help="Significance level a record must hold at to be listed as confirmed."),
+    fmt: str = typer.Option("md", "--format", help="md (the notebook, re-importable) or html (one self-contained page)."),
+    template: Optional[Path] = typer.Option(None, help="Your own Jinja template; it gets the same context."),
+    plots: Optional[Path] = typer.Option(None, "--plots", help="Write PNG learning curves into this directory and link them."),
+    stamp: bool = typer.Option(False, "--stamp", help="Add the generation time (the output is otherwise identical for identical data)."),
+) -> None:
+    """The lab notebook from the database: leaderboard, groups, and one section per run.
+
+    Markdown goes to standard output (`speedrun report > experiments.md`) and
+    reads back with `speedrun import-md`.
+    """
+    from speedrun.report import DEFAULT_TARGETS, build_context, load_runs, plots_link_for, render
+
+    if fmt not in ("md", "html"):
+        fail(f"--format must be md or html, got {fmt!r}")
+    ids = parse_run_ranges(runs)
+    store = open_store()
+    try:
+        selected = load_runs(store, ids=ids, since=parse_since(since), tag=tag, hardware=hardware)
+        when = None
+        if stamp:
+            from datetime import datetime, timezone
+
+            when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+        context = build_context(
+            selected,
+            targets=target or DEFAULT_TARGETS,
+            alpha=alpha,
+            stamp=when,
+            plots=plots,
+            plots_link=plots_link_for(plots, output) if plots else None,
+            svg=fmt == "html",
+        )
+        text = render(context, fmt, template)
+    except SpeedrunError as exc:
+        fail(str(exc))
+    _write(text, output)
+
+
+@app.command()
+def compare(
+    refs: List[str] = typer.Argument(..., help="Two or more run numbers or labels, or g:NAME for a group."),
+    show_all: bool = typer.Option(False, "--all", help="Show the parameters that are equal too."),
+    by: str = typer.Option("epoch", "--by", help="Align curves by epoch or by elapsed time (time)."),
+    target: List[float] = typer.Option([], "--target", help=TARGET_HELP),
+    alpha: float = typer.Option(0.05, help="Significance level of the verdicts."),
+    fmt: str = typer.Option("table", "--format", help="table (terminal) or md (a Markdown table)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the aligned data as JSON."),
+    plot: Optional[Path] = typer.Option(None, "--plot", help="Also write the val-accuracy curves to this PNG."),
+) -> None:
+    """Runs side by side: parameters, environment, results, curves, and an honest verdict."""
+    from speedrun.compare import build_comparison, load_sides, plot_png, render_markdown, render_table
+    from speedrun.report import DEFAULT_TARGETS
+
+    if fmt not in ("table", "md"):
+        fail(f"--format must be table or md, got {fmt!r}")
+    store = open_store()
+    try:
+        sides = load_sides(store, refs)
+        data = build_comparison(sides, targets=target or DEFAULT_TARGETS, alpha=alpha, by=by)
+        if plot is not None:
+            plot_png(sides, plot, by)
+    except SpeedrunError as exc:
+        fail(str(exc))
+    if as_json:
+        typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
+    elif fmt == "md":
+        typer.echo(render_markdown(data, show_all=show_all), nl=False)
+    else:
+        console.print(render_table(data, show_all=show_all))

@@ -1,0 +1,138 @@
+"""`speedrun compare`: runs side by side with an honest verdict (issue: report and compare)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from speedrun.records import EpochRecord, RunRecord
+from tests.test_report import trained
+
+
+@pytest.fixture
+def pair(store):
+    """Run 1: 85.50% final, 85% at 120 s. Run 2: lr 0.04, 86.25% final, 85% at 80 s."""
+    store.add_run(trained([60.0, 80.0, 86.0, 85.5]))
+    store.add_run(
+        trained([70.0, 85.0, 86.0, 86.25], params={"model": "resnet9", "lr": 0.04, "batch_size": 64, "epochs": 4,
+                                                 "cosine": True, "seed": 0})
+    )
+    return store
+
+
+def test_json_holds_the_aligned_data(pair, cli):
+    result = cli("compare", "1", "2", "--json")
+    assert result.exit_code == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert [s["name"] for s in data["sides"]] == ["Run 1", "Run 2"]
+    assert data["params"]["differing"] == [{"name": "lr", "values": ["0.02", "0.04"]}]
+    assert {p["name"] for p in data["params"]["equal"]} == {"model", "batch_size", "epochs", "cosine", "seed"}
+    final = next(m for m in data["metrics"] if m["name"] == "Final accuracy")
+    assert final["values"] == ["85.50%", "86.25%"] and final["best"] == [1]
+    to85 = next(m for m in data["metrics"] if m["name"] == "Time to 85%")
+    assert to85["raw"] == [120.0, 80.0] and to85["best"] == [1]
+    rows = data["curve"]["rows"]
+    assert [r["at"] for r in rows] == [1, 2, 3, 4]
+    assert rows[1]["val_acc"] == [80.0, 85.0] and rows[1]["diff"] == [0.0, 5.0]
+    assert rows[3]["diff"][1] == pytest.approx(0.75)
+
+
+def test_single_runs_get_no_winner_but_the_size_of_the_gap(pair, cli):
+    data = json.loads(cli("compare", "1", "2", "--json").stdout)
+    assert [v["kind"] for v in data["verdicts"]] == ["no_verdict", "no_verdict"]
+    assert all(v["winner"] is None for v in data["verdicts"])
+    final, timing = (v["text"] for v in data["verdicts"])
+    assert final.startswith("Final accuracy: No verdict possible from single runs: Run 2 − Run 1 = 0.75 points")
+    assert timing.startswith("Time to 85%: No verdict possible from single runs: Run 2 − Run 1 = −40.0 s")
+
+
+def test_terminal_table_hides_equal_params_and_marks_the_best(pair, cli):
+    out = cli("compare", "1", "2").stdout
+    assert "5 equal parameters hidden; --all to show" in out
+    assert "86.25% ★" in out and "85.50% ★" not in out
+    assert "▁" in out  # sparkline of the val-accuracy curves
+    assert "No verdict possible from single runs" in out
+    shown = cli("compare", "1", "2", "--all").stdout
+    assert "equal parameters hidden" not in shown and "resnet9" in shown
+
+
+def test_markdown_table(pair, cli):
+    out = cli("compare", "1", "2", "--format", "md").stdout
+    assert out.startswith("| | Run 1 (T4) | Run 2 (T4) |\n|---|---:|---:|\n| **lr** | 0.02 | 0.04 |\n")
+    assert "| Final accuracy | 85.50% | **86.25%** |" in out
+    assert "| 2 | 80.00 / 0.6000 | 85.00 (+5.00) / 0.6000 |" in out
+
+
+def test_groups_compare_means_and_declare_a_clear_winner(store, cli):
+    for seed, final in enumerate([93.0, 93.1, 92.9, 93.05]):
+        store.add_run(trained([80.0, 90.0, final], seed=seed, group="baseline"))
+    for seed, final in enumerate([94.0, 94.1, 93.9, 94.05]):
+        store.add_run(trained([80.0, 91.0, final], seed=seed, group="tricks"))
+    data = json.loads(cli("compare", "g:baseline", "g:tricks", "--json").stdout)
+    assert [s["runs"] for s in data["sides"]] == [[1, 2, 3, 4], [5, 6, 7, 8]]
+    final = data["verdicts"][0]
+    assert final["kind"] == "ahead" and final["winner"] == "g:tricks"
+    assert final["text"].startswith("Final accuracy: g:tricks is ahead by 1.00 points")
+    # Both groups vary the seed the same way, so it is not a difference between them.
+    assert {"name": "seed", "value": "varies (0, 1, 2, 3)"} in data["params"]["equal"]
+    metrics = {m["name"]: m["values"] for m in data["metrics"]}
+    assert metrics["Final accuracy"][0].startswith("93.01% ± ") and metrics["Final accuracy"][0].endswith("(n=4)")
+
+
+def test_identical_results_are_within_noise(store, cli):
+    for seed, final in enumerate([93.0, 93.2, 92.9]):
+        store.add_run(trained([80.0, final], seed=seed, group="a"))
+    for seed, final in enumerate([93.1, 92.95, 93.05]):
+        store.add_run(trained([80.0, final], seed=seed, group="b"))
+    data = json.loads(cli("compare", "g:a", "g:b", "--json", "--target", "80").stdout)
+    assert data["verdicts"][0]["kind"] == "noise"
+    assert "within run-to-run noise" in data["verdicts"][0]["text"]
+
+
+def test_by_time_takes_the_nearest_earlier_epoch(pair, cli):
+    data = json.loads(cli("compare", "1", "2", "--by", "time", "--json").stdout)
+    assert data["curve"]["key"] == "elapsed_s"
+    rows = {r["at"]: r["val_acc"] for r in data["curve"]["rows"]}
+    # Both runs log every 40 s, so every time point has both.
+    assert rows[80.0] == [80.0, 85.0]
+    slow = trained([50.0, 70.0], title="slow")
+    slow.epochs = [EpochRecord(epoch=1, val_acc=50.0, elapsed_s=100.0), EpochRecord(epoch=2, val_acc=70.0, elapsed_s=200.0)]
+    pair.add_run(slow)
+    data = json.loads(cli("compare", "1", "3", "--by", "time", "--json").stdout)
+    rows = {r["at"]: r["val_acc"] for r in data["curve"]["rows"]}
+    assert rows[40.0] == [60.0, None]
+    assert rows[120.0] == [86.0, 50.0]  # run 3 at 120 s still shows its 100 s epoch
+    assert rows[200.0] == [85.5, 70.0]
+
+
+def test_plot_file_is_written(pair, cli, tmp_path):
+    png = tmp_path / "curves.png"
+    assert cli("compare", "1", "2", "--plot", str(png)).exit_code == 0
+    assert png.read_bytes().startswith(b"\x89PNG")
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["1"], "needs at least two runs"),
+        (["1", "99"], "no run '99'"),
+        (["1", "3"], "run 3 has no per-epoch data"),
+        (["1", "g:nobody"], "no runs in group 'nobody'"),
+        (["1", "1"], "Run 1 is given twice"),
+        (["1", "2", "--by", "step"], "--by must be epoch or time"),
+    ],
+)
+def test_errors_are_one_clear_line(pair, cli, args, message):
+    pair.add_run(RunRecord(source="notebook", title="summary only", final_val_acc=70.0))
+    result = cli("compare", *args)
+    assert result.exit_code == 1
+    assert message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("command", ["report", "compare"])
+def test_commands_have_help(cli, command):
+    result = cli(command, "--help")
+    assert result.exit_code == 0
+    assert "--format" in result.stdout and "--target" in result.stdout

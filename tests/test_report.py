@@ -1,0 +1,332 @@
+"""`speedrun report`: the notebook rebuilt from the database (issue: report and compare)."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from speedrun.records import EpochRecord, RunRecord, time_to_target
+from speedrun.report import build_context, render, times_to_targets
+
+SEED_LOGS = Path(__file__).resolve().parent.parent.parent / "shared" / "fixtures" / "seed-logs"
+
+
+def curve(accs, *, epoch_s=40.0, loss0=1.5):
+    """Epochs with every field, as the trainer records them."""
+    epochs, elapsed = [], 0.0
+    for i, acc in enumerate(accs, 1):
+        elapsed += epoch_s
+        epochs.append(
+            EpochRecord(
+                epoch=i, train_loss=round(loss0 / i, 4), train_acc=acc + 1, val_loss=round(1.2 / i, 4),
+                val_acc=acc, duration_s=epoch_s, elapsed_s=elapsed, lr=0.02, images_per_s=1250.0,
+            )
+        )
+    return epochs
+
+
+def trained(accs, *, seed=0, title="ResNet-9 bs 64", group=None, **overrides) -> RunRecord:
+    fields = dict(
+        source="train",
+        title=title,
+        params={"model": "resnet9", "lr": 0.02, "batch_size": 64, "epochs": len(accs), "cosine": True, "seed": seed},
+        env={"device_type": "cuda", "gpu_name": "Tesla T4", "gpu_count": 1, "torch_version": "2.4.1"},
+        epochs=curve(accs),
+        param_count=6_573_130,
+        data_load_s=1.5,
+        tags=["baseline"],
+        group=group,
+    )
+    fields.update(overrides)
+    return RunRecord(**fields)
+
+
+def log_run(name: str, hardware: str) -> RunRecord:
+    from speedrun.parsing.logs import parse_log
+
+    record = parse_log((SEED_LOGS / name).read_text(), name)[0]
+    record.hardware = hardware
+    record.title = "Ultra-Small Batch Size - 64"
+    record.hypothesis = "Batch size 64 converges better."
+    record.analysis = "- **Record**: 85.69% vs 82.62%\n- Minimal overfitting"
+    return record
+
+
+def notebook_summary_run() -> RunRecord:
+    return RunRecord(
+        source="notebook",
+        number=7,
+        title="Early baseline",
+        description="Summary only; the log was lost.",
+        hardware="Google Colab, T4 GPU",
+        params={"model": "resnet18", "lr": 0.1, "batch_size": 512},
+        final_val_acc=69.39,
+        train_time_s=123.15,
+        analysis="Underfits.",
+    )
+
+
+def section(text: str, label: str) -> str:
+    match = re.search(rf"^## Run {re.escape(label)}:.*?(?=^## |\Z)", text, re.M | re.S)
+    assert match, f"no section for run {label}"
+    return match.group(0)
+
+
+@pytest.fixture
+def notebook_db(store):
+    """Run 7 (notebook, summary only), 8 (earlier T4 log), 9 (run 15's log), 10 (trained)."""
+    store.add_run(notebook_summary_run())
+    earlier = log_run("run15-bs64-t4.txt", "Google Colab, T4 GPU")
+    earlier.epochs = [EpochRecord(epoch=e.epoch, train_loss=e.train_loss, val_acc=e.val_acc - 3.07,
+                                  duration_s=e.duration_s, elapsed_s=e.elapsed_s) for e in earlier.epochs]
+    earlier.final_val_acc, earlier.log_text, earlier.title = 82.62, None, "Batch 128"
+    earlier.content_hash = None
+    earlier.params = {"batch_size": 128, "epochs": 10}
+    store.add_run(earlier)
+    store.add_run(log_run("run15-bs64-t4.txt", "Google Colab, T4 GPU"))
+    store.add_run(trained([60.0, 80.0, 86.0, 85.5], title="Trained on T4"))
+    return store
+
+
+# --------------------------------------------------------------------------- run sections
+
+
+def test_log_imported_section_has_the_notebook_shape_and_hand_computed_facts(notebook_db, cli):
+    result = cli("report")
+    assert result.exit_code == 0, result.stderr
+    text = section(result.stdout, "9")
+    head = text.split("<!-- speedrun:computed -->")[0]
+    assert head == (
+        "## Run 9: Ultra-Small Batch Size - 64\n"
+        "- **Hypothesis**: Batch size 64 converges better.\n"
+        "- **Hardware**: Google Colab, T4 GPU\n"
+        "- **Configuration**:\n"
+        "  - epochs=10\n"
+    )
+    computed = text.split("<!-- speedrun:computed -->\n")[1].split("<!-- /speedrun:computed -->")[0]
+    # Peak 86.47 at epoch 9, final 85.69: drop 0.78. Durations sum to 436.97 s over 10 epochs: 43.7 s.
+    # 85% is first reached at epoch 8 (85.72%), whose Total is 348.7 s. Run 8 ended at 82.62%.
+    assert computed == (
+        "- Final accuracy 85.69%, peak 86.47% at epoch 9 (drop from peak 0.78 points)\n"
+        "- Mean epoch 43.7 s, total 436.99 s; time to 85%: 348.7 s\n"
+        "- Versus the best earlier run on T4 (Run 8, 82.62%): +3.07 points\n"
+    )
+    # The log as pasted, verbatim, then the analysis verbatim.
+    assert "```\n$ python main.py\nUsing device: cuda\n" in text
+    assert "Final Validation Accuracy: 85.69%\n```\n\n**Analysis**:\n- **Record**: 85.69% vs 82.62%\n- Minimal overfitting\n" in text
+
+
+def test_trained_run_gets_a_rebuilt_log_and_environment_hardware(notebook_db, cli):
+    text = section(cli("report").stdout, "10")
+    assert "- **Hardware**: Tesla T4\n" in text
+    assert "- **Tags**: baseline\n" in text
+    assert "  - lr=0.02\n  - batch_size=64\n  - epochs=4\n  - cosine=True\n  - seed=0\n" in text
+    # Rebuilt with speedrun.logformat, the user's exact console format.
+    assert "Using device: cuda\nSetting random seed: 0\nPre-loading data...\nData loaders created in 1.50 seconds.\n" in text
+    assert "Epoch [3/4], Loss: 0.5000, Val Accuracy: 86.00%, Duration: 40.00s, Total: 120.0s\n" in text
+    assert "Finished Training. Training loop time: 160.00 seconds\nFinal Validation Accuracy: 85.50%\n" in text
+    # Best earlier T4 run is run 9 (85.69%): 85.50 − 85.69 = −0.19.
+    assert "- Final accuracy 85.50%, peak 86.00% at epoch 3 (drop from peak 0.50 points)\n" in text
+    assert "- Mean epoch 40.0 s, total 160.00 s; time to 85%: 120.0 s\n" in text
+    assert "- Versus the best earlier run on T4 (Run 9, 85.69%): -0.19 points\n" in text
+
+
+def test_summary_only_run_has_no_log_block(notebook_db, cli):
+    text = section(cli("report").stdout, "7")
+    assert "```" not in text
+    assert "**Final Validation Accuracy:** 69.39%\n- **Training Time**: 123.15s\n" in text
+    assert "- **Description**: Summary only; the log was lost.\n" in text
+    assert "- First run with a final accuracy on T4\n" in text
+    assert text.rstrip().endswith("**Analysis**:\nUnderfits.")
+
+
+def test_incomplete_run_says_so_and_claims_no_finish(store, cli):
+    store.add_run(trained([50.0, 60.0], status="interrupted", params={"epochs": 5}))
+    text = section(cli("report").stdout, "1")
+    assert "- **Status**: interrupted\n" in text
+    assert "Epoch [2/5]" in text
+    assert "Finished Training" not in text
+
+
+def test_output_is_byte_identical_and_stamp_is_opt_in(notebook_db, cli, tmp_path):
+    first, second = tmp_path / "a.md", tmp_path / "b.md"
+    assert cli("report", "-o", str(first)).exit_code == 0
+    assert cli("report", "-o", str(second)).exit_code == 0
+    assert first.read_bytes() == second.read_bytes()
+    assert first.read_text() == cli("report").stdout
+    assert "Generated" not in first.read_text()
+    assert "Generated" in cli("report", "--stamp").stdout
+
+
+def test_filters_select_runs(notebook_db, cli):
+    out = cli("report", "--runs", "8-9").stdout
+    assert re.findall(r"^## Run (\S+):", out, re.M) == ["8", "9"]
+    out = cli("report", "--tag", "baseline").stdout
+    assert re.findall(r"^## Run (\S+):", out, re.M) == ["10"]
+
+
+# --------------------------------------------------------------------------- leaderboard
+
+
+def test_single_run_records_are_unconfirmed(notebook_db, cli):
+    out = cli("report").stdout
+    rows = [line for line in out.splitlines() if line.startswith("| T4 |")]
+    assert "| T4 | Best final accuracy | 85.69% | Run 9 | epochs=10 |  | unconfirmed |" in rows
+    assert any(r.startswith("| T4 | Fastest to 85% | 120.0 s | Run 10 |") and r.endswith("unconfirmed |") for r in rows)
+
+
+def test_repeated_configuration_is_a_confirmed_record_with_mean_and_std(store, cli):
+    for seed, final in enumerate([94.2, 94.3, 94.25]):
+        store.add_run(trained([80.0, 90.0, 93.0, final], seed=seed))
+    store.add_run(trained([80.0, 88.0, 91.0, 92.0], params={"model": "resnet9", "lr": 0.1, "epochs": 4}))
+    out = cli("report", "--target", "94").stdout
+    row = next(line for line in out.splitlines() if "| Best final accuracy |" in line)
+    # Seeds 0-2 are one configuration: mean 94.25, sample std 0.05; the other config is one run.
+    assert "| 94.30% | Run 2 |" in row
+    assert "| 94.25% ± 0.05 (n=3) |" in row
+    # One rival run: no test possible, so the record stays unconfirmed rather than declared.
+    assert row.endswith("| not confirmed |")
+    time_row = next(line for line in out.splitlines() if "| Fastest to 94% |" in line)
+    # t = 0.25 / (0.05/√3) = 8.66 with 2 df: one-sided p = 0.0065 < 0.01.
+    assert time_row.endswith("| confirmed |")
+    assert "94.0% reached: mean 94.25 ± 0.12, n=3, p=0.007 — a record at p<0.01" in out
+    assert "## Groups" in out and "| 1, 2, 3 | 94.25% ± 0.05 (n=3) |" in out
+
+
+def test_hardware_classes_are_separate_records(store, cli):
+    store.add_run(trained([80.0, 86.0]))
+    store.add_run(trained([80.0, 84.0], env={"device_type": "cpu", "cpu_model": "AMD Ryzen 7 5700U"}))
+    out = cli("report").stdout
+    assert "| CPU | Best final accuracy | 84.00% | Run 2 |" in out
+    assert "| T4 | Best final accuracy | 86.00% | Run 1 |" in out
+    assert "- **Hardware**: AMD Ryzen 7 5700U (CPU)\n" in out
+    assert "- First run with a final accuracy on CPU\n" in out
+
+
+# --------------------------------------------------------------------------- escaping and templates
+
+
+HOSTILE = "<script>alert(1)</script> {{ 7*7 }} {% raw %}"
+
+
+def test_user_text_is_never_evaluated_and_is_escaped_in_html(store, cli):
+    store.add_run(trained([80.0, 86.0], title=HOSTILE, analysis="{{ 7*7 }} & <b>bold</b>"))
+    md = cli("report").stdout
+    assert f"## Run 1: {HOSTILE}\n" in md
+    assert "{{ 7*7 }} & <b>bold</b>" in md
+    assert "49" not in md.replace("1.4900", "")
+    html = cli("report", "--format", "html").stdout
+    assert "<script>alert" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt; {{ 7*7 }} {% raw %}" in html
+    assert "{{ 7*7 }} &amp; &lt;b&gt;bold&lt;/b&gt;" in html
+    assert html.count("<svg") >= 1 and html.startswith("<!DOCTYPE html>")
+
+
+def test_user_template_gets_the_same_context(notebook_db, cli, tmp_path):
+    template = tmp_path / "mine.md.j2"
+    template.write_text("{% for run in runs %}{{ run.label }}={{ run.title }};{% endfor %}\n{{ leaderboard|length }}\n")
+    out = cli("report", "--template", str(template)).stdout
+    assert out.startswith("7=Early baseline;8=Batch 128;9=Ultra-Small Batch Size - 64;10=Trained on T4;")
+    bad = tmp_path / "bad.md.j2"
+    bad.write_text("{{ nothing_like_this }}")
+    result = cli("report", "--template", str(bad))
+    assert result.exit_code == 1 and "nothing_like_this" in result.stderr
+
+
+def test_plots_are_written_and_linked_relative_to_the_document(store, cli, tmp_path):
+    for seed in range(2):
+        store.add_run(trained([80.0, 86.0 + seed], seed=seed))
+    out = tmp_path / "notes" / "experiments.md"
+    out.parent.mkdir()
+    assert cli("report", "-o", str(out), "--plots", str(tmp_path / "notes" / "plots")).exit_code == 0
+    text = out.read_text()
+    assert "- Learning curve: ![Run 1](plots/run-1.png)\n" in text
+    assert "](plots/group-001.png)" in text
+    for name in ("run-1.png", "run-2.png", "group-001.png"):
+        assert (tmp_path / "notes" / "plots" / name).read_bytes().startswith(b"\x89PNG")
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--runs", "15-x"], "--runs wants run numbers"),
+        (["--alpha", "2"], "--alpha must be between 0 and 1"),
+        (["--target", "120"], "--target must be a percentage"),
+        (["--format", "pdf"], "--format must be md or html"),
+        (["--template", "/no/such.j2"], "no such file"),
+    ],
+)
+def test_bad_options_are_one_clear_error(notebook_db, cli, args, message):
+    result = cli("report", *args)
+    assert result.exit_code == 1
+    assert message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_empty_database_reports_nothing_yet(cli):
+    result = cli("report")
+    assert result.exit_code == 0
+    assert "0 runs." in result.stdout and "No runs with results yet." in result.stdout
+
+
+def test_context_is_plain_data(notebook_db):
+    context = build_context(notebook_db.list_runs(with_epochs=True))
+    # Plain data: JSON can hold all of it, so any template (or tool) can use it.
+    assert json.loads(json.dumps(context)) == context
+    assert render(context, "md") == render(json.loads(json.dumps(context)), "md")
+
+
+@pytest.mark.parametrize("targets", [[85.0], [85.0, 90.0, 94.0], [50.0, 86.47, 99.0]])
+def test_times_to_targets_agrees_with_records(targets):
+    from speedrun.parsing.logs import parse_log
+
+    epochs = parse_log((SEED_LOGS / "run15-bs64-t4.txt").read_text())[0].epochs
+    no_elapsed = [EpochRecord(epoch=e.epoch, val_acc=e.val_acc, duration_s=e.duration_s) for e in epochs]
+    for sample in (epochs, no_elapsed, list(reversed(epochs))):
+        assert times_to_targets(sample, targets) == {t: time_to_target(sample, t) for t in targets}
+
+
+# --------------------------------------------------------------------------- round trip
+
+
+def test_report_imports_back_as_the_same_runs(notebook_db, cli, tmp_path):
+    """report → import-md into an empty database → the same runs at printed precision."""
+    parsing = pytest.importorskip("speedrun.parsing")
+    if not hasattr(parsing, "parse_notebook"):
+        pytest.skip("speedrun.parsing.parse_notebook is not there yet")
+    notes = tmp_path / "experiments.md"
+    assert cli("report", "-o", str(notes)).exit_code == 0
+    copy = tmp_path / "copy.db"
+    result = cli("import-md", str(notes), db=copy)
+    assert result.exit_code == 0, result.stderr
+
+    def runs(db):
+        listed = json.loads(cli("list", "--json", db=db).stdout)
+        return [json.loads(cli("show", str(r["id"]), "--json", db=db).stdout) for r in listed]
+
+    def comparable(run):
+        r2 = lambda v: None if v is None else round(v, 2)  # noqa: E731
+        return {
+            "label": run["label"],
+            "title": run["title"],
+            "status": run["status"],
+            "hardware": run["hardware"],
+            "params": run["params"],
+            "tags": run["tags"],
+            "texts": [run["hypothesis"], run["description"], run["analysis"]],
+            "final": r2(run["final_val_acc"]),
+            "peak": r2(run["peak_val_acc"]),
+            "peak_epoch": run["peak_epoch"],
+            "train_time": r2(run["train_time_s"]),
+            "epochs": [
+                (e["epoch"], r2(e["val_acc"]), None if e["train_loss"] is None else round(e["train_loss"], 4),
+                 r2(e["duration_s"]), None if e["elapsed_s"] is None else round(e["elapsed_s"], 1))
+                for e in run["epoch_metrics"]
+            ],
+        }
+
+    original, imported = runs(None), runs(copy)
+    assert [comparable(r) for r in imported] == [comparable(r) for r in original]
