@@ -17,7 +17,7 @@ from dataclasses import asdict
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
-from sqlalchemy import String, cast, delete, func, select
+from sqlalchemy import String, cast, func, insert, select, text
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, selectinload
 
@@ -62,6 +62,30 @@ SORTABLE = {
 }
 # A run whose process is on another machine is declared dead only after this long without a heartbeat.
 STALE_AFTER = timedelta(minutes=15)
+
+
+class RunView:
+    """A stored run as plain data, with the attribute names of `models.Run`.
+
+    Reads return these rather than ORM objects: they are cheap to build in bulk
+    and cannot lazily touch the database after the session is gone.
+    `params`, `tags`, `epochs` and `environment` hold plain rows.
+    """
+
+    def __init__(self, columns, params: list, tags: list, epochs: list, environment) -> None:
+        self.__dict__.update(columns)
+        self.params = params
+        self.tags = tags
+        self.epochs = epochs
+        self.environment = environment
+
+    @property
+    def display_label(self) -> str:
+        return self.label or str(self.id)
+
+    @property
+    def param_dict(self) -> dict[str, Any]:
+        return {p.name: p.value for p in self.params}
 
 
 def utcnow() -> datetime:
@@ -164,10 +188,9 @@ class Store:
         """Record a run that is starting now (status from the record, normally `running`)."""
         record.started_at = record.started_at or utcnow()
         with self._write() as session:
-            run = self._insert(session, record)
-            run.heartbeat_at = utcnow()
-            run.host = socket.gethostname()
-            return run.id
+            return self._insert_records(
+                session, [record], label_clashes=False, live={"heartbeat_at": utcnow(), "host": socket.gethostname()}
+            )[0]
 
     def add_run(self, record: RunRecord) -> int:
         """Record a finished run (imports, merges) with its epochs, in one transaction."""
@@ -177,24 +200,75 @@ class Store:
         """Record several runs atomically: all of them or none. Returns their numbers, in order.
 
         Content already imported (same content hash) is refused unless `force`.
-        A run whose requested number is taken gets a new one (labelled with the
-        requested number when `label_clashes`, as notebooks want).
+        A run keeps the number it asks for (`record.number`) when that is free;
+        otherwise it gets a new one, labelled with the requested number when
+        `label_clashes` (as notebooks want).
         """
         with self._write() as session:
             if not force:
                 self._refuse_duplicates(session, records)
-            # Runs that keep their number go first, so a renumbered run cannot take a number
-            # that a later run of the same batch asked for.
-            wanted = {r.number for r in records if r.number is not None and not r.label}
-            taken = set(session.scalars(select(Run.id).where(Run.id.in_(wanted)))) if wanted else set()
-            order = sorted(
-                range(len(records)),
-                key=lambda i: records[i].number is None or records[i].number in taken or bool(records[i].label),
-            )
-            ids: dict[int, int] = {}
-            for i in order:
-                ids[i] = self._insert(session, records[i], label_clash=label_clashes).id
-            return [ids[i] for i in range(len(records))]
+            return self._insert_records(session, records, label_clashes=label_clashes)
+
+    def _insert_records(
+        self,
+        session: Session,
+        records: Sequence[RunRecord],
+        *,
+        label_clashes: bool,
+        live: dict[str, Any] | None = None,
+    ) -> list[int]:
+        """Bulk-insert runs with their params, tags and epochs: one executemany per table.
+
+        Numbers are assigned here, under the write lock that BEGIN IMMEDIATE
+        holds, so no other writer can take them between choosing and inserting.
+        """
+        wanted = {r.number for r in records if r.number is not None and not r.label}
+        claimed = set(session.scalars(select(Run.id).where(Run.id.in_(wanted)))) if wanted else set()
+        ids: list[int | None] = [None] * len(records)
+        for i, record in enumerate(records):
+            if record.number is not None and not record.label and record.number not in claimed:
+                claimed.add(record.number)
+                ids[i] = record.number
+        next_id = self._next_run_id(session)
+        for i, record in enumerate(records):
+            if ids[i] is not None:
+                continue
+            if record.number is not None and not record.label and label_clashes:
+                record.warnings.append(
+                    f"run number {record.number} is taken; stored as a new run labelled {record.number}"
+                )
+                record.label = str(record.number)
+            while next_id in claimed:
+                next_id += 1
+            ids[i] = next_id
+            claimed.add(next_id)
+
+        environments: dict[str, Environment] = {}
+        envs = [self._environment(session, record, environments) for record in records]
+        session.flush()  # environment ids
+        run_rows, param_rows, tag_rows, epoch_rows = [], [], [], []
+        for run_id, record, env in zip(ids, records, envs):
+            run_rows.append({**_run_row(record, run_id, env), **(live or {})})
+            param_rows += [
+                {"run_id": run_id, "name": name, "value": value, "type": value_type(value), "position": i}
+                for i, (name, value) in enumerate(record.params.items())
+            ]
+            tag_rows += [{"run_id": run_id, "tag": tag} for tag in dict.fromkeys(record.tags)]
+            epoch_rows += [_epoch_values(run_id, e) for e in record.epochs]
+        # Core inserts: executemany straight to the driver, without the ORM's per-row bookkeeping.
+        for model, rows in ((Run, run_rows), (Param, param_rows), (Tag, tag_rows), (EpochMetric, epoch_rows)):
+            if rows:
+                session.execute(insert(model.__table__), rows)
+        return ids
+
+    @staticmethod
+    def _next_run_id(session: Session) -> int:
+        """The next automatic run number: never one that was used before, even if deleted."""
+        largest = session.scalar(select(func.max(Run.id))) or 0
+        if session.get_bind().dialect.name == "sqlite":
+            sequence = session.execute(text("SELECT seq FROM sqlite_sequence WHERE name = 'runs'")).scalar()
+            largest = max(largest, sequence or 0)
+        return largest + 1
 
     def _refuse_duplicates(self, session: Session, records: Sequence[RunRecord]) -> None:
         hashes = [r.content_hash for r in records if r.content_hash]
@@ -209,65 +283,10 @@ class Store:
                 f"this content was already imported as run {existing.id}{source}; use --force to import it again"
             )
 
-    def _insert(self, session: Session, record: RunRecord, *, label_clash: bool = True) -> Run:
-        env = self._environment(session, record)
-        hw = env.hardware_class if env else None
-        run_id = None
-        if record.number is not None and not record.label:
-            taken = session.get(Run, record.number)
-            if taken is None:
-                run_id = record.number
-            elif label_clash:
-                record.warnings.append(
-                    f"run number {record.number} is taken; stored as a new run labelled {record.number}"
-                )
-                record.label = str(record.number)
-        run = Run(
-            id=run_id,
-            uuid=record.uuid or str(uuidlib.uuid4()),
-            label=record.label,
-            title=record.title or default_title(record.params, hw),
-            status=record.status,
-            source=record.source,
-            created_at=record.created_at or utcnow(),
-            started_at=record.started_at,
-            finished_at=record.finished_at,
-            pid=record.pid,
-            hypothesis=record.hypothesis,
-            description=record.description,
-            analysis=record.analysis,
-            group_name=record.group,
-            epochs_planned=_as_int(record.params.get("epochs")),
-            wall_time_s=record.wall_time_s,
-            data_load_s=record.data_load_s,
-            param_count=record.param_count,
-            target_acc=record.target_acc,
-            target_time_s=record.target_time_s,
-            stated_final_val_acc=record.final_val_acc,
-            stated_train_time_s=record.train_time_s,
-            extra=dict(record.extra),
-            error=record.error,
-            command=record.command,
-            git_commit=record.git_commit,
-            git_dirty=record.git_dirty,
-            source_file=record.source_file,
-            source_line=record.source_line,
-            content_hash=record.content_hash,
-            log_text=record.log_text,
-            environment=env,
-        )
-        run.params = [
-            Param(name=name, value=value, type=value_type(value), position=i)
-            for i, (name, value) in enumerate(record.params.items())
-        ]
-        run.tags = [Tag(tag=t) for t in dict.fromkeys(record.tags)]
-        run.epochs = [_epoch_row(e) for e in record.epochs]
-        self._refresh_summary(run, stated_peak=record.peak_val_acc, stated_peak_epoch=record.peak_epoch)
-        session.add(run)
-        session.flush()
-        return run
-
-    def _environment(self, session: Session, record: RunRecord) -> Environment | None:
+    def _environment(
+        self, session: Session, record: RunRecord, known: dict[str, Environment]
+    ) -> Environment | None:
+        """The shared environment row for this record (created once per fingerprint)."""
         fields = {k: record.env.get(k) for k in ENV_FIELDS}
         hardware = record.hardware or record.env.get("hardware")
         if hardware is None and not any(v is not None for v in fields.values()):
@@ -275,18 +294,17 @@ class Store:
         fingerprint = hashlib.sha256(
             json.dumps({**fields, "hardware": hardware}, sort_keys=True, default=str).encode()
         ).hexdigest()
-        env = session.scalar(select(Environment).where(Environment.fingerprint == fingerprint))
+        env = known.get(fingerprint) or session.scalar(select(Environment).where(Environment.fingerprint == fingerprint))
         if env is None:
             description = hardware or fields.get("gpu_name") or fields.get("cpu_model")
             env = Environment(
                 fingerprint=fingerprint,
                 hardware=hardware,
-                hardware_class=hardware_class(
-                    fields.get("gpu_name") or description, fields.get("device_type")
-                ),
+                hardware_class=hardware_class(fields.get("gpu_name") or description, fields.get("device_type")),
                 **fields,
             )
             session.add(env)
+        known[fingerprint] = env
         return env
 
     def add_epoch(self, run_id: int, epoch: EpochRecord) -> None:
@@ -391,18 +409,15 @@ class Store:
         return dead
 
     # ----------------------------------------------------------------- reading
-    def get_run(self, ref: str | int) -> Run:
+    def get_run(self, ref: str | int) -> RunView:
         """A run by its number or label, with everything loaded."""
-        with self._read() as session:
-            return self._resolve(session, ref, full=True)
+        return self.get_runs([ref])[0]
 
-    def get_runs(self, refs: Iterable[str | int]) -> list[Run]:
+    def get_runs(self, refs: Iterable[str | int]) -> list[RunView]:
         with self._read() as session:
-            return [self._resolve(session, ref, full=True) for ref in refs]
-
-    def find_by_hash(self, content_hash: str) -> Run | None:
-        with self._read() as session:
-            return session.scalar(select(Run).where(Run.content_hash == content_hash).limit(1))
+            ids = [self._resolve_id(session, ref) for ref in refs]
+            views = self._views(session, ids, with_epochs=True)
+            return [views[i] for i in ids]
 
     def list_runs(
         self,
@@ -419,15 +434,11 @@ class Store:
         descending: bool = False,
         limit: int | None = None,
         with_epochs: bool = False,
-    ) -> list[Run]:
+    ) -> list[RunView]:
         """Runs matching every given filter, sorted; `limit` keeps the last ones of that order."""
         if sort not in SORTABLE:
             raise SpeedrunError(f"cannot sort by {sort!r}; choose from {', '.join(sorted(SORTABLE))}")
-        query = select(Run).options(
-            selectinload(Run.params), selectinload(Run.tags), selectinload(Run.environment)
-        )
-        if with_epochs:
-            query = query.options(selectinload(Run.epochs))
+        query = select(Run.id)
         if status:
             query = query.where(Run.status == status)
         if source:
@@ -461,12 +472,56 @@ class Store:
         order = [column.is_(None), column.desc() if descending else column.asc(), Run.id]
         if limit is not None:
             reverse = [column.is_not(None), column.asc() if descending else column.desc(), Run.id.desc()]
-            inner = query.order_by(*reverse).limit(limit)
-            with self._read() as session:
-                runs = list(session.scalars(inner))
-            return list(reversed(runs))
+            query = query.order_by(*reverse).limit(limit)
+        else:
+            query = query.order_by(*order)
         with self._read() as session:
-            return list(session.scalars(query.order_by(*order)))
+            ordered = list(session.scalars(query))
+            if limit is not None:
+                ordered.reverse()
+            views = self._views(session, query, with_epochs=with_epochs)
+            return [views[i] for i in ordered]
+
+    def _views(self, session: Session, run_ids, *, with_epochs: bool) -> dict[int, RunView]:
+        """Plain views of the runs whose ids `run_ids` (a list or a SELECT of ids) names.
+
+        One query per table, whatever the number of runs: reports over 10,000
+        runs would spend most of their time building ORM objects otherwise.
+        """
+        selected = Run.id.in_(run_ids)
+        runs = session.execute(select(Run.__table__).where(selected)).all()
+        params: dict[int, list] = {}
+        for row in session.execute(
+            select(Param.run_id, Param.name, Param.value, Param.type, Param.position)
+            .where(Param.run_id.in_(run_ids))
+            .order_by(Param.run_id, Param.position)
+        ):
+            params.setdefault(row.run_id, []).append(row)
+        tags: dict[int, list] = {}
+        for row in session.execute(select(Tag.run_id, Tag.tag).where(Tag.run_id.in_(run_ids)).order_by(Tag.tag)):
+            tags.setdefault(row.run_id, []).append(row)
+        epochs: dict[int, list] = {}
+        if with_epochs:
+            for row in session.execute(
+                select(EpochMetric.__table__).where(EpochMetric.run_id.in_(run_ids)).order_by(EpochMetric.run_id, EpochMetric.epoch)
+            ):
+                epochs.setdefault(row.run_id, []).append(row)
+        env_ids = {r.environment_id for r in runs if r.environment_id is not None}
+        environments = (
+            {e.id: e for e in session.execute(select(Environment.__table__).where(Environment.id.in_(env_ids)))}
+            if env_ids
+            else {}
+        )
+        return {
+            r.id: RunView(
+                r._mapping,
+                params.get(r.id, []),
+                tags.get(r.id, []),
+                epochs.get(r.id, []),
+                environments.get(r.environment_id),
+            )
+            for r in runs
+        }
 
     def count_runs(self) -> int:
         with self._read() as session:
@@ -484,29 +539,21 @@ class Store:
             raise RunNotFound(f"no run {run_id} in {self.label}")
         return run
 
-    def _resolve(self, session: Session, ref: str | int, *, full: bool = False) -> Run:
-        options = (
-            [
-                selectinload(Run.params),
-                selectinload(Run.tags),
-                selectinload(Run.environment),
-                selectinload(Run.epochs),
-            ]
-            if full
-            else [selectinload(Run.tags)]
-        )
-        text = str(ref).strip()
-        if text.isdigit():
-            run = session.get(Run, int(text), options=options)
-            if run is not None:
-                return run
-        matches = list(session.scalars(select(Run).where(Run.label == text).options(*options)))
+    def _resolve_id(self, session: Session, ref: str | int) -> int:
+        """The run number that `ref` (a number or a label) names."""
+        wanted = str(ref).strip()
+        if wanted.isdigit() and session.get(Run, int(wanted)) is not None:
+            return int(wanted)
+        matches = list(session.scalars(select(Run.id).where(Run.label == wanted)))
         if len(matches) == 1:
             return matches[0]
         if len(matches) > 1:
-            numbers = ", ".join(str(r.id) for r in matches)
-            raise RunNotFound(f"label {text!r} is ambiguous: runs {numbers}; use the run number")
-        raise RunNotFound(f"no run {text!r} in {self.label}")
+            raise RunNotFound(f"label {wanted!r} is ambiguous: runs {', '.join(map(str, matches))}; use the run number")
+        raise RunNotFound(f"no run {wanted!r} in {self.label}")
+
+    def _resolve(self, session: Session, ref: str | int) -> Run:
+        """The ORM run that `ref` names, for changing it."""
+        return session.get(Run, self._resolve_id(session, ref), options=[selectinload(Run.tags)])
 
     @staticmethod
     def _refresh_summary(run: Run, *, stated_peak: float | None = None, stated_peak_epoch: int | None = None) -> None:
@@ -525,16 +572,73 @@ class Store:
         run.epochs_completed = summary.epochs_completed
 
 
-def _epoch_row(epoch: EpochRecord) -> EpochMetric:
+def _epoch_values(run_id: int | None, epoch: EpochRecord) -> dict[str, Any]:
     values = {name: getattr(epoch, name) for name in EPOCH_FIELDS}
-    return EpochMetric(epoch=epoch.epoch, extra=dict(epoch.extra), **values)
+    return {"run_id": run_id, "epoch": epoch.epoch, "extra": dict(epoch.extra), **values}
+
+
+def _epoch_row(epoch: EpochRecord) -> EpochMetric:
+    values = _epoch_values(None, epoch)
+    del values["run_id"]
+    return EpochMetric(**values)
+
+
+def _run_row(record: RunRecord, run_id: int, env: Environment | None) -> dict[str, Any]:
+    """The `runs` row of a record, with its summary derived from its epochs."""
+    summary = summarize(
+        record.epochs,
+        stated_final=record.final_val_acc,
+        stated_train_time=record.train_time_s,
+        stated_peak=record.peak_val_acc,
+        stated_peak_epoch=record.peak_epoch,
+    )
+    return {
+        "id": run_id,
+        "uuid": record.uuid or str(uuidlib.uuid4()),
+        "label": record.label,
+        "title": record.title or default_title(record.params, env.hardware_class if env else None),
+        "status": record.status,
+        "source": record.source,
+        "created_at": record.created_at or utcnow(),
+        "started_at": record.started_at,
+        "finished_at": record.finished_at,
+        "pid": record.pid,
+        "hypothesis": record.hypothesis,
+        "description": record.description,
+        "analysis": record.analysis,
+        "group_name": record.group,
+        "epochs_planned": _as_int(record.params.get("epochs")),
+        "epochs_completed": summary.epochs_completed,
+        "final_val_acc": summary.final_val_acc,
+        "peak_val_acc": summary.peak_val_acc,
+        "peak_epoch": summary.peak_epoch,
+        "train_time_s": summary.train_time_s,
+        "mean_epoch_s": summary.mean_epoch_s,
+        "wall_time_s": record.wall_time_s,
+        "data_load_s": record.data_load_s,
+        "param_count": record.param_count,
+        "target_acc": record.target_acc,
+        "target_time_s": record.target_time_s,
+        "stated_final_val_acc": record.final_val_acc,
+        "stated_train_time_s": record.train_time_s,
+        "extra": dict(record.extra),
+        "error": record.error,
+        "command": record.command,
+        "git_commit": record.git_commit,
+        "git_dirty": record.git_dirty,
+        "source_file": record.source_file,
+        "source_line": record.source_line,
+        "content_hash": record.content_hash,
+        "log_text": record.log_text,
+        "environment_id": env.id if env else None,
+    }
 
 
 def _as_int(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
-def record_from_run(run: Run) -> RunRecord:
+def record_from_run(run: Run | RunView) -> RunRecord:
     """The plain record of a stored run (for export, merge and round trips)."""
     env = run.environment
     return RunRecord(
