@@ -1,0 +1,101 @@
+"""Batched augmentation on the device: whole batches at once, no per-image Python.
+
+Crop and flip work on the uint8 images exactly like torchvision's
+RandomCrop(32, padding=4) (zero padding) and RandomHorizontalFlip(); jitter
+works on [0, 1] floats; cutout runs after normalization, where 0 is the mean.
+"""
+
+from __future__ import annotations
+
+import torch
+
+AUGMENTATIONS = ("crop", "flip", "cutout", "jitter")
+DEFAULT_AUGMENT = ("crop", "flip")
+MEAN = (0.4914, 0.4822, 0.4465)
+STD = (0.2023, 0.1994, 0.2010)
+
+
+def parse_augment(text: str) -> tuple[str, ...]:
+    """`"crop,flip"` -> ("crop", "flip"); `"none"` or "" -> (); unknown names raise ValueError."""
+    names = [part.strip().lower() for part in text.split(",") if part.strip()]
+    if names in ([], ["none"]):
+        return ()
+    unknown = [n for n in names if n not in AUGMENTATIONS]
+    if unknown:
+        raise ValueError(f"unknown augmentation {', '.join(unknown)}; choose from {', '.join(AUGMENTATIONS)} or none")
+    return tuple(dict.fromkeys(names))  # keep the order, drop repeats
+
+
+def random_crop(images: torch.Tensor, padding: int = 4) -> torch.Tensor:
+    """Each image shifted by its own random offset in [-padding, padding], zero-filled."""
+    n, _, h, w = images.shape
+    padded = torch.nn.functional.pad(images, (padding,) * 4)
+    dy = torch.randint(0, 2 * padding + 1, (n, 1), device=images.device)
+    dx = torch.randint(0, 2 * padding + 1, (n, 1), device=images.device)
+    rows = (dy + torch.arange(h, device=images.device))[:, None, :, None]  # n×1×h×1
+    cols = (dx + torch.arange(w, device=images.device))[:, None, None, :]  # n×1×1×w
+    batch = torch.arange(n, device=images.device)[:, None, None, None]
+    channel = torch.arange(images.shape[1], device=images.device)[None, :, None, None]
+    return padded[batch, channel, rows, cols]
+
+
+def random_flip(images: torch.Tensor) -> torch.Tensor:
+    """Half of the images mirrored left-right."""
+    mask = torch.rand(images.shape[0], device=images.device) < 0.5
+    return torch.where(mask[:, None, None, None], images.flip(3), images)
+
+
+def color_jitter(images: torch.Tensor, strength: float = 0.2) -> torch.Tensor:
+    """Brightness, contrast and saturation each scaled by a factor in [1-s, 1+s] per image ([0, 1] input)."""
+    n = images.shape[0]
+
+    def factor() -> torch.Tensor:
+        return 1 + strength * (2 * torch.rand(n, 1, 1, 1, device=images.device) - 1)
+
+    gray_weights = torch.tensor((0.299, 0.587, 0.114), device=images.device).view(1, 3, 1, 1)
+    images = images * factor()
+    gray = (images * gray_weights).sum(1, keepdim=True)
+    images = (images - gray.mean((2, 3), keepdim=True)) * factor() + gray.mean((2, 3), keepdim=True)
+    gray = (images * gray_weights).sum(1, keepdim=True)
+    images = (images - gray) * factor() + gray
+    return images.clamp(0, 1)
+
+
+def cutout(images: torch.Tensor, size: int = 8) -> torch.Tensor:
+    """A size×size square at a random centre of each image set to zero (may overlap the border)."""
+    n, _, h, w = images.shape
+    cy = torch.randint(0, h, (n, 1, 1), device=images.device)
+    cx = torch.randint(0, w, (n, 1, 1), device=images.device)
+    top, left = cy - size // 2, cx - size // 2
+    ys = torch.arange(h, device=images.device)[None, :, None]
+    xs = torch.arange(w, device=images.device)[None, None, :]
+    inside = (ys >= top) & (ys < top + size) & (xs >= left) & (xs < left + size)
+    return images.masked_fill(inside[:, None], 0)
+
+
+class Preprocess:
+    """uint8 batches -> normalized float32 channels_last batches, augmented when training."""
+
+    def __init__(self, augment: tuple[str, ...] = DEFAULT_AUGMENT, device: torch.device | str = "cpu"):
+        self.augment = augment
+        self.mean = torch.tensor(MEAN, device=device).view(1, 3, 1, 1)
+        self.std = torch.tensor(STD, device=device).view(1, 3, 1, 1)
+
+    def normalize(self, images: torch.Tensor) -> torch.Tensor:
+        return self._standardize(images.float() / 255).contiguous(memory_format=torch.channels_last)
+
+    def _standardize(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean) / self.std
+
+    def train(self, images: torch.Tensor) -> torch.Tensor:
+        if "crop" in self.augment:
+            images = random_crop(images)
+        if "flip" in self.augment:
+            images = random_flip(images)
+        x = images.float() / 255
+        if "jitter" in self.augment:
+            x = color_jitter(x)
+        x = self._standardize(x)
+        if "cutout" in self.augment:
+            x = cutout(x)
+        return x.contiguous(memory_format=torch.channels_last)

@@ -1,0 +1,129 @@
+"""What one training run does: the options, their defaults, and how they resolve on this machine.
+
+The defaults replay the user's current main.py (ResNet-18, SGD lr 0.04 momentum
+0.9, batch 64, 10 epochs, cosine per epoch, crop+flip). `resolve()` turns
+"auto" choices (device, AMP) into facts and rejects bad values with one
+clear SpeedrunError; `to_params()` is what the store records.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from speedrun.errors import SpeedrunError
+from speedrun.training.augment import DEFAULT_AUGMENT
+from speedrun.training.nets import MODELS
+
+OPTIMIZERS = ("sgd", "adam", "adamw")
+DEVICES = ("auto", "cuda", "mps", "cpu")
+
+
+@dataclass
+class TrainConfig:
+    model: str = "resnet18"
+    batch_size: int = 64
+    lr: float = 0.04
+    epochs: int = 10
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    nesterov: bool = False
+    optimizer: str = "sgd"
+    cosine: bool = True
+    warmup: int = 0  # epochs of linear warm-up before the cosine decay
+    bn: bool = True
+    amp: bool | None = None  # None: on where it is fast (CUDA; CPUs with native bf16)
+    compile: bool = False
+    augment: tuple[str, ...] = DEFAULT_AUGMENT
+    seed: int | None = None  # None: a random seed, drawn and recorded so the run can be repeated
+    device: str = "auto"
+    data_dir: str = "./data"
+    subset: int | None = None
+    target: float | None = None  # val accuracy (percent) whose first crossing is timed
+    # Filled by resolve():
+    amp_dtype: str | None = field(default=None, compare=False)
+    threads: int | None = field(default=None, compare=False)
+
+    def validate(self) -> None:
+        """Raise SpeedrunError naming the first bad option."""
+        checks = [
+            (self.model in MODELS, f"--model must be one of {', '.join(MODELS)}, not {self.model!r}"),
+            (self.optimizer in OPTIMIZERS, f"--optimizer must be one of {', '.join(OPTIMIZERS)}, not {self.optimizer!r}"),
+            (self.device in DEVICES, f"--device must be one of {', '.join(DEVICES)}, not {self.device!r}"),
+            (self.batch_size >= 2, f"--batch-size must be at least 2 (BatchNorm needs two images), not {self.batch_size}"),
+            (self.epochs >= 1, f"--epochs must be at least 1, not {self.epochs}"),
+            (math.isfinite(self.lr) and self.lr > 0, f"--lr must be a positive number, not {self.lr}"),
+            (0 <= self.momentum < 1, f"--momentum must be in [0, 1), not {self.momentum}"),
+            (self.weight_decay >= 0, f"--weight-decay must not be negative, not {self.weight_decay}"),
+            (0 <= self.warmup < self.epochs, f"--warmup must be in [0, epochs), not {self.warmup}"),
+            (not self.nesterov or (self.optimizer == "sgd" and self.momentum > 0),
+             "--nesterov needs --optimizer sgd with a positive --momentum"),
+            (self.subset is None or self.subset >= 2, f"--subset must be at least 2 images, not {self.subset}"),
+            (self.target is None or 0 < self.target <= 100, f"--target is a val accuracy in (0, 100], not {self.target}"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise SpeedrunError(message)
+
+    def resolve(self) -> "TrainConfig":
+        """A copy with device, AMP, seed and thread count decided for this machine."""
+        from speedrun.environment import best_device_type, cpu_has_native_bf16, physical_cores
+
+        self.validate()
+        device = best_device_type() if self.device == "auto" else self.device
+        _check_device(device)
+        amp = self.amp
+        if amp is None:  # the fast default: measured, bf16 autocast only pays off with native bf16
+            amp = device == "cuda" or (device == "cpu" and cpu_has_native_bf16())
+        amp_dtype = None if not amp else ("bfloat16" if device == "cpu" else "float16")
+        seed = self.seed if self.seed is not None else _random_seed()
+        return replace(self, device=device, amp=amp, amp_dtype=amp_dtype, seed=seed, threads=physical_cores())
+
+    def lr_at(self, epoch: int) -> float:
+        """Learning rate for 0-based `epoch`: linear warm-up, then cosine to zero (stepped per epoch) or flat."""
+        if epoch < self.warmup:
+            return self.lr * (epoch + 1) / self.warmup
+        if not self.cosine:
+            return self.lr
+        progress = (epoch - self.warmup) / (self.epochs - self.warmup)
+        return self.lr * 0.5 * (1 + math.cos(math.pi * progress))
+
+    def to_params(self) -> dict[str, Any]:
+        """Canonical parameter names (speedrun.params) and typed values, as recorded with the run."""
+        params: dict[str, Any] = {
+            "model": self.model,
+            "optimizer": self.optimizer,
+            "lr": self.lr,
+            "momentum": self.momentum,
+            "weight_decay": self.weight_decay,
+            "batch_size": self.batch_size,
+            "epochs": self.epochs,
+            "cosine": self.cosine,
+            "amp": bool(self.amp),
+            "bn": self.bn,
+            "augment": ",".join(self.augment) or "none",
+            "seed": self.seed,
+            "nesterov": self.nesterov,
+            "warmup": self.warmup,
+            "compile": self.compile,
+            "amp_dtype": self.amp_dtype,
+            "subset": self.subset,
+            "threads": self.threads,
+        }
+        return {k: v for k, v in params.items() if v is not None}
+
+
+def _check_device(device: str) -> None:
+    import torch
+
+    if device == "cuda" and not torch.cuda.is_available():
+        raise SpeedrunError("--device cuda was asked for, but no CUDA GPU is available (try --device auto)")
+    if device == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise SpeedrunError("--device mps was asked for, but Apple MPS is not available (try --device auto)")
+
+
+def _random_seed() -> int:
+    import random
+
+    return random.SystemRandom().randrange(2**31)

@@ -1,0 +1,134 @@
+import re
+
+import pytest
+from typer.testing import CliRunner
+
+from speedrun.cli import app
+from speedrun.cli import train as train_cli
+from speedrun.training import data as data_module
+from speedrun.training import loop
+from speedrun.training.data import write_synthetic_cifar10
+from speedrun.training.loop import MemoryRecorder
+
+runner = CliRunner()
+
+
+def one_line(text):
+    return re.sub(r"\s+", " ", text)
+
+
+@pytest.fixture
+def recorder(monkeypatch):
+    recorder = MemoryRecorder(location="test.db")
+    monkeypatch.setattr(train_cli, "make_recorder", lambda: recorder)
+    return recorder
+
+
+@pytest.fixture(scope="module")
+def fake_cifar(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cifar")
+    write_synthetic_cifar10(root, n_train=48, n_test=16)
+    return root
+
+
+def tiny_args(fake_cifar, *more):
+    return ["train", "--model", "resnet9", "--bs", "16", "--epochs", "2", "--device", "cpu", "--no-amp",
+            "--seed", "1", "--data-dir", str(fake_cifar), *more]
+
+
+def test_dry_run_prints_the_defaults_and_records_nothing(recorder):
+    result = runner.invoke(app, ["train", "--dry-run", "--device", "cpu", "--seed", "5"])
+    assert result.exit_code == 0, result.output
+    out = result.output
+    for key, value in [("model", "resnet18"), ("optimizer", "sgd"), ("lr", "0.04"), ("momentum", "0.9"),
+                       ("batch_size", "64"), ("epochs", "10"), ("cosine", "True"), ("augment", "crop,flip"),
+                       ("seed", "5"), ("device", "cpu")]:
+        assert re.search(rf"^\s+{key}\s+{re.escape(value)}$", out, re.MULTILINE), key
+    assert "Config: LR=0.04, BATCH_SIZE=64, EPOCHS=10, COSINE=True" in out
+    assert recorder.run is None
+
+
+def test_options_reach_the_configuration(recorder):
+    result = runner.invoke(app, ["train", "--dry-run", "--device", "cpu", "--model", "resnet9", "--bs", "512",
+                                 "--lr", "0.4", "--wd", "5e-4", "--nesterov", "--no-cosine", "--warmup", "2",
+                                 "--no-bn", "--no-amp", "--aug", "crop,cutout", "--optimizer", "SGD",
+                                 "--subset", "1000", "--target", "94", "--title", "big batch",
+                                 "--tag", "bs", "--tag", "page"])
+    assert result.exit_code == 0, result.output
+    out = result.output
+    for key, value in [("model", "resnet9"), ("batch_size", "512"), ("lr", "0.4"), ("weight_decay", "0.0005"),
+                       ("nesterov", "True"), ("cosine", "False"), ("warmup", "2"), ("bn", "False"),
+                       ("amp", "False"), ("augment", "crop,cutout"), ("subset", "1000"), ("target", "94.0"),
+                       ("title", "big batch"), ("tags", "bs, page")]:
+        assert re.search(rf"^\s+{key}\s+{re.escape(value)}$", out, re.MULTILINE), key
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--model", "vgg"], "--model must be one of resnet18, resnet9"),
+    (["--bs", "0"], "--batch-size must be at least 2"),
+    (["--aug", "crop,rotate"], "--aug: unknown augmentation rotate"),
+    (["--optimizer", "lion"], "--optimizer must be one of sgd, adam, adamw"),
+    (["--device", "cuda"], "no CUDA GPU"),
+])
+def test_bad_values_give_one_clear_error(recorder, args, message, monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    result = runner.invoke(app, ["train", "--dry-run", *args])
+    assert result.exit_code == 1
+    assert message in one_line(result.output)
+    assert "Traceback" not in result.output
+
+
+def test_train_prints_the_users_log_and_records_the_run(recorder, fake_cifar):
+    result = runner.invoke(app, tiny_args(fake_cifar, "--title", "tiny", "--hypothesis", "it runs",
+                                          "--notes", "smoke", "--tag", "t1", "--tag", "t2"))
+    assert result.exit_code == 0, result.output
+    lines = result.output.strip().splitlines()
+    assert lines[0] == "Using device: cpu"
+    assert "Model parameters: 6,573,120" in lines
+    epoch_lines = [line for line in lines if line.startswith("Epoch [")]
+    assert len(epoch_lines) == 2
+    assert re.fullmatch(r"Epoch \[1/2\], Loss: \d+\.\d{4}, Val Accuracy: \d+\.\d{2}%, Duration: \d+\.\d{2}s, "
+                        r"Total: \d+\.\d{1}s", epoch_lines[0])
+    assert any(line.startswith("Finished Training. Training loop time: ") for line in lines)
+    assert lines[-1] == "Run 1 recorded in test.db"
+
+    run = recorder.run
+    assert (run.title, run.hypothesis, run.analysis, run.tags) == ("tiny", "it runs", "smoke", ["t1", "t2"])
+    assert run.env["device_type"] == "cpu" and run.env["hardware"].startswith("CPU: ")
+    assert run.hardware is None and run.command and run.params["batch_size"] == 16
+    assert recorder.status == "completed" and len(recorder.epochs) == 2
+
+
+def test_ctrl_c_exits_130_and_records_interrupted(recorder, fake_cifar, monkeypatch):
+    original, calls = loop.evaluate, []
+
+    def evaluate_then_interrupt(*args):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return original(*args)
+
+    monkeypatch.setattr(loop, "evaluate", evaluate_then_interrupt)
+    result = runner.invoke(app, tiny_args(fake_cifar))
+    assert result.exit_code == 130
+    assert recorder.status == "interrupted" and len(recorder.epochs) == 1
+    assert "run 1 recorded as interrupted in test.db" in one_line(result.output)
+
+
+def test_an_error_exits_1_and_records_failed(recorder, fake_cifar, monkeypatch):
+    monkeypatch.setattr(loop, "evaluate", lambda *a: (_ for _ in ()).throw(RuntimeError("disk on fire")))
+    result = runner.invoke(app, tiny_args(fake_cifar))
+    assert result.exit_code == 1
+    assert recorder.status == "failed" and "disk on fire" in recorder.finish_args["error"]
+    assert "training failed: RuntimeError: disk on fire (run 1 recorded as failed in test.db)" in one_line(result.output)
+
+
+def test_missing_data_is_one_clear_error_and_no_run(recorder, tmp_path, monkeypatch):
+    monkeypatch.setattr(data_module, "_download", lambda d: (_ for _ in ()).throw(OSError("offline")))
+    result = runner.invoke(app, ["train", "--device", "cpu", "--data-dir", str(tmp_path / "none")])
+    assert result.exit_code == 1
+    message = one_line(result.output)
+    assert "CIFAR-10 not found" in message and "--data-dir" in message and "prepare.py" in message
+    assert "Traceback" not in result.output and recorder.run is None
