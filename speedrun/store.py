@@ -254,11 +254,13 @@ class Store:
                 for i, (name, value) in enumerate(record.params.items())
             ]
             tag_rows += [{"run_id": run_id, "tag": tag} for tag in dict.fromkeys(record.tags)]
-            epoch_rows += [_epoch_values(run_id, e) for e in record.epochs]
-        # Core inserts: executemany straight to the driver, without the ORM's per-row bookkeeping.
-        for model, rows in ((Run, run_rows), (Param, param_rows), (Tag, tag_rows), (EpochMetric, epoch_rows)):
+            epoch_rows += [_epoch_tuple(run_id, e) for e in record.epochs]
+        # Core inserts: executemany without the ORM's per-row bookkeeping.
+        for model, rows in ((Run, run_rows), (Param, param_rows), (Tag, tag_rows)):
             if rows:
                 session.execute(insert(model.__table__), rows)
+        if epoch_rows:
+            _insert_epochs(session, epoch_rows)
         return ids
 
     @staticmethod
@@ -572,15 +574,34 @@ class Store:
         run.epochs_completed = summary.epochs_completed
 
 
-def _epoch_values(run_id: int | None, epoch: EpochRecord) -> dict[str, Any]:
-    values = {name: getattr(epoch, name) for name in EPOCH_FIELDS}
-    return {"run_id": run_id, "epoch": epoch.epoch, "extra": dict(epoch.extra), **values}
+_EPOCH_COLUMNS = ("run_id", "epoch", *EPOCH_FIELDS, "extra")
+_INSERT_EPOCHS = (
+    f"INSERT INTO epoch_metrics ({', '.join(_EPOCH_COLUMNS)}) VALUES ({', '.join('?' * len(_EPOCH_COLUMNS))})"
+)
+
+
+def _epoch_tuple(run_id: int, e: EpochRecord) -> tuple:
+    extra = json.dumps(e.extra) if e.extra else "{}"
+    return (run_id, e.epoch, e.train_loss, e.train_acc, e.val_loss, e.val_acc, e.duration_s, e.elapsed_s, e.lr,
+            e.images_per_s, extra)
+
+
+def _insert_epochs(session: Session, rows: list[tuple]) -> None:
+    """Epoch rows (`_epoch_tuple`s) straight to the driver: a 100,000-line log has as
+    many epochs, and SQLAlchemy's per-row parameter processing would cost more than
+    SQLite's own insert."""
+    if session.get_bind().dialect.name == "sqlite":
+        session.connection().exec_driver_sql(_INSERT_EPOCHS, rows)
+        return
+    dicts = [dict(zip(_EPOCH_COLUMNS, row)) for row in rows]
+    for row in dicts:
+        row["extra"] = json.loads(row["extra"])
+    session.execute(insert(EpochMetric.__table__), dicts)
 
 
 def _epoch_row(epoch: EpochRecord) -> EpochMetric:
-    values = _epoch_values(None, epoch)
-    del values["run_id"]
-    return EpochMetric(**values)
+    values = dict(zip(_EPOCH_COLUMNS[1:-1], _epoch_tuple(0, epoch)[1:-1]))
+    return EpochMetric(**values, extra=dict(epoch.extra))
 
 
 def _run_row(record: RunRecord, run_id: int, env: Environment | None) -> dict[str, Any]:
