@@ -11,28 +11,9 @@ import typer
 from speedrun.cli.app import app, console, fail, open_store
 from speedrun.cli.runs import parse_since
 from speedrun.errors import SpeedrunError
+from speedrun.selection import parse_run_ranges
 
 TARGET_HELP = "Accuracy target in percent for time-to-target (repeatable; default 85, 90 and 94)."
-
-
-def parse_run_ranges(text: str | None) -> list[int] | None:
-    """`15-18,20` → [15, 16, 17, 18, 20]."""
-    if text is None:
-        return None
-    ids: list[int] = []
-    for part in text.split(","):
-        part = part.strip()
-        try:
-            if "-" in part:
-                low, high = (int(x) for x in part.split("-", 1))
-                if high < low:
-                    raise ValueError
-                ids.extend(range(low, high + 1))
-            else:
-                ids.append(int(part))
-        except ValueError:
-            fail(f"--runs wants run numbers and ranges such as 15-18,20, got {text!r}")
-    return ids
 
 
 def _write(text: str, output: Optional[Path]) -> None:
@@ -68,7 +49,10 @@ def report(
 
     if fmt not in ("md", "html"):
         fail(f"--format must be md or html, got {fmt!r}")
-    ids = parse_run_ranges(runs)
+    try:
+        ids = parse_run_ranges(runs) if runs else None
+    except SpeedrunError as exc:
+        fail(f"--runs: {exc}")
     store = open_store()
     try:
         selected = load_runs(store, ids=ids, since=parse_since(since), tag=tag, hardware=hardware)
