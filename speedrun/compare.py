@@ -28,7 +28,9 @@ from typing import Any, Sequence
 
 from speedrun.errors import SpeedrunError
 from speedrun.records import time_to_target
-from speedrun.report import DEFAULT_TARGETS, fmt_target, fmt_value, hardware_text, hw_class
+from speedrun.report import DEFAULT_TARGETS, fmt_target, fmt_value, hardware_text
+from speedrun.groups import resolve
+from speedrun.serialize import hardware_short
 
 DEFAULT_ALPHA = 0.05
 # Timing noise assumed when a side has a single run: 2% of the mean time.
@@ -63,25 +65,12 @@ class Side:
 # --------------------------------------------------------------------------- loading
 
 
-def load_sides(store: Any, refs: Sequence[str]) -> list[Side]:
-    """Resolve `15`, `7a` or `g:NAME` references; every side must have per-epoch data."""
+def load_sides(store: Any, refs: Sequence[str], *, repeats: bool = False) -> list[Side]:
+    """Resolve `15`, `7a` or `g:NAME` references (with `repeats`, a run stands for it and its
+    repeats); every side must have per-epoch data."""
     if len(refs) < 2:
         raise SpeedrunError("compare needs at least two runs (or two g:GROUP groups)")
-    sides = []
-    plain = [r for r in refs if not r.startswith("g:")]
-    runs = {ref: run for ref, run in zip(plain, store.get_runs(plain))} if plain else {}
-    for ref in refs:
-        if ref.startswith("g:"):
-            name = ref[2:]
-            if not name:
-                raise SpeedrunError("g: needs a group name, e.g. g:baseline")
-            members = store.list_runs(group=name, with_epochs=True)
-            if not members:
-                raise SpeedrunError(f"no runs in group {name!r}")
-            sides.append(Side(ref, members))
-        else:
-            run = runs[ref]
-            sides.append(Side(f"Run {run.display_label}", [run]))
+    sides = [Side(s.name, s.runs) for s in resolve(store, refs, expand=repeats)]
     for side in sides:
         empty = [r for r in side.runs if not r.epochs]
         if empty:
@@ -169,7 +158,7 @@ def build_comparison(
             {
                 "name": s.name,
                 "runs": [r.id for r in s.runs],
-                "hardware": ", ".join(dict.fromkeys(hw_class(r) for r in s.runs)),
+                "hardware": ", ".join(dict.fromkeys(hardware_short(r) for r in s.runs)),
                 "title": s.runs[0].title if len(s.runs) == 1 else f"{len(s.runs)} runs",
             }
             for s in sides
@@ -203,7 +192,7 @@ def _environment(sides: Sequence[Side]) -> list[dict[str, Any]]:
             texts = []
             for r in s.runs:
                 if attr is None:
-                    texts.append(hardware_text(r) or hw_class(r))
+                    texts.append(hardware_text(r) or hardware_short(r))
                 else:
                     value = getattr(r.environment, attr, None) if r.environment else None
                     texts.append(MISSING if value is None else str(value))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Sequence
 
 STATUSES = ("running", "completed", "interrupted", "failed", "died", "incomplete")
 SOURCES = ("train", "log", "notebook")
@@ -138,12 +138,14 @@ def summarize(
     return Summary(final, peak, peak_epoch, train_time, mean_epoch, len(epochs))
 
 
-def time_to_target(epochs: list[Any], target: float) -> float | None:
-    """Training seconds until val accuracy first reached `target` (percent).
+def times_to_targets(epochs: Sequence[Any], targets: Sequence[float]) -> dict[float, float | None]:
+    """Training seconds until val accuracy first reached each target (percent), in one pass.
 
-    Uses the elapsed time of that epoch, else the running sum of durations.
-    None when the target was never reached or the time is unknown.
+    Uses the elapsed time of that epoch, else the running sum of durations;
+    None when a target was never reached or its time is unknown.
     """
+    times: dict[float, float | None] = dict.fromkeys(targets)
+    pending = sorted(targets)
     running = 0.0
     durations_known = True
     for e in sorted(epochs, key=lambda e: e.epoch):
@@ -151,8 +153,15 @@ def time_to_target(epochs: list[Any], target: float) -> float | None:
             durations_known = False
         else:
             running += e.duration_s
-        if e.val_acc is not None and e.val_acc >= target:
-            if e.elapsed_s is not None:
-                return e.elapsed_s
-            return running if durations_known else None
-    return None
+        if e.val_acc is None:
+            continue
+        while pending and e.val_acc >= pending[0]:
+            times[pending.pop(0)] = e.elapsed_s if e.elapsed_s is not None else (running if durations_known else None)
+        if not pending:
+            break
+    return times
+
+
+def time_to_target(epochs: Sequence[Any], target: float) -> float | None:
+    """Training seconds until val accuracy first reached `target` (see `times_to_targets`)."""
+    return times_to_targets(epochs, [target])[target]

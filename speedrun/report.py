@@ -51,6 +51,9 @@ import jinja2
 from speedrun import logformat
 from speedrun.db import resource_dir
 from speedrun.errors import SpeedrunError
+from speedrun.groups import repeat_key
+from speedrun.records import times_to_targets
+from speedrun.serialize import hardware_short
 
 DEFAULT_TARGETS = (85.0, 90.0, 94.0)
 DEFAULT_ALPHA = 0.01
@@ -115,10 +118,6 @@ def hardware_text(run: Any) -> str | None:
     return text
 
 
-def hw_class(run: Any) -> str:
-    return run.environment.hardware_class if run.environment else "unknown"
-
-
 def _fence(text: str) -> str:
     """A code fence longer than any run of backticks inside the text."""
     if "```" not in text:
@@ -146,36 +145,11 @@ class RunFacts:
         return self.run.display_label
 
 
-def times_to_targets(epochs: Sequence[Any], targets: Sequence[float]) -> dict[float, float | None]:
-    """`records.time_to_target` for several targets in one pass over the epochs."""
-    times: dict[float, float | None] = dict.fromkeys(targets)
-    pending = sorted(targets)
-    running = 0.0
-    durations_known = True
-    for e in sorted(epochs, key=lambda e: e.epoch):
-        duration, acc = e.duration_s, e.val_acc
-        if duration is None:
-            durations_known = False
-        else:
-            running += duration
-        if acc is None:
-            continue
-        while pending and acc >= pending[0]:
-            elapsed = e.elapsed_s
-            times[pending.pop(0)] = elapsed if elapsed is not None else (running if durations_known else None)
-        if not pending:
-            break
-    return times
-
-
 def collect_facts(runs: Sequence[Any], targets: Sequence[float]) -> list[RunFacts]:
-    from speedrun.stats import config_key
-
     facts = []
     for run in runs:
         params = run.param_dict
-        hardware = hw_class(run)
-        group = run.group_name
+        hardware = hardware_short(run)
         facts.append(
             RunFacts(
                 run=run,
@@ -184,8 +158,7 @@ def collect_facts(runs: Sequence[Any], targets: Sequence[float]) -> list[RunFact
                 final=run.final_val_acc,
                 peak=run.peak_val_acc,
                 times=times_to_targets(run.epochs, targets),
-                # Repeats: the same group_name, else the same configuration (seed aside) on the same class.
-                key=("group", f"{hardware}\x00{group}") if group else ("config", config_key(params, hardware)),
+                key=repeat_key(run),
             )
         )
     return facts

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from speedrun.records import EpochRecord, RunRecord, time_to_target
-from speedrun.report import build_context, render, times_to_targets
+from speedrun.records import EpochRecord, RunRecord, time_to_target, times_to_targets
+from speedrun.report import build_context, render
 
 SEED_LOGS = Path(__file__).resolve().parent.parent.parent / "shared" / "fixtures" / "seed-logs"
 

@@ -86,6 +86,9 @@ def compare(
     fmt: str = typer.Option("table", "--format", help="table (terminal) or md (a Markdown table)."),
     as_json: bool = typer.Option(False, "--json", help="Print the aligned data as JSON."),
     plot: Optional[Path] = typer.Option(None, "--plot", help="Also write the val-accuracy curves to this PNG."),
+    repeats: bool = typer.Option(
+        False, "--repeats", help="Let each run stand for its group of repeats (same configuration, seed aside)."
+    ),
 ) -> None:
     """Runs side by side: parameters, environment, results, curves, and an honest verdict."""
     from speedrun.compare import build_comparison, load_sides, plot_png, render_markdown, render_table
@@ -95,7 +98,7 @@ def compare(
         fail(f"--format must be table or md, got {fmt!r}")
     store = open_store()
     try:
-        sides = load_sides(store, refs)
+        sides = load_sides(store, refs, repeats=repeats)
         data = build_comparison(sides, targets=target or DEFAULT_TARGETS, alpha=alpha, by=by)
         if plot is not None:
             plot_png(sides, plot, by)

@@ -1,0 +1,67 @@
+"""`group` and `stats`: repeats of a configuration, and what they say with their noise."""
+
+from __future__ import annotations
+
+import json
+from typing import List, Optional
+
+import typer
+from rich.table import Table
+
+from speedrun.cli.app import app, console, fail, open_store
+from speedrun.errors import SpeedrunError
+from speedrun.groups import resolve
+
+
+@app.command()
+def group(
+    name: str = typer.Argument(..., help="Group name, e.g. lr004."),
+    runs: List[str] = typer.Argument(..., help="Runs to put in the group (numbers or labels)."),
+    clear: bool = typer.Option(False, "--clear", help="Take these runs out of any group instead."),
+) -> None:
+    """Group runs by hand (repeats recorded separately or imported), for stats, compare and report."""
+    store = open_store()
+    try:
+        ids = store.set_group(runs, None if clear else name)
+    except SpeedrunError as exc:
+        fail(str(exc))
+    listed = ", ".join(map(str, ids))
+    console.print(f"Runs {listed} " + ("are in no group now." if clear else f"are in group {name}."), markup=False)
+
+
+@app.command()
+def stats(
+    refs: List[str] = typer.Argument(..., help="Run numbers or labels (each stands for its repeats) or g:NAME."),
+    target: List[float] = typer.Option([], "--target", help="Also time-to-target for this accuracy (repeatable)."),
+    claim: Optional[float] = typer.Option(
+        None, "--claim", help="Test the record claim that the mean final accuracy reaches this value."
+    ),
+    alpha: Optional[float] = typer.Option(
+        None, help="Significance level (default 0.05 for comparisons, 0.01 for a --claim)."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print the numbers as JSON."),
+) -> None:
+    """Mean, spread and 95% interval of each group; a verdict between two; a record check."""
+    from speedrun.run_stats import summarize_sets
+
+    store = open_store()
+    try:
+        sets = resolve(store, refs)
+        result = summarize_sets(sets, targets=target, claim=claim, alpha=alpha)
+    except SpeedrunError as exc:
+        fail(str(exc))
+    if as_json:
+        typer.echo(json.dumps(result, indent=2, ensure_ascii=False))
+        return
+    for entry in result["sets"]:
+        console.print(f"[bold]{entry['name']}[/bold]  runs {', '.join(entry['runs'])}", highlight=False)
+        table = Table(show_edge=False, header_style="bold")
+        for column in ("metric", "n", "mean", "std", "95% CI", "min", "max"):
+            table.add_column(column, justify="left" if column == "metric" else "right")
+        for row in entry["metrics"]:
+            table.add_row(row["metric"], *row["cells"])
+        console.print(table)
+        if entry.get("claim"):
+            console.print(entry["claim"], markup=False)
+    for verdict in result["verdicts"]:
+        console.print(verdict, markup=False)
