@@ -1,0 +1,170 @@
+"""import-log and import-md through the CLI, as a user runs them."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.conftest import SEED_LOGS, SEED_NOTEBOOK
+
+ALL_FORMS = """\x1b[32m$ python main.py --fast\x1b[0m\r
+Using device: cuda\r
+Using Automatic Mixed Precision (AMP).\r
+Setting random seed: 42\r
+Pre-loading data to GPU...\r
+100% 170M/170M [00:04<00:00, 38.8MB/s]\r
+Data pre-loaded in 2.31 seconds.\r
+Model parameters: 11,173,962\r
+Config: LR=0.04, BATCH_SIZE=64, EPOCHS=3, COSINE=True, AMP=True, WARMUP=1\r
+/usr/lib/python3/warnings.py:12: UserWarning: something\r
+  warnings.warn(msg)\r
+ 10%|#         | 78/782 [00:04<00:40]\r 50%|#####     | 391/782 [00:20<00:20]\rEpoch [1/3], Loss: 1.2000, Val Accuracy: 60.00%, Duration: 10.00s, Total: 10.0s\r
+Epoch [2/3], Loss: 0.9000, Val Accuracy: 70.00%\r
+Epoch [3/3], Loss: 0.8000, Val Accuracy: 69.50%, Duration: 10.50s\r
+^C\r
+Finished Training. Total time: 31.20 seconds\r
+Final Validation Accuracy: 69.50%\r
+"""
+
+
+def runs(cli, *args):
+    return json.loads(cli("list", "--json", *args).stdout)
+
+
+def test_every_line_form_through_the_cli(cli, tmp_path):
+    log = tmp_path / "colab.txt"
+    log.write_bytes(ALL_FORMS.encode())
+    result = cli("import-log", str(log))
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == "Run 1: 3 epochs, final 69.50%, completed"
+    run = json.loads(cli("show", "1", "--json").stdout)
+    assert run["params"] == {"amp": True, "seed": 42, "lr": 0.04, "batch_size": 64, "epochs": 3, "cosine": True, "warmup": 1}
+    assert run["param_count"] == 11_173_962 and run["data_load_s"] == 2.31
+    assert [e["val_acc"] for e in run["epoch_metrics"]] == [60.0, 70.0, 69.5]
+    assert run["epoch_metrics"][1]["duration_s"] is None
+    assert (run["final_val_acc"], run["peak_val_acc"], run["peak_epoch"]) == (69.5, 70.0, 2)
+    assert run["train_time_s"] == 31.2  # the Finished line wins
+    assert run["env"]["device_type"] == "cuda" and run["source"] == "log"
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in SEED_LOGS.glob("*.txt")))
+def test_seed_logs_import_with_their_numbers(cli, name):
+    text = (SEED_LOGS / name).read_text()
+    result = cli("import-log", str(SEED_LOGS / name))
+    assert result.exit_code == 0, result.output
+    run = json.loads(cli("show", "1", "--json").stdout)
+    final = float(text.split("Final Validation Accuracy: ")[1].split("%")[0])
+    loop = float(text.split("Training loop time: ")[1].split(" ")[0])
+    assert run["final_val_acc"] == final and run["train_time_s"] == loop
+    lines = [line for line in text.splitlines() if line.startswith("Epoch [")]
+    assert len(run["epoch_metrics"]) == len(lines)
+    assert run["epoch_metrics"][-1]["elapsed_s"] == float(lines[-1].split("Total: ")[1].rstrip("s"))
+
+
+def test_run15_in_detail(cli):
+    cli("import-log", str(SEED_LOGS / "run15-bs64-t4.txt"), "--hardware", "Colab T4", "--title", "bs 64")
+    run = json.loads(cli("show", "1", "--json").stdout)
+    assert (run["peak_val_acc"], run["peak_epoch"], run["final_val_acc"]) == (86.47, 9, 85.69)
+    assert run["hardware"] == "T4" and run["title"] == "bs 64" and run["data_load_s"] == 1.69
+    assert run["mean_epoch_s"] == pytest.approx(sum([42.57, 42.40, 42.85, 44.31, 44.02, 43.79, 44.88, 43.83, 43.87, 44.45]) / 10)
+
+
+def test_several_runs_in_one_file_and_stdin(cli):
+    both = (SEED_LOGS / "run15-bs64-t4.txt").read_text() + (SEED_LOGS / "run18-bs64-20ep-cosine-t4.txt").read_text()
+    result = cli("import-log", "-", input=both)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines() == [
+        "Run 1: 10 epochs, final 85.69%, completed",
+        "Run 2: 20 epochs, final 90.68%, completed",
+    ]
+
+
+def test_incomplete_log_is_kept_with_a_warning(cli, tmp_path):
+    cut = tmp_path / "cut.txt"
+    cut.write_text("\n".join((SEED_LOGS / "run16-bs32-t4.txt").read_text().splitlines()[:9]) + "\n")
+    result = cli("import-log", str(cut))
+    assert result.exit_code == 0
+    assert "incomplete" in result.stdout and "Warning" in result.stderr
+    assert runs(cli)[0]["epochs_completed"] == 4
+
+
+def test_flags_fill_in_and_contradictions_are_errors(cli):
+    log = str(SEED_LOGS / "run19-bs64-cpu.txt")
+    bad = cli("import-log", log, "--param", "lr=0.05")
+    assert bad.exit_code == 1
+    assert "lr=0.05" in bad.stderr and "lr=0.02" in bad.stderr and "run19-bs64-cpu.txt:" in bad.stderr
+    assert cli("import-log", log, "--hardware", "Colab T4").exit_code == 1  # the log says cpu
+    ok = cli("import-log", log, "--param", "optimizer=sgd", "--param", "momentum=0.9", "--tag", "cpu",
+             "--hypothesis", "CPU baseline", "--notes", "slow", "--hardware", "Ryzen laptop CPU")
+    assert ok.exit_code == 0, ok.output
+    run = json.loads(cli("show", "1", "--json").stdout)
+    assert run["params"]["optimizer"] == "sgd" and run["params"]["momentum"] == 0.9 and run["params"]["lr"] == 0.02
+    assert run["tags"] == ["cpu"] and run["hypothesis"] == "CPU baseline" and run["analysis"] == "slow"
+    assert run["hardware"] == "CPU"
+
+
+def test_reimport_is_refused_unless_forced(cli):
+    log = str(SEED_LOGS / "run17-bs16-t4.txt")
+    cli("import-log", log)
+    again = cli("import-log", log)
+    assert again.exit_code == 1 and "already imported as run 1" in again.stderr
+    assert cli("import-log", log, "--force").exit_code == 0
+    assert len(runs(cli)) == 2
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [(b"Using device: cuda\nnothing else\n", "no epoch lines"), (None, "no such file")],
+)
+def test_bad_files_are_one_clear_error_and_write_nothing(cli, tmp_path, content, message):
+    path = tmp_path / "bad.txt"
+    if content is not None:
+        path.write_bytes(content)
+    result = cli("import-log", str(path))
+    assert result.exit_code == 1
+    assert message in result.stderr and "bad.txt" in result.stderr
+    assert runs(cli) == []
+
+
+def test_a_bad_file_among_several_keeps_the_good_ones_before_it(cli, tmp_path):
+    bad = tmp_path / "bad.txt"
+    bad.write_text("no epochs here\n")
+    result = cli("import-log", str(SEED_LOGS / "run15-bs64-t4.txt"), str(bad))
+    assert result.exit_code == 1
+    assert [r["epochs_completed"] for r in runs(cli)] == [10]  # each file is its own transaction
+
+
+def test_import_md_seed_notebook(cli):
+    result = cli("import-md", str(SEED_NOTEBOOK))
+    assert result.exit_code == 0, result.output
+    assert "Imported 5 runs" in result.stdout and "5 with per-epoch data" in result.stdout
+    rows = runs(cli)
+    assert [r["id"] for r in rows] == [15, 16, 17, 18, 19]
+    assert [r["final_val_acc"] for r in rows] == [85.69, 87.18, 87.16, 90.68, 84.08]
+    assert [r["hardware"] for r in rows] == ["T4", "T4", "T4", "T4", "CPU"]
+    assert all(r["source"] == "notebook" for r in rows)
+    run18 = json.loads(cli("show", "18", "--json").stdout)
+    assert run18["params"]["cosine"] is True and run18["params"]["epochs"] == 20
+    assert run18["hypothesis"].startswith("Extend optimal batch size 64 to 20 epochs")
+    assert run18["analysis"].startswith("- **New record achieved**")
+    again = cli("import-md", str(SEED_NOTEBOOK))
+    assert again.exit_code == 1 and "already imported" in again.stderr
+
+
+def test_import_md_dry_run_writes_nothing(cli):
+    result = cli("import-md", str(SEED_NOTEBOOK), "--dry-run")
+    assert result.exit_code == 0 and "would create Run 15" in result.stdout
+    assert runs(cli) == []
+
+
+def test_import_md_variants(cli):
+    from tests.conftest import ROOT
+
+    result = cli("import-md", str(ROOT / "tests" / "data" / "notebook_variants.md"))
+    assert result.exit_code == 0, result.output
+    rows = runs(cli)
+    labels = {r["label"] for r in rows}
+    assert {"7a", "7b", "9-log2"} <= labels
+    assert sum(1 for r in rows if r["label"] == "8" or r["id"] == 8) == 2  # the same number twice: both kept
+    assert "Warning" in result.stderr
