@@ -1,0 +1,25 @@
+"""The runs.db shipped with the repository: the user's history, at the current schema."""
+
+from __future__ import annotations
+
+import sqlite3
+
+from speedrun import db as dbmod
+from tests.conftest import ROOT
+
+
+def test_shipped_database_is_at_head_with_the_seed_runs():
+    # Read-only: tests never write to the repository's own database.
+    con = sqlite3.connect(f"file:{ROOT / 'runs.db'}?mode=ro", uri=True)
+    try:
+        assert con.execute("select version_num from alembic_version").fetchone()[0] == dbmod.head_revision()
+        rows = con.execute("select id, final_val_acc, source from runs order by id").fetchall()
+    finally:
+        con.close()
+    assert rows == [
+        (15, 85.69, "notebook"),
+        (16, 87.18, "notebook"),
+        (17, 87.16, "notebook"),
+        (18, 90.68, "notebook"),
+        (19, 84.08, "notebook"),
+    ]
