@@ -47,7 +47,20 @@ class Environment(Base):
     runs: Mapped[list[Run]] = relationship(back_populates="environment")
 
 
-class Run(Base):
+class RunLabels:
+    """What every view of a run shows: its label and its parameters as a dict.
+    Shared by the ORM `Run` and the store's plain `RunView`."""
+
+    @property
+    def display_label(self) -> str:
+        return self.label or str(self.id)
+
+    @property
+    def param_dict(self) -> dict[str, Any]:
+        return {p.name: p.value for p in self.params}
+
+
+class Run(RunLabels, Base):
     """One training, imported log or notebook section. `id` is the run number the user types."""
 
     __tablename__ = "runs"
@@ -118,14 +131,6 @@ class Run(Base):
         back_populates="run", cascade="all, delete-orphan", order_by="EpochMetric.epoch"
     )
     tags: Mapped[list[Tag]] = relationship(back_populates="run", cascade="all, delete-orphan", order_by="Tag.tag")
-
-    @property
-    def display_label(self) -> str:
-        return self.label or str(self.id)
-
-    @property
-    def param_dict(self) -> dict[str, Any]:
-        return {p.name: p.value for p in self.params}
 
 
 class Param(Base):

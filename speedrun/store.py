@@ -18,13 +18,13 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from sqlalchemy import String, cast, func, insert, select, text
-from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, selectinload
 
 from speedrun import db as dbmod
 from speedrun.errors import DatabaseError, DuplicateImport, RunNotFound, SpeedrunError
 from speedrun.hardware import hardware_class
-from speedrun.models import Environment, EpochMetric, Param, Run, Tag
+from speedrun.models import Environment, EpochMetric, Param, Run, RunLabels, Tag
 from speedrun.params import value_type
 from speedrun.records import EPOCH_FIELDS, EpochRecord, RunRecord, summarize
 
@@ -64,7 +64,7 @@ SORTABLE = {
 STALE_AFTER = timedelta(minutes=15)
 
 
-class RunView:
+class RunView(RunLabels):
     """A stored run as plain data, with the attribute names of `models.Run`.
 
     Reads return these rather than ORM objects: they are cheap to build in bulk
@@ -78,14 +78,6 @@ class RunView:
         self.tags = tags
         self.epochs = epochs
         self.environment = environment
-
-    @property
-    def display_label(self) -> str:
-        return self.label or str(self.id)
-
-    @property
-    def param_dict(self) -> dict[str, Any]:
-        return {p.name: p.value for p in self.params}
 
 
 def utcnow() -> datetime:
@@ -139,49 +131,38 @@ class Store:
         if migrate:
             dbmod.upgrade(engine, url, notify, label=db)
         else:
-            store._guard(lambda: dbmod.check_revision(engine, url, label=db))
+            with store._errors("read"):
+                dbmod.check_revision(engine, url, label=db)
         return store
 
     def close(self) -> None:
         self.engine.dispose()
 
     def current_revision(self) -> str | None:
-        return self._guard(lambda: dbmod.current_revision(self.engine))
+        with self._errors("read"):
+            return dbmod.current_revision(self.engine)
 
-    def _guard(self, fn):
+    @contextmanager
+    def _errors(self, action: str) -> Iterator[None]:
+        """Database failures become one DatabaseError naming the file (the CLI prints it)."""
         try:
-            return fn()
+            yield
         except SpeedrunError:
             raise
-        except OperationalError as exc:
-            raise DatabaseError(f"database {self.label}: {exc.orig}") from None
         except SQLAlchemyError as exc:
-            raise DatabaseError(f"database {self.label}: {exc}") from None
+            reason = getattr(exc, "orig", None) or exc
+            raise DatabaseError(f"cannot {action} database {self.label}: {reason}") from None
 
     @contextmanager
     def _write(self) -> Iterator[Session]:
-        """One write transaction; errors become a DatabaseError with nothing half-written."""
-        try:
-            with Session(self._writer, expire_on_commit=False) as session, session.begin():
-                yield session
-        except SpeedrunError:
-            raise
-        except OperationalError as exc:
-            raise DatabaseError(f"cannot write to database {self.label}: {exc.orig}") from None
-        except SQLAlchemyError as exc:
-            raise DatabaseError(f"cannot write to database {self.label}: {exc}") from None
+        """One write transaction: all of it is committed, or none of it."""
+        with self._errors("write to"), Session(self._writer, expire_on_commit=False) as session, session.begin():
+            yield session
 
     @contextmanager
     def _read(self) -> Iterator[Session]:
-        try:
-            with Session(self.engine, expire_on_commit=False) as session:
-                yield session
-        except SpeedrunError:
-            raise
-        except OperationalError as exc:
-            raise DatabaseError(f"cannot read database {self.label}: {exc.orig}") from None
-        except SQLAlchemyError as exc:
-            raise DatabaseError(f"cannot read database {self.label}: {exc}") from None
+        with self._errors("read"), Session(self.engine, expire_on_commit=False) as session:
+            yield session
 
     # ----------------------------------------------------------------- writing
     def begin_run(self, record: RunRecord) -> int:
