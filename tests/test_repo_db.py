@@ -9,11 +9,13 @@ from tests.conftest import ROOT
 
 
 def test_shipped_database_is_at_head_with_the_seed_runs():
+    """The repository's runs.db holds the imported seed notebook at the current schema."""
     # Read-only: tests never write to the repository's own database.
     con = sqlite3.connect(f"file:{ROOT / 'runs.db'}?mode=ro", uri=True)
     try:
         assert con.execute("select version_num from alembic_version").fetchone()[0] == dbmod.head_revision()
-        rows = con.execute("select id, final_val_acc, source from runs order by id").fetchall()
+        # The README's main job adds the user's own runs; the shipped history stays.
+        rows = con.execute("select id, final_val_acc, source from runs where id <= 19 order by id").fetchall()
     finally:
         con.close()
     assert rows == [
