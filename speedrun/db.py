@@ -11,17 +11,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from speedrun.errors import DatabaseError
 
 BUSY_TIMEOUT_S = 60
+# The newest revision in migrations/versions. Every command compares the database with
+# it; importing Alembic to find it would cost a third of a second per command, so it
+# is written here and a test checks it against Alembic's own head.
+SCHEMA_HEAD = "0002"
 _PACKAGE = Path(__file__).resolve().parent
 
 
@@ -78,7 +78,9 @@ def _configure_sqlite(engine: Engine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
-def alembic_config(url: str) -> Config:
+def alembic_config(url: str):
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(resource_dir("migrations")))
     config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
@@ -86,12 +88,22 @@ def alembic_config(url: str) -> Config:
 
 
 def head_revision(url: str = "sqlite://") -> str:
+    """Alembic's head, read from the revision scripts (the slow, authoritative answer)."""
+    from alembic.script import ScriptDirectory
+
     return ScriptDirectory.from_config(alembic_config(url)).get_current_head()
+
+
+def stored_revision(conn) -> str | None:
+    """The revision recorded in the database; None for a database without a schema yet."""
+    if not inspect(conn).has_table("alembic_version"):
+        return None
+    return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
 
 
 def current_revision(engine: Engine) -> str | None:
     with engine.connect() as conn:
-        return MigrationContext.configure(conn).get_current_revision()
+        return stored_revision(conn)
 
 
 def upgrade(engine: Engine, url: str, notify: Callable[[str], None] | None = None, *, label: str = "") -> bool:
@@ -100,25 +112,21 @@ def upgrade(engine: Engine, url: str, notify: Callable[[str], None] | None = Non
     Runs inside one `BEGIN IMMEDIATE` transaction, so concurrent openers and
     live writers wait for each other instead of racing the DDL.
     """
-    config = alembic_config(url)
-    script = ScriptDirectory.from_config(config)
-    head = script.get_current_head()
     try:
-        # Most opens find the schema current: check without the write lock, so read-only
-        # files can be read and readers never queue behind a long writer.
+        # Most opens find the schema current: check without the write lock (and without
+        # Alembic), so read-only files can be read and readers never queue behind a writer.
         with engine.connect() as conn:
-            if MigrationContext.configure(conn).get_current_revision() == head:
+            if stored_revision(conn) == SCHEMA_HEAD:
                 return False
+        from alembic import command
+
+        config = alembic_config(url)
         with engine.execution_options(sqlite_immediate=True).connect() as conn:
             with conn.begin():
-                current = MigrationContext.configure(conn).get_current_revision()
-                if current == head:
+                current = stored_revision(conn)
+                if current == SCHEMA_HEAD:
                     return False
-                if current is not None and _unknown_revision(script, current):
-                    raise DatabaseError(
-                        f"database {label or url} has schema revision {current}, newer than this "
-                        f"speedrun knows (head {head}); upgrade speedrun to use it"
-                    )
+                _refuse_unknown(url, current, label)
                 config.attributes["connection"] = conn
                 command.upgrade(config, "head")
     except SQLAlchemyError as exc:
@@ -126,23 +134,28 @@ def upgrade(engine: Engine, url: str, notify: Callable[[str], None] | None = Non
         raise DatabaseError(f"cannot open database {label or url}: {reason}") from None
     if notify:
         what = "Created" if current is None else f"Upgraded (from {current})"
-        notify(f"{what} database {label or url} at schema revision {head}.")
+        notify(f"{what} database {label or url} at schema revision {SCHEMA_HEAD}.")
     return True
 
 
-def _unknown_revision(script: ScriptDirectory, revision: str) -> bool:
+def _refuse_unknown(url: str, revision: str | None, label: str) -> None:
+    """A revision that no script here knows comes from a newer speedrun: never touch it."""
+    if revision is None or revision == SCHEMA_HEAD:
+        return
+    from alembic.script import ScriptDirectory
+
+    script = ScriptDirectory.from_config(alembic_config(url))
     try:
-        return script.get_revision(revision) is None
+        known = script.get_revision(revision) is not None
     except Exception:
-        return True
+        known = False
+    if not known:
+        raise DatabaseError(
+            f"database {label or url} has schema revision {revision}, newer than this "
+            f"speedrun knows (head {SCHEMA_HEAD}); upgrade speedrun to use it"
+        )
 
 
 def check_revision(engine: Engine, url: str, *, label: str = "") -> None:
     """For read-only use without migrating: refuse a schema this speedrun does not know."""
-    script = ScriptDirectory.from_config(alembic_config(url))
-    current = current_revision(engine)
-    if current is not None and _unknown_revision(script, current):
-        raise DatabaseError(
-            f"database {label or url} has schema revision {current}, newer than this speedrun knows "
-            f"(head {script.get_current_head()}); upgrade speedrun to use it"
-        )
+    _refuse_unknown(url, current_revision(engine), label)

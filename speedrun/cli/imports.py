@@ -62,7 +62,7 @@ def import_log(
         for run_id, record in zip(ids, records):
             for warning in record.warnings:
                 _warn(f"{source}: {warning}")
-            console.print(_describe(run_id, record), markup=False, highlight=False)
+            typer.echo(_describe(run_id, record))
 
 
 @app.command("import-md")
@@ -102,7 +102,7 @@ def import_md(
     for run_id, record, seen in zip(ids, parsed.runs, parser_warnings):
         for warning in record.warnings[seen:]:  # what storing added, e.g. a renumbered run
             _warn(f"{source}: run {record.label or record.number}: {warning}")
-        console.print(_describe(run_id, record), markup=False, highlight=False)
+        typer.echo(_describe(run_id, record))
     with_epochs = sum(1 for r in parsed.runs if r.epochs)
     console.print(
         f"Imported {len(ids)} runs from {source} ({with_epochs} with per-epoch data, "
