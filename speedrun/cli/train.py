@@ -1,8 +1,9 @@
-"""`speedrun train`: train one configuration and record it, epoch by epoch, in the database."""
+"""`speedrun train`: train a recipe (with overrides), once or repeated, and record every run, epoch by epoch."""
 
 from __future__ import annotations
 
 import sys
+from datetime import datetime
 from pathlib import Path
 from typing import Any, List, Optional
 
@@ -41,7 +42,9 @@ def make_recorder():
 
 def _print_dry_run(config, title: str | None, tags: list[str]) -> None:
     from speedrun.logformat import config_line
-    from speedrun.training.loop import EXTRA_CONFIG_KEYS
+    from speedrun.training import fastloop, loop
+
+    extra_keys = fastloop.EXTRA_CONFIG_KEYS if config.recipe else loop.EXTRA_CONFIG_KEYS
 
     console.print("Dry run: nothing will be trained or recorded.", markup=False, highlight=False)
     rows = {"device": config.device, **config.to_params(), "data_dir": config.data_dir}
@@ -54,26 +57,37 @@ def _print_dry_run(config, title: str | None, tags: list[str]) -> None:
     width = max(map(len, rows))
     for key, value in rows.items():
         console.print(f"  {key:<{width}}  {value}", markup=False, highlight=False, soft_wrap=True)
-    console.print(config_line(config.to_params(), EXTRA_CONFIG_KEYS), markup=False, highlight=False, soft_wrap=True)
+    console.print(config_line(config.to_params(), extra_keys), markup=False, highlight=False, soft_wrap=True)
+
+
+RECIPE_DEFAULT = "[default: from the recipe]"
 
 
 @app.command("train")
 def train_command(
-    model: str = typer.Option("resnet18", "--model", help="Network: resnet18 (the user's, 11,173,962 parameters) or resnet9 (Page's DAWNBench net)."),
-    batch_size: int = typer.Option(64, "--batch-size", "--bs", help="Training batch size."),
-    lr: float = typer.Option(0.04, "--lr", help="Peak learning rate."),
-    epochs: int = typer.Option(10, "--epochs", help="Number of epochs."),
-    momentum: float = typer.Option(0.9, "--momentum", help="SGD momentum."),
-    weight_decay: float = typer.Option(0.0, "--weight-decay", "--wd", help="Weight decay (L2 for sgd/adam, decoupled for adamw)."),
-    nesterov: bool = typer.Option(False, "--nesterov", help="Nesterov momentum (sgd only)."),
-    optimizer: str = typer.Option("sgd", "--optimizer", help="Optimizer: sgd, adam or adamw."),
-    cosine: bool = typer.Option(True, "--cosine/--no-cosine", help="Cosine learning-rate decay to zero, stepped per epoch."),
-    warmup: int = typer.Option(0, "--warmup", metavar="EPOCHS", help="Epochs of linear learning-rate warm-up before the decay."),
-    bn: bool = typer.Option(True, "--bn/--no-bn", help="BatchNorm after every convolution."),
+    recipe: str = typer.Option("resnet18", "--recipe", help="Training set-up to start from (see `speedrun recipes`); every other option overrides one of its fields."),
+    model: Optional[str] = typer.Option(None, "--model", help=f"Network: resnet18 (the user's, 11,173,962 parameters), resnet9 (Page's DAWNBench net) or airbench94. {RECIPE_DEFAULT}", show_default=False),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", "--bs", help=f"Training batch size. {RECIPE_DEFAULT}", show_default=False),
+    lr: Optional[float] = typer.Option(None, "--lr", help=f"Peak learning rate (fast recipes: per 1024 images, decoupled). {RECIPE_DEFAULT}", show_default=False),
+    epochs: Optional[int] = typer.Option(None, "--epochs", help=f"Number of epochs. {RECIPE_DEFAULT}", show_default=False),
+    momentum: Optional[float] = typer.Option(None, "--momentum", help=f"SGD (or Muon) momentum. {RECIPE_DEFAULT}", show_default=False),
+    weight_decay: Optional[float] = typer.Option(None, "--weight-decay", "--wd", help=f"Weight decay (L2 for sgd/adam, decoupled for adamw and the fast recipes). {RECIPE_DEFAULT}", show_default=False),
+    nesterov: Optional[bool] = typer.Option(None, "--nesterov/--no-nesterov", help=f"Nesterov momentum (sgd, muon). {RECIPE_DEFAULT}", show_default=False),
+    optimizer: Optional[str] = typer.Option(None, "--optimizer", help=f"Optimizer: sgd, adam, adamw or muon (as the recipe allows). {RECIPE_DEFAULT}", show_default=False),
+    cosine: Optional[bool] = typer.Option(None, "--cosine/--no-cosine", help=f"Cosine learning-rate decay to zero, stepped per epoch (resnet recipes). {RECIPE_DEFAULT}", show_default=False),
+    warmup: Optional[int] = typer.Option(None, "--warmup", metavar="EPOCHS", help=f"Epochs of linear learning-rate warm-up before the decay (resnet recipes). {RECIPE_DEFAULT}", show_default=False),
+    bn: Optional[bool] = typer.Option(None, "--bn/--no-bn", help=f"BatchNorm after every convolution (resnet recipes). {RECIPE_DEFAULT}", show_default=False),
     amp: Optional[bool] = typer.Option(None, "--amp/--no-amp", help="Mixed precision: fp16 on CUDA, bf16 on CPU. [default: on for CUDA and CPUs with native bf16]", show_default=False),
-    compile_model: bool = typer.Option(False, "--compile", help="Compile the model with torch.compile (slow start, faster steps)."),
-    aug: str = typer.Option("crop,flip", "--aug", help="Augmentations, comma-separated from crop, flip, cutout, jitter; or none."),
-    seed: Optional[int] = typer.Option(None, "--seed", help="Random seed. [default: a random one, recorded]", show_default=False),
+    compile_model: Optional[bool] = typer.Option(None, "--compile/--no-compile", help=f"Compile the model with torch.compile (slow start, faster steps; warm-up not timed). {RECIPE_DEFAULT}", show_default=False),
+    aug: Optional[str] = typer.Option(None, "--aug", help=f"Augmentations, comma-separated from crop, flip, cutout, jitter (resnet recipes) or altflip, translate (fast recipes); or none. {RECIPE_DEFAULT}", show_default=False),
+    label_smoothing: Optional[float] = typer.Option(None, "--label-smoothing", help=f"Label smoothing of the loss (fast recipes). {RECIPE_DEFAULT}", show_default=False),
+    tta: Optional[int] = typer.Option(None, "--tta", metavar="LEVEL", help=f"Test-time augmentation of the final evaluation: 0 none, 1 mirror, 2 mirror + 1-pixel translations (fast recipes). {RECIPE_DEFAULT}", show_default=False),
+    lookahead: Optional[bool] = typer.Option(None, "--lookahead/--no-lookahead", help=f"Lookahead (slow weights) with the cubic schedule (fast recipes). {RECIPE_DEFAULT}", show_default=False),
+    whiten_bias_epochs: Optional[int] = typer.Option(None, "--whiten-bias-epochs", metavar="EPOCHS", help=f"Epochs the whitening bias trains before it is frozen (fast recipes). {RECIPE_DEFAULT}", show_default=False),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Random seed (with --repeat: of the first repeat, then +1 each). [default: a random one, recorded]", show_default=False),
+    repeat: Optional[int] = typer.Option(None, "--repeat", metavar="N", help="Train the same configuration N times with distinct seeds, as one group.", show_default=False),
+    seeds: Optional[str] = typer.Option(None, "--seeds", metavar="S1,S2,..", help="Train once per listed seed, as one group.", show_default=False),
+    group: Optional[str] = typer.Option(None, "--group", metavar="NAME", help="Group name of the runs. [default with repeats: <recipe>-<yyyymmdd-hhmmss>]", show_default=False),
     device: str = typer.Option("auto", "--device", help="Device: auto, cuda, mps or cpu."),
     data_dir: Path = typer.Option(Path("./data"), "--data-dir", help="Folder holding cifar-10-batches-py (downloaded there when missing)."),
     subset: Optional[int] = typer.Option(None, "--subset", metavar="N", help="Train on the first N training images only (quick trials)."),
@@ -84,40 +98,121 @@ def train_command(
     tag: Optional[List[str]] = typer.Option(None, "--tag", metavar="TAG", help="A tag for the run; repeat for more."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Resolve and print the configuration; train nothing, record nothing."),
 ) -> None:
-    """Train CIFAR-10 and record the run, epoch by epoch, in the database."""
+    """Train CIFAR-10 with a recipe and record the run, epoch by epoch, in the database."""
+    from speedrun.recipes import get_recipe
     from speedrun.training.augment import parse_augment
-    from speedrun.training.config import TrainConfig
 
     try:
-        augment = parse_augment(aug)
+        augment = parse_augment(aug) if aug is not None else None
     except ValueError as exc:
         fail(f"--aug: {exc}")
-    config = TrainConfig(model=model, batch_size=batch_size, lr=lr, epochs=epochs, momentum=momentum,
-                         weight_decay=weight_decay, nesterov=nesterov, optimizer=optimizer.lower(), cosine=cosine,
-                         warmup=warmup, bn=bn, amp=amp, compile=compile_model, augment=augment, seed=seed,
-                         device=device.lower(), data_dir=str(data_dir), subset=subset, target=target)
     try:
+        chosen = get_recipe(recipe.lower())
+        config = chosen.configure(
+            model=model, batch_size=batch_size, lr=lr, epochs=epochs, momentum=momentum, weight_decay=weight_decay,
+            nesterov=nesterov, optimizer=optimizer.lower() if optimizer else None, cosine=cosine, warmup=warmup,
+            bn=bn, amp=amp, compile=compile_model, augment=augment, label_smoothing=label_smoothing, tta=tta,
+            lookahead=lookahead, whiten_bias_epochs=whiten_bias_epochs, seed=seed, device=device.lower(),
+            data_dir=str(data_dir), subset=subset, target=target)
+        seed_list = _seed_list(seed, repeat, seeds)
         config = config.resolve()
     except SpeedrunError as exc:
         fail(str(exc))
     tags = list(dict.fromkeys(tag or []))
     if dry_run:
         _print_dry_run(config, title, tags)
+        if seed_list is not None and len(seed_list) > 1:
+            shown = ", ".join(str(s) for s in seed_list if s is not None) or "random"
+            console.print(f"  repeats  {len(seed_list)} (seeds: {shown})", markup=False, highlight=False)
         return
-    _train_and_record(config, RunRecord(source="train", status="running", title=title, hypothesis=hypothesis,
-                                        analysis=notes, tags=tags))
+
+    def record() -> RunRecord:
+        return RunRecord(source="train", status="running", title=title, hypothesis=hypothesis, analysis=notes,
+                         tags=list(tags))
+
+    if seed_list is None or (len(seed_list) == 1 and group is None):
+        _train_and_record(chosen, config, record())
+        return
+    name = group or f"{chosen.name}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
+    _train_repeats(chosen, config, seed_list, name, record)
 
 
-def _train_and_record(config, record: RunRecord) -> None:
+def _seed_list(seed: int | None, repeat: int | None, seeds: str | None) -> list[int | None] | None:
+    """The seed of every repeat (None: draw one), or None for a plain single run."""
+    if repeat is not None and repeat < 1:
+        raise SpeedrunError(f"--repeat must be at least 1, not {repeat}")
+    if seeds is not None:
+        try:
+            listed = [int(s) for s in seeds.split(",") if s.strip()]
+        except ValueError:
+            raise SpeedrunError(f"--seeds must be comma-separated integers, not {seeds!r}") from None
+        if not listed or len(set(listed)) != len(listed):
+            raise SpeedrunError(f"--seeds must list distinct integers, not {seeds!r}")
+        if repeat is not None and repeat != len(listed):
+            raise SpeedrunError(f"--repeat {repeat} disagrees with the {len(listed)} seeds of --seeds")
+        if seed is not None:
+            raise SpeedrunError("give either --seed or --seeds, not both")
+        return listed
+    if repeat is None:
+        return None
+    return [seed + i for i in range(repeat)] if seed is not None else [None] * repeat
+
+
+def _distinct_seeds(config, wanted: list[int | None]) -> list[int]:
+    """Fill in random seeds, never repeating one (a repeat with the same seed measures nothing)."""
+    from speedrun.training.config import _random_seed
+
+    chosen: list[int] = []
+    for s in wanted:
+        if s is None:
+            s = config.seed if not chosen and config.seed is not None else _random_seed()
+            while s in chosen:
+                s = _random_seed()
+        chosen.append(s)
+    return chosen
+
+
+def _train_repeats(recipe, config, wanted: list[int | None], group: str, make_record) -> None:
+    """Each repeat is a normal run in `group`; Ctrl-C keeps the finished ones and ends with their summary."""
+    from dataclasses import replace
+
+    seeds = _distinct_seeds(config, wanted)
+    finals: list[float] = []
+    for i, seed in enumerate(seeds, 1):
+        console.print(f"Repeat {i}/{len(seeds)} of group {group}: seed {seed}", markup=False, highlight=False,
+                      soft_wrap=True)
+        record = make_record()
+        record.group = group
+        try:
+            result = _train_and_record(recipe, replace(config, seed=seed), record)
+        except typer.Exit:
+            _print_repeat_summary(group, finals, len(seeds))
+            raise
+        if result.final_val_acc is not None:
+            finals.append(result.final_val_acc)
+    _print_repeat_summary(group, finals, len(seeds))
+
+
+def _print_repeat_summary(group: str, finals: list[float], planned: int) -> None:
+    from speedrun.stats import describe, fmt_mean_ci
+
+    desc = describe(finals)
+    spread = f", std {desc.std:.2f}" if desc.std is not None else ""
+    done = f"{len(finals)} of {planned} repeats" if len(finals) != planned else f"{planned} repeats"
+    console.print(f"Group {group}: final accuracy over {done}: {fmt_mean_ci(desc)}{spread} "
+                  f"(mean ± 95% CI half-width)", markup=False, highlight=False, soft_wrap=True)
+
+
+def _train_and_record(recipe, config, record: RunRecord):
     from speedrun.environment import detect_environment, git_info
-    from speedrun.training.loop import Reporter, train
+    from speedrun.training.loop import Reporter
 
     record.env = detect_environment(config.device)
     record.command = " ".join(sys.argv)
     record.git_commit, record.git_dirty = git_info(Path.cwd())
     recorder = make_recorder()
     try:
-        result = train(config, recorder, record=record, reporter=Reporter(console))
+        result = recipe.train(config, recorder, record=record, reporter=Reporter(console))
     except KeyboardInterrupt:
         where = f"; run {recorder.run_id} recorded as interrupted in {recorder.location}" if recorder.run_id else ""
         err_console.print(f"Interrupted{where}.", markup=False, highlight=False)
@@ -128,3 +223,4 @@ def _train_and_record(config, record: RunRecord) -> None:
         where = f" (run {recorder.run_id} recorded as failed in {recorder.location})" if recorder.run_id else ""
         fail(f"training failed: {type(exc).__name__}: {exc}{where}")
     console.print(f"Run {result.run_id} recorded in {recorder.location}", markup=False, highlight=False, soft_wrap=True)
+    return result

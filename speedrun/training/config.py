@@ -1,7 +1,9 @@
 """What one training run does: the options, their defaults, and how they resolve on this machine.
 
 The defaults replay the user's current main.py (ResNet-18, SGD lr 0.04 momentum
-0.9, batch 64, 10 epochs, cosine per epoch, crop+flip). `resolve()` turns
+0.9, batch 64, 10 epochs, cosine per epoch, crop+flip): the `resnet18` recipe.
+Other recipes (speedrun.recipes) start from other values; the fields after
+`target` are theirs and stay None (unrecorded) in the default recipe. `resolve()` turns
 "auto" choices (device, AMP) into facts and rejects bad values with one
 clear SpeedrunError; `to_params()` is what the store records.
 """
@@ -15,8 +17,11 @@ from typing import Any
 from speedrun.errors import SpeedrunError
 from speedrun.training.augment import DEFAULT_AUGMENT
 from speedrun.training.nets import MODELS
+from speedrun.training.tta import TTA_LEVELS
 
-OPTIMIZERS = ("sgd", "adam", "adamw")
+ALL_MODELS = (*MODELS, "airbench94")
+OPTIMIZERS = ("sgd", "adam", "adamw", "muon")
+SCHEDULES = ("triangle", "linear")
 DEVICES = ("auto", "cuda", "mps", "cpu")
 
 
@@ -41,6 +46,18 @@ class TrainConfig:
     data_dir: str = "./data"
     subset: int | None = None
     target: float | None = None  # val accuracy (percent) whose first crossing is timed
+    # Fields of the fast recipes (None: not used, not recorded):
+    recipe: str | None = None  # None: the default recipe (resnet18), recorded as before
+    schedule: str | None = None  # per-step lr schedule: triangle or linear (None: cosine/flat per epoch)
+    label_smoothing: float | None = None
+    tta: int | None = None  # test-time augmentation level of the final evaluation (0, 1, 2)
+    lookahead: bool | None = None
+    whiten_bias_epochs: int | None = None  # epochs the whitening bias trains before it is frozen
+    bn_momentum: float | None = None  # weight of the old BatchNorm statistics (airbench convention)
+    bias_lr_scale: float | None = None  # lr multiplier of the BatchNorm biases
+    bias_lr: float | None = None  # muon recipe: SGD lr of the biases
+    head_lr: float | None = None  # muon recipe: SGD lr of the linear head
+    sgd_momentum: float | None = None  # muon recipe: momentum of the SGD part
     # Filled by resolve():
     amp_dtype: str | None = field(default=None, compare=False)
     threads: int | None = field(default=None, compare=False)
@@ -48,7 +65,7 @@ class TrainConfig:
     def validate(self) -> None:
         """Raise SpeedrunError naming the first bad option."""
         checks = [
-            (self.model in MODELS, f"--model must be one of {', '.join(MODELS)}, not {self.model!r}"),
+            (self.model in ALL_MODELS, f"--model must be one of {', '.join(ALL_MODELS)}, not {self.model!r}"),
             (self.optimizer in OPTIMIZERS, f"--optimizer must be one of {', '.join(OPTIMIZERS)}, not {self.optimizer!r}"),
             (self.device in DEVICES, f"--device must be one of {', '.join(DEVICES)}, not {self.device!r}"),
             (self.batch_size >= 2, f"--batch-size must be at least 2 (BatchNorm needs two images), not {self.batch_size}"),
@@ -57,10 +74,17 @@ class TrainConfig:
             (0 <= self.momentum < 1, f"--momentum must be in [0, 1), not {self.momentum}"),
             (self.weight_decay >= 0, f"--weight-decay must not be negative, not {self.weight_decay}"),
             (0 <= self.warmup < self.epochs, f"--warmup must be in [0, epochs), not {self.warmup}"),
-            (not self.nesterov or (self.optimizer == "sgd" and self.momentum > 0),
+            (not self.nesterov or (self.optimizer in ("sgd", "muon") and self.momentum > 0),
              "--nesterov needs --optimizer sgd with a positive --momentum"),
             (self.subset is None or self.subset >= 2, f"--subset must be at least 2 images, not {self.subset}"),
             (self.target is None or 0 < self.target <= 100, f"--target is a val accuracy in (0, 100], not {self.target}"),
+            (self.schedule is None or self.schedule in SCHEDULES, f"schedule must be one of {', '.join(SCHEDULES)}"),
+            (self.label_smoothing is None or 0 <= self.label_smoothing < 1,
+             f"--label-smoothing must be in [0, 1), not {self.label_smoothing}"),
+            (self.tta is None or self.tta in TTA_LEVELS, f"--tta must be one of 0, 1, 2, not {self.tta}"),
+            (self.whiten_bias_epochs is None or self.whiten_bias_epochs >= 0,
+             f"--whiten-bias-epochs must not be negative, not {self.whiten_bias_epochs}"),
+            (self.bn_momentum is None or 0 <= self.bn_momentum < 1, f"bn_momentum must be in [0, 1), not {self.bn_momentum}"),
         ]
         for ok, message in checks:
             if not ok:
@@ -110,6 +134,17 @@ class TrainConfig:
             "amp_dtype": self.amp_dtype,
             "subset": self.subset,
             "threads": self.threads,
+            "recipe": self.recipe,
+            "schedule": self.schedule,
+            "label_smoothing": self.label_smoothing,
+            "tta": self.tta,
+            "lookahead": self.lookahead,
+            "whiten_bias_epochs": self.whiten_bias_epochs,
+            "bn_momentum": self.bn_momentum,
+            "bias_lr_scale": self.bias_lr_scale,
+            "bias_lr": self.bias_lr,
+            "head_lr": self.head_lr,
+            "sgd_momentum": self.sgd_momentum,
         }
         return {k: v for k, v in params.items() if v is not None}
 

@@ -1,0 +1,60 @@
+"""airbench94 (Jordan 2024, arXiv 2404.00498): 94% on CIFAR-10 in ~10 epochs of a small whitened net.
+
+Network: frozen 2×2 patch-whitening conv, three conv groups 64/256/256 with
+identity-initialised convs and scale-frozen fast BatchNorm, head scaled 1/9.
+Optimizer: Nesterov SGD with lr and weight decay decoupled from batch size and
+momentum (both given per 1024 images), BatchNorm biases at 64× lr, triangular
+schedule, label smoothing 0.2, lookahead. Data: alternating flip + 2-pixel
+reflect translation. Evaluation: TTA with mirror + 1-pixel translations.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+import torch
+
+from speedrun.recipes import Recipe
+from speedrun.training.config import TrainConfig
+from speedrun.training.fastloop import FastParts, train_fast
+from speedrun.training.nets import AirbenchNet, FrozenScaleBatchNorm
+from speedrun.training.optim import group
+from speedrun.training.schedules import triangle
+
+
+def build_model(config: TrainConfig) -> AirbenchNet:
+    return AirbenchNet(bn_momentum=config.bn_momentum, head_scale=1 / 9)
+
+
+def bn_biases(model: AirbenchNet) -> list[torch.nn.Parameter]:
+    return [m.bias for m in model.modules() if isinstance(m, FrozenScaleBatchNorm)]
+
+
+def make_optimizers(model: AirbenchNet, config: TrainConfig, total_steps: int) -> list[torch.optim.Optimizer]:
+    # With Nesterov momentum m a constant gradient moves the weights 1 + 1/(1-m) times per step;
+    # dividing by that (and by 1024 images) makes `lr` a per-image step size that survives changes of m.
+    kilostep_scale = 1024 * (1 + 1 / (1 - config.momentum))
+    lr = config.lr / kilostep_scale
+    wd = config.weight_decay * config.batch_size / kilostep_scale
+    schedule = partial(triangle, start=0.2, peak=0.23, end=0.07)
+    biases = bn_biases(model)
+    bias_ids = {id(p) for p in biases}
+    others = [p for p in model.parameters() if p.requires_grad and id(p) not in bias_ids]  # incl. whitening bias
+    groups = [group(others, lr, schedule, wd), group(biases, lr * config.bias_lr_scale, schedule, wd)]
+    return [torch.optim.SGD(groups, momentum=config.momentum, nesterov=config.nesterov)]
+
+
+RECIPE = Recipe(
+    name="airbench94",
+    summary="Jordan's airbench94: whitened 64/256/256 net, Nesterov SGD + lookahead, alt-flip, TTA; ~94% in 10 epochs.",
+    config=TrainConfig(
+        recipe="airbench94", model="airbench94", batch_size=1024, lr=11.5, epochs=10, momentum=0.85,
+        weight_decay=0.0153, nesterov=True, optimizer="sgd", cosine=False, schedule="triangle",
+        augment=("altflip", "translate"), label_smoothing=0.2, tta=2, lookahead=True, whiten_bias_epochs=3,
+        bn_momentum=0.6, bias_lr_scale=64.0,
+    ),
+    train=partial(train_fast, parts=FastParts(build_model, make_optimizers)),
+    models=("airbench94",),
+    optimizers=("sgd",),
+    augmentations=("altflip", "translate"),
+)

@@ -1,0 +1,349 @@
+import re
+
+import pytest
+import torch
+import torch.nn.functional as F
+from typer.testing import CliRunner
+
+import speedrun.cli.recipes  # noqa: F401  (registers `speedrun recipes` until speedrun.cli imports it)
+from speedrun.cli import app
+from speedrun.cli import train as train_cli
+from speedrun.errors import SpeedrunError
+from speedrun.recipes import all_recipes, get_recipe
+from speedrun.training import fastloop
+from speedrun.training.augment import AlternatingFlipTranslate
+from speedrun.training.data import write_synthetic_cifar10
+from speedrun.training.loop import MemoryRecorder, Reporter
+from speedrun.training.nets import AirbenchNet, build_model, whitening_filters
+from speedrun.training.optim import Lookahead, orthogonalize, set_lrs
+from speedrun.training.schedules import linear_decay, lookahead_decay, triangle
+from speedrun.training.tta import tta_logits, tta_views
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def fake_cifar(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cifar")
+    write_synthetic_cifar10(root, n_train=48, n_test=16)
+    return root
+
+
+def fast_parts(name):
+    return get_recipe(name).train.keywords["parts"]
+
+
+# --- recipes build -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", ["resnet18", "airbench94", "airbench94-muon"])
+def test_each_recipe_builds_and_its_optimizers_cover_every_trainable_parameter(name):
+    recipe = get_recipe(name)
+    config = recipe.configure(device="cpu", amp=False, seed=0).resolve()
+    x = torch.randn(2, 3, 32, 32).contiguous(memory_format=torch.channels_last)
+    if recipe.config.recipe is None:  # the classic loop's models
+        model = build_model(config.model)
+        assert model(x).shape == (2, 10)
+        return
+    parts = fast_parts(name)
+    model = parts.build_model(config)
+    model.init_whitening(x)
+    assert model(x).shape == (2, 10)
+    optimizers = parts.make_optimizers(model, config, total_steps=100)
+    in_groups = [id(p) for opt in optimizers for g in opt.param_groups for p in g["params"]]
+    trainable = [id(p) for p in model.parameters() if p.requires_grad]
+    assert sorted(in_groups) == sorted(trainable)  # each exactly once
+    assert not model.whiten.weight.requires_grad
+    assert all(not m.weight.requires_grad for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d))
+
+
+def test_airbench_network_shape():
+    model = AirbenchNet()
+    convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert [c.out_channels for c in convs] == [24, 64, 64, 256, 256, 256, 256]
+    assert sum(p.numel() for p in model.parameters()) == 1_971_352 + 24 * 3 * 2 * 2 + (64 * 2 + 256 * 4)
+    # Identity-initialised: the first in_channels filters of each 3×3 conv are Dirac deltas.
+    conv = convs[2]
+    eye = torch.zeros_like(conv.weight[:64])
+    torch.nn.init.dirac_(eye)
+    assert torch.equal(conv.weight[:64], eye)
+
+
+# --- whitening -----------------------------------------------------------------------------------
+
+def test_whitening_makes_the_patch_covariance_the_identity():
+    torch.manual_seed(0)
+    mix = torch.randn(3, 3) + 2 * torch.eye(3)
+    images = torch.einsum("ij,njhw->nihw", mix, torch.randn(200, 3, 16, 16))
+    images = images + 0.5 * images.roll(1, dims=3)  # neighbouring pixels correlated
+    filters = whitening_filters(images, kernel=2, eps=1e-9)
+    assert filters.shape == (24, 3, 2, 2)
+    assert torch.equal(filters[12:], -filters[:12])  # the negations
+    out = F.conv2d(images, filters[:12]).permute(0, 2, 3, 1).reshape(-1, 12)
+    covariance = out.T @ out / len(out)
+    assert torch.allclose(covariance, torch.eye(12), atol=1e-3)
+
+
+def test_whitening_eps_damps_only_small_eigen_directions():
+    torch.manual_seed(1)
+    images = torch.randn(50, 3, 8, 8) * 3
+    out = F.conv2d(images, whitening_filters(images, eps=5e-4)[:12]).permute(0, 2, 3, 1).reshape(-1, 12)
+    variances = (out.T @ out / len(out)).diagonal()
+    assert torch.allclose(variances, torch.ones(12), atol=1e-3)  # eigenvalues ~9 >> eps
+
+
+# --- augmentation --------------------------------------------------------------------------------
+
+def test_alternating_flip_mirrors_each_image_in_exactly_every_other_epoch():
+    torch.manual_seed(0)
+    images = torch.randint(0, 256, (64, 3, 32, 32), dtype=torch.uint8)
+    aug = AlternatingFlipTranslate(images, pad=0, flip=True)
+    plain = aug.padded
+    idx = torch.arange(64)
+    mirrored = []
+    for epoch in range(6):
+        out = aug.batch(idx, epoch)
+        is_flipped = torch.tensor([torch.equal(o, p.flip(2)) for o, p in zip(out, plain)])
+        is_plain = torch.tensor([torch.equal(o, p) for o, p in zip(out, plain)])
+        assert (is_flipped ^ is_plain).all()
+        mirrored.append(is_flipped)
+    mirrored = torch.stack(mirrored)  # epochs × images
+    assert (mirrored[1:] != mirrored[:-1]).all()  # every image alternates
+    assert (mirrored.sum(0) == 3).all()  # 3 of 6 epochs, for every image
+    assert 10 < mirrored[0].sum() < 54  # the starting flips are random
+
+
+def test_translate_takes_windows_of_the_reflect_padded_image():
+    torch.manual_seed(0)
+    images = torch.randint(0, 256, (16, 3, 32, 32), dtype=torch.uint8)
+    aug = AlternatingFlipTranslate(images, pad=2, flip=False)
+    out = aug.batch(torch.arange(16), epoch=0)
+    assert out.shape == (16, 3, 32, 32) and out.is_contiguous(memory_format=torch.channels_last)
+    offsets = set()
+    for i in range(16):
+        found = [(dy, dx) for dy in range(5) for dx in range(5)
+                 if torch.equal(aug.padded[i, :, dy:dy + 32, dx:dx + 32], out[i])]
+        assert found
+        offsets.add(found[0])
+    assert len(offsets) > 1
+
+
+# --- test-time augmentation ----------------------------------------------------------------------
+
+def test_tta_weights_sum_to_one():
+    x = torch.randn(2, 3, 8, 8)
+    assert [w for w, _ in tta_views(x, 0)] == [1.0]
+    assert [w for w, _ in tta_views(x, 1)] == [0.5, 0.5]
+    assert [w for w, _ in tta_views(x, 2)] == [0.25, 0.25, 0.125, 0.125, 0.125, 0.125]
+
+
+def test_tta_averages_the_mirrored_and_translated_views():
+    torch.manual_seed(0)
+    weights = torch.randn(10, 3, 8, 8)
+
+    def model(v):  # position-sensitive, so every view gives different logits
+        return torch.einsum("nchw,kchw->nk", v, weights)
+
+    x = torch.randn(4, 3, 8, 8)
+    up_left = x[:, :, [1, *range(7)]][:, :, :, [1, *range(7)]]  # shifted by one pixel, reflected border
+    down_right = x[:, :, [*range(1, 8), 6]][:, :, :, [*range(1, 8), 6]]
+    expected = (0.25 * (model(x) + model(x.flip(3)))
+                + 0.125 * (model(up_left) + model(up_left.flip(3)) + model(down_right) + model(down_right.flip(3))))
+    assert torch.allclose(tta_logits(model, x, 2), expected, atol=1e-4)
+    assert torch.allclose(tta_logits(model, x, 1), 0.5 * (model(x) + model(x.flip(3))), atol=1e-4)
+    assert torch.allclose(tta_logits(model, x, 0), model(x), atol=1e-5)
+
+
+# --- schedules, lookahead, Muon ------------------------------------------------------------------
+
+def test_triangle_schedule_at_known_steps():
+    assert triangle(0, 100) == pytest.approx(0.2)
+    assert triangle(23, 100) == pytest.approx(1.0)  # peak at 23% of the steps
+    assert triangle(10, 100) == pytest.approx(0.2 + 0.8 * 10 / 23)
+    assert triangle(100, 100) == pytest.approx(0.07)
+    assert triangle(60, 100) == pytest.approx(1 - 0.93 * 37 / 77)
+
+
+def test_linear_and_lookahead_schedules_at_known_steps():
+    assert [linear_decay(s, 8) for s in (0, 2, 8, 9)] == [1.0, 0.75, 0.0, 0.0]
+    assert lookahead_decay(0, 100) == 0.0
+    assert lookahead_decay(50, 100) == pytest.approx(0.95**5 / 8)
+    assert lookahead_decay(100, 100) == pytest.approx(0.95**5)
+
+
+def test_lookahead_pulls_the_weights_back_towards_the_slow_copy():
+    model = torch.nn.Linear(2, 1, bias=False)
+    with torch.no_grad():
+        model.weight.fill_(0.0)
+    lookahead = Lookahead(model)
+    with torch.no_grad():
+        model.weight.fill_(1.0)
+    lookahead.update(decay=0.75)
+    assert torch.allclose(model.weight, torch.full((1, 2), 0.25))
+    with torch.no_grad():
+        model.weight.fill_(1.0)
+    lookahead.update(decay=1.0)  # the end of training: install the slow weights
+    assert torch.allclose(model.weight, torch.full((1, 2), 0.25))
+
+
+def test_newton_schulz_orthogonalizes_roughly():
+    torch.manual_seed(0)
+    g = torch.randn(64, 576)
+    singular = torch.linalg.svdvals(orthogonalize(g, steps=5).float())
+    assert singular.min() > 0.5 and singular.max() < 1.5  # all directions get a similar step
+
+
+@pytest.mark.parametrize("name", ["airbench94", "airbench94-muon"])
+def test_one_training_step_lowers_the_loss_on_a_tiny_batch(name):
+    torch.manual_seed(0)
+    config = get_recipe(name).configure(device="cpu", amp=False, seed=0).resolve()
+    parts = fast_parts(name)
+    model = parts.build_model(config).to(memory_format=torch.channels_last)
+    x = torch.randn(32, 3, 32, 32).contiguous(memory_format=torch.channels_last)
+    y = torch.randint(0, 10, (32,))
+    model.init_whitening(x)
+    optimizers = parts.make_optimizers(model, config, total_steps=10)
+    model.train()
+
+    def loss_now():
+        return F.cross_entropy(model(x), y, label_smoothing=0.2, reduction="sum")
+
+    before = loss_now()
+    set_lrs(optimizers, 0, 10)
+    before.backward()
+    for opt in optimizers:
+        opt.step()
+    model.zero_grad(set_to_none=True)
+    assert loss_now().item() < before.item()
+
+
+# --- the fast trainer ----------------------------------------------------------------------------
+
+def test_fast_trainer_records_tta_as_final_and_both_times(fake_cifar):
+    recipe = get_recipe("airbench94")
+    config = recipe.configure(device="cpu", amp=False, seed=0, batch_size=16, epochs=2,
+                              data_dir=str(fake_cifar)).resolve()
+    recorder, lines = MemoryRecorder(), []
+    reporter = Reporter(progress=False)
+    reporter.line = lines.append
+    recipe.train(config, recorder, reporter=reporter)
+    assert recorder.status == "completed"
+    epochs = {e.epoch: e for e in recorder.epochs}  # the last epoch is re-recorded with the TTA accuracy
+    extra = recorder.finish_args["extra"]
+    assert epochs[2].val_acc == extra["tta_val_acc"] and epochs[2].extra["val_acc_no_tta"] == extra["val_acc_no_tta"]
+    assert recorder.finish_args["train_time_s"] == extra["speedrun_time_s"]
+    assert recorder.finish_args["wall_time_s"] > extra["speedrun_time_s"] > epochs[2].elapsed_s
+    assert recorder.run.params["recipe"] == "airbench94" and recorder.run.params["tta"] == 2
+    assert f"Final Validation Accuracy: {extra['tta_val_acc']:.2f}%" in lines
+    assert any(line.startswith("Final accuracy above is with test-time augmentation") for line in lines)
+    assert any(line.startswith("Speedrun time (whitening init") for line in lines)
+
+
+# --- the command line ----------------------------------------------------------------------------
+
+def rows(output):
+    return dict(re.findall(r"^\s+(\w+)\s+(.+?)\s*$", output, re.MULTILINE))
+
+
+def test_recipe_options_override_the_recipe_and_nothing_else():
+    result = runner.invoke(app, ["train", "--recipe", "airbench94", "--dry-run", "--device", "cpu", "--seed", "1",
+                                 "--bs", "512", "--lr", "5", "--no-lookahead", "--tta", "1"])
+    assert result.exit_code == 0, result.output
+    got = rows(result.output)
+    assert (got["recipe"], got["batch_size"], got["lr"], got["lookahead"], got["tta"]) == \
+        ("airbench94", "512", "5.0", "False", "1")
+    assert (got["momentum"], got["label_smoothing"], got["epochs"], got["model"]) == ("0.85", "0.2", "10", "airbench94")
+
+
+def test_default_recipe_is_unchanged_and_records_no_recipe_fields():
+    result = runner.invoke(app, ["train", "--dry-run", "--device", "cpu", "--seed", "1"])
+    assert result.exit_code == 0, result.output
+    got = rows(result.output)
+    assert (got["model"], got["batch_size"], got["lr"], got["epochs"]) == ("resnet18", "64", "0.04", "10")
+    assert "recipe" not in got and "tta" not in got  # default runs keep grouping with earlier ones
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--recipe", "nope"], "--recipe must be one of resnet18, airbench94, airbench94-muon"),
+    (["--recipe", "airbench94", "--model", "resnet9"], "--model resnet9 is not available in recipe airbench94"),
+    (["--recipe", "airbench94", "--aug", "crop"], "--aug crop is not available in recipe airbench94"),
+    (["--recipe", "airbench94", "--tta", "3"], "--tta must be one of 0, 1, 2"),
+    (["--seeds", "1,1"], "--seeds must list distinct integers"),
+    (["--repeat", "3", "--seeds", "1,2"], "--repeat 3 disagrees"),
+])
+def test_bad_recipe_options_give_one_clear_error(args, message):
+    result = runner.invoke(app, ["train", "--dry-run", "--device", "cpu", *args])
+    assert result.exit_code == 1
+    assert message in re.sub(r"\s+", " ", result.output)
+
+
+def test_recipes_command_lists_each_recipe_with_its_defaults():
+    result = runner.invoke(app, ["recipes"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    for name in all_recipes():
+        header = next(i for i, line in enumerate(lines) if line.startswith(f"{name}:") or line.startswith(f"{name} ("))
+        assert len(lines[header].split(": ", 1)[1]) > 20  # a description
+        assert lines[header + 1].startswith("    model=")
+    assert lines[0].startswith("resnet18 (default): ")
+    assert "batch_size=1024" in result.output and "tta=2" in result.output and "optimizer=muon" in result.output
+
+
+@pytest.fixture
+def recorders(monkeypatch):
+    made = []
+
+    def make():
+        made.append(MemoryRecorder(location="test.db"))
+        made[-1].run_id = len(made)
+        return made[-1]
+
+    monkeypatch.setattr(train_cli, "make_recorder", make)
+    return made
+
+
+def tiny_fast(fake_cifar, *more):
+    return ["train", "--recipe", "airbench94", "--bs", "16", "--epochs", "1", "--device", "cpu", "--no-amp",
+            "--data-dir", str(fake_cifar), *more]
+
+
+def test_repeat_records_runs_with_distinct_seeds_in_one_group(recorders, fake_cifar):
+    result = runner.invoke(app, tiny_fast(fake_cifar, "--repeat", "2", "--group", "g1"))
+    assert result.exit_code == 0, result.output
+    assert len(recorders) == 2 and all(r.status == "completed" for r in recorders)
+    seeds = [r.run.params["seed"] for r in recorders]
+    assert len(set(seeds)) == 2
+    assert [r.run.group for r in recorders] == ["g1", "g1"]
+    finals = [r.finish_args["extra"]["tta_val_acc"] for r in recorders]
+    assert re.search(r"Group g1: final accuracy over 2 repeats: \d+\.\d\d ± \d+\.\d\d \(n=2\)", result.output)
+    assert min(finals) >= 0
+
+
+def test_seeds_and_auto_group_name(recorders, fake_cifar):
+    result = runner.invoke(app, tiny_fast(fake_cifar, "--seeds", "7,9"))
+    assert result.exit_code == 0, result.output
+    assert [r.run.params["seed"] for r in recorders] == [7, 9]
+    group = recorders[0].run.group
+    assert re.fullmatch(r"airbench94-\d{8}-\d{6}", group) and recorders[1].run.group == group
+
+
+def test_ctrl_c_keeps_finished_repeats_and_records_the_interrupted_one(recorders, fake_cifar, monkeypatch):
+    original, calls = fastloop.evaluate_tta, []
+
+    def interrupt_in_second_run(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:  # run 1: epoch eval + TTA; run 2: its first evaluation
+            raise KeyboardInterrupt
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(fastloop, "evaluate_tta", interrupt_in_second_run)
+    result = runner.invoke(app, tiny_fast(fake_cifar, "--repeat", "3", "--seed", "1"))
+    assert result.exit_code == 130
+    assert [r.status for r in recorders] == ["completed", "interrupted"]
+    assert "final accuracy over 1 of 3 repeats" in result.output
+
+
+def test_configure_rejects_unknown_fields():
+    with pytest.raises(TypeError):
+        get_recipe("airbench94").configure(learning_rate=1.0)
+    with pytest.raises(SpeedrunError, match="--optimizer adam is not available"):
+        get_recipe("airbench94").configure(optimizer="adam", nesterov=False)
