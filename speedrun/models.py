@@ -14,6 +14,8 @@ from typing import Any, Optional
 from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from speedrun.params import typed_value
+
 
 class Base(DeclarativeBase):
     type_annotation_map = {dict[str, Any]: JSON}
@@ -57,7 +59,7 @@ class RunLabels:
 
     @property
     def param_dict(self) -> dict[str, Any]:
-        return {p.name: p.value for p in self.params}
+        return {p.name: typed_value(p.value, p.type) for p in self.params}
 
 
 class Run(RunLabels, Base):

@@ -148,3 +148,11 @@ def parse_assignment(text: str) -> tuple[str, Any]:
     if not key.strip():
         raise ValueError(f"empty parameter name in {text!r}")
     return canonical_name(key), parse_value(value)
+
+
+def typed_value(value: Any, kind: str) -> Any:
+    """A parameter value as its recorded type. The JSON column has NUMERIC affinity in
+    SQLite, which stores 0.0 or 1.0 as the integers 0 and 1; the type column says better."""
+    if kind == "float" and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    return value

@@ -12,12 +12,14 @@ import json
 import os
 import socket
 import uuid as uuidlib
+from collections import namedtuple
 from contextlib import contextmanager
 from dataclasses import asdict
 from datetime import datetime, timedelta, timezone
+from functools import lru_cache
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
-from sqlalchemy import String, cast, func, insert, select, text
+from sqlalchemy import String, Text, cast, func, insert, select, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, selectinload
 
@@ -25,7 +27,7 @@ from speedrun import db as dbmod
 from speedrun.errors import DatabaseError, DuplicateImport, RunNotFound, SpeedrunError
 from speedrun.hardware import hardware_class
 from speedrun.models import Environment, EpochMetric, Param, Run, RunLabels, Tag
-from speedrun.params import value_type
+from speedrun.params import typed_value, value_type
 from speedrun.records import EPOCH_FIELDS, EpochRecord, RunRecord, summarize
 
 ENV_FIELDS = (
@@ -78,6 +80,18 @@ class RunView(RunLabels):
         self.tags = tags
         self.epochs = epochs
         self.environment = environment
+
+
+# Rows of a RunView. Reading 200,000 epochs, decoding JSON through SQLAlchemy's
+# type machinery cost more than the query; these decode once per distinct text.
+ParamView = namedtuple("ParamView", "name value type position")
+EpochView = namedtuple("EpochView", ("run_id", "epoch", *EPOCH_FIELDS, "extra"))
+
+
+@lru_cache(maxsize=65536)
+def _json(raw: str | None) -> Any:
+    """Decoded JSON of a column, shared between equal texts: views are read-only."""
+    return None if raw is None else json.loads(raw)
 
 
 def utcnow() -> datetime:
@@ -474,21 +488,24 @@ class Store:
         selected = Run.id.in_(run_ids)
         runs = session.execute(select(Run.__table__).where(selected)).all()
         params: dict[int, list] = {}
-        for row in session.execute(
-            select(Param.run_id, Param.name, Param.value, Param.type, Param.position)
+        for run_id, name, raw, kind, position in session.execute(
+            select(Param.run_id, Param.name, cast(Param.value, Text), Param.type, Param.position)
             .where(Param.run_id.in_(run_ids))
             .order_by(Param.run_id, Param.position)
         ):
-            params.setdefault(row.run_id, []).append(row)
+            params.setdefault(run_id, []).append(ParamView(name, typed_value(_json(raw), kind), kind, position))
         tags: dict[int, list] = {}
         for row in session.execute(select(Tag.run_id, Tag.tag).where(Tag.run_id.in_(run_ids)).order_by(Tag.tag)):
             tags.setdefault(row.run_id, []).append(row)
         epochs: dict[int, list] = {}
         if with_epochs:
+            columns = [getattr(EpochMetric, name) for name in _EPOCH_COLUMNS[:-1]]
             for row in session.execute(
-                select(EpochMetric.__table__).where(EpochMetric.run_id.in_(run_ids)).order_by(EpochMetric.run_id, EpochMetric.epoch)
+                select(*columns, cast(EpochMetric.extra, Text))
+                .where(EpochMetric.run_id.in_(run_ids))
+                .order_by(EpochMetric.run_id, EpochMetric.epoch)
             ):
-                epochs.setdefault(row.run_id, []).append(row)
+                epochs.setdefault(row[0], []).append(EpochView(*row[:-1], _json(row[-1])))
         env_ids = {r.environment_id for r in runs if r.environment_id is not None}
         environments = (
             {e.id: e for e in session.execute(select(Environment.__table__).where(Environment.id.in_(env_ids)))}

@@ -148,6 +148,12 @@ def test_identical_environments_are_stored_once(store):
     assert classes == ["T4", "T4", "CPU"]
 
 
+def test_whole_floats_stay_floats(store):
+    # SQLite's NUMERIC affinity would hand 0.0 and 1.0 back as integers.
+    run = store.get_run(store.add_run(make_record(params={"weight_decay": 0.0, "lr": 1.0, "epochs": 10})))
+    assert [(k, type(v)) for k, v in run.param_dict.items()] == [("weight_decay", float), ("lr", float), ("epochs", int)]
+
+
 def test_params_keep_their_types(store):
     run = store.get_run(store.add_run(make_record(params={"lr": 0.04, "batch_size": 64, "cosine": True, "optimizer": "sgd"})))
     assert run.param_dict == {"lr": 0.04, "batch_size": 64, "cosine": True, "optimizer": "sgd"}
