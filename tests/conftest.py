@@ -49,3 +49,19 @@ def store(db_path):
     s = Store.open(str(db_path))
     yield s
     s.close()
+
+
+@pytest.fixture
+def ctrl_c_in_second_evaluation(monkeypatch):
+    """The user presses Ctrl-C while epoch 2 is being evaluated."""
+    from speedrun.training import loop
+
+    original, calls = loop.evaluate, []
+
+    def evaluate_then_interrupt(*args):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return original(*args)
+
+    monkeypatch.setattr(loop, "evaluate", evaluate_then_interrupt)

@@ -101,16 +101,7 @@ def test_train_prints_the_users_log_and_records_the_run(recorder, fake_cifar):
     assert recorder.status == "completed" and len(recorder.epochs) == 2
 
 
-def test_ctrl_c_exits_130_and_records_interrupted(recorder, fake_cifar, monkeypatch):
-    original, calls = loop.evaluate, []
-
-    def evaluate_then_interrupt(*args):
-        calls.append(1)
-        if len(calls) == 2:
-            raise KeyboardInterrupt
-        return original(*args)
-
-    monkeypatch.setattr(loop, "evaluate", evaluate_then_interrupt)
+def test_ctrl_c_exits_130_and_records_interrupted(recorder, fake_cifar, ctrl_c_in_second_evaluation):
     result = runner.invoke(app, tiny_args(fake_cifar))
     assert result.exit_code == 130
     assert recorder.status == "interrupted" and len(recorder.epochs) == 1

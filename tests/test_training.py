@@ -206,16 +206,7 @@ def test_heartbeat_is_sent_during_long_epochs(fake_cifar, monkeypatch):
     assert recorder.heartbeats >= 3  # 4 batches
 
 
-def test_ctrl_c_records_interrupted_and_keeps_epochs(fake_cifar, monkeypatch):
-    original, calls = loop.evaluate, []
-
-    def evaluate_then_interrupt(*args):
-        calls.append(1)
-        if len(calls) == 2:
-            raise KeyboardInterrupt
-        return original(*args)
-
-    monkeypatch.setattr(loop, "evaluate", evaluate_then_interrupt)
+def test_ctrl_c_records_interrupted_and_keeps_epochs(fake_cifar, ctrl_c_in_second_evaluation):
     recorder = MemoryRecorder()
     with pytest.raises(KeyboardInterrupt):
         train(tiny_config(fake_cifar, epochs=3), recorder, reporter=Lines().reporter)
