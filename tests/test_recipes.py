@@ -288,6 +288,16 @@ def test_recipes_command_lists_each_recipe_with_its_defaults():
     assert "batch_size=1024" in result.output and "tta=2" in result.output and "optimizer=muon" in result.output
 
 
+def test_recipes_json():
+    import json
+
+    result = runner.invoke(app, ["recipes", "--json"])
+    recipes = {r["name"]: r for r in json.loads(result.stdout)}
+    assert set(recipes) == set(all_recipes())
+    assert recipes["resnet18"]["default"] is True and recipes["airbench94"]["default"] is False
+    assert recipes["airbench94"]["defaults"]["batch_size"] == 1024 and recipes["airbench94"]["defaults"]["lr"] == 11.5
+
+
 @pytest.fixture
 def recorders(monkeypatch):
     made = []

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+
+import typer
+
 from speedrun.cli.app import app, console
 
 
@@ -10,11 +14,28 @@ def _value(value) -> str:
 
 
 @app.command("recipes")
-def recipes_command() -> None:
+def recipes_command(
+    as_json: bool = typer.Option(False, "--json", help="Print a JSON array instead of text."),
+) -> None:
     """List the recipes with a one-line description and their defaults."""
     from speedrun.recipes import DEFAULT_RECIPE, all_recipes
 
-    for recipe in all_recipes().values():
+    recipes = list(all_recipes().values())
+    if as_json:
+        typer.echo(json.dumps(
+            [
+                {
+                    "name": r.name,
+                    "default": r.name == DEFAULT_RECIPE,
+                    "summary": r.summary,
+                    "defaults": {k: v for k, v in r.defaults().items() if k != "recipe"},
+                }
+                for r in recipes
+            ],
+            indent=2,
+        ))
+        return
+    for recipe in recipes:
         marker = " (default)" if recipe.name == DEFAULT_RECIPE else ""
         console.print(f"{recipe.name}{marker}: {recipe.summary}", markup=False, highlight=False, soft_wrap=True)
         defaults = ", ".join(f"{k}={_value(v)}" for k, v in recipe.defaults().items() if k != "recipe")
