@@ -98,6 +98,11 @@ class Summary:
     epochs_completed: int
 
 
+# `extra` key of a run whose final accuracy is measured after the last epoch (test-time
+# augmentation): its stated final accuracy wins over the last epoch's.
+FINAL_MEASURED_AFTER_EPOCHS = "final_val_acc_from"
+
+
 def summarize(
     epochs: list[EpochRecord] | list[Any],
     *,
@@ -105,10 +110,13 @@ def summarize(
     stated_train_time: float | None = None,
     stated_peak: float | None = None,
     stated_peak_epoch: int | None = None,
+    final_after_epochs: bool = False,
 ) -> Summary:
     """Summary numbers derived from the epochs, so they can never disagree.
 
     Works on EpochRecord or on ORM rows (anything with the same attributes).
+    Final accuracy: the last epoch's, unless `final_after_epochs` says the stated
+    one was measured after training (TTA); then it counts as the last epoch's result.
     Training time: the stated total (the log's `Finished Training` line), else
     the last elapsed time, else the sum of the epoch durations.
     """
@@ -119,6 +127,10 @@ def summarize(
         # Earliest epoch wins a tie: that is when the peak was first reached.
         peak_row = max(with_acc, key=lambda e: (e.val_acc, -e.epoch))
         peak, peak_epoch = peak_row.val_acc, peak_row.epoch
+        if final_after_epochs and stated_final is not None:
+            final = stated_final
+            if final > peak:
+                peak, peak_epoch = final, last.epoch
     else:
         final, peak, peak_epoch = stated_final, stated_peak, stated_peak_epoch
         if peak is None and final is not None:

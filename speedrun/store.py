@@ -28,7 +28,7 @@ from speedrun.errors import DatabaseError, DuplicateImport, RunNotFound, Speedru
 from speedrun.hardware import hardware_class
 from speedrun.models import Environment, EpochMetric, Param, Run, RunLabels, Tag
 from speedrun.params import typed_value, value_type
-from speedrun.records import EPOCH_FIELDS, EpochRecord, RunRecord, summarize
+from speedrun.records import EPOCH_FIELDS, FINAL_MEASURED_AFTER_EPOCHS, EpochRecord, RunRecord, summarize
 
 ENV_FIELDS = (
     "device_type",
@@ -328,11 +328,19 @@ class Store:
         error: str | None = None,
         train_time_s: float | None = None,
         wall_time_s: float | None = None,
+        final_val_acc: float | None = None,
+        final_from: str | None = None,
         extra: dict[str, Any] | None = None,
     ) -> None:
+        """End a live run. `final_val_acc` measured after the last epoch (e.g. with
+        test-time augmentation, `final_from="tta"`) becomes the run's final accuracy;
+        the epochs keep what was measured during training."""
         with self._write() as session:
             run = self._get_for_update(session, run_id)
             run.status = status
+            if final_val_acc is not None:
+                run.stated_final_val_acc = final_val_acc
+                extra = {**(extra or {}), FINAL_MEASURED_AFTER_EPOCHS: final_from or "after training"}
             run.finished_at = utcnow()
             run.heartbeat_at = run.finished_at
             run.error = error
@@ -563,6 +571,7 @@ class Store:
             stated_train_time=run.stated_train_time_s,
             stated_peak=stated_peak if stated_peak is not None else run.peak_val_acc,
             stated_peak_epoch=stated_peak_epoch if stated_peak_epoch is not None else run.peak_epoch,
+            final_after_epochs=FINAL_MEASURED_AFTER_EPOCHS in (run.extra or {}),
         )
         run.final_val_acc = summary.final_val_acc
         run.peak_val_acc = summary.peak_val_acc
@@ -610,6 +619,7 @@ def _run_row(record: RunRecord, run_id: int, env: Environment | None) -> dict[st
         stated_train_time=record.train_time_s,
         stated_peak=record.peak_val_acc,
         stated_peak_epoch=record.peak_epoch,
+        final_after_epochs=FINAL_MEASURED_AFTER_EPOCHS in record.extra,
     )
     return {
         "id": run_id,

@@ -207,6 +207,23 @@ def test_live_run_lifecycle(store):
     assert run.finished_at is not None
 
 
+def test_final_accuracy_measured_after_training_wins_and_survives_a_merge(store, tmp_path):
+    run_id = store.begin_run(make_record(source="train", status="running", epochs=[]))
+    store.add_epoch(run_id, EpochRecord(epoch=1, val_acc=92.0, elapsed_s=10.0))
+    store.add_epoch(run_id, EpochRecord(epoch=2, val_acc=93.28, elapsed_s=20.0))
+    store.finish_run(run_id, "completed", final_val_acc=94.10, final_from="tta")
+    run = store.get_run(run_id)
+    assert [e.val_acc for e in run.epochs] == [92.0, 93.28]  # as measured (and printed) during training
+    assert (run.final_val_acc, run.peak_val_acc, run.peak_epoch) == (94.10, 94.10, 2)
+    assert run.extra["final_val_acc_from"] == "tta"
+
+    from speedrun.exchange import export_runs, merge_records, record_from_json
+
+    other = Store.open(str(tmp_path / "other.db"))
+    merge_records(other, [record_from_json(r) for r in export_runs(store)["runs"]])
+    assert other.get_run(run_id).final_val_acc == 94.10
+
+
 def test_running_run_of_a_dead_process_is_reported_died(store):
     import subprocess
     import sys

@@ -46,7 +46,8 @@ class Recorder(Protocol):
     def heartbeat(self) -> None: ...
 
     def finish(self, status: str, *, error: str | None = None, train_time_s: float | None = None,
-               wall_time_s: float | None = None, extra: dict[str, Any] | None = None) -> None: ...
+               wall_time_s: float | None = None, final_val_acc: float | None = None,
+               final_from: str | None = None, extra: dict[str, Any] | None = None) -> None: ...
 
 
 @dataclass
@@ -118,9 +119,12 @@ class TrainResult:
     eval_time_s: float
     wall_time_s: float
     target_time_s: float | None = None
+    measured_final_val_acc: float | None = None  # measured after the last epoch (TTA), when it was
 
     @property
     def final_val_acc(self) -> float | None:
+        if self.measured_final_val_acc is not None:
+            return self.measured_final_val_acc
         return self.epochs[-1].val_acc if self.epochs else None
 
 
