@@ -168,3 +168,19 @@ def test_import_md_variants(cli):
     assert {"7a", "7b", "9-log2"} <= labels
     assert sum(1 for r in rows if r["label"] == "8" or r["id"] == 8) == 2  # the same number twice: both kept
     assert "Warning" in result.stderr
+
+
+def test_fast_recipe_log_keeps_its_tta_final_accuracy(cli, tmp_path):
+    log = tmp_path / "airbench.txt"
+    log.write_text(
+        "Using device: cpu\n"
+        "Config: LR=11.5, BATCH_SIZE=1024, EPOCHS=2, COSINE=False, AMP=True, RECIPE=airbench94\n"
+        "Epoch [1/2], Loss: 1.1000, Val Accuracy: 90.00%, Duration: 100.00s, Total: 100.0s\n"
+        "Epoch [2/2], Loss: 0.9500, Val Accuracy: 93.28%, Duration: 97.21s, Total: 197.2s\n"
+        "Finished Training. Training loop time: 233.20 seconds\n"
+        "Final Validation Accuracy: 94.10%\n"
+        "Final accuracy above is with test-time augmentation (mirror + 1-pixel translations); without TTA: 93.28%\n"
+    )
+    assert cli("import-log", str(log)).exit_code == 0
+    run = json.loads(cli("show", "1", "--json").stdout)
+    assert run["final_val_acc"] == 94.10 and run["epoch_metrics"][-1]["val_acc"] == 93.28

@@ -18,7 +18,7 @@ from typing import Any
 
 from speedrun.errors import ParseError
 from speedrun.params import normalize
-from speedrun.records import EpochRecord, RunRecord
+from speedrun.records import FINAL_MEASURED_AFTER_EPOCHS, EpochRecord, RunRecord
 
 MAX_EPOCHS = 1_000_000
 MAX_INT = 2**63 - 1  # what SQLite can store
@@ -51,12 +51,14 @@ _CONFIG = re.compile(r"Config:\s*(.*)")
 _FINISHED = re.compile(r"Finished Training\b")
 _FINISHED_TIME = re.compile(r"time:\s*([-+\w.]{1,64})")
 _FINAL = re.compile(r"Final Validation Accuracy:\s*([^\s%]{1,64})")
+# speedrun's fast recipes say so when the final accuracy comes from test-time augmentation.
+_FINAL_TTA = re.compile(r"Final accuracy above is with test-time augmentation")
 _PROMPT = re.compile(r"(?:\$|!|%|>>>)\s*(\S.*)?$")
 _NON_FINITE_WORDS = {"nan", "+nan", "-nan", "inf", "+inf", "-inf", "infinity", "+infinity", "-infinity"}
 
 # Line kinds. Header kinds open a new run when the current one already has epochs.
 EPOCH, DEVICE, AMP, SEED, PRELOAD, DATA_TIME, PARAM_COUNT, CONFIG, PROMPT = range(9)
-FINISHED, FINAL, NOISE, PROGRESS, BLANK = range(9, 14)
+FINISHED, FINAL, NOISE, PROGRESS, BLANK, FINAL_TTA = range(9, 15)
 _HEADER_KINDS = frozenset({DEVICE, AMP, SEED, PRELOAD, DATA_TIME, PARAM_COUNT, CONFIG, PROMPT})
 
 # The trainer's lines dispatched on their first four characters: a dict lookup
@@ -69,7 +71,7 @@ _BY_PREFIX = {
     "Mode": ((PARAM_COUNT, _PARAM_COUNT),),
     "Conf": ((CONFIG, _CONFIG),),
     "Fini": ((FINISHED, _FINISHED),),
-    "Fina": ((FINAL, _FINAL),),
+    "Fina": ((FINAL, _FINAL), (FINAL_TTA, _FINAL_TTA)),
 }
 
 # Epoch-line field names (lower-cased, without a "(%)" or "(s)" suffix) to EpochRecord fields.
@@ -241,6 +243,7 @@ class _RunBuilder:
     data_load_s: float | None = None
     param_count: int | None = None
     command: str | None = None
+    final_from: str | None = None  # the final accuracy was measured after the epochs (TTA)
     warnings: list[str] = field(default_factory=list)
 
     def keep(self, lineno: int, text: str) -> None:
@@ -295,6 +298,8 @@ def _apply(run: _RunBuilder, line: _Line, lineno: int) -> None:
             run.train_time_s = number(time_match.group(1), "training time", source=source, line=lineno)
     elif kind == FINAL:
         run.final_val_acc = _percent(match.group(1), "final accuracy", source, lineno)
+    elif kind == FINAL_TTA:
+        run.final_from = "tta"
 
 
 def _percent(token: str, what: str, source: str, lineno: int) -> float:
@@ -477,6 +482,7 @@ def _finish(run: _RunBuilder) -> RunRecord:
         source_line=run.first_line,
         content_hash=content_hash(log_text),
         log_text=log_text,
+        extra={FINAL_MEASURED_AFTER_EPOCHS: run.final_from} if run.final_from else {},
         warnings=warnings,
     )
 

@@ -713,6 +713,7 @@ def _merge_data(record: RunRecord, data: RunRecord, explicit_status: str | None)
             record.warnings.append(f"{name}: notebook says {stated}, log says {logged}; kept the log's")
         setattr(record, name, logged)
     record.env = dict(data.env)
+    record.extra.update(data.extra)  # e.g. a final accuracy measured with TTA
     record.log_text = data.log_text
     record.command = data.command
     record.status = explicit_status or data.status
