@@ -150,6 +150,18 @@ def summarize(
     return Summary(final, peak, peak_epoch, train_time, mean_epoch, len(epochs))
 
 
+def summarize_record(record: RunRecord) -> Summary:
+    """`summarize` with everything a record states about itself."""
+    return summarize(
+        record.epochs,
+        stated_final=record.final_val_acc,
+        stated_train_time=record.train_time_s,
+        stated_peak=record.peak_val_acc,
+        stated_peak_epoch=record.peak_epoch,
+        final_after_epochs=FINAL_MEASURED_AFTER_EPOCHS in record.extra,
+    )
+
+
 def times_to_targets(epochs: Sequence[Any], targets: Sequence[float]) -> dict[float, float | None]:
     """Training seconds until val accuracy first reached each target (percent), in one pass.
 

@@ -28,7 +28,14 @@ from speedrun.errors import DatabaseError, DuplicateImport, RunNotFound, Speedru
 from speedrun.hardware import hardware_class
 from speedrun.models import Environment, EpochMetric, Param, Run, RunLabels, Tag
 from speedrun.params import typed_value, value_type
-from speedrun.records import EPOCH_FIELDS, FINAL_MEASURED_AFTER_EPOCHS, EpochRecord, RunRecord, summarize
+from speedrun.records import (
+    EPOCH_FIELDS,
+    FINAL_MEASURED_AFTER_EPOCHS,
+    EpochRecord,
+    RunRecord,
+    summarize,
+    summarize_record,
+)
 
 ENV_FIELDS = (
     "device_type",
@@ -613,14 +620,7 @@ def _epoch_row(epoch: EpochRecord) -> EpochMetric:
 
 def _run_row(record: RunRecord, run_id: int, env: Environment | None) -> dict[str, Any]:
     """The `runs` row of a record, with its summary derived from its epochs."""
-    summary = summarize(
-        record.epochs,
-        stated_final=record.final_val_acc,
-        stated_train_time=record.train_time_s,
-        stated_peak=record.peak_val_acc,
-        stated_peak_epoch=record.peak_epoch,
-        final_after_epochs=FINAL_MEASURED_AFTER_EPOCHS in record.extra,
-    )
+    summary = summarize_record(record)
     return {
         "id": run_id,
         "uuid": record.uuid or str(uuidlib.uuid4()),

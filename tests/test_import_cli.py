@@ -181,6 +181,7 @@ def test_fast_recipe_log_keeps_its_tta_final_accuracy(cli, tmp_path):
         "Final Validation Accuracy: 94.10%\n"
         "Final accuracy above is with test-time augmentation (mirror + 1-pixel translations); without TTA: 93.28%\n"
     )
-    assert cli("import-log", str(log)).exit_code == 0
+    result = cli("import-log", str(log))
+    assert result.stdout.strip() == "Run 1: 2 epochs, final 94.10%, completed"
     run = json.loads(cli("show", "1", "--json").stdout)
     assert run["final_val_acc"] == 94.10 and run["epoch_metrics"][-1]["val_acc"] == 93.28

@@ -10,7 +10,7 @@ from speedrun.cli.app import app, console, err_console, fail, open_store
 from speedrun.errors import SpeedrunError
 from speedrun.importer import Overrides, apply_overrides, fill_content_hash, read_text
 from speedrun.params import parse_assignment
-from speedrun.records import RunRecord
+from speedrun.records import RunRecord, summarize_record
 
 
 def _warn(message: str) -> None:
@@ -18,14 +18,11 @@ def _warn(message: str) -> None:
 
 
 def _describe(run_id: int, record: RunRecord) -> str:
-    final = f"{record_final(record):.2f}%" if record_final(record) is not None else "—"
+    """The line printed per stored run, with the final accuracy the store derived."""
+    final_acc = summarize_record(record).final_val_acc
+    final = f"{final_acc:.2f}%" if final_acc is not None else "—"
     label = f" ({record.label})" if record.label and record.label != str(run_id) else ""
     return f"Run {run_id}{label}: {len(record.epochs)} epochs, final {final}, {record.status}"
-
-
-def record_final(record: RunRecord) -> float | None:
-    accs = [e.val_acc for e in sorted(record.epochs, key=lambda e: e.epoch) if e.val_acc is not None]
-    return accs[-1] if accs else record.final_val_acc
 
 
 @app.command("import-log")
