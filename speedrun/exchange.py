@@ -8,7 +8,6 @@ already taken there (then they are renumbered, and the merge says so).
 from __future__ import annotations
 
 import json
-import shutil
 import sqlite3
 import tempfile
 from dataclasses import dataclass, fields
@@ -110,7 +109,3 @@ def merge_records(store: Store, records: list[RunRecord]) -> MergeResult:
     ids = store.add_runs(new, force=True, label_clashes=False)
     renumbered = [(want, got) for want, got in zip(wanted, ids) if want is not None and want != got]
     return MergeResult(list(zip(ids, new)), len(records) - len(new), renumbered)
-
-
-def copy_file(src: str, dst: str) -> None:
-    shutil.copyfile(src, dst)

@@ -69,10 +69,6 @@ MAX_LISTED_RUNS = 12
 # --------------------------------------------------------------------------- formatting
 
 
-def fmt_float(value: float | None, digits: int, suffix: str = "") -> str:
-    return "—" if value is None else f"{value:.{digits}f}{suffix}"
-
-
 def fmt_target(target: float) -> str:
     """85 → "85%", 93.5 → "93.5%"."""
     return f"{target:g}%"

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import List, Optional
 
 import typer
+from rich.markup import escape as _escape
 from rich.table import Table
 
 from speedrun.cli.app import app, console, fail, open_store
@@ -161,12 +162,6 @@ def show(
         for e in data["epoch_metrics"]:
             table.add_row(*[_num(e[key], fmt) for _, key, fmt in columns])
         console.print(table)
-
-
-def _escape(text: str) -> str:
-    from rich.markup import escape
-
-    return escape(text)
 
 
 @app.command()
