@@ -98,7 +98,7 @@ def main() -> None:
     parser.add_argument("--precisions", default="fp32,bf16")
     args = parser.parse_args()
 
-    from speedrun.environment import physical_cores
+    from speedrun.tracking.environment import physical_cores
 
     threads = args.threads or physical_cores()
     torch.set_num_threads(threads)

@@ -113,7 +113,7 @@ def main() -> None:
     except ImportError:
         fail("the reference is not installed: pip install --no-deps airbench==0.1.8 "
              "(needs torchvision; it is not a dependency of speedrun)")
-    from speedrun.stats import describe, fmt_mean_ci
+    from speedrun.analysis.stats import describe, fmt_mean_ci
 
     data_dir = str(Path(args.data_dir).resolve())
     with tempfile.TemporaryDirectory() as tmp:

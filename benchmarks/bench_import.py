@@ -18,9 +18,9 @@ from pathlib import Path
 
 from bench_parse import synthetic_log, synthetic_notebook
 
-from speedrun.importer import fill_content_hash
-from speedrun.parsing import parse_log, parse_notebook
-from speedrun.store import Store
+from speedrun.notebook.overrides import fill_content_hash
+from speedrun.notebook import parse_log, parse_notebook
+from speedrun.tracking.store import Store
 
 
 def end_to_end(command: str, path: Path, db: Path) -> float:

@@ -1,6 +1,6 @@
 """Time parse_log on a 100,000-line log and parse_notebook on a 2,000-run notebook.
 
-Both inputs are synthetic, written with speedrun.logformat so they are exactly
+Both inputs are synthetic, written with speedrun.notebook.logformat so they are exactly
 what the trainer prints, plus the noise a terminal copy adds.
 
     .venv/bin/python benchmarks/bench_parse.py [--log-lines N] [--runs N]
@@ -12,8 +12,8 @@ import argparse
 import random
 import time
 
-from speedrun.logformat import epoch_line, footer_lines, header_lines
-from speedrun.parsing import parse_log, parse_notebook
+from speedrun.notebook.logformat import epoch_line, footer_lines, header_lines
+from speedrun.notebook import parse_log, parse_notebook
 
 EPOCHS_PER_RUN = 30
 

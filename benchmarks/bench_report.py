@@ -22,8 +22,8 @@ import time
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from speedrun.records import EpochRecord, RunRecord
-from speedrun.store import Store
+from speedrun.tracking.records import EpochRecord, RunRecord
+from speedrun.tracking.store import Store
 
 EPOCHS = 20
 BATCH = 2_000  # runs per add_runs transaction
@@ -98,8 +98,8 @@ def timed(fn) -> tuple[float, object]:
 
 
 def bench(store: Store, n: int) -> dict[str, float]:
-    from speedrun.compare import build_comparison, load_sides, render_markdown as compare_md
-    from speedrun.report import build_context, load_runs, render
+    from speedrun.analysis.compare import build_comparison, load_sides, render_markdown as compare_md
+    from speedrun.analysis.report import build_context, load_runs, render
 
     load_s, runs = timed(lambda: load_runs(store))
     context_s, context = timed(lambda: build_context(runs))

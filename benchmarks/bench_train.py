@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from speedrun.records import EpochRecord, RunRecord
+from speedrun.tracking.records import EpochRecord, RunRecord
 from speedrun.training.augment import MEAN, STD, Preprocess
 from speedrun.training.config import TrainConfig
 from speedrun.training.data import Cifar10, load_cifar10, locate_cifar10, read_cifar10
@@ -105,7 +105,7 @@ def ours_images_per_s(config: TrainConfig, data: Cifar10, batches: int, warmup: 
 def recording_seconds(epochs: int = 20) -> tuple[list[float], list[float]] | None:
     """Seconds per Store.add_epoch and per Store.heartbeat call on a temporary SQLite file; None without a Store."""
     try:
-        from speedrun.store import Store
+        from speedrun.tracking.store import Store
     except ImportError:
         return None
     with tempfile.TemporaryDirectory() as tmp:
@@ -156,7 +156,7 @@ def main() -> None:
 
     timings = recording_seconds()
     if timings is None:
-        print("recording: speedrun.store is not importable here, so the cost of recording was not measured")
+        print("recording: speedrun.tracking.store is not importable here, so the cost of recording was not measured")
         return
     add, beat = timings
     epoch_s = FULL_EPOCH / ours

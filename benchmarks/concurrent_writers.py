@@ -22,8 +22,8 @@ from pathlib import Path
 
 
 def writer(db: str, index: int, epochs: int, start_at: float) -> None:
-    from speedrun.records import EpochRecord, RunRecord
-    from speedrun.store import Store
+    from speedrun.tracking.records import EpochRecord, RunRecord
+    from speedrun.tracking.store import Store
 
     store = Store.open(db)
     while time.time() < start_at:  # start together, to collide as much as possible
@@ -47,7 +47,7 @@ def writer(db: str, index: int, epochs: int, start_at: float) -> None:
 
 
 def run(db: str, writers: int, epochs: int) -> dict:
-    from speedrun.store import Store
+    from speedrun.tracking.store import Store
 
     Store.open(db).close()  # create the schema once, before the crowd arrives
     start_at = time.time() + 1.0

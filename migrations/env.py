@@ -1,6 +1,6 @@
 """Alembic environment for speedrun.
 
-speedrun opens databases itself (speedrun.db.upgrade) and hands Alembic the
+speedrun opens databases itself (speedrun.tracking.db.upgrade) and hands Alembic the
 connection it already holds, inside its own BEGIN IMMEDIATE transaction. The
 `alembic` command line works too, from the URL in the config.
 """
@@ -8,7 +8,7 @@ connection it already holds, inside its own BEGIN IMMEDIATE transaction. The
 from alembic import context
 from sqlalchemy import engine_from_config, pool
 
-from speedrun.models import Base
+from speedrun.tracking.models import Base
 
 config = context.config
 target_metadata = Base.metadata

@@ -44,7 +44,7 @@ def cli(db_path):
 
 @pytest.fixture
 def store(db_path):
-    from speedrun.store import Store
+    from speedrun.tracking.store import Store
 
     s = Store.open(str(db_path))
     yield s

@@ -9,8 +9,8 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from speedrun.cli import app
-from speedrun.logformat import epoch_line, footer_lines, header_lines
-from speedrun.store import Store
+from speedrun.notebook.logformat import epoch_line, footer_lines, header_lines
+from speedrun.tracking.store import Store
 
 VALID = "\n".join(
     header_lines("cuda", 11_173_962, {"lr": 0.04, "batch_size": 64, "epochs": 3, "cosine": True}, 1.5)

@@ -26,8 +26,8 @@ def test_eight_processes_each_writing_200_epochs_lose_nothing(tmp_path):
 
 
 def test_readers_see_consistent_data_while_a_writer_writes(tmp_path):
-    from speedrun.records import EpochRecord, RunRecord
-    from speedrun.store import Store
+    from speedrun.tracking.records import EpochRecord, RunRecord
+    from speedrun.tracking.store import Store
 
     db = str(tmp_path / "rw.db")
     writer_store = Store.open(db)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from speedrun.store import Store
+from speedrun.tracking.store import Store
 from tests.test_store_cli import make_record
 
 

@@ -8,8 +8,8 @@ import pytest
 from sqlalchemy import event
 
 from speedrun.errors import DatabaseError
-from speedrun.records import EpochRecord, RunRecord
-from speedrun.store import Store
+from speedrun.tracking.records import EpochRecord, RunRecord
+from speedrun.tracking.store import Store
 from tests.test_store_cli import make_record
 
 

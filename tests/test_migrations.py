@@ -7,8 +7,8 @@ import sqlite3
 
 from alembic import command
 
-from speedrun import db as dbmod
-from speedrun.store import Store
+from speedrun.tracking import db as dbmod
+from speedrun.tracking.store import Store
 
 
 def build_at(revision: str, path) -> None:
@@ -94,7 +94,7 @@ def test_models_match_migrations(tmp_path):
     from alembic.autogenerate import compare_metadata
     from alembic.runtime.migration import MigrationContext
 
-    from speedrun.models import Base
+    from speedrun.tracking.models import Base
 
     store = Store.open(str(tmp_path / "head.db"))
     with store.engine.connect() as conn:

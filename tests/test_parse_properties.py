@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from speedrun.errors import ParseError
-from speedrun.parsing import parse_log, parse_notebook
+from speedrun.notebook import parse_log, parse_notebook
 from tests.conftest import SEED_LOGS, SEED_NOTEBOOK
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])

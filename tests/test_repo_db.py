@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 
-from speedrun import db as dbmod
+from speedrun.tracking import db as dbmod
 from tests.conftest import ROOT
 
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from speedrun.records import EpochRecord, RunRecord, time_to_target, times_to_targets
-from speedrun.report import build_context, render
+from speedrun.tracking.records import EpochRecord, RunRecord, time_to_target, times_to_targets
+from speedrun.analysis.report import build_context, render
 
 SEED_LOGS = Path(__file__).resolve().parent.parent.parent / "shared" / "fixtures" / "seed-logs"
 
@@ -45,7 +45,7 @@ def trained(accs, *, seed=0, title="ResNet-9 bs 64", group=None, **overrides) ->
 
 
 def log_run(name: str, hardware: str) -> RunRecord:
-    from speedrun.parsing.logs import parse_log
+    from speedrun.notebook.logs import parse_log
 
     record = parse_log((SEED_LOGS / name).read_text(), name)[0]
     record.hardware = hardware
@@ -124,7 +124,7 @@ def test_trained_run_gets_a_rebuilt_log_and_environment_hardware(notebook_db, cl
     assert "- **Hardware**: Tesla T4\n" in text
     assert "- **Tags**: baseline\n" in text
     assert "  - lr=0.02\n  - batch_size=64\n  - epochs=4\n  - cosine=True\n  - seed=0\n" in text
-    # Rebuilt with speedrun.logformat, the user's exact console format.
+    # Rebuilt with speedrun.notebook.logformat, the user's exact console format.
     assert "Using device: cuda\nSetting random seed: 0\nPre-loading data...\nData loaders created in 1.50 seconds.\n" in text
     assert "Epoch [3/4], Loss: 0.5000, Val Accuracy: 86.00%, Duration: 40.00s, Total: 120.0s\n" in text
     assert "Finished Training. Training loop time: 160.00 seconds\nFinal Validation Accuracy: 85.50%\n" in text
@@ -281,7 +281,7 @@ def test_context_is_plain_data(notebook_db):
 
 def test_times_to_targets_by_hand():
     """Run 15: 85% first at epoch 8 (Total 348.7 s), 86.47% at epoch 9; 99% never."""
-    from speedrun.parsing.logs import parse_log
+    from speedrun.notebook.logs import parse_log
 
     epochs = parse_log((SEED_LOGS / "run15-bs64-t4.txt").read_text())[0].epochs
     assert times_to_targets(epochs, [85.0, 86.47, 99.0]) == {85.0: 348.7, 86.47: 392.5, 99.0: None}
@@ -299,7 +299,7 @@ def test_times_to_targets_by_hand():
 
 def test_report_imports_back_as_the_same_runs(notebook_db, cli, tmp_path):
     """report → import-md into an empty database → the same runs at printed precision."""
-    parsing = pytest.importorskip("speedrun.parsing")
+    parsing = pytest.importorskip("speedrun.notebook")
     if not hasattr(parsing, "parse_notebook"):
         pytest.skip("speedrun.parsing.parse_notebook is not there yet")
     notes = tmp_path / "experiments.md"

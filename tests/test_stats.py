@@ -1,4 +1,4 @@
-"""Tests for speedrun.stats.
+"""Tests for speedrun.analysis.stats.
 
 Every number is checked against a reference computed independently of the
 module: hand-worked arithmetic for small samples, scipy.stats' own tests
@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from scipy import stats as sps
 
 from speedrun.errors import SpeedrunError
-from speedrun.stats import (
+from speedrun.analysis.stats import (
     Comparison,
     Description,
     InsufficientData,

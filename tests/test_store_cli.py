@@ -7,10 +7,10 @@ import sqlite3
 
 import pytest
 
-from speedrun import db as dbmod
+from speedrun.tracking import db as dbmod
 from speedrun.errors import DatabaseError, DuplicateImport, RunNotFound
-from speedrun.records import EpochRecord, RunRecord
-from speedrun.store import Store
+from speedrun.tracking.records import EpochRecord, RunRecord
+from speedrun.tracking.store import Store
 
 
 def make_record(**overrides) -> RunRecord:
@@ -217,7 +217,7 @@ def test_final_accuracy_measured_after_training_wins_and_survives_a_merge(store,
     assert (run.final_val_acc, run.peak_val_acc, run.peak_epoch) == (94.10, 94.10, 2)
     assert run.extra["final_val_acc_from"] == "tta"
 
-    from speedrun.exchange import export_runs, merge_records, record_from_json
+    from speedrun.tracking.exchange import export_runs, merge_records, record_from_json
 
     other = Store.open(str(tmp_path / "other.db"))
     merge_records(other, [record_from_json(r) for r in export_runs(store)["runs"]])

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from speedrun.parsing import parse_log
+from speedrun.notebook import parse_log
 from speedrun.training.data import write_synthetic_cifar10
 
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from speedrun.errors import SpeedrunError
-from speedrun.params import CANONICAL
+from speedrun.notebook.params import CANONICAL
 from speedrun.training import loop
 from speedrun.training.augment import MEAN, STD, Preprocess, cutout, parse_augment, random_crop, random_flip
 from speedrun.training.config import TrainConfig
@@ -107,7 +107,7 @@ def test_bad_values_raise_one_clear_error(changes, message):
 
 
 def test_resolve_decides_amp_seed_and_threads(monkeypatch):
-    from speedrun import environment
+    from speedrun.tracking import environment
 
     monkeypatch.setattr(environment, "cpu_has_native_bf16", lambda: True)
     fast = TrainConfig(device="cpu").resolve()
@@ -248,7 +248,7 @@ def test_other_options_train(fake_cifar, changes):
 
 
 def test_printed_log_reads_back_with_the_same_numbers(fake_cifar):
-    parsing = pytest.importorskip("speedrun.parsing")
+    parsing = pytest.importorskip("speedrun.notebook")
     parse_log = getattr(parsing, "parse_log", None)
     if parse_log is None:
         pytest.skip("speedrun.parsing.parse_log is not there yet")

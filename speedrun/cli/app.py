@@ -62,7 +62,7 @@ def fail(message: str, code: int = 1) -> NoReturn:
 
 def open_store(*, migrate: bool = True):
     """The store for `--db`, upgraded to the current schema (with a notice when it was)."""
-    from speedrun.store import Store
+    from speedrun.tracking.store import Store
 
     try:
         return Store.open(state.db, migrate=migrate, notify=lambda msg: err_console.print(msg, markup=False))

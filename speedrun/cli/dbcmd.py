@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from speedrun import db as dbmod
+from speedrun.tracking import db as dbmod
 from speedrun.cli.app import console, db_app, fail, open_store
 from speedrun.errors import SpeedrunError
 

@@ -10,8 +10,8 @@ import typer
 
 from speedrun.cli.app import app, console, fail, open_store
 from speedrun.errors import SpeedrunError
-from speedrun.exchange import export_runs, load_records, merge_records
-from speedrun.selection import parse_run_ranges
+from speedrun.tracking.exchange import export_runs, load_records, merge_records
+from speedrun.cli.selection import parse_run_ranges
 
 
 @app.command()

@@ -8,9 +8,9 @@ import typer
 
 from speedrun.cli.app import app, console, err_console, fail, open_store
 from speedrun.errors import SpeedrunError
-from speedrun.importer import Overrides, apply_overrides, fill_content_hash, read_text
-from speedrun.params import parse_assignment
-from speedrun.records import RunRecord, summarize_record
+from speedrun.notebook.overrides import Overrides, apply_overrides, fill_content_hash, read_text
+from speedrun.notebook.params import parse_assignment
+from speedrun.tracking.records import RunRecord, summarize_record
 
 
 def _warn(message: str) -> None:
@@ -38,7 +38,7 @@ def import_log(
     force: bool = typer.Option(False, "--force", help="Import even if this content was imported before."),
 ) -> None:
     """Record runs from pasted console output of the training script (one file may hold several runs)."""
-    from speedrun.parsing import parse_log
+    from speedrun.notebook import parse_log
 
     try:
         params = dict(parse_assignment(p) for p in param)
@@ -70,7 +70,7 @@ def import_md(
     tag: List[str] = typer.Option([], "--tag", help="Tag every imported run (repeatable)."),
 ) -> None:
     """Record every run of a hand-written lab notebook, with its texts, parameters and epochs."""
-    from speedrun.parsing import parse_notebook
+    from speedrun.notebook import parse_notebook
 
     try:
         source, text = read_text(notebook)

@@ -11,7 +11,7 @@ import typer
 from speedrun.cli.app import app, console, fail, open_store
 from speedrun.cli.runs import parse_since
 from speedrun.errors import SpeedrunError
-from speedrun.selection import parse_run_ranges
+from speedrun.cli.selection import parse_run_ranges
 
 TARGET_HELP = "Accuracy target in percent for time-to-target (repeatable; default 85, 90 and 94)."
 
@@ -45,7 +45,7 @@ def report(
     Markdown goes to standard output (`speedrun report > experiments.md`) and
     reads back with `speedrun import-md`.
     """
-    from speedrun.report import DEFAULT_TARGETS, build_context, load_runs, plots_link_for, render
+    from speedrun.analysis.report import DEFAULT_TARGETS, build_context, load_runs, plots_link_for, render
 
     if fmt not in ("md", "html"):
         fail(f"--format must be md or html, got {fmt!r}")
@@ -91,8 +91,8 @@ def compare(
     ),
 ) -> None:
     """Runs side by side: parameters, environment, results, curves, and an honest verdict."""
-    from speedrun.compare import build_comparison, load_sides, plot_png, render_markdown, render_table
-    from speedrun.report import DEFAULT_TARGETS
+    from speedrun.analysis.compare import build_comparison, load_sides, plot_png, render_markdown, render_table
+    from speedrun.analysis.report import DEFAULT_TARGETS
 
     if fmt not in ("table", "md"):
         fail(f"--format must be table or md, got {fmt!r}")

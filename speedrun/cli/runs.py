@@ -12,9 +12,9 @@ from rich.table import Table
 
 from speedrun.cli.app import app, console, fail, open_store
 from speedrun.errors import SpeedrunError
-from speedrun.records import STATUSES
-from speedrun.serialize import hardware_short, run_detail, run_summary
-from speedrun.store import SORTABLE
+from speedrun.tracking.records import STATUSES
+from speedrun.analysis.views import hardware_short, run_detail, run_summary
+from speedrun.tracking.store import SORTABLE
 
 
 def _num(value, fmt: str, suffix: str = "") -> str:

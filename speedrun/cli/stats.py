@@ -10,7 +10,7 @@ from rich.table import Table
 
 from speedrun.cli.app import app, console, fail, open_store
 from speedrun.errors import SpeedrunError
-from speedrun.groups import resolve
+from speedrun.analysis.groups import resolve
 
 
 @app.command()
@@ -42,7 +42,7 @@ def stats(
     as_json: bool = typer.Option(False, "--json", help="Print the numbers as JSON."),
 ) -> None:
     """Mean, spread and 95% interval of each group; a verdict between two; a record check."""
-    from speedrun.run_stats import summarize_sets
+    from speedrun.analysis.stats_table import summarize_sets
 
     store = open_store()
     try:

@@ -11,7 +11,7 @@ import typer
 
 from speedrun.cli.app import app, console, err_console, fail, open_store, state
 from speedrun.errors import SpeedrunError
-from speedrun.records import EpochRecord, RunRecord
+from speedrun.tracking.records import EpochRecord, RunRecord
 
 
 class StoreRecorder:
@@ -41,7 +41,7 @@ def make_recorder():
 
 
 def _print_dry_run(config, title: str | None, tags: list[str]) -> None:
-    from speedrun.logformat import config_line
+    from speedrun.notebook.logformat import config_line
     from speedrun.training import fastloop, loop
 
     extra_keys = fastloop.EXTRA_CONFIG_KEYS if config.recipe else loop.EXTRA_CONFIG_KEYS
@@ -194,7 +194,7 @@ def _train_repeats(recipe, config, wanted: list[int | None], group: str, make_re
 
 
 def _print_repeat_summary(group: str, finals: list[float], planned: int) -> None:
-    from speedrun.stats import describe, fmt_mean_ci
+    from speedrun.analysis.stats import describe, fmt_mean_ci
 
     desc = describe(finals)
     spread = f", std {desc.std:.2f}" if desc.std is not None else ""
@@ -204,7 +204,7 @@ def _print_repeat_summary(group: str, finals: list[float], planned: int) -> None
 
 
 def _train_and_record(recipe, config, record: RunRecord):
-    from speedrun.environment import detect_environment, git_info
+    from speedrun.tracking.environment import detect_environment, git_info
     from speedrun.training.loop import Reporter
 
     record.env = detect_environment(config.device)

@@ -92,7 +92,7 @@ class TrainConfig:
 
     def resolve(self) -> "TrainConfig":
         """A copy with device, AMP, seed and thread count decided for this machine."""
-        from speedrun.environment import best_device_type, cpu_has_native_bf16, physical_cores
+        from speedrun.tracking.environment import best_device_type, cpu_has_native_bf16, physical_cores
 
         self.validate()
         device = best_device_type() if self.device == "auto" else self.device
@@ -114,7 +114,7 @@ class TrainConfig:
         return self.lr * 0.5 * (1 + math.cos(math.pi * progress))
 
     def to_params(self) -> dict[str, Any]:
-        """Canonical parameter names (speedrun.params) and typed values, as recorded with the run."""
+        """Canonical parameter names (speedrun.notebook.params) and typed values, as recorded with the run."""
         params: dict[str, Any] = {
             "model": self.model,
             "optimizer": self.optimizer,

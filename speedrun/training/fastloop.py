@@ -26,8 +26,8 @@ import torch
 import torch.nn.functional as F
 
 from speedrun.errors import SpeedrunError
-from speedrun.logformat import epoch_line, footer_lines, header_lines
-from speedrun.records import EpochRecord, RunRecord
+from speedrun.notebook.logformat import epoch_line, footer_lines, header_lines
+from speedrun.tracking.records import EpochRecord, RunRecord
 from speedrun.training import loop
 from speedrun.training.augment import AlternatingFlipTranslate, normalize
 from speedrun.training.config import TrainConfig

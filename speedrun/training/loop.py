@@ -23,8 +23,8 @@ import torch.nn.functional as F
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from speedrun.logformat import epoch_line, footer_lines, header_lines
-from speedrun.records import EpochRecord, RunRecord
+from speedrun.notebook.logformat import epoch_line, footer_lines, header_lines
+from speedrun.tracking.records import EpochRecord, RunRecord
 from speedrun.training.augment import Preprocess
 from speedrun.training.config import TrainConfig
 from speedrun.training.data import Cifar10, load_cifar10

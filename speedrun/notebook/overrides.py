@@ -1,6 +1,6 @@
 """From text to stored runs: reading files, applying the user's flags, refusing contradictions.
 
-Parsing itself lives in speedrun.parsing; storing in speedrun.store. This
+Parsing itself lives in speedrun.notebook; storing in speedrun.tracking.store. This
 module holds the rules in between: what a flag on the command line may add
 to a parsed run, and when it contradicts what the log says.
 """
@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from speedrun.errors import ParseError, SpeedrunError
-from speedrun.hardware import hardware_class
-from speedrun.records import RunRecord
+from speedrun.notebook.hardware import hardware_class
+from speedrun.tracking.records import RunRecord
 
 
 @dataclass

@@ -23,12 +23,12 @@ from sqlalchemy import String, Text, cast, func, insert, select, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, selectinload
 
-from speedrun import db as dbmod
+from speedrun.tracking import db as dbmod
 from speedrun.errors import DatabaseError, DuplicateImport, RunNotFound, SpeedrunError
-from speedrun.hardware import hardware_class
-from speedrun.models import Environment, EpochMetric, Param, Run, RunLabels, Tag
-from speedrun.params import typed_value, value_type
-from speedrun.records import (
+from speedrun.notebook.hardware import hardware_class
+from speedrun.tracking.models import Environment, EpochMetric, Param, Run, RunLabels, Tag
+from speedrun.notebook.params import typed_value, value_type
+from speedrun.tracking.records import (
     EPOCH_FIELDS,
     FINAL_MEASURED_AFTER_EPOCHS,
     EpochRecord,

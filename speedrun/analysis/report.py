@@ -48,12 +48,12 @@ from typing import Any, Iterable, Sequence
 
 import jinja2
 
-from speedrun import logformat
-from speedrun.db import resource_dir
+from speedrun.notebook import logformat
+from speedrun.tracking.db import resource_dir
 from speedrun.errors import SpeedrunError
-from speedrun.groups import repeat_key
-from speedrun.records import times_to_targets
-from speedrun.serialize import hardware_short
+from speedrun.analysis.groups import repeat_key
+from speedrun.tracking.records import times_to_targets
+from speedrun.analysis.views import hardware_short
 
 DEFAULT_TARGETS = (85.0, 90.0, 94.0)
 DEFAULT_ALPHA = 0.01
@@ -91,10 +91,10 @@ def configuration_text(params: dict[str, Any], ignore: Iterable[str] = ("seed",)
 def hardware_text(run: Any) -> str | None:
     """The user's hardware text, else a description built from the detected environment.
 
-    The built text always classifies (speedrun.hardware) to the stored class,
+    The built text always classifies (speedrun.notebook.hardware) to the stored class,
     so a report imported back lands in the same hardware class.
     """
-    from speedrun.hardware import hardware_class
+    from speedrun.notebook.hardware import hardware_class
 
     env = run.environment
     if env is None:
@@ -179,7 +179,7 @@ def _run_list(members: Sequence[RunFacts]) -> str:
 
 def mean_std_text(values: Sequence[float], digits: int = 2, suffix: str = "") -> str:
     """"90.41 ± 0.20 (n=3)"; a single value has no ±."""
-    from speedrun.stats import describe
+    from speedrun.analysis.stats import describe
 
     d = describe(values)
     if d.mean is None:
@@ -234,7 +234,7 @@ def record_row(
     alpha: float,
 ) -> dict[str, Any] | None:
     """The record of `metric` among `members` (one hardware class), with its evidence."""
-    from speedrun.stats import compare, target_test
+    from speedrun.analysis.stats import compare, target_test
 
     best = _best(((v, f) for f in members if (v := metric.value(f)) is not None), metric.higher_is_better)
     if best is None:
@@ -427,7 +427,7 @@ def build_context(
     document refers to that directory (relative to where the document lies).
     `svg`: inline SVG curves (HTML).
     """
-    from speedrun.stats import group_runs
+    from speedrun.analysis.stats import group_runs
 
     if not 0 < alpha < 1:
         raise SpeedrunError(f"--alpha must be between 0 and 1, got {alpha:g}")
@@ -494,7 +494,7 @@ def build_context(
 def _attach_plots(
     sections: list[dict], facts: list[RunFacts], group_rows: list[dict], folder: Path | None, link: str | None, svg: bool
 ) -> None:
-    from speedrun import plots
+    from speedrun.analysis import plots
 
     link = link if link is not None else (str(folder) if folder else "")
     if folder is not None:

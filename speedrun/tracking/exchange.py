@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from speedrun.errors import SpeedrunError
-from speedrun.records import EpochRecord, RunRecord
-from speedrun.store import Store, record_from_run, record_to_json
+from speedrun.tracking.records import EpochRecord, RunRecord
+from speedrun.tracking.store import Store, record_from_run, record_to_json
 
 FORMAT = "speedrun-export"
 FORMAT_VERSION = 1

@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from speedrun.errors import ParseError
-from speedrun.params import CANONICAL, canonical_name, parse_value
-from speedrun.parsing.logs import content_hash, number, parse_log_lines, split_assignments, split_lines
-from speedrun.records import STATUSES, EpochRecord, RunRecord
+from speedrun.notebook.params import CANONICAL, canonical_name, parse_value
+from speedrun.notebook.logs import content_hash, number, parse_log_lines, split_assignments, split_lines
+from speedrun.tracking.records import STATUSES, EpochRecord, RunRecord
 
 
 @dataclass

@@ -14,7 +14,7 @@ from typing import Any, Optional
 from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from speedrun.params import typed_value
+from speedrun.notebook.params import typed_value
 
 
 class Base(DeclarativeBase):

@@ -22,7 +22,7 @@ BUSY_TIMEOUT_S = 60
 # it; importing Alembic to find it would cost a third of a second per command, so it
 # is written here and a test checks it against Alembic's own head.
 SCHEMA_HEAD = "0002"
-_PACKAGE = Path(__file__).resolve().parent
+_PACKAGE = Path(__file__).resolve().parent.parent  # speedrun/
 
 
 def resource_dir(name: str) -> Path:

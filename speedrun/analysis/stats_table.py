@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from typing import Any, Callable, Sequence
 
-from speedrun import stats
-from speedrun.groups import RunSet
-from speedrun.records import times_to_targets
+from speedrun.analysis import stats
+from speedrun.analysis.groups import RunSet
+from speedrun.tracking.records import times_to_targets
 
 
 def _metrics(targets: Sequence[float]) -> list[tuple[str, str, bool, Callable[[Any], float | None]]]:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from speedrun.models import Run
-from speedrun.records import EPOCH_FIELDS
-from speedrun.store import ENV_FIELDS
+from speedrun.tracking.models import Run
+from speedrun.tracking.records import EPOCH_FIELDS
+from speedrun.tracking.store import ENV_FIELDS
 
 
 def hardware_short(run: Run) -> str:

@@ -1,4 +1,4 @@
-"""Read console logs of the user's trainer (see speedrun.logformat) into RunRecords.
+"""Read console logs of the user's trainer (see speedrun.notebook.logformat) into RunRecords.
 
 Logs arrive pasted from terminals, notebooks and Colab: with ANSI colours,
 Windows line endings, tqdm bars joined by carriage returns, shell prompts,
@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from speedrun.errors import ParseError
-from speedrun.params import normalize
-from speedrun.records import FINAL_MEASURED_AFTER_EPOCHS, EpochRecord, RunRecord
+from speedrun.notebook.params import normalize
+from speedrun.tracking.records import FINAL_MEASURED_AFTER_EPOCHS, EpochRecord, RunRecord
 
 MAX_EPOCHS = 1_000_000
 MAX_INT = 2**63 - 1  # what SQLite can store

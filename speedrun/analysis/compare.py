@@ -27,10 +27,10 @@ from dataclasses import dataclass
 from typing import Any, Sequence
 
 from speedrun.errors import SpeedrunError
-from speedrun.records import time_to_target
-from speedrun.report import DEFAULT_TARGETS, fmt_target, fmt_value, hardware_text
-from speedrun.groups import resolve
-from speedrun.serialize import hardware_short
+from speedrun.tracking.records import time_to_target
+from speedrun.analysis.report import DEFAULT_TARGETS, fmt_target, fmt_value, hardware_text
+from speedrun.analysis.groups import resolve
+from speedrun.analysis.views import hardware_short
 
 DEFAULT_ALPHA = 0.05
 # Timing noise assumed when a side has a single run: 2% of the mean time.
@@ -102,7 +102,7 @@ def _value_text(values: Sequence[Any]) -> str:
 
 def _stat_text(values: Sequence[float | None], digits: int, unit: str) -> str:
     """One run: its value. A group: mean ± CI half-width (n)."""
-    from speedrun.stats import describe
+    from speedrun.analysis.stats import describe
 
     known = [v for v in values if v is not None]
     if not known:
@@ -294,7 +294,7 @@ def _curve(sides: Sequence[Side], by: str) -> dict[str, Any]:
 
 def _verdicts(sides: Sequence[Side], targets: Sequence[float], alpha: float) -> list[dict[str, Any]]:
     """Each side against the first: final accuracy, and time to the highest target all runs reached."""
-    from speedrun.stats import compare
+    from speedrun.analysis.stats import compare
 
     base = sides[0]
     reached_by_all = [
@@ -374,7 +374,7 @@ def _loss_label(data: dict[str, Any]) -> str:
 
 def sparklines(data: dict[str, Any]) -> list[tuple[str, str]]:
     """(side name, sparkline of val acc) on one shared scale."""
-    from speedrun.plots import sparkline
+    from speedrun.analysis.plots import sparkline
 
     rows = data["curve"]["rows"]
     values = [v for row in rows for v in row["val_acc"] if v is not None]
@@ -476,7 +476,7 @@ def render_markdown(data: dict[str, Any], *, show_all: bool = False) -> str:
 def plot_png(sides: Sequence[Side], path: Any, by: str = "epoch") -> None:
     from pathlib import Path
 
-    from speedrun.plots import overlay_png
+    from speedrun.analysis.plots import overlay_png
 
     runs = [r for s in sides for r in s.runs]
     overlay_png(runs, Path(path), title=" vs ".join(s.name for s in sides), x="epoch" if by == "epoch" else "elapsed_s")

@@ -12,12 +12,12 @@ from dataclasses import dataclass
 from typing import Any, Sequence
 
 from speedrun.errors import SpeedrunError
-from speedrun.serialize import hardware_short
+from speedrun.analysis.views import hardware_short
 
 
 def repeat_key(run: Any) -> tuple[str, str]:
     """("group", class + name) for grouped runs, else ("config", the configuration key)."""
-    from speedrun.stats import config_key  # scipy is only needed once numbers are computed
+    from speedrun.analysis.stats import config_key  # scipy is only needed once numbers are computed
 
     hardware = hardware_short(run)
     if run.group_name:
