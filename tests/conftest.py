@@ -9,9 +9,11 @@ import pytest
 from typer.testing import CliRunner
 
 ROOT = Path(__file__).resolve().parent.parent
-SHARED = ROOT.parent / "shared"
-SEED_LOGS = SHARED / "fixtures" / "seed-logs"
-SEED_NOTEBOOK = SHARED / "fixtures" / "seed-notebook.md"
+# Copies of the user's five console logs and notebook page (../shared/fixtures), so the
+# tests pass from a clone with nothing beside it.
+DATA = Path(__file__).resolve().parent / "data"
+SEED_LOGS = DATA / "seed-logs"
+SEED_NOTEBOOK = DATA / "seed-notebook.md"
 
 # Keep torch from fighting over the two cores when tests run alongside other work.
 os.environ.setdefault("OMP_NUM_THREADS", "2")

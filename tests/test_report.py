@@ -11,7 +11,7 @@ import pytest
 from speedrun.tracking.records import EpochRecord, RunRecord, time_to_target, times_to_targets
 from speedrun.analysis.report import build_context, render
 
-SEED_LOGS = Path(__file__).resolve().parent.parent.parent / "shared" / "fixtures" / "seed-logs"
+from tests.conftest import SEED_LOGS
 
 
 def curve(accs, *, epoch_s=40.0, loss0=1.5):
