@@ -2,19 +2,70 @@
 
 Command modules (`runs.py`, `imports.py`, `train.py`, ...) register themselves
 on `app`; they stay thin: parse options, call the library, print.
+
+Errors have one path: anything below the CLI raises `SpeedrunError` (or a
+subclass) for a problem the user can act on, and `SpeedrunGroup` turns it into
+one `Error: ...` line and exit 1. Any other exception is a bug: one line that
+says so, and the traceback under `--debug` or `SPEEDRUN_DEBUG=1`.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import NoReturn, Optional
 
 import typer
 from rich.console import Console
+from typer.core import TyperGroup
 
 from speedrun.errors import SpeedrunError
 
+
+def _control_flow_exceptions() -> tuple[type[BaseException], ...]:
+    """Exits, aborts and usage errors that Typer (or the click it wraps) reports itself."""
+    kinds = [typer.Exit, typer.Abort] + [typer.TyperException] * hasattr(typer, "TyperException")
+    try:  # Typer releases before 0.20 are built on click
+        import click
+
+        kinds += [click.exceptions.Exit, click.exceptions.Abort, click.ClickException]
+    except ImportError:
+        pass
+    return tuple(kinds)
+
+
+_CONTROL_FLOW = _control_flow_exceptions()
+
+
+class SpeedrunGroup(TyperGroup):
+    """Commands listed in the order of the workflow; every error through one path."""
+
+    def list_commands(self, ctx: typer.Context) -> list[str]:
+        order = {name: i for i, name in enumerate(WORKFLOW_ORDER)}
+        return sorted(super().list_commands(ctx), key=lambda name: (order.get(name, len(order)), name))
+
+    def invoke(self, ctx: typer.Context):
+        try:
+            return super().invoke(ctx)
+        except _CONTROL_FLOW:
+            raise
+        except SpeedrunError as exc:
+            fail(str(exc))
+        except Exception as exc:  # a bug, not the user's input
+            if state.debug or os.environ.get("SPEEDRUN_DEBUG") not in (None, "", "0"):
+                raise
+            fail(f"internal error (a bug in speedrun, please report it): {type(exc).__name__}: {exc} "
+                 "(run with --debug for the traceback)")
+
+
+# `speedrun --help` lists commands in the order a user meets them.
+WORKFLOW_ORDER = (
+    "train", "import-log", "import-md", "list", "show", "report", "compare", "stats", "group",
+    "note", "tag", "rm", "recipes", "export", "merge", "db",
+)
+
 app = typer.Typer(
+    cls=SpeedrunGroup,
     name="speedrun",
     help="Train CIFAR-10 speedruns and keep the lab notebook in SQLite.",
     no_args_is_help=True,
@@ -34,6 +85,7 @@ DEFAULT_DB = "runs.db"
 
 class State:
     db: str = DEFAULT_DB
+    debug: bool = False
 
 
 state = State()
@@ -48,9 +100,11 @@ def main(
         help="Database: a file path or any SQLAlchemy URL. [env: SPEEDRUN_DB; default: ./runs.db]",
         show_envvar=False,
     ),
+    debug: bool = typer.Option(False, "--debug", help="Show the traceback of an internal error. [env: SPEEDRUN_DEBUG=1]"),
 ) -> None:
     """Train CIFAR-10 speedruns and record every run in SQLite."""
     state.db = db or DEFAULT_DB
+    state.debug = debug
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
@@ -64,7 +118,4 @@ def open_store(*, migrate: bool = True):
     """The store for `--db`, upgraded to the current schema (with a notice when it was)."""
     from speedrun.tracking.store import Store
 
-    try:
-        return Store.open(state.db, migrate=migrate, notify=lambda msg: err_console.print(msg, markup=False))
-    except SpeedrunError as exc:
-        fail(str(exc))
+    return Store.open(state.db, migrate=migrate, notify=lambda msg: err_console.print(msg, markup=False))

@@ -3,18 +3,14 @@
 from __future__ import annotations
 
 from speedrun.tracking import db as dbmod
-from speedrun.cli.app import console, db_app, fail, open_store
-from speedrun.errors import SpeedrunError
+from speedrun.cli.app import console, db_app, open_store
 
 
 @db_app.command()
 def upgrade() -> None:
     """Upgrade the database to the newest schema (safe while others write to it)."""
     store = open_store(migrate=False)
-    try:
-        applied = dbmod.upgrade(store.engine, store.url, label=store.label)
-    except SpeedrunError as exc:
-        fail(str(exc))
+    applied = dbmod.upgrade(store.engine, store.url, label=store.label)
     head = dbmod.head_revision(store.url)
     console.print(f"{store.label}: " + (f"upgraded to {head}" if applied else f"already at {head}"), markup=False)
 
@@ -23,10 +19,7 @@ def upgrade() -> None:
 def current() -> None:
     """Print the database's schema revision and the newest this speedrun knows."""
     store = open_store(migrate=False)
-    try:
-        revision = store.current_revision()
-    except SpeedrunError as exc:
-        fail(str(exc))
+    revision = store.current_revision()
     head = dbmod.head_revision(store.url)
     state = "up to date" if revision == head else ("empty" if revision is None else f"behind head {head}")
     console.print(f"{store.label}: revision {revision or '(none)'} ({state}; head {head})", markup=False)

@@ -9,7 +9,6 @@ from typing import Optional
 import typer
 
 from speedrun.cli.app import app, console, fail, open_store
-from speedrun.errors import SpeedrunError
 from speedrun.tracking.exchange import export_runs, load_records, merge_records
 from speedrun.cli.selection import parse_run_ranges
 
@@ -21,11 +20,8 @@ def export(
 ) -> None:
     """Write runs (parameters, environment, epochs, texts) as JSON, for `speedrun merge` elsewhere."""
     store = open_store()
-    try:
-        ids = parse_run_ranges(runs) if runs else None
-        data = export_runs(store, ids)
-    except SpeedrunError as exc:
-        fail(str(exc))
+    ids = parse_run_ranges(runs) if runs else None
+    data = export_runs(store, ids)
     text = json.dumps(data, indent=1, ensure_ascii=False)
     if output is None:
         typer.echo(text)
@@ -43,10 +39,7 @@ def merge(
 ) -> None:
     """Bring runs from another database or export into this one; runs already here are skipped."""
     store = open_store()
-    try:
-        result = merge_records(store, load_records(other))
-    except SpeedrunError as exc:
-        fail(str(exc))
+    result = merge_records(store, load_records(other))
     for theirs, ours in result.renumbered:
         console.print(f"Run {theirs} of {other} is run {ours} here (number {theirs} was taken).", markup=False)
     console.print(f"Merged {len(result.added)} runs from {other}; {result.skipped} already here.", markup=False)

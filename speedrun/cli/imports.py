@@ -7,7 +7,6 @@ from typing import List, Optional
 import typer
 
 from speedrun.cli.app import app, console, err_console, fail, open_store
-from speedrun.errors import SpeedrunError
 from speedrun.notebook.overrides import Overrides, apply_overrides, fill_content_hash, read_text
 from speedrun.notebook.params import parse_assignment
 from speedrun.tracking.records import RunRecord, summarize_record
@@ -47,15 +46,12 @@ def import_log(
     overrides = Overrides(title, hardware, hypothesis, description, notes, list(tag), params)
     store = open_store()
     for path in files:
-        try:
-            source, text = read_text(path)
-            records = parse_log(text, source)
-            for record in records:
-                apply_overrides(record, overrides)
-                fill_content_hash(record)
-            ids = store.add_runs(records, force=force)
-        except SpeedrunError as exc:
-            fail(str(exc))
+        source, text = read_text(path)
+        records = parse_log(text, source)
+        for record in records:
+            apply_overrides(record, overrides)
+            fill_content_hash(record)
+        ids = store.add_runs(records, force=force)
         for run_id, record in zip(ids, records):
             for warning in record.warnings:
                 _warn(f"{source}: {warning}")
@@ -72,11 +68,8 @@ def import_md(
     """Record every run of a hand-written lab notebook, with its texts, parameters and epochs."""
     from speedrun.notebook import parse_notebook
 
-    try:
-        source, text = read_text(notebook)
-        parsed = parse_notebook(text, source)
-    except SpeedrunError as exc:
-        fail(str(exc))
+    source, text = read_text(notebook)
+    parsed = parse_notebook(text, source)
     for record in parsed.runs:
         record.tags = list(dict.fromkeys([*record.tags, *tag]))
         fill_content_hash(record)
@@ -92,10 +85,7 @@ def import_md(
         return
     store = open_store()
     parser_warnings = [len(r.warnings) for r in parsed.runs]
-    try:
-        ids = store.add_runs(parsed.runs, force=force)
-    except SpeedrunError as exc:
-        fail(str(exc))
+    ids = store.add_runs(parsed.runs, force=force)
     for run_id, record, seen in zip(ids, parsed.runs, parser_warnings):
         for warning in record.warnings[seen:]:  # what storing added, e.g. a renumbered run
             _warn(f"{source}: run {record.label or record.number}: {warning}")

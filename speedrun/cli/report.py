@@ -54,25 +54,22 @@ def report(
     except SpeedrunError as exc:
         fail(f"--runs: {exc}")
     store = open_store()
-    try:
-        selected = load_runs(store, ids=ids, since=parse_since(since), tag=tag, hardware=hardware)
-        when = None
-        if stamp:
-            from datetime import datetime, timezone
+    selected = load_runs(store, ids=ids, since=parse_since(since), tag=tag, hardware=hardware)
+    when = None
+    if stamp:
+        from datetime import datetime, timezone
 
-            when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-        context = build_context(
-            selected,
-            targets=target or DEFAULT_TARGETS,
-            alpha=alpha,
-            stamp=when,
-            plots=plots,
-            plots_link=plots_link_for(plots, output) if plots else None,
-            svg=fmt == "html",
-        )
-        text = render(context, fmt, template)
-    except SpeedrunError as exc:
-        fail(str(exc))
+        when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    context = build_context(
+        selected,
+        targets=target or DEFAULT_TARGETS,
+        alpha=alpha,
+        stamp=when,
+        plots=plots,
+        plots_link=plots_link_for(plots, output) if plots else None,
+        svg=fmt == "html",
+    )
+    text = render(context, fmt, template)
     _write(text, output)
 
 
@@ -97,13 +94,10 @@ def compare(
     if fmt not in ("table", "md"):
         fail(f"--format must be table or md, got {fmt!r}")
     store = open_store()
-    try:
-        sides = load_sides(store, refs, repeats=repeats)
-        data = build_comparison(sides, targets=target or DEFAULT_TARGETS, alpha=alpha, by=by)
-        if plot is not None:
-            plot_png(sides, plot, by)
-    except SpeedrunError as exc:
-        fail(str(exc))
+    sides = load_sides(store, refs, repeats=repeats)
+    data = build_comparison(sides, targets=target or DEFAULT_TARGETS, alpha=alpha, by=by)
+    if plot is not None:
+        plot_png(sides, plot, by)
     if as_json:
         typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
     elif fmt == "md":

@@ -11,7 +11,6 @@ from rich.markup import escape as _escape
 from rich.table import Table
 
 from speedrun.cli.app import app, console, fail, open_store
-from speedrun.errors import SpeedrunError
 from speedrun.tracking.records import STATUSES
 from speedrun.analysis.views import hardware_short, run_detail, run_summary
 from speedrun.tracking.store import SORTABLE
@@ -50,14 +49,11 @@ def list_runs(
     if status and status not in STATUSES:
         fail(f"unknown status {status!r}; choose from {', '.join(STATUSES)}")
     store = open_store()
-    try:
-        store.reap_dead()
-        runs = store.list_runs(
-            status=status, model=model, hardware=hardware, tag=tag, since=parse_since(since),
-            limit=limit, sort=sort, descending=desc,
-        )
-    except SpeedrunError as exc:
-        fail(str(exc))
+    store.reap_dead()
+    runs = store.list_runs(
+        status=status, model=model, hardware=hardware, tag=tag, since=parse_since(since),
+        limit=limit, sort=sort, descending=desc,
+    )
     if as_json:
         print_json([run_summary(r) for r in runs])
         return
@@ -96,11 +92,8 @@ def show(
 ) -> None:
     """Everything about one run: parameters, environment, texts and epochs."""
     store = open_store()
-    try:
-        store.reap_dead()
-        record = store.get_run(run)
-    except SpeedrunError as exc:
-        fail(str(exc))
+    store.reap_dead()
+    record = store.get_run(run)
     data = run_detail(record)
     if as_json:
         print_json(data)
@@ -176,10 +169,7 @@ def note(
     if all(v is None for v in (hypothesis, description, analysis, title)):
         fail("nothing to change: give --hypothesis, --description, --analysis or --title")
     store = open_store()
-    try:
-        changed = store.update_texts(run, hypothesis=hypothesis, description=description, analysis=analysis, title=title)
-    except SpeedrunError as exc:
-        fail(str(exc))
+    changed = store.update_texts(run, hypothesis=hypothesis, description=description, analysis=analysis, title=title)
     console.print(f"Updated run {changed.display_label}.")
 
 
@@ -191,10 +181,7 @@ def tag(
 ) -> None:
     """Add (or remove) tags on a run."""
     store = open_store()
-    try:
-        current = store.add_tags(run, tags, remove=remove)
-    except SpeedrunError as exc:
-        fail(str(exc))
+    current = store.add_tags(run, tags, remove=remove)
     console.print(f"Run {run} tags: {', '.join(current) or '(none)'}", markup=False)
 
 
@@ -205,16 +192,10 @@ def rm(
 ) -> None:
     """Delete a run and everything recorded with it."""
     store = open_store()
-    try:
-        target = store.get_run(run)
-    except SpeedrunError as exc:
-        fail(str(exc))
+    target = store.get_run(run)
     if not yes:
         confirmed = typer.confirm(f"Delete run {target.display_label} ({target.title})?", default=False)
         if not confirmed:
             fail("not deleted")
-    try:
-        store.delete_run(target.id)
-    except SpeedrunError as exc:
-        fail(str(exc))
+    store.delete_run(target.id)
     console.print(f"Deleted run {target.display_label}.")

@@ -8,8 +8,7 @@ from typing import List, Optional
 import typer
 from rich.table import Table
 
-from speedrun.cli.app import app, console, fail, open_store
-from speedrun.errors import SpeedrunError
+from speedrun.cli.app import app, console, open_store
 from speedrun.analysis.groups import resolve
 
 
@@ -21,10 +20,7 @@ def group(
 ) -> None:
     """Group runs by hand (repeats recorded separately or imported), for stats, compare and report."""
     store = open_store()
-    try:
-        ids = store.set_group(runs, None if clear else name)
-    except SpeedrunError as exc:
-        fail(str(exc))
+    ids = store.set_group(runs, None if clear else name)
     listed = ", ".join(map(str, ids))
     console.print(f"Runs {listed} " + ("are in no group now." if clear else f"are in group {name}."), markup=False)
 
@@ -45,11 +41,8 @@ def stats(
     from speedrun.analysis.stats_table import summarize_sets
 
     store = open_store()
-    try:
-        sets = resolve(store, refs)
-        result = summarize_sets(sets, targets=target, claim=claim, alpha=alpha)
-    except SpeedrunError as exc:
-        fail(str(exc))
+    sets = resolve(store, refs)
+    result = summarize_sets(sets, targets=target, claim=claim, alpha=alpha)
     if as_json:
         typer.echo(json.dumps(result, indent=2, ensure_ascii=False))
         return
