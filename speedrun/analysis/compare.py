@@ -28,7 +28,8 @@ from typing import Any, Sequence
 
 from speedrun.errors import SpeedrunError
 from speedrun.tracking.records import time_to_target
-from speedrun.analysis.report import DEFAULT_TARGETS, fmt_target, fmt_value, hardware_text
+from speedrun.analysis.report import DEFAULT_TARGETS, fmt_target, hardware_text
+from speedrun.text import fmt_value, md_cell
 from speedrun.analysis.groups import resolve
 from speedrun.analysis.views import hardware_short
 
@@ -439,25 +440,21 @@ def render_table(data: dict[str, Any], *, show_all: bool = False):
     return Group(*parts)
 
 
-def _md_cell(text: Any) -> str:
-    return " ".join(str(text).split()).replace("|", "\\|")
-
-
 def render_markdown(data: dict[str, Any], *, show_all: bool = False) -> str:
     names = [s["name"] for s in data["sides"]]
-    head = "| | " + " | ".join(_md_cell(f"{s['name']} ({s['hardware']})") for s in data["sides"]) + " |"
+    head = "| | " + " | ".join(md_cell(f"{s['name']} ({s['hardware']})") for s in data["sides"]) + " |"
     sep = "|---|" + "---:|" * len(names)
     lines = [head, sep]
 
     def row(label: str, cells: Sequence[str]) -> None:
-        lines.append(f"| {label} | " + " | ".join(_md_cell(c) for c in cells) + " |")
+        lines.append(f"| {label} | " + " | ".join(md_cell(c) for c in cells) + " |")
 
     for p in data["params"]["differing"]:
-        row(f"**{_md_cell(p['name'])}**", p["values"])
+        row(f"**{md_cell(p['name'])}**", p["values"])
     equal = data["params"]["equal"]
     if show_all:
         for p in equal:
-            row(_md_cell(p["name"]), [p["value"]] * len(names))
+            row(md_cell(p["name"]), [p["value"]] * len(names))
     elif equal:
         row(f"_{len(equal)} equal parameters hidden; --all to show_", [""] * len(names))
     for e in data["environment"]:
@@ -465,7 +462,7 @@ def render_markdown(data: dict[str, Any], *, show_all: bool = False) -> str:
     for m in data["metrics"]:
         row(m["name"], [f"**{v}**" if i in m["best"] else v for i, v in enumerate(m["values"])])
     lines += ["", f"| {'Epoch' if data['align'] == 'epoch' else 'Time'} | "
-              + " | ".join(_md_cell(n) for n in names) + " |", "|---:|" + "---:|" * len(names)]
+              + " | ".join(md_cell(n) for n in names) + " |", "|---:|" + "---:|" * len(names)]
     for r in data["curve"]["rows"]:
         row(_at_text(data, r), curve_cells(data, r))
     lines.append("")

@@ -54,6 +54,7 @@ from speedrun.errors import SpeedrunError
 from speedrun.analysis.groups import repeat_key
 from speedrun.tracking.records import times_to_targets
 from speedrun.analysis.views import hardware_short
+from speedrun.text import fmt_value, md_cell
 
 DEFAULT_TARGETS = (85.0, 90.0, 94.0)
 DEFAULT_ALPHA = 0.01
@@ -72,11 +73,6 @@ MAX_LISTED_RUNS = 12
 def fmt_target(target: float) -> str:
     """85 → "85%", 93.5 → "93.5%"."""
     return f"{target:g}%"
-
-
-def fmt_value(value: Any) -> str:
-    """A parameter value as the notebook writes it: bools True/False, floats by repr."""
-    return repr(value) if isinstance(value, float) else str(value)
 
 
 def fmt_param(name: str, value: Any) -> str:
@@ -530,11 +526,6 @@ def _join(link: str, name: str) -> str:
 # --------------------------------------------------------------------------- rendering
 
 
-def _md_cell(value: Any) -> str:
-    """Text for a Markdown table cell: a pipe or a newline would end the cell."""
-    return " ".join(str(value).split()).replace("|", "\\|")
-
-
 def environment(autoescape: bool, search_path: Path | None = None) -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader([str(p) for p in (search_path, resource_dir("templates")) if p]),
@@ -544,7 +535,7 @@ def environment(autoescape: bool, search_path: Path | None = None) -> jinja2.Env
         keep_trailing_newline=True,
         undefined=jinja2.StrictUndefined,
     )
-    env.filters["md_cell"] = _md_cell
+    env.filters["md_cell"] = md_cell
     return env
 
 

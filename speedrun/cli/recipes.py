@@ -7,10 +7,7 @@ import json
 import typer
 
 from speedrun.cli.app import app, console
-
-
-def _value(value) -> str:
-    return repr(value) if isinstance(value, float) else str(value)
+from speedrun.text import fmt_value
 
 
 @app.command("recipes")
@@ -38,5 +35,5 @@ def recipes_command(
     for recipe in recipes:
         marker = " (default)" if recipe.name == DEFAULT_RECIPE else ""
         console.print(f"{recipe.name}{marker}: {recipe.summary}", markup=False, highlight=False, soft_wrap=True)
-        defaults = ", ".join(f"{k}={_value(v)}" for k, v in recipe.defaults().items() if k != "recipe")
+        defaults = ", ".join(f"{k}={fmt_value(v)}" for k, v in recipe.defaults().items() if k != "recipe")
         console.print(f"    {defaults}", markup=False, highlight=False, soft_wrap=True)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
+from speedrun.text import fmt_value
+
 # Order and spelling of the `Config:` line of the user's script.
 _CONFIG_KEYS = (
     ("lr", "LR"),
@@ -19,22 +21,16 @@ _CONFIG_KEYS = (
 )
 
 
-def _config_value(value: Any) -> str:
-    if isinstance(value, float):
-        return repr(value)  # 0.04, not 0.040000
-    return str(value)
-
-
 def config_line(params: dict[str, Any], extra_keys: Iterable[str] = ()) -> str:
     """`Config: LR=0.04, BATCH_SIZE=64, EPOCHS=10, COSINE=True, AMP=True`.
 
     The user's keys first, in their order; `extra_keys` (canonical names) follow
     upper-cased, so other hyperparameters survive the round trip too.
     """
-    parts = [f"{label}={_config_value(params[key])}" for key, label in _CONFIG_KEYS if key in params]
+    parts = [f"{label}={fmt_value(params[key])}" for key, label in _CONFIG_KEYS if key in params]
     for key in extra_keys:
         if key in params and key not in dict(_CONFIG_KEYS):
-            parts.append(f"{key.upper()}={_config_value(params[key])}")
+            parts.append(f"{key.upper()}={fmt_value(params[key])}")
     return "Config: " + ", ".join(parts)
 
 
