@@ -9,6 +9,10 @@ class DatabaseError(SpeedrunError):
     """The database cannot be opened, read, written or upgraded."""
 
 
+class ReadOnlyDatabase(DatabaseError):
+    """The database cannot be written (a read-only file or URL)."""
+
+
 class RunNotFound(SpeedrunError):
     """A run number or label that the database does not hold."""
 

@@ -164,10 +164,11 @@ def test_notebook_run_numbers_are_kept_and_clashes_relabelled(store):
     first = store.add_run(make_record(number=15))
     assert first == 15
     record = make_record(number=15, title="same number again")
-    second = store.add_run(record)
-    assert second != 15
-    assert store.get_run(second).label == "15"
-    assert any("taken" in w for w in record.warnings)
+    (stored,) = store.add_runs([record])
+    assert stored.number != 15 and stored.renumbered and (stored.requested, stored.label) == (15, "15")
+    assert store.get_run(stored.number).label == "15"
+    # The store says what it decided; the record it was handed is left as it was.
+    assert (record.label, record.warnings) == (None, [])
     assert store.add_run(make_record()) > 15  # numbering continues after the largest
 
 
@@ -232,9 +233,11 @@ def test_running_run_of_a_dead_process_is_reported_died(store):
     proc.wait()
     run_id = store.begin_run(make_record(source="train", status="running", epochs=[], pid=proc.pid))
     alive_id = store.begin_run(make_record(source="train", status="running", epochs=[], pid=__import__("os").getpid()))
-    assert store.reap_dead() == [run_id]
     assert store.get_run(run_id).status == "died"
     assert store.get_run(alive_id).status == "running"
+    assert [r.id for r in store.list_runs(status="died")] == [run_id]
+    with store.engine.connect() as conn:  # decided when reading; nothing was written
+        assert conn.exec_driver_sql("select count(*) from runs where status = 'running'").scalar() == 2
 
 
 # --------------------------------------------------------------------------- CLI

@@ -31,7 +31,7 @@ from speedrun.tracking.records import time_to_target
 from speedrun.analysis.report import DEFAULT_TARGETS, fmt_target, hardware_text
 from speedrun.text import fmt_value, md_cell
 from speedrun.analysis.groups import resolve
-from speedrun.analysis.views import hardware_short
+from speedrun.analysis.views import hardware_class_of
 
 DEFAULT_ALPHA = 0.05
 # Timing noise assumed when a side has a single run: 2% of the mean time.
@@ -159,7 +159,7 @@ def build_comparison(
             {
                 "name": s.name,
                 "runs": [r.id for r in s.runs],
-                "hardware": ", ".join(dict.fromkeys(hardware_short(r) for r in s.runs)),
+                "hardware": ", ".join(dict.fromkeys(hardware_class_of(r) for r in s.runs)),
                 "title": s.runs[0].title if len(s.runs) == 1 else f"{len(s.runs)} runs",
             }
             for s in sides
@@ -193,7 +193,7 @@ def _environment(sides: Sequence[Side]) -> list[dict[str, Any]]:
             texts = []
             for r in s.runs:
                 if attr is None:
-                    texts.append(hardware_text(r) or hardware_short(r))
+                    texts.append(hardware_text(r) or hardware_class_of(r))
                 else:
                     value = getattr(r.environment, attr, None) if r.environment else None
                     texts.append(MISSING if value is None else str(value))
@@ -398,7 +398,7 @@ def render_table(data: dict[str, Any], *, show_all: bool = False):
     table = Table(show_edge=False, header_style="bold", show_lines=False)
     table.add_column("")
     for side in data["sides"]:
-        table.add_column(f"{side['name']}\n{side['hardware']}", justify="right")
+        table.add_column(Text(f"{side['name']}\n{side['hardware']}"), justify="right")  # user text, not markup
 
     def section(title: str) -> None:
         table.add_row(Text(title, style="bold underline"), *[""] * len(names))

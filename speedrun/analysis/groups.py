@@ -12,14 +12,14 @@ from dataclasses import dataclass
 from typing import Any, Sequence
 
 from speedrun.errors import SpeedrunError
-from speedrun.analysis.views import hardware_short
+from speedrun.analysis.views import hardware_class_of
 
 
 def repeat_key(run: Any) -> tuple[str, str]:
     """("group", class + name) for grouped runs, else ("config", the configuration key)."""
     from speedrun.analysis.stats import config_key  # scipy is only needed once numbers are computed
 
-    hardware = hardware_short(run)
+    hardware = hardware_class_of(run)
     if run.group_name:
         return ("group", f"{hardware}\x00{run.group_name}")
     return ("config", config_key(run.param_dict, hardware))

@@ -53,7 +53,7 @@ from speedrun.tracking.db import resource_dir
 from speedrun.errors import SpeedrunError
 from speedrun.analysis.groups import repeat_key
 from speedrun.tracking.records import times_to_targets
-from speedrun.analysis.views import hardware_short
+from speedrun.analysis.views import hardware_class_of
 from speedrun.text import fmt_value, md_cell
 
 DEFAULT_TARGETS = (85.0, 90.0, 94.0)
@@ -141,7 +141,7 @@ def collect_facts(runs: Sequence[Any], targets: Sequence[float]) -> list[RunFact
     facts = []
     for run in runs:
         params = run.param_dict
-        hardware = hardware_short(run)
+        hardware = hardware_class_of(run)
         facts.append(
             RunFacts(
                 run=run,

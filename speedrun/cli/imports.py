@@ -9,19 +9,28 @@ import typer
 from speedrun.cli.app import app, console, err_console, fail, open_store
 from speedrun.notebook.overrides import Overrides, apply_overrides, fill_content_hash, read_text
 from speedrun.notebook.params import parse_assignment
-from speedrun.tracking.records import RunRecord, summarize_record
+from speedrun.tracking.records import RunRecord, default_title, summarize_record
+from speedrun.tracking.store import Stored
 
 
 def _warn(message: str) -> None:
     err_console.print(f"Warning: {message}", markup=False, highlight=False, soft_wrap=True)
 
 
-def _describe(run_id: int, record: RunRecord) -> str:
+def _describe(stored: Stored, record: RunRecord) -> str:
     """The line printed per stored run, with the final accuracy the store derived."""
     final_acc = summarize_record(record).final_val_acc
     final = f"{final_acc:.2f}%" if final_acc is not None else "—"
-    label = f" ({record.label})" if record.label and record.label != str(run_id) else ""
-    return f"Run {run_id}{label}: {len(record.epochs)} epochs, final {final}, {record.status}"
+    label = f" ({stored.label})" if stored.label and stored.label != str(stored.number) else ""
+    return f"Run {stored.number}{label}: {len(record.epochs)} epochs, final {final}, {record.status}"
+
+
+def _decisions(stored: Stored) -> list[str]:
+    """What storing decided that the user did not ask for, e.g. a renumbered run."""
+    if not stored.renumbered:
+        return []
+    labelled = f" labelled {stored.label}" if stored.label else ""
+    return [f"run number {stored.requested} is taken; stored as run {stored.number}{labelled}"]
 
 
 @app.command("import-log")
@@ -51,11 +60,11 @@ def import_log(
         for record in records:
             apply_overrides(record, overrides)
             fill_content_hash(record)
-        ids = store.add_runs(records, force=force)
-        for run_id, record in zip(ids, records):
-            for warning in record.warnings:
+            record.title = record.title or default_title(record)
+        for stored, record in zip(store.add_runs(records, force=force), records):
+            for warning in record.warnings + _decisions(stored):
                 _warn(f"{source}: {warning}")
-            typer.echo(_describe(run_id, record))
+            typer.echo(_describe(stored, record))
 
 
 @app.command("import-md")
@@ -73,6 +82,7 @@ def import_md(
     for record in parsed.runs:
         record.tags = list(dict.fromkeys([*record.tags, *tag]))
         fill_content_hash(record)
+        record.title = record.title or default_title(record)
     for warning in parsed.warnings:  # already say file, line and run
         _warn(warning)
     if not parsed.runs:
@@ -84,12 +94,12 @@ def import_md(
         console.print(f"{len(parsed.runs)} runs, none written (--dry-run).")
         return
     store = open_store()
-    parser_warnings = [len(r.warnings) for r in parsed.runs]
-    ids = store.add_runs(parsed.runs, force=force)
-    for run_id, record, seen in zip(ids, parsed.runs, parser_warnings):
-        for warning in record.warnings[seen:]:  # what storing added, e.g. a renumbered run
-            _warn(f"{source}: run {record.label or record.number}: {warning}")
-        typer.echo(_describe(run_id, record))
+    stored_runs = store.add_runs(parsed.runs, force=force)
+    for stored, record in zip(stored_runs, parsed.runs):
+        for note in _decisions(stored):  # the parser's warnings were printed above
+            _warn(f"{source}: run {record.label or record.number}: {note}")
+        typer.echo(_describe(stored, record))
+    ids = [s.number for s in stored_runs]
     with_epochs = sum(1 for r in parsed.runs if r.epochs)
     console.print(
         f"Imported {len(ids)} runs from {source} ({with_epochs} with per-epoch data, "

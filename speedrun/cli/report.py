@@ -8,22 +8,21 @@ from typing import List, Optional
 
 import typer
 
-from speedrun.cli.app import app, console, fail, open_store
+from speedrun.cli.app import app, console, fail, open_store, state
 from speedrun.cli.runs import parse_since
 from speedrun.errors import SpeedrunError
 from speedrun.cli.selection import parse_run_ranges
+from speedrun.outputs import check_image_path, check_output, write_output
+from speedrun.text import terminal_safe_tree
 
 TARGET_HELP = "Accuracy target in percent for time-to-target (repeatable; default 85, 90 and 94)."
 
 
-def _write(text: str, output: Optional[Path]) -> None:
+def _write(text: str, output: Optional[Path], force: bool) -> None:
     if output is None:
         typer.echo(text, nl=False)
         return
-    try:
-        output.write_text(text, encoding="utf-8")
-    except OSError as exc:
-        fail(f"cannot write {output}: {exc.strerror or exc}")
+    write_output(text, output, database=state.db, force=force)
 
 
 @app.command()
@@ -39,6 +38,7 @@ def report(
     template: Optional[Path] = typer.Option(None, help="Your own Jinja template; it gets the same context."),
     plots: Optional[Path] = typer.Option(None, "--plots", help="Write PNG learning curves into this directory and link them."),
     stamp: bool = typer.Option(False, "--stamp", help="Add the generation time (the output is otherwise identical for identical data)."),
+    force: bool = typer.Option(False, "--force", help="Replace the -o file if it exists."),
 ) -> None:
     """The lab notebook from the database: leaderboard, groups, and one section per run.
 
@@ -49,6 +49,8 @@ def report(
 
     if fmt not in ("md", "html"):
         fail(f"--format must be md or html, got {fmt!r}")
+    if output is not None:
+        check_output(output, database=state.db, force=force)  # before any work
     try:
         ids = parse_run_ranges(runs) if runs else None
     except SpeedrunError as exc:
@@ -70,7 +72,7 @@ def report(
         svg=fmt == "html",
     )
     text = render(context, fmt, template)
-    _write(text, output)
+    _write(text, output, force)
 
 
 @app.command()
@@ -93,6 +95,8 @@ def compare(
 
     if fmt not in ("table", "md"):
         fail(f"--format must be table or md, got {fmt!r}")
+    if plot is not None:
+        check_image_path(plot, database=state.db)
     store = open_store()
     sides = load_sides(store, refs, repeats=repeats)
     data = build_comparison(sides, targets=target or DEFAULT_TARGETS, alpha=alpha, by=by)
@@ -103,4 +107,4 @@ def compare(
     elif fmt == "md":
         typer.echo(render_markdown(data, show_all=show_all), nl=False)
     else:
-        console.print(render_table(data, show_all=show_all))
+        console.print(render_table(terminal_safe_tree(data), show_all=show_all))

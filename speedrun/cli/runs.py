@@ -7,13 +7,20 @@ from datetime import datetime
 from typing import List, Optional
 
 import typer
-from rich.markup import escape as _escape
+from rich.markup import escape
 from rich.table import Table
 
+from speedrun.analysis.views import hardware_class_of, run_detail, run_summary
 from speedrun.cli.app import app, console, fail, open_store
+from speedrun.errors import SpeedrunError
+from speedrun.text import terminal_safe
 from speedrun.tracking.records import STATUSES
-from speedrun.analysis.views import hardware_short, run_detail, run_summary
 from speedrun.tracking.store import SORTABLE
+
+
+def _safe(value) -> str:
+    """User text for a Rich cell: markup escaped, control characters shown, never obeyed."""
+    return escape(terminal_safe(str(value)))
 
 
 def _num(value, fmt: str, suffix: str = "") -> str:
@@ -49,7 +56,6 @@ def list_runs(
     if status and status not in STATUSES:
         fail(f"unknown status {status!r}; choose from {', '.join(STATUSES)}")
     store = open_store()
-    store.reap_dead()
     runs = store.list_runs(
         status=status, model=model, hardware=hardware, tag=tag, since=parse_since(since),
         limit=limit, sort=sort, descending=desc,
@@ -58,7 +64,11 @@ def list_runs(
         print_json([run_summary(r) for r in runs])
         return
     if not runs:
-        console.print("No runs recorded yet. Start one with `speedrun train` or `speedrun import-log`.")
+        if any(v is not None for v in (status, model, hardware, tag, since)):
+            console.print("No runs match.", markup=False)
+        else:
+            console.print("No runs recorded yet. Start one with `speedrun train` or `speedrun import-log`.",
+                          markup=False)
         return
     table = Table(show_edge=False, header_style="bold")
     for name, justify in [
@@ -70,13 +80,13 @@ def list_runs(
         params = run.param_dict
         epochs = f"{run.epochs_completed}" + (f"/{run.epochs_planned}" if run.epochs_planned else "")
         table.add_row(
-            run.display_label,
-            run.created_at.strftime("%Y-%m-%d"),
-            run.status,
-            hardware_short(run),
-            _escape(str(params.get("model", "—"))),
-            str(params.get("batch_size", "—")),
-            str(params.get("lr", "—")),
+            _safe(run.display_label),
+            run.created_at.strftime("%Y-%m-%d") if run.created_at else "—",
+            _safe(run.status) + (" (damaged)" if run.damaged else ""),
+            _safe(hardware_class_of(run)),
+            _safe(params.get("model", "—")),
+            _safe(params.get("batch_size", "—")),
+            _safe(params.get("lr", "—")),
             epochs,
             _num(run.final_val_acc, ".2f", "%"),
             _num(run.peak_val_acc, ".2f", "%"),
@@ -92,13 +102,14 @@ def show(
 ) -> None:
     """Everything about one run: parameters, environment, texts and epochs."""
     store = open_store()
-    store.reap_dead()
     record = store.get_run(run)
     data = run_detail(record)
     if as_json:
         print_json(data)
         return
-    console.print(f"[bold]Run {data['label']}: {_escape(data['title'] or '')}[/bold]")
+    console.print(f"[bold]Run {_safe(data['label'])}: {_safe(data['title'] or '')}[/bold]")
+    if record.damaged:
+        console.print(f"Damaged: {_safe(', '.join(record.damaged))} (could not be read; left out)", style="red")
     facts = Table.grid(padding=(0, 2))
     facts.add_column(style="dim")
     facts.add_column()
@@ -117,19 +128,19 @@ def show(
         ("Command", data["command"] or "—"),
         ("Git", f"{data['git_commit']}{' (dirty)' if data['git_dirty'] else ''}" if data["git_commit"] else "—"),
     ]:
-        facts.add_row(name, _escape(str(value)))
+        facts.add_row(name, _safe(value))
     console.print(facts)
     for name in ("hypothesis", "description", "analysis"):
         if data[name]:
             console.print(f"\n[bold]{name.title()}[/bold]")
-            console.print(data[name], markup=False, highlight=False)
+            console.print(terminal_safe(data[name]), markup=False, highlight=False)
     if data["params"]:
         console.print("\n[bold]Parameters[/bold]")
         grid = Table.grid(padding=(0, 2))
         grid.add_column(style="dim")
         grid.add_column()
         for key, value in data["params"].items():
-            grid.add_row(key, _escape(repr(value) if isinstance(value, str) else str(value)))
+            grid.add_row(_safe(key), _safe(repr(value) if isinstance(value, str) else value))
         console.print(grid)
     env = {k: v for k, v in data["env"].items() if v is not None and k != "hardware"}
     if env:
@@ -138,7 +149,7 @@ def show(
         grid.add_column(style="dim")
         grid.add_column()
         for key, value in env.items():
-            grid.add_row(key, _escape(str(value)))
+            grid.add_row(key, _safe(value))
         console.print(grid)
     if data["epoch_metrics"]:
         console.print("\n[bold]Epochs[/bold]")
@@ -170,7 +181,7 @@ def note(
         fail("nothing to change: give --hypothesis, --description, --analysis or --title")
     store = open_store()
     changed = store.update_texts(run, hypothesis=hypothesis, description=description, analysis=analysis, title=title)
-    console.print(f"Updated run {changed.display_label}.")
+    console.print(f"Updated run {terminal_safe(changed.display_label)}.", markup=False)
 
 
 @app.command()
@@ -182,20 +193,25 @@ def tag(
     """Add (or remove) tags on a run."""
     store = open_store()
     current = store.add_tags(run, tags, remove=remove)
-    console.print(f"Run {run} tags: {', '.join(current) or '(none)'}", markup=False)
+    console.print(terminal_safe(f"Run {run} tags: {', '.join(current) or '(none)'}"), markup=False)
 
 
 @app.command()
 def rm(
     run: str = typer.Argument(..., help="Run number or label."),
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
+    force: bool = typer.Option(False, "--force", help="Delete even a run that is still training."),
 ) -> None:
     """Delete a run and everything recorded with it."""
     store = open_store()
     target = store.get_run(run)
+    name = terminal_safe(target.display_label)
+    if target.status == "running" and not force:
+        where = f" (pid {target.pid} on {target.host})" if target.pid and target.host else ""
+        raise SpeedrunError(f"run {name} is still training{where}; stop it first, or use --force to delete it anyway")
     if not yes:
-        confirmed = typer.confirm(f"Delete run {target.display_label} ({target.title})?", default=False)
+        confirmed = typer.confirm(f"Delete run {name} ({terminal_safe(str(target.title))})?", default=False)
         if not confirmed:
             fail("not deleted")
     store.delete_run(target.id)
-    console.print(f"Deleted run {target.display_label}.")
+    console.print(f"Deleted run {name}.", markup=False)

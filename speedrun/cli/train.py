@@ -11,7 +11,7 @@ import typer
 
 from speedrun.cli.app import app, console, err_console, fail, open_store, state
 from speedrun.errors import SpeedrunError
-from speedrun.tracking.records import EpochRecord, RunRecord
+from speedrun.tracking.records import EpochRecord, RunRecord, default_title
 
 
 class StoreRecorder:
@@ -22,6 +22,7 @@ class StoreRecorder:
         self.run_id: int | None = None
 
     def begin(self, record: RunRecord) -> int:
+        record.title = record.title or default_title(record)
         self.run_id = self.store.begin_run(record)
         return self.run_id
 

@@ -87,15 +87,17 @@ class Run(RunLabels, Base):
     started_at: Mapped[Optional[datetime]]
     finished_at: Mapped[Optional[datetime]]
     heartbeat_at: Mapped[Optional[datetime]]
+    # Who records a live run: see speedrun.tracking.liveness for how `died` is decided from these.
     pid: Mapped[Optional[int]]
     host: Mapped[Optional[str]] = mapped_column(String(256))
+    process_start: Mapped[Optional[str]] = mapped_column(String(64))  # boot id / start tick of `pid`
 
     hypothesis: Mapped[Optional[str]] = mapped_column(Text)
     description: Mapped[Optional[str]] = mapped_column(Text)
     analysis: Mapped[Optional[str]] = mapped_column(Text)
     group_name: Mapped[Optional[str]] = mapped_column(String(128))
 
-    # Summary numbers; `store.refresh_summary` keeps them consistent with the epochs.
+    # Summary numbers, derived from the epochs (records.RunningSummary) whenever epochs are written.
     epochs_planned: Mapped[Optional[int]]
     epochs_completed: Mapped[int] = mapped_column(default=0)
     final_val_acc: Mapped[Optional[float]]
@@ -112,7 +114,7 @@ class Run(RunLabels, Base):
     # summary can be re-derived when epochs change.
     stated_final_val_acc: Mapped[Optional[float]]
     stated_train_time_s: Mapped[Optional[float]]
-    extra: Mapped[dict[str, Any]] = mapped_column(default=dict)  # other facts: eval time, TTA accuracy, target time
+    extra: Mapped[dict[str, Any]] = mapped_column(default=dict)  # other facts: eval time, how the final accuracy was measured
     error: Mapped[Optional[str]] = mapped_column(Text)
 
     # Provenance.
@@ -139,7 +141,7 @@ class Param(Base):
     """One hyperparameter of a run: canonical name, JSON value, and its type name."""
 
     __tablename__ = "params"
-    __table_args__ = (UniqueConstraint("run_id", "name"), Index("ix_params_name_value", "name", "value"))
+    __table_args__ = (UniqueConstraint("run_id", "name"), Index("ix_params_name", "name"))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
