@@ -279,6 +279,14 @@ class Store:
             yield session
 
     @contextmanager
+    def _write_rows(self) -> Iterator[Any]:
+        """`_write` without the ORM: a Core connection in one transaction, for the per-epoch hot path."""
+        if self.read_only:
+            raise ReadOnlyDatabase(f"cannot write to database {self.label}: {self.read_only}")
+        with self._errors("write to"), self._writer.begin() as conn:
+            yield conn
+
+    @contextmanager
     def _read(self) -> Iterator[Session]:
         with self._errors("read"), Session(self.engine, expire_on_commit=False) as session:
             self._prepare(session)
@@ -393,7 +401,7 @@ class Store:
             if rows:
                 session.execute(insert(model.__table__), rows)
         if epoch_rows:
-            _insert_epochs(session, epoch_rows)
+            _insert_epochs(session.connection(), epoch_rows)
         if run_rows:
             self._remember_largest(session, max(row["id"] for row in run_rows))
         return decisions
@@ -468,8 +476,8 @@ class Store:
         The summary is updated from the one new epoch (constant time per epoch);
         only a rewritten or out-of-order epoch reads the run's epochs back.
         """
-        with self._write() as session:
-            row = session.execute(
+        with self._write_rows() as conn:
+            row = conn.execute(
                 select(Run.epochs_completed, Run.stated_final_val_acc, Run.stated_train_time_s, Run.peak_val_acc,
                        Run.peak_epoch, Run.extra).where(Run.id == run_id)
             ).first()
@@ -482,12 +490,12 @@ class Store:
                 running = copy.copy(known)
                 running.add(epoch)
             else:  # first epoch this process records for the run, or one written again
-                session.execute(delete(EpochMetric).where(EpochMetric.run_id == run_id, EpochMetric.epoch == epoch.epoch))
+                conn.execute(delete(EpochMetric).where(EpochMetric.run_id == run_id, EpochMetric.epoch == epoch.epoch))
                 running = None
-            _insert_epochs(session, [_epoch_tuple(run_id, epoch)])
+            _insert_epochs(conn, [_epoch_tuple(run_id, epoch)])
             if running is None:
                 running = RunningSummary.of(
-                    session.execute(
+                    conn.execute(
                         select(EpochMetric.epoch, EpochMetric.duration_s, EpochMetric.elapsed_s, EpochMetric.val_acc)
                         .where(EpochMetric.run_id == run_id)
                     ).all()
@@ -499,7 +507,7 @@ class Store:
                 stated_peak_epoch=row.peak_epoch,
                 final_after_epochs=FINAL_MEASURED_AFTER_EPOCHS in (row.extra or {}),
             )
-            session.execute(
+            conn.execute(
                 update(Run).where(Run.id == run_id).values(heartbeat_at=utcnow(), **_summary_columns(summary))
             )
         self._running[run_id] = running
@@ -1024,17 +1032,17 @@ def _epoch_tuple(run_id: int, e: EpochRecord) -> tuple:
             e.images_per_s, extra)
 
 
-def _insert_epochs(session: Session, rows: list[tuple]) -> None:
+def _insert_epochs(conn, rows: list[tuple]) -> None:
     """Epoch rows (`_epoch_tuple`s) straight to the driver: a 100,000-line log has as
     many epochs, and SQLAlchemy's per-row parameter processing would cost more than
     SQLite's own insert."""
-    if session.get_bind().dialect.name == "sqlite":
-        session.connection().exec_driver_sql(_INSERT_EPOCHS, rows)
+    if conn.dialect.name == "sqlite":
+        conn.exec_driver_sql(_INSERT_EPOCHS, rows)
         return
     dicts = [dict(zip(_EPOCH_COLUMNS, row)) for row in rows]
     for row in dicts:
         row["extra"] = json.loads(row["extra"])
-    session.execute(insert(EpochMetric.__table__), dicts)
+    conn.execute(insert(EpochMetric.__table__), dicts)
 
 
 def _run_row(record: RunRecord, run_id: int, label: str | None, env: Environment | None) -> dict[str, Any]:
