@@ -21,7 +21,14 @@ def export(
     output: Optional[Path] = typer.Option(None, "-o", "--output", help="Write to this file instead of stdout."),
     force: bool = typer.Option(False, "--force", help="Replace the -o file if it exists."),
 ) -> None:
-    """Write runs (parameters, environment, epochs, texts) as JSON, for `speedrun merge` elsewhere."""
+    """Write runs (parameters, environment, epochs, texts) as JSON, for `speedrun merge` elsewhere.
+
+    Example:
+
+    \b
+        speedrun --db colab.db export -o colab-runs.json
+        speedrun export 15-18 -o some-runs.json
+    """
     if output is not None:
         check_output(output, database=state.db, force=force)  # before any work
     store = open_store()
@@ -45,6 +52,12 @@ def merge(
     """Bring runs from another database or export into this one; runs already here are skipped.
 
     Everything is checked before anything is written: one bad value refuses the merge.
+
+    Example:
+
+    \b
+        speedrun merge colab-runs.json
+        speedrun merge /content/drive/MyDrive/runs.db
     """
     records = load_records(other)  # checked before this database is even opened
     store = open_store()
