@@ -94,10 +94,22 @@ def sqlite_file(url: str) -> Path | None:
     return Path(name).expanduser().resolve()
 
 
+# A server that cannot be reached fails in seconds, not minutes: connecting, and noticing a
+# connection whose network went away (libpq's TCP keepalives), so a training spools instead of hanging.
+POSTGRES_CONNECT_ARGS = {"connect_timeout": 10, "keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 3,
+                         "keepalives_count": 3}
+
+
 def make_engine(url: str, *, label: str | None = None) -> Engine:
     label = label or display_name(url)
     try:
-        engine = create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_S} if url.startswith("sqlite") else {})
+        backend = make_url(url).get_backend_name()
+        if backend == "sqlite":
+            engine = create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_S})
+        elif backend == "postgresql":
+            engine = create_engine(url, connect_args=POSTGRES_CONNECT_ARGS, pool_pre_ping=True)
+        else:
+            engine = create_engine(url)
     except ImportError as exc:
         raise DatabaseError(_missing_driver(url, exc)) from None
     except (ArgumentError, ValueError, SQLAlchemyError) as exc:

@@ -11,14 +11,19 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Optional
 
-from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Double, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from speedrun.notebook.params import typed_value
 
 
+# JSON columns: JSONB on PostgreSQL, JSON text on SQLite (never indexed with a btree: see 0003_store).
+JSONType = JSON().with_variant(JSONB(), "postgresql")
+
+
 class Base(DeclarativeBase):
-    type_annotation_map = {dict[str, Any]: JSON}
+    type_annotation_map = {dict[str, Any]: JSONType, float: Double}
 
 
 class Environment(Base):
@@ -146,7 +151,7 @@ class Param(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
     name: Mapped[str] = mapped_column(String(128))
-    value: Mapped[Any] = mapped_column(JSON)
+    value: Mapped[Any] = mapped_column(JSONType)
     type: Mapped[str] = mapped_column(String(8))  # int | float | bool | str | null
     position: Mapped[int] = mapped_column(default=0)  # order as given, for display
 

@@ -302,6 +302,7 @@ class Store:
         record.started_at = record.started_at or utcnow()
         live = {"heartbeat_at": utcnow(), **liveness.identity(record.pid)}
         with self._write() as session:
+            self._lock_run_numbers(session)
             stored = self._insert_records(session, [record], label_clashes=False, live=live)[0]
         self._running[stored.number] = RunningSummary.of(record.epochs)
         return stored.number
@@ -328,6 +329,7 @@ class Store:
         `label_clashes` (as notebooks want). The records are not changed.
         """
         with self._write() as session:
+            self._lock_run_numbers(session)
             if not force:
                 self._refuse_duplicates(session, records)
             return self._insert_records(session, records, label_clashes=label_clashes, skip_known=skip_known)
@@ -343,11 +345,9 @@ class Store:
     ) -> list[Stored]:
         """Bulk-insert runs with their params, tags and epochs: one executemany per table.
 
-        Numbers are assigned here, under the write lock, so no other writer can
-        take them between choosing and inserting.
+        Numbers are assigned here, under the write lock (`_lock_run_numbers`), so no
+        other writer can take them between choosing and inserting.
         """
-        if session.get_bind().dialect.name == "postgresql":
-            session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _RUN_NUMBERS_LOCK})
         known: dict[str, int] = {}
         if skip_known:
             uuids = [r.uuid for r in records if r.uuid]
@@ -407,6 +407,14 @@ class Store:
         return decisions
 
     @staticmethod
+    def _lock_run_numbers(session: Session) -> None:
+        """Writers that create runs take turns. SQLite's BEGIN IMMEDIATE already holds the
+        database's write lock; on PostgreSQL, a transaction-wide advisory lock, released at
+        commit, so that run numbers, labels and duplicate checks see every committed run."""
+        if session.get_bind().dialect.name == "postgresql":
+            session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _RUN_NUMBERS_LOCK})
+
+    @staticmethod
     def _next_run_id(session: Session) -> int:
         """The next automatic run number: never one that was used before, even if deleted."""
         largest = session.scalar(select(func.max(Run.id))) or 0
@@ -462,10 +470,6 @@ class Store:
                 hardware_class=hardware_class(fields.get("gpu_name") or description, fields.get("device_type")),
                 **fields,
             )
-            if session.get_bind().dialect.name == "postgresql":
-                # Two machines may record their first run on the same GPU at once.
-                session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _lock_key(fingerprint)})
-                env = session.scalar(select(Environment).where(Environment.fingerprint == fingerprint)) or env
             session.add(env)
         known[fingerprint] = env
         return env
@@ -905,11 +909,6 @@ def _summary_columns(summary: Summary) -> dict[str, Any]:
         "mean_epoch_s": summary.mean_epoch_s,
         "epochs_completed": summary.epochs_completed,
     }
-
-
-def _lock_key(name: str) -> int:
-    """A signed 64-bit advisory lock key for a name."""
-    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
 
 
 # ------------------------------------------------------------------- what a column may hold
