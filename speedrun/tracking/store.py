@@ -190,6 +190,11 @@ class Store:
         self.label = label  # how messages name it: the path as typed, or the URL without password
         self.read_only = read_only  # why writes are refused, when they are
         self._writer = engine.execution_options(sqlite_immediate=True)
+        # A read sees one snapshot from its first statement to its last: SQLite's read transactions
+        # do; PostgreSQL's default (read committed) would let a run's summary and epochs disagree.
+        self._reader = (
+            engine.execution_options(isolation_level="REPEATABLE READ") if engine.dialect.name == "postgresql" else engine
+        )
         self._tolerate_bad_text = False
         # Runs this process records epoch by epoch: their summary so far, so the next
         # epoch updates it instead of reading every earlier one back.
@@ -288,7 +293,7 @@ class Store:
 
     @contextmanager
     def _read(self) -> Iterator[Session]:
-        with self._errors("read"), Session(self.engine, expire_on_commit=False) as session:
+        with self._errors("read"), Session(self._reader, expire_on_commit=False) as session:
             self._prepare(session)
             yield session
 
