@@ -64,7 +64,7 @@ class SpeedrunGroup(TyperGroup):
 # `speedrun --help` lists commands in the order a user meets them.
 WORKFLOW_ORDER = (
     "train", "import-log", "import-md", "list", "show", "report", "compare", "stats", "group",
-    "note", "tag", "rm", "recipes", "export", "merge", "db",
+    "note", "tag", "rm", "recipes", "export", "merge", "sync", "db",
 )
 
 app = typer.Typer(

@@ -17,6 +17,25 @@ from speedrun.errors import SpeedrunError
 from speedrun.text import terminal_safe
 
 
+def _waiting_to_sync(store) -> dict:
+    """What trainings on this machine could not yet send to this database server (see tracking.spool)."""
+    from speedrun.tracking.spool import Spool
+
+    return {} if store.engine.dialect.name == "sqlite" else Spool.default().waiting(store.label)
+
+
+def _status_text(run, waiting: dict) -> str:
+    """'completed (3 epochs waiting to sync)' while a run's records wait in this machine's spool."""
+    return waiting[run.uuid].describe(run.status) if run.uuid in waiting else run.status
+
+
+def _with_waiting(data: dict, run, waiting: dict) -> dict:
+    if run.uuid in waiting:
+        w = waiting[run.uuid]
+        data["waiting_to_sync"] = {"epochs": w.epochs, "status": w.status}
+    return data
+
+
 def _safe(value) -> str:
     """User text for a Rich cell: markup escaped, control characters shown, never obeyed."""
     return escape(terminal_safe(str(value)))
@@ -65,8 +84,9 @@ def list_runs(
         status=chosen(status), model=model, hardware=hardware, tag=tag, since=parse_since(since),
         limit=limit, sort=chosen(sort), descending=desc,
     )
+    waiting = _waiting_to_sync(store)
     if as_json:
-        print_json([run_summary(r) for r in runs])
+        print_json([_with_waiting(run_summary(r), r, waiting) for r in runs])
         return
     if not runs:
         if any(v is not None for v in (status, model, hardware, tag, since)):
@@ -87,7 +107,7 @@ def list_runs(
         table.add_row(
             _safe(run.display_label),
             run.created_at.strftime("%Y-%m-%d") if run.created_at else "—",
-            _safe(run.status) + (" (damaged)" if run.damaged else ""),
+            _safe(_status_text(run, waiting)) + (" (damaged)" if run.damaged else ""),
             _safe(hardware_class_of(run)),
             _safe(params.get("model", "—")),
             _safe(params.get("batch_size", "—")),
@@ -115,7 +135,8 @@ def show(
     """
     store = open_store()
     record = store.get_run(run)
-    data = run_detail(record)
+    waiting = _waiting_to_sync(store)
+    data = _with_waiting(run_detail(record), record, waiting)
     if as_json:
         print_json(data)
         return
@@ -126,7 +147,7 @@ def show(
     facts.add_column(style="dim")
     facts.add_column()
     for name, value in [
-        ("Status", data["status"] + (f" ({data['error']})" if data["error"] else "")),
+        ("Status", _status_text(record, waiting) + (f" ({data['error']})" if data["error"] else "")),
         ("Source", data["source"] + (f" ({data['source_file']})" if data["source_file"] else "")),
         ("Created", data["created_at"]),
         ("Hardware", data["env"].get("hardware") or data["hardware"]),

@@ -12,6 +12,7 @@ import typer
 from speedrun.cli.app import app, console, err_console, fail, open_store, state
 from speedrun.errors import SpeedrunError
 from speedrun.tracking.records import EpochRecord, RunRecord, default_title
+from speedrun.tracking.spool import spooled
 
 
 class StoreRecorder:
@@ -38,7 +39,11 @@ class StoreRecorder:
 
 def make_recorder():
     """The recorder for `--db`; opened before training so a database problem stops the run at once."""
-    return StoreRecorder(open_store(), state.db)
+    return StoreRecorder(spooled(open_store(), notify=_note), state.db)  # a server's outage waits in the spool
+
+
+def _note(message: str) -> None:
+    err_console.print(message, markup=False, highlight=False, soft_wrap=True)
 
 
 def _print_dry_run(config, title: str | None, tags: list[str]) -> None:

@@ -45,11 +45,18 @@ from sqlalchemy import (
     type_coerce,
     update,
 )
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, selectinload
 from sqlalchemy.types import NullType
 
-from speedrun.errors import DatabaseError, DuplicateImport, ReadOnlyDatabase, RunNotFound, SpeedrunError
+from speedrun.errors import (
+    DatabaseError,
+    DatabaseUnreachable,
+    DuplicateImport,
+    ReadOnlyDatabase,
+    RunNotFound,
+    SpeedrunError,
+)
 from speedrun.notebook.hardware import hardware_class
 from speedrun.notebook.params import typed_value, value_type
 from speedrun.tracking import db as dbmod
@@ -272,7 +279,8 @@ class Store:
             password = dbmod.password_of(self.url)
             if password:
                 reason = reason.replace(password, "***")
-            raise DatabaseError(f"cannot {action} database {self.label}: {reason}") from None
+            kind = DatabaseUnreachable if _unreachable(exc, self.engine) else DatabaseError
+            raise kind(f"cannot {action} database {self.label}: {' '.join(reason.split())}") from None
 
     @contextmanager
     def _write(self) -> Iterator[Session]:
@@ -903,6 +911,13 @@ class Store:
         )
         for name, value in _summary_columns(summary).items():
             setattr(run, name, value)
+
+
+def _unreachable(exc: SQLAlchemyError, engine) -> bool:
+    """A server we cannot talk to now: connecting failed, or the connection broke (restart, network)."""
+    if engine.dialect.name == "sqlite":
+        return False
+    return bool(getattr(exc, "connection_invalidated", False)) or isinstance(exc, (OperationalError, InterfaceError))
 
 
 def _summary_columns(summary: Summary) -> dict[str, Any]:
