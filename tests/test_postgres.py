@@ -66,6 +66,9 @@ def test_runs_move_both_ways_once(pg_url, tmp_path):
 
     for run in (1, 2, 3, 4):
         assert shown(pg_url, run) == shown(laptop, run)
+    other = tmp_path / "other.db"  # straight from the server's URL, no file in between
+    assert "Merged 4 runs" in invoke(other, "merge", pg_url).stdout
+    assert "Merged 0 runs" in invoke(other, "merge", pg_url).stdout
 
 
 def test_passwords_never_appear(pg_server, pg_url):

@@ -47,7 +47,7 @@ def export(
 
 @app.command()
 def merge(
-    other: str = typer.Argument(..., help="Another speedrun database (runs.db) or a JSON export."),
+    other: str = typer.Argument(..., help="Another speedrun database (runs.db or a URL) or a JSON export."),
 ) -> None:
     """Bring runs from another database or export into this one; runs already here are skipped.
 

@@ -55,7 +55,9 @@ def damaged_runs(store: Store, ids: list[int] | None = None) -> list[str]:
 
 
 def load_records(path: str) -> list[RunRecord]:
-    """Runs from an export file (JSON) or from another speedrun database, every value checked."""
+    """Runs from an export file (JSON), another speedrun database file, or a database URL; every value checked."""
+    if "://" in path:
+        return _records_from_store(Store.open(path, migrate=False))
     file = Path(path)
     if not file.is_file():
         raise SpeedrunError(f"{path}: no such file")
@@ -111,7 +113,12 @@ def _name_of(data: Any, index: int) -> str:
 
 def _records_from_database(file: Path, name: str) -> list[RunRecord]:
     # A snapshot in memory: the other file may be older (upgraded there), in use, or read-only.
-    other = Store.snapshot(file, label=name)
+    return _records_from_store(Store.snapshot(file, label=name))
+
+
+def _records_from_store(other: Store) -> list[RunRecord]:
+    """Every run of another database, checked as a merge checks an export (the message names `other`)."""
+    name = other.label
     try:
         records = []
         for index, run in enumerate(other.list_runs(with_epochs=True)):

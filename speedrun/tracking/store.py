@@ -312,8 +312,8 @@ class Store:
     # ----------------------------------------------------------------- writing
     def begin_run(self, record: RunRecord) -> int:
         """Record a run that is starting now (status from the record, normally `running`)."""
-        record.started_at = record.started_at or utcnow()
-        live = {"heartbeat_at": utcnow(), **liveness.identity(record.pid)}
+        now = utcnow()
+        live = {"started_at": record.started_at or now, "heartbeat_at": now, **liveness.identity(record.pid)}
         with self._write() as session:
             self._lock_run_numbers(session)
             stored = self._insert_records(session, [record], label_clashes=False, live=live)[0]
@@ -711,14 +711,15 @@ class Store:
         Runs holding a value their column cannot hold (found by `_damaged_ids`,
         or by a failure to decode) are read value by value instead.
         """
-        damaged = self._damaged_ids(session, run_ids, with_epochs=with_epochs)
+        conn = session.connection()  # Core rows: the ORM's result machinery would cost more than the query
+        damaged = self._damaged_ids(conn, run_ids, with_epochs=with_epochs)
         try:
-            views = self._plain_views(session, run_ids, damaged, with_epochs=with_epochs)
+            views = self._plain_views(conn, run_ids, damaged, with_epochs=with_epochs)
         except (ValueError, TypeError, KeyError):  # a damage the checks did not foresee: read all carefully
-            damaged = set(session.scalars(select(Run.id).where(Run.id.in_(run_ids))))
+            damaged = set(conn.scalars(select(Run.id).where(Run.id.in_(run_ids))))
             views = {}
         if damaged:
-            views.update(self._careful_views(session, sorted(damaged), with_epochs=with_epochs))
+            views.update(self._careful_views(conn, sorted(damaged), with_epochs=with_epochs))
         if self._tolerate_bad_text:
             for view in views.values():
                 _note_damaged_text(view)
@@ -730,11 +731,11 @@ class Store:
                     view.finished_at = view.heartbeat_at
         return views
 
-    def _plain_views(self, session: Session, run_ids, skip: set[int], *, with_epochs: bool) -> dict[int, RunView]:
+    def _plain_views(self, conn, run_ids, skip: set[int], *, with_epochs: bool) -> dict[int, RunView]:
         selected = Run.id.in_(run_ids)
         if skip:
             selected = selected & Run.id.not_in(skip)
-        runs = session.execute(select(Run.__table__).where(selected)).all()
+        runs = conn.execute(select(Run.__table__).where(selected)).all()
         present = [r.id for r in runs]
         if not present:
             return {}
@@ -743,25 +744,25 @@ class Store:
             return column.in_(run_ids) & column.not_in(skip) if skip else column.in_(run_ids)
 
         params: dict[int, list] = {}
-        for run_id, name, raw, kind, position in session.execute(
+        for run_id, name, raw, kind, position in conn.execute(
             select(Param.run_id, Param.name, cast(Param.value, Text), Param.type, Param.position)
             .where(in_runs(Param.run_id))
             .order_by(Param.run_id, Param.position)
         ):
             params.setdefault(run_id, []).append(ParamView(name, typed_value(_json(raw), kind), kind, position))
         tags: dict[int, list] = {}
-        for row in session.execute(select(Tag.run_id, Tag.tag).where(in_runs(Tag.run_id)).order_by(Tag.tag)):
+        for row in conn.execute(select(Tag.run_id, Tag.tag).where(in_runs(Tag.run_id)).order_by(Tag.tag)):
             tags.setdefault(row.run_id, []).append(TagView(*row))
         epochs: dict[int, list] = {}
         if with_epochs:
             columns = [getattr(EpochMetric, name) for name in _EPOCH_COLUMNS[:-1]]
-            for row in session.execute(
+            for row in conn.execute(
                 select(*columns, cast(EpochMetric.extra, Text))
                 .where(in_runs(EpochMetric.run_id))
                 .order_by(EpochMetric.run_id, EpochMetric.epoch)
             ):
                 epochs.setdefault(row[0], []).append(EpochView(*row[:-1], _json(row[-1])))
-        environments = self._environments(session, {r.environment_id for r in runs})
+        environments = self._environments(conn, {r.environment_id for r in runs})
         return {
             r.id: RunView(
                 r._mapping,
@@ -774,25 +775,25 @@ class Store:
         }
 
     @staticmethod
-    def _environments(session: Session, env_ids: set) -> dict[int, Any]:
+    def _environments(conn, env_ids: set) -> dict[int, Any]:
         env_ids.discard(None)
         if not env_ids:
             return {}
-        return {e.id: e for e in session.execute(select(Environment.__table__).where(Environment.id.in_(env_ids)))}
+        return {e.id: e for e in conn.execute(select(Environment.__table__).where(Environment.id.in_(env_ids)))}
 
     # --------------------------------------------------------- damaged values
-    def _damaged_ids(self, session: Session, run_ids, *, with_epochs: bool) -> set[int]:
+    def _damaged_ids(self, conn, run_ids, *, with_epochs: bool) -> set[int]:
         """Runs holding a value their column cannot hold: text in a number column, JSON
         that does not parse, a date that is not one, a status nobody writes.
 
         Only SQLite lets a column hold another type; PostgreSQL refuses such values
         on the way in, so there is nothing to look for there.
         """
-        if session.get_bind().dialect.name != "sqlite":
+        if conn.dialect.name != "sqlite":
             return set()
-        damaged = set(session.scalars(select(Run.id).where(Run.id.in_(run_ids), not_(_HEALTHY_RUN))))
+        damaged = set(conn.scalars(select(Run.id).where(Run.id.in_(run_ids), not_(_HEALTHY_RUN))))
         damaged |= set(
-            session.scalars(
+            conn.scalars(
                 select(Run.id).where(
                     Run.id.in_(run_ids),
                     Run.environment_id.in_(select(Environment.id).where(not_(_healthy(Environment)))),
@@ -803,17 +804,17 @@ class Store:
             ((EpochMetric, EpochMetric.run_id),) if with_epochs else ()
         ):
             damaged |= set(
-                session.scalars(select(column).where(column.in_(run_ids), not_(_healthy(table))).distinct())
+                conn.scalars(select(column).where(column.in_(run_ids), not_(_healthy(table))).distinct())
             )
         return damaged
 
-    def _careful_views(self, session: Session, run_ids: list[int], *, with_epochs: bool) -> dict[int, RunView]:
+    def _careful_views(self, conn, run_ids: list[int], *, with_epochs: bool) -> dict[int, RunView]:
         """Views of damaged runs, read value by value: what cannot be read is left out and named."""
         views: dict[int, RunView] = {}
-        raw_runs = session.execute(select(*_raw(Run.__table__)).where(Run.id.in_(run_ids))).all()
+        raw_runs = conn.execute(select(*_raw(Run.__table__)).where(Run.id.in_(run_ids))).all()
         params: dict[int, list] = {}
         broken: dict[int, list[str]] = {}
-        for row in session.execute(
+        for row in conn.execute(
             select(*_raw(Param.__table__)).where(Param.run_id.in_(run_ids)).order_by(Param.run_id, Param.position)
         ):
             try:
@@ -824,14 +825,14 @@ class Store:
             except (ValueError, TypeError):
                 broken.setdefault(row.run_id, []).append(f"params.{row.name}")
         tags: dict[int, list] = {}
-        for row in session.execute(select(*_raw(Tag.__table__)).where(Tag.run_id.in_(run_ids))):
+        for row in conn.execute(select(*_raw(Tag.__table__)).where(Tag.run_id.in_(run_ids))):
             if isinstance(row.tag, str):
                 tags.setdefault(row.run_id, []).append(TagView(row.run_id, row.tag))
             else:
                 broken.setdefault(row.run_id, []).append("tags")
         epochs: dict[int, list] = {}
         if with_epochs:
-            for row in session.execute(
+            for row in conn.execute(
                 select(*_raw(EpochMetric.__table__)).where(EpochMetric.run_id.in_(run_ids))
             ):
                 values, bad = _decode_row(EpochMetric.__table__, row._mapping)
@@ -847,7 +848,7 @@ class Store:
         env_ids = {r.environment_id for r in raw_runs if isinstance(r.environment_id, int)}
         environments, env_damage = {}, {}
         if env_ids:
-            for row in session.execute(select(*_raw(Environment.__table__)).where(Environment.id.in_(env_ids))):
+            for row in conn.execute(select(*_raw(Environment.__table__)).where(Environment.id.in_(env_ids))):
                 values, bad = _decode_row(Environment.__table__, row._mapping)
                 environments[row.id] = EnvironmentView(**values)
                 env_damage[row.id] = [f"environment.{name}" for name in bad]
