@@ -24,9 +24,12 @@ from pathlib import Path
 
 
 def find_bin() -> Path | None:
-    """The folder holding initdb and pg_ctl: $SPEEDRUN_PG_BIN, Debian's PostgreSQL 15 (or any), or the PATH."""
-    candidates = [os.environ.get("SPEEDRUN_PG_BIN"), "/usr/lib/postgresql/15/bin",
-                  *sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True)]
+    """The folder holding initdb and pg_ctl: $SPEEDRUN_PG_BIN when set (only there), else Debian's
+    PostgreSQL 15 (or any version), else the PATH."""
+    if os.environ.get("SPEEDRUN_PG_BIN"):
+        folder = Path(os.environ["SPEEDRUN_PG_BIN"])
+        return folder if (folder / "initdb").is_file() and (folder / "pg_ctl").is_file() else None
+    candidates = ["/usr/lib/postgresql/15/bin", *sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True)]
     found = shutil.which("pg_ctl")
     if found:
         candidates.append(str(Path(found).parent))

@@ -9,12 +9,12 @@ import hashlib
 import json
 import os
 import sqlite3
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
-from speedrun.tracking.records import EpochRecord, RunRecord
+from speedrun.tracking.records import EpochRecord
 from speedrun.tracking.store import Store, utcnow
 from tests.test_store_cli import make_record
 

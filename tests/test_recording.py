@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import event
@@ -67,10 +68,17 @@ def test_a_second_process_recording_the_same_run_starts_from_the_stored_epochs(d
     assert (run.epochs_completed, run.final_val_acc, run.peak_val_acc, run.peak_epoch) == (3, 65.0, 70.0, 1)
 
 
+@pytest.fixture(scope="module")
+def shared_store(tmp_path_factory):
+    store = Store.open(str(tmp_path_factory.mktemp("rec") / "r.db"))  # one database; a new run per example
+    yield store
+    store.close()
+
+
 @SETTINGS
 @given(values=st.lists(EPOCH_VALUES, min_size=1, max_size=12), rewrite=st.lists(st.integers(1, 12), max_size=3))
-def test_the_summary_kept_epoch_by_epoch_is_the_one_derived_from_all_epochs(tmp_path_factory, values, rewrite):
-    store = Store.open(str(tmp_path_factory.mktemp("rec") / "r.db"))
+def test_the_summary_kept_epoch_by_epoch_is_the_one_derived_from_all_epochs(shared_store, values, rewrite):
+    store = shared_store
     run_id = store.begin_run(RunRecord(source="train", status="running"))
     epochs = {}
     for number in [*range(1, len(values) + 1), *[r for r in rewrite if r <= len(values)]]:
@@ -83,4 +91,7 @@ def test_the_summary_kept_epoch_by_epoch_is_the_one_derived_from_all_epochs(tmp_
                run.epochs_completed)
         for a, b in zip(got, expected.__dict__.values()):
             assert a == b or (a is not None and b is not None and math.isclose(a, b, rel_tol=1e-12)), (got, expected)
-    store.close()
+    store.finish_run(run_id, "completed")
+    run = store.get_run(run_id)
+    assert (run.final_val_acc, run.peak_val_acc, run.peak_epoch) == (expected.final_val_acc, expected.peak_val_acc,
+                                                                     expected.peak_epoch)

@@ -495,8 +495,8 @@ class Store:
         """
         with self._write_rows() as conn:
             row = conn.execute(
-                select(Run.epochs_completed, Run.stated_final_val_acc, Run.stated_train_time_s, Run.peak_val_acc,
-                       Run.peak_epoch, Run.extra).where(Run.id == run_id)
+                select(Run.epochs_completed, Run.stated_final_val_acc, Run.stated_train_time_s, Run.extra)
+                .where(Run.id == run_id)
             ).first()
             if row is None:
                 raise RunNotFound(f"no run {run_id} in {self.label}")
@@ -517,11 +517,10 @@ class Store:
                         .where(EpochMetric.run_id == run_id)
                     ).all()
                 )
+            # A live run states no peak of its own: its peak is its epochs' (even when a rewrite took it away).
             summary = running.summary(
                 stated_final=row.stated_final_val_acc,
                 stated_train_time=row.stated_train_time_s,
-                stated_peak=row.peak_val_acc,
-                stated_peak_epoch=row.peak_epoch,
                 final_after_epochs=FINAL_MEASURED_AFTER_EPOCHS in (row.extra or {}),
             )
             conn.execute(
@@ -568,6 +567,7 @@ class Store:
             run.target_time_s = extra.pop("target_time_s", run.target_time_s)
             if extra:
                 run.extra = {**(run.extra or {}), **extra}
+            run.peak_val_acc = run.peak_epoch = None  # a live run states no peak: its epochs' is derived
             self._refresh_summary(run)
 
     @_tolerant
