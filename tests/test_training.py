@@ -1,14 +1,15 @@
 import math
+from dataclasses import replace
 
 import pytest
 import torch
 
 from speedrun.errors import SpeedrunError
 from speedrun.notebook.params import CANONICAL
-from speedrun.training import loop
+from speedrun.training import device, loop
 from speedrun.training.augment import MEAN, STD, Preprocess, cutout, parse_augment, random_crop, random_flip
 from speedrun.training.config import TrainConfig
-from speedrun.training.data import write_synthetic_cifar10
+from speedrun.training.data import Cifar10, load_cifar10, write_synthetic_cifar10
 from speedrun.training.loop import MemoryRecorder, Reporter, train
 
 
@@ -264,3 +265,88 @@ def test_printed_log_reads_back_with_the_same_numbers(fake_cifar):
         assert got.elapsed_s == round(want.elapsed_s, 1)
     assert run.param_count == 6_573_120
     assert run.params["lr"] == 0.04 and run.params["batch_size"] == 16 and run.params["epochs"] == 3
+
+
+# --- what a step costs the host, and what is compiled when -------------------------------------
+
+HOST_READS = ("item", "cpu", "tolist")  # each one waits for the device: a sync
+
+
+@pytest.fixture
+def host_reads(monkeypatch):
+    """Every Tensor.item/.cpu/.tolist call, by name."""
+    calls = []
+    for name in HOST_READS:
+        def counting(self, *args, _original=getattr(torch.Tensor, name), _name=name, **kwargs):
+            calls.append(_name)
+            return _original(self, *args, **kwargs)
+        monkeypatch.setattr(torch.Tensor, name, counting)
+    return calls
+
+
+def images_of(data, n):
+    return Cifar10(data.train_images[:n], data.train_labels[:n], data.test_images, data.test_labels)
+
+
+@pytest.mark.parametrize("scaled", [False, True], ids=["cpu-default", "fp16-scaler-fused"])
+def test_a_training_epoch_reads_from_the_device_only_once_at_its_end(fake_cifar, host_reads, monkeypatch, scaled):
+    config = tiny_config(fake_cifar, batch_size=8)
+    if scaled:  # the CUDA branch (fp16, GradScaler, fused SGD), which torch also runs on the CPU
+        monkeypatch.setattr(device, "FUSED_DEVICES", ("cuda", "cpu"))
+        config = replace(config, amp=True, amp_dtype="float16")
+    cpu = torch.device("cpu")
+    parts = loop.build_parts(config, cpu)
+    assert (parts.scaler is not None) == scaled
+    data = load_cifar10(fake_cifar, cpu)
+    reads = []
+    for n in (32, 64):  # 4 and 8 batches
+        host_reads.clear()
+        loop.train_epoch(parts, images_of(data, n), 8, lambda images: None)
+        reads.append(len(host_reads))
+    assert reads == [2, 2]  # loss and accuracy, once per epoch: zero per batch
+
+
+def test_a_grad_scaler_always_comes_with_a_fused_optimizer_on_cuda():
+    cuda = torch.device("cuda")
+    fp16 = TrainConfig(amp=True, amp_dtype="float16")
+    assert device.fused(cuda) and device.grad_scaler_for(fp16, torch.device("cpu")) is not None
+    assert device.grad_scaler_for(replace(fp16, amp_dtype="bfloat16"), cuda) is None  # bf16 needs no scaling
+    assert device.grad_scaler_for(TrainConfig(amp=False), cuda) is None
+
+
+@pytest.fixture
+def compilations(monkeypatch):
+    """torch.compile through a backend that notes, per compiled graph, whether the clock was running."""
+    import contextlib
+
+    events, timing = [], []
+    original = device.Stopwatch.section
+
+    @contextlib.contextmanager
+    def section(self):
+        timing.append(True)
+        try:
+            with original(self):
+                yield
+        finally:
+            timing.pop()
+
+    def backend(graph_module, example_inputs):
+        events.append("timed" if timing else "untimed")
+        return graph_module.forward
+
+    monkeypatch.setattr(device.Stopwatch, "section", section)
+    monkeypatch.setattr(device, "COMPILE_BACKEND", backend)
+    torch._dynamo.reset()
+    yield events
+    torch._dynamo.reset()
+
+
+def test_compiled_training_compiles_nothing_while_the_clock_runs(fake_cifar, compilations):
+    recorder = MemoryRecorder()
+    config = tiny_config(fake_cifar, batch_size=24, compile=True)  # 64 images: batches of 24, 24 and 16
+    train(config, recorder, reporter=Lines().reporter)
+    assert recorder.status == "completed"
+    assert len(compilations) >= 3  # train full, train partial, evaluation: all static graphs
+    assert "timed" not in compilations
+    assert recorder.finish_args["extra"]["warmup_s"] > 0

@@ -20,6 +20,7 @@ from typing import Any, Callable, Iterator, Protocol
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -28,9 +29,12 @@ from speedrun.tracking.records import EpochRecord, RunRecord
 from speedrun.training.augment import Preprocess
 from speedrun.training.config import TrainConfig
 from speedrun.training.data import Cifar10, load_cifar10
+from speedrun.training.device import (Stopwatch, autocast_for, compile_model, fused, grad_scaler_for, needs_warm_up,
+                                      setup_torch, synchronize, untouched)
 from speedrun.training.nets import build_model, count_parameters
 
 HEARTBEAT_S = 10.0
+REFRESH_S = 0.5  # progress bar redraws at most this often
 EVAL_BATCH = 500
 # Shown on the `Config:` line after the user's own keys (LR, BATCH_SIZE, EPOCHS, COSINE, AMP).
 EXTRA_CONFIG_KEYS = ("model", "optimizer", "momentum", "weight_decay", "bn")
@@ -89,21 +93,31 @@ class Reporter:
 
     @contextlib.contextmanager
     def epoch(self, epoch: int, epochs: int, batches: int) -> Iterator[Callable[[int], None]]:
-        """Yields `advance(images)`, to be called after each batch."""
+        """Yields `advance(images)`, to be called after each batch.
+
+        The bar is started and cleared outside the timed span (enter this before
+        the stopwatch), it has no refresh thread competing with the training
+        for the interpreter, and a batch costs a clock read: it is drawn at
+        most every REFRESH_S.
+        """
         if not self.progress:
             yield lambda images: None
             return
         columns = (TextColumn("Epoch {task.fields[label]}"), BarColumn(), MofNCompleteColumn(),
                    TextColumn("{task.fields[rate]} img/s"), TimeRemainingColumn())
-        with Progress(*columns, console=self.console, transient=True) as bar:
+        with Progress(*columns, console=self.console, transient=True, auto_refresh=False) as bar:
             task = bar.add_task("train", total=batches, label=f"{epoch}/{epochs}", rate="-")
-            start, seen = time.perf_counter(), 0
+            start = drawn = time.perf_counter()
+            seen = done = 0
 
             def advance(images: int) -> None:
-                nonlocal seen
-                seen += images
-                rate = seen / max(time.perf_counter() - start, 1e-9)  # unsynchronized: a display estimate
-                bar.update(task, advance=1, rate=f"{rate:,.0f}")
+                nonlocal seen, done, drawn
+                seen, done = seen + images, done + 1
+                now = time.perf_counter()
+                if now - drawn >= REFRESH_S:
+                    rate = seen / max(now - start, 1e-9)  # unsynchronized: a display estimate
+                    bar.update(task, completed=done, rate=f"{rate:,.0f}", refresh=True)
+                    drawn = now
 
             yield advance
 
@@ -128,46 +142,59 @@ class TrainResult:
         return self.epochs[-1].val_acc if self.epochs else None
 
 
-def synchronize(device: torch.device) -> None:
-    """Wait for queued device work, so that a timestamp means what it says."""
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    elif device.type == "mps":
-        torch.mps.synchronize()
+@dataclass
+class Parts:
+    """What the classic loop trains with, built once per run (and by the benchmark, the same way)."""
+
+    model: nn.Module  # the module itself: weights, parameter count, state
+    net: nn.Module  # what the steps call: the model, or its compiled wrapper
+    optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler | None
+    autocast: Callable[[], contextlib.AbstractContextManager]
+    prep: Preprocess
 
 
-def setup_torch(config: TrainConfig) -> torch.device:
-    """Threads, seed and kernel choices for a resolved config."""
-    if config.threads:
-        torch.set_num_threads(config.threads)  # one per physical core: no oversubscription, no idle core
-    torch.manual_seed(config.seed)
-    device = torch.device(config.device)
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True  # fixed shapes: pick the fastest kernels once
-    return device
-
-
-def make_optimizer(config: TrainConfig, params) -> torch.optim.Optimizer:
+def make_optimizer(config: TrainConfig, params, *, fused: bool = False) -> torch.optim.Optimizer:
+    """The configured optimizer; `fused` selects the one-kernel implementation (see device.FUSED_DEVICES)."""
+    kernel = {"fused": True} if fused else {}
     if config.optimizer == "sgd":
         return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum,
-                               weight_decay=config.weight_decay, nesterov=config.nesterov)
+                               weight_decay=config.weight_decay, nesterov=config.nesterov, **kernel)
     if config.optimizer == "adam":
-        return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
-    return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+        return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay, **kernel)
+    return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay, **kernel)
 
 
-def autocast_for(config: TrainConfig, device: torch.device) -> Callable[[], contextlib.AbstractContextManager]:
-    """A factory of autocast contexts: fp16 on CUDA/MPS, bf16 on CPU, nothing without AMP."""
-    if not config.amp:
-        return contextlib.nullcontext
-    dtype = torch.bfloat16 if config.amp_dtype == "bfloat16" else torch.float16
-    return lambda: torch.autocast(device.type, dtype=dtype)
+def build_parts(config: TrainConfig, device: torch.device) -> Parts:
+    """Model, optimizer, GradScaler, autocast and preprocessing exactly as `speedrun train` uses them."""
+    model = build_model(config.model, bn=config.bn).to(device, memory_format=torch.channels_last)
+    optimizer = make_optimizer(config, model.parameters(), fused=fused(device))
+    net = compile_model(model) if config.compile else model
+    return Parts(model, net, optimizer, grad_scaler_for(config, device), autocast_for(config, device),
+                 Preprocess(config.augment, device))
 
 
-def train_epoch(model, optimizer, scaler, data: Cifar10, prep: Preprocess, batch_size: int, autocast,
+def train_step(parts: Parts, inputs: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """One optimizer step; (loss, outputs) stay on the device."""
+    with parts.autocast():
+        outputs = parts.net(inputs)
+        loss = F.cross_entropy(outputs, labels)
+    parts.optimizer.zero_grad(set_to_none=True)
+    if parts.scaler is not None:
+        # A fused optimizer unscales and skips inf/NaN steps in its kernel: no .item() per step.
+        parts.scaler.scale(loss).backward()
+        parts.scaler.step(parts.optimizer)
+        parts.scaler.update()
+    else:
+        loss.backward()
+        parts.optimizer.step()
+    return loss, outputs
+
+
+def train_epoch(parts: Parts, data: Cifar10, batch_size: int,
                 after_batch: Callable[[int], None]) -> tuple[float, float]:
     """One pass over the shuffled training set; (mean loss, accuracy %) read back once at the end."""
-    model.train()
+    parts.net.train()
     device = data.train_labels.device
     n = data.num_train
     order = torch.randperm(n, device=device)
@@ -175,18 +202,8 @@ def train_epoch(model, optimizer, scaler, data: Cifar10, prep: Preprocess, batch
     correct = torch.zeros((), device=device, dtype=torch.int64)
     for start in range(0, n, batch_size):
         idx = order[start:start + batch_size]
-        inputs, labels = prep.train(data.train_images[idx]), data.train_labels[idx]
-        with autocast():
-            outputs = model(inputs)
-            loss = F.cross_entropy(outputs, labels)
-        optimizer.zero_grad(set_to_none=True)
-        if scaler is not None:
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
-        else:
-            loss.backward()
-            optimizer.step()
+        labels = data.train_labels[idx]
+        loss, outputs = train_step(parts, parts.prep.train(data.train_images[idx]), labels)
         # Accumulate on the device: a .item() here would stall the pipeline every batch.
         loss_sum += loss.detach().float() * len(idx)
         correct += (outputs.argmax(1) == labels).sum()
@@ -195,18 +212,44 @@ def train_epoch(model, optimizer, scaler, data: Cifar10, prep: Preprocess, batch
 
 
 @torch.no_grad()
-def evaluate(model, images: torch.Tensor, labels: torch.Tensor, prep: Preprocess, autocast) -> tuple[float, float]:
+def evaluate(net, images: torch.Tensor, labels: torch.Tensor, prep: Preprocess, autocast) -> tuple[float, float]:
     """(mean loss, accuracy %) on the test set, without augmentation."""
-    model.eval()
+    net.eval()
     loss_sum = torch.zeros((), device=labels.device)
     correct = torch.zeros((), device=labels.device, dtype=torch.int64)
     for start in range(0, len(labels), EVAL_BATCH):
         x, y = prep.normalize(images[start:start + EVAL_BATCH]), labels[start:start + EVAL_BATCH]
         with autocast():
-            outputs = model(x)
+            outputs = net(x)
         loss_sum += F.cross_entropy(outputs.float(), y, reduction="sum")
         correct += (outputs.argmax(1) == y).sum()
     return loss_sum.item() / len(labels), 100.0 * correct.item() / len(labels)
+
+
+def batch_sizes(n: int, batch: int) -> list[int]:
+    """The distinct batch sizes a pass over n items in batches of `batch` meets: full and last."""
+    return sorted({min(batch, n), n % batch or min(batch, n)}, reverse=True)
+
+
+def warm_up(parts: Parts, data: Cifar10, batch_size: int, device: torch.device) -> float:
+    """Every shape and mode once (compilation, cudnn autotuning), then the state put back; seconds taken.
+
+    Training steps at the full and the last partial batch size, and the
+    evaluation at its full and last batch sizes: with static compiled graphs,
+    each is its own graph, and none may be compiled while the clock runs.
+    """
+    start = time.perf_counter()
+    images, labels = data.train_images, data.train_labels
+    with untouched(parts.model, parts.optimizer, *([parts.scaler] if parts.scaler else []), device=device):
+        parts.net.train()
+        for size in batch_sizes(data.num_train, batch_size):
+            train_step(parts, parts.prep.train(images[:size]), labels[:size])
+        n_test = len(data.test_labels)
+        for size in batch_sizes(n_test, EVAL_BATCH):
+            evaluate(parts.net, data.test_images[:size], data.test_labels[:size],
+                     parts.prep, parts.autocast)
+    synchronize(device)
+    return time.perf_counter() - start
 
 
 def train(config: TrainConfig, recorder: Recorder, *, record: RunRecord | None = None,
@@ -225,19 +268,16 @@ def train(config: TrainConfig, recorder: Recorder, *, record: RunRecord | None =
     synchronize(device)
     data_load_s = time.perf_counter() - load_start
 
-    model = build_model(config.model, bn=config.bn).to(device, memory_format=torch.channels_last)
-    param_count = count_parameters(model)
-    optimizer = make_optimizer(config, model.parameters())
-    if config.compile:
-        model = torch.compile(model)
-    scaler = torch.amp.GradScaler("cuda") if config.amp and device.type == "cuda" else None
-    autocast = autocast_for(config, device)
-    prep = Preprocess(config.augment, device)
+    parts = build_parts(config, device)
+    param_count = count_parameters(parts.model)
+    warmup_s = warm_up(parts, data, config.batch_size, device) if needs_warm_up(config, device) else 0.0
     params = config.to_params()
 
     for text in header_lines(str(device), param_count, params, data_load_s, amp=bool(config.amp),
                              seed=config.seed, extra_config_keys=EXTRA_CONFIG_KEYS):
         reporter.line(text)
+    if warmup_s:
+        reporter.line(f"Warm-up (compile/cudnn, not timed): {warmup_s:.2f} seconds")
 
     record = record or RunRecord(source="train")
     record.source, record.status = "train", "running"
@@ -247,8 +287,9 @@ def train(config: TrainConfig, recorder: Recorder, *, record: RunRecord | None =
     record.started_at = datetime.now(timezone.utc).replace(tzinfo=None)  # naive UTC, as the store keeps times
     run_id = recorder.begin(record)
 
+    watch = Stopwatch(device)
     epochs: list[EpochRecord] = []
-    train_time = eval_time = 0.0
+    eval_time = 0.0
     target_time: float | None = None
     batches = -(-data.num_train // config.batch_size)
     last_beat = time.monotonic()
@@ -264,6 +305,8 @@ def train(config: TrainConfig, recorder: Recorder, *, record: RunRecord | None =
 
     def summary() -> dict[str, Any]:
         extra: dict[str, Any] = {"eval_time_s": eval_time}
+        if warmup_s:
+            extra["warmup_s"] = warmup_s
         if config.target is not None:
             extra.update(target_acc=config.target, target_time_s=target_time)
         return extra
@@ -271,40 +314,36 @@ def train(config: TrainConfig, recorder: Recorder, *, record: RunRecord | None =
     try:
         for epoch in range(1, config.epochs + 1):
             lr = config.lr_at(epoch - 1)
-            for group in optimizer.param_groups:
+            for group in parts.optimizer.param_groups:
                 group["lr"] = lr
-            synchronize(device)
-            start = time.perf_counter()
-            with reporter.epoch(epoch, config.epochs, batches) as advance:
-                train_loss, train_acc = train_epoch(model, optimizer, scaler, data, prep, config.batch_size,
-                                                    autocast, after_batch(advance))
-            synchronize(device)
-            duration = time.perf_counter() - start
-            train_time += duration
+            with reporter.epoch(epoch, config.epochs, batches) as advance, watch.section():
+                train_loss, train_acc = train_epoch(parts, data, config.batch_size, after_batch(advance))
+            duration = watch.last
 
             eval_start = time.perf_counter()
-            val_loss, val_acc = evaluate(model, data.test_images, data.test_labels, prep, autocast)
+            val_loss, val_acc = evaluate(parts.net, data.test_images, data.test_labels, parts.prep, parts.autocast)
             synchronize(device)
             eval_time += time.perf_counter() - eval_start
 
             if config.target is not None and target_time is None and val_acc >= config.target:
-                target_time = train_time
+                target_time = watch.total
             row = EpochRecord(epoch, train_loss=train_loss, train_acc=train_acc, val_loss=val_loss,
-                              val_acc=val_acc, duration_s=duration, elapsed_s=train_time, lr=lr,
+                              val_acc=val_acc, duration_s=duration, elapsed_s=watch.total, lr=lr,
                               images_per_s=data.num_train / duration)
             epochs.append(row)
-            reporter.line(epoch_line(epoch, config.epochs, train_loss, val_acc, duration, train_time))
+            reporter.line(epoch_line(epoch, config.epochs, train_loss, val_acc, duration, watch.total))
             recorder.epoch(row)
             last_beat = time.monotonic()
     except KeyboardInterrupt:
-        recorder.finish("interrupted", train_time_s=train_time, wall_time_s=time.perf_counter() - wall_start,
+        recorder.finish("interrupted", train_time_s=watch.total, wall_time_s=time.perf_counter() - wall_start,
                         extra=summary())
         raise
     except Exception as exc:
-        recorder.finish("failed", error=f"{type(exc).__name__}: {exc}", train_time_s=train_time,
+        recorder.finish("failed", error=f"{type(exc).__name__}: {exc}", train_time_s=watch.total,
                         wall_time_s=time.perf_counter() - wall_start, extra=summary())
         raise
 
+    train_time = watch.total
     for text in footer_lines(train_time, epochs[-1].val_acc):
         reporter.line(text)
     if config.target is not None:
