@@ -30,7 +30,7 @@ class TrainConfig:
     model: str = "resnet18"
     batch_size: int = 64
     lr: float = 0.04
-    epochs: int = 10
+    epochs: int | float = 10  # the fast recipes take a fractional budget (9.9: the tenth epoch stops early)
     momentum: float = 0.9
     weight_decay: float = 0.0
     nesterov: bool = False
@@ -62,6 +62,10 @@ class TrainConfig:
     amp_dtype: str | None = field(default=None, compare=False)
     threads: int | None = field(default=None, compare=False)
 
+    def __post_init__(self) -> None:
+        if isinstance(self.epochs, float) and self.epochs.is_integer():
+            self.epochs = int(self.epochs)  # `--epochs 10` is recorded as the integer it means
+
     def validate(self) -> None:
         """Raise SpeedrunError naming the first bad option."""
         checks = [
@@ -69,13 +73,16 @@ class TrainConfig:
             (self.optimizer in OPTIMIZERS, f"--optimizer must be one of {', '.join(OPTIMIZERS)}, not {self.optimizer!r}"),
             (self.device in DEVICES, f"--device must be one of {', '.join(DEVICES)}, not {self.device!r}"),
             (self.batch_size >= 2, f"--batch-size must be at least 2 (BatchNorm needs two images), not {self.batch_size}"),
-            (self.epochs >= 1, f"--epochs must be at least 1, not {self.epochs}"),
+            (math.isfinite(self.epochs) and self.epochs > 0, f"--epochs must be positive, not {self.epochs}"),
+            (self.recipe is not None or isinstance(self.epochs, int),
+             f"--epochs must be a whole number in the resnet recipes (fractional budgets are for the fast "
+             f"recipes), not {self.epochs}"),
             (math.isfinite(self.lr) and self.lr > 0, f"--lr must be a positive number, not {self.lr}"),
             (0 <= self.momentum < 1, f"--momentum must be in [0, 1), not {self.momentum}"),
             (self.weight_decay >= 0, f"--weight-decay must not be negative, not {self.weight_decay}"),
             (0 <= self.warmup < self.epochs, f"--warmup must be in [0, epochs), not {self.warmup}"),
             (not self.nesterov or (self.optimizer in ("sgd", "muon") and self.momentum > 0),
-             "--nesterov needs --optimizer sgd with a positive --momentum"),
+             "--nesterov needs --optimizer sgd or muon with a positive --momentum"),
             (self.subset is None or self.subset >= 2, f"--subset must be at least 2 images, not {self.subset}"),
             (self.target is None or 0 < self.target <= 100, f"--target is a val accuracy in (0, 100], not {self.target}"),
             (self.schedule is None or self.schedule in SCHEDULES, f"schedule must be one of {', '.join(SCHEDULES)}"),

@@ -72,13 +72,18 @@ def grad_scaler_for(config: TrainConfig, device: torch.device) -> torch.amp.Grad
     return torch.amp.GradScaler(device.type)
 
 
-def compile_model(model: nn.Module) -> nn.Module:
-    """torch.compile with static shapes: one graph per shape and mode, each warmed up before timing.
+def compiled(fn: Callable) -> Callable:
+    """torch.compile (of a model or a function) with static shapes, each warmed up before timing.
 
     dynamic=False keeps a differing batch (the last partial one, the evaluation
     batch) from turning every later step into a slower dynamic-shape graph.
     """
-    return torch.compile(model, dynamic=False, backend=COMPILE_BACKEND)
+    return torch.compile(fn, dynamic=False, backend=COMPILE_BACKEND)
+
+
+def compiles(config: TrainConfig, device: torch.device) -> bool:
+    """Whether helper kernels (Muon's Newton–Schulz) are compiled: with --compile, and on a GPU as the reference."""
+    return bool(config.compile) or device.type == "cuda"
 
 
 def needs_warm_up(config: TrainConfig, device: torch.device) -> bool:

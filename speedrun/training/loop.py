@@ -29,7 +29,7 @@ from speedrun.tracking.records import EpochRecord, RunRecord
 from speedrun.training.augment import Preprocess
 from speedrun.training.config import TrainConfig
 from speedrun.training.data import Cifar10, load_cifar10
-from speedrun.training.device import (Stopwatch, autocast_for, compile_model, fused, grad_scaler_for, needs_warm_up,
+from speedrun.training.device import (Stopwatch, autocast_for, compiled, fused, grad_scaler_for, needs_warm_up,
                                       setup_torch, synchronize, untouched)
 from speedrun.training.nets import build_model, count_parameters
 
@@ -169,7 +169,7 @@ def build_parts(config: TrainConfig, device: torch.device) -> Parts:
     """Model, optimizer, GradScaler, autocast and preprocessing exactly as `speedrun train` uses them."""
     model = build_model(config.model, bn=config.bn).to(device, memory_format=torch.channels_last)
     optimizer = make_optimizer(config, model.parameters(), fused=fused(device))
-    net = compile_model(model) if config.compile else model
+    net = compiled(model) if config.compile else model
     return Parts(model, net, optimizer, grad_scaler_for(config, device), autocast_for(config, device),
                  Preprocess(config.augment, device))
 
