@@ -69,7 +69,7 @@ def train_command(
     model: Optional[str] = typer.Option(None, "--model", help=f"Network: resnet18 (the user's, 11,173,962 parameters), resnet9 (Page's DAWNBench net) or airbench94. {RECIPE_DEFAULT}", show_default=False),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", "--bs", help=f"Training batch size. {RECIPE_DEFAULT}", show_default=False),
     lr: Optional[float] = typer.Option(None, "--lr", help=f"Peak learning rate (fast recipes: per 1024 images, decoupled). {RECIPE_DEFAULT}", show_default=False),
-    epochs: Optional[int] = typer.Option(None, "--epochs", help=f"Number of epochs. {RECIPE_DEFAULT}", show_default=False),
+    epochs: Optional[float] = typer.Option(None, "--epochs", help=f"Number of epochs; the fast recipes take a fractional budget (9.9: the tenth epoch stops early). {RECIPE_DEFAULT}", show_default=False),
     momentum: Optional[float] = typer.Option(None, "--momentum", help=f"SGD (or Muon) momentum. {RECIPE_DEFAULT}", show_default=False),
     weight_decay: Optional[float] = typer.Option(None, "--weight-decay", "--wd", help=f"Weight decay (L2 for sgd/adam, decoupled for adamw and the fast recipes). {RECIPE_DEFAULT}", show_default=False),
     nesterov: Optional[bool] = typer.Option(None, "--nesterov/--no-nesterov", help=f"Nesterov momentum (sgd, muon). {RECIPE_DEFAULT}", show_default=False),
