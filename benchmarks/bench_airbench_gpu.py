@@ -95,7 +95,7 @@ def our_run(recipe_name: str, data_dir: str, seed: int, compile_model: bool) -> 
     from rich.console import Console
 
     from speedrun.recipes import get_recipe
-    from speedrun.training.loop import MemoryRecorder, Reporter
+    from speedrun.training.recording import MemoryRecorder, Reporter
 
     recipe = get_recipe(recipe_name)
     config = recipe.configure(device="cuda", seed=seed, data_dir=data_dir, compile=compile_model).resolve()

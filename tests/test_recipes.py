@@ -15,7 +15,7 @@ from speedrun.training import device, fastloop
 from speedrun.training.augment import AlternatingFlipTranslate, channel_constant, color_jitter, normalize
 from speedrun.training.data import load_cifar10, write_synthetic_cifar10
 from speedrun.training.fastloop import Steps
-from speedrun.training.loop import MemoryRecorder, Reporter
+from speedrun.training.recording import MemoryRecorder, Reporter
 from speedrun.training.nets import AirbenchNet, build_model, whitening_filters
 from speedrun.training.optim import Lookahead, Muon, orthogonalize, set_lrs
 from speedrun.training.schedules import linear_decay, lookahead_decay, triangle
@@ -304,15 +304,10 @@ def test_recipes_json():
 
 @pytest.fixture
 def recorders(monkeypatch):
-    made = []
-
-    def make():
-        made.append(MemoryRecorder(location="test.db"))
-        made[-1].run_id = len(made)
-        return made[-1]
-
-    monkeypatch.setattr(train_cli, "make_recorder", make)
-    return made
+    """The runs `speedrun train` records (into memory), in order."""
+    recorder = MemoryRecorder(label="test.db")
+    monkeypatch.setattr(train_cli, "make_recorder", lambda: recorder)
+    return recorder.runs
 
 
 def tiny_fast(fake_cifar, *more):
@@ -324,9 +319,9 @@ def test_repeat_records_runs_with_distinct_seeds_in_one_group(recorders, fake_ci
     result = runner.invoke(app, tiny_fast(fake_cifar, "--repeat", "2", "--group", "g1"))
     assert result.exit_code == 0, result.output
     assert len(recorders) == 2 and all(r.status == "completed" for r in recorders)
-    seeds = [r.run.params["seed"] for r in recorders]
+    seeds = [r.record.params["seed"] for r in recorders]
     assert len(set(seeds)) == 2
-    assert [r.run.group for r in recorders] == ["g1", "g1"]
+    assert [r.record.group for r in recorders] == ["g1", "g1"]
     finals = [r.finish_args["extra"]["tta_val_acc"] for r in recorders]
     assert re.search(r"Group g1: final accuracy over 2 repeats: \d+\.\d\d ± \d+\.\d\d \(n=2\)", result.output)
     assert min(finals) >= 0
@@ -335,9 +330,9 @@ def test_repeat_records_runs_with_distinct_seeds_in_one_group(recorders, fake_ci
 def test_seeds_and_auto_group_name(recorders, fake_cifar):
     result = runner.invoke(app, tiny_fast(fake_cifar, "--seeds", "7,9"))
     assert result.exit_code == 0, result.output
-    assert [r.run.params["seed"] for r in recorders] == [7, 9]
-    group = recorders[0].run.group
-    assert re.fullmatch(r"airbench94-\d{8}-\d{6}", group) and recorders[1].run.group == group
+    assert [r.record.params["seed"] for r in recorders] == [7, 9]
+    group = recorders[0].record.group
+    assert re.fullmatch(r"airbench94-\d{8}-\d{6}", group) and recorders[1].record.group == group
 
 
 def test_ctrl_c_keeps_finished_repeats_and_records_the_interrupted_one(recorders, fake_cifar, monkeypatch):

@@ -8,7 +8,7 @@ from speedrun.cli import train as train_cli
 from speedrun.training import data as data_module
 from speedrun.training import loop
 from speedrun.training.data import write_synthetic_cifar10
-from speedrun.training.loop import MemoryRecorder
+from speedrun.training.recording import MemoryRecorder
 
 runner = CliRunner()
 
@@ -19,7 +19,7 @@ def one_line(text):
 
 @pytest.fixture
 def recorder(monkeypatch):
-    recorder = MemoryRecorder(location="test.db")
+    recorder = MemoryRecorder(label="test.db")
     monkeypatch.setattr(train_cli, "make_recorder", lambda: recorder)
     return recorder
 

@@ -6,11 +6,12 @@ import torch
 
 from speedrun.errors import SpeedrunError
 from speedrun.notebook.params import CANONICAL
-from speedrun.training import device, loop
+from speedrun.training import device, loop, recording
 from speedrun.training.augment import MEAN, STD, Preprocess, cutout, parse_augment, random_crop, random_flip
 from speedrun.training.config import TrainConfig
 from speedrun.training.data import Cifar10, load_cifar10, write_synthetic_cifar10
-from speedrun.training.loop import MemoryRecorder, Reporter, train
+from speedrun.training.loop import train
+from speedrun.training.recording import MemoryRecorder, Reporter, TrainingFailed
 
 
 # --- augmentation -------------------------------------------------------------------------------
@@ -72,7 +73,7 @@ def test_parse_augment():
     assert parse_augment("crop,flip") == ("crop", "flip")
     assert parse_augment(" Flip , cutout,flip") == ("flip", "cutout")
     assert parse_augment("none") == () and parse_augment("") == ()
-    with pytest.raises(ValueError, match="rotate"):
+    with pytest.raises(SpeedrunError, match="--aug: unknown augmentation rotate"):
         parse_augment("crop,rotate")
 
 
@@ -126,6 +127,17 @@ def test_to_params_uses_canonical_names():
     assert TrainConfig(augment=()).to_params()["augment"] == "none"
 
 
+def test_to_params_records_every_field_but_the_run_settings():
+    from dataclasses import fields
+
+    from speedrun.recipes import get_recipe
+
+    muon = get_recipe("airbench94-muon").configure(device="cpu", amp=True, seed=1, subset=100, target=90.0,
+                                                   bias_lr_scale=2.0, lookahead=True).resolve()
+    assert set(muon.to_params()) == {f.name for f in fields(TrainConfig)} - {"device", "data_dir", "target"}
+    assert TrainConfig(amp=None).to_params()["amp"] is False  # off until resolve() decides
+
+
 # --- the loop -----------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
@@ -171,10 +183,10 @@ def test_tiny_run_records_every_epoch(fake_cifar):
     assert recorder.status == "completed"
     assert recorder.finish_args["train_time_s"] == pytest.approx(second.elapsed_s)
     assert recorder.finish_args["wall_time_s"] > recorder.finish_args["train_time_s"]
-    extra = recorder.finish_args["extra"]
-    assert extra["eval_time_s"] > 0 and extra["target_acc"] == 1.0
-    assert extra["target_time_s"] == pytest.approx(first.elapsed_s)  # reached at the first epoch
-    assert result.target_time_s == extra["target_time_s"] and result.final_val_acc == second.val_acc
+    assert recorder.finish_args["extra"]["eval_time_s"] > 0 and run.target_acc == 1.0
+    target_time = recorder.finish_args["target_time_s"]
+    assert target_time == pytest.approx(first.elapsed_s)  # reached at the first epoch
+    assert result.target_time_s == target_time and result.final_val_acc == second.val_acc
 
     assert out.lines[0] == "Using device: cpu"
     assert "Model parameters: 6,573,120" in out.lines
@@ -201,7 +213,7 @@ def test_loss_is_read_back_once_per_epoch_not_per_batch(fake_cifar, monkeypatch)
 
 
 def test_heartbeat_is_sent_during_long_epochs(fake_cifar, monkeypatch):
-    monkeypatch.setattr(loop, "HEARTBEAT_S", 0.0)
+    monkeypatch.setattr(recording, "HEARTBEAT_S", 0.0)
     recorder = MemoryRecorder()
     train(tiny_config(fake_cifar, epochs=1), recorder, reporter=Lines().reporter)
     assert recorder.heartbeats >= 3  # 4 batches
@@ -221,11 +233,21 @@ def test_an_error_records_failed_with_its_text(fake_cifar, monkeypatch):
         raise RuntimeError("out of memory")
 
     monkeypatch.setattr(loop, "evaluate", broken)
-    recorder = MemoryRecorder()
-    with pytest.raises(RuntimeError):
+    recorder = MemoryRecorder(label="test.db")
+    with pytest.raises(TrainingFailed, match=r"training failed: RuntimeError: out of memory "
+                                             r"\(run 1 recorded as failed in test.db\)") as caught:
         train(tiny_config(fake_cifar), recorder, reporter=Lines().reporter)
+    assert isinstance(caught.value.__cause__, RuntimeError)
     assert recorder.status == "failed" and recorder.finish_args["error"] == "RuntimeError: out of memory"
     assert recorder.epochs == []
+
+
+def test_a_bug_is_recorded_as_failed_and_travels_on_as_itself(fake_cifar, monkeypatch):
+    monkeypatch.setattr(loop, "evaluate", lambda *args: None)  # returns nothing to unpack: a TypeError
+    recorder = MemoryRecorder()
+    with pytest.raises(TypeError):
+        train(tiny_config(fake_cifar), recorder, reporter=Lines().reporter)
+    assert recorder.status == "failed" and recorder.finish_args["error"].startswith("TypeError")
 
 
 def test_missing_data_fails_before_anything_is_recorded(tmp_path, monkeypatch):

@@ -12,6 +12,8 @@ import functools
 import torch
 import torch.nn.functional as F
 
+from speedrun.errors import SpeedrunError
+
 AUGMENTATIONS = ("crop", "flip", "cutout", "jitter", "altflip", "translate")  # the last two: fast recipes
 DEFAULT_AUGMENT = ("crop", "flip")
 MEAN = (0.4914, 0.4822, 0.4465)
@@ -30,13 +32,14 @@ def channel_constant(values: tuple[float, ...], device: torch.device) -> torch.T
 
 
 def parse_augment(text: str) -> tuple[str, ...]:
-    """`"crop,flip"` -> ("crop", "flip"); `"none"` or "" -> (); unknown names raise ValueError."""
+    """`"crop,flip"` -> ("crop", "flip"); `"none"` or "" -> (); unknown names raise SpeedrunError (`--aug`'s)."""
     names = [part.strip().lower() for part in text.split(",") if part.strip()]
     if names in ([], ["none"]):
         return ()
     unknown = [n for n in names if n not in AUGMENTATIONS]
     if unknown:
-        raise ValueError(f"unknown augmentation {', '.join(unknown)}; choose from {', '.join(AUGMENTATIONS)} or none")
+        raise SpeedrunError(f"--aug: unknown augmentation {', '.join(unknown)}; "
+                            f"choose from {', '.join(AUGMENTATIONS)} or none")
     return tuple(dict.fromkeys(names))  # keep the order, drop repeats
 
 

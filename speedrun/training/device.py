@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import time
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, TypeVar
 
 import torch
 from torch import nn
@@ -24,6 +24,8 @@ from speedrun.training.config import TrainConfig
 FUSED_DEVICES = ("cuda",)
 # The torch.compile backend; tests swap in a counting one.
 COMPILE_BACKEND: Any = "inductor"
+
+T = TypeVar("T")
 
 
 def synchronize(device: torch.device) -> None:
@@ -111,6 +113,14 @@ def untouched(model: nn.Module, *stateful: Any, device: torch.device) -> Iterato
     for p, flag in zip(model.parameters(), trainable):
         p.requires_grad_(flag)
     model.zero_grad(set_to_none=True)
+
+
+def timed(work: Callable[[], T], device: torch.device) -> tuple[T, float]:
+    """(result, seconds) of `work`, the device synchronized before the clock stops."""
+    start = time.perf_counter()
+    result = work()
+    synchronize(device)
+    return result, time.perf_counter() - start
 
 
 class Stopwatch:

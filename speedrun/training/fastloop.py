@@ -2,11 +2,11 @@
 
 A recipe supplies its network and optimizers (`FastParts`); everything else is
 shared: data on the device, alternating-flip + translate augmentation, the
-step loop, evaluation and recording (the same Recorder/Reporter as loop.py,
-so runs land in the store and the user's log format like any other).
+step loop and evaluation. speedrun.training.recording does the bookkeeping
+(log lines, records, timing), as for the classic loop.
 
 Timing follows the reference (airbench): the "speedrun time" counts the
-whitening initialisation, every training epoch and the final TTA evaluation,
+whitening initialisation, every training step and the final TTA evaluation,
 timed with CUDA events on a GPU and perf_counter elsewhere; the warm-up
 (compilation, cudnn autotuning, first calls) and the per-epoch evaluations
 without TTA are excluded. Both the speedrun time and the full wall time are
@@ -16,27 +16,24 @@ recorded, labelled.
 from __future__ import annotations
 
 import math
-import os
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Any, Callable
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
 
 from speedrun.errors import SpeedrunError
-from speedrun.notebook.logformat import epoch_line, footer_lines, header_lines
-from speedrun.tracking.records import EpochRecord, RunRecord
-from speedrun.training import loop
+from speedrun.tracking.records import RunRecord
 from speedrun.training.augment import AlternatingFlipTranslate, normalize
 from speedrun.training.config import TrainConfig
 from speedrun.training.data import Cifar10, load_cifar10
-from speedrun.training.device import (Stopwatch, amp_dtype, autocast_for, compiled, needs_warm_up, setup_torch,
-                                      synchronize, untouched)
+from speedrun.training.device import (amp_dtype, autocast_for, compiled, needs_warm_up, setup_torch, synchronize,
+                                      timed, untouched)
 from speedrun.training.loop import batch_sizes
 from speedrun.training.nets import AirbenchNet, count_parameters
 from speedrun.training.optim import Lookahead, set_lrs
+from speedrun.training.recording import Recorder, Reporter, Setup, TrainResult, recording
 from speedrun.training.schedules import lookahead_decay
 from speedrun.training.tta import TTA_LEVELS, evaluate_tta
 
@@ -166,135 +163,67 @@ def warm_up(net, model: AirbenchNet, optimizers, config: TrainConfig, device: to
     return time.perf_counter() - start
 
 
-def train_fast(config: TrainConfig, recorder: loop.Recorder, *, parts: FastParts, record: RunRecord | None = None,
-               reporter: loop.Reporter | None = None) -> loop.TrainResult:
-    """Train a resolved fast-recipe config; errors and Ctrl-C are recorded, then re-raised (as loop.train)."""
-    reporter = reporter or loop.Reporter()
-    wall_start = time.perf_counter()
+def train_fast(config: TrainConfig, recorder: Recorder, *, parts: FastParts, record: RunRecord | None = None,
+               reporter: Reporter | None = None) -> TrainResult:
+    """Train a resolved fast-recipe config into `recorder` (see training.recording), timed as the reference."""
+    started = time.perf_counter()
     device = setup_torch(config)
-
-    load_start = time.perf_counter()
-    data = load_cifar10(config.data_dir, device, subset=config.subset)
-    synchronize(device)
-    data_load_s = time.perf_counter() - load_start
+    data, data_load_s = timed(lambda: load_cifar10(config.data_dir, device, subset=config.subset), device)
     if data.num_train < config.batch_size:
         raise SpeedrunError(f"--batch-size {config.batch_size} is larger than the {data.num_train} training images")
     steps = Steps.of(data.num_train, config.batch_size, config.epochs)
-
     model = parts.build_model(config).to(device, memory_format=torch.channels_last)
-    param_count = count_parameters(model)
     net = compiled(model) if config.compile else model
     autocast = autocast_for(config, device)
     eval_batch = EVAL_BATCH.get(device.type, 500)
     optimizers = parts.make_optimizers(model, config, steps)
-    warmup_s = 0.0
-    if needs_warm_up(config, device):
-        warmup_s = warm_up(net, model, optimizers, config, device, autocast, data, eval_batch)
+    warmup_s = warm_up(net, model, optimizers, config, device, autocast, data, eval_batch) \
+        if needs_warm_up(config, device) else 0.0
     lookahead = Lookahead(model) if config.lookahead else None
-    params = config.to_params()
+    setup = Setup(device, count_parameters(model), data_load_s, started, warmup_s, EXTRA_CONFIG_KEYS,
+                  log_epochs=steps.epochs, notes=budget_note(config, steps))
+    level = config.tta or 0
 
-    # The log's EPOCHS is the number of epoch lines; a fractional budget is stated on its own line.
-    for text in header_lines(str(device), param_count, {**params, "epochs": steps.epochs}, data_load_s,
-                             amp=bool(config.amp), seed=config.seed, extra_config_keys=EXTRA_CONFIG_KEYS):
-        reporter.line(text)
-    if steps.total != steps.per_epoch * steps.epochs:
-        reporter.line(f"Epoch budget: {config.epochs} epochs = {steps.total} steps of {config.batch_size} images; "
-                      f"epoch {steps.epochs} stops after {steps.in_epoch(steps.epochs - 1)} of {steps.per_epoch}")
-    if warmup_s:
-        reporter.line(f"Warm-up (compile/cudnn, not timed): {warmup_s:.2f} seconds")
-
-    record = record or RunRecord(source="train")
-    record.source, record.status = "train", "running"
-    record.params, record.param_count, record.data_load_s = params, param_count, data_load_s
-    record.target_acc = config.target
-    record.pid = os.getpid()
-    record.started_at = datetime.now(timezone.utc).replace(tzinfo=None)
-    run_id = recorder.begin(record)
-
-    watch = Stopwatch(device)
-    epochs: list[EpochRecord] = []
-    eval_time = whiten_s = 0.0
-    target_time: float | None = None
-    last_beat = time.monotonic()
-    prepare = normalize  # eval batches in float32; autocast casts them
-
-    def after_batch(advance: Callable[[int], None]) -> Callable[[int], None]:
-        def hook(images: int) -> None:
-            nonlocal last_beat
-            advance(images)
-            if time.monotonic() - last_beat >= loop.HEARTBEAT_S:
-                recorder.heartbeat()
-                last_beat = time.monotonic()
-        return hook
-
-    def summary(**more: Any) -> dict[str, Any]:
-        extra: dict[str, Any] = {"speedrun_time_s": watch.total, "eval_time_s": eval_time,
-                                 "whiten_init_s": whiten_s, "warmup_s": warmup_s, **more}
-        if config.target is not None:
-            extra.update(target_acc=config.target, target_time_s=target_time)
-        return extra
-
-    try:
-        # Timed like the reference: preparing the augmented images and the whitening init count.
-        with watch.section():
+    with recording(recorder, config, setup, record=record, reporter=reporter) as run:
+        with run.timed():  # as the reference: preparing the augmented images and the whitening init count
             train_images = prepare_images(data.train_images, config)
             model.init_whitening(normalize(data.train_images[:WHITEN_IMAGES]))
-        whiten_s = watch.last
+        run.extra["whiten_init_s"] = whiten_s = run.watch.last
         step = 0
         for epoch in range(steps.epochs):
             model.whiten.bias.requires_grad_(epoch < (config.whiten_bias_epochs or 0))
-            with reporter.epoch(epoch + 1, steps.epochs, steps.in_epoch(epoch)) as advance, watch.section():
+            with run.training(epoch + 1, steps.epochs, steps.in_epoch(epoch)) as after_batch:
                 step, train_loss, train_acc = train_epoch(net, optimizers, lookahead, train_images,
                                                           data.train_labels, config, epoch, step, steps,
-                                                          autocast, after_batch(advance))
-            duration = watch.last
-            eval_start = time.perf_counter()
-            val_loss, val_acc = evaluate_tta(net, data.test_images, data.test_labels, prepare, level=0,
+                                                          autocast, after_batch)
+            with run.evaluating():
+                val_loss, val_acc = evaluate_tta(net, data.test_images, data.test_labels, normalize, level=0,
+                                                 batch_size=eval_batch, autocast=autocast)
+            run.epoch(epoch + 1, steps.epochs, train_loss=train_loss, train_acc=train_acc, val_loss=val_loss,
+                      val_acc=val_acc, lr=optimizers[0].param_groups[0]["lr"],
+                      images=steps.in_epoch(epoch) * config.batch_size)
+        with run.timed():
+            tta_loss, tta_acc = evaluate_tta(net, data.test_images, data.test_labels, normalize, level=level,
                                              batch_size=eval_batch, autocast=autocast)
-            eval_time += time.perf_counter() - eval_start
-            if config.target is not None and target_time is None and val_acc >= config.target:
-                target_time = watch.total
-            row = EpochRecord(epoch + 1, train_loss=train_loss, train_acc=train_acc, val_loss=val_loss,
-                              val_acc=val_acc, duration_s=duration, elapsed_s=watch.total,
-                              lr=optimizers[0].param_groups[0]["lr"],
-                              images_per_s=steps.in_epoch(epoch) * config.batch_size / duration)
-            epochs.append(row)
-            reporter.line(epoch_line(epoch + 1, steps.epochs, train_loss, val_acc, duration, watch.total))
-            recorder.epoch(row)
-            last_beat = time.monotonic()
+        tta_s = run.watch.last
 
-        level = config.tta or 0
-        with watch.section():
-            tta_loss, tta_acc = evaluate_tta(net, data.test_images, data.test_labels, prepare, level=level,
-                                             batch_size=eval_batch, autocast=autocast)
-        tta_s = watch.last
-    except KeyboardInterrupt:
-        recorder.finish("interrupted", train_time_s=watch.total, wall_time_s=time.perf_counter() - wall_start,
-                        extra=summary())
-        raise
-    except Exception as exc:
-        recorder.finish("failed", error=f"{type(exc).__name__}: {exc}", train_time_s=watch.total,
-                        wall_time_s=time.perf_counter() - wall_start, extra=summary())
-        raise
+        # The run's final accuracy is the TTA one; the epochs keep what was measured without TTA,
+        # as their log lines print it.
+        no_tta = run.epochs[-1].val_acc
+        run.extra.update(speedrun_time_s=run.train_time_s, tta_val_acc=tta_acc, tta_val_loss=tta_loss,
+                         val_acc_no_tta=no_tta, tta_level=level, tta_time_s=tta_s)
+        run.summary(final_val_acc=tta_acc, final_from="tta")
+        run.line(f"Final accuracy above is with test-time augmentation ({TTA_LEVELS[level]}); "
+                 f"without TTA: {no_tta:.2f}%")
+        run.line(f"Speedrun time (whitening init {whiten_s:.2f}s + training + final TTA {tta_s:.2f}s): "
+                 f"{run.train_time_s:.2f} seconds; wall time {run.wall_time_s:.2f} seconds "
+                 f"(incl. data load, warm-up, per-epoch evaluation {run.eval_time_s:.2f}s)")
+    return run.result
 
-    # The run's final accuracy is the TTA one (finish_run's final_val_acc); the epochs keep what
-    # was measured without TTA, as their log lines print it.
-    speedrun_time = watch.total
-    no_tta = epochs[-1].val_acc
-    for text in footer_lines(speedrun_time, tta_acc):
-        reporter.line(text)
-    reporter.line(f"Final accuracy above is with test-time augmentation ({TTA_LEVELS[level]}); "
-                  f"without TTA: {no_tta:.2f}%")
-    if config.target is not None:
-        reached = f"after {target_time:.1f}s of training" if target_time is not None else "not reached"
-        reporter.line(f"Target {config.target:.2f}% (without TTA): {reached}")
-    wall_time = time.perf_counter() - wall_start
-    reporter.line(f"Speedrun time (whitening init {whiten_s:.2f}s + training + final TTA {tta_s:.2f}s): "
-                  f"{speedrun_time:.2f} seconds; wall time {wall_time:.2f} seconds "
-                  f"(incl. data load, warm-up, per-epoch evaluation {eval_time:.2f}s)")
-    recorder.finish("completed", train_time_s=speedrun_time, wall_time_s=wall_time,
-                    final_val_acc=tta_acc, final_from="tta",
-                    extra=summary(tta_val_acc=tta_acc, tta_val_loss=tta_loss, val_acc_no_tta=no_tta,
-                                  tta_level=level, tta_time_s=tta_s))
-    return loop.TrainResult(run_id, "completed", epochs, param_count, data_load_s, speedrun_time, eval_time,
-                            wall_time, target_time, measured_final_val_acc=tta_acc)
+
+def budget_note(config: TrainConfig, steps: Steps) -> tuple[str, ...]:
+    """A header line for a fractional epoch budget (the log's EPOCHS counts the epochs begun)."""
+    if steps.total == steps.per_epoch * steps.epochs:
+        return ()
+    return (f"Epoch budget: {config.epochs} epochs = {steps.total} steps of {config.batch_size} images; "
+            f"epoch {steps.epochs} stops after {steps.in_epoch(steps.epochs - 1)} of {steps.per_epoch}",)
