@@ -14,10 +14,7 @@ from speedrun.cli.app import app, console, fail, open_store
 from speedrun.tracking.records import STATUSES
 from speedrun.analysis.views import hardware_short, run_detail, run_summary
 from speedrun.tracking.store import SORTABLE
-
-
-def _num(value, fmt: str, suffix: str = "") -> str:
-    return "—" if value is None else f"{value:{fmt}}{suffix}"
+from speedrun.text import fmt_num as _num
 
 
 def print_json(data) -> None:
