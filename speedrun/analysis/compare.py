@@ -419,11 +419,8 @@ def sparklines(data: dict[str, Any]) -> list[tuple[str, str]]:
 
 
 def _hidden_note(data: dict[str, Any]) -> str | None:
-    equal, partial = len(data["params"]["equal"]), len(data["params"]["not_stated"])
-    parts = [f"{equal} equal parameters"] if equal else []
-    if partial:
-        parts.append(f"{partial} not stated by every side")
-    return f"{' and '.join(parts)} hidden; --all to show" if parts else None
+    equal = len(data["params"]["equal"])
+    return f"{equal} equal parameters hidden; --all to show" if equal else None
 
 
 def render_table(data: dict[str, Any], *, show_all: bool = False):
@@ -444,9 +441,9 @@ def render_table(data: dict[str, Any], *, show_all: bool = False):
     section("Parameters")
     for p in data["params"]["differing"]:
         table.add_row(Text(p["name"], style="bold yellow"), *[Text(v, style="yellow") for v in p["values"]])
+    for p in data["params"]["not_stated"]:  # not a difference: nothing says it differs
+        table.add_row(Text(p["name"]), *[Text(v, style="dim" if v == NOT_STATED else "") for v in p["values"]])
     if show_all:
-        for p in data["params"]["not_stated"]:
-            table.add_row(Text(p["name"], style="dim"), *[Text(v, style="dim") for v in p["values"]])
         for p in data["params"]["equal"]:
             table.add_row(Text(p["name"], style="dim"), *[Text(p["value"], style="dim")] * n)
     elif note := _hidden_note(data):
@@ -493,9 +490,9 @@ def render_markdown(data: dict[str, Any], *, show_all: bool = False) -> str:
 
     for p in data["params"]["differing"]:
         row(f"**{md_cell(p['name'])}**", p["values"])
+    for p in data["params"]["not_stated"]:
+        row(md_cell(p["name"]), p["values"])
     if show_all:
-        for p in data["params"]["not_stated"]:
-            row(md_cell(p["name"]), p["values"])
         for p in data["params"]["equal"]:
             row(md_cell(p["name"]), [p["value"]] * n)
     elif note := _hidden_note(data):
