@@ -215,7 +215,7 @@ def _run_rows(sides: Sequence[Side]) -> list[dict[str, Any]]:
 
 def _metric_row(metric: Metric, sides: Sequence[Side], cells: list[str] | None = None) -> dict[str, Any]:
     """A metric per side; the best side is marked among those whose runs all count."""
-    per_side = [metrics.values(metric, s.runs) for s in sides]
+    per_side = [metrics.values(metric, groups.counting(s.runs)) for s in sides]
     raw = [sum(v) / len(v) if v else None for v in per_side]
     eligible = [i for i, s in enumerate(sides) if raw[i] is not None and all(groups.counts(r) for r in s.runs)]
     best: list[int] = []
@@ -347,8 +347,8 @@ def _curve(sides: Sequence[Side], by: str) -> dict[str, Any] | None:
 
 def _verdicts(sides: Sequence[Side], targets: Sequence[float], alpha: float,
               pool: metrics.NoisePool) -> list[dict[str, Any]]:
-    """Each side against the first: final accuracy, training time, and the time to the highest
-    target every run reached."""
+    """Each side against the first, over the runs that count: final accuracy, training time, and
+    the time to the highest target every run reached."""
     reached_by_all = [
         t for t in targets
         if all(metrics.time_to(t).value(r) is not None for s in sides for r in s.runs)
@@ -356,13 +356,14 @@ def _verdicts(sides: Sequence[Side], targets: Sequence[float], alpha: float,
     compared = [metrics.FINAL_ACCURACY, metrics.TRAINING_TIME]
     if reached_by_all:
         compared.append(metrics.time_to(max(reached_by_all)))
-    base = sides[0]
+    base, base_runs = sides[0], groups.counting(sides[0].runs)
     out = []
     for other in sides[1:]:
+        other_runs = groups.counting(other.runs)
         for metric in compared:
-            if not metrics.values(metric, base.runs) or not metrics.values(metric, other.runs):
+            if not metrics.values(metric, base_runs) or not metrics.values(metric, other_runs):
                 continue
-            result = metrics.verdict(metric, base.runs, other.runs, names=(base.name, other.name),
+            result = metrics.verdict(metric, base_runs, other_runs, names=(base.name, other.name),
                                      alpha=alpha, pool=pool)
             out.append({"side": other.name, **result.as_dict()})
     return out

@@ -111,6 +111,13 @@ def counts(run: Any) -> bool:
     return exclusion(run) is None
 
 
+def counting(runs: Sequence[Any]) -> list[Any]:
+    """The runs of a set that statistics use: those that count, or all when none does
+    (a lone interrupted run is still shown, with its status)."""
+    kept = [r for r in runs if counts(r)]
+    return kept or list(runs)
+
+
 def order_key(run: Any) -> tuple:
     """The one meaning of "earlier": notebook order, then creation order.
 

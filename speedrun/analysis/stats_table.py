@@ -36,12 +36,11 @@ def distinct_sets(sets: Sequence[RunSet]) -> tuple[list[RunSet], list[str]]:
 
 def counted(run_set: RunSet) -> tuple[list[Any], list[str]]:
     """The runs statistics use, and a note for each one left out (or why all are kept)."""
-    kept = [r for r in run_set.runs if groups.counts(r)]
-    left = [f"Run {r.display_label} ({groups.exclusion(r)}) is left out" for r in run_set.runs if not groups.counts(r)]
-    if not kept:
+    if not any(groups.counts(r) for r in run_set.runs):
         return list(run_set.runs), [f"no run of {run_set.name} completed on the full data; "
                                     "its numbers do not stand for its set-up"]
-    return kept, left
+    left = [f"Run {r.display_label} ({groups.exclusion(r)}) is left out" for r in run_set.runs if not groups.counts(r)]
+    return groups.counting(run_set.runs), left
 
 
 def _row(metric: Metric, runs: Sequence[Any]) -> dict[str, Any]:
