@@ -36,7 +36,14 @@ def import_log(
     param: List[str] = typer.Option([], "--param", help="KEY=VALUE the log lacks, e.g. --param optimizer=sgd (repeatable)."),
     force: bool = typer.Option(False, "--force", help="Import even if this content was imported before."),
 ) -> None:
-    """Record runs from pasted console output of the training script (one file may hold several runs)."""
+    """Record runs from pasted console output of the training script (one file may hold several runs).
+
+    Example:
+
+    \b
+        speedrun import-log colab.txt --hardware 'Colab T4' --title 'bs 64'
+        pbpaste | speedrun import-log - --param lr=0.04
+    """
     from speedrun.notebook import parse_log
 
     try:
@@ -65,7 +72,14 @@ def import_md(
     dry_run: bool = typer.Option(False, "--dry-run", help="Show what would be created; write nothing."),
     tag: List[str] = typer.Option([], "--tag", help="Tag every imported run (repeatable)."),
 ) -> None:
-    """Record every run of a hand-written lab notebook, with its texts, parameters and epochs."""
+    """Record every run of a hand-written lab notebook, with its texts, parameters and epochs.
+
+    Example:
+
+    \b
+        speedrun import-md experiments.md --dry-run
+        speedrun import-md experiments.md
+    """
     from speedrun.notebook import parse_notebook
 
     source, text = read_text(notebook)

@@ -9,6 +9,7 @@ from typing import List, Optional
 import typer
 
 from speedrun.cli.app import app, console, err_console, fail, open_store
+from speedrun.cli.choices import Align, CompareFormat, ReportFormat, chosen
 from speedrun.cli.runs import parse_since
 from speedrun.errors import SpeedrunError
 from speedrun.cli.selection import parse_run_ranges
@@ -36,7 +37,7 @@ def report(
     hardware: Optional[str] = typer.Option(None, help="Only runs whose hardware contains this text (e.g. T4, cpu)."),
     target: List[float] = typer.Option([], "--target", help=TARGET_HELP),
     alpha: float = typer.Option(ALPHA, help="Significance level of \"is this difference real\" (records are confirmed at p<0.01)."),
-    fmt: str = typer.Option("md", "--format", help="md (the notebook, re-importable) or html (one self-contained page)."),
+    fmt: ReportFormat = typer.Option("md", "--format", help="md (the notebook, re-importable) or html (one self-contained page)."),
     template: Optional[Path] = typer.Option(None, help="Your own Jinja template; it gets the same context."),
     plots: Optional[Path] = typer.Option(None, "--plots", help="Write PNG learning curves into this directory and link them."),
     stamp: bool = typer.Option(False, "--stamp", help="Add the generation time (the output is otherwise identical for identical data)."),
@@ -45,12 +46,18 @@ def report(
 
     Markdown goes to standard output (`speedrun report > experiments.md`) and
     reads back with `speedrun import-md`.
+
+    Example:
+
+    \b
+        speedrun report > experiments.md
+        speedrun report --runs 15-18,20 --plots plots -o experiments.md
+        speedrun report --format html -o report.html
     """
     from speedrun.analysis.metrics import DEFAULT_TARGETS, NoisePool
     from speedrun.analysis.report import build_context, load_runs, plots_link_for, render
 
-    if fmt not in ("md", "html"):
-        fail(f"--format must be md or html, got {fmt!r}")
+    fmt = chosen(fmt)
     try:
         ids = parse_run_ranges(runs) if runs else None
     except SpeedrunError as exc:
@@ -83,10 +90,10 @@ def report(
 def compare(
     refs: List[str] = typer.Argument(..., help="Two or more run numbers or labels, or g:NAME for a group."),
     show_all: bool = typer.Option(False, "--all", help="Show the parameters that are equal too."),
-    by: str = typer.Option("epoch", "--by", help="Align curves by epoch or by elapsed time (time)."),
+    by: Align = typer.Option("epoch", "--by", help="Align curves by epoch or by elapsed time."),
     target: List[float] = typer.Option([], "--target", help=TARGET_HELP),
     alpha: float = typer.Option(ALPHA, help="Significance level of \"is this difference real\"."),
-    fmt: str = typer.Option("table", "--format", help="table (terminal) or md (a Markdown table)."),
+    fmt: CompareFormat = typer.Option("table", "--format", help="table (terminal) or md (a Markdown table)."),
     as_json: bool = typer.Option(False, "--json", help="Print the aligned data as JSON."),
     plot: bool = typer.Option(
         False, "--plot", help="Also write the val-accuracy curves to a PNG: FILE.png among the runs, "
@@ -96,12 +103,19 @@ def compare(
         False, "--repeats", help="Let each run stand for its repeats (same set-up, seed aside, completed)."
     ),
 ) -> None:
-    """Runs side by side: parameters, environment, results, curves, and an honest verdict."""
+    """Runs side by side: parameters, environment, results, curves, and an honest verdict.
+
+    Example:
+
+    \b
+        speedrun compare 15 18
+        speedrun compare 15 16 17 --by time --plot curves.png
+        speedrun compare g:bs64 g:bs32 --format md
+    """
     from speedrun.analysis.compare import build_comparison, default_plot_path, load_sides, plot_png, render_markdown, render_table
     from speedrun.analysis.metrics import DEFAULT_TARGETS, NoisePool
 
-    if fmt not in ("table", "md"):
-        fail(f"--format must be table or md, got {fmt!r}")
+    fmt, by = chosen(fmt), chosen(by)
     png = [r for r in refs if r.lower().endswith(".png")]
     if png and not plot:
         raise SpeedrunError(f"{png[0]} is not a run; write --plot {png[0]} to plot into it")

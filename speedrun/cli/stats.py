@@ -20,7 +20,14 @@ def group(
     runs: List[str] = typer.Argument(..., help="Runs to put in the group (numbers or labels)."),
     clear: bool = typer.Option(False, "--clear", help="Take these runs out of any group instead."),
 ) -> None:
-    """Group runs by hand (repeats recorded separately or imported), for stats, compare and report."""
+    """Group runs by hand (repeats recorded separately or imported), for stats, compare and report.
+
+    Example:
+
+    \b
+        speedrun group bs64 15 21 22
+        speedrun stats g:bs64
+    """
     store = open_store()
     ids = store.set_group(runs, None if clear else name)
     listed = ", ".join(map(str, ids))
@@ -37,7 +44,14 @@ def stats(
     alpha: float = typer.Option(ALPHA, help="Significance level of \"is this difference real\"."),
     as_json: bool = typer.Option(False, "--json", help="Print the numbers as JSON."),
 ) -> None:
-    """Mean, spread and 95% interval of each set of repeats; verdicts between them; a record check."""
+    """Mean, spread and 95% interval of each set of repeats; verdicts between them; a record check.
+
+    Example:
+
+    \b
+        speedrun stats g:bs64 g:bs32
+        speedrun stats 15 --claim 94 --target 85
+    """
     from speedrun.analysis.metrics import NoisePool
     from speedrun.analysis.stats_table import summarize_sets
 

@@ -98,7 +98,15 @@ def train_command(
     tag: Optional[List[str]] = typer.Option(None, "--tag", metavar="TAG", help="A tag for the run; repeat for more."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Resolve and print the configuration; train nothing, record nothing."),
 ) -> None:
-    """Train CIFAR-10 with a recipe and record the run, epoch by epoch, in the database."""
+    """Train CIFAR-10 with a recipe and record the run, epoch by epoch, in the database.
+
+    Example:
+
+    \b
+        speedrun train --bs 64 --cosine
+        speedrun train --recipe airbench94 --repeat 5
+        speedrun train --subset 2000 --epochs 2 --dry-run
+    """
     from speedrun.recipes import get_recipe
     from speedrun.training.augment import parse_augment
 
