@@ -263,7 +263,6 @@ def test_plots_are_written_and_linked_relative_to_the_document(store, cli, tmp_p
         (["--runs", "15-x"], "--runs: not a run range"),
         (["--alpha", "2"], "--alpha must be between 0 and 1"),
         (["--target", "120"], "--target must be a percentage"),
-        (["--format", "pdf"], "--format must be md or html"),
         (["--template", "/no/such.j2"], "no such file"),
     ],
 )
@@ -272,6 +271,11 @@ def test_bad_options_are_one_clear_error(notebook_db, cli, args, message):
     assert result.exit_code == 1
     assert message in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_an_unknown_format_is_a_usage_error_naming_the_choices(cli):
+    result = cli("report", "--format", "pdf")
+    assert result.exit_code == 2 and "'pdf' is not one of 'md', 'html'" in result.stderr
 
 
 def test_empty_database_reports_nothing_yet(cli):

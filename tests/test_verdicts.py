@@ -100,19 +100,20 @@ def two_setups(store):
 
 # Means 88.1 and 88.7, sd 0.1 each: se = √(0.01/3 + 0.01/3) = 0.0816, t = 7.35 with 4 df,
 # p = 0.0018 (scipy: 0.00183); 95% CI 0.6 ± 2.776 · 0.0816 = 0.37 to 0.83.
-WELCH = "Final accuracy: Run 2 and repeats is ahead by 0.60 points (95% CI 0.37 to 0.83, p=0.002, n=3 vs 3)"
-WELCH_4 = "Final accuracy: Run 4 and repeats is ahead by 0.60 points (95% CI 0.37 to 0.83, p=0.002, n=3 vs 3)"
+WELCH = "Final accuracy: Run 4 and repeats is ahead by 0.60 points (95% CI 0.37 to 0.83, p=0.002, n=3 vs 3)"
 
 
 def test_a_gap_with_repeats_on_both_sides_gets_welchs_test_everywhere(two_setups, cli):
-    assert lines(cli, "stats", "1", "4")[0] == WELCH_4.replace("Run 2", "Run 1")
-    # Run 4's baseline is the best earlier run that is not its repeat: Run 2 (88.2), with its repeats.
+    assert lines(cli, "stats", "1", "4")[0] == WELCH
+    # Run 4's baseline is the best earlier run that is not its repeat: Run 2 (88.2), with its
+    # repeats; a set of repeats is named by its first run everywhere.
     report = cli("report").stdout
     mine = versus(report, "4")
     assert mine[0] == "vs Run 2 (only lr differs): +0.40 points, +2% time — the best earlier run on T4 at 10 epochs"
-    assert mine[1] == WELCH.replace("Run 2 and repeats is", "Run 4 and repeats is")
-    assert lines(cli, "stats", "2", "4")[0] == mine[1]
-    assert lines(cli, "compare", "2", "4", "--repeats")[0] == mine[1]
+    assert mine[1] == WELCH
+    assert versus(report, "6")[1] == WELCH
+    assert lines(cli, "stats", "2", "5")[0] == WELCH
+    assert lines(cli, "compare", "2", "6", "--repeats")[0] == WELCH
     # p = 0.0018 < 0.01: the record rule confirms lr 0.04's record over lr 0.02.
     row = next(r for r in report.splitlines() if "| Best final accuracy |" in r)
     assert row.startswith("| T4 | 10 epochs | Best final accuracy | 88.80% | Run 5 |")
@@ -123,8 +124,7 @@ def test_a_gap_with_repeats_on_both_sides_gets_welchs_test_everywhere(two_setups
 def test_stats_shows_each_set_once(two_setups, cli):
     data = json.loads(cli("stats", "1", "2", "3", "--json").stdout)
     assert [s["name"] for s in data["sets"]] == ["Run 1 and repeats"]
-    assert data["notes"] == ["Run 2 and repeats stands for the same runs as Run 1 and repeats; shown once",
-                             "Run 3 and repeats stands for the same runs as Run 1 and repeats; shown once"]
+    assert data["notes"] == ["Run 1 and repeats was asked for 3 times; shown once"]
     assert data["verdicts"] == []
 
 

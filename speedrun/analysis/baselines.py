@@ -44,35 +44,48 @@ class Baselines:
         self.alpha = alpha
         self.pool = pool if pool is not None else metrics.NoisePool(runs)
         self.ordered = sorted(runs, key=groups.order_key)
-        self.counted = [r for r in self.ordered if groups.counts(r)]
+        self.index = groups.Repeats(r for r in self.ordered if groups.counts(r))
         self.by_label: dict[str, Any] = {}
         for run in self.ordered:  # a label shared by several runs names none of them
             for label in {run.display_label, str(run.id)}:
                 self.by_label[label] = None if label in self.by_label else run
+        self._earlier = self._best_earlier_all()
+        self._verdicts: dict[tuple, list[str]] = {}  # every run of a set-up shares its set's verdicts
 
     def repeats(self, run: Any) -> list[Any]:
         """The run and its true repeats among the runs that count."""
-        return groups.repeats_of(run, self.counted) if groups.counts(run) else [run]
+        return self.index.of(run) if groups.counts(run) else [run]
+
+    def _best_earlier_all(self) -> dict[int, Any]:
+        """For every run, the best final accuracy among earlier runs of its hardware class and epoch
+        budget that count and are not its repeats (ties: the earliest). One pass in order: per class,
+        the best run of each set-up so far and the two best of different set-ups."""
+        found: dict[int, Any] = {}
+        classes: dict[tuple, dict[str, Any]] = {}
+        for run in self.ordered:
+            hardware = groups.hardware_of(run)
+            if hardware == groups.UNKNOWN_HARDWARE:
+                continue
+            state = classes.setdefault((hardware, groups.epoch_budget(run)), {"top": []})
+            key = self.index.key(run) or f"run {run.id}"
+            top = state["top"]
+            found[run.id] = next((r for k, r in top if k != key), None)
+            if not groups.counts(run) or run.final_val_acc is None:
+                continue
+            ranked = [(k, r) for k, r in top if k != key]
+            mine = next((r for k, r in top if k == key), None)
+            if mine is None or run.final_val_acc > mine.final_val_acc:
+                mine = run
+            ranked.append((key, mine))
+            # Best first; ties go to the earlier run.
+            ranked.sort(key=lambda kr: (-kr[1].final_val_acc, groups.order_key(kr[1])))
+            state["top"] = ranked[:2]
+        return found
 
     def best_earlier(self, run: Any) -> Any | None:
         """The best final accuracy among earlier runs of the same hardware class and epoch
         budget that count and are not the run's repeats (ties: the earliest)."""
-        hardware, budget, key = groups.hardware_of(run), groups.epoch_budget(run), groups.repeat_key(run)
-        if hardware == groups.UNKNOWN_HARDWARE:
-            return None
-        best = None
-        for other in self.counted:
-            if groups.order_key(other) >= groups.order_key(run):
-                break
-            if (
-                other.final_val_acc is not None
-                and groups.hardware_of(other) == hardware
-                and groups.epoch_budget(other) == budget
-                and (key is None or groups.repeat_key(other) != key)
-                and (best is None or other.final_val_acc > best.final_val_acc)
-            ):
-                best = other
-        return best
+        return self._earlier.get(run.id)
 
     def baseline(self, run: Any) -> tuple[Any | None, str]:
         """(baseline, why it was chosen) for `run`."""
@@ -114,8 +127,11 @@ class Baselines:
         """The verdicts on final accuracy and training time, over both runs' repeats."""
         mine, theirs = self.repeats(run), self.repeats(base)
         names = (groups.set_name(base, theirs), groups.set_name(run, mine))
-        lines = []
-        for metric in (metrics.FINAL_ACCURACY, metrics.TRAINING_TIME):
-            if metrics.values(metric, theirs) and metrics.values(metric, mine):
-                lines.append(metrics.verdict(metric, theirs, mine, names=names, alpha=self.alpha, pool=self.pool).line)
-        return lines
+        memo = (names, len(theirs), len(mine))
+        if memo not in self._verdicts:
+            lines = []
+            for metric in (metrics.FINAL_ACCURACY, metrics.TRAINING_TIME):
+                if metrics.values(metric, theirs) and metrics.values(metric, mine):
+                    lines.append(metrics.verdict(metric, theirs, mine, names=names, alpha=self.alpha, pool=self.pool).line)
+            self._verdicts[memo] = lines
+        return self._verdicts[memo]

@@ -26,6 +26,7 @@ from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Sequence, TypeVar
+from weakref import WeakKeyDictionary
 
 from speedrun.errors import SpeedrunError
 from speedrun.analysis.views import hardware_short
@@ -39,6 +40,26 @@ REPEAT_VARIES = ("seed",)
 
 
 # --------------------------------------------------------------------------- what a run is
+
+
+# What analysis derives from a run, computed once per run object: a report reads the same
+# facts of every run many times, and the runs it reads are snapshots that do not change.
+_MEMO: WeakKeyDictionary = WeakKeyDictionary()
+
+
+def _memo(run: Any, name: str, compute: Callable[[Any], Any]) -> Any:
+    try:
+        facts = _MEMO.setdefault(run, {})
+    except TypeError:  # an object that cannot be a weak key
+        return compute(run)
+    if name not in facts:
+        facts[name] = compute(run)
+    return facts[name]
+
+
+def params_of(run: Any) -> dict[str, Any]:
+    """`run.param_dict`, built once per run."""
+    return _memo(run, "params", lambda r: r.param_dict)
 
 
 def hardware_of(run: Any) -> str:
@@ -62,7 +83,7 @@ def epoch_budget(run: Any) -> int | None:
     """The epochs the run was planned for (its `epochs` setting), None when unstated."""
     planned = getattr(run, "epochs_planned", None)
     if planned is None:
-        planned = run.param_dict.get("epochs")
+        planned = params_of(run).get("epochs")
     if isinstance(planned, float) and planned.is_integer():
         planned = int(planned)
     return planned if isinstance(planned, int) and not isinstance(planned, bool) else None
@@ -70,13 +91,13 @@ def epoch_budget(run: Any) -> int | None:
 
 def subset_of(run: Any) -> int | None:
     """The number of training images of a `--subset` trial, None for the full data."""
-    subset = run.param_dict.get("subset")
+    subset = params_of(run).get("subset")
     return subset if isinstance(subset, int) and not isinstance(subset, bool) else None
 
 
 def recipe_of(run: Any) -> str | None:
     """The training set-up family a run belongs to: its recipe, else its model."""
-    params = run.param_dict
+    params = params_of(run)
     name = params.get("recipe") or params.get("model")
     return None if name is None else setting_key(name)
 
@@ -88,6 +109,11 @@ def _epochs_done(run: Any) -> int:
 
 
 def exclusion(run: Any) -> str | None:
+    """Why the run cannot stand for its set-up, or None when it can (see `_exclusion`)."""
+    return _memo(run, "exclusion", _exclusion)
+
+
+def _exclusion(run: Any) -> str | None:
     """Why the run cannot stand for its set-up, or None when it can.
 
     Only a run that completed on the full data with every planned epoch counts
@@ -155,10 +181,11 @@ def setting_key(value: Any) -> Any:
     return _normalise(value)
 
 
-def settings(run: Any, ignore: Iterable[str] = REPEAT_VARIES) -> dict[str, Any]:
-    """The run's stated settings as compared (`setting_key`), `ignore`d names left out."""
-    skip = set(ignore)
-    return {name: setting_key(v) for name, v in run.param_dict.items() if name not in skip and v is not None}
+def settings(run: Any) -> dict[str, Any]:
+    """The run's stated settings as compared (`setting_key`), the seed left out."""
+    return _memo(run, "settings", lambda r: {
+        name: setting_key(v) for name, v in params_of(r).items() if name not in REPEAT_VARIES and v is not None
+    })
 
 
 def config_key(params: Mapping[str, Any], hardware_class: str, ignore: Iterable[str] = REPEAT_VARIES) -> str:
@@ -176,6 +203,11 @@ def config_key(params: Mapping[str, Any], hardware_class: str, ignore: Iterable[
 
 
 def repeat_key(run: Any) -> str | None:
+    """The one definition of "same set-up" (see `_repeat_key`), computed once per run."""
+    return _memo(run, "repeat_key", _repeat_key)
+
+
+def _repeat_key(run: Any) -> str | None:
     """The one definition of "same set-up": None for a run that cannot be anyone's repeat.
 
     Hardware class, every setting but the seed, the unparsed configuration
@@ -185,7 +217,7 @@ def repeat_key(run: Any) -> str | None:
     if hardware == UNKNOWN_HARDWARE or not counts(run):
         return None
     payload = {
-        "config": config_key(run.param_dict, hardware),
+        "config": config_key(params_of(run), hardware),
         "unparsed": unparsed_config(run),
         "epochs": epoch_budget(run),
         "subset": subset_of(run),
@@ -204,19 +236,36 @@ def group_runs(items: Iterable[T], key: Callable[[T], K]) -> dict[K, list[T]]:
     return groups
 
 
+class Repeats:
+    """Who repeats whom among `runs`: every run keyed once (a key is not free to compute)."""
+
+    def __init__(self, runs: Iterable[Any]):
+        ordered = sorted(runs, key=order_key)
+        self._keys = {r.id: repeat_key(r) for r in ordered}
+        self._members = group_runs((r for r in ordered if self._keys[r.id] is not None), lambda r: self._keys[r.id])
+
+    def key(self, run: Any) -> str | None:
+        return self._keys[run.id] if run.id in self._keys else repeat_key(run)
+
+    def of(self, run: Any) -> list[Any]:
+        """The run and its true repeats, in order; just the run when it has none here."""
+        key = self.key(run)
+        members = self._members.get(key, []) if key is not None else []
+        return members if run.id in self._keys and members else [run]
+
+    def sets(self) -> list[list[Any]]:
+        """Every set of two or more true repeats, each in order."""
+        return [members for members in self._members.values() if len(members) >= 2]
+
+
 def repeats_of(run: Any, everything: Iterable[Any]) -> list[Any]:
     """The run and its true repeats among `everything`, in order; just the run when it has none."""
-    key = repeat_key(run)
-    if key is None:
-        return [run]
-    members = sorted((r for r in everything if repeat_key(r) == key), key=order_key)
-    return members if any(r.id == run.id for r in members) else [run]
+    return Repeats(everything).of(run)
 
 
 def repeat_sets(runs: Iterable[Any]) -> list[list[Any]]:
     """Every set of two or more true repeats among `runs`, each in order."""
-    keyed = group_runs((r for r in runs if repeat_key(r) is not None), repeat_key)
-    return [sorted(members, key=order_key) for members in keyed.values() if len(members) >= 2]
+    return Repeats(runs).sets()
 
 
 # --------------------------------------------------------------------------- differences
@@ -231,7 +280,7 @@ def differences(a: Sequence[Any], b: Sequence[Any]) -> list[str]:
         values: dict[str, set] = {}
         for run in runs:
             for name, value in settings(run).items():
-                values.setdefault(name, set()).add(json.dumps(value, default=str))
+                values.setdefault(name, set()).add(repr(value))
         return values
 
     left, right = stated(a), stated(b)
@@ -280,8 +329,11 @@ class RunSet:
 
 
 def set_name(run: Any, members: Sequence[Any]) -> str:
-    """"Run 15", or "Run 15 and repeats" when it stands for more runs."""
-    return f"Run {run.display_label}" if len(members) == 1 else f"Run {run.display_label} and repeats"
+    """"Run 15", or "Run 15 and repeats" when it stands for its repeats: a set of repeats is
+    named by its first run whichever member was asked for, so it has one name everywhere."""
+    if len(members) == 1:
+        return f"Run {run.display_label}"
+    return f"Run {members[0].display_label} and repeats"
 
 
 def resolve(store: Any, refs: Sequence[str], *, expand: bool = True) -> list[RunSet]:

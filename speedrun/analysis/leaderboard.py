@@ -62,22 +62,23 @@ def _name(run: Any, members: Sequence[Any]) -> str:
 
 
 def record_row(
-    metric: Metric, hardware: str, budget: int | None, runs: Sequence[Any], alpha: float, pool: metrics.NoisePool
+    metric: Metric, hardware: str, budget: int | None, runs: Sequence[Any], alpha: float, pool: metrics.NoisePool,
+    index: groups.Repeats,
 ) -> dict[str, Any] | None:
     """The record of `metric` among `runs` (one hardware class and epoch budget, all counting)."""
     holder = _best(runs, metric)
     if holder is None:
         return None
-    mates = groups.repeats_of(holder, runs)
+    mates = index.of(holder)
     mate_ids = {r.id for r in mates}
     rival = _best([r for r in runs if r.id not in mate_ids], metric)
     value = metric.value(holder)
     where = f"{hardware} at {budget_text(budget)}"
     if metric.target is not None:
-        status, evidence, shown = _time_record(metric, holder, mates, rival, runs, alpha, pool)
+        status, evidence, shown = _time_record(metric, holder, mates, rival, index, alpha, pool)
     else:
         shown = metric.text(value)
-        status, evidence = _accuracy_record(metric, holder, mates, rival, runs, alpha, pool, where)
+        status, evidence = _accuracy_record(metric, holder, mates, rival, index, alpha, pool, where)
     group_values = metrics.values(metric, mates)
     return {
         "hardware": hardware,
@@ -94,11 +95,11 @@ def record_row(
     }
 
 
-def _accuracy_record(metric, holder, mates, rival, runs, alpha, pool, where) -> tuple[str, str]:
+def _accuracy_record(metric, holder, mates, rival, index, alpha, pool, where) -> tuple[str, str]:
     if rival is None:
         status = "uncontested" if len(mates) > 1 else "unconfirmed"
         return status, f"the only set-up on {where} with a {metric.name}"
-    rivals = groups.repeats_of(rival, runs)
+    rivals = index.of(rival)
     result = metrics.verdict(metric, rivals, mates, names=(_name(rival, rivals), _name(holder, mates)),
                              alpha=alpha, pool=pool)
     if result.confirms_record():
@@ -108,7 +109,7 @@ def _accuracy_record(metric, holder, mates, rival, runs, alpha, pool, where) -> 
     return status, result.text
 
 
-def _time_record(metric, holder, mates, rival, runs, alpha, pool) -> tuple[str, str, str]:
+def _time_record(metric, holder, mates, rival, index, alpha, pool) -> tuple[str, str, str]:
     """A time to a target: the time and the accuracy at that moment; confirmed when the holder's
     runs reach the target at p<0.01."""
     seconds, accuracy, epoch = metrics.reached(holder, metric.target)
@@ -124,7 +125,7 @@ def _time_record(metric, holder, mates, rival, runs, alpha, pool) -> tuple[str, 
         check = f"record check: {test.text}"
     evidence = f"{fmt_target(metric.target)} after {shown}; {check}"
     if rival is not None:
-        rivals = groups.repeats_of(rival, runs)
+        rivals = index.of(rival)
         result = metrics.verdict(metric, rivals, mates, names=(_name(rival, rivals), _name(holder, mates)),
                                  alpha=alpha, pool=pool)
         evidence += f"; versus the runner-up: {result.text}"
@@ -138,10 +139,11 @@ def leaderboard(
     counted = sorted((r for r in runs if groups.counts(r)), key=groups.order_key)
     pool = pool if pool is not None else metrics.NoisePool(runs)
     classes = groups.group_runs(counted, lambda r: (groups.hardware_of(r), groups.epoch_budget(r)))
+    index = groups.Repeats(counted)
     rows = []
     for hardware, budget in sorted(classes, key=lambda k: (k[0] == groups.UNKNOWN_HARDWARE, k[0], k[1] is None, k[1] or 0)):
         for metric in record_metrics(targets):
-            row = record_row(metric, hardware, budget, classes[(hardware, budget)], alpha, pool)
+            row = record_row(metric, hardware, budget, classes[(hardware, budget)], alpha, pool, index)
             if row is not None:
                 rows.append(row)
     return rows

@@ -267,6 +267,7 @@ class NoisePool:
     def __init__(self, runs: Iterable[Any] | Callable[[], Iterable[Any]] = ()):
         self._source = runs
         self._sets: dict[tuple[str, str | None], list[list[Any]]] | None = None
+        self._pooled: dict[tuple, tuple[float, int] | None] = {}
 
     def _by_kind(self) -> dict[tuple[str, str | None], list[list[Any]]]:
         if self._sets is None:
@@ -281,8 +282,11 @@ class NoisePool:
         """The pooled spread of `metric` over the groups of repeats of the kinds of `runs`."""
         kinds = {(groups.hardware_of(r), groups.recipe_of(r)) for r in runs}
         kinds.discard((groups.UNKNOWN_HARDWARE, None))
-        sets = [s for kind in kinds for s in self._by_kind().get(kind, [])]
-        pooled = _pooled((values(metric, s) for s in sets), metric.relative_noise)
+        memo = (metric.key, frozenset(kinds))
+        if memo not in self._pooled:
+            sets = [s for kind in kinds for s in self._by_kind().get(kind, [])]
+            self._pooled[memo] = _pooled((values(metric, s) for s in sets), metric.relative_noise)
+        pooled = self._pooled[memo]
         if pooled is None:
             return None
         sigma, used = pooled

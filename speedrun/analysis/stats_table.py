@@ -24,13 +24,12 @@ def _metrics(targets: Sequence[float]) -> list[Metric]:
 def distinct_sets(sets: Sequence[RunSet]) -> tuple[list[RunSet], list[str]]:
     """Each set of runs once: `stats 1 2 3` on three repeats is one set, not three."""
     seen: dict[tuple[int, ...], RunSet] = {}
-    notes = []
+    asked: dict[tuple[int, ...], int] = {}
     for run_set in sets:
         ids = tuple(sorted(r.id for r in run_set.runs))
-        if ids in seen:
-            notes.append(f"{run_set.name} stands for the same runs as {seen[ids].name}; shown once")
-            continue
-        seen[ids] = run_set
+        seen.setdefault(ids, run_set)
+        asked[ids] = asked.get(ids, 0) + 1
+    notes = [f"{seen[ids].name} was asked for {n} times; shown once" for ids, n in asked.items() if n > 1]
     return list(seen.values()), notes
 
 
