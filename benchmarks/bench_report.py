@@ -111,7 +111,7 @@ def bench(store: Store, n: int) -> dict[str, float]:
 
         sides = load_sides(store, refs)
         # As the CLI does: spreads from every run's repeats, loaded when a gap needs one.
-        pool = NoisePool(lambda: store.list_runs(with_epochs=True))
+        pool = NoisePool.from_store(store)
         return compare_md(build_comparison(sides, pool=pool))
 
     compare_once()  # warm the import of stats/scipy out of the timing

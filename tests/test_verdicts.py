@@ -327,3 +327,17 @@ def test_intervals_stay_inside_what_the_metric_can_be(store, cli):
     assert rows["training_time"]["ci"] == "2 runs cannot bound it"
     out = cli("stats", "1").stdout
     assert not re.search(r"−\d+\.\d to", out)
+
+
+def test_times_to_a_target_take_their_spread_from_the_users_repeats(store, cli):
+    # Three repeats reach 85% at epoch 2 after 80, 82 and 84 s: sd 2 s, 2.44% of their mean 82 s.
+    for seed, epoch_s in enumerate([40.0, 41.0, 42.0]):
+        store.add_run(trained([80.0, 86.0], seed=seed, epochs=curve([80.0, 86.0], epoch_s=epoch_s)))
+    base = trained([80.0, 86.0]).params
+    store.add_run(trained([86.0, 87.0], params={**base, "lr": 0.04}))  # run 4: 85% after 40 s
+    store.add_run(trained([80.0, 86.0], params={**base, "lr": 0.08}))  # run 5: 85% after 80 s
+    # 80 − 40 = 40 s against 2.44% of their mean 60 s = 1.46 s: 27 spreads.
+    assert lines(cli, "compare", "4", "5")[-1] == (
+        "Time to 85%: Run 4 is faster by 40.0 s: likely real (27× the typical run-to-run spread of 1.5 s, "
+        "from your 1 group of repeats on T4; confirm with repeats)"
+    )

@@ -264,10 +264,30 @@ class NoisePool:
     measures the set-ups, not the noise.
     """
 
-    def __init__(self, runs: Iterable[Any] | Callable[[], Iterable[Any]] = ()):
+    def __init__(
+        self,
+        runs: Iterable[Any] | Callable[[], Iterable[Any]] = (),
+        *,
+        with_epochs: Callable[[list[int]], Iterable[Any]] | None = None,
+    ):
         self._source = runs
+        self._with_epochs = with_epochs  # loads runs by id with their epochs, for times to targets
         self._sets: dict[tuple[str, str | None], list[list[Any]]] | None = None
         self._pooled: dict[tuple, tuple[float, int] | None] = {}
+        self._loaded: dict[int, Any] = {}
+
+    @classmethod
+    def from_store(cls, store: Any) -> NoisePool:
+        """Every stored run, listed when a spread is first needed; epochs are read only for the
+        repeats whose times to a target are asked for."""
+        return cls(lambda: store.list_runs(),
+                   with_epochs=lambda ids: store.list_runs(ids=ids, with_epochs=True))
+
+    def _epochs_for(self, sets: list[list[Any]]) -> list[list[Any]]:
+        missing = [r.id for s in sets for r in s if not r.epochs and r.id not in self._loaded]
+        if missing and self._with_epochs is not None:
+            self._loaded.update((r.id, r) for r in self._with_epochs(missing))
+        return [[self._loaded.get(r.id, r) for r in s] for s in sets]
 
     def _by_kind(self) -> dict[tuple[str, str | None], list[list[Any]]]:
         if self._sets is None:
@@ -285,6 +305,8 @@ class NoisePool:
         memo = (metric.key, frozenset(kinds))
         if memo not in self._pooled:
             sets = [s for kind in kinds for s in self._by_kind().get(kind, [])]
+            if metric.needs_epochs:
+                sets = self._epochs_for(sets)
             self._pooled[memo] = _pooled((values(metric, s) for s in sets), metric.relative_noise)
         pooled = self._pooled[memo]
         if pooled is None:

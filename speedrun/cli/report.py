@@ -66,7 +66,7 @@ def report(
     selected = load_runs(store, ids=ids, since=parse_since(since), tag=tag, hardware=hardware)
     # Spreads come from all the user's repeats, whatever part of the notebook is shown.
     filtered = any(x is not None for x in (ids, since, tag, hardware))
-    pool = NoisePool(lambda: store.list_runs(with_epochs=True)) if filtered else NoisePool(selected)
+    pool = NoisePool.from_store(store) if filtered else NoisePool(selected)
     when = None
     if stamp:
         from datetime import datetime, timezone
@@ -124,7 +124,7 @@ def compare(
     refs = [r for r in refs if r not in png]
     store = open_store()
     sides = load_sides(store, refs, repeats=repeats)
-    pool = NoisePool(lambda: store.list_runs(with_epochs=True))
+    pool = NoisePool.from_store(store)
     data = build_comparison(sides, targets=target or DEFAULT_TARGETS, alpha=alpha, by=by, pool=pool)
     if as_json:
         typer.echo(json.dumps(data, indent=2, ensure_ascii=False))

@@ -57,7 +57,7 @@ def stats(
 
     store = open_store()
     sets = resolve(store, refs)
-    pool = NoisePool(lambda: store.list_runs(with_epochs=True))
+    pool = NoisePool.from_store(store)
     result = summarize_sets(sets, targets=target, claim=claim, alpha=alpha, pool=pool)
     if as_json:
         typer.echo(json.dumps(result, indent=2, ensure_ascii=False))
