@@ -226,6 +226,9 @@ def test_a_group_the_user_made_stays_as_made_with_a_warning(two_setups, cli):
     report = cli("report").stdout
     assert "| T4 | 10 epochs | mixed | 1, 4 | 88.30% ± 0.42 (n=2) |" in report
     assert "- mixed: members differ in lr: not repeats of one set-up\n" in report
+    stats = json.loads(cli("stats", "g:mixed", "--json").stdout)
+    assert stats["sets"][0]["notes"] == ["members differ in lr: not repeats of one set-up"]
+    assert "g:mixed: members differ in lr: not repeats of one set-up" in cli("compare", "g:mixed", "2").stdout
 
 
 # --------------------------------------------------------------------------- compare without epochs

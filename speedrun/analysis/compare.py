@@ -12,7 +12,8 @@ per-epoch rows are shown for the sides that have them.
       "align": "epoch" | "time", "alpha": 0.05,
       "targets": ["85%", ...],
       "sides": [{"name": "Run 15", "runs": [15], "hardware": "T4", "title": str,
-                 "status": "completed" | "interrupted" | "a 500-image subset" | ..., "counts": bool}],
+                 "status": "completed" | "interrupted" | "a 500-image subset" | ..., "counts": bool,
+                 "warning": "members differ in lr: not repeats of one set-up" | None}],
       "params": {"differing": [{"name", "values": [str, ...]}],
                  "not_stated": [{"name", "values": [str, ...]}],   # stated by some sides only
                  "equal": [{"name", "value": str}]},
@@ -142,6 +143,7 @@ def _side_info(side: Side) -> dict[str, Any]:
         "title": side.runs[0].title if len(side.runs) == 1 else f"{len(side.runs)} runs",
         "status": "; ".join(reasons) or "completed",
         "counts": not reasons,
+        "warning": groups.setup_difference(side.runs) if len(side.runs) > 1 else None,
     }
 
 
@@ -476,6 +478,9 @@ def render_table(data: dict[str, Any], *, show_all: bool = False):
     for name, line in sparklines(data):
         parts.append(Text(f"{name:>12}  {line}"))
     parts.append(Text(""))
+    for side in data["sides"]:
+        if side["warning"]:
+            parts.append(Text(f"{side['name']}: {side['warning']}", style="yellow"))
     for v in data["verdicts"]:
         parts.append(Text(v["line"], style="bold" if v["kind"] == "significant" else ""))
     return Group(*parts)
@@ -513,6 +518,7 @@ def render_markdown(data: dict[str, Any], *, show_all: bool = False) -> str:
         for r in curve["rows"]:
             row(_at_text(data, r), curve_cells(data, r))
     lines.append("")
+    lines += [f"- {s['name']}: {s['warning']}" for s in data["sides"] if s["warning"]]
     lines += [f"- {v['line']}" for v in data["verdicts"]]
     return "\n".join(lines) + "\n"
 

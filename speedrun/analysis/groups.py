@@ -303,13 +303,16 @@ def differences_text(names: Sequence[str]) -> str:
     return f"{', '.join(names[:2])} and {len(names) - 2} more differ"
 
 
-def setup_warnings(members: Sequence[Any]) -> list[str]:
-    """Where the members of a group the user made differ in set-up, and who is left out."""
-    warnings = []
+def setup_difference(members: Sequence[Any]) -> str | None:
+    """Where the members of a group the user made differ in set-up, if they do."""
     base = members[0]
     differing = list(dict.fromkeys(name for m in members[1:] for name in differences([base], [m])))
-    if differing:
-        warnings.append(f"members differ in {', '.join(differing)}: not repeats of one set-up")
+    return f"members differ in {', '.join(differing)}: not repeats of one set-up" if differing else None
+
+
+def setup_warnings(members: Sequence[Any]) -> list[str]:
+    """Where the members of a group the user made differ in set-up, and who is left out."""
+    warnings = [w for w in (setup_difference(members),) if w]
     for run in members:
         why = exclusion(run)
         if why:

@@ -38,8 +38,10 @@ def counted(run_set: RunSet) -> tuple[list[Any], list[str]]:
     if not any(groups.counts(r) for r in run_set.runs):
         return list(run_set.runs), [f"no run of {run_set.name} completed on the full data; "
                                     "its numbers do not stand for its set-up"]
-    left = [f"Run {r.display_label} ({groups.exclusion(r)}) is left out" for r in run_set.runs if not groups.counts(r)]
-    return groups.counting(run_set.runs), left
+    notes = [f"Run {r.display_label} ({groups.exclusion(r)}) is left out" for r in run_set.runs if not groups.counts(r)]
+    if len(run_set.runs) > 1 and (differs := groups.setup_difference(run_set.runs)):
+        notes.insert(0, differs)
+    return groups.counting(run_set.runs), notes
 
 
 def _row(metric: Metric, runs: Sequence[Any]) -> dict[str, Any]:
