@@ -258,29 +258,30 @@ def _pooled(groups_values: Iterable[Sequence[float]], relative: bool) -> tuple[f
 class NoisePool:
     """Run-to-run spreads measured on the user's own repeats, per hardware class and recipe.
 
-    `runs` is every run that may hold repeats (a list, or a function that loads
-    them, called once and only when a spread is needed). Only true repeats
-    (`groups.repeat_sets`) count: a group the user made of different set-ups
-    measures the set-ups, not the noise.
+    `runs` is every run that may hold repeats: a list, or a function that loads
+    the runs of one hardware class (more is fine: they are filtered), called only
+    when a spread on that class is needed. Only true repeats (`groups.Repeats`)
+    count: a group the user made of different set-ups measures the set-ups,
+    not the noise.
     """
 
     def __init__(
         self,
-        runs: Iterable[Any] | Callable[[], Iterable[Any]] = (),
+        runs: Iterable[Any] | Callable[[str], Iterable[Any]] = (),
         *,
         with_epochs: Callable[[list[int]], Iterable[Any]] | None = None,
     ):
-        self._source = runs
+        self._source = runs if callable(runs) else list(runs)
         self._with_epochs = with_epochs  # loads runs by id with their epochs, for times to targets
-        self._sets: dict[tuple[str, str | None], list[list[Any]]] | None = None
+        self._sets: dict[str, dict[str | None, list[list[Any]]]] = {}
         self._pooled: dict[tuple, tuple[float, int] | None] = {}
         self._loaded: dict[int, Any] = {}
 
     @classmethod
     def from_store(cls, store: Any) -> NoisePool:
-        """Every stored run, listed when a spread is first needed; epochs are read only for the
-        repeats whose times to a target are asked for."""
-        return cls(lambda: store.list_runs(),
+        """The stored runs of a hardware class, listed when a spread on it is first needed; epochs
+        are read only for the repeats whose times to a target are asked for."""
+        return cls(lambda hardware: store.list_runs(hardware=hardware),
                    with_epochs=lambda ids: store.list_runs(ids=ids, with_epochs=True))
 
     def _epochs_for(self, sets: list[list[Any]]) -> list[list[Any]]:
@@ -289,22 +290,23 @@ class NoisePool:
             self._loaded.update((r.id, r) for r in self._with_epochs(missing))
         return [[self._loaded.get(r.id, r) for r in s] for s in sets]
 
-    def _by_kind(self) -> dict[tuple[str, str | None], list[list[Any]]]:
-        if self._sets is None:
-            runs = self._source() if callable(self._source) else self._source
-            self._sets = {}
-            for members in groups.repeat_sets(runs):
-                kind = (groups.hardware_of(members[0]), groups.recipe_of(members[0]))
-                self._sets.setdefault(kind, []).append(members)
-        return self._sets
+    def _sets_on(self, hardware: str) -> dict[str | None, list[list[Any]]]:
+        """The sets of true repeats on one hardware class, by recipe."""
+        if hardware not in self._sets:
+            runs = self._source(hardware) if callable(self._source) else self._source
+            by_recipe: dict[str | None, list[list[Any]]] = {}
+            for members in groups.repeat_sets(r for r in runs if groups.hardware_of(r) == hardware):
+                by_recipe.setdefault(groups.recipe_of(members[0]), []).append(members)
+            self._sets[hardware] = by_recipe
+        return self._sets[hardware]
 
     def spread(self, metric: Metric, runs: Sequence[Any], scale: float) -> Spread | None:
         """The pooled spread of `metric` over the groups of repeats of the kinds of `runs`."""
         kinds = {(groups.hardware_of(r), groups.recipe_of(r)) for r in runs}
-        kinds.discard((groups.UNKNOWN_HARDWARE, None))
+        kinds = {(h, recipe) for h, recipe in kinds if h != groups.UNKNOWN_HARDWARE}
         memo = (metric.key, frozenset(kinds))
         if memo not in self._pooled:
-            sets = [s for kind in kinds for s in self._by_kind().get(kind, [])]
+            sets = [s for h, recipe in kinds for s in self._sets_on(h).get(recipe, [])]
             if metric.needs_epochs:
                 sets = self._epochs_for(sets)
             self._pooled[memo] = _pooled((values(metric, s) for s in sets), metric.relative_noise)
