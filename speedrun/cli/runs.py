@@ -13,10 +13,7 @@ from rich.table import Table
 from speedrun.cli.app import app, console, fail, open_store
 from speedrun.cli.choices import SortKey, Status, chosen
 from speedrun.analysis.views import hardware_short, run_detail, run_summary
-
-
-def _num(value, fmt: str, suffix: str = "") -> str:
-    return "—" if value is None else f"{value:{fmt}}{suffix}"
+from speedrun.text import fmt_num as _num
 
 
 def print_json(data) -> None:
