@@ -14,6 +14,7 @@ from speedrun.analysis.views import hardware_class_of, run_detail, run_summary
 from speedrun.cli.app import app, console, fail, open_store
 from speedrun.cli.choices import SortKey, Status, chosen
 from speedrun.errors import SpeedrunError
+from speedrun.text import fmt_num as _num
 from speedrun.text import terminal_safe
 
 
@@ -40,9 +41,6 @@ def _safe(value) -> str:
     """User text for a Rich cell: markup escaped, control characters shown, never obeyed."""
     return escape(terminal_safe(str(value)))
 
-
-def _num(value, fmt: str, suffix: str = "") -> str:
-    return "—" if value is None else f"{value:{fmt}}{suffix}"
 
 
 def print_json(data) -> None:
