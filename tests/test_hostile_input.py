@@ -388,10 +388,16 @@ def test_empty_tags_group_names_and_titles_are_refused(cli, filled, args):
     assert digest(filled) == before
 
 
-def test_compare_plot_into_a_folder_is_refused(cli, filled, tmp_path):
+def test_compare_plot_into_a_folder_or_a_database_is_refused(cli, filled, tmp_path):
     folder = tmp_path / "plots"
     folder.mkdir()
-    one_error(cli("compare", "1", "2", "--plot", str(folder)), containing="directory")
+    one_error(cli("compare", "1", "2", "--plot", str(folder)))  # not a .png: read as a run, which it is not
     assert not (tmp_path / "plots.png").exists()
-    one_error(cli("compare", "1", "2", "--plot", str(filled)))
-    assert cli("compare", "1", "2", "--plot", str(tmp_path / "curves.png")).exit_code == 0
+    png_folder = tmp_path / "curves.png"
+    png_folder.mkdir()
+    one_error(cli("compare", "1", "2", str(png_folder), "--plot"), containing="directory")
+    database = tmp_path / "sneaky.png"
+    Store.open(str(database)).close()
+    one_error(cli("compare", "1", "2", str(database), "--plot"), containing="SQLite")
+    written = tmp_path / "ok.png"
+    assert cli("compare", "1", "2", str(written), "--plot").exit_code == 0 and written.stat().st_size > 0
