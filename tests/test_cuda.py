@@ -234,8 +234,6 @@ def test_cuda_events_time_queued_work_the_cpu_has_not_waited_for():
 def test_resnet_pipeline_batches_are_made_on_the_gpu_without_host_reads():
     # The default as `speedrun train` runs it: fp16 autocast, a GradScaler and a fused SGD on CUDA.
     config, device, parts = resnet_setup(amp=True)
-    batches = 10
-    data = synthetic(batches * config.batch_size)
     made = []
     original = parts.prep.train
 
@@ -245,17 +243,27 @@ def test_resnet_pipeline_batches_are_made_on_the_gpu_without_host_reads():
         return out
 
     parts.prep.train = recording
-    loop.train_epoch(parts, data, config.batch_size, lambda n: None)  # warm-up
-    made.clear()
-    with host_reads() as counts:
-        loss, _ = loop.train_epoch(parts, data, config.batch_size, lambda n: None)
-    assert math.isfinite(loss)
-    assert len(made) == batches
-    assert all(m == (DEVICE, DEVICE, (config.batch_size, 3, 32, 32)) for m in made), made[:2]
-    # One read of the loss sum and one of the correct count at the end of the epoch, none per batch:
-    # the fused optimizer takes the GradScaler's inf check into its kernel (no found_inf .item()).
+    counted = {}
+    for batches in (10, 20):
+        data = synthetic(batches * config.batch_size)
+        loop.train_epoch(parts, data, config.batch_size, lambda n: None)  # warm-up
+        made.clear()
+        with host_reads() as counts:
+            loss, _ = loop.train_epoch(parts, data, config.batch_size, lambda n: None)
+        assert math.isfinite(loss)
+        assert len(made) == batches
+        assert all(m == (DEVICE, DEVICE, (config.batch_size, 3, 32, 32)) for m in made), made[:2]
+        counted[batches] = counts
+    # Reads at the end of the epoch (the loss sum and the correct count) and a constant few syncs
+    # per epoch (the shuffle), none per batch: twice the batches, the same counts. The fused
+    # optimizer takes the GradScaler's inf check into its kernel (no found_inf .item() per step);
+    # GPU runs (2026-11-28, H200) saw 2 reads and 2 or 3 syncs per epoch, at 10 batches as at 20.
+    assert {k: v for k, v in counted[10].items() if k != "syncs"} == {k: v for k, v in counted[20].items()
+                                                                      if k != "syncs"}, counted
+    assert counted[20]["syncs"] <= counted[10]["syncs"] + 1, counted
+    counts = counted[20]
     assert counts["item"] <= 2 and counts["cpu"] == counts["tolist"] == counts["numpy"] == 0, counts
-    assert counts["syncs"] <= 2, counts
+    assert counts["syncs"] <= 3, counts
 
 
 def test_fast_pipeline_batches_are_made_on_the_gpu_without_host_reads():
