@@ -14,6 +14,7 @@ the recipes) on synthetic uint8 images, never the real CIFAR-10:
 from __future__ import annotations
 
 import copy
+import dataclasses
 import io
 import math
 import time
@@ -31,11 +32,12 @@ pytestmark = [
 
 from speedrun.recipes import get_recipe  # noqa: E402  (after pytestmark: the skip reason reads first)
 from speedrun.training import fastloop, loop  # noqa: E402
-from speedrun.training.augment import AlternatingFlipTranslate, Preprocess, normalize  # noqa: E402
+from speedrun.training.device import Stopwatch, autocast_for, setup_torch, synchronize  # noqa: E402
+from speedrun.training.augment import AlternatingFlipTranslate, normalize  # noqa: E402
 from speedrun.training.config import TrainConfig  # noqa: E402
 from speedrun.training.data import Cifar10, write_synthetic_cifar10  # noqa: E402
-from speedrun.training.nets import build_model  # noqa: E402
 from speedrun.training.optim import Lookahead  # noqa: E402
+from speedrun.training.recording import MemoryRecorder, Reporter  # noqa: E402
 
 HOST_READS = ("item", "cpu", "tolist", "numpy")
 
@@ -57,12 +59,11 @@ def synthetic(n_train: int, n_test: int = 64, seed: int = 0) -> Cifar10:
 
 
 def resnet_setup(**overrides):
-    """The user's default recipe resolved for CUDA, and what loop.train builds from it."""
+    """The user's default recipe resolved for CUDA, and what loop.train builds from it (loop.build_parts:
+    the model, a fused optimizer, the GradScaler, autocast and the preprocessing)."""
     config = TrainConfig(device="cuda", seed=0, **overrides).resolve()
-    device = loop.setup_torch(config)
-    model = build_model(config.model, bn=config.bn).to(device, memory_format=torch.channels_last)
-    optimizer = loop.make_optimizer(config, model.parameters())
-    return config, device, model, optimizer, loop.autocast_for(config, device), Preprocess(config.augment, device)
+    device = setup_torch(config)
+    return config, device, loop.build_parts(config, device)
 
 
 def airbench_setup(n_train: int, name: str = "airbench94"):
@@ -70,19 +71,20 @@ def airbench_setup(n_train: int, name: str = "airbench94"):
     recipe = get_recipe(name)
     parts = recipe.train.keywords["parts"]
     config = recipe.configure(device="cuda", seed=0).resolve()
-    device = loop.setup_torch(config)
+    device = setup_torch(config)
     data = synthetic(n_train)
     model = parts.build_model(config).to(device, memory_format=torch.channels_last)
     model.init_whitening(normalize(data.train_images[:1000]))
     steps_per_epoch = n_train // config.batch_size
-    optimizers = parts.make_optimizers(model, config, 4 * steps_per_epoch)
+    steps = fastloop.Steps(steps_per_epoch, 4 * steps_per_epoch)
+    optimizers = parts.make_optimizers(model, config, steps)
     images = AlternatingFlipTranslate(data.train_images, pad=2, flip=True, dtype=fastloop.storage_dtype(config))
     lookahead = Lookahead(model) if config.lookahead else None
-    autocast = loop.autocast_for(config, device)
+    autocast = autocast_for(config, device)
 
     def epoch(index: int, after_batch=lambda n: None):
         return fastloop.train_epoch(model, optimizers, lookahead, images, data.train_labels, config, index,
-                                    index * steps_per_epoch, 4 * steps_per_epoch, autocast, after_batch)
+                                    index * steps_per_epoch, steps, autocast, after_batch)
 
     return config, device, images, epoch
 
@@ -115,16 +117,16 @@ def host_reads():
 
 def test_fp16_autocast_with_grad_scaling_trains_resnet18_with_finite_losses():
     steps = 12
-    config, device, model, optimizer, autocast, prep = resnet_setup(amp=True)
+    config, device, parts = resnet_setup(amp=True)
     assert config.amp and config.amp_dtype == "float16"
-    scaler = torch.amp.GradScaler("cuda")  # what loop.train builds for AMP on CUDA
+    model, scaler = parts.model, parts.scaler  # what loop.train builds for AMP on CUDA
+    assert scaler is not None and parts.optimizer.defaults["fused"]
     data = synthetic(steps * config.batch_size)
     before = [p.detach().clone() for p in model.parameters()]
     finite_logits, scales = [], []
     hook = model.register_forward_hook(lambda module, inputs, out: finite_logits.append(torch.isfinite(out).all()))
     try:
-        loss, acc = loop.train_epoch(model, optimizer, scaler, data, prep, config.batch_size, autocast,
-                                     lambda n: scales.append(scaler.get_scale()))
+        loss, acc = loop.train_epoch(parts, data, config.batch_size, lambda n: scales.append(scaler.get_scale()))
     finally:
         hook.remove()
 
@@ -145,15 +147,17 @@ def test_fp16_autocast_with_grad_scaling_trains_resnet18_with_finite_losses():
 
 def test_compile_gives_the_eager_first_step_loss():
     torch._dynamo.reset()
-    config, device, eager, _, autocast, prep = resnet_setup(amp=True)
+    config, device, parts = resnet_setup(amp=True)
     data = synthetic(config.batch_size)  # one batch: the epoch's mean loss is the first step's loss
+    eager = parts.model
     twin = copy.deepcopy(eager)
     results = []
-    for net, params in ((eager, eager), (torch.compile(twin), twin)):
-        optimizer = loop.make_optimizer(config, params.parameters())
+    for net, params in ((eager, eager), (torch.compile(twin, dynamic=False), twin)):
+        optimizer = loop.make_optimizer(config, params.parameters(), fused=True)
         torch.manual_seed(config.seed)  # the same shuffle and the same crops and flips for both
-        loss, _ = loop.train_epoch(net, optimizer, torch.amp.GradScaler("cuda"), data, prep, config.batch_size,
-                                   autocast, lambda n: None)
+        step_parts = dataclasses.replace(parts, model=params, net=net, optimizer=optimizer,
+                                         scaler=torch.amp.GradScaler("cuda"))
+        loss, _ = loop.train_epoch(step_parts, data, config.batch_size, lambda n: None)
         grads = torch.cat([p.grad.float().flatten() for p in params.parameters() if p.grad is not None])
         results.append((loss, grads))
     (eager_loss, eager_grads), (compiled_loss, compiled_grads) = results
@@ -168,12 +172,11 @@ def test_compile_gives_the_eager_first_step_loss():
 @pytest.mark.parametrize("trainer", ["resnet18", "airbench94"])
 def test_cuda_event_epoch_time_matches_synchronized_wall_time(trainer):
     if trainer == "resnet18":
-        config, device, model, optimizer, autocast, prep = resnet_setup(amp=True)
-        scaler = torch.amp.GradScaler("cuda")
+        config, device, parts = resnet_setup(amp=True)
         warm, data = synthetic(2 * config.batch_size), synthetic(40 * config.batch_size)
 
         def epoch(d):
-            return loop.train_epoch(model, optimizer, scaler, d, prep, config.batch_size, autocast, lambda n: None)
+            return loop.train_epoch(parts, d, config.batch_size, lambda n: None)
 
         epoch(warm)  # cudnn autotuning outside the timed epoch
         run = lambda: epoch(data)  # noqa: E731
@@ -182,8 +185,8 @@ def test_cuda_event_epoch_time_matches_synchronized_wall_time(trainer):
         epoch(0)
         run = lambda: epoch(1)  # noqa: E731
 
-    watch = fastloop.Stopwatch(device)  # what train_fast times its epochs with
-    loop.synchronize(device)
+    watch = Stopwatch(device)  # what both loops time their epochs with
+    synchronize(device)
     start = time.perf_counter()
     with watch.section():
         run()
@@ -196,8 +199,8 @@ def test_cuda_events_time_queued_work_the_cpu_has_not_waited_for():
     device = torch.device("cuda")
     a = torch.randn(4096, 4096, device=device, dtype=torch.float16)
     (a @ a).sum()
-    watch = fastloop.Stopwatch(device)
-    loop.synchronize(device)
+    watch = Stopwatch(device)
+    synchronize(device)
     start = time.perf_counter()
     with watch.section():
         for _ in range(300):  # queued asynchronously: the CPU is done long before the GPU is
@@ -211,8 +214,8 @@ def test_cuda_events_time_queued_work_the_cpu_has_not_waited_for():
 # --- the data pipeline stays on the device ----------------------------------------------------------------
 
 def test_resnet_pipeline_batches_are_made_on_the_gpu_without_host_reads():
-    # No GradScaler here: its step() reads found_inf back every batch (see the xfail test below).
-    config, device, model, optimizer, autocast, prep = resnet_setup(amp=True)
+    config, device, parts = resnet_setup(amp=True)
+    prep = parts.prep
     batches = 10
     data = synthetic(batches * config.batch_size)
     made = []
@@ -224,10 +227,10 @@ def test_resnet_pipeline_batches_are_made_on_the_gpu_without_host_reads():
         return out
 
     prep.train = recording
-    loop.train_epoch(model, optimizer, None, data, prep, config.batch_size, autocast, lambda n: None)  # warm-up
+    loop.train_epoch(parts, data, config.batch_size, lambda n: None)  # warm-up
     made.clear()
     with host_reads() as counts:
-        loss, _ = loop.train_epoch(model, optimizer, None, data, prep, config.batch_size, autocast, lambda n: None)
+        loss, _ = loop.train_epoch(parts, data, config.batch_size, lambda n: None)
     assert math.isfinite(loss)
     assert len(made) == batches
     assert all(m == ("cuda", "cuda", torch.float32, (config.batch_size, 3, 32, 32)) for m in made), made[:2]
@@ -257,30 +260,30 @@ def test_fast_pipeline_batches_are_made_on_the_gpu_without_host_reads():
     assert counts["syncs"] <= 2, counts
 
 
-@pytest.mark.xfail(strict=False, reason="GradScaler.step() reads found_inf with .item() every batch unless the "
-                                        "optimizer steps fused (loop.make_optimizer builds SGD without fused=True)")
 def test_amp_training_step_reads_nothing_back_per_batch():
-    config, device, model, optimizer, autocast, prep = resnet_setup(amp=True)
-    scaler = torch.amp.GradScaler("cuda")  # what `speedrun train` uses for its default on CUDA
+    # GradScaler.step() reads found_inf with .item() every batch unless the optimizer steps fused,
+    # which loop.build_parts makes it do on CUDA.
+    config, device, parts = resnet_setup(amp=True)
+    assert parts.scaler is not None and parts.optimizer.defaults["fused"]
     data = synthetic(10 * config.batch_size)
-    loop.train_epoch(model, optimizer, scaler, data, prep, config.batch_size, autocast, lambda n: None)
+    loop.train_epoch(parts, data, config.batch_size, lambda n: None)
     with host_reads() as counts:
-        loop.train_epoch(model, optimizer, scaler, data, prep, config.batch_size, autocast, lambda n: None)
+        loop.train_epoch(parts, data, config.batch_size, lambda n: None)
     assert counts["item"] <= 2 and counts["syncs"] <= 2, counts
 
 
 # --- end-to-end smoke runs on the GPU ---------------------------------------------------------------
 
-def quiet() -> loop.Reporter:
+def quiet() -> Reporter:
     from rich.console import Console
 
-    return loop.Reporter(Console(file=io.StringIO()), progress=False)
+    return Reporter(Console(file=io.StringIO()), progress=False)
 
 
 def test_default_loop_trains_end_to_end_on_the_gpu(tmp_path):
     write_synthetic_cifar10(tmp_path, n_train=256, n_test=100)
     config = TrainConfig(device="cuda", seed=0, epochs=2, data_dir=str(tmp_path)).resolve()
-    recorder = loop.MemoryRecorder()
+    recorder = MemoryRecorder()
     result = loop.train(config, recorder, reporter=quiet())
     assert result.status == recorder.status == "completed"
     assert config.amp and config.amp_dtype == "float16"
@@ -293,7 +296,7 @@ def test_fast_recipes_train_end_to_end_on_the_gpu(tmp_path, name):
     write_synthetic_cifar10(tmp_path, n_train=2048, n_test=200)
     recipe = get_recipe(name)
     config = recipe.configure(device="cuda", seed=0, epochs=2, data_dir=str(tmp_path)).resolve()
-    recorder = loop.MemoryRecorder()
+    recorder = MemoryRecorder()
     result = recipe.train(config, recorder, reporter=quiet())
     assert result.status == "completed" and len(result.epochs) == 2
     assert result.final_val_acc is not None and 0 <= result.final_val_acc <= 100
