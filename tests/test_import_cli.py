@@ -138,7 +138,7 @@ def test_a_bad_file_among_several_keeps_the_good_ones_before_it(cli, tmp_path):
 def test_import_md_seed_notebook(cli):
     result = cli("import-md", str(SEED_NOTEBOOK))
     assert result.exit_code == 0, result.output
-    assert "Imported 5 runs" in result.stdout and "5 with per-epoch data" in result.stdout
+    assert result.stdout.splitlines()[-1] == "seed-notebook.md: 5 added, 0 updated, 0 unchanged."
     rows = runs(cli)
     assert [r["id"] for r in rows] == [15, 16, 17, 18, 19]
     assert [r["final_val_acc"] for r in rows] == [85.69, 87.18, 87.16, 90.68, 84.08]
@@ -148,13 +148,16 @@ def test_import_md_seed_notebook(cli):
     assert run18["params"]["cosine"] is True and run18["params"]["epochs"] == 20
     assert run18["hypothesis"].startswith("Extend optimal batch size 64 to 20 epochs")
     assert run18["analysis"].startswith("- **New record achieved**")
+    # Importing is an update: the same file twice changes nothing.
     again = cli("import-md", str(SEED_NOTEBOOK))
-    assert again.exit_code == 1 and "already imported" in again.stderr
+    assert again.exit_code == 0 and again.stdout == "seed-notebook.md: 0 added, 0 updated, 5 unchanged.\n"
+    assert runs(cli) == rows
 
 
 def test_import_md_dry_run_writes_nothing(cli):
     result = cli("import-md", str(SEED_NOTEBOOK), "--dry-run")
-    assert result.exit_code == 0 and "would create Run 15" in result.stdout
+    assert result.exit_code == 0 and "would add Run 15" in result.stdout
+    assert "Nothing written (--dry-run)" in result.stdout
     assert runs(cli) == []
 
 
@@ -165,7 +168,7 @@ def test_import_md_variants(cli):
     assert result.exit_code == 0, result.output
     rows = runs(cli)
     labels = {r["label"] for r in rows}
-    assert {"7a", "7b", "9-log2"} <= labels
+    assert {"7a", "7b"} <= labels and "9-log2" not in labels  # a second log in a section stays text
     assert sum(1 for r in rows if r["label"] == "8" or r["id"] == 8) == 2  # the same number twice: both kept
     assert "Warning" in result.stderr
 

@@ -93,26 +93,38 @@ def notebook_db(store):
 # --------------------------------------------------------------------------- run sections
 
 
+def computed_block(section_text: str) -> tuple[str, str, str]:
+    """(the marker line, the computed lines, the section without the block)."""
+    match = re.search(r"^(<!-- speedrun:computed[^\n]*-->)\n(.*?)<!-- /speedrun:computed -->\n", section_text, re.M | re.S)
+    assert match, "no computed block"
+    return match.group(1), match.group(2), section_text[: match.start()] + section_text[match.end() :]
+
+
 def test_log_imported_section_has_the_notebook_shape_and_hand_computed_facts(notebook_db, cli):
     result = cli("report")
     assert result.exit_code == 0, result.stderr
     text = section(result.stdout, "9")
-    head = text.split("<!-- speedrun:computed -->")[0]
-    assert head == (
+    marker, computed, rest = computed_block(text)
+    run = json.loads(cli("show", "9", "--json").stdout)
+    # The computed block follows the heading and carries the run's identity.
+    assert text.startswith(f"## Run 9: Ultra-Small Batch Size - 64\n{marker}\n")
+    assert marker == f"<!-- speedrun:computed run=9 uuid={run['uuid']} -->"
+    assert rest.startswith(
         "## Run 9: Ultra-Small Batch Size - 64\n"
         "- **Hypothesis**: Batch size 64 converges better.\n"
         "- **Hardware**: Google Colab, T4 GPU\n"
         "- **Configuration**:\n"
         "  - epochs=10\n"
     )
-    computed = text.split("<!-- speedrun:computed -->\n")[1].split("<!-- /speedrun:computed -->")[0]
     # Peak 86.47 at epoch 9, final 85.69: drop 0.78. Durations sum to 436.97 s over 10 epochs: 43.7 s.
     # 85% is first reached at epoch 8 (85.72%), whose Total is 348.7 s. Run 8 ended at 82.62%.
-    assert computed == (
+    assert computed.startswith(
         "- Final accuracy 85.69%, peak 86.47% at epoch 9 (drop from peak 0.78 points)\n"
         "- Mean epoch 43.7 s, total 436.99 s; time to 85%: 348.7 s\n"
         "- Versus the best earlier run on T4 (Run 8, 82.62%): +3.07 points\n"
     )
+    # Imported from a log: the report says so, and that the log gave no date.
+    assert "- Imported " in computed and "from run15-bs64-t4.txt; no date of its own\n" in computed
     # The log as pasted, verbatim, then the analysis verbatim.
     assert "```\n$ python main.py\nUsing device: cuda\n" in text
     assert "Final Validation Accuracy: 85.69%\n```\n\n**Analysis**:\n- **Record**: 85.69% vs 82.62%\n- Minimal overfitting\n" in text

@@ -26,13 +26,15 @@ from sqlalchemy.orm import Session, selectinload
 from speedrun.tracking import db as dbmod
 from speedrun.errors import DatabaseError, DuplicateImport, RunNotFound, SpeedrunError
 from speedrun.notebook.hardware import hardware_class
-from speedrun.tracking.models import Environment, EpochMetric, Param, Run, RunLabels, Tag
+from speedrun.tracking.models import Environment, EpochMetric, Param, Run, RunLabels, Series, Tag
 from speedrun.notebook.params import typed_value, value_type
 from speedrun.tracking.records import (
     EPOCH_FIELDS,
     FINAL_MEASURED_AFTER_EPOCHS,
     EpochRecord,
     RunRecord,
+    RunUpdate,
+    SeriesRecord,
     summarize,
     summarize_record,
 )
@@ -81,12 +83,13 @@ class RunView(RunLabels):
     `params`, `tags`, `epochs` and `environment` hold plain rows.
     """
 
-    def __init__(self, columns, params: list, tags: list, epochs: list, environment) -> None:
+    def __init__(self, columns, params: list, tags: list, epochs: list, environment, series_name: str | None = None) -> None:
         self.__dict__.update(columns)
         self.params = params
         self.tags = tags
         self.epochs = epochs
         self.environment = environment
+        self.series_name = series_name  # the notebook series (`g:NAME`) the run belongs to
 
 
 # Rows of a RunView. Reading 200,000 epochs, decoding JSON through SQLAlchemy's
@@ -218,6 +221,7 @@ class Store:
         *,
         label_clashes: bool,
         live: dict[str, Any] | None = None,
+        series_ids: dict[str, int] | None = None,
     ) -> list[int]:
         """Bulk-insert runs with their params, tags and epochs: one executemany per table.
 
@@ -225,15 +229,24 @@ class Store:
         holds, so no other writer can take them between choosing and inserting.
         """
         wanted = {r.number for r in records if r.number is not None and not r.label}
+        wanted |= {r.reported_id for r in records if r.reported_id is not None}
         claimed = set(session.scalars(select(Run.id).where(Run.id.in_(wanted)))) if wanted else set()
         ids: list[int | None] = [None] * len(records)
+        # A number a report gave the run first (its marker), then the number of its heading.
         for i, record in enumerate(records):
-            if record.number is not None and not record.label and record.number not in claimed:
+            if record.reported_id is not None and record.reported_id not in claimed:
+                claimed.add(record.reported_id)
+                ids[i] = record.reported_id
+        for i, record in enumerate(records):
+            if ids[i] is None and record.number is not None and not record.label and record.number not in claimed:
                 claimed.add(record.number)
                 ids[i] = record.number
-        next_id = self._next_run_id(session)
+        # Runs without a number of their own follow every number asked for, in the order given.
+        next_id = max([self._next_run_id(session), *(n + 1 for n in wanted if n is not None)])
         for i, record in enumerate(records):
             if ids[i] is not None:
+                if label_clashes and record.number is not None and not record.label and ids[i] != record.number:
+                    record.label = str(record.number)  # the heading's number, kept under the reported one
                 continue
             if record.number is not None and not record.label and label_clashes:
                 record.warnings.append(
@@ -248,9 +261,14 @@ class Store:
         environments: dict[str, Environment] = {}
         envs = [self._environment(session, record, environments) for record in records]
         session.flush()  # environment ids
+        next_position = self._next_position(session)
         run_rows, param_rows, tag_rows, epoch_rows = [], [], [], []
         for run_id, record, env in zip(ids, records, envs):
-            run_rows.append({**_run_row(record, run_id, env), **(live or {})})
+            row = _run_row(record, run_id, env)
+            if row["position"] is None:  # new runs follow the notebook, in the order they were made
+                row["position"], next_position = next_position, next_position + 1
+            row["series_id"] = (series_ids or {}).get(record.series) if record.series else None
+            run_rows.append({**row, **(live or {})})
             param_rows += [
                 {"run_id": run_id, "name": name, "value": value, "type": value_type(value), "position": i}
                 for i, (name, value) in enumerate(record.params.items())
@@ -273,6 +291,15 @@ class Store:
             sequence = session.execute(text("SELECT seq FROM sqlite_sequence WHERE name = 'runs'")).scalar()
             largest = max(largest, sequence or 0)
         return largest + 1
+
+    @staticmethod
+    def _next_position(session: Session) -> float:
+        """A place after every run and series in notebook order."""
+        largest = max(
+            session.scalar(select(func.max(Run.position))) or 0.0,
+            session.scalar(select(func.max(Series.position))) or 0.0,
+        )
+        return float(int(largest) + 1)
 
     def _refuse_duplicates(self, session: Session, records: Sequence[RunRecord]) -> None:
         hashes = [r.content_hash for r in records if r.content_hash]
@@ -420,6 +447,82 @@ class Store:
                     run.finished_at = run.heartbeat_at
         return dead
 
+    # ----------------------------------------------------------------- the notebook
+    def list_series(self) -> list[Series]:
+        """Every notebook series, detached from the session, in notebook order."""
+        with self._read() as session:
+            return list(session.scalars(select(Series).order_by(Series.position, Series.id)))
+
+    def apply_notebook(
+        self,
+        *,
+        add: Sequence[RunRecord],
+        update: Sequence[RunUpdate],
+        series: Sequence[tuple[int | None, SeriesRecord]],
+        positions: dict[int, float],
+        series_positions: dict[int, float],
+    ) -> list[int]:
+        """One import of a notebook, in one transaction: new series and runs added, matched
+        ones updated in place (`series`: (id or None for a new one, record)), and the
+        positions of existing runs and series changed to the notebook's order.
+        Returns the numbers of the added runs, in order."""
+        with self._write() as session:
+            series_ids = {}
+            for series_id, record in series:
+                row = session.get(Series, series_id) if series_id is not None else None
+                if row is None:
+                    row = Series(uuid=record.uuid or str(uuidlib.uuid4()), created_at=utcnow())
+                    session.add(row)
+                _set_series(row, record)
+                session.flush()
+                series_ids[record.name] = row.id
+            for item in update:
+                self._update_run(session, item, series_ids)
+            for run_id, position in positions.items():
+                session.execute(Run.__table__.update().where(Run.id == run_id).values(position=position))
+            for series_id, position in series_positions.items():
+                session.execute(Series.__table__.update().where(Series.id == series_id).values(position=position))
+            return self._insert_records(session, add, label_clashes=True, series_ids=series_ids) if add else []
+
+    def _update_run(self, session: Session, item: RunUpdate, series_ids: dict[str, int]) -> None:
+        """A stored run takes what its notebook section now says; its identity, date of
+        recording and live state stay. Epochs change only when the section's differ."""
+        record = item.record
+        run = session.get(Run, item.run_id, options=[selectinload(Run.epochs), selectinload(Run.params), selectinload(Run.tags)])
+        if run is None:
+            raise RunNotFound(f"no run {item.run_id} in {self.label}")
+        for name in ("title", "hypothesis", "description", "analysis", "status", "section_text", "preamble",
+                     "unparsed_config", "source_file", "source_line", "content_hash"):
+            setattr(run, name, getattr(record, name))
+        if record.started_at is not None:
+            run.started_at = record.started_at
+        if record.position is not None:
+            run.position = record.position
+        run.series_id = series_ids.get(record.series) if record.series else None
+        run.extra = {**(run.extra or {}), **record.extra}
+        run.params = [
+            Param(name=name, value=value, type=value_type(value), position=i)
+            for i, (name, value) in enumerate(record.params.items())
+        ]
+        run.tags = [Tag(tag=tag) for tag in dict.fromkeys(record.tags)]
+        if item.replace_hardware:
+            run.environment = self._environment(session, record, {})
+        if item.replace_epochs:
+            run.epochs = [_epoch_row(e) for e in record.epochs]
+            run.log_text = record.log_text
+            run.stated_final_val_acc = record.final_val_acc
+            run.stated_train_time_s = record.train_time_s
+            run.param_count = record.param_count if record.param_count is not None else run.param_count
+            run.data_load_s = record.data_load_s if record.data_load_s is not None else run.data_load_s
+            run.epochs_planned = _as_int(record.params.get("epochs"))
+            session.flush()
+            self._refresh_summary(run, stated_peak=record.peak_val_acc, stated_peak_epoch=record.peak_epoch)
+
+    def set_section_text(self, ref: str | int, text: str | None) -> None:
+        """Replace a run's notebook section (after its fields were edited with `note` or `tag`)."""
+        with self._write() as session:
+            self._resolve(session, ref).section_text = text
+
     # ----------------------------------------------------------------- reading
     def get_run(self, ref: str | int) -> RunView:
         """A run by its number or label, with everything loaded."""
@@ -455,8 +558,10 @@ class Store:
             query = query.where(Run.status == status)
         if source:
             query = query.where(Run.source == source)
-        if group:
-            query = query.where(Run.group_name == group)
+        if group:  # a group of runs, or a notebook series (`g:7`)
+            query = query.where(
+                (Run.group_name == group) | Run.series_id.in_(select(Series.id).where(Series.name == group))
+            )
         if ids is not None:
             query = query.where(Run.id.in_(list(ids)))
         if since:
@@ -521,6 +626,12 @@ class Store:
                 .order_by(EpochMetric.run_id, EpochMetric.epoch)
             ):
                 epochs.setdefault(row[0], []).append(EpochView(*row[:-1], _json(row[-1])))
+        series_ids = {r.series_id for r in runs if r.series_id is not None}
+        series_names = (
+            dict(session.execute(select(Series.id, Series.name).where(Series.id.in_(series_ids))).all())
+            if series_ids
+            else {}
+        )
         env_ids = {r.environment_id for r in runs if r.environment_id is not None}
         environments = (
             {e.id: e for e in session.execute(select(Environment.__table__).where(Environment.id.in_(env_ids)))}
@@ -534,6 +645,7 @@ class Store:
                 tags.get(r.id, []),
                 epochs.get(r.id, []),
                 environments.get(r.environment_id),
+                series_names.get(r.series_id),
             )
             for r in runs
         }
@@ -660,7 +772,19 @@ def _run_row(record: RunRecord, run_id: int, env: Environment | None) -> dict[st
         "content_hash": record.content_hash,
         "log_text": record.log_text,
         "environment_id": env.id if env else None,
+        "section_text": record.section_text,
+        "preamble": record.preamble,
+        "unparsed_config": record.unparsed_config,
+        "position": record.position,
     }
+
+
+def _set_series(row: Series, record: SeriesRecord) -> None:
+    for name in ("name", "title", "hypothesis", "description", "hardware", "analysis", "section_text",
+                 "closing_text", "preamble", "source_file", "source_line"):
+        setattr(row, name, getattr(record, name))
+    if record.position is not None:
+        row.position = record.position
 
 
 def _as_int(value: Any) -> int | None:
@@ -709,6 +833,11 @@ def record_from_run(run: Run | RunView) -> RunRecord:
         group=run.group_name,
         log_text=run.log_text,
         extra=dict(run.extra or {}),
+        unparsed_config=run.unparsed_config,
+        section_text=run.section_text,
+        preamble=run.preamble,
+        position=run.position,
+        series=getattr(run, "series_name", None),
     )
 
 

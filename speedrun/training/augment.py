@@ -10,7 +10,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-AUGMENTATIONS = ("crop", "flip", "cutout", "jitter", "altflip", "translate")  # the last two: fast recipes
+from speedrun.notebook.params import AUGMENTATIONS  # the vocabulary; "altflip" and "translate" are the fast recipes
+
 DEFAULT_AUGMENT = ("crop", "flip")
 MEAN = (0.4914, 0.4822, 0.4465)
 STD = (0.2023, 0.1994, 0.2010)
