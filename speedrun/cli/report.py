@@ -11,7 +11,7 @@ import typer
 from speedrun.cli.app import app, console, fail, open_store
 from speedrun.cli.runs import parse_since
 from speedrun.errors import SpeedrunError
-from speedrun.cli.selection import parse_run_ranges
+from speedrun.cli.selection import select_runs
 
 TARGET_HELP = "Accuracy target in percent for time-to-target (repeatable; default 85, 90 and 94)."
 
@@ -29,7 +29,7 @@ def _write(text: str, output: Optional[Path]) -> None:
 @app.command()
 def report(
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write to this file instead of standard output."),
-    runs: Optional[str] = typer.Option(None, "--runs", help="Only these run numbers, e.g. 15-18,20."),
+    runs: Optional[str] = typer.Option(None, "--runs", help="Only these runs: numbers, ranges and labels, e.g. 15-18,20,7a."),
     since: Optional[str] = typer.Option(None, help="Only runs created on or after this date (YYYY-MM-DD)."),
     tag: Optional[str] = typer.Option(None, help="Only runs with this tag."),
     hardware: Optional[str] = typer.Option(None, help="Only runs whose hardware contains this text (e.g. T4, cpu)."),
@@ -49,11 +49,11 @@ def report(
 
     if fmt not in ("md", "html"):
         fail(f"--format must be md or html, got {fmt!r}")
+    store = open_store()
     try:
-        ids = parse_run_ranges(runs) if runs else None
+        ids = select_runs(store, runs) if runs else None
     except SpeedrunError as exc:
         fail(f"--runs: {exc}")
-    store = open_store()
     selected = load_runs(store, ids=ids, since=parse_since(since), tag=tag, hardware=hardware)
     when = None
     if stamp:
@@ -68,6 +68,7 @@ def report(
         plots=plots,
         plots_link=plots_link_for(plots, output) if plots else None,
         svg=fmt == "html",
+        series=store.list_series(),
     )
     text = render(context, fmt, template)
     _write(text, output)

@@ -11,8 +11,8 @@ from rich.markup import escape as _escape
 from rich.table import Table
 
 from speedrun.cli.app import app, console, fail, open_store
-from speedrun.tracking.records import STATUSES
-from speedrun.analysis.views import hardware_short, run_detail, run_summary
+from speedrun.tracking.records import FINAL_MEASURED_AFTER_EPOCHS, STATUSES
+from speedrun.analysis.views import hardware_short, run_date, run_detail, run_summary
 from speedrun.tracking.store import SORTABLE
 
 
@@ -62,7 +62,7 @@ def list_runs(
         return
     table = Table(show_edge=False, header_style="bold")
     for name, justify in [
-        ("Run", "right"), ("Date", "left"), ("Status", "left"), ("HW", "left"), ("Model", "left"),
+        ("Run", "right"), ("Date", "left"), ("Series", "left"), ("Status", "left"), ("HW", "left"), ("Model", "left"),
         ("BS", "right"), ("LR", "right"), ("Ep", "right"), ("Final", "right"), ("Peak", "right"), ("Time", "right"),
     ]:
         table.add_column(name, justify=justify)
@@ -70,8 +70,9 @@ def list_runs(
         params = run.param_dict
         epochs = f"{run.epochs_completed}" + (f"/{run.epochs_planned}" if run.epochs_planned else "")
         table.add_row(
-            run.display_label,
-            run.created_at.strftime("%Y-%m-%d"),
+            run.number_and_label,
+            run_date(run),
+            _escape(run.series_name or "—"),
             run.status,
             hardware_short(run),
             _escape(str(params.get("model", "—"))),
@@ -105,7 +106,8 @@ def show(
     for name, value in [
         ("Status", data["status"] + (f" ({data['error']})" if data["error"] else "")),
         ("Source", data["source"] + (f" ({data['source_file']})" if data["source_file"] else "")),
-        ("Created", data["created_at"]),
+        ("Date", data["date"]),
+        ("Series", data["series"] or "—"),
         ("Hardware", data["env"].get("hardware") or data["hardware"]),
         ("Final", _num(data["final_val_acc"], ".2f", "%")),
         ("Peak", _num(data["peak_val_acc"], ".2f", "%") + (f" at epoch {data['peak_epoch']}" if data["peak_epoch"] else "")),
@@ -123,6 +125,14 @@ def show(
         if data[name]:
             console.print(f"\n[bold]{name.title()}[/bold]")
             console.print(data[name], markup=False, highlight=False)
+    notes = {k: v for k, v in data["extra"].items() if isinstance(v, str) and k != FINAL_MEASURED_AFTER_EPOCHS}
+    if notes:  # the notebook's other bullets (`- **Observation**: ...`), as written
+        console.print("\n[bold]Notes[/bold]")
+        for key, value in notes.items():
+            console.print(f"{key.replace('_', ' ').capitalize()}: {value}", markup=False, highlight=False)
+    if data["unparsed_config"]:
+        console.print("\n[bold]Configuration not understood[/bold] (a difference when runs are compared)")
+        console.print(data["unparsed_config"], markup=False, highlight=False)
     if data["params"]:
         console.print("\n[bold]Parameters[/bold]")
         grid = Table.grid(padding=(0, 2))

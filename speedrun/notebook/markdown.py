@@ -61,6 +61,7 @@ _TABLE_SEPARATOR = re.compile(r":?-{1,}:?")
 _FIRST_NUMBER = re.compile(r"[-+]?(?:\d[\d,]*(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?|[-+]?(?:nan|inf(?:inity)?)", re.I)
 _PARAM_COUNT_REMARK = re.compile(r"\([ \t]*([\d,]{1,30})[ \t]*(?:parameters|params)[ \t]*\)", re.I)
 _REMARK = re.compile(r"(\S+)\s+\(.*\)\s*")
+_TRAILING_REMARK = re.compile(r"\(([^()]{0,80})\)[ \t]*$")
 _OPTIMIZER_CALL = re.compile(r"([A-Za-z][\w\-]{0,40})[ \t]*(?:\((.*)\))?[ \t]*,?[ \t]*(.*)")
 _AT_EPOCH = re.compile(r"epoch\s+(\d{1,7})", re.I)
 _WORD_OPTIMIZER = re.compile(r"(\w[\w\-]{0,40})[ \t]+optimi[sz]er", re.I)
@@ -287,6 +288,16 @@ class _Section:
         text = text.replace("`", "").strip().rstrip(";")
         if not text:
             return
+        pairs = split_assignments(text)
+        stated = [p for p in pairs if p[0] or _label_with_value(p[1])]
+        if len(stated) > 1 and any(not key for key, _ in stated):
+            # `Model: resnet18, optimizer: sgd, lr=0.02`: several statements on one line.
+            for key, value in pairs:
+                if key:
+                    self.set_param(canonical_name(key), value, lineno)
+                else:
+                    self.config_text(value, lineno)
+            return
         label = _PLAIN_LABEL.match(text)
         if label and "=" not in label.group(1):
             key, value = label.group(1), (label.group(2) or "")
@@ -297,7 +308,6 @@ class _Section:
             else:
                 self.set_param(canonical_name(key), value, lineno)
             return
-        pairs = split_assignments(text)
         keyed = [key for key, _ in pairs if key]
         if len(keyed) == 1 and pairs[0][0] and isinstance(_typed(pairs[0][1]), str):
             # `note=a, b`: one text value that holds commas (as our report writes string params).
@@ -326,10 +336,8 @@ class _Section:
                 self.config_text(call.group(3), lineno)
                 return
         if key == "model":
-            count = _PARAM_COUNT_REMARK.search(value_text)
-            if count:
-                self.stated["param_count"] = int(count.group(1).replace(",", ""))
-                value_text = value_text[: count.start()].strip() or value_text
+            self.model(value_text)
+            return
         if key == "augment":
             self.params[key] = canonical_value(key, parse_value(value_text))
             return
@@ -340,6 +348,31 @@ class _Section:
                 self.warnings.append(f"line {lineno}: {key}={value_text[:40]!r} ignored: {problem}")
                 return
         self.params[key] = canonical_value(key, value)
+
+    def model(self, value_text: str) -> None:
+        """`ResNet-18 (11,173,962 parameters)`, `Plain SimpleCNN (no BN)`: the model, its size,
+        what a remark says of BatchNorm; the whole statement is kept when more was said."""
+        understood = True
+        core = value_text
+        count = _PARAM_COUNT_REMARK.search(core)
+        if count:
+            self.stated["param_count"] = int(count.group(1).replace(",", ""))
+            core = (core[: count.start()] + core[count.end() :]).strip() or core
+        remark = _TRAILING_REMARK.search(core)
+        if remark:
+            core = core[: remark.start()].strip() or core
+            if _BATCHNORM.search(remark.group(1)):
+                self.params["bn"] = not _NEGATION.search(remark.group(1))
+            else:
+                understood = False
+        if _MODELS.fullmatch(core):
+            self.params["model"] = model_name(core)
+        else:
+            found = _MODEL_IN_TEXT.search(core)
+            self.params["model"] = model_name(found.group(1) if found else core)
+            understood = understood and found is None and " " not in core.strip()
+        if not understood:
+            self.unparsed.append(f"model: {' '.join(value_text.split())}")
 
     def free_text_param(self, piece: str, lineno: int) -> bool:
         """Parameters written as words (`Adam optimizer`, `SGD(lr=0.1)`, `cosine schedule`,
@@ -521,6 +554,11 @@ class _Section:
         label = _label(text)
         if label:
             self.summary_label(label[0], label[1], lineno)
+
+
+def _label_with_value(piece: str) -> bool:
+    match = _PLAIN_LABEL.match(piece.strip())
+    return bool(match and match.group(2))
 
 
 def _read_date(value: str) -> datetime | None:
