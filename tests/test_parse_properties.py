@@ -144,3 +144,69 @@ def test_ten_megabyte_line():
     assert len(runs[0].log_text) < 10_000
     check_log("Epoch [" * 1_000_000)
     check_notebook(f"## Run 1: a\n{huge}\n```\n{VALID_LOG}```\n")
+
+
+# --------------------------------------------------------------------------- user text through a report (issue 12)
+
+from hypothesis import assume  # noqa: E402
+
+PIECES = st.sampled_from(
+    ["\n", "## Run 77: x", "```", "~~~", "|", "<!-- speedrun:computed -->", "---", "#", "**Analysis**:", "\\", "&#10;",
+     "- ", " ", "=", "<div>", "&amp;", "\r\n", "| Epoch | Acc |\n|---|---|\n| 1 | 99 |"]
+)
+TEXT = st.lists(st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=6) | PIECES, max_size=12).map("".join)
+
+
+_STORE = []
+
+
+def report_of(record) -> str:
+    """The Markdown report of one stored run (one database for all examples: opening one costs)."""
+    import tempfile
+    from pathlib import Path
+
+    from speedrun.analysis.report import build_context, render
+    from speedrun.tracking.store import Store
+
+    if not _STORE:
+        _STORE.append(Store.open(str(Path(tempfile.mkdtemp()) / "r.db")))
+    store = _STORE[0]
+    run_id = store.add_run(record)
+    try:
+        return render(build_context(store.list_runs(with_epochs=True)), "md")
+    finally:
+        store.delete_run(run_id)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(title=TEXT, hypothesis=TEXT, description=TEXT, analysis=TEXT, tags=st.lists(TEXT, max_size=3))
+def test_user_text_never_forges_structure(title, hypothesis, description, analysis, tags):
+    """Titles, notes and hypotheses with newlines, `## Run 77` lines, fences and pipes come back,
+    after report → import, as the same text (as Markdown keeps it), and never as new runs."""
+    from markdown_it import MarkdownIt
+
+    from speedrun.notebook.syntax import canonical_text
+    from speedrun.tracking.records import EpochRecord, RunRecord
+
+    tags = [t.strip() for t in tags if t.strip()]
+    tags = list(dict.fromkeys(tags))
+    record = RunRecord(
+        source="train", title=title, hypothesis=hypothesis, description=description, analysis=analysis,
+        tags=tags, params={"lr": 0.02, "epochs": 2},
+        epochs=[EpochRecord(epoch=1, train_loss=1.5, val_acc=50.0), EpochRecord(epoch=2, train_loss=1.2, val_acc=60.0)],
+    )
+    assume(title.strip())  # a run without a title gets a default one
+    report = report_of(record)
+    parsed = parse_notebook(report, "report.md")
+    assert len(parsed.runs) == 1 and not parsed.series
+    run = parsed.runs[0]
+    assert run.title == title.strip()
+    assert run.hypothesis == (hypothesis.strip() or None)
+    assert run.description == (description.strip() or None)
+    assert run.analysis == (canonical_text(analysis) or None)
+    assert sorted(run.tags) == sorted(tags)
+    assert [e.val_acc for e in run.epochs] == [50.0, 60.0]
+    # CommonMark sees the same: the report's two headings and one run's, no more.
+    tokens = MarkdownIt("commonmark").enable("table").parse(report)
+    headings = [t for t in tokens if t.type == "heading_open"]
+    assert len(headings) == 3

@@ -439,7 +439,7 @@ def _date_text(run: Any) -> str | None:
 
 def _fact_markdown(name: str, value: str, run: Any) -> str:
     if name == "Tags":
-        value = ", ".join(syntax.encode_inline(t.tag).replace(",", "&#44;").replace(";", "&#59;") for t in run.tags)
+        value = ", ".join(syntax.encode_tag(t.tag) for t in run.tags)
     elif name != "Date":
         value = syntax.encode_inline(value)
     return f"- **{name}**: {value}"

@@ -80,6 +80,7 @@ _TRANSFORM_WORD = re.compile(
     r"(?:[A-Za-z_]\w{0,30}\.){0,3}(?:Random\w{1,40}|TrivialAugment\w{0,10}|AutoAugment|RandAugment|AugMix|"
     r"ColorJitter|Cutout|CutMix|Mix[Uu]p)(?:\(.{0,200}\))?"
 )
+_TAG = re.compile(r"(?:&#?\w{1,31};|[^,;&]|&)+")  # tags split at `,` and `;`, not inside `&#44;`
 _COSINE = re.compile(r"\bcosine\b", re.I)
 _AMP = re.compile(r"\b(?:amp|mixed precision)\b", re.I)
 _NO = re.compile(r"(?:no|without)\b", re.I)
@@ -518,7 +519,7 @@ class _Section:
         if norm in ("tags", "tag"):
             self.tags = [
                 syntax.decode_inline(tag.strip().lstrip("#"))
-                for tag in re.split(r"[,;]", value.replace("`", ""))
+                for tag in _TAG.findall(value.replace("`", ""))
                 if tag.strip()
             ]
             return "tags"

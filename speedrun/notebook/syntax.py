@@ -115,6 +115,19 @@ def encode_inline(text: str) -> str:
     return out
 
 
+_TAG_SPECIAL = re.compile(r"[&;,`\r\n]")
+
+
+def encode_tag(tag: str) -> str:
+    """A tag in a `- **Tags**: a, b` list: separators, a leading `#` and backticks as references."""
+    out = _TAG_SPECIAL.sub(lambda m: f"&#{ord(m.group())};", tag.strip())
+    if out.startswith("#"):
+        out = "&#35;" + out[1:]
+    if out.endswith("#"):
+        out = out[:-1] + "&#35;"
+    return out
+
+
 def decode_inline(text: str) -> str:
     """Character references (`&amp;`, `&#10;`) as CommonMark reads them; everything else as written."""
     if "&" not in text:
@@ -122,38 +135,60 @@ def decode_inline(text: str) -> str:
     return _ENTITY.sub(lambda m: html.unescape(m.group()), text)
 
 
-# A line that would start structure: a heading, a fence, a table row, an HTML block
-# (a computed marker among them), a thematic break or setext underline, or a backslash
-# (so that the escape itself reads back).
-_STRUCTURE_START = re.compile(r"[ \t]*(?:#|```|~~~|\||<|\\)")
-_BREAK_LINE = re.compile(r"[ \t]*[-=*_+][-=*_+ \t]*")
-_ESCAPED = re.compile(r"([ \t]*)\\([#`~|<\\\-=*_+])")
+# A line that would start structure, after any list or quote markers in front of it:
+# a heading, a fence, a table row, an HTML block (a computed marker among them), a
+# thematic break or setext underline, or a backslash (so that the escape itself reads back).
+_STRUCTURE_START = re.compile(r"#|```|~~~|\||<|\\")
+_BREAK_LINE = re.compile(r"[-=*_+][-=*_+ \t]*")
+_LIST_OR_QUOTE = re.compile(r"(?:[-*+]|\d{1,9}[.)])(?:[ \t]+|$)|>[ \t]?")
+_ESCAPABLE = frozenset("#`~|<\\-=*_+")
+
+
+def _content_start(line: str) -> int:
+    """Where a line's text starts after indentation and list or quote markers (`- > 1. `)."""
+    pos = 0
+    while True:
+        while pos < len(line) and line[pos] in " \t":
+            pos += 1
+        marker = _LIST_OR_QUOTE.match(line, pos)
+        if marker is None or marker.end() == pos:
+            return pos
+        pos = marker.end()
 
 
 def escape_block(text: str) -> str:
-    """Free text (an analysis) as Markdown lines that read back, through `unescape_block`, as `text`.
+    """Free text (an analysis) as Markdown lines that read back, through `unescape_line`, as `text`.
 
-    Each line that would otherwise start structure gets a backslash before its
-    first character: CommonMark shows the line as written, and the parser
-    takes the backslash away again.
+    Each line that would otherwise start structure (also inside a list item or a
+    quote) gets a backslash before its first character: CommonMark shows the line
+    as written, and the parser takes the backslash away again.
     """
     lines = [line.rstrip() for line in canonical_text(text).split("\n")]
-    return "\n".join(
-        _insert_backslash(line) if _STRUCTURE_START.match(line) or _BREAK_LINE.fullmatch(line) else line
-        for line in lines
-    )
+    return "\n".join(_escape_line(line) for line in lines)
 
 
-def _insert_backslash(line: str) -> str:
+def _escape_line(line: str) -> str:
+    start = _content_start(line)
+    rest = line[start:]
+    if rest and (_STRUCTURE_START.match(rest) or _BREAK_LINE.fullmatch(rest)):
+        return f"{line[:start]}\\{rest}"
     indent = len(line) - len(line.lstrip(" \t"))
-    return f"{line[:indent]}\\{line[indent:]}"
+    if _BREAK_LINE.fullmatch(line[indent:]):  # `-` alone: a list marker, and a setext underline
+        return f"{line[:indent]}\\{line[indent:]}"
+    return line
 
 
 def unescape_line(line: str) -> str:
     """One line of free text as the user meant it: `\\## Run 7` is the text `## Run 7`."""
     if "\\" not in line:
         return line
-    return _ESCAPED.sub(r"\1\2", line, count=1) if _ESCAPED.match(line) else line
+    start = _content_start(line)
+    if line[start : start + 1] == "\\" and line[start + 1 : start + 2] in _ESCAPABLE and line[start + 1 : start + 2]:
+        return line[:start] + line[start + 1 :]
+    start = len(line) - len(line.lstrip(" \t"))
+    if line[start : start + 1] == "\\" and line[start + 1 : start + 2] in _ESCAPABLE and line[start + 1 : start + 2]:
+        return line[:start] + line[start + 1 :]
+    return line
 
 
 def canonical_text(text: str | None) -> str:

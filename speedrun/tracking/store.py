@@ -491,8 +491,9 @@ class Store:
         run = session.get(Run, item.run_id, options=[selectinload(Run.epochs), selectinload(Run.params), selectinload(Run.tags)])
         if run is None:
             raise RunNotFound(f"no run {item.run_id} in {self.label}")
+        # Its source file stays: where the run came from, and what a hand-written section is matched by.
         for name in ("title", "hypothesis", "description", "analysis", "status", "section_text", "preamble",
-                     "unparsed_config", "source_file", "source_line", "content_hash"):
+                     "unparsed_config", "content_hash"):
             setattr(run, name, getattr(record, name))
         if record.started_at is not None:
             run.started_at = record.started_at
@@ -500,15 +501,21 @@ class Store:
             run.position = record.position
         run.series_id = series_ids.get(record.series) if record.series else None
         run.extra = {**(run.extra or {}), **record.extra}
-        run.params = [
+        # Old rows go first: the ORM would insert the new ones before deleting (unique names, tags, epochs).
+        run.params.clear()
+        run.tags.clear()
+        if item.replace_epochs:
+            run.epochs.clear()
+        session.flush()
+        run.params.extend(
             Param(name=name, value=value, type=value_type(value), position=i)
             for i, (name, value) in enumerate(record.params.items())
-        ]
-        run.tags = [Tag(tag=tag) for tag in dict.fromkeys(record.tags)]
+        )
+        run.tags.extend(Tag(tag=tag) for tag in dict.fromkeys(record.tags))
         if item.replace_hardware:
             run.environment = self._environment(session, record, {})
         if item.replace_epochs:
-            run.epochs = [_epoch_row(e) for e in record.epochs]
+            run.epochs.extend(_epoch_row(e) for e in record.epochs)
             run.log_text = record.log_text
             run.stated_final_val_acc = record.final_val_acc
             run.stated_train_time_s = record.train_time_s
