@@ -263,7 +263,7 @@ def test_plots_are_written_and_linked_relative_to_the_document(store, cli, tmp_p
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["--runs", "15-x"], "--runs: not a run range"),
+        (["--runs", "15-x"], "--runs: not a run, range or label"),
         (["--alpha", "2"], "--alpha must be between 0 and 1"),
         (["--target", "120"], "--target must be a percentage"),
         (["--format", "pdf"], "--format must be md or html"),
