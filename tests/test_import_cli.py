@@ -385,3 +385,66 @@ def test_user_text_that_looks_like_structure_round_trips(cli, tmp_path):
     assert run["hypothesis"] == "a | b\n## Run 78: y"
     assert run["analysis"] == "```\n## Run 79: z\n| Epoch | Acc |\n|---|---|\n| 1 | 99 |\n<!-- speedrun:computed -->"
     assert [e["val_acc"] for e in run["epoch_metrics"]] == [60.0, 70.0]
+
+
+# --------------------------------------------------------------------------- inputs with limits (issue 14)
+
+import os  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+
+from tests.conftest import ROOT  # noqa: E402
+
+
+def speedrun_process(args, tmp_path, **kwargs):
+    """speedrun in a process of its own, with a deadline: a hang fails the test instead of stalling it."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), **kwargs.pop("env", {})}
+    return subprocess.run(
+        [sys.executable, "-m", "speedrun", "--db", str(tmp_path / "p.db"), *args],
+        capture_output=True, text=True, timeout=60, env=env, **kwargs,
+    )
+
+
+@pytest.mark.parametrize("command", ["import-log", "import-md"])
+def test_a_fifo_without_writer_is_refused_at_once(tmp_path, command):
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    result = speedrun_process([command, str(fifo)], tmp_path)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [f"Error: {fifo}: not a regular file (a FIFO, device or socket); to read a stream, pipe it to '-'"]
+
+
+def test_a_device_is_refused_at_once(tmp_path):
+    result = speedrun_process(["import-log", "/dev/zero"], tmp_path)
+    assert result.returncode == 1 and "Error: /dev/zero: not a regular file" in result.stderr
+    with open("/dev/zero", "rb") as zero:
+        result = speedrun_process(["import-log", "-"], tmp_path, stdin=zero)
+    assert result.returncode == 1 and result.stderr.strip() == "Error: standard input is a device, not a file or a pipe"
+
+
+def test_closed_standard_input_is_one_error(tmp_path):
+    result = speedrun_process(["import-log", "-"], tmp_path, stdin=None, preexec_fn=lambda: os.close(0))
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == ["Error: standard input is closed; give a file name, or pipe the text to '-'"]
+
+
+def test_inputs_over_the_size_limit_are_refused(cli, tmp_path, monkeypatch):
+    log = tmp_path / "big.txt"
+    log.write_text((SEED_LOGS / "run15-bs64-t4.txt").read_text() * 3)
+    monkeypatch.setenv("SPEEDRUN_MAX_INPUT", "1k")
+    for args, where in (([str(log)], "big.txt"), (["-"], "standard input")):
+        result = cli("import-log", *args, input=log.read_text() if args == ["-"] else None)
+        assert result.exit_code == 1
+        assert result.stderr.strip().endswith(
+            "is larger than 1 kB, the most speedrun reads at once (set SPEEDRUN_MAX_INPUT, e.g. SPEEDRUN_MAX_INPUT=4G, to allow more)"
+        ) and where in result.stderr
+    assert runs(cli) == []
+    monkeypatch.setenv("SPEEDRUN_MAX_INPUT", "10M")
+    assert cli("import-log", str(log)).exit_code == 0
+    monkeypatch.setenv("SPEEDRUN_MAX_INPUT", "lots")
+    assert "SPEEDRUN_MAX_INPUT='lots' is not a size" in cli("import-log", str(log)).stderr
+
+
+def test_a_directory_is_one_error(cli, tmp_path):
+    result = cli("import-md", str(tmp_path))
+    assert result.exit_code == 1 and result.stderr.strip() == f"Error: {tmp_path}: is a directory, not a file"

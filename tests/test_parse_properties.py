@@ -210,3 +210,72 @@ def test_user_text_never_forges_structure(title, hypothesis, description, analys
     tokens = MarkdownIt("commonmark").enable("table").parse(report)
     headings = [t for t in tokens if t.type == "heading_open"]
     assert len(headings) == 3
+
+
+# --------------------------------------------------------------------------- linear time (issue 14)
+
+import time  # noqa: E402
+
+import pytest  # noqa: E402
+
+MILLION = 1_000_000
+RUN_CHARS = ["7", " ", "%", "|"]  # digits, spaces, percent signs, pipes
+LOG_LINES = [
+    "{r}",
+    "Epoch [1/2], Loss: {r}, Val Accuracy: 5{r}%",
+    "Epoch [{r}/2], Loss: 1{r}",
+    "Config: LR={r}, BATCH_SIZE=6{r}4",
+    "Data loaders created in {r} seconds.",
+    "Final Validation Accuracy: {r}",
+    "1{r}%|{r}| 3/5 [00:0{r}1<00:00]",
+]
+NOTEBOOK_LINES = [
+    "## Run 1{r}: x{r}",
+    "- **Hypothesis**: {r}x",
+    "**A{r}**: {r}",
+    "Final accuracy{r}: {r}",
+    "- **Configuration**:\n  - LR={r}x\n  - Model: a{r}b ({r})\n  - {r}",
+    "| Epoch | Acc |\n|---|---|\n| 1 | {r} |\n| {r} |",
+    "```\nEpoch [1/1], Loss: 1, Val Accuracy: {r}%\n```",
+    "x{r}= {r}y, optimizer{r}x, SGD{r}(",
+]
+LINEAR = settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def cpu_seconds(func, *args) -> float:
+    """CPU time of one call (other work on the machine does not count); ParseError is an answer."""
+    start = time.process_time()
+    try:
+        func(*args)
+    except ParseError:
+        pass
+    return time.process_time() - start
+
+
+@LINEAR
+@given(st.sampled_from(RUN_CHARS), st.sampled_from(LOG_LINES))
+def test_log_parser_is_linear_in_long_runs(char, line):
+    """A million-character run of one character class, in any of the trainer's lines, reads in under a second."""
+    text = line.replace("{r}", char * MILLION)
+    assert cpu_seconds(parse_log, f"{text}\n{VALID_LINES[6]}\n") < 1.0
+
+
+@LINEAR
+@given(st.sampled_from(RUN_CHARS), st.sampled_from(NOTEBOOK_LINES))
+def test_notebook_parser_is_linear_in_long_runs(char, line):
+    text = "## Run 1: t\n" + line.replace("{r}", char * MILLION) + "\n"
+    assert cpu_seconds(parse_notebook, text) < 1.0
+
+
+@pytest.mark.parametrize("char", RUN_CHARS)
+def test_cli_imports_long_runs_in_under_a_second(cli, tmp_path, char):
+    run = char * MILLION
+    log, notebook = tmp_path / "run.txt", tmp_path / "n.md"
+    log.write_text(f"Epoch [1/1], Loss: {run}, Val Accuracy: 5{run}%\n{VALID_LOG}")
+    notebook.write_text(f"## Run 1: {run}\n- **Configuration**: {run}\n```\n{run}\n{VALID_LOG}```\n")
+    for command, path in (("import-log", log), ("import-md", notebook)):
+        start = time.process_time()
+        result = cli(command, str(path))
+        assert time.process_time() - start < 1.0, command  # the parse, the store, the CLI around them
+        assert result.exit_code in (0, 1)
+        assert "Traceback" not in result.output

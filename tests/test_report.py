@@ -346,3 +346,44 @@ def test_report_imports_back_as_the_same_runs(notebook_db, cli, tmp_path):
 
     original, imported = runs(None), runs(copy)
     assert [comparable(r) for r in imported] == [comparable(r) for r in original]
+
+
+# --------------------------------------------------------------------------- templates in a sandbox (issue 14)
+
+
+@pytest.mark.parametrize(
+    "source, message",
+    [
+        ("{{ cycler.__init__.__globals__.os.popen('id').read() }}", "unsafe"),
+        ("{{ ''.__class__.__mro__[1].__subclasses__() }}", "unsafe"),
+        ("line one\n{{ 1/0 }}", "line 2: ZeroDivisionError"),
+        ("{% macro r(n) %}{{ r(n) }}{% endmacro %}{{ r(1) }}", "recursion"),
+        ("{{ 2 ** 100000 }}", "exponent"),
+        ("{{ 'x' * 10**12 }}", "repetition"),
+        ("{% for %}", "line 1"),
+    ],
+)
+def test_user_templates_run_in_a_sandbox_and_fail_in_one_line(notebook_db, cli, tmp_path, source, message):
+    template = tmp_path / "t.md.j2"
+    template.write_text(source)
+    result = cli("report", "--template", str(template))
+    assert result.exit_code == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: template t.md.j2"), result.stderr
+    assert message in lines[0]
+    assert "uid=" not in result.output
+
+
+def test_a_binary_template_is_one_error(notebook_db, cli, tmp_path):
+    template = tmp_path / "t.md.j2"
+    template.write_bytes(b"\x89PNG\r\n\x1a\n\x00\xff\xfe")
+    result = cli("report", "--template", str(template))
+    assert result.exit_code == 1 and result.stderr.startswith("Error: template t.md.j2: not a UTF-8 text file")
+
+
+def test_builtin_templates_use_the_sandbox():
+    from jinja2.sandbox import SandboxedEnvironment
+
+    from speedrun.analysis.report import environment
+
+    assert isinstance(environment(False), SandboxedEnvironment) and isinstance(environment(True), SandboxedEnvironment)

@@ -738,7 +738,7 @@ def render(context: dict[str, Any], fmt: str = "md", template: Path | None = Non
     try:
         text = env.get_template(name).render(**context)
     except jinja2.TemplateSyntaxError as exc:
-        raise SpeedrunError(f"template {exc.filename or name}, line {exc.lineno}: {exc.message}") from None
+        raise SpeedrunError(f"template {Path(exc.filename).name if exc.filename else name}, line {exc.lineno}: {exc.message}") from None
     except jinja2.TemplateNotFound as exc:
         raise SpeedrunError(f"template {name}: no template {exc.name!r} to include") from None
     except UnicodeDecodeError:

@@ -49,13 +49,14 @@ def import_log(
     except ValueError as exc:
         fail(f"--param: {exc}")
     overrides = Overrides(title, hardware, hypothesis, description, notes, list(tag), params)
-    store = open_store()
+    store = None  # opened once the first file reads: a bad input creates no database
     for path in files:
         source, text = read_input(path)
         records = parse_log(text, source)
         for record in records:
             apply_overrides(record, overrides)
             fill_content_hash(record)
+        store = store or open_store()
         ids = store.add_runs(records, force=force)
         for run_id, record in zip(ids, records):
             for warning in record.warnings:

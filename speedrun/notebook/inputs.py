@@ -53,16 +53,16 @@ def read_input(path: str, limit: int | None = None) -> tuple[str, str]:
         raise SpeedrunError(f"{path}: no such file") from None
     except OSError as exc:
         raise SpeedrunError(f"{path}: cannot read ({exc.strerror})") from None
-    with os.fdopen(fd, "rb") as file:
-        mode = os.fstat(fd).st_mode
-        if stat.S_ISDIR(mode):
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
+        os.close(fd)
+        if stat.S_ISDIR(info.st_mode):
             raise SpeedrunError(f"{path}: is a directory, not a file")
-        if not stat.S_ISREG(mode):
-            raise SpeedrunError(
-                f"{path}: not a regular file (a FIFO, device or socket); to read a stream, pipe it to '-'"
-            )
-        if os.fstat(fd).st_size > limit:
-            raise _too_large(path, limit)
+        raise SpeedrunError(f"{path}: not a regular file (a FIFO, device or socket); to read a stream, pipe it to '-'")
+    if info.st_size > limit:
+        os.close(fd)
+        raise _too_large(path, limit)
+    with os.fdopen(fd, "rb") as file:
         try:
             data = file.read(limit + 1)
         except OSError as exc:
