@@ -448,3 +448,21 @@ def test_inputs_over_the_size_limit_are_refused(cli, tmp_path, monkeypatch):
 def test_a_directory_is_one_error(cli, tmp_path):
     result = cli("import-md", str(tmp_path))
     assert result.exit_code == 1 and result.stderr.strip() == f"Error: {tmp_path}: is a directory, not a file"
+
+
+def test_note_and_tag_edit_an_imported_section_in_place(user_db, cli, tmp_path):
+    """`note` and `tag` on an imported run write into its section; the rest stays as the user wrote it."""
+    assert cli("note", "24", "--analysis", "Within noise.\n## Run 99: not a run", "--title", "Smoothing 0.1").exit_code == 0
+    assert cli("note", "3", "--description", "Written later").exit_code == 0
+    assert cli("tag", "26b", "bn").exit_code == 0
+    report = cli("report").stdout
+    section = report[report.index("## Run 24: Smoothing 0.1\n") : report.index("## Run 24: Label smoothing 0.2")]
+    assert "**Analysis**:\nWithin noise.\n\\## Run 99: not a run\n" in section
+    assert "About the same as without smoothing." not in section
+    assert "- **Configuration**: `LR=0.02`, `BATCH_SIZE=64`, `EPOCHS=10`, `LABEL_SMOOTHING=0.1`\n" in section
+    assert "- **Description**: Written later\n" in report and "- **Tags**: bn\n" in report
+    notes = tmp_path / "experiments.md"
+    notes.write_text(report)
+    assert cli("import-md", str(notes)).stdout == "experiments.md: 0 added, 0 updated, 14 unchanged.\n"
+    assert json.loads(cli("show", "24", "--json").stdout)["analysis"] == "Within noise.\n## Run 99: not a run"
+    assert len(runs(cli)) == 14

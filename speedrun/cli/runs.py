@@ -180,7 +180,17 @@ def note(
         fail("nothing to change: give --hypothesis, --description, --analysis or --title")
     store = open_store()
     changed = store.update_texts(run, hypothesis=hypothesis, description=description, analysis=analysis, title=title)
+    _rewrite_section(store, changed.id, hypothesis=hypothesis, description=description, analysis=analysis, title=title)
     console.print(f"Updated run {changed.display_label}.")
+
+
+def _rewrite_section(store, run_id: int, **changes) -> None:
+    """An imported run keeps its notebook section as written: write the changed fields into it too."""
+    from speedrun.notebook.markdown import rewrite_section
+
+    stored = store.get_run(run_id)
+    if stored.section_text is not None:
+        store.set_section_text(run_id, rewrite_section(stored.section_text, **changes))
 
 
 @app.command()
@@ -192,6 +202,7 @@ def tag(
     """Add (or remove) tags on a run."""
     store = open_store()
     current = store.add_tags(run, tags, remove=remove)
+    _rewrite_section(store, store.get_run(run).id, tags=current)
     console.print(f"Run {run} tags: {', '.join(current) or '(none)'}", markup=False)
 
 

@@ -1112,3 +1112,68 @@ def copy_record(record: RunRecord) -> RunRecord:
         extra=dict(record.extra),
         warnings=list(record.warnings),
     )
+
+
+# --- rewriting a section ----------------------------------------------------------------
+
+_LABEL_PREFIX = re.compile(
+    r"([ \t]*(?:[-*+][ \t]+)?(?:\*\*[^*]{1,80}\*\*[ \t]*:|\*\*[^*]{1,80}:\*\*|[A-Za-z][\w .]{0,40}:)[ \t]*)"
+)
+_FIELD_LABELS = {"hypothesis": "Hypothesis", "description": "Description", "tags": "Tags"}
+
+
+def rewrite_section(section_text: str, **changes: Any) -> str:
+    """The section with some of the run's fields written anew, everything else as it was.
+
+    For `speedrun note` and `speedrun tag` on an imported run: `title` rewrites the
+    heading, `hypothesis`, `description` and `tags` their bullet (in the user's own
+    label style, or a new bullet after the metadata), `analysis` the text after the
+    metadata (logs and tables in it stay). A value of None leaves the field alone.
+    """
+    lines = section_text.split("\n")
+    heading = syntax.read_run_heading(lines[0])
+    if heading is None:
+        return section_text
+    states = syntax.scan(lines).states
+    raw = _RawSection(heading, 1, lines[0], [_Line(i + 1, line, states[i]) for i, line in enumerate(lines) if i])
+    _find_own_end(raw)
+    blocks = _blocks(_dedent(raw.body[: raw.own_end]))
+    section = _Section("section")
+    _read_section(blocks, section)
+    body = raw.lines()
+    indent = next((line[: len(line) - len(line.lstrip(" "))] for line in body if line.strip()), "")
+    edits: list[tuple[int, int, list[str]]] = []  # (start, end, new lines) in body indices
+
+    analysis = changes.get("analysis")
+    if analysis is not None:
+        start = section.analysis_label if section.analysis_label is not None else section.analysis_start
+        end = raw.own_end
+        while end > (start or 0) and (not body[end - 1].strip() or _HRULE.fullmatch(body[end - 1])):
+            end -= 1
+        kept = [line for b in blocks if start is not None and b.start >= start and b.kind in (FENCE, TABLE)
+                for line in (*b.lines, "")]
+        text = [f"{indent}{line}" if line else "" for line in ["**Analysis**:", *syntax.escape_block(analysis).split("\n")]]
+        if start is None:
+            edits.append((end, end, ["", *text]))
+        else:
+            edits.append((start, end, text + ([""] + kept[:-1] if kept else [])))
+    for name, label in _FIELD_LABELS.items():
+        value = changes.get(name)
+        if value is None:
+            continue
+        text = ", ".join(syntax.encode_tag(t) for t in value) if name == "tags" else syntax.encode_inline(value)
+        if name in section.spans:
+            start, end = section.spans[name]
+            prefix = _LABEL_PREFIX.match(body[start])
+            first = (prefix.group(1).rstrip() + " ") if prefix else f"{indent}- **{label}**: "
+            edits.append((start, end, [first + text] if text else []))
+        elif text:
+            at = section.metadata_end
+            edits.append((at, at, [f"{indent}- **{label}**: {text}"]))
+    for start, end, new in sorted(edits, key=lambda e: (e[0], e[1]), reverse=True):
+        body[start:end] = new
+    first_line = lines[0]
+    if changes.get("title") is not None:
+        lead = first_line[: len(first_line) - len(first_line.lstrip(" "))]
+        first_line = lead + syntax.run_heading(heading.level, heading.label, changes["title"])
+    return "\n".join([first_line, *body])
