@@ -6,16 +6,18 @@ from typing import List, Optional
 
 import typer
 
-from speedrun.cli.app import app, err_console, fail, open_store
+from speedrun.cli.app import app, fail, open_store
 from speedrun.errors import SpeedrunError
 from speedrun.notebook.inputs import LIMIT_VARIABLE, read_input
 from speedrun.notebook.overrides import Overrides, apply_overrides, fill_content_hash
 from speedrun.notebook.params import parse_assignment
+from speedrun.text import terminal_safe
 from speedrun.tracking.records import RunRecord, summarize_record
 
 
 def _warn(message: str) -> None:
-    err_console.print(f"Warning: {message}", markup=False, highlight=False, soft_wrap=True)
+    # Plain writes: a notebook of 2,000 runs may say 3,000 things, and rich would take a second for them.
+    typer.echo(f"Warning: {terminal_safe(message)}", err=True)
 
 
 def _describe(run_id: int, record: RunRecord) -> str:

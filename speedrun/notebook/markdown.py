@@ -104,8 +104,11 @@ _GENERIC_HEADER_CELLS = {"parameter", "param", "setting", "hyperparameter", "nam
 _DATE_FORMATS = ("%Y-%m-%d", "%Y-%m-%d %H:%M", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S")
 
 
+_NOT_ALNUM = re.compile(r"[^a-z0-9]+")
+
+
 def _norm_key(text: str) -> str:
-    return re.sub(r"[^a-z0-9]+", " ", text.lower()).strip()
+    return _NOT_ALNUM.sub(" ", text.lower()).strip()
 
 
 # --- blocks of one section --------------------------------------------------------
@@ -138,16 +141,19 @@ class _Line:
 
 
 def _starts_block(line: _Line) -> bool:
+    if line.state != syntax.TEXT:
+        return True
     text = line.text
-    return bool(
-        line.state != syntax.TEXT
-        or text.lstrip().startswith(("|", "<!--", ">"))
-        or _HEADING.match(text)
-        or _HRULE.fullmatch(text)
-        or _BULLET.match(text)
-        or _BOLD_START.match(text)
-        or _is_known_label(text)
-    )
+    first = text.lstrip()[:1]
+    if first in ("|", ">"):
+        return True
+    if first == "<":
+        return text.lstrip().startswith("<!--")
+    if first == "#":
+        return bool(_HEADING.match(text))
+    if first in "-*_+0123456789" and (_HRULE.fullmatch(text) or _BULLET.match(text) or _BOLD_START.match(text)):
+        return True
+    return _is_known_label(text)
 
 
 def _is_known_label(line: str) -> bool:
@@ -192,23 +198,24 @@ def _blocks(body: list[_Line]) -> list[_Block]:
                 index += 1
             blocks.append(_Block(HTML, line.lineno, lines, start))
             continue
-        if not text.strip():
+        first = text.lstrip()[:1]
+        if not first:
             blocks.append(_Block(BLANK, line.lineno, [text], start))
             continue
-        if text.lstrip().startswith("|"):
+        if first == "|":
             lines = [text]
             while index < len(body) and body[index].state == syntax.TEXT and body[index].text.lstrip().startswith("|"):
                 lines.append(body[index].text)
                 index += 1
             blocks.append(_Block(TABLE, line.lineno, lines, start))
             continue
-        if _HRULE.fullmatch(text):
+        if first in "-*_" and _HRULE.fullmatch(text):
             blocks.append(_Block(HRULE, line.lineno, [text], start))
             continue
-        if _HEADING.match(text):
+        if first == "#" and _HEADING.match(text):
             blocks.append(_Block(HEADING, line.lineno, [text], start, text=text.strip().lstrip("#").strip()))
             continue
-        bullet = _BULLET.match(text)
+        bullet = _BULLET.match(text) if first in "-*+0123456789" else None
         if bullet:
             content = bullet.group(2).strip()
             item = _Block(ITEM, line.lineno, [text], start, indent=len(bullet.group(1)), bullet=True,
@@ -909,11 +916,18 @@ def _split(lines: list[str], states: list[int], source: str, warnings: list[str]
     sections: list[_RawSection] = []
     current: _RawSection | None = None
     inside_since: int | None = None
+    TEXT, HTML = syntax.TEXT, syntax.HTML
     for index, line in enumerate(lines):
         lineno = index + 1
         state = states[index]
-        heading = syntax.read_run_heading(line) if state == syntax.TEXT else None
-        markup = state in (syntax.TEXT, syntax.HTML)  # a marker is a one-line HTML comment
+        if inside_since is None and state != TEXT and state != HTML:  # code: the commonest line, and plain
+            if current is None:
+                preamble.append(line)
+            else:
+                current.body.append(_Line(lineno, line, state))
+            continue
+        heading = syntax.read_run_heading(line) if state == TEXT and "#" in line[:4] else None
+        markup = (state == TEXT or state == HTML) and "<!--" in line[:8]  # a marker is a one-line HTML comment
         if inside_since is not None:
             if markup and syntax.is_computed_close(line):
                 inside_since = None
