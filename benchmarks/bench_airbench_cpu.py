@@ -26,6 +26,7 @@ from torch import nn
 from speedrun.recipes import get_recipe
 from speedrun.recipes.airbench94 import build_model, make_optimizers
 from speedrun.training.augment import AlternatingFlipTranslate
+from speedrun.training.fastloop import Steps
 
 
 def matmul_gflops(dtype: torch.dtype, sizes=(1024, 2048, 4096), seconds: float = 1.0) -> tuple[float, int]:
@@ -67,7 +68,7 @@ def train_rate(batch_size: int, amp: bool, steps: int, warmup: int) -> float:
     """Images per second of full training steps of the recipe at `batch_size`."""
     config = get_recipe("airbench94").configure(batch_size=batch_size, device="cpu", amp=amp, seed=0).resolve()
     model = build_model(config).to(memory_format=torch.channels_last)
-    optimizers = make_optimizers(model, config, total_steps=1000)
+    optimizers = make_optimizers(model, config, Steps(per_epoch=100, total=1000))
     n = batch_size * 2
     images = AlternatingFlipTranslate(torch.randint(0, 256, (n, 3, 32, 32), dtype=torch.uint8),
                                       dtype=torch.bfloat16 if amp else torch.float32)

@@ -107,8 +107,12 @@ def bench(store: Store, n: int) -> dict[str, float]:
     refs = [str(i) for i in (1, 2, 3, n)]
 
     def compare_once():
+        from speedrun.analysis.metrics import NoisePool
+
         sides = load_sides(store, refs)
-        return compare_md(build_comparison(sides))
+        # As the CLI does: spreads from every run's repeats, loaded when a gap needs one.
+        pool = NoisePool.from_store(store)
+        return compare_md(build_comparison(sides, pool=pool))
 
     compare_once()  # warm the import of stats/scipy out of the timing
     compare_s, _ = timed(compare_once)

@@ -28,3 +28,11 @@ class ParseError(SpeedrunError):
 
 class DuplicateImport(SpeedrunError):
     """The same content was imported before."""
+
+
+class InsufficientData(SpeedrunError, ValueError):
+    """A statistic was asked for with no usable values (e.g. an empty group).
+
+    A `SpeedrunError` so the CLI prints it as a one-line user error; also a
+    `ValueError` so pure callers can catch it without knowing the project.
+    """

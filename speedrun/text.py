@@ -3,15 +3,75 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Iterable
 
 # C0 and C1 control characters except tab and newline, and DEL: what a terminal would act on.
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+# A formatted number whose digits are all zero ("-0.00", "-0"): its sign is rounding, not data.
+_NEGATIVE_ZERO = re.compile(r"-[0.,]*")
+
+MISSING = "\u2014"  # "—": a value that is not known
+MINUS = "\u2212"  # typographic minus, as in "B − A = −0.18"
 
 
 def fmt_value(value: Any) -> str:
     """A parameter value as the user's script prints it: floats by repr (0.04, not 0.040000)."""
     return repr(value) if isinstance(value, float) else str(value)
+
+
+def fmt_num(value: float | int | None, spec: str = ".2f", suffix: str = "") -> str:
+    """A number for tables and sentences: "—" when unknown, a typographic minus, never "-0.00".
+
+    `spec` is a format spec ("`.2f`", "`,`", "`+.1f`"); `suffix` follows the number ("%", " s").
+    """
+    if value is None:
+        return MISSING
+    text = format(value, spec)
+    if text.startswith("-"):
+        text = text[1:] if _NEGATIVE_ZERO.fullmatch(text) else MINUS + text[1:]
+    return text + suffix
+
+
+def fmt_target(target: float) -> str:
+    """An accuracy target: 85 → "85%", 93.5 → "93.5%"."""
+    return f"{target:g}%"
+
+
+def fmt_param(name: str, value: Any) -> str:
+    """One setting as the notebook writes it: "lr=0.02"."""
+    return f"{name}={fmt_value(value)}"
+
+
+def configuration_text(params: dict[str, Any], ignore: Iterable[str] = ("seed",)) -> str:
+    """A run's settings on one line ("lr=0.02, batch_size=64"), the seed left out by default."""
+    skip = set(ignore)
+    return ", ".join(fmt_param(k, v) for k, v in params.items() if k not in skip) or "(no parameters)"
+
+
+def hardware_text(run: Any) -> str | None:
+    """The user's hardware text, else a description built from the detected environment.
+
+    The built text always classifies (speedrun.notebook.hardware) to the stored class,
+    so a report imported back lands in the same hardware class.
+    """
+    from speedrun.notebook.hardware import hardware_class
+
+    env = run.environment
+    if env is None:
+        return None
+    if env.hardware:
+        return env.hardware
+    if env.gpu_name:
+        text = env.gpu_name + (f" x{env.gpu_count}" if env.gpu_count and env.gpu_count > 1 else "")
+    elif env.cpu_model:
+        text = f"{env.cpu_model} (CPU)" if env.device_type == "cpu" else env.cpu_model
+    elif env.device_type:
+        text = env.device_type.upper()
+    else:
+        return env.hardware_class if env.hardware_class != "unknown" else None
+    if env.hardware_class not in ("unknown", hardware_class(text, env.device_type)):
+        text += f" ({env.hardware_class})"
+    return text
 
 
 def md_cell(value: Any) -> str:

@@ -1,3 +1,4 @@
+import contextlib
 import re
 
 import pytest
@@ -10,12 +11,13 @@ from speedrun.cli import app
 from speedrun.cli import train as train_cli
 from speedrun.errors import SpeedrunError
 from speedrun.recipes import all_recipes, get_recipe
-from speedrun.training import fastloop
-from speedrun.training.augment import AlternatingFlipTranslate
-from speedrun.training.data import write_synthetic_cifar10
-from speedrun.training.loop import MemoryRecorder, Reporter
+from speedrun.training import device, fastloop
+from speedrun.training.augment import AlternatingFlipTranslate, channel_constant, color_jitter, normalize
+from speedrun.training.data import load_cifar10, write_synthetic_cifar10
+from speedrun.training.fastloop import Steps
+from speedrun.training.recording import MemoryRecorder, Reporter
 from speedrun.training.nets import AirbenchNet, build_model, whitening_filters
-from speedrun.training.optim import Lookahead, orthogonalize, set_lrs
+from speedrun.training.optim import Lookahead, Muon, orthogonalize, set_lrs
 from speedrun.training.schedules import linear_decay, lookahead_decay, triangle
 from speedrun.training.tta import tta_logits, tta_views
 
@@ -48,7 +50,7 @@ def test_each_recipe_builds_and_its_optimizers_cover_every_trainable_parameter(n
     model = parts.build_model(config)
     model.init_whitening(x)
     assert model(x).shape == (2, 10)
-    optimizers = parts.make_optimizers(model, config, total_steps=100)
+    optimizers = parts.make_optimizers(model, config, Steps(per_epoch=10, total=100))
     in_groups = [id(p) for opt in optimizers for g in opt.param_groups for p in g["params"]]
     trainable = [id(p) for p in model.parameters() if p.requires_grad]
     assert sorted(in_groups) == sorted(trainable)  # each exactly once
@@ -201,7 +203,7 @@ def test_one_training_step_lowers_the_loss_on_a_tiny_batch(name):
     x = torch.randn(32, 3, 32, 32).contiguous(memory_format=torch.channels_last)
     y = torch.randint(0, 10, (32,))
     model.init_whitening(x)
-    optimizers = parts.make_optimizers(model, config, total_steps=10)
+    optimizers = parts.make_optimizers(model, config, Steps(per_epoch=5, total=10))
     model.train()
 
     def loss_now():
@@ -253,7 +255,7 @@ def test_recipe_options_override_the_recipe_and_nothing_else():
     got = rows(result.output)
     assert (got["recipe"], got["batch_size"], got["lr"], got["lookahead"], got["tta"]) == \
         ("airbench94", "512", "5.0", "False", "1")
-    assert (got["momentum"], got["label_smoothing"], got["epochs"], got["model"]) == ("0.85", "0.2", "10", "airbench94")
+    assert (got["momentum"], got["label_smoothing"], got["epochs"], got["model"]) == ("0.85", "0.2", "9.9", "airbench94")
 
 
 def test_default_recipe_is_unchanged_and_records_no_recipe_fields():
@@ -302,15 +304,10 @@ def test_recipes_json():
 
 @pytest.fixture
 def recorders(monkeypatch):
-    made = []
-
-    def make():
-        made.append(MemoryRecorder(location="test.db"))
-        made[-1].run_id = len(made)
-        return made[-1]
-
-    monkeypatch.setattr(train_cli, "make_recorder", make)
-    return made
+    """The runs `speedrun train` records (into memory), in order."""
+    recorder = MemoryRecorder(label="test.db")
+    monkeypatch.setattr(train_cli, "make_recorder", lambda: recorder)
+    return recorder.runs
 
 
 def tiny_fast(fake_cifar, *more):
@@ -322,9 +319,9 @@ def test_repeat_records_runs_with_distinct_seeds_in_one_group(recorders, fake_ci
     result = runner.invoke(app, tiny_fast(fake_cifar, "--repeat", "2", "--group", "g1"))
     assert result.exit_code == 0, result.output
     assert len(recorders) == 2 and all(r.status == "completed" for r in recorders)
-    seeds = [r.run.params["seed"] for r in recorders]
+    seeds = [r.record.params["seed"] for r in recorders]
     assert len(set(seeds)) == 2
-    assert [r.run.group for r in recorders] == ["g1", "g1"]
+    assert [r.record.group for r in recorders] == ["g1", "g1"]
     finals = [r.finish_args["extra"]["tta_val_acc"] for r in recorders]
     assert re.search(r"Group g1: final accuracy over 2 repeats: \d+\.\d\d ± \d+\.\d\d \(n=2\)", result.output)
     assert min(finals) >= 0
@@ -333,9 +330,9 @@ def test_repeat_records_runs_with_distinct_seeds_in_one_group(recorders, fake_ci
 def test_seeds_and_auto_group_name(recorders, fake_cifar):
     result = runner.invoke(app, tiny_fast(fake_cifar, "--seeds", "7,9"))
     assert result.exit_code == 0, result.output
-    assert [r.run.params["seed"] for r in recorders] == [7, 9]
-    group = recorders[0].run.group
-    assert re.fullmatch(r"airbench94-\d{8}-\d{6}", group) and recorders[1].run.group == group
+    assert [r.record.params["seed"] for r in recorders] == [7, 9]
+    group = recorders[0].record.group
+    assert re.fullmatch(r"airbench94-\d{8}-\d{6}", group) and recorders[1].record.group == group
 
 
 def test_ctrl_c_keeps_finished_repeats_and_records_the_interrupted_one(recorders, fake_cifar, monkeypatch):
@@ -359,3 +356,179 @@ def test_configure_rejects_unknown_fields():
         get_recipe("airbench94").configure(learning_rate=1.0)
     with pytest.raises(SpeedrunError, match="--optimizer adam is not available"):
         get_recipe("airbench94").configure(optimizer="adam", nesterov=False)
+
+
+# --- the reference's budget and initialisation -----------------------------------------------------
+
+def test_airbench94_trains_the_references_9_9_epochs():
+    assert get_recipe("airbench94").config.epochs == 9.9
+    steps = Steps.of(50_000, 1024, 9.9)
+    assert (steps.per_epoch, steps.total, steps.epochs) == (48, 476, 10)  # ceil(9.9 × 48), as the reference
+    assert [steps.in_epoch(e) for e in range(10)] == [48] * 9 + [44]
+    whole = Steps.of(50_000, 2000, 8)
+    assert (whole.total, whole.epochs, whole.in_epoch(7)) == (200, 8, 25)
+
+
+def test_whitening_bias_starts_at_zero_in_airbench94_and_at_the_default_in_muon():
+    config = get_recipe("airbench94").configure(device="cpu", amp=False, seed=0)
+    assert torch.count_nonzero(fast_parts("airbench94").build_model(config).whiten.bias) == 0
+    muon = get_recipe("airbench94-muon").configure(device="cpu", amp=False, seed=0)
+    assert torch.count_nonzero(fast_parts("airbench94-muon").build_model(muon).whiten.bias) > 0
+
+
+def test_muon_allocates_its_momentum_buffers_once(monkeypatch):
+    torch.manual_seed(0)
+    weights = [torch.nn.Parameter(torch.randn(8, 4, 3, 3)), torch.nn.Parameter(torch.randn(16, 8, 3, 3))]
+    muon = Muon(weights, lr=0.1)
+    allocations = []
+    original = torch.zeros_like
+    monkeypatch.setattr(torch, "zeros_like", lambda *a, **k: allocations.append(1) or original(*a, **k))
+    buffers = []
+    for _ in range(3):
+        for w in weights:
+            w.grad = torch.randn_like(w)
+        muon.step()
+        buffers.append([muon.state[w]["momentum_buffer"] for w in weights])
+    assert len(allocations) == 2  # one per filter bank, on the first step
+    assert all(a is b for a, b in zip(buffers[0], buffers[2]))
+
+
+def test_muon_can_use_a_compiled_newton_schulz(monkeypatch):
+    calls = []
+    muon = Muon([torch.nn.Parameter(torch.randn(8, 4, 3, 3))], lr=0.1,
+                orthogonalize=lambda g: calls.append(g.shape) or orthogonalize(g))
+    muon.param_groups[0]["params"][0].grad = torch.randn(8, 4, 3, 3)
+    muon.step()
+    assert calls == [torch.Size([8, 36])]
+
+
+def test_device_constants_are_built_once_per_device(monkeypatch):
+    images = torch.randint(0, 256, (4, 3, 8, 8), dtype=torch.uint8)
+    normalize(images)
+    color_jitter(images.float() / 255)  # both build what they need once
+    built = []
+    original = torch.tensor
+    monkeypatch.setattr(torch, "tensor", lambda *a, **k: built.append(1) or original(*a, **k))
+    for _ in range(3):
+        normalize(images)
+        color_jitter(images.float() / 255)
+    assert built == []
+    cpu = torch.device("cpu")
+    assert channel_constant((0.1, 0.2, 0.3), cpu) is channel_constant((0.1, 0.2, 0.3), cpu)
+
+
+def test_alternating_flip_looks_up_only_the_batchs_flips():
+    images = torch.randint(0, 256, (64, 3, 8, 8), dtype=torch.uint8)
+    aug = AlternatingFlipTranslate(images, pad=0)
+    idx = torch.tensor([3, 9, 27])
+    assert aug.flips(idx, 0).shape == (3,)
+    assert torch.equal(aug.flips(idx, 1), ~aug.flips(idx, 0))
+
+
+# --- the fast loop on the host and the compiler ------------------------------------------------------
+
+HOST_READS = ("item", "cpu", "tolist")
+
+
+@pytest.fixture
+def host_reads(monkeypatch):
+    calls = []
+    for name in HOST_READS:
+        def counting(self, *args, _original=getattr(torch.Tensor, name), _name=name, **kwargs):
+            calls.append(_name)
+            return _original(self, *args, **kwargs)
+        monkeypatch.setattr(torch.Tensor, name, counting)
+    return calls
+
+
+@pytest.mark.parametrize("name", ["airbench94", "airbench94-muon"])
+def test_a_fast_epoch_reads_from_the_device_only_once_at_its_end(fake_cifar, host_reads, name):
+    config = get_recipe(name).configure(device="cpu", amp=False, seed=0, batch_size=8, data_dir=str(fake_cifar))
+    config = config.resolve()
+    cpu = torch.device("cpu")
+    data = load_cifar10(fake_cifar, cpu)
+    parts = fast_parts(name)
+    model = parts.build_model(config).to(memory_format=torch.channels_last)
+    model.init_whitening(fastloop.normalize(data.train_images))
+    images = fastloop.prepare_images(data.train_images, config)
+    reads = []
+    for steps in (Steps(per_epoch=2, total=10), Steps(per_epoch=6, total=10)):  # 2 and 6 batches
+        optimizers = parts.make_optimizers(model, config, steps)
+        lookahead = Lookahead(model) if config.lookahead else None
+        host_reads.clear()
+        fastloop.train_epoch(model, optimizers, lookahead, images, data.train_labels, config, 0, 0, steps,
+                             contextlib.nullcontext, lambda n: None)
+        reads.append(len(host_reads))
+    assert reads == [2, 2]
+
+
+@pytest.fixture
+def compilations(monkeypatch):
+    """torch.compile through a backend that notes, per compiled graph, whether the clock was running."""
+    events, timing = [], []
+    original = device.Stopwatch.section
+
+    @contextlib.contextmanager
+    def section(self):
+        timing.append(True)
+        try:
+            with original(self):
+                yield
+        finally:
+            timing.pop()
+
+    def backend(graph_module, example_inputs):
+        events.append("timed" if timing else "untimed")
+        return graph_module.forward
+
+    monkeypatch.setattr(device.Stopwatch, "section", section)
+    monkeypatch.setattr(device, "COMPILE_BACKEND", backend)
+    torch._dynamo.reset()
+    yield events
+    torch._dynamo.reset()
+
+
+@pytest.mark.parametrize("name", ["airbench94", "airbench94-muon"])
+def test_compiled_fast_recipes_compile_nothing_while_the_clock_runs(fake_cifar, compilations, name):
+    recipe = get_recipe(name)
+    # 48 images in batches of 16: 3 steps per epoch; 4 epochs, so the whitening bias trains, then freezes.
+    config = recipe.configure(device="cpu", amp=False, seed=0, batch_size=16, epochs=4, whiten_bias_epochs=2,
+                              compile=True, data_dir=str(fake_cifar)).resolve()
+    recorder = MemoryRecorder()
+    recipe.train(config, recorder, reporter=Reporter(progress=False))
+    assert recorder.status == "completed"
+    assert "timed" not in compilations
+    # training and evaluation, with the whitening bias trainable and frozen (+ Newton–Schulz per shape)
+    assert len(compilations) >= 4
+    assert recorder.finish_args["extra"]["warmup_s"] > 0
+
+
+def test_a_warmed_up_run_is_the_same_run(fake_cifar, monkeypatch):
+    recipe = get_recipe("airbench94")
+    config = recipe.configure(device="cpu", amp=False, seed=3, batch_size=16, epochs=1,
+                              data_dir=str(fake_cifar)).resolve()
+    plain, warmed = MemoryRecorder(), MemoryRecorder()
+    recipe.train(config, plain, reporter=Reporter(progress=False))
+    monkeypatch.setattr(fastloop, "needs_warm_up", lambda config, device: True)
+    recipe.train(config, warmed, reporter=Reporter(progress=False))
+    assert plain.finish_args["extra"]["warmup_s"] == 0 < warmed.finish_args["extra"]["warmup_s"]
+    assert warmed.epochs[0].train_loss == plain.epochs[0].train_loss
+    assert warmed.finish_args["final_val_acc"] == plain.finish_args["final_val_acc"]
+
+
+def test_a_fractional_budget_stops_inside_the_last_epoch(fake_cifar):
+    recipe = get_recipe("airbench94")
+    # 48 images, batches of 16: 3 steps an epoch; 1.5 epochs = 5 steps, the second epoch stops after 2.
+    config = recipe.configure(device="cpu", amp=False, seed=0, batch_size=16, epochs=1.5,
+                              data_dir=str(fake_cifar)).resolve()
+    recorder, lines = MemoryRecorder(), []
+    reporter = Reporter(progress=False)
+    reporter.line = lines.append
+    recipe.train(config, recorder, reporter=reporter)
+    assert [e.epoch for e in recorder.epochs] == [1, 2]
+    first, second = recorder.epochs
+    assert first.images_per_s == pytest.approx(48 / first.duration_s)
+    assert second.images_per_s == pytest.approx(32 / second.duration_s)
+    assert recorder.run.params["epochs"] == 1.5
+    assert any(line.startswith("Config: ") and "EPOCHS=2," in line for line in lines)  # the epoch lines' total
+    assert "Epoch budget: 1.5 epochs = 5 steps of 16 images; epoch 2 stops after 2 of 3" in lines

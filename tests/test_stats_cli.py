@@ -52,18 +52,23 @@ def test_stats_of_a_run_covers_its_repeats(cli, repeats_db):
 
 def test_stats_verdict_between_groups(cli, repeats_db):
     data = json.loads(cli("stats", "1", "6", "--json").stdout)
-    verdict = next(v for v in data["verdicts"] if v.startswith("final accuracy"))
+    verdict = next(v["line"] for v in data["verdicts"] if v["metric"] == "final_accuracy")
     from speedrun.analysis.stats import format_p
 
     p = sps.ttest_ind(LR08, LR04, equal_var=False).pvalue
     diff = sum(LR08) / 5 - sum(LR04) / 5
-    assert verdict.startswith(f"final accuracy: Run 6 and repeats is ahead by {diff:.2f} points")
+    assert verdict.startswith(f"Final accuracy: Run 6 and repeats is ahead by {diff:.2f} points")
     assert format_p(p, 0.05) in verdict and "n=5 vs 5" in verdict
 
 
-def test_stats_single_run_side_gets_no_verdict(cli, repeats_db):
+def test_stats_single_run_side_is_measured_in_the_other_sides_spread(cli, repeats_db):
     out = cli("stats", "11", "1").stdout
-    assert "No verdict possible" in out
+    # 94.03 − 94.30 = −0.27 points; the five lr=0.04 repeats spread by 0.12: 2.2 spreads.
+    gap = sum(LR04) / 5 - 94.3
+    spread = sps.tstd(LR04)
+    assert (f"Final accuracy: Run 1 and repeats − Run 11 = −{abs(gap):.2f} points: inconclusive "
+            f"({abs(gap) / spread:.1f}× the typical run-to-run spread of {spread:.2f} points, "
+            "from the 5 runs of Run 1 and repeats;") in out
 
 
 def test_record_claim(cli, repeats_db):

@@ -8,7 +8,7 @@ from speedrun.cli import train as train_cli
 from speedrun.training import data as data_module
 from speedrun.training import loop
 from speedrun.training.data import write_synthetic_cifar10
-from speedrun.training.loop import MemoryRecorder
+from speedrun.training.recording import MemoryRecorder
 
 runner = CliRunner()
 
@@ -19,7 +19,7 @@ def one_line(text):
 
 @pytest.fixture
 def recorder(monkeypatch):
-    recorder = MemoryRecorder(location="test.db")
+    recorder = MemoryRecorder(label="test.db")
     monkeypatch.setattr(train_cli, "make_recorder", lambda: recorder)
     return recorder
 
@@ -123,3 +123,13 @@ def test_missing_data_is_one_clear_error_and_no_run(recorder, tmp_path, monkeypa
     message = one_line(result.output)
     assert "CIFAR-10 not found" in message and "--data-dir" in message and "prepare.py" in message
     assert "Traceback" not in result.output and recorder.run is None
+
+
+def test_epochs_may_be_fractional_only_in_the_fast_recipes(recorder):
+    whole = runner.invoke(app, ["train", "--dry-run", "--device", "cpu", "--epochs", "12"])
+    assert whole.exit_code == 0 and re.search(r"^\s+epochs\s+12$", whole.output, re.MULTILINE)
+    fast = runner.invoke(app, ["train", "--dry-run", "--device", "cpu", "--recipe", "airbench94", "--epochs", "7.5"])
+    assert fast.exit_code == 0 and re.search(r"^\s+epochs\s+7.5$", fast.output, re.MULTILINE)
+    result = runner.invoke(app, ["train", "--dry-run", "--device", "cpu", "--epochs", "9.9"])
+    assert result.exit_code == 1
+    assert "--epochs must be a whole number in the resnet recipes" in one_line(result.output)

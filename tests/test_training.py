@@ -1,15 +1,17 @@
 import math
+from dataclasses import replace
 
 import pytest
 import torch
 
 from speedrun.errors import SpeedrunError
 from speedrun.notebook.params import CANONICAL
-from speedrun.training import loop
+from speedrun.training import device, loop, recording
 from speedrun.training.augment import MEAN, STD, Preprocess, cutout, parse_augment, random_crop, random_flip
 from speedrun.training.config import TrainConfig
-from speedrun.training.data import write_synthetic_cifar10
-from speedrun.training.loop import MemoryRecorder, Reporter, train
+from speedrun.training.data import Cifar10, load_cifar10, write_synthetic_cifar10
+from speedrun.training.loop import train
+from speedrun.training.recording import MemoryRecorder, Reporter, TrainingFailed
 
 
 # --- augmentation -------------------------------------------------------------------------------
@@ -71,7 +73,7 @@ def test_parse_augment():
     assert parse_augment("crop,flip") == ("crop", "flip")
     assert parse_augment(" Flip , cutout,flip") == ("flip", "cutout")
     assert parse_augment("none") == () and parse_augment("") == ()
-    with pytest.raises(ValueError, match="rotate"):
+    with pytest.raises(SpeedrunError, match="--aug: unknown augmentation rotate"):
         parse_augment("crop,rotate")
 
 
@@ -125,6 +127,17 @@ def test_to_params_uses_canonical_names():
     assert TrainConfig(augment=()).to_params()["augment"] == "none"
 
 
+def test_to_params_records_every_field_but_the_run_settings():
+    from dataclasses import fields
+
+    from speedrun.recipes import get_recipe
+
+    muon = get_recipe("airbench94-muon").configure(device="cpu", amp=True, seed=1, subset=100, target=90.0,
+                                                   bias_lr_scale=2.0, lookahead=True).resolve()
+    assert set(muon.to_params()) == {f.name for f in fields(TrainConfig)} - {"device", "data_dir", "target"}
+    assert TrainConfig(amp=None).to_params()["amp"] is False  # off until resolve() decides
+
+
 # --- the loop -----------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
@@ -170,10 +183,10 @@ def test_tiny_run_records_every_epoch(fake_cifar):
     assert recorder.status == "completed"
     assert recorder.finish_args["train_time_s"] == pytest.approx(second.elapsed_s)
     assert recorder.finish_args["wall_time_s"] > recorder.finish_args["train_time_s"]
-    extra = recorder.finish_args["extra"]
-    assert extra["eval_time_s"] > 0 and extra["target_acc"] == 1.0
-    assert extra["target_time_s"] == pytest.approx(first.elapsed_s)  # reached at the first epoch
-    assert result.target_time_s == extra["target_time_s"] and result.final_val_acc == second.val_acc
+    assert recorder.finish_args["extra"]["eval_time_s"] > 0 and run.target_acc == 1.0
+    target_time = recorder.finish_args["target_time_s"]
+    assert target_time == pytest.approx(first.elapsed_s)  # reached at the first epoch
+    assert result.target_time_s == target_time and result.final_val_acc == second.val_acc
 
     assert out.lines[0] == "Using device: cpu"
     assert "Model parameters: 6,573,120" in out.lines
@@ -200,7 +213,7 @@ def test_loss_is_read_back_once_per_epoch_not_per_batch(fake_cifar, monkeypatch)
 
 
 def test_heartbeat_is_sent_during_long_epochs(fake_cifar, monkeypatch):
-    monkeypatch.setattr(loop, "HEARTBEAT_S", 0.0)
+    monkeypatch.setattr(recording, "HEARTBEAT_S", 0.0)
     recorder = MemoryRecorder()
     train(tiny_config(fake_cifar, epochs=1), recorder, reporter=Lines().reporter)
     assert recorder.heartbeats >= 3  # 4 batches
@@ -220,11 +233,21 @@ def test_an_error_records_failed_with_its_text(fake_cifar, monkeypatch):
         raise RuntimeError("out of memory")
 
     monkeypatch.setattr(loop, "evaluate", broken)
-    recorder = MemoryRecorder()
-    with pytest.raises(RuntimeError):
+    recorder = MemoryRecorder(label="test.db")
+    with pytest.raises(TrainingFailed, match=r"training failed: RuntimeError: out of memory "
+                                             r"\(run 1 recorded as failed in test.db\)") as caught:
         train(tiny_config(fake_cifar), recorder, reporter=Lines().reporter)
+    assert isinstance(caught.value.__cause__, RuntimeError)
     assert recorder.status == "failed" and recorder.finish_args["error"] == "RuntimeError: out of memory"
     assert recorder.epochs == []
+
+
+def test_a_bug_is_recorded_as_failed_and_travels_on_as_itself(fake_cifar, monkeypatch):
+    monkeypatch.setattr(loop, "evaluate", lambda *args: None)  # returns nothing to unpack: a TypeError
+    recorder = MemoryRecorder()
+    with pytest.raises(TypeError):
+        train(tiny_config(fake_cifar), recorder, reporter=Lines().reporter)
+    assert recorder.status == "failed" and recorder.finish_args["error"].startswith("TypeError")
 
 
 def test_missing_data_fails_before_anything_is_recorded(tmp_path, monkeypatch):
@@ -264,3 +287,88 @@ def test_printed_log_reads_back_with_the_same_numbers(fake_cifar):
         assert got.elapsed_s == round(want.elapsed_s, 1)
     assert run.param_count == 6_573_120
     assert run.params["lr"] == 0.04 and run.params["batch_size"] == 16 and run.params["epochs"] == 3
+
+
+# --- what a step costs the host, and what is compiled when -------------------------------------
+
+HOST_READS = ("item", "cpu", "tolist")  # each one waits for the device: a sync
+
+
+@pytest.fixture
+def host_reads(monkeypatch):
+    """Every Tensor.item/.cpu/.tolist call, by name."""
+    calls = []
+    for name in HOST_READS:
+        def counting(self, *args, _original=getattr(torch.Tensor, name), _name=name, **kwargs):
+            calls.append(_name)
+            return _original(self, *args, **kwargs)
+        monkeypatch.setattr(torch.Tensor, name, counting)
+    return calls
+
+
+def images_of(data, n):
+    return Cifar10(data.train_images[:n], data.train_labels[:n], data.test_images, data.test_labels)
+
+
+@pytest.mark.parametrize("scaled", [False, True], ids=["cpu-default", "fp16-scaler-fused"])
+def test_a_training_epoch_reads_from_the_device_only_once_at_its_end(fake_cifar, host_reads, monkeypatch, scaled):
+    config = tiny_config(fake_cifar, batch_size=8)
+    if scaled:  # the CUDA branch (fp16, GradScaler, fused SGD), which torch also runs on the CPU
+        monkeypatch.setattr(device, "FUSED_DEVICES", ("cuda", "cpu"))
+        config = replace(config, amp=True, amp_dtype="float16")
+    cpu = torch.device("cpu")
+    parts = loop.build_parts(config, cpu)
+    assert (parts.scaler is not None) == scaled
+    data = load_cifar10(fake_cifar, cpu)
+    reads = []
+    for n in (32, 64):  # 4 and 8 batches
+        host_reads.clear()
+        loop.train_epoch(parts, images_of(data, n), 8, lambda images: None)
+        reads.append(len(host_reads))
+    assert reads == [2, 2]  # loss and accuracy, once per epoch: zero per batch
+
+
+def test_a_grad_scaler_always_comes_with_a_fused_optimizer_on_cuda():
+    cuda = torch.device("cuda")
+    fp16 = TrainConfig(amp=True, amp_dtype="float16")
+    assert device.fused(cuda) and device.grad_scaler_for(fp16, torch.device("cpu")) is not None
+    assert device.grad_scaler_for(replace(fp16, amp_dtype="bfloat16"), cuda) is None  # bf16 needs no scaling
+    assert device.grad_scaler_for(TrainConfig(amp=False), cuda) is None
+
+
+@pytest.fixture
+def compilations(monkeypatch):
+    """torch.compile through a backend that notes, per compiled graph, whether the clock was running."""
+    import contextlib
+
+    events, timing = [], []
+    original = device.Stopwatch.section
+
+    @contextlib.contextmanager
+    def section(self):
+        timing.append(True)
+        try:
+            with original(self):
+                yield
+        finally:
+            timing.pop()
+
+    def backend(graph_module, example_inputs):
+        events.append("timed" if timing else "untimed")
+        return graph_module.forward
+
+    monkeypatch.setattr(device.Stopwatch, "section", section)
+    monkeypatch.setattr(device, "COMPILE_BACKEND", backend)
+    torch._dynamo.reset()
+    yield events
+    torch._dynamo.reset()
+
+
+def test_compiled_training_compiles_nothing_while_the_clock_runs(fake_cifar, compilations):
+    recorder = MemoryRecorder()
+    config = tiny_config(fake_cifar, batch_size=24, compile=True)  # 64 images: batches of 24, 24 and 16
+    train(config, recorder, reporter=Lines().reporter)
+    assert recorder.status == "completed"
+    assert len(compilations) >= 3  # train full, train partial, evaluation: all static graphs
+    assert "timed" not in compilations
+    assert recorder.finish_args["extra"]["warmup_s"] > 0

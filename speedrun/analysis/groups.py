@@ -1,40 +1,346 @@
-"""Which runs are repeats of one another.
+"""Which runs are repeats of one another, which runs count, and what "earlier" means.
 
-Runs belong together when the user grouped them (`speedrun group`, `train
---repeat`), or else when they share a configuration: every parameter except
-the seed, on the same hardware class. Reports, `stats` and `compare` all use
-this one definition.
+A spread between runs is run-to-run noise only when the runs are true repeats:
+the same hardware class, every canonical setting (the seed aside), the same
+unparsed configuration text, the same epoch budget and data, and both ran to
+the end. Anything looser mixes a change of set-up into the "noise" (BatchNorm
+on vs off looked like seed noise when the setting was not parsed). So:
+
+* `exclusion` says why a run cannot stand for its set-up (interrupted, died,
+  stopped early, a `--subset` trial); such runs never enter repeats, spreads
+  or records;
+* `repeat_key` is the one definition of "same set-up"; runs of unknown
+  hardware have none, since nothing says they ran on the same machine;
+* explicit groups (`speedrun group`, `train --repeat`, a notebook series) stay
+  as the user made them; `setup_warnings` says where their members differ;
+* `order_key` is the one meaning of "earlier" (notebook, then creation order).
+
+Reports, `stats` and `compare` all use these definitions.
 """
 
 from __future__ import annotations
 
+import json
+import re
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Sequence
+from datetime import datetime
+from typing import Any, Sequence, TypeVar
+from weakref import WeakKeyDictionary
 
 from speedrun.errors import SpeedrunError
 from speedrun.analysis.views import hardware_short
 
+T = TypeVar("T")
+K = TypeVar("K", bound=Hashable)
 
-def repeat_key(run: Any) -> tuple[str, str]:
-    """("group", class + name) for grouped runs, else ("config", the configuration key)."""
-    from speedrun.analysis.stats import config_key  # scipy is only needed once numbers are computed
+UNKNOWN_HARDWARE = "unknown"
+# Settings that vary between repeats by design.
+REPEAT_VARIES = ("seed",)
 
-    hardware = hardware_short(run)
-    if run.group_name:
-        return ("group", f"{hardware}\x00{run.group_name}")
-    return ("config", config_key(run.param_dict, hardware))
+
+# --------------------------------------------------------------------------- what a run is
+
+
+# What analysis derives from a run, computed once per run object: a report reads the same
+# facts of every run many times, and the runs it reads are snapshots that do not change.
+_MEMO: WeakKeyDictionary = WeakKeyDictionary()
+
+
+def _memo(run: Any, name: str, compute: Callable[[Any], Any]) -> Any:
+    try:
+        facts = _MEMO.setdefault(run, {})
+    except TypeError:  # an object that cannot be a weak key
+        return compute(run)
+    if name not in facts:
+        facts[name] = compute(run)
+    return facts[name]
+
+
+def params_of(run: Any) -> dict[str, Any]:
+    """`run.param_dict`, built once per run."""
+    return _memo(run, "params", lambda r: r.param_dict)
+
+
+def hardware_of(run: Any) -> str:
+    """The run's hardware class ("T4", "A100", "CPU", or "unknown")."""
+    return hardware_short(run)
+
+
+def unparsed_config(run: Any) -> str | None:
+    """The configuration text the importer did not understand, None when it understood all.
+
+    The one accessor for it: the field comes with the notebook round trip; runs
+    stored before it have none. Different texts count as a difference everywhere.
+    """
+    text = getattr(run, "unparsed_config", None)
+    if not isinstance(text, str):
+        return None
+    return " ".join(text.split()) or None
+
+
+def epoch_budget(run: Any) -> int | None:
+    """The epochs the run was planned for (its `epochs` setting), None when unstated."""
+    planned = getattr(run, "epochs_planned", None)
+    if planned is None:
+        planned = params_of(run).get("epochs")
+    if isinstance(planned, float) and planned.is_integer():
+        planned = int(planned)
+    return planned if isinstance(planned, int) and not isinstance(planned, bool) else None
+
+
+def subset_of(run: Any) -> int | None:
+    """The number of training images of a `--subset` trial, None for the full data."""
+    subset = params_of(run).get("subset")
+    return subset if isinstance(subset, int) and not isinstance(subset, bool) else None
+
+
+def recipe_of(run: Any) -> str | None:
+    """The training set-up family a run belongs to: its recipe, else its model."""
+    params = params_of(run)
+    name = params.get("recipe") or params.get("model")
+    return None if name is None else setting_key(name)
+
+
+def _epochs_done(run: Any) -> int:
+    if run.epochs:
+        return max(e.epoch for e in run.epochs)
+    return run.epochs_completed or 0
+
+
+def exclusion(run: Any) -> str | None:
+    """Why the run cannot stand for its set-up, or None when it can (see `_exclusion`)."""
+    return _memo(run, "exclusion", _exclusion)
+
+
+def _exclusion(run: Any) -> str | None:
+    """Why the run cannot stand for its set-up, or None when it can.
+
+    Only a run that completed on the full data with every planned epoch counts
+    towards repeats, spreads and records: an interrupted run's accuracy is an
+    early epoch's, and a 500-image trial's time is no training time.
+    """
+    if run.status != "completed":
+        return run.status
+    subset = subset_of(run)
+    if subset is not None:
+        return f"a {subset:,}-image subset"
+    budget = epoch_budget(run)
+    done = _epochs_done(run)
+    if budget and 0 < done < budget:
+        return f"stopped after {done} of {budget} epochs"
+    return None
+
+
+def counts(run: Any) -> bool:
+    """True when the run completed on the full data (see `exclusion`)."""
+    return exclusion(run) is None
+
+
+def counting(runs: Sequence[Any]) -> list[Any]:
+    """The runs of a set that statistics use: those that count, or all when none does
+    (a lone interrupted run is still shown, with its status)."""
+    kept = [r for r in runs if counts(r)]
+    return kept or list(runs)
+
+
+def order_key(run: Any) -> tuple:
+    """The one meaning of "earlier": notebook order, then creation order.
+
+    An import creates its runs in the notebook's order, so the creation time
+    orders them; the line a run starts at breaks ties within one file, and
+    the run number any remaining ones.
+    """
+    return (run.created_at or datetime.min, getattr(run, "source_line", None) or 0, run.id)
+
+
+# --------------------------------------------------------------------------- settings
+
+
+def _normalise(value: Any) -> Any:
+    """Make equal settings serialise equally: 10.0 epochs is 10 epochs."""
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, Mapping):
+        return {str(k): _normalise(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_normalise(v) for v in value]
+    return value
+
+
+def setting_key(value: Any) -> Any:
+    """A setting as compared: case, spaces and punctuation of text do not count.
+
+    `ResNet-18` and `resnet18`, `SGD` and `sgd` are one value; True and 1 stay
+    two (a flag is not a count).
+    """
+    if isinstance(value, str):
+        return re.sub(r"[^0-9a-z.]+", "", value.lower())
+    return _normalise(value)
+
+
+def settings(run: Any) -> dict[str, Any]:
+    """The run's stated settings as compared (`setting_key`), the seed left out."""
+    return _memo(run, "settings", lambda r: {
+        name: setting_key(v) for name, v in params_of(r).items() if name not in REPEAT_VARIES and v is not None
+    })
+
+
+def config_key(params: Mapping[str, Any], hardware_class: str, ignore: Iterable[str] = REPEAT_VARIES) -> str:
+    """Stable key for "same settings on the same class of hardware".
+
+    Canonical JSON (sorted keys, no whitespace); None-valued params count as
+    unset, and integral floats equal their ints, so logs that write "10.0" and
+    trainers that write 10 group together. Values JSON cannot encode are
+    stringified.
+    """
+    skip = set(ignore)
+    clean = {str(k): setting_key(v) for k, v in params.items() if k not in skip and v is not None}
+    payload = {"hardware": hardware_class, "params": clean}
+    return json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def repeat_key(run: Any) -> str | None:
+    """The one definition of "same set-up" (see `_repeat_key`), computed once per run."""
+    return _memo(run, "repeat_key", _repeat_key)
+
+
+def _repeat_key(run: Any) -> str | None:
+    """The one definition of "same set-up": None for a run that cannot be anyone's repeat.
+
+    Hardware class, every setting but the seed, the unparsed configuration
+    text, the epoch budget and the data must all match.
+    """
+    hardware = hardware_of(run)
+    if hardware == UNKNOWN_HARDWARE or not counts(run):
+        return None
+    payload = {
+        "config": config_key(params_of(run), hardware),
+        "unparsed": unparsed_config(run),
+        "epochs": epoch_budget(run),
+        "subset": subset_of(run),
+    }
+    return json.dumps(payload, sort_keys=True, ensure_ascii=False)
+
+
+def group_runs(items: Iterable[T], key: Callable[[T], K]) -> dict[K, list[T]]:
+    """Group items by `key(item)`, keeping first-seen key order and item order.
+
+    Order is preserved so that listings stay chronological within a group.
+    """
+    groups: dict[K, list[T]] = {}
+    for item in items:
+        groups.setdefault(key(item), []).append(item)
+    return groups
+
+
+class Repeats:
+    """Who repeats whom among `runs`: every run keyed once (a key is not free to compute)."""
+
+    def __init__(self, runs: Iterable[Any]):
+        ordered = sorted(runs, key=order_key)
+        self._keys = {r.id: repeat_key(r) for r in ordered}
+        self._members = group_runs((r for r in ordered if self._keys[r.id] is not None), lambda r: self._keys[r.id])
+
+    def key(self, run: Any) -> str | None:
+        return self._keys[run.id] if run.id in self._keys else repeat_key(run)
+
+    def of(self, run: Any) -> list[Any]:
+        """The run and its true repeats, in order; just the run when it has none here."""
+        key = self.key(run)
+        members = self._members.get(key, []) if key is not None else []
+        return members if run.id in self._keys and members else [run]
+
+    def sets(self) -> list[list[Any]]:
+        """Every set of two or more true repeats, each in order."""
+        return [members for members in self._members.values() if len(members) >= 2]
+
+
+def repeats_of(run: Any, everything: Iterable[Any]) -> list[Any]:
+    """The run and its true repeats among `everything`, in order; just the run when it has none."""
+    return Repeats(everything).of(run)
+
+
+def repeat_sets(runs: Iterable[Any]) -> list[list[Any]]:
+    """Every set of two or more true repeats among `runs`, each in order."""
+    return Repeats(runs).sets()
+
+
+# --------------------------------------------------------------------------- differences
+
+
+def differences(a: Sequence[Any], b: Sequence[Any]) -> list[str]:
+    """What differs in set-up between two sets of runs: setting names, then hardware, text.
+
+    A setting that one side never states is no difference: nothing says it differs.
+    """
+    def stated(runs: Sequence[Any]) -> dict[str, set]:
+        values: dict[str, set] = {}
+        for run in runs:
+            for name, value in settings(run).items():
+                values.setdefault(name, set()).add(repr(value))
+        return values
+
+    left, right = stated(a), stated(b)
+    names = [n for n in dict.fromkeys([*left, *right]) if n in left and n in right and left[n] != right[n]]
+    if {hardware_of(r) for r in a} != {hardware_of(r) for r in b}:
+        names.append("hardware")
+    if {unparsed_config(r) for r in a} != {unparsed_config(r) for r in b}:
+        names.append("configuration text")
+    return names
+
+
+def differences_text(names: Sequence[str]) -> str:
+    """"only amp differs", "lr and cosine differ", "lr, cosine and 3 more differ", "same settings"."""
+    if not names:
+        return "same settings"
+    if len(names) == 1:
+        return f"only {names[0]} differs"
+    if len(names) <= 3:
+        return f"{', '.join(names[:-1])} and {names[-1]} differ"
+    return f"{', '.join(names[:2])} and {len(names) - 2} more differ"
+
+
+def setup_difference(members: Sequence[Any]) -> str | None:
+    """Where the members of a group the user made differ in set-up, if they do."""
+    base = members[0]
+    differing = list(dict.fromkeys(name for m in members[1:] for name in differences([base], [m])))
+    return f"members differ in {', '.join(differing)}: not repeats of one set-up" if differing else None
+
+
+def setup_warnings(members: Sequence[Any]) -> list[str]:
+    """Where the members of a group the user made differ in set-up, and who is left out."""
+    warnings = [w for w in (setup_difference(members),) if w]
+    for run in members:
+        why = exclusion(run)
+        if why:
+            warnings.append(f"Run {run.display_label} ({why}) is left out of the statistics")
+    return warnings
+
+
+# --------------------------------------------------------------------------- sets named on the command line
 
 
 @dataclass
 class RunSet:
-    """The runs a reference stands for: `g:NAME`, or a run and its repeats."""
+    """The runs a reference stands for: `g:NAME` (as the user made it), or a run and its repeats."""
 
     name: str
     runs: list[Any]
 
 
+def set_name(run: Any, members: Sequence[Any]) -> str:
+    """"Run 15", or "Run 15 and repeats" when it stands for its repeats: a set of repeats is
+    named by its first run whichever member was asked for, so it has one name everywhere."""
+    if len(members) == 1:
+        return f"Run {run.display_label}"
+    return f"Run {members[0].display_label} and repeats"
+
+
 def resolve(store: Any, refs: Sequence[str], *, expand: bool = True) -> list[RunSet]:
-    """`g:NAME` → that group; a run number or label → the run and, with `expand`, its repeats."""
+    """`g:NAME` → that group; a run number or label → the run and, with `expand`, its true repeats."""
     everything = None
     sets = []
     for ref in refs:
@@ -45,7 +351,7 @@ def resolve(store: Any, refs: Sequence[str], *, expand: bool = True) -> list[Run
             members = store.list_runs(group=name, with_epochs=True)
             if not members:
                 raise SpeedrunError(f"no runs in group {name!r}")
-            sets.append(RunSet(ref, members))
+            sets.append(RunSet(ref, sorted(members, key=order_key)))
             continue
         run = store.get_run(ref)
         if not expand:
@@ -53,8 +359,6 @@ def resolve(store: Any, refs: Sequence[str], *, expand: bool = True) -> list[Run
             continue
         if everything is None:
             everything = store.list_runs(with_epochs=True)
-        key = repeat_key(run)
-        members = [r for r in everything if repeat_key(r) == key]
-        name = f"Run {run.display_label}" if len(members) == 1 else f"Run {run.display_label} and repeats"
-        sets.append(RunSet(name, members))
+        members = repeats_of(run, everything)
+        sets.append(RunSet(set_name(run, members), members))
     return sets

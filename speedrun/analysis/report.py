@@ -9,18 +9,20 @@ all say the same thing. The structure, top down:
       "title": str,                 # "Experiment Results: CIFAR-10 Speedrun"
       "stamp": str | None,          # only with --stamp: reports are reproducible otherwise
       "run_count": int,
-      "alpha": float, "alpha_text": "0.01",
+      "alpha": float, "alpha_text": "0.05",          # "is this difference real"
+      "record_alpha_text": "0.01",                  # the record rule
       "targets": ["85%", "90%", "94%"],
-      "leaderboard": [              # one row per record and hardware class
-        {"hardware": "T4", "record": "Best final accuracy", "value": "90.68%",
+      "leaderboard": [              # one row per record, hardware class and epoch budget
+        {"hardware": "T4", "epochs": "10 epochs", "record": "Best final accuracy" | "Fastest to 85%",
+         "value": "90.68%" | "348.7 s (85.72% at epoch 8)",
          "run": "Run 18", "run_id": 18, "title": str, "configuration": "lr=0.02, ...",
-         "group": "90.41 ± 0.20 (n=3)" | "", "status": "confirmed" | "unconfirmed"
+         "group": "90.41% ± 0.20 (n=3)" | "", "status": "confirmed" | "unconfirmed"
          | "not confirmed" | "uncontested", "evidence": str},
       ],
-      "groups": [                   # repeats of one configuration (or one group_name), n >= 2
-        {"name": str, "hardware": str, "configuration": str, "runs": "15, 18, 21",
-         "n": int, "final": "mean ± std (n)", "peak": ..., "time": ..., "plot": path | None,
-         "svg": str | None},
+      "groups": [                   # groups the user made, then sets of true repeats (n >= 2)
+        {"name": str, "made_by_user": bool, "hardware": str, "epochs": str, "configuration": str,
+         "runs": "15, 18, 21", "n": int, "final": "mean ± std (n)", "peak": ..., "time": ...,
+         "warnings": [str, ...], "plot": path | None, "svg": str | None},
       ],
       "runs": [                     # one notebook section per run, in run order
         {"id": int, "label": str, "title": str,
@@ -39,12 +41,11 @@ here queries per run. Anything shaped like `models.Run` works as input.
 
 from __future__ import annotations
 
-import math
 import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Sequence
 
 import jinja2
 from jinja2.exceptions import SecurityError
@@ -53,62 +54,19 @@ from jinja2.sandbox import SandboxedEnvironment
 from speedrun.notebook import logformat
 from speedrun.tracking.db import resource_dir
 from speedrun.errors import SpeedrunError
-from speedrun.analysis.groups import repeat_key
+from speedrun.analysis import groups, leaderboard, metrics
+from speedrun.analysis.baselines import Baselines
 from speedrun.notebook import syntax
 from speedrun.tracking.records import notebook_order, notebook_order_key, times_to_targets
-from speedrun.analysis.views import hardware_short
-from speedrun.text import fmt_value, md_cell
+from speedrun.text import fmt_param, fmt_target, hardware_text, md_cell
 
-DEFAULT_TARGETS = (85.0, 90.0, 94.0)
-DEFAULT_ALPHA = 0.01
+DEFAULT_TARGETS = metrics.DEFAULT_TARGETS
 TITLE = "Experiment Results: CIFAR-10 Speedrun"
 FORMATS = ("md", "html")
 _BACKTICKS = re.compile(r"`+")
-# A group lists at most this many run numbers; the count is always given.
-MAX_LISTED_RUNS = 12
 
 
 # --------------------------------------------------------------------------- formatting
-
-
-def fmt_target(target: float) -> str:
-    """85 → "85%", 93.5 → "93.5%"."""
-    return f"{target:g}%"
-
-
-def fmt_param(name: str, value: Any) -> str:
-    return f"{name}={fmt_value(value)}"
-
-
-def configuration_text(params: dict[str, Any], ignore: Iterable[str] = ("seed",)) -> str:
-    skip = set(ignore)
-    return ", ".join(fmt_param(k, v) for k, v in params.items() if k not in skip) or "(no parameters)"
-
-
-def hardware_text(run: Any) -> str | None:
-    """The user's hardware text, else a description built from the detected environment.
-
-    The built text always classifies (speedrun.notebook.hardware) to the stored class,
-    so a report imported back lands in the same hardware class.
-    """
-    from speedrun.notebook.hardware import hardware_class
-
-    env = run.environment
-    if env is None:
-        return None
-    if env.hardware:
-        return env.hardware
-    if env.gpu_name:
-        text = env.gpu_name + (f" x{env.gpu_count}" if env.gpu_count and env.gpu_count > 1 else "")
-    elif env.cpu_model:
-        text = f"{env.cpu_model} (CPU)" if env.device_type == "cpu" else env.cpu_model
-    elif env.device_type:
-        text = env.device_type.upper()
-    else:
-        return env.hardware_class if env.hardware_class != "unknown" else None
-    if env.hardware_class not in ("unknown", hardware_class(text, env.device_type)):
-        text += f" ({env.hardware_class})"
-    return text
 
 
 def _fence(text: str) -> str:
@@ -131,7 +89,6 @@ class RunFacts:
     final: float | None
     peak: float | None
     times: dict[float, float | None] = field(default_factory=dict)  # target → seconds to reach it
-    key: tuple[str, str] = ("", "")  # the repeats this run belongs to (group_key)
 
     @property
     def label(self) -> str:
@@ -141,157 +98,17 @@ class RunFacts:
 def collect_facts(runs: Sequence[Any], targets: Sequence[float]) -> list[RunFacts]:
     facts = []
     for run in runs:
-        params = run.param_dict
-        hardware = hardware_short(run)
         facts.append(
             RunFacts(
                 run=run,
-                params=params,
-                hardware_class=hardware,
+                params=run.param_dict,
+                hardware_class=groups.hardware_of(run),
                 final=run.final_val_acc,
                 peak=run.peak_val_acc,
                 times=times_to_targets(run.epochs, targets),
-                key=repeat_key(run),
             )
         )
     return facts
-
-
-def group_key(f: RunFacts) -> tuple[str, str]:
-    return f.key
-
-
-def group_name(key: tuple[str, str], members: Sequence[RunFacts]) -> str:
-    if key[0] == "group":
-        return members[0].run.group_name
-    return configuration_text(members[0].params)
-
-
-def _run_list(members: Sequence[RunFacts]) -> str:
-    labels = [m.label for m in members]
-    if len(labels) <= MAX_LISTED_RUNS:
-        return ", ".join(labels)
-    return ", ".join(labels[:MAX_LISTED_RUNS]) + f", … ({len(labels)} runs)"
-
-
-def mean_std_text(values: Sequence[float], digits: int = 2, suffix: str = "") -> str:
-    """"90.41 ± 0.20 (n=3)"; a single value has no ±."""
-    from speedrun.analysis.stats import describe
-
-    d = describe(values)
-    if d.mean is None:
-        return "—"
-    if d.std is None:
-        return f"{d.mean:.{digits}f}{suffix} (n={d.n})"
-    return f"{d.mean:.{digits}f}{suffix} ± {d.std:.{digits}f} (n={d.n})"
-
-
-# --------------------------------------------------------------------------- leaderboard
-
-
-@dataclass(frozen=True)
-class Metric:
-    name: str  # row title
-    short: str  # for stats texts
-    higher_is_better: bool
-    unit: str
-    digits: int
-    target: float | None = None
-
-    def value(self, f: RunFacts) -> float | None:
-        if self.target is not None:
-            return f.times.get(self.target)
-        return f.final if self.short == "final accuracy" else f.peak
-
-    def text(self, value: float) -> str:
-        return f"{value:.{self.digits}f}{'%' if self.unit == '%' else ' s'}"
-
-
-def metrics_for(targets: Sequence[float]) -> list[Metric]:
-    return [
-        Metric("Best final accuracy", "final accuracy", True, "%", 2),
-        Metric("Best peak accuracy", "peak accuracy", True, "%", 2),
-        *[Metric(f"Fastest to {fmt_target(t)}", f"time to {fmt_target(t)}", False, "s", 1, t) for t in targets],
-    ]
-
-
-def _best(items: Iterable[tuple[float, RunFacts]], higher: bool) -> tuple[float, RunFacts] | None:
-    best = None
-    for value, f in items:
-        if best is None or (value > best[0] if higher else value < best[0]):
-            best = (value, f)
-    return best  # ties: the earliest run (input is in run order) keeps the record
-
-
-def record_row(
-    metric: Metric,
-    hardware: str,
-    members: Sequence[RunFacts],
-    groups: dict[tuple[str, str], list[RunFacts]],
-    alpha: float,
-) -> dict[str, Any] | None:
-    """The record of `metric` among `members` (one hardware class), with its evidence."""
-    from speedrun.analysis.stats import compare, target_test
-
-    best = _best(((v, f) for f in members if (v := metric.value(f)) is not None), metric.higher_is_better)
-    if best is None:
-        return None
-    value, holder = best
-    key = group_key(holder)
-    mates = groups[key]
-    values = [v for f in mates if (v := metric.value(f)) is not None]
-    if metric.target is not None:
-        # A time record stands when the configuration reliably reaches the target.
-        finals = [f.final for f in mates if f.final is not None]
-        test = target_test(finals, metric.target, alpha=alpha)
-        status = "confirmed" if test.holds else ("unconfirmed" if test.n < 2 else "not confirmed")
-        evidence = test.text
-    else:
-        rival = _best(
-            ((v, f) for f in members if group_key(f) != key and (v := metric.value(f)) is not None),
-            metric.higher_is_better,
-        )
-        if rival is None:
-            status = "unconfirmed" if len(values) < 2 else "uncontested"
-            evidence = f"only configuration on {hardware} with a {metric.short}"
-        else:
-            rival_values = [v for f in groups[group_key(rival[1])] if (v := metric.value(f)) is not None]
-            result = compare(
-                rival_values, values, alpha=alpha, higher_is_better=metric.higher_is_better,
-                metric=metric.short, unit=metric.unit,
-                names=(f"Run {rival[1].label}" if len(rival_values) == 1 else "runner-up",
-                       f"Run {holder.label}" if len(values) == 1 else "record"),
-            )
-            confirmed = result.kind == "ahead" and result.winner == "b"
-            status = "confirmed" if confirmed else ("unconfirmed" if len(values) < 2 else "not confirmed")
-            evidence = result.verdict
-    return {
-        "hardware": hardware,
-        "record": metric.name,
-        "value": metric.text(value),
-        "run": f"Run {holder.label}",
-        "run_id": holder.run.id,
-        "title": holder.run.title or "",
-        "configuration": configuration_text(holder.params),
-        "group": mean_std_text(values, metric.digits, "%" if metric.unit == "%" else " s") if len(values) > 1 else "",
-        "status": status,
-        "evidence": evidence,
-    }
-
-
-def leaderboard(
-    facts: Sequence[RunFacts], groups: dict[tuple[str, str], list[RunFacts]], metrics: Sequence[Metric], alpha: float
-) -> list[dict[str, Any]]:
-    by_class: dict[str, list[RunFacts]] = {}
-    for f in facts:
-        by_class.setdefault(f.hardware_class, []).append(f)
-    rows = []
-    for hardware in sorted(by_class, key=lambda h: (h == "unknown", h)):
-        for metric in metrics:
-            row = record_row(metric, hardware, by_class[hardware], groups, alpha)
-            if row is not None:
-                rows.append(row)
-    return rows
 
 
 # --------------------------------------------------------------------------- run sections
@@ -320,7 +137,8 @@ def rebuilt_log(run: Any, params: dict[str, Any]) -> str | None:
     return "\n".join(lines)
 
 
-def computed_lines(f: RunFacts, targets: Sequence[float], earlier: RunFacts | None) -> list[str]:
+def computed_lines(f: RunFacts, targets: Sequence[float], versus: Sequence[str]) -> list[str]:
+    """What speedrun adds to a run's section; `versus` are its baseline lines (`Baselines.versus_lines`)."""
     run = f.run
     lines = []
     if f.final is not None:
@@ -343,18 +161,11 @@ def computed_lines(f: RunFacts, targets: Sequence[float], earlier: RunFacts | No
         if reached:
             line = f"{line}; {', '.join(reached)}" if line else ", ".join(reached).capitalize()
         lines.append(line[0].upper() + line[1:])
-    if f.final is not None:
-        if earlier is None:
-            lines.append(f"First run with a final accuracy on {f.hardware_class}")
-        else:
-            lines.append(
-                f"Versus the best earlier run on {f.hardware_class} (Run {earlier.label}, {earlier.final:.2f}%): "
-                f"{f.final - earlier.final:+.2f} points"
-            )
+    lines.extend(versus)
     return lines
 
 
-def run_section(f: RunFacts, targets: Sequence[float], earlier: RunFacts | None) -> dict[str, Any]:
+def run_section(f: RunFacts, targets: Sequence[float], versus: Sequence[str]) -> dict[str, Any]:
     """One run's notebook section: the user's section as written when it was imported
     (`verbatim`), else the fields to write it from; and the computed block that follows
     its heading in either case."""
@@ -399,7 +210,7 @@ def run_section(f: RunFacts, targets: Sequence[float], earlier: RunFacts | None)
         "params_md": [syntax.encode_inline(fmt_param(k, v)) for k, v in f.params.items()],
         "unparsed": unparsed,
         "unparsed_md": [syntax.encode_inline(line) for line in unparsed],
-        "computed": computed_lines(f, targets, earlier) + notebook_lines(f),
+        "computed": computed_lines(f, targets, versus) + notebook_lines(f),
         "marker": syntax.computed_open(run=run.id, uuid=run.uuid),
         "heading": heading,
         "verbatim": section_text is not None,
@@ -454,12 +265,12 @@ def series_section(row: Any, members: Sequence[RunFacts]) -> dict[str, Any]:
     """A series whose parent has no results of its own: the parent's section and what its runs did."""
     heading, rest = _split_heading(row.section_text or syntax.run_heading(2, row.name, row.title))
     computed = [f"Series {row.name}: {len(members)} run{'s' if len(members) != 1 else ''} "
-                f"({_run_list(members)})"]
+                f"({leaderboard._run_list([m.run for m in members])})"]
     finals = [m for m in members if m.final is not None]
     if finals:
         best = max(finals, key=lambda m: m.final)
-        computed.append(f"Best final accuracy {best.final:.2f}% (Run {best.label}); "
-                        f"{mean_std_text([m.final for m in finals], 2, '%')}")
+        computed.append(f"Best final accuracy {best.final:.2f}% (Run {best.label}); mean "
+                        + leaderboard.mean_std_text(metrics.FINAL_ACCURACY, [m.final for m in finals]))
     return {
         "name": row.name,
         "uuid": row.uuid,
@@ -478,7 +289,7 @@ def section_markdown(run: Any) -> str:
     if getattr(run, "section_text", None) is not None:
         return run.section_text
     f = collect_facts([run], ())[0]
-    section = run_section(f, (), None)
+    section = run_section(f, (), ())
     body = environment(False).get_template("partials/run_body.md.j2").render(run=section)
     return f"{section['heading']}\n{body}"
 
@@ -502,7 +313,8 @@ def build_context(
     runs: Sequence[Any],
     *,
     targets: Sequence[float] = DEFAULT_TARGETS,
-    alpha: float = DEFAULT_ALPHA,
+    alpha: float = metrics.ALPHA,
+    pool: metrics.NoisePool | None = None,
     stamp: str | None = None,
     plots: Path | None = None,
     plots_link: str | None = None,
@@ -511,57 +323,23 @@ def build_context(
 ) -> dict[str, Any]:
     """The template context of a report of `runs`, in notebook order (`notebook_order`).
 
+    `alpha`: the level of "is this difference real" (records use `metrics.RECORD_ALPHA`).
+    `pool`: the runs whose repeats give spreads (default: `runs`).
     `series`: the notebook's series rows (`Store.list_series`), for the parents that
-    are no run and the text after the last sub-run. `plots`: directory to write PNG
-    curves to; `plots_link` is how the document refers to that directory (relative
-    to where the document lies). `svg`: inline SVG curves (HTML).
+    are no run and the text after the last sub-run.
+    `plots`: directory to write PNG curves to; `plots_link` is how the
+    document refers to that directory (relative to where the document lies).
+    `svg`: inline SVG curves (HTML).
     """
-    from speedrun.analysis.stats import group_runs
-
-    if not 0 < alpha < 1:
-        raise SpeedrunError(f"--alpha must be between 0 and 1, got {alpha:g}")
-    targets = list(dict.fromkeys(float(t) for t in targets))
-    for t in targets:
-        if not (math.isfinite(t) and 0 < t <= 100):
-            raise SpeedrunError(f"--target must be a percentage between 0 and 100, got {t:g}")
-    ordered = notebook_order(runs)
+    metrics.check_alpha(alpha)
+    targets = metrics.check_targets(targets)
+    pool = pool if pool is not None else metrics.NoisePool(runs)
+    ordered = notebook_order(runs)  # the notebook's order: sections, and "the best earlier run"
     facts = collect_facts(ordered, targets)
-    groups = group_runs(facts, group_key)
+    baselines = Baselines(ordered, alpha=alpha, pool=pool)
+    sections = [run_section(f, targets, baselines.versus_lines(f.run)) for f in facts]
 
-    sections = []
-    best_before: dict[str, RunFacts] = {}
-    for f in facts:
-        sections.append(run_section(f, targets, best_before.get(f.hardware_class)))
-        if f.final is not None:
-            best = best_before.get(f.hardware_class)
-            if best is None or f.final > best.final:
-                best_before[f.hardware_class] = f
-
-    group_rows = []
-    for key, members in groups.items():
-        if len(members) < 2:
-            continue
-        finals = [m.final for m in members if m.final is not None]
-        peaks = [m.peak for m in members if m.peak is not None]
-        times = [m.run.train_time_s for m in members if m.run.train_time_s is not None]
-        group_rows.append(
-            {
-                "key": key[1],
-                "name": group_name(key, members),
-                "hardware": members[0].hardware_class,
-                "configuration": configuration_text(members[0].params),
-                "runs": _run_list(members),
-                "n": len(members),
-                "final": mean_std_text(finals, 2, "%"),
-                "peak": mean_std_text(peaks, 2, "%"),
-                "time": mean_std_text(times, 1, " s"),
-                "members": members,
-                "plot": None,
-                "svg": None,
-            }
-        )
-    group_rows.sort(key=lambda g: (g["hardware"], g["name"], g["key"]))
-
+    group_rows = leaderboard.group_rows(ordered)
     if plots is not None or svg:
         _attach_plots(sections, facts, group_rows, plots, plots_link, svg)
     for g in group_rows:
@@ -574,8 +352,9 @@ def build_context(
         "run_count": len(sections),
         "alpha": alpha,
         "alpha_text": f"{alpha:g}",
+        "record_alpha_text": f"{metrics.RECORD_ALPHA:g}",
         "targets": [fmt_target(t) for t in targets],
-        "leaderboard": leaderboard(facts, groups, metrics_for(targets), alpha),
+        "leaderboard": leaderboard.leaderboard(ordered, targets, alpha, pool),
         "groups": group_rows,
         "runs": sections,
         "preamble": preamble,
@@ -657,7 +436,7 @@ def _attach_plots(
         if svg:
             section["svg"] = plots.curves_svg([plots.series(f.run)], colours=[colours[f.run.id]])
     for i, g in enumerate(group_rows, 1):
-        with_epochs = [m.run for m in g["members"] if m.run.epochs]
+        with_epochs = [m for m in g["members"] if m.epochs]
         if len(with_epochs) < 2:
             continue
         if folder is not None:

@@ -1,48 +1,69 @@
-"""The numbers behind `speedrun stats`: statistics.py applied to sets of stored runs.
+"""What `speedrun stats` shows: each set of runs described, the verdicts between them, a claim.
 
-Returns plain data (also the `--json` output); the CLI only lays it out.
+The statistics are `speedrun.analysis.stats`, the metrics and verdicts
+`speedrun.analysis.metrics`; this module applies them to the sets the user
+named. It returns plain data (also the `--json` output); the CLI only lays it
+out. A set is described over the runs that count (completed, full data, every
+epoch); the others are named and left out.
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
-from speedrun.analysis import stats
+from speedrun.analysis import groups, metrics, stats
 from speedrun.analysis.groups import RunSet
-from speedrun.tracking.records import times_to_targets
+from speedrun.analysis.metrics import Metric
+from speedrun.text import fmt_num
 
 
-def _metrics(targets: Sequence[float]) -> list[tuple[str, str, bool, Callable[[Any], float | None]]]:
-    """(name, unit, higher is better, value of a run) for every metric shown."""
-    metrics = [
-        ("final accuracy", "%", True, lambda r: r.final_val_acc),
-        ("peak accuracy", "%", True, lambda r: r.peak_val_acc),
-        ("training time", "s", False, lambda r: r.train_time_s),
-    ]
-    for target in targets:
-        metrics.append(
-            (f"time to {target:g}%", "s", False, lambda r, t=target: times_to_targets(r.epochs, [t])[t])
-        )
-    return metrics
+def _metrics(targets: Sequence[float]) -> list[Metric]:
+    return [metrics.FINAL_ACCURACY, metrics.PEAK_ACCURACY, metrics.TRAINING_TIME, *map(metrics.time_to, targets)]
 
 
-def _cells(desc: stats.Description, unit: str) -> list[str]:
-    digits = 2 if unit == "%" else 1
+def distinct_sets(sets: Sequence[RunSet]) -> tuple[list[RunSet], list[str]]:
+    """Each set of runs once: `stats 1 2 3` on three repeats is one set, not three."""
+    seen: dict[tuple[int, ...], RunSet] = {}
+    asked: dict[tuple[int, ...], int] = {}
+    for run_set in sets:
+        ids = tuple(sorted(r.id for r in run_set.runs))
+        seen.setdefault(ids, run_set)
+        asked[ids] = asked.get(ids, 0) + 1
+    notes = [f"{seen[ids].name} was asked for {n} times; shown once" for ids, n in asked.items() if n > 1]
+    return list(seen.values()), notes
 
-    def num(value: float | None) -> str:
-        return "—" if value is None else f"{value:.{digits}f}"
 
-    interval = "—" if desc.ci_low is None else f"{num(desc.ci_low)} to {num(desc.ci_high)}"
-    return [str(desc.n), num(desc.mean), num(desc.std), interval, num(desc.min), num(desc.max)]
+def counted(run_set: RunSet) -> tuple[list[Any], list[str]]:
+    """The runs statistics use, and a note for each one left out (or why all are kept)."""
+    if not any(groups.counts(r) for r in run_set.runs):
+        return list(run_set.runs), [f"no run of {run_set.name} completed on the full data; "
+                                    "its numbers do not stand for its set-up"]
+    notes = [f"Run {r.display_label} ({groups.exclusion(r)}) is left out" for r in run_set.runs if not groups.counts(r)]
+    if len(run_set.runs) > 1 and (differs := groups.setup_difference(run_set.runs)):
+        notes.insert(0, differs)
+    return groups.counting(run_set.runs), notes
 
 
-def _default_spread(unit: str, values: Sequence[float | None]) -> float:
-    """Run-to-run spread assumed when no repeats show it: 0.2 points of accuracy
-    (typical for CIFAR-10), or 3% of the mean for times (a shared GPU varies that much)."""
-    if unit == "%":
-        return 0.2
-    known = [v for v in values if v is not None]
-    return 0.03 * sum(known) / len(known)
+def _row(metric: Metric, runs: Sequence[Any]) -> dict[str, Any]:
+    desc = stats.describe(metrics.values(metric, runs))
+    bounded = metrics.bounded(metric, desc)
+    spec = f".{metric.digits}f"
+    interval = metrics.interval_text(metric, desc)
+    return {
+        "metric": metric.name,
+        "key": metric.key,
+        "unit": metric.unit,
+        "n": desc.n,
+        "mean": desc.mean,
+        "std": desc.std,
+        "ci_low": desc.ci_low if bounded else None,
+        "ci_high": desc.ci_high if bounded else None,
+        "ci": interval,
+        "min": desc.min,
+        "max": desc.max,
+        "cells": [str(desc.n), fmt_num(desc.mean, spec), fmt_num(desc.std, spec), interval,
+                  fmt_num(desc.min, spec), fmt_num(desc.max, spec)],
+    }
 
 
 def summarize_sets(
@@ -50,60 +71,45 @@ def summarize_sets(
     *,
     targets: Sequence[float] = (),
     claim: float | None = None,
-    alpha: float | None = None,
+    alpha: float = metrics.ALPHA,
+    pool: metrics.NoisePool | None = None,
 ) -> dict[str, Any]:
-    """Per set: n, mean, std, 95% CI, min, max of each metric; verdicts of every set against the first."""
-    metrics = _metrics(targets)
-    result: dict[str, Any] = {"sets": [], "verdicts": []}
-    for run_set in sets:
+    """Per set: n, mean, std, 95% CI, min, max of each metric; verdicts of every set against the
+    first at `alpha`; with `claim`, the record check of the mean final accuracy (p<0.01)."""
+    metrics.check_alpha(alpha)
+    targets = metrics.check_targets(targets)
+    if claim is not None:
+        metrics.check_accuracy(claim, "--claim")
+    shown, notes = distinct_sets(sets)
+    chosen = _metrics(targets)
+    pool = pool if pool is not None else metrics.NoisePool([r for s in shown for r in s.runs])
+    result: dict[str, Any] = {"alpha": alpha, "record_alpha": metrics.RECORD_ALPHA, "notes": notes,
+                              "sets": [], "verdicts": []}
+    used: list[list[Any]] = []
+    for run_set in shown:
+        runs, left_out = counted(run_set)
+        used.append(runs)
         entry: dict[str, Any] = {
             "name": run_set.name,
             "runs": [r.display_label for r in run_set.runs],
-            "metrics": [],
+            "notes": left_out,
+            "metrics": [_row(m, runs) for m in chosen],
         }
-        for name, unit, _, value in metrics:
-            desc = stats.describe(value(r) for r in run_set.runs)
-            entry["metrics"].append(
-                {
-                    "metric": name,
-                    "unit": unit,
-                    "n": desc.n,
-                    "mean": desc.mean,
-                    "std": desc.std,
-                    "ci_low": desc.ci_low,
-                    "ci_high": desc.ci_high,
-                    "min": desc.min,
-                    "max": desc.max,
-                    "cells": _cells(desc, unit),
-                }
-            )
         if claim is not None:
-            finals = [r.final_val_acc for r in run_set.runs if r.final_val_acc is not None]
+            finals = metrics.values(metrics.FINAL_ACCURACY, runs)
             if finals:
-                test = stats.target_test(finals, claim, alpha=alpha if alpha is not None else 0.01)
-                entry["claim"] = test.text
-                entry["claim_p_value"] = test.p_value
-                entry["claim_holds"] = test.holds
+                test = stats.target_test(finals, claim, alpha=metrics.RECORD_ALPHA)
+                entry.update(claim=test.text, claim_p_value=test.p_value, claim_holds=test.holds)
         result["sets"].append(entry)
 
-    base = sets[0] if sets else None
-    for other in sets[1:]:
-        for name, unit, higher, value in metrics:
-            if name == "peak accuracy":  # the final accuracy is what a run delivers
+    for other, other_runs in zip(shown[1:], used[1:]):
+        for metric in chosen:
+            if metric is metrics.PEAK_ACCURACY:  # the final accuracy is what a run delivers
                 continue
-            a = [value(r) for r in base.runs]
-            b = [value(r) for r in other.runs]
-            if not any(v is not None for v in a) or not any(v is not None for v in b):
+            if not metrics.values(metric, used[0]) or not metrics.values(metric, other_runs):
                 continue
-            comparison = stats.compare(
-                a,
-                b,
-                default_std=_default_spread(unit, a + b),
-                alpha=alpha if alpha is not None else 0.05,
-                higher_is_better=higher,
-                metric=name,
-                unit=unit,
-                names=(base.name, other.name),
+            result["verdicts"].append(
+                metrics.verdict(metric, used[0], other_runs, names=(shown[0].name, other.name),
+                                alpha=alpha, pool=pool).as_dict()
             )
-            result["verdicts"].append(f"{name}: {comparison.verdict}")
     return result

@@ -8,7 +8,14 @@ from speedrun.cli.app import console, db_app, open_store
 
 @db_app.command()
 def upgrade() -> None:
-    """Upgrade the database to the newest schema (safe while others write to it)."""
+    """Upgrade the database to the newest schema (safe while others write to it).
+
+    Example:
+
+    \b
+        speedrun db upgrade
+        speedrun --db colab.db db upgrade
+    """
     store = open_store(migrate=False)
     applied = dbmod.upgrade(store.engine, store.url, label=store.label)
     head = dbmod.head_revision(store.url)
@@ -17,7 +24,13 @@ def upgrade() -> None:
 
 @db_app.command()
 def current() -> None:
-    """Print the database's schema revision and the newest this speedrun knows."""
+    """Print the database's schema revision and the newest this speedrun knows.
+
+    Example:
+
+    \b
+        speedrun db current
+    """
     store = open_store(migrate=False)
     revision = store.current_revision()
     head = dbmod.head_revision(store.url)

@@ -18,7 +18,14 @@ def export(
     runs: Optional[str] = typer.Argument(None, help="Runs to export, e.g. 15-18,20 (default: all)."),
     output: Optional[Path] = typer.Option(None, "-o", "--output", help="Write to this file instead of stdout."),
 ) -> None:
-    """Write runs (parameters, environment, epochs, texts) as JSON, for `speedrun merge` elsewhere."""
+    """Write runs (parameters, environment, epochs, texts) as JSON, for `speedrun merge` elsewhere.
+
+    Example:
+
+    \b
+        speedrun --db colab.db export -o colab-runs.json
+        speedrun export 15-18 -o some-runs.json
+    """
     store = open_store()
     ids = parse_run_ranges(runs) if runs else None
     data = export_runs(store, ids)
@@ -37,7 +44,14 @@ def export(
 def merge(
     other: str = typer.Argument(..., help="Another speedrun database (runs.db) or a JSON export."),
 ) -> None:
-    """Bring runs from another database or export into this one; runs already here are skipped."""
+    """Bring runs from another database or export into this one; runs already here are skipped.
+
+    Example:
+
+    \b
+        speedrun merge colab-runs.json
+        speedrun merge /content/drive/MyDrive/runs.db
+    """
     store = open_store()
     result = merge_records(store, load_records(other))
     for theirs, ours in result.renumbered:

@@ -43,6 +43,12 @@ def import_log(
     """Record runs from pasted console output of the training script (one file may hold several runs).
 
     Reads regular files and standard input, up to 1 GB each (set SPEEDRUN_MAX_INPUT, e.g. 4G, for more).
+
+    Example:
+
+    \b
+        speedrun import-log colab.txt --hardware 'Colab T4' --title 'bs 64'
+        pbpaste | speedrun import-log - --param lr=0.04
     """
     from speedrun.notebook import parse_log
 
@@ -81,6 +87,12 @@ def import_md(
     is known by its text, or its label in the same file) takes what its section now
     says, the rest is added, and the same file twice changes nothing. The sections
     are kept as written, so `speedrun report` gives the notebook back line for line.
+
+    Example:
+
+    \b
+        speedrun import-md experiments.md --dry-run
+        speedrun import-md experiments.md
     """
     from speedrun.notebook import parse_notebook
     from speedrun.notebook.sync import plan_import

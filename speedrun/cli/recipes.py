@@ -14,7 +14,14 @@ from speedrun.text import fmt_value
 def recipes_command(
     as_json: bool = typer.Option(False, "--json", help="Print a JSON array instead of text."),
 ) -> None:
-    """List the recipes with a one-line description and their defaults."""
+    """List the recipes with a one-line description and their defaults.
+
+    Example:
+
+    \b
+        speedrun recipes
+        speedrun recipes --json
+    """
     from speedrun.recipes import DEFAULT_RECIPE, all_recipes
 
     recipes = list(all_recipes().values())

@@ -8,10 +8,12 @@ from typing import List, Optional
 
 import typer
 
-from speedrun.cli.app import app, console, fail, open_store
+from speedrun.cli.app import app, console, err_console, fail, open_store
+from speedrun.cli.choices import Align, CompareFormat, ReportFormat, chosen
 from speedrun.cli.runs import parse_since
 from speedrun.errors import SpeedrunError
 from speedrun.cli.selection import select_runs
+from speedrun.analysis.metrics import ALPHA
 
 TARGET_HELP = "Accuracy target in percent for time-to-target (repeatable; default 85, 90 and 94)."
 
@@ -34,8 +36,8 @@ def report(
     tag: Optional[str] = typer.Option(None, help="Only runs with this tag."),
     hardware: Optional[str] = typer.Option(None, help="Only runs whose hardware contains this text (e.g. T4, cpu)."),
     target: List[float] = typer.Option([], "--target", help=TARGET_HELP),
-    alpha: float = typer.Option(0.01, help="Significance level a record must hold at to be listed as confirmed."),
-    fmt: str = typer.Option("md", "--format", help="md (the notebook, re-importable) or html (one self-contained page)."),
+    alpha: float = typer.Option(ALPHA, help="Significance level of \"is this difference real\" (records are confirmed at p<0.01)."),
+    fmt: ReportFormat = typer.Option("md", "--format", help="md (the notebook, re-importable) or html (one self-contained page)."),
     template: Optional[Path] = typer.Option(None, help="Your own Jinja template; it gets the same context."),
     plots: Optional[Path] = typer.Option(None, "--plots", help="Write PNG learning curves into this directory and link them."),
     stamp: bool = typer.Option(False, "--stamp", help="Add the generation time (the output is otherwise identical for identical data)."),
@@ -44,17 +46,27 @@ def report(
 
     Markdown goes to standard output (`speedrun report > experiments.md`) and
     reads back with `speedrun import-md`.
-    """
-    from speedrun.analysis.report import DEFAULT_TARGETS, build_context, load_runs, plots_link_for, render
 
-    if fmt not in ("md", "html"):
-        fail(f"--format must be md or html, got {fmt!r}")
+    Example:
+
+    \b
+        speedrun report > experiments.md
+        speedrun report --runs 15-18,20 --plots plots -o experiments.md
+        speedrun report --format html -o report.html
+    """
+    from speedrun.analysis.metrics import DEFAULT_TARGETS, NoisePool
+    from speedrun.analysis.report import build_context, load_runs, plots_link_for, render
+
+    fmt = chosen(fmt)
     store = open_store()
     try:
         ids = select_runs(store, runs) if runs else None
     except SpeedrunError as exc:
         fail(f"--runs: {exc}")
     selected = load_runs(store, ids=ids, since=parse_since(since), tag=tag, hardware=hardware)
+    # Spreads come from all the user's repeats, whatever part of the notebook is shown.
+    filtered = any(x is not None for x in (ids, since, tag, hardware))
+    pool = NoisePool.from_store(store) if filtered else NoisePool(selected)
     when = None
     if stamp:
         from datetime import datetime, timezone
@@ -64,6 +76,7 @@ def report(
         selected,
         targets=target or DEFAULT_TARGETS,
         alpha=alpha,
+        pool=pool,
         stamp=when,
         plots=plots,
         plots_link=plots_link_for(plots, output) if plots else None,
@@ -78,30 +91,48 @@ def report(
 def compare(
     refs: List[str] = typer.Argument(..., help="Two or more run numbers or labels, or g:NAME for a group."),
     show_all: bool = typer.Option(False, "--all", help="Show the parameters that are equal too."),
-    by: str = typer.Option("epoch", "--by", help="Align curves by epoch or by elapsed time (time)."),
+    by: Align = typer.Option("epoch", "--by", help="Align curves by epoch or by elapsed time."),
     target: List[float] = typer.Option([], "--target", help=TARGET_HELP),
-    alpha: float = typer.Option(0.05, help="Significance level of the verdicts."),
-    fmt: str = typer.Option("table", "--format", help="table (terminal) or md (a Markdown table)."),
+    alpha: float = typer.Option(ALPHA, help="Significance level of \"is this difference real\"."),
+    fmt: CompareFormat = typer.Option("table", "--format", help="table (terminal) or md (a Markdown table)."),
     as_json: bool = typer.Option(False, "--json", help="Print the aligned data as JSON."),
-    plot: Optional[Path] = typer.Option(None, "--plot", help="Also write the val-accuracy curves to this PNG."),
+    plot: bool = typer.Option(
+        False, "--plot", help="Also write the val-accuracy curves to a PNG: FILE.png among the runs, "
+        "else compare-<runs>.png here; prints the path."
+    ),
     repeats: bool = typer.Option(
-        False, "--repeats", help="Let each run stand for its group of repeats (same configuration, seed aside)."
+        False, "--repeats", help="Let each run stand for its repeats (same set-up, seed aside, completed)."
     ),
 ) -> None:
-    """Runs side by side: parameters, environment, results, curves, and an honest verdict."""
-    from speedrun.analysis.compare import build_comparison, load_sides, plot_png, render_markdown, render_table
-    from speedrun.analysis.report import DEFAULT_TARGETS
+    """Runs side by side: parameters, environment, results, curves, and an honest verdict.
 
-    if fmt not in ("table", "md"):
-        fail(f"--format must be table or md, got {fmt!r}")
+    Example:
+
+    \b
+        speedrun compare 15 18
+        speedrun compare 15 16 17 --by time --plot curves.png
+        speedrun compare g:bs64 g:bs32 --format md
+    """
+    from speedrun.analysis.compare import build_comparison, default_plot_path, load_sides, plot_png, render_markdown, render_table
+    from speedrun.analysis.metrics import DEFAULT_TARGETS, NoisePool
+
+    fmt, by = chosen(fmt), chosen(by)
+    png = [r for r in refs if r.lower().endswith(".png")]
+    if png and not plot:
+        raise SpeedrunError(f"{png[0]} is not a run; write --plot {png[0]} to plot into it")
+    if len(png) > 1:
+        raise SpeedrunError("--plot takes one file name")
+    refs = [r for r in refs if r not in png]
     store = open_store()
     sides = load_sides(store, refs, repeats=repeats)
-    data = build_comparison(sides, targets=target or DEFAULT_TARGETS, alpha=alpha, by=by)
-    if plot is not None:
-        plot_png(sides, plot, by)
+    pool = NoisePool.from_store(store)
+    data = build_comparison(sides, targets=target or DEFAULT_TARGETS, alpha=alpha, by=by, pool=pool)
     if as_json:
         typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
     elif fmt == "md":
         typer.echo(render_markdown(data, show_all=show_all), nl=False)
     else:
         console.print(render_table(data, show_all=show_all))
+    if plot:
+        written = plot_png(sides, Path(png[0]) if png else default_plot_path(sides), by)
+        err_console.print(f"Wrote {written}", markup=False, highlight=False)

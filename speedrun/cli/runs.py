@@ -11,13 +11,10 @@ from rich.markup import escape as _escape
 from rich.table import Table
 
 from speedrun.cli.app import app, console, fail, open_store
-from speedrun.tracking.records import FINAL_MEASURED_AFTER_EPOCHS, STATUSES
+from speedrun.cli.choices import SortKey, Status, chosen
 from speedrun.analysis.views import hardware_short, run_date, run_detail, run_summary
-from speedrun.tracking.store import SORTABLE
-
-
-def _num(value, fmt: str, suffix: str = "") -> str:
-    return "—" if value is None else f"{value:{fmt}}{suffix}"
+from speedrun.text import fmt_num as _num
+from speedrun.tracking.records import FINAL_MEASURED_AFTER_EPOCHS
 
 
 def print_json(data) -> None:
@@ -35,24 +32,30 @@ def parse_since(text: str | None) -> datetime | None:
 
 @app.command("list")
 def list_runs(
-    status: Optional[str] = typer.Option(None, help=f"Only runs with this status ({', '.join(STATUSES)})."),
+    status: Optional[Status] = typer.Option(None, help="Only runs with this status."),
     model: Optional[str] = typer.Option(None, help="Only runs whose model contains this text."),
     hardware: Optional[str] = typer.Option(None, help="Only runs whose hardware contains this text (e.g. T4, cpu)."),
     tag: Optional[str] = typer.Option(None, help="Only runs with this tag."),
     since: Optional[str] = typer.Option(None, help="Only runs created on or after this date (YYYY-MM-DD)."),
     limit: Optional[int] = typer.Option(None, min=1, help="Show only the last N runs of the order."),
-    sort: str = typer.Option("id", help=f"Sort by: {', '.join(sorted(SORTABLE))}."),
+    sort: SortKey = typer.Option("id", help="Sort by this field."),
     desc: bool = typer.Option(False, "--desc", help="Sort in descending order."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON array instead of a table."),
 ) -> None:
-    """List recorded runs, newest last."""
-    if status and status not in STATUSES:
-        fail(f"unknown status {status!r}; choose from {', '.join(STATUSES)}")
+    """List recorded runs, newest last.
+
+    Example:
+
+    \b
+        speedrun list
+        speedrun list --hardware T4 --status completed --sort final_val_acc --desc
+        speedrun list --since 2026-11-01 --json
+    """
     store = open_store()
     store.reap_dead()
     runs = store.list_runs(
-        status=status, model=model, hardware=hardware, tag=tag, since=parse_since(since),
-        limit=limit, sort=sort, descending=desc,
+        status=chosen(status), model=model, hardware=hardware, tag=tag, since=parse_since(since),
+        limit=limit, sort=chosen(sort), descending=desc,
     )
     if as_json:
         print_json([run_summary(r) for r in runs])
@@ -91,7 +94,14 @@ def show(
     run: str = typer.Argument(..., help="Run number or label (e.g. 15 or 7a)."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
-    """Everything about one run: parameters, environment, texts and epochs."""
+    """Everything about one run: parameters, environment, texts and epochs.
+
+    Example:
+
+    \b
+        speedrun show 15
+        speedrun show 7a --json
+    """
     store = open_store()
     store.reap_dead()
     record = store.get_run(run)
@@ -175,7 +185,14 @@ def note(
     analysis: Optional[str] = typer.Option(None, "--analysis", "--notes", help="Set the analysis / notes."),
     title: Optional[str] = typer.Option(None, help="Set the title."),
 ) -> None:
-    """Write the user's texts of a run: hypothesis, description, analysis, title."""
+    """Write the user's texts of a run: hypothesis, description, analysis, title.
+
+    Example:
+
+    \b
+        speedrun note 15 --hypothesis "Batch 64 converges faster than 128"
+        speedrun note 15 --analysis "85.69%, +3.07 points over batch 128"
+    """
     if all(v is None for v in (hypothesis, description, analysis, title)):
         fail("nothing to change: give --hypothesis, --description, --analysis or --title")
     store = open_store()
@@ -199,7 +216,14 @@ def tag(
     tags: List[str] = typer.Argument(..., help="Tags to add."),
     remove: bool = typer.Option(False, "--remove", "-r", help="Remove these tags instead."),
 ) -> None:
-    """Add (or remove) tags on a run."""
+    """Add (or remove) tags on a run.
+
+    Example:
+
+    \b
+        speedrun tag 15 batch-sweep baseline
+        speedrun tag 15 baseline --remove
+    """
     store = open_store()
     current = store.add_tags(run, tags, remove=remove)
     _rewrite_section(store, store.get_run(run).id, tags=current)
@@ -211,7 +235,14 @@ def rm(
     run: str = typer.Argument(..., help="Run number or label."),
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
 ) -> None:
-    """Delete a run and everything recorded with it."""
+    """Delete a run and everything recorded with it.
+
+    Example:
+
+    \b
+        speedrun rm 12
+        speedrun rm 12 --yes
+    """
     store = open_store()
     target = store.get_run(run)
     if not yes:

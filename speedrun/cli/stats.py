@@ -6,10 +6,12 @@ import json
 from typing import List, Optional
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from speedrun.cli.app import app, console, open_store
 from speedrun.analysis.groups import resolve
+from speedrun.analysis.metrics import ALPHA
 
 
 @app.command()
@@ -18,7 +20,14 @@ def group(
     runs: List[str] = typer.Argument(..., help="Runs to put in the group (numbers or labels)."),
     clear: bool = typer.Option(False, "--clear", help="Take these runs out of any group instead."),
 ) -> None:
-    """Group runs by hand (repeats recorded separately or imported), for stats, compare and report."""
+    """Group runs by hand (repeats recorded separately or imported), for stats, compare and report.
+
+    Example:
+
+    \b
+        speedrun group bs64 15 21 22
+        speedrun stats g:bs64
+    """
     store = open_store()
     ids = store.set_group(runs, None if clear else name)
     listed = ", ".join(map(str, ids))
@@ -30,24 +39,35 @@ def stats(
     refs: List[str] = typer.Argument(..., help="Run numbers or labels (each stands for its repeats) or g:NAME."),
     target: List[float] = typer.Option([], "--target", help="Also time-to-target for this accuracy (repeatable)."),
     claim: Optional[float] = typer.Option(
-        None, "--claim", help="Test the record claim that the mean final accuracy reaches this value."
+        None, "--claim", help="Check the record claim that the mean final accuracy beats this value (at p<0.01)."
     ),
-    alpha: Optional[float] = typer.Option(
-        None, help="Significance level (default 0.05 for comparisons, 0.01 for a --claim)."
-    ),
+    alpha: float = typer.Option(ALPHA, help="Significance level of \"is this difference real\"."),
     as_json: bool = typer.Option(False, "--json", help="Print the numbers as JSON."),
 ) -> None:
-    """Mean, spread and 95% interval of each group; a verdict between two; a record check."""
+    """Mean, spread and 95% interval of each set of repeats; verdicts between them; a record check.
+
+    Example:
+
+    \b
+        speedrun stats g:bs64 g:bs32
+        speedrun stats 15 --claim 94 --target 85
+    """
+    from speedrun.analysis.metrics import NoisePool
     from speedrun.analysis.stats_table import summarize_sets
 
     store = open_store()
     sets = resolve(store, refs)
-    result = summarize_sets(sets, targets=target, claim=claim, alpha=alpha)
+    pool = NoisePool.from_store(store)
+    result = summarize_sets(sets, targets=target, claim=claim, alpha=alpha, pool=pool)
     if as_json:
         typer.echo(json.dumps(result, indent=2, ensure_ascii=False))
         return
+    for note in result["notes"]:
+        console.print(note, markup=False)
     for entry in result["sets"]:
-        console.print(f"[bold]{entry['name']}[/bold]  runs {', '.join(entry['runs'])}", highlight=False)
+        console.print(f"[bold]{escape(entry['name'])}[/bold]  runs {escape(', '.join(entry['runs']))}", highlight=False)
+        for note in entry["notes"]:
+            console.print(f"  {note}", markup=False)
         table = Table(show_edge=False, header_style="bold")
         for column in ("metric", "n", "mean", "std", "95% CI", "min", "max"):
             table.add_column(column, justify="left" if column == "metric" else "right")
@@ -57,4 +77,4 @@ def stats(
         if entry.get("claim"):
             console.print(entry["claim"], markup=False)
     for verdict in result["verdicts"]:
-        console.print(verdict, markup=False)
+        console.print(verdict["line"], markup=False)

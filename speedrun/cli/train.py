@@ -3,41 +3,19 @@
 from __future__ import annotations
 
 import sys
-from datetime import datetime
 from pathlib import Path
-from typing import Any, List, Optional
+from typing import List, Optional
 
 import typer
 
-from speedrun.cli.app import app, console, err_console, fail, open_store, state
-from speedrun.errors import SpeedrunError
-from speedrun.tracking.records import EpochRecord, RunRecord
-
-
-class StoreRecorder:
-    """The loop's Recorder, writing to the Store: each call commits, so a crash loses nothing."""
-
-    def __init__(self, store, location: str):
-        self.store, self.location = store, location
-        self.run_id: int | None = None
-
-    def begin(self, record: RunRecord) -> int:
-        self.run_id = self.store.begin_run(record)
-        return self.run_id
-
-    def epoch(self, record: EpochRecord) -> None:
-        self.store.add_epoch(self.run_id, record)
-
-    def heartbeat(self) -> None:
-        self.store.heartbeat(self.run_id)
-
-    def finish(self, status: str, **kwargs: Any) -> None:
-        self.store.finish_run(self.run_id, status, **kwargs)
+from speedrun.cli.app import app, console, err_console, open_store
+from speedrun.tracking.records import RunRecord
 
 
 def make_recorder():
-    """The recorder for `--db`; opened before training so a database problem stops the run at once."""
-    return StoreRecorder(open_store(), state.db)
+    """Where the runs go: the Store of `--db` (a Recorder itself), opened before training so that a
+    database problem stops the run at once."""
+    return open_store()
 
 
 def _print_dry_run(config, title: str | None, tags: list[str]) -> None:
@@ -69,7 +47,7 @@ def train_command(
     model: Optional[str] = typer.Option(None, "--model", help=f"Network: resnet18 (the user's, 11,173,962 parameters), resnet9 (Page's DAWNBench net) or airbench94. {RECIPE_DEFAULT}", show_default=False),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", "--bs", help=f"Training batch size. {RECIPE_DEFAULT}", show_default=False),
     lr: Optional[float] = typer.Option(None, "--lr", help=f"Peak learning rate (fast recipes: per 1024 images, decoupled). {RECIPE_DEFAULT}", show_default=False),
-    epochs: Optional[int] = typer.Option(None, "--epochs", help=f"Number of epochs. {RECIPE_DEFAULT}", show_default=False),
+    epochs: Optional[float] = typer.Option(None, "--epochs", help=f"Number of epochs; the fast recipes take a fractional budget (9.9: the tenth epoch stops early). {RECIPE_DEFAULT}", show_default=False),
     momentum: Optional[float] = typer.Option(None, "--momentum", help=f"SGD (or Muon) momentum. {RECIPE_DEFAULT}", show_default=False),
     weight_decay: Optional[float] = typer.Option(None, "--weight-decay", "--wd", help=f"Weight decay (L2 for sgd/adam, decoupled for adamw and the fast recipes). {RECIPE_DEFAULT}", show_default=False),
     nesterov: Optional[bool] = typer.Option(None, "--nesterov/--no-nesterov", help=f"Nesterov momentum (sgd, muon). {RECIPE_DEFAULT}", show_default=False),
@@ -98,26 +76,29 @@ def train_command(
     tag: Optional[List[str]] = typer.Option(None, "--tag", metavar="TAG", help="A tag for the run; repeat for more."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Resolve and print the configuration; train nothing, record nothing."),
 ) -> None:
-    """Train CIFAR-10 with a recipe and record the run, epoch by epoch, in the database."""
+    """Train CIFAR-10 with a recipe and record the run, epoch by epoch, in the database.
+
+    Example:
+
+    \b
+        speedrun train --bs 64 --cosine
+        speedrun train --recipe airbench94 --repeat 5
+        speedrun train --subset 2000 --epochs 2 --dry-run
+    """
     from speedrun.recipes import get_recipe
     from speedrun.training.augment import parse_augment
+    from speedrun.training.recording import Reporter
+    from speedrun.training.repeats import seed_plan, train_runs
 
-    try:
-        augment = parse_augment(aug) if aug is not None else None
-    except ValueError as exc:
-        fail(f"--aug: {exc}")
-    try:
-        chosen = get_recipe(recipe.lower())
-        config = chosen.configure(
-            model=model, batch_size=batch_size, lr=lr, epochs=epochs, momentum=momentum, weight_decay=weight_decay,
-            nesterov=nesterov, optimizer=optimizer.lower() if optimizer else None, cosine=cosine, warmup=warmup,
-            bn=bn, amp=amp, compile=compile_model, augment=augment, label_smoothing=label_smoothing, tta=tta,
-            lookahead=lookahead, whiten_bias_epochs=whiten_bias_epochs, seed=seed, device=device.lower(),
-            data_dir=str(data_dir), subset=subset, target=target)
-        seed_list = _seed_list(seed, repeat, seeds)
-        config = config.resolve()
-    except SpeedrunError as exc:
-        fail(str(exc))
+    chosen = get_recipe(recipe.lower())
+    config = chosen.configure(
+        model=model, batch_size=batch_size, lr=lr, epochs=epochs, momentum=momentum, weight_decay=weight_decay,
+        nesterov=nesterov, optimizer=optimizer.lower() if optimizer else None, cosine=cosine, warmup=warmup,
+        bn=bn, amp=amp, compile=compile_model, augment=parse_augment(aug) if aug is not None else None,
+        label_smoothing=label_smoothing, tta=tta, lookahead=lookahead, whiten_bias_epochs=whiten_bias_epochs,
+        seed=seed, device=device.lower(), data_dir=str(data_dir), subset=subset, target=target)
+    seed_list = seed_plan(seed, repeat, seeds)
+    config = config.resolve()
     tags = list(dict.fromkeys(tag or []))
     if dry_run:
         _print_dry_run(config, title, tags)
@@ -126,101 +107,11 @@ def train_command(
             console.print(f"  repeats  {len(seed_list)} (seeds: {shown})", markup=False, highlight=False)
         return
 
-    def record() -> RunRecord:
-        return RunRecord(source="train", status="running", title=title, hypothesis=hypothesis, analysis=notes,
-                         tags=list(tags))
-
-    if seed_list is None or (len(seed_list) == 1 and group is None):
-        _train_and_record(chosen, config, record())
-        return
-    name = group or f"{chosen.name}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
-    _train_repeats(chosen, config, seed_list, name, record)
-
-
-def _seed_list(seed: int | None, repeat: int | None, seeds: str | None) -> list[int | None] | None:
-    """The seed of every repeat (None: draw one), or None for a plain single run."""
-    if repeat is not None and repeat < 1:
-        raise SpeedrunError(f"--repeat must be at least 1, not {repeat}")
-    if seeds is not None:
-        try:
-            listed = [int(s) for s in seeds.split(",") if s.strip()]
-        except ValueError:
-            raise SpeedrunError(f"--seeds must be comma-separated integers, not {seeds!r}") from None
-        if not listed or len(set(listed)) != len(listed):
-            raise SpeedrunError(f"--seeds must list distinct integers, not {seeds!r}")
-        if repeat is not None and repeat != len(listed):
-            raise SpeedrunError(f"--repeat {repeat} disagrees with the {len(listed)} seeds of --seeds")
-        if seed is not None:
-            raise SpeedrunError("give either --seed or --seeds, not both")
-        return listed
-    if repeat is None:
-        return None
-    return [seed + i for i in range(repeat)] if seed is not None else [None] * repeat
-
-
-def _distinct_seeds(config, wanted: list[int | None]) -> list[int]:
-    """Fill in random seeds, never repeating one (a repeat with the same seed measures nothing)."""
-    from speedrun.training.config import _random_seed
-
-    chosen: list[int] = []
-    for s in wanted:
-        if s is None:
-            s = config.seed if not chosen and config.seed is not None else _random_seed()
-            while s in chosen:
-                s = _random_seed()
-        chosen.append(s)
-    return chosen
-
-
-def _train_repeats(recipe, config, wanted: list[int | None], group: str, make_record) -> None:
-    """Each repeat is a normal run in `group`; Ctrl-C keeps the finished ones and ends with their summary."""
-    from dataclasses import replace
-
-    seeds = _distinct_seeds(config, wanted)
-    finals: list[float] = []
-    for i, seed in enumerate(seeds, 1):
-        console.print(f"Repeat {i}/{len(seeds)} of group {group}: seed {seed}", markup=False, highlight=False,
-                      soft_wrap=True)
-        record = make_record()
-        record.group = group
-        try:
-            result = _train_and_record(recipe, replace(config, seed=seed), record)
-        except typer.Exit:
-            _print_repeat_summary(group, finals, len(seeds))
-            raise
-        if result.final_val_acc is not None:
-            finals.append(result.final_val_acc)
-    _print_repeat_summary(group, finals, len(seeds))
-
-
-def _print_repeat_summary(group: str, finals: list[float], planned: int) -> None:
-    from speedrun.analysis.stats import describe, fmt_mean_ci
-
-    desc = describe(finals)
-    spread = f", std {desc.std:.2f}" if desc.std is not None else ""
-    done = f"{len(finals)} of {planned} repeats" if len(finals) != planned else f"{planned} repeats"
-    console.print(f"Group {group}: final accuracy over {done}: {fmt_mean_ci(desc)}{spread} "
-                  f"(mean ± 95% CI half-width)", markup=False, highlight=False, soft_wrap=True)
-
-
-def _train_and_record(recipe, config, record: RunRecord):
-    from speedrun.tracking.environment import detect_environment, git_info
-    from speedrun.training.loop import Reporter
-
-    record.env = detect_environment(config.device)
-    record.command = " ".join(sys.argv)
-    record.git_commit, record.git_dirty = git_info(Path.cwd())
-    recorder = make_recorder()
+    template = RunRecord(source="train", status="running", title=title, hypothesis=hypothesis, analysis=notes,
+                         tags=tags, command=" ".join(sys.argv))
     try:
-        result = recipe.train(config, recorder, record=record, reporter=Reporter(console))
-    except KeyboardInterrupt:
-        where = f"; run {recorder.run_id} recorded as interrupted in {recorder.location}" if recorder.run_id else ""
-        err_console.print(f"Interrupted{where}.", markup=False, highlight=False)
-        raise typer.Exit(130)
-    except SpeedrunError as exc:
-        fail(str(exc))
-    except Exception as exc:
-        where = f" (run {recorder.run_id} recorded as failed in {recorder.location})" if recorder.run_id else ""
-        fail(f"training failed: {type(exc).__name__}: {exc}{where}")
-    console.print(f"Run {result.run_id} recorded in {recorder.location}", markup=False, highlight=False, soft_wrap=True)
-    return result
+        train_runs(chosen, config, make_recorder(), template, seeds=seed_list, group=group,
+                   reporter=Reporter(console))
+    except KeyboardInterrupt as exc:  # Ctrl-C is no error: the runs say how far they got; exit 130 as a shell does
+        err_console.print(str(exc) or "Interrupted.", markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(130) from None

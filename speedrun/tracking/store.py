@@ -138,7 +138,12 @@ def _pid_alive(pid: int) -> bool:
 
 
 class Store:
-    """A speedrun database. Open with `Store.open(path_or_url)`."""
+    """A speedrun database. Open with `Store.open(path_or_url)`.
+
+    A training run records into it directly: `label`, `begin_run`, `add_epoch`,
+    `heartbeat` and `finish_run` are the training loops' Recorder protocol
+    (speedrun.training.recording).
+    """
 
     def __init__(self, engine, url: str, label: str):
         self.engine = engine
@@ -364,11 +369,14 @@ class Store:
         wall_time_s: float | None = None,
         final_val_acc: float | None = None,
         final_from: str | None = None,
+        target_time_s: float | None = None,
         extra: dict[str, Any] | None = None,
     ) -> None:
         """End a live run. `final_val_acc` measured after the last epoch (e.g. with
         test-time augmentation, `final_from="tta"`) becomes the run's final accuracy;
-        the epochs keep what was measured during training."""
+        the epochs keep what was measured during training. `target_time_s`: when
+        the run's target accuracy was first reached (its target_acc was recorded
+        at begin_run)."""
         with self._write() as session:
             run = self._get_for_update(session, run_id)
             run.status = status
@@ -382,10 +390,8 @@ class Store:
                 run.stated_train_time_s = train_time_s
             if wall_time_s is not None:
                 run.wall_time_s = wall_time_s
-            extra = dict(extra or {})
-            # The target is a column since schema 0002; callers may still pass it with the rest.
-            run.target_acc = extra.pop("target_acc", run.target_acc)
-            run.target_time_s = extra.pop("target_time_s", run.target_time_s)
+            if target_time_s is not None:
+                run.target_time_s = target_time_s
             if extra:
                 run.extra = {**(run.extra or {}), **extra}
             self._refresh_summary(run)

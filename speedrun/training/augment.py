@@ -7,24 +7,39 @@ works on [0, 1] floats; cutout runs after normalization, where 0 is the mean.
 
 from __future__ import annotations
 
+import functools
+
 import torch
 import torch.nn.functional as F
 
+from speedrun.errors import SpeedrunError
 from speedrun.notebook.params import AUGMENTATIONS  # the vocabulary; "altflip" and "translate" are the fast recipes
 
 DEFAULT_AUGMENT = ("crop", "flip")
 MEAN = (0.4914, 0.4822, 0.4465)
 STD = (0.2023, 0.1994, 0.2010)
+GRAY = (0.299, 0.587, 0.114)  # luma weights of R, G, B
+
+
+@functools.lru_cache(maxsize=None)
+def channel_constant(values: tuple[float, ...], device: torch.device) -> torch.Tensor:
+    """A 1×C×1×1 tensor of per-channel constants, built once per device.
+
+    Building it per batch would be a blocking host-to-device copy on a GPU,
+    every training and evaluation batch.
+    """
+    return torch.tensor(values, device=device).view(1, -1, 1, 1)
 
 
 def parse_augment(text: str) -> tuple[str, ...]:
-    """`"crop,flip"` -> ("crop", "flip"); `"none"` or "" -> (); unknown names raise ValueError."""
+    """`"crop,flip"` -> ("crop", "flip"); `"none"` or "" -> (); unknown names raise SpeedrunError (`--aug`'s)."""
     names = [part.strip().lower() for part in text.split(",") if part.strip()]
     if names in ([], ["none"]):
         return ()
     unknown = [n for n in names if n not in AUGMENTATIONS]
     if unknown:
-        raise ValueError(f"unknown augmentation {', '.join(unknown)}; choose from {', '.join(AUGMENTATIONS)} or none")
+        raise SpeedrunError(f"--aug: unknown augmentation {', '.join(unknown)}; "
+                            f"choose from {', '.join(AUGMENTATIONS)} or none")
     return tuple(dict.fromkeys(names))  # keep the order, drop repeats
 
 
@@ -54,7 +69,7 @@ def color_jitter(images: torch.Tensor, strength: float = 0.2) -> torch.Tensor:
     def factor() -> torch.Tensor:
         return 1 + strength * (2 * torch.rand(n, 1, 1, 1, device=images.device) - 1)
 
-    gray_weights = torch.tensor((0.299, 0.587, 0.114), device=images.device).view(1, 3, 1, 1)
+    gray_weights = channel_constant(GRAY, images.device)
     images = images * factor()
     gray = (images * gray_weights).sum(1, keepdim=True)
     images = (images - gray.mean((2, 3), keepdim=True)) * factor() + gray.mean((2, 3), keepdim=True)
@@ -80,8 +95,8 @@ class Preprocess:
 
     def __init__(self, augment: tuple[str, ...] = DEFAULT_AUGMENT, device: torch.device | str = "cpu"):
         self.augment = augment
-        self.mean = torch.tensor(MEAN, device=device).view(1, 3, 1, 1)
-        self.std = torch.tensor(STD, device=device).view(1, 3, 1, 1)
+        self.mean = channel_constant(MEAN, torch.device(device))
+        self.std = channel_constant(STD, torch.device(device))
 
     def normalize(self, images: torch.Tensor) -> torch.Tensor:
         return self._standardize(images.float() / 255).contiguous(memory_format=torch.channels_last)
@@ -112,8 +127,7 @@ CIFAR_STD = (0.2470, 0.2435, 0.2616)
 
 def normalize(images: torch.Tensor, dtype: torch.dtype = torch.float32, std=CIFAR_STD) -> torch.Tensor:
     """uint8 N×3×H×W -> standardized `dtype` tensor in channels_last."""
-    mean = torch.tensor(MEAN, device=images.device).view(1, 3, 1, 1)
-    scale = torch.tensor(std, device=images.device).view(1, 3, 1, 1)
+    mean, scale = channel_constant(MEAN, images.device), channel_constant(tuple(std), images.device)
     x = (images.float() / 255 - mean) / scale
     return x.to(dtype).contiguous(memory_format=torch.channels_last)
 
@@ -145,18 +159,18 @@ class AlternatingFlipTranslate:
         self.padded = F.pad(x, (pad,) * 4, mode="reflect") if pad else x
         self.base_flips = (torch.rand(len(images), device=images.device) < 0.5) if flip else None
 
-    def flips(self, epoch: int) -> torch.Tensor | None:
-        """Which images are mirrored in 0-based `epoch` (None: flipping is off)."""
+    def flips(self, idx: torch.Tensor, epoch: int) -> torch.Tensor | None:
+        """Which of the images `idx` are mirrored in 0-based `epoch` (None: flipping is off)."""
         if self.base_flips is None:
             return None
-        return self.base_flips ^ bool(epoch % 2)
+        return self.base_flips[idx] ^ bool(epoch % 2)  # the batch's flips only, not all 50,000
 
     def batch(self, idx: torch.Tensor, epoch: int) -> torch.Tensor:
         x = self.padded[idx]
         if self.pad:
             shifts = torch.randint(0, 2 * self.pad + 1, (len(idx), 2), device=x.device)
             x = translate(x, shifts, self.size)
-        flips = self.flips(epoch)
+        flips = self.flips(idx, epoch)
         if flips is not None:
-            x = torch.where(flips[idx].view(-1, 1, 1, 1), x.flip(3), x)
+            x = torch.where(flips.view(-1, 1, 1, 1), x.flip(3), x)
         return x.contiguous(memory_format=torch.channels_last)

@@ -3,7 +3,7 @@
 The defaults replay the user's current main.py (ResNet-18, SGD lr 0.04 momentum
 0.9, batch 64, 10 epochs, cosine per epoch, crop+flip): the `resnet18` recipe.
 Other recipes (speedrun.recipes) start from other values; the fields after
-`target` are theirs and stay None (unrecorded) in the default recipe. `resolve()` turns
+`threads` are theirs and stay None (unrecorded) in the default recipe. `resolve()` turns
 "auto" choices (device, AMP) into facts and rejects bad values with one
 clear SpeedrunError; `to_params()` is what the store records.
 """
@@ -11,7 +11,7 @@ clear SpeedrunError; `to_params()` is what the store records.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from speedrun.errors import SpeedrunError
@@ -25,27 +25,32 @@ SCHEDULES = ("triangle", "linear")
 DEVICES = ("auto", "cuda", "mps", "cpu")
 
 
+NOT_A_PARAM = {"param": False}  # field metadata: how the run is done, not what it trains (device, paths)
+
+
 @dataclass
 class TrainConfig:
+    """One run's options. Every field is a recorded param, in this order (None: not recorded), except
+    those marked NOT_A_PARAM; see `to_params`."""
+
     model: str = "resnet18"
-    batch_size: int = 64
+    optimizer: str = "sgd"
     lr: float = 0.04
-    epochs: int = 10
     momentum: float = 0.9
     weight_decay: float = 0.0
-    nesterov: bool = False
-    optimizer: str = "sgd"
+    batch_size: int = 64
+    epochs: int | float = 10  # the fast recipes take a fractional budget (9.9: the tenth epoch stops early)
     cosine: bool = True
-    warmup: int = 0  # epochs of linear warm-up before the cosine decay
-    bn: bool = True
     amp: bool | None = None  # None: on where it is fast (CUDA; CPUs with native bf16)
-    compile: bool = False
+    bn: bool = True
     augment: tuple[str, ...] = DEFAULT_AUGMENT
     seed: int | None = None  # None: a random seed, drawn and recorded so the run can be repeated
-    device: str = "auto"
-    data_dir: str = "./data"
+    nesterov: bool = False
+    warmup: int = 0  # epochs of linear warm-up before the cosine decay
+    compile: bool = False
+    amp_dtype: str | None = field(default=None, compare=False)  # filled by resolve()
     subset: int | None = None
-    target: float | None = None  # val accuracy (percent) whose first crossing is timed
+    threads: int | None = field(default=None, compare=False)  # filled by resolve()
     # Fields of the fast recipes (None: not used, not recorded):
     recipe: str | None = None  # None: the default recipe (resnet18), recorded as before
     schedule: str | None = None  # per-step lr schedule: triangle or linear (None: cosine/flat per epoch)
@@ -58,9 +63,14 @@ class TrainConfig:
     bias_lr: float | None = None  # muon recipe: SGD lr of the biases
     head_lr: float | None = None  # muon recipe: SGD lr of the linear head
     sgd_momentum: float | None = None  # muon recipe: momentum of the SGD part
-    # Filled by resolve():
-    amp_dtype: str | None = field(default=None, compare=False)
-    threads: int | None = field(default=None, compare=False)
+    # Not params:
+    device: str = field(default="auto", metadata=NOT_A_PARAM)  # recorded with the environment
+    data_dir: str = field(default="./data", metadata=NOT_A_PARAM)
+    target: float | None = field(default=None, metadata=NOT_A_PARAM)  # val accuracy (%) whose first crossing is timed; a column of the run
+
+    def __post_init__(self) -> None:
+        if isinstance(self.epochs, float) and self.epochs.is_integer():
+            self.epochs = int(self.epochs)  # `--epochs 10` is recorded as the integer it means
 
     def validate(self) -> None:
         """Raise SpeedrunError naming the first bad option."""
@@ -69,13 +79,16 @@ class TrainConfig:
             (self.optimizer in OPTIMIZERS, f"--optimizer must be one of {', '.join(OPTIMIZERS)}, not {self.optimizer!r}"),
             (self.device in DEVICES, f"--device must be one of {', '.join(DEVICES)}, not {self.device!r}"),
             (self.batch_size >= 2, f"--batch-size must be at least 2 (BatchNorm needs two images), not {self.batch_size}"),
-            (self.epochs >= 1, f"--epochs must be at least 1, not {self.epochs}"),
+            (math.isfinite(self.epochs) and self.epochs > 0, f"--epochs must be positive, not {self.epochs}"),
+            (self.recipe is not None or isinstance(self.epochs, int),
+             f"--epochs must be a whole number in the resnet recipes (fractional budgets are for the fast "
+             f"recipes), not {self.epochs}"),
             (math.isfinite(self.lr) and self.lr > 0, f"--lr must be a positive number, not {self.lr}"),
             (0 <= self.momentum < 1, f"--momentum must be in [0, 1), not {self.momentum}"),
             (self.weight_decay >= 0, f"--weight-decay must not be negative, not {self.weight_decay}"),
             (0 <= self.warmup < self.epochs, f"--warmup must be in [0, epochs), not {self.warmup}"),
             (not self.nesterov or (self.optimizer in ("sgd", "muon") and self.momentum > 0),
-             "--nesterov needs --optimizer sgd with a positive --momentum"),
+             "--nesterov needs --optimizer sgd or muon with a positive --momentum"),
             (self.subset is None or self.subset >= 2, f"--subset must be at least 2 images, not {self.subset}"),
             (self.target is None or 0 < self.target <= 100, f"--target is a val accuracy in (0, 100], not {self.target}"),
             (self.schedule is None or self.schedule in SCHEDULES, f"schedule must be one of {', '.join(SCHEDULES)}"),
@@ -101,7 +114,7 @@ class TrainConfig:
         if amp is None:  # the fast default: measured, bf16 autocast only pays off with native bf16
             amp = device == "cuda" or (device == "cpu" and cpu_has_native_bf16())
         amp_dtype = None if not amp else ("bfloat16" if device == "cpu" else "float16")
-        seed = self.seed if self.seed is not None else _random_seed()
+        seed = self.seed if self.seed is not None else random_seed()
         return replace(self, device=device, amp=amp, amp_dtype=amp_dtype, seed=seed, threads=physical_cores())
 
     def lr_at(self, epoch: int) -> float:
@@ -114,39 +127,17 @@ class TrainConfig:
         return self.lr * 0.5 * (1 + math.cos(math.pi * progress))
 
     def to_params(self) -> dict[str, Any]:
-        """Canonical parameter names (speedrun.notebook.params) and typed values, as recorded with the run."""
-        params: dict[str, Any] = {
-            "model": self.model,
-            "optimizer": self.optimizer,
-            "lr": self.lr,
-            "momentum": self.momentum,
-            "weight_decay": self.weight_decay,
-            "batch_size": self.batch_size,
-            "epochs": self.epochs,
-            "cosine": self.cosine,
-            "amp": bool(self.amp),
-            "bn": self.bn,
-            "augment": ",".join(self.augment) or "none",
-            "seed": self.seed,
-            "nesterov": self.nesterov,
-            "warmup": self.warmup,
-            "compile": self.compile,
-            "amp_dtype": self.amp_dtype,
-            "subset": self.subset,
-            "threads": self.threads,
-            "recipe": self.recipe,
-            "schedule": self.schedule,
-            "label_smoothing": self.label_smoothing,
-            "tta": self.tta,
-            "lookahead": self.lookahead,
-            "whiten_bias_epochs": self.whiten_bias_epochs,
-            "bn_momentum": self.bn_momentum,
-            "bias_lr_scale": self.bias_lr_scale,
-            "bias_lr": self.bias_lr,
-            "head_lr": self.head_lr,
-            "sgd_momentum": self.sgd_momentum,
-        }
-        return {k: v for k, v in params.items() if v is not None}
+        """The fields as recorded params: canonical names (speedrun.notebook.params), typed values, None left out."""
+        params: dict[str, Any] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name == "augment":
+                value = ",".join(value) or "none"
+            elif f.name == "amp":
+                value = bool(value)  # unresolved (None) means off until resolve() decides
+            if f.metadata.get("param", True) and value is not None:
+                params[f.name] = value
+        return params
 
 
 def _check_device(device: str) -> None:
@@ -158,7 +149,7 @@ def _check_device(device: str) -> None:
         raise SpeedrunError("--device mps was asked for, but Apple MPS is not available (try --device auto)")
 
 
-def _random_seed() -> int:
+def random_seed() -> int:
     import random
 
     return random.SystemRandom().randrange(2**31)

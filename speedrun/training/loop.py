@@ -1,173 +1,91 @@
-"""The training loop: data on the device, whole-batch augmentation, honest timing.
+"""The classic training loop (the user's ResNets): data on the device, whole-batch augmentation.
 
-It knows nothing about the database. It reports to a `Recorder` (the CLI's
-wraps the Store, tests use `MemoryRecorder`) and prints through a `Reporter`
-in the user's log format, so the output reads back with `import-log`.
-
-Timing: the device is synchronized before every timestamp. "Duration" and
+The loop holds the training only; speedrun.training.recording prints the
+user's log lines, records every epoch and times it. Timing: "Duration" and
 "Total" count training only (the user's logs, and time-to-target, use the
-cumulative training time); evaluation is timed separately.
+cumulative training time); evaluation is timed separately. With --compile
+(or on a GPU, for cudnn's autotuning) every shape is warmed up before the
+clock starts, and no step reads a value back from the device.
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
 import time
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Any, Callable, Iterator, Protocol
+from dataclasses import dataclass
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from torch import nn
 
-from speedrun.notebook.logformat import epoch_line, footer_lines, header_lines
-from speedrun.tracking.records import EpochRecord, RunRecord
+from speedrun.tracking.records import RunRecord
 from speedrun.training.augment import Preprocess
 from speedrun.training.config import TrainConfig
 from speedrun.training.data import Cifar10, load_cifar10
+from speedrun.training.device import (autocast_for, compiled, fused, grad_scaler_for, needs_warm_up, setup_torch,
+                                      synchronize, timed, untouched)
 from speedrun.training.nets import build_model, count_parameters
+from speedrun.training.recording import Recorder, Reporter, Setup, TrainResult, recording
 
-HEARTBEAT_S = 10.0
 EVAL_BATCH = 500
 # Shown on the `Config:` line after the user's own keys (LR, BATCH_SIZE, EPOCHS, COSINE, AMP).
 EXTRA_CONFIG_KEYS = ("model", "optimizer", "momentum", "weight_decay", "bn")
 
 
-class Recorder(Protocol):
-    """Where a run's progress goes. `begin` returns the run number, if it has one."""
-
-    def begin(self, record: RunRecord) -> int | None: ...
-
-    def epoch(self, record: EpochRecord) -> None: ...
-
-    def heartbeat(self) -> None: ...
-
-    def finish(self, status: str, *, error: str | None = None, train_time_s: float | None = None,
-               wall_time_s: float | None = None, final_val_acc: float | None = None,
-               final_from: str | None = None, extra: dict[str, Any] | None = None) -> None: ...
-
-
 @dataclass
-class MemoryRecorder:
-    """A Recorder that keeps everything in memory (tests, benchmarks, `--dry-run`-like uses)."""
+class Parts:
+    """What the classic loop trains with, built once per run (and by the benchmark, the same way)."""
 
-    run: RunRecord | None = None
-    epochs: list[EpochRecord] = field(default_factory=list)
-    heartbeats: int = 0
-    status: str | None = None
-    finish_args: dict[str, Any] = field(default_factory=dict)
-    run_id: int | None = None
-    location: str = "memory"
-
-    def begin(self, record: RunRecord) -> int:
-        self.run, self.status, self.run_id = record, record.status, 1
-        return self.run_id
-
-    def epoch(self, record: EpochRecord) -> None:
-        self.epochs.append(record)
-
-    def heartbeat(self) -> None:
-        self.heartbeats += 1
-
-    def finish(self, status: str, **kwargs: Any) -> None:
-        self.status, self.finish_args = status, kwargs
+    model: nn.Module  # the module itself: weights, parameter count, state
+    net: nn.Module  # what the steps call: the model, or its compiled wrapper
+    optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler | None
+    autocast: Callable[[], contextlib.AbstractContextManager]
+    prep: Preprocess
 
 
-class Reporter:
-    """Prints log lines through one Console; on a terminal, a transient progress bar per epoch."""
-
-    def __init__(self, console: Console | None = None, progress: bool | None = None):
-        self.console = console or Console()
-        self.progress = self.console.is_terminal if progress is None else progress
-
-    def line(self, text: str) -> None:
-        # soft_wrap: a long Config line must stay one line to read back.
-        self.console.print(text, markup=False, highlight=False, soft_wrap=True)
-
-    @contextlib.contextmanager
-    def epoch(self, epoch: int, epochs: int, batches: int) -> Iterator[Callable[[int], None]]:
-        """Yields `advance(images)`, to be called after each batch."""
-        if not self.progress:
-            yield lambda images: None
-            return
-        columns = (TextColumn("Epoch {task.fields[label]}"), BarColumn(), MofNCompleteColumn(),
-                   TextColumn("{task.fields[rate]} img/s"), TimeRemainingColumn())
-        with Progress(*columns, console=self.console, transient=True) as bar:
-            task = bar.add_task("train", total=batches, label=f"{epoch}/{epochs}", rate="-")
-            start, seen = time.perf_counter(), 0
-
-            def advance(images: int) -> None:
-                nonlocal seen
-                seen += images
-                rate = seen / max(time.perf_counter() - start, 1e-9)  # unsynchronized: a display estimate
-                bar.update(task, advance=1, rate=f"{rate:,.0f}")
-
-            yield advance
-
-
-@dataclass
-class TrainResult:
-    run_id: int | None
-    status: str
-    epochs: list[EpochRecord]
-    param_count: int
-    data_load_s: float
-    train_time_s: float
-    eval_time_s: float
-    wall_time_s: float
-    target_time_s: float | None = None
-    measured_final_val_acc: float | None = None  # measured after the last epoch (TTA), when it was
-
-    @property
-    def final_val_acc(self) -> float | None:
-        if self.measured_final_val_acc is not None:
-            return self.measured_final_val_acc
-        return self.epochs[-1].val_acc if self.epochs else None
-
-
-def synchronize(device: torch.device) -> None:
-    """Wait for queued device work, so that a timestamp means what it says."""
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    elif device.type == "mps":
-        torch.mps.synchronize()
-
-
-def setup_torch(config: TrainConfig) -> torch.device:
-    """Threads, seed and kernel choices for a resolved config."""
-    if config.threads:
-        torch.set_num_threads(config.threads)  # one per physical core: no oversubscription, no idle core
-    torch.manual_seed(config.seed)
-    device = torch.device(config.device)
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True  # fixed shapes: pick the fastest kernels once
-    return device
-
-
-def make_optimizer(config: TrainConfig, params) -> torch.optim.Optimizer:
+def make_optimizer(config: TrainConfig, params, *, fused: bool = False) -> torch.optim.Optimizer:
+    """The configured optimizer; `fused` selects the one-kernel implementation (see device.FUSED_DEVICES)."""
+    kernel = {"fused": True} if fused else {}
     if config.optimizer == "sgd":
         return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum,
-                               weight_decay=config.weight_decay, nesterov=config.nesterov)
+                               weight_decay=config.weight_decay, nesterov=config.nesterov, **kernel)
     if config.optimizer == "adam":
-        return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
-    return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+        return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay, **kernel)
+    return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay, **kernel)
 
 
-def autocast_for(config: TrainConfig, device: torch.device) -> Callable[[], contextlib.AbstractContextManager]:
-    """A factory of autocast contexts: fp16 on CUDA/MPS, bf16 on CPU, nothing without AMP."""
-    if not config.amp:
-        return contextlib.nullcontext
-    dtype = torch.bfloat16 if config.amp_dtype == "bfloat16" else torch.float16
-    return lambda: torch.autocast(device.type, dtype=dtype)
+def build_parts(config: TrainConfig, device: torch.device) -> Parts:
+    """Model, optimizer, GradScaler, autocast and preprocessing exactly as `speedrun train` uses them."""
+    model = build_model(config.model, bn=config.bn).to(device, memory_format=torch.channels_last)
+    optimizer = make_optimizer(config, model.parameters(), fused=fused(device))
+    net = compiled(model) if config.compile else model
+    return Parts(model, net, optimizer, grad_scaler_for(config, device), autocast_for(config, device),
+                 Preprocess(config.augment, device))
 
 
-def train_epoch(model, optimizer, scaler, data: Cifar10, prep: Preprocess, batch_size: int, autocast,
+def train_step(parts: Parts, inputs: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """One optimizer step; (loss, outputs) stay on the device."""
+    with parts.autocast():
+        outputs = parts.net(inputs)
+        loss = F.cross_entropy(outputs, labels)
+    parts.optimizer.zero_grad(set_to_none=True)
+    if parts.scaler is not None:
+        # A fused optimizer unscales and skips inf/NaN steps in its kernel: no .item() per step.
+        parts.scaler.scale(loss).backward()
+        parts.scaler.step(parts.optimizer)
+        parts.scaler.update()
+    else:
+        loss.backward()
+        parts.optimizer.step()
+    return loss, outputs
+
+
+def train_epoch(parts: Parts, data: Cifar10, batch_size: int,
                 after_batch: Callable[[int], None]) -> tuple[float, float]:
     """One pass over the shuffled training set; (mean loss, accuracy %) read back once at the end."""
-    model.train()
+    parts.net.train()
     device = data.train_labels.device
     n = data.num_train
     order = torch.randperm(n, device=device)
@@ -175,18 +93,8 @@ def train_epoch(model, optimizer, scaler, data: Cifar10, prep: Preprocess, batch
     correct = torch.zeros((), device=device, dtype=torch.int64)
     for start in range(0, n, batch_size):
         idx = order[start:start + batch_size]
-        inputs, labels = prep.train(data.train_images[idx]), data.train_labels[idx]
-        with autocast():
-            outputs = model(inputs)
-            loss = F.cross_entropy(outputs, labels)
-        optimizer.zero_grad(set_to_none=True)
-        if scaler is not None:
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
-        else:
-            loss.backward()
-            optimizer.step()
+        labels = data.train_labels[idx]
+        loss, outputs = train_step(parts, parts.prep.train(data.train_images[idx]), labels)
         # Accumulate on the device: a .item() here would stall the pipeline every batch.
         loss_sum += loss.detach().float() * len(idx)
         correct += (outputs.argmax(1) == labels).sum()
@@ -195,123 +103,72 @@ def train_epoch(model, optimizer, scaler, data: Cifar10, prep: Preprocess, batch
 
 
 @torch.no_grad()
-def evaluate(model, images: torch.Tensor, labels: torch.Tensor, prep: Preprocess, autocast) -> tuple[float, float]:
+def evaluate(net, images: torch.Tensor, labels: torch.Tensor, prep: Preprocess, autocast) -> tuple[float, float]:
     """(mean loss, accuracy %) on the test set, without augmentation."""
-    model.eval()
+    net.eval()
     loss_sum = torch.zeros((), device=labels.device)
     correct = torch.zeros((), device=labels.device, dtype=torch.int64)
     for start in range(0, len(labels), EVAL_BATCH):
         x, y = prep.normalize(images[start:start + EVAL_BATCH]), labels[start:start + EVAL_BATCH]
         with autocast():
-            outputs = model(x)
+            outputs = net(x)
         loss_sum += F.cross_entropy(outputs.float(), y, reduction="sum")
         correct += (outputs.argmax(1) == y).sum()
     return loss_sum.item() / len(labels), 100.0 * correct.item() / len(labels)
 
 
+def batch_sizes(n: int, batch: int) -> list[int]:
+    """The distinct batch sizes a pass over n items in batches of `batch` meets: full and last."""
+    return sorted({min(batch, n), n % batch or min(batch, n)}, reverse=True)
+
+
+def warm_up(parts: Parts, data: Cifar10, batch_size: int, device: torch.device) -> float:
+    """Every shape and mode once (compilation, cudnn autotuning), then the state put back; seconds taken.
+
+    Training steps at the full and the last partial batch size, and the
+    evaluation at its full and last batch sizes: with static compiled graphs,
+    each is its own graph, and none may be compiled while the clock runs.
+    """
+    start = time.perf_counter()
+    images, labels = data.train_images, data.train_labels
+    with untouched(parts.model, parts.optimizer, *([parts.scaler] if parts.scaler else []), device=device):
+        parts.net.train()
+        for size in batch_sizes(data.num_train, batch_size):
+            train_step(parts, parts.prep.train(images[:size]), labels[:size])
+        n_test = len(data.test_labels)
+        for size in batch_sizes(n_test, EVAL_BATCH):
+            evaluate(parts.net, data.test_images[:size], data.test_labels[:size],
+                     parts.prep, parts.autocast)
+    synchronize(device)
+    return time.perf_counter() - start
+
+
 def train(config: TrainConfig, recorder: Recorder, *, record: RunRecord | None = None,
           reporter: Reporter | None = None) -> TrainResult:
-    """Train a resolved config, reporting every epoch; KeyboardInterrupt and errors are recorded, then re-raised.
+    """Train a resolved config, epoch by epoch, into `recorder` (see training.recording).
 
-    `record` carries what the caller knows (title, tags, env, command, git); the
-    loop fills in params, parameter count, load time and start time.
+    `record` carries what the caller knows (title, tags, env, command, git).
     """
-    reporter = reporter or Reporter()
-    wall_start = time.perf_counter()
+    started = time.perf_counter()
     device = setup_torch(config)
-
-    load_start = time.perf_counter()
-    data = load_cifar10(config.data_dir, device, subset=config.subset)
-    synchronize(device)
-    data_load_s = time.perf_counter() - load_start
-
-    model = build_model(config.model, bn=config.bn).to(device, memory_format=torch.channels_last)
-    param_count = count_parameters(model)
-    optimizer = make_optimizer(config, model.parameters())
-    if config.compile:
-        model = torch.compile(model)
-    scaler = torch.amp.GradScaler("cuda") if config.amp and device.type == "cuda" else None
-    autocast = autocast_for(config, device)
-    prep = Preprocess(config.augment, device)
-    params = config.to_params()
-
-    for text in header_lines(str(device), param_count, params, data_load_s, amp=bool(config.amp),
-                             seed=config.seed, extra_config_keys=EXTRA_CONFIG_KEYS):
-        reporter.line(text)
-
-    record = record or RunRecord(source="train")
-    record.source, record.status = "train", "running"
-    record.params, record.param_count, record.data_load_s = params, param_count, data_load_s
-    record.target_acc = config.target
-    record.pid = os.getpid()
-    record.started_at = datetime.now(timezone.utc).replace(tzinfo=None)  # naive UTC, as the store keeps times
-    run_id = recorder.begin(record)
-
-    epochs: list[EpochRecord] = []
-    train_time = eval_time = 0.0
-    target_time: float | None = None
+    data, data_load_s = timed(lambda: load_cifar10(config.data_dir, device, subset=config.subset), device)
+    parts = build_parts(config, device)
+    warmup_s = warm_up(parts, data, config.batch_size, device) if needs_warm_up(config, device) else 0.0
+    setup = Setup(device, count_parameters(parts.model), data_load_s, started, warmup_s, EXTRA_CONFIG_KEYS)
     batches = -(-data.num_train // config.batch_size)
-    last_beat = time.monotonic()
 
-    def after_batch(advance: Callable[[int], None]) -> Callable[[int], None]:
-        def hook(images: int) -> None:
-            nonlocal last_beat
-            advance(images)
-            if time.monotonic() - last_beat >= HEARTBEAT_S:
-                recorder.heartbeat()
-                last_beat = time.monotonic()
-        return hook
-
-    def summary() -> dict[str, Any]:
-        extra: dict[str, Any] = {"eval_time_s": eval_time}
-        if config.target is not None:
-            extra.update(target_acc=config.target, target_time_s=target_time)
-        return extra
-
-    try:
+    with recording(recorder, config, setup, record=record, reporter=reporter) as run:
         for epoch in range(1, config.epochs + 1):
             lr = config.lr_at(epoch - 1)
-            for group in optimizer.param_groups:
+            for group in parts.optimizer.param_groups:
                 group["lr"] = lr
-            synchronize(device)
-            start = time.perf_counter()
-            with reporter.epoch(epoch, config.epochs, batches) as advance:
-                train_loss, train_acc = train_epoch(model, optimizer, scaler, data, prep, config.batch_size,
-                                                    autocast, after_batch(advance))
-            synchronize(device)
-            duration = time.perf_counter() - start
-            train_time += duration
-
-            eval_start = time.perf_counter()
-            val_loss, val_acc = evaluate(model, data.test_images, data.test_labels, prep, autocast)
-            synchronize(device)
-            eval_time += time.perf_counter() - eval_start
-
-            if config.target is not None and target_time is None and val_acc >= config.target:
-                target_time = train_time
-            row = EpochRecord(epoch, train_loss=train_loss, train_acc=train_acc, val_loss=val_loss,
-                              val_acc=val_acc, duration_s=duration, elapsed_s=train_time, lr=lr,
-                              images_per_s=data.num_train / duration)
-            epochs.append(row)
-            reporter.line(epoch_line(epoch, config.epochs, train_loss, val_acc, duration, train_time))
-            recorder.epoch(row)
-            last_beat = time.monotonic()
-    except KeyboardInterrupt:
-        recorder.finish("interrupted", train_time_s=train_time, wall_time_s=time.perf_counter() - wall_start,
-                        extra=summary())
-        raise
-    except Exception as exc:
-        recorder.finish("failed", error=f"{type(exc).__name__}: {exc}", train_time_s=train_time,
-                        wall_time_s=time.perf_counter() - wall_start, extra=summary())
-        raise
-
-    for text in footer_lines(train_time, epochs[-1].val_acc):
-        reporter.line(text)
-    if config.target is not None:
-        reached = f"after {target_time:.1f}s of training" if target_time is not None else "not reached"
-        reporter.line(f"Target {config.target:.2f}%: {reached}")
-    reporter.line(f"Evaluation time (not in training time): {eval_time:.2f} seconds")
-    wall_time = time.perf_counter() - wall_start
-    recorder.finish("completed", train_time_s=train_time, wall_time_s=wall_time, extra=summary())
-    return TrainResult(run_id, "completed", epochs, param_count, data_load_s, train_time, eval_time,
-                       wall_time, target_time)
+            with run.training(epoch, config.epochs, batches) as after_batch:
+                train_loss, train_acc = train_epoch(parts, data, config.batch_size, after_batch)
+            with run.evaluating():
+                val_loss, val_acc = evaluate(parts.net, data.test_images, data.test_labels, parts.prep,
+                                             parts.autocast)
+            run.epoch(epoch, config.epochs, train_loss=train_loss, train_acc=train_acc, val_loss=val_loss,
+                      val_acc=val_acc, lr=lr, images=data.num_train)
+        run.summary()
+        run.line(f"Evaluation time (not in training time): {run.eval_time_s:.2f} seconds")
+    return run.result

@@ -196,11 +196,13 @@ class AirbenchNet(nn.Module):
     """Frozen 2×2 whitening conv (24 channels) + GELU, three conv groups, 3×3 max-pool, scaled linear head."""
 
     def __init__(self, widths: tuple[int, int, int] = (64, 256, 256), bn_momentum: float = 0.6,
-                 head_scale: float = 1 / 9, num_classes: int = 10):
+                 head_scale: float = 1 / 9, num_classes: int = 10, zero_whiten_bias: bool = True):
         super().__init__()
         whiten_width = 2 * 3 * 2 * 2
         self.whiten = nn.Conv2d(3, whiten_width, kernel_size=2, padding=0, bias=True)
         self.whiten.weight.requires_grad_(False)  # computed from the data, never trained
+        if zero_whiten_bias:  # airbench94 starts it at zero (airbench94_muon keeps PyTorch's default init)
+            nn.init.zeros_(self.whiten.bias)
         self.layers = nn.Sequential(
             nn.GELU(),
             ConvGroup(whiten_width, widths[0], bn_momentum),

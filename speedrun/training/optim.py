@@ -36,18 +36,18 @@ class Lookahead:
 
     `update(decay)` moves the slow copy towards the fast weights by 1 − decay
     and copies it back into the model; decay 1.0 at the end installs it. The
-    model's tensors are held directly, so a compiled wrapper works too.
+    model's tensors are held directly, so a compiled wrapper works too, and
+    each update is two multi-tensor kernels, not two per tensor.
     """
 
     def __init__(self, model: nn.Module):
-        self.pairs = [(fast, fast.detach().clone()) for fast in model.state_dict().values()
-                      if fast.is_floating_point()]
+        self.fast = [t for t in model.state_dict().values() if t.is_floating_point()]
+        self.slow = [t.detach().clone() for t in self.fast]
 
     @torch.no_grad()
     def update(self, decay: float) -> None:
-        for fast, slow in self.pairs:
-            slow.lerp_(fast, 1 - decay)
-            fast.copy_(slow)
+        torch._foreach_lerp_(self.slow, self.fast, 1 - decay)
+        torch._foreach_copy_(self.fast, self.slow)
 
 
 def orthogonalize(g: torch.Tensor, steps: int = 3, eps: float = 1e-7) -> torch.Tensor:
@@ -75,11 +75,14 @@ class Muon(torch.optim.Optimizer):
     For the conv filters (out × in·k·k matrices): every direction of the update
     gets a similar step, so rare directions are not drowned by dominant ones.
     Weights are renormalized to norm √out first, since BatchNorm follows them
-    and only their direction matters.
+    and only their direction matters. `orthogonalize` may be a compiled
+    version of the function of that name (the reference compiles it on a GPU).
     """
 
-    def __init__(self, params, lr: float, momentum: float = 0.6, nesterov: bool = True):
+    def __init__(self, params, lr: float, momentum: float = 0.6, nesterov: bool = True,
+                 orthogonalize: Callable[[torch.Tensor], torch.Tensor] = orthogonalize):
         super().__init__(params, {"lr": lr, "momentum": momentum, "nesterov": nesterov})
+        self.orthogonalize = orthogonalize
 
     @torch.no_grad()
     def step(self) -> None:
@@ -87,9 +90,12 @@ class Muon(torch.optim.Optimizer):
             for p in g_["params"]:
                 if p.grad is None:
                     continue
-                buf = self.state[p].setdefault("momentum_buffer", torch.zeros_like(p.grad))
+                state = self.state[p]
+                if "momentum_buffer" not in state:  # allocated once, on the first step
+                    state["momentum_buffer"] = torch.zeros_like(p.grad)
+                buf = state["momentum_buffer"]
                 buf.mul_(g_["momentum"]).add_(p.grad)
                 grad = p.grad.add(buf, alpha=g_["momentum"]) if g_["nesterov"] else buf
                 p.mul_(len(p) ** 0.5 / p.norm())
-                update = orthogonalize(grad.reshape(len(grad), -1)).view(grad.shape)
+                update = self.orthogonalize(grad.reshape(len(grad), -1)).view(grad.shape)
                 p.add_(update.to(p.dtype), alpha=-g_["lr"])

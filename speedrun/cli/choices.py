@@ -1,0 +1,28 @@
+"""The fixed sets of values that options accept, as Enums so `--help` lists them and Typer checks them.
+
+Each set is built from the one place that defines it (statuses in tracking.records,
+sort keys in tracking.store), never spelled out again here.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+
+from speedrun.tracking.records import STATUSES
+from speedrun.tracking.store import SORTABLE
+
+
+def _choices(name: str, values) -> type[Enum]:
+    return Enum(name, {v: v for v in values}, type=str)  # type: ignore[return-value]
+
+
+Status = _choices("Status", STATUSES)
+SortKey = _choices("SortKey", sorted(SORTABLE))
+ReportFormat = _choices("ReportFormat", ("md", "html"))
+CompareFormat = _choices("CompareFormat", ("table", "md"))
+Align = _choices("Align", ("epoch", "time"))
+
+
+def chosen(choice: Enum | None) -> str | None:
+    """The plain string of a choice (None stays None)."""
+    return None if choice is None else choice.value

@@ -1,0 +1,85 @@
+"""The command line as a newcomer meets it: help in workflow order, an example everywhere, one error path."""
+
+from __future__ import annotations
+
+import pytest
+from typer.testing import CliRunner
+
+from speedrun.cli import app
+from speedrun.cli.app import WORKFLOW_ORDER
+
+
+def _commands(group=None, prefix=()):
+    """Every leaf command as its argv prefix, e.g. ("db", "upgrade")."""
+    import typer.main
+
+    group = group or typer.main.get_command(app)
+    for name, command in group.commands.items():
+        if hasattr(command, "commands"):
+            yield from _commands(command, (*prefix, name))
+        else:
+            yield (*prefix, name)
+
+
+ALL_COMMANDS = sorted(_commands())
+
+
+def test_help_lists_train_first_and_in_workflow_order():
+    result = CliRunner().invoke(app, ["--help"])
+    listed = [line.split()[0] for line in result.output.split("Commands:")[1].splitlines() if line.strip()]
+    assert listed[0] == "train"
+    assert listed == [name for name in WORKFLOW_ORDER if name in listed]
+    assert set(listed) == {c[0] for c in ALL_COMMANDS}
+
+
+@pytest.mark.parametrize("argv", ALL_COMMANDS, ids=" ".join)
+def test_every_command_help_has_an_example(argv):
+    result = CliRunner().invoke(app, [*argv, "--help"])
+    assert result.exit_code == 0
+    assert "Example:" in result.output
+    example = result.output.split("Example:")[1]
+    assert f"speedrun {' '.join(argv)}" in example or "speedrun " in example
+
+
+def test_choices_are_listed_and_checked(cli):
+    help_text = CliRunner().invoke(app, ["list", "--help"]).output
+    assert "running|completed" in help_text
+    result = cli("list", "--status", "pwned")
+    assert result.exit_code == 2 and "pwned" in result.output
+
+
+def test_user_error_is_one_line(cli):
+    cli("list")  # the database exists; opening it says nothing more
+    result = cli("show", "42")
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines() == [result.output.strip()]
+    assert result.output.startswith("Error: no run '42'")
+
+
+def test_a_bug_is_one_line_that_says_so(cli, monkeypatch):
+    from speedrun.tracking.store import Store
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(Store, "open", broken)
+    result = cli("list")
+    assert result.exit_code == 1
+    assert result.output.strip() == (
+        "Error: internal error (a bug in speedrun, please report it): RuntimeError: boom "
+        "(run with --debug for the traceback)"
+    )
+
+
+@pytest.mark.parametrize("how", ["flag", "env"])
+def test_debug_shows_the_traceback(db_path, monkeypatch, how):
+    from speedrun.tracking.store import Store
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(Store, "open", broken)
+    argv = ["--db", str(db_path), *(["--debug"] if how == "flag" else []), "list"]
+    env = {"SPEEDRUN_DEBUG": "1"} if how == "env" else {}
+    result = CliRunner().invoke(app, argv, env=env)
+    assert isinstance(result.exception, RuntimeError)

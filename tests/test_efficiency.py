@@ -1,0 +1,113 @@
+"""FLOPs per image, device peaks and MFU: each figure checked against a hand computation."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from speedrun.analysis.efficiency import (
+    FP32, HALF, Peak, efficiency, fmt_efficiency, measured_cpu_peak, precision_of, published_peak,
+)
+from speedrun.training.flops import MODELS_BY_PARAMETERS, count_flops, model_flops
+from speedrun.training.nets import AirbenchNet, build_model, count_parameters
+
+
+def test_one_conv_layer_by_hand():
+    conv = nn.Conv2d(3, 64, 3, padding=1, bias=False)
+    # forward: 2 FLOPs per multiply-add, 64 filters of 3*3*3 at each of the 32*32 positions
+    forward = 2 * 32 * 32 * 64 * 3 * 3 * 3
+    assert forward == 3_538_944
+    counted = count_flops(conv, "conv3-64")
+    assert counted.evaluate == forward
+    # backward of the first layer: only the weight gradient (the images need none), as costly as forward
+    assert counted.train == 2 * forward
+
+
+def test_whole_net_matches_flop_counter_on_real_tensors():
+    model = build_model("resnet18")
+    x = torch.zeros(2, 3, 32, 32)
+    with FlopCounterMode(display=False) as counter:
+        model(x).sum().backward()
+    assert model_flops("resnet18").train == counter.get_total_flops() // 2
+    assert model_flops("resnet18").train == 3_328_997_376  # the issue's "about 3.33 GFLOP per trained image"
+
+
+def test_tta_views_multiply_the_evaluation_count():
+    net = AirbenchNet()
+    once = count_flops(net, "airbench94-test", eval_views=1)
+    six = count_flops(net, "airbench94-test", eval_views=6)
+    assert six.evaluate == 6 * once.evaluate and six.train == once.train
+
+
+def test_counting_leaves_the_model_alone():
+    model = build_model("resnet9")
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    count_flops(model, "resnet9-untouched")
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+@pytest.mark.parametrize("params, name_bn", sorted(MODELS_BY_PARAMETERS.items()))
+def test_parameter_counts_name_the_network(params, name_bn):
+    name, bn = name_bn
+    assert count_parameters(build_model(name, bn=bn)) == params
+
+
+@pytest.mark.parametrize("name, device", [
+    ("Tesla T4", "NVIDIA T4"),  # Colab's spelling
+    ("Google Colab (Python 3 Google Compute Engine backend), T4 GPU", "NVIDIA T4"),  # the user's notebook
+    ("NVIDIA A100-SXM4-40GB", "NVIDIA A100 (40 or 80 GB)"),
+    ("NVIDIA A100-SXM4-80GB", "NVIDIA A100 (40 or 80 GB)"),
+    ("NVIDIA L4", "NVIDIA L4"),
+    ("NVIDIA A10", "NVIDIA A10"),
+    ("NVIDIA H100 80GB HBM3", "NVIDIA H100 SXM"),
+    ("NVIDIA H100 PCIe", "NVIDIA H100 PCIe"),
+    ("NVIDIA H200", "NVIDIA H200 SXM"),
+    ("NVIDIA GeForce RTX 3090", "NVIDIA GeForce RTX 3090"),
+    ("NVIDIA GeForce RTX 4090", "NVIDIA GeForce RTX 4090"),
+])
+def test_published_peaks_by_recorded_name(name, device):
+    peak = published_peak(name)
+    assert peak is not None and peak.device == device and peak.source.startswith("published")
+    assert peak.half_tflops > peak.fp32_tflops > 0
+
+
+@pytest.mark.parametrize("name", ["NVIDIA A10G", "AMD Ryzen 7 5700U", None, ""])
+def test_unknown_devices_have_no_published_peak(name):
+    assert published_peak(name) is None
+
+
+def test_mfu_of_the_users_a100_run_by_hand():
+    # 50,000 images per epoch in 10.5 s at 3,328,997,376 FLOP each, against the A100's 312 TFLOP/s
+    e = efficiency(50_000, 10.5, 3_328_997_376, peak=published_peak("A100"), precision=precision_of(True),
+                   derived=True)
+    assert e.images_per_s == pytest.approx(4761.9, abs=0.1)
+    assert e.tflops == pytest.approx(50_000 / 10.5 * 3_328_997_376 / 1e12)
+    assert e.mfu == pytest.approx(15.852 / 312, rel=1e-3)
+    assert fmt_efficiency(e) == ("4,762 img/s, 15.9 TFLOP/s, 5.1% of the 312 TFLOP/s fp16/bf16 peak (published) "
+                                 "[derived from logged durations]")
+
+
+def test_fp32_runs_are_measured_against_the_fp32_peak():
+    peak = Peak("x", 100.0, 10.0, "measured (torch.matmul probe)")
+    e = efficiency(1000, 1.0, 10**9, peak=peak, precision=precision_of(False))
+    assert e.precision == FP32 and e.peak_tflops == 10.0 and e.mfu == pytest.approx(0.1)
+    assert precision_of(True) == HALF
+
+
+def test_no_duration_no_figure():
+    assert efficiency(50_000, 0, 10**9, peak=None, precision=HALF) is None
+    assert fmt_efficiency(None) == "—"
+
+
+def test_cpu_peak_is_measured_once_and_cached(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    calls = []
+    import speedrun.analysis.efficiency as eff
+
+    monkeypatch.setattr(eff, "_matmul_tflops", lambda dtype, **kw: calls.append(dtype) or 0.5)
+    first = measured_cpu_peak("Test CPU", 2)
+    second = measured_cpu_peak("Test CPU", 2)
+    assert first == second and first.source.startswith("measured") and len(calls) == 2
+    assert (tmp_path / "speedrun" / "cpu-peak.json").exists()

@@ -1,0 +1,346 @@
+"""Honest comparisons through the CLI: the right repeats, baselines, records and one verdict.
+
+Every expected sentence below is worked out by hand in the comment above it:
+the default spread of accuracy is 0.20 points, of training time 3% of the mean
+and of a time to target 10%; a single-run gap of 3 spreads or more is "likely
+real", 2 or less "within run-to-run noise" (speedrun.analysis.metrics).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import datetime, timedelta
+from types import SimpleNamespace
+
+import pytest
+
+from speedrun.analysis import groups
+from speedrun.tracking.records import RunRecord
+from tests.test_report import curve, section, trained
+
+COLAB = "Google Colab, T4 GPU"
+START = datetime(2025, 6, 1, 12, 0)
+
+
+def noted(number, final, time, *, params, label=None, title=None, description=None, status="completed",
+          group=None, minutes=None, hardware=COLAB) -> RunRecord:
+    """A notebook run with a summary only (no per-epoch data), created in notebook order."""
+    order = minutes if minutes is not None else (number or 0)
+    return RunRecord(
+        source="notebook", number=None if label else number, label=label, title=title or f"Run {label or number}",
+        description=description, hardware=hardware, params=params, final_val_acc=final, train_time_s=time,
+        status=status, group=group, created_at=START + timedelta(minutes=order),
+    )
+
+
+def resnet(**overrides):
+    return {"model": "ResNet-9", "batch_size": 64, "lr": 0.02, "epochs": 10, **overrides}
+
+
+def lines(cli, *args) -> list[str]:
+    return [v["line"] for v in json.loads(cli(*args, "--json").stdout)["verdicts"]]
+
+
+def versus(report: str, label: str) -> list[str]:
+    """The baseline lines of a run's computed block: from "vs Run …" (or why there is none) on."""
+    block = section(report, label).split("<!-- speedrun:computed -->\n")[1].split("<!-- /speedrun:computed -->")[0]
+    found = [line[2:] for line in block.splitlines()]
+    starts = ("vs Run ", "First run ", "Not compared: ", "Repeat of ", "No baseline: ")
+    return found[next(i for i, line in enumerate(found) if line.startswith(starts)):]
+
+
+# --------------------------------------------------------------------------- single runs
+
+
+def test_a_twelve_point_gap_between_single_runs_is_likely_real(store, cli):
+    store.add_run(noted(8, 72.77, 300.0, params=resnet(model="SimpleCNN"), title="SimpleCNN baseline"))
+    store.add_run(noted(19, 84.98, 450.0, params=resnet()))
+    # 84.98 − 72.77 = 12.21 points = 61 spreads of 0.20; 450 s is +50% of 300 s.
+    expected = ("Final accuracy: Run 19 is ahead by 12.21 points: likely real (61× the typical run-to-run "
+                "spread of 0.20 points, a default: no repeats on T4 measure it yet; confirm with repeats)")
+    assert lines(cli, "compare", "8", "19")[0] == expected
+    mine = versus(cli("report").stdout, "19")
+    assert mine[0] == "vs Run 8 (only model differs): +12.21 points, +50% time — the best earlier run on T4 at 10 epochs"
+    assert mine[1] == expected
+
+
+def test_a_six_hundredths_gap_is_within_noise_measured_on_the_users_own_repeats(store, cli):
+    store.add_run(noted(1, 88.08, 400.0, params=resnet(augment="crop,flip")))
+    store.add_run(noted(2, 88.14, 400.0, params=resnet(augment="crop,flip,jitter")))
+    # Without repeats: 0.06 points is 0.3 default spreads.
+    assert lines(cli, "compare", "1", "2")[0] == (
+        "Final accuracy: Run 2 − Run 1 = 0.06 points: within run-to-run noise (0.3× the typical run-to-run "
+        "spread of 0.20 points, a default: no repeats on T4 measure it yet)"
+    )
+    # Two groups of repeats of ResNet-9 on T4: 88.0/88.2/88.1 (sd 0.1) and 87.5/87.7 (sd 0.1414):
+    # pooled sd √((2·0.01 + 1·0.02)/3) = 0.115; 0.06 / 0.115 = 0.5 spreads.
+    for i, final in enumerate([88.0, 88.2, 88.1]):
+        store.add_run(noted(10 + i, final, 400.0, params=resnet(lr=0.05, seed=i)))
+    for i, final in enumerate([87.5, 87.7]):
+        store.add_run(noted(20 + i, final, 400.0, params=resnet(lr=0.1, seed=i)))
+    assert lines(cli, "compare", "1", "2")[0] == (
+        "Final accuracy: Run 2 − Run 1 = 0.06 points: within run-to-run noise (0.5× the typical run-to-run "
+        "spread of 0.12 points, from your 2 groups of repeats on T4)"
+    )
+
+
+# --------------------------------------------------------------------------- repeats
+
+
+@pytest.fixture
+def two_setups(store):
+    """Runs 1-3: lr 0.02 (88.0, 88.2, 88.1); runs 4-6: lr 0.04 (88.6, 88.8, 88.7); all T4, 10 epochs."""
+    for i, final in enumerate([88.0, 88.2, 88.1]):
+        store.add_run(noted(1 + i, final, 400.0 + i, params=resnet(seed=i)))
+    for i, final in enumerate([88.6, 88.8, 88.7]):
+        store.add_run(noted(4 + i, final, 410.0 + i, params=resnet(lr=0.04, seed=i)))
+    return store
+
+
+# Means 88.1 and 88.7, sd 0.1 each: se = √(0.01/3 + 0.01/3) = 0.0816, t = 7.35 with 4 df,
+# p = 0.0018 (scipy: 0.00183); 95% CI 0.6 ± 2.776 · 0.0816 = 0.37 to 0.83.
+WELCH = "Final accuracy: Run 4 and repeats is ahead by 0.60 points (95% CI 0.37 to 0.83, p=0.002, n=3 vs 3)"
+
+
+def test_a_gap_with_repeats_on_both_sides_gets_welchs_test_everywhere(two_setups, cli):
+    assert lines(cli, "stats", "1", "4")[0] == WELCH
+    # Run 4's baseline is the best earlier run that is not its repeat: Run 2 (88.2), with its
+    # repeats; a set of repeats is named by its first run everywhere.
+    report = cli("report").stdout
+    mine = versus(report, "4")
+    assert mine[0] == "vs Run 2 (only lr differs): +0.40 points, +2% time — the best earlier run on T4 at 10 epochs"
+    assert mine[1] == WELCH
+    assert versus(report, "6")[1] == WELCH
+    assert lines(cli, "stats", "2", "5")[0] == WELCH
+    assert lines(cli, "compare", "2", "6", "--repeats")[0] == WELCH
+    # p = 0.0018 < 0.01: the record rule confirms lr 0.04's record over lr 0.02.
+    row = next(r for r in report.splitlines() if "| Best final accuracy |" in r)
+    assert row.startswith("| T4 | 10 epochs | Best final accuracy | 88.80% | Run 5 |")
+    assert row.endswith("| 88.70% ± 0.10 (n=3) | confirmed |")
+    assert "- Repeat of Run 1 (3 runs of this set-up)" in section(report, "2")
+
+
+def test_stats_shows_each_set_once(two_setups, cli):
+    data = json.loads(cli("stats", "1", "2", "3", "--json").stdout)
+    assert [s["name"] for s in data["sets"]] == ["Run 1 and repeats"]
+    assert data["notes"] == ["Run 1 and repeats was asked for 3 times; shown once"]
+    assert data["verdicts"] == []
+
+
+def test_the_same_pair_gets_the_same_verdict_from_report_compare_and_stats(store, cli):
+    store.add_run(noted(19, 90.30, 610.0, params=resnet(lr=0.03)))
+    store.add_run(noted(20, 90.10, 600.0, params=resnet(lr=0.03, amp=False)))
+    store.add_run(noted(21, 89.86, 426.0, params=resnet(lr=0.03, amp=True),
+                        description="Same as Run 20 but with mixed precision."))
+    from_report = versus(cli("report").stdout, "21")[1:]
+    assert from_report == lines(cli, "compare", "20", "21") == lines(cli, "stats", "20", "21")
+
+
+# --------------------------------------------------------------------------- baselines
+
+
+def test_a_speed_experiment_names_its_baseline_and_gets_time_and_accuracy_deltas(store, cli):
+    store.add_run(noted(19, 90.30, 610.0, params=resnet(lr=0.03)))
+    store.add_run(noted(20, 90.10, 600.0, params=resnet(lr=0.03, amp=False)))
+    store.add_run(noted(21, 89.86, 426.0, params=resnet(lr=0.03, amp=True),
+                        description="Same as Run 20 but with mixed precision."))
+    # Run 19 is the best earlier run, but Run 21's text names Run 20. 89.86 − 90.10 = −0.24 points
+    # (1.2 spreads of 0.20); 426 / 600 = 0.71: −29% time, 174.0 s = 11 spreads of 3% of 513 s (15.4 s).
+    assert versus(cli("report").stdout, "21") == [
+        "vs Run 20 (only amp differs): −0.24 points, −29% time — named in its text",
+        "Final accuracy: Run 21 − Run 20 = −0.24 points: within run-to-run noise (1.2× the typical run-to-run "
+        "spread of 0.20 points, a default: no repeats on T4 measure it yet)",
+        "Training time: Run 21 is faster by 174.0 s: likely real (11× the typical run-to-run spread of 15.4 s, "
+        "a default: no repeats on T4 measure it yet; confirm with repeats)",
+    ]
+
+
+def test_a_20_epoch_run_does_not_hide_the_10_epoch_records(store, cli):
+    store.add_run(noted(15, 85.69, 436.99, params=resnet()))
+    store.add_run(noted(16, 87.18, 534.28, params=resnet(batch_size=32)))
+    store.add_run(noted(18, 90.68, 884.88, params=resnet(epochs=20, cosine=True),
+                        description="Building on Run 15's success, test longer training."))
+    store.add_run(noted(20, 86.00, 440.0, params=resnet(lr=0.03)))
+    report = cli("report").stdout
+    rows = [r for r in report.splitlines() if "| Best final accuracy |" in r]
+    assert rows[0].startswith("| T4 | 10 epochs | Best final accuracy | 87.18% | Run 16 |")
+    assert rows[1].startswith("| T4 | 20 epochs | Best final accuracy | 90.68% | Run 18 |")
+    # Run 20's best earlier run is the best 10-epoch one (Run 16), not Run 18's 20 epochs: −1.18 points,
+    # 440 / 534.28 = 0.82: −18% time.
+    assert versus(report, "20")[0] == ("vs Run 16 (batch_size and lr differ): −1.18 points, −18% time — "
+                                         "the best earlier run on T4 at 10 epochs")
+    # Run 18 names Run 15; cosine is not stated for Run 15, so only the epochs differ.
+    assert versus(report, "18")[0] == "vs Run 15 (only epochs differs): +4.99 points, +102% time — named in its text"
+
+
+# --------------------------------------------------------------------------- runs that do not count
+
+
+def test_an_incomplete_run_and_a_subset_run_do_not_win(store, cli):
+    complete = trained([60.0, 80.0, 86.0, 85.5], title="complete")
+    store.add_run(complete)  # run 1: 4 epochs, 160 s
+    stopped = trained([60.0, 80.0, 88.0], title="stopped", params={**complete.params, "seed": 1})
+    store.add_run(stopped)  # run 2: 3 of 4 epochs, recorded as completed
+    store.add_run(trained([60.0, 81.0, 89.0, 89.5], seed=2, title="died", status="died"))  # run 3
+    subset = trained([70.0, 86.0, 89.0, 90.0], title="subset", epochs=curve([70.0, 86.0, 89.0, 90.0], epoch_s=2.0))
+    subset.params = {**subset.params, "subset": 500}
+    store.add_run(subset)  # run 4: 500 images, 8 s
+    report = cli("report").stdout
+    board = [r for r in report.splitlines() if r.startswith("| T4 |")]
+    assert board and all("| Run 1 |" in r for r in board)
+    assert versus(report, "2")[-1] == "Not compared: stopped after 3 of 4 epochs, so its numbers do not stand for its set-up"
+    assert versus(report, "3")[-1] == "Not compared: died, so its numbers do not stand for its set-up"
+    assert versus(report, "4")[-1] == "Not compared: a 500-image subset, so its numbers do not stand for its set-up"
+    assert "## Groups" not in report  # runs 2 and 3 share run 1's set-up, but do not count
+    data = json.loads(cli("compare", "1", "4", "--json").stdout)
+    assert [s["status"] for s in data["sides"]] == ["completed", "a 500-image subset"]
+    time = next(m for m in data["metrics"] if m["key"] == "training_time")
+    assert time["raw"] == [160.0, 8.0] and time["best"] == [0]  # the subset's 8 s gets no ★
+    final = next(m for m in data["metrics"] if m["key"] == "final_accuracy")
+    assert final["best"] == [0]
+
+
+def test_repeats_need_the_same_set_up_and_completed_runs():
+    def run(i, **kw):
+        fields = dict(id=i, status="completed", epochs=[], epochs_completed=10, epochs_planned=10,
+                      created_at=START, source_line=None, param_dict={"model": "resnet9", "seed": i, "epochs": 10},
+                      environment=SimpleNamespace(hardware_class="T4"), unparsed_config=None)
+        fields.update(kw)
+        return SimpleNamespace(**fields)
+
+    base = run(1)
+    assert groups.repeat_key(base) == groups.repeat_key(run(2))  # only the seed differs
+    assert groups.repeat_key(run(3, unparsed_config="BatchNorm2d after conv1/conv2")) != groups.repeat_key(base)
+    assert groups.repeat_key(run(4, param_dict={"model": "ResNet9", "seed": 4, "epochs": 10})) == groups.repeat_key(base)
+    assert groups.repeat_key(run(5, status="incomplete")) is None
+    assert groups.repeat_key(run(6, epochs_completed=4)) is None
+    assert groups.repeat_key(run(7, environment=SimpleNamespace(hardware_class="CPU"))) != groups.repeat_key(base)
+    assert groups.repeat_key(run(8, environment=None)) is None  # unknown hardware: no one's repeat
+    assert groups.repeat_key(run(9, param_dict={"model": "resnet9", "epochs": 10, "subset": 500})) is None
+    assert groups.repeat_sets([base, run(2), run(5, status="incomplete"), run(6, epochs_completed=4)]) == [[base, run(2)]]
+
+
+def test_a_group_the_user_made_stays_as_made_with_a_warning(two_setups, cli):
+    assert cli("group", "mixed", "1", "4").exit_code == 0
+    report = cli("report").stdout
+    assert "| T4 | 10 epochs | mixed | 1, 4 | 88.30% ± 0.42 (n=2) |" in report
+    assert "- mixed: members differ in lr: not repeats of one set-up\n" in report
+    stats = json.loads(cli("stats", "g:mixed", "--json").stdout)
+    assert stats["sets"][0]["notes"] == ["members differ in lr: not repeats of one set-up"]
+    assert "g:mixed: members differ in lr: not repeats of one set-up" in cli("compare", "g:mixed", "2").stdout
+
+
+# --------------------------------------------------------------------------- compare without epochs
+
+
+def test_compare_three_summary_only_runs_of_a_series(store, cli):
+    base = {"model": "SimpleCNN", "epochs": 10}
+    store.add_run(noted(None, 62.35, 95.2, label="26a", params={**base, "bn": False}, group="26", minutes=1))
+    store.add_run(noted(None, 71.20, 101.7, label="26b", params={**base, "bn": True}, group="26", minutes=2))
+    store.add_run(noted(None, 74.85, 103.1, label="26c", params={**base, "bn": True, "augment": "flip"},
+                        group="26", minutes=3))
+    result = cli("compare", "26a", "26b", "26c", "--format", "md")
+    assert result.exit_code == 0, result.stderr
+    # 26b − 26a: +8.85 points (44 spreads); 101.7 − 95.2 = 6.5 s against 3% of 98.45 s = 2.95 s (3.0): 2.2
+    # spreads, inconclusive; a two-sided test at 0.05 with 80% power needs 5 runs per side.
+    # 26c − 26a: +12.50 points (62 spreads); 7.9 s against 3% of 99.15 s = 2.97 s (3.0): 2.7 spreads.
+    assert result.stdout == """\
+| | Run 26a (T4) | Run 26b (T4) | Run 26c (T4) |
+|---|---:|---:|---:|
+| **bn** | False | True | True |
+| augment | not stated | not stated | flip |
+| _2 equal parameters hidden; --all to show_ |  |  |  |
+| Hardware | Google Colab, T4 GPU | Google Colab, T4 GPU | Google Colab, T4 GPU |
+| Status | completed | completed | completed |
+| Epochs | 10 (not logged) | 10 (not logged) | 10 (not logged) |
+| Final accuracy | 62.35% | 71.20% | **74.85%** |
+| Peak accuracy | 62.35% | 71.20% | **74.85%** |
+| Training time | **95.2 s** | 101.7 s | 103.1 s |
+
+- Final accuracy: Run 26b is ahead by 8.85 points: likely real (44× the typical run-to-run spread of 0.20 points, a default: no repeats on T4 measure it yet; confirm with repeats)
+- Training time: Run 26b − Run 26a = 6.5 s: inconclusive (2.2× the typical run-to-run spread of 3.0 s, a default: no repeats on T4 measure it yet; about 5 runs per side would settle it)
+- Final accuracy: Run 26c is ahead by 12.50 points: likely real (62× the typical run-to-run spread of 0.20 points, a default: no repeats on T4 measure it yet; confirm with repeats)
+- Training time: Run 26c − Run 26a = 7.9 s: inconclusive (2.7× the typical run-to-run spread of 3.0 s, a default: no repeats on T4 measure it yet; about 4 runs per side would settle it)
+"""
+
+
+def test_compare_shows_curves_only_for_the_runs_that_have_them_and_labels_the_loss(store, cli):
+    store.add_run(trained([60.0, 80.0, 86.0, 85.5]))
+    store.add_run(noted(None, 84.0, 150.0, label="7a", params=resnet(epochs=4)))
+    log = trained([61.0, 81.0, 86.5, 86.0], title="from a log")
+    for e in log.epochs:
+        e.val_loss = None  # console logs print the training loss only
+    store.add_run(log)
+    data = json.loads(cli("compare", "1", "7a", "3", "--json").stdout)
+    assert data["curve"]["sides"] == [0, 2]
+    assert data["curve"]["loss"] == "train loss"
+    out = cli("compare", "1", "7a", "3").stdout
+    assert "Val accuracy / train loss by epoch" in out
+    assert "Val accuracy / val loss" not in out
+    both = cli("compare", "1", "7a", "--format", "md").stdout
+    assert "Val accuracy / val loss by epoch:" in both and "| 2 | 80.00 / 0.6000 |" in both
+
+
+# --------------------------------------------------------------------------- options and intervals
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["stats", "1", "--alpha", "2"], "--alpha must be between 0 and 1"),
+        (["stats", "1", "--alpha", "0"], "--alpha must be between 0 and 1"),
+        (["stats", "1", "--claim", "nan"], "--claim must be a percentage between 0 and 100"),
+        (["stats", "1", "--claim", "150"], "--claim must be a percentage between 0 and 100"),
+        (["stats", "1", "--target", "nan"], "--target must be a percentage between 0 and 100"),
+        (["stats", "1", "--target", "-5"], "--target must be a percentage between 0 and 100"),
+        (["compare", "1", "2", "--alpha", "1"], "--alpha must be between 0 and 1"),
+        (["compare", "1", "2", "--target", "inf"], "--target must be a percentage between 0 and 100"),
+        (["report", "--alpha", "nan"], "--alpha must be between 0 and 1"),
+        (["compare", "1", "2", "x.png"], "x.png is not a run; write --plot x.png"),
+    ],
+)
+def test_every_numeric_option_is_checked_with_one_clear_error(two_setups, cli, args, message):
+    result = cli(*args)
+    assert result.exit_code == 1
+    assert message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+
+
+def test_compare_plot_without_a_path_writes_one_named_by_the_runs(store, cli, tmp_path, monkeypatch):
+    store.add_run(trained([60.0, 80.0]))
+    store.add_run(trained([61.0, 82.0], seed=1))
+    monkeypatch.chdir(tmp_path)
+    result = cli("compare", "1", "2", "--plot")
+    assert result.exit_code == 0, result.stderr
+    assert "Wrote compare-1-2.png" in result.stderr
+    assert (tmp_path / "compare-1-2.png").read_bytes().startswith(b"\x89PNG")
+    result = cli("compare", "1", "2", "--plot", "mine.png")
+    assert "Wrote mine.png" in result.stderr and (tmp_path / "mine.png").is_file()
+
+
+def test_intervals_stay_inside_what_the_metric_can_be(store, cli):
+    store.add_run(noted(1, 40.0, 10.0, params=resnet(seed=1)))
+    store.add_run(noted(2, 90.0, 1000.0, params=resnet(seed=2)))
+    data = json.loads(cli("stats", "1", "--json").stdout)
+    rows = {m["key"]: m for m in data["sets"][0]["metrics"]}
+    # Two runs 50 points apart: mean 65 ± 12.71 · 35.4 / √2 would run from −253 to 383.
+    assert rows["final_accuracy"]["ci"] == "2 runs cannot bound it"
+    assert rows["final_accuracy"]["ci_low"] is None and rows["final_accuracy"]["ci_high"] is None
+    assert rows["training_time"]["ci"] == "2 runs cannot bound it"
+    out = cli("stats", "1").stdout
+    assert not re.search(r"−\d+\.\d to", out)
+
+
+def test_times_to_a_target_take_their_spread_from_the_users_repeats(store, cli):
+    # Three repeats reach 85% at epoch 2 after 80, 82 and 84 s: sd 2 s, 2.44% of their mean 82 s.
+    for seed, epoch_s in enumerate([40.0, 41.0, 42.0]):
+        store.add_run(trained([80.0, 86.0], seed=seed, epochs=curve([80.0, 86.0], epoch_s=epoch_s)))
+    base = trained([80.0, 86.0]).params
+    store.add_run(trained([86.0, 87.0], params={**base, "lr": 0.04}))  # run 4: 85% after 40 s
+    store.add_run(trained([80.0, 86.0], params={**base, "lr": 0.08}))  # run 5: 85% after 80 s
+    # 80 − 40 = 40 s against 2.44% of their mean 60 s = 1.46 s: 27 spreads.
+    assert lines(cli, "compare", "4", "5")[-1] == (
+        "Time to 85%: Run 4 is faster by 40.0 s: likely real (27× the typical run-to-run spread of 1.5 s, "
+        "from your 1 group of repeats on T4; confirm with repeats)"
+    )
