@@ -399,3 +399,110 @@ def test_builtin_templates_use_the_sandbox():
     from speedrun.analysis.report import environment
 
     assert isinstance(environment(False), SandboxedEnvironment) and isinstance(environment(True), SandboxedEnvironment)
+
+
+# --------------------------------------------------------------------------- pictures a person can read (issue 12)
+
+
+@pytest.fixture
+def figures(monkeypatch):
+    """The matplotlib figures the report saves, kept open for inspection."""
+    from speedrun.analysis import plots
+
+    saved = []
+
+    def keep(fig, path):
+        fig.canvas.draw()
+        saved.append((path.name, fig, fig.get_axes()))
+        path.write_bytes(b"\x89PNG")
+
+    monkeypatch.setattr(plots, "_save", keep)
+    import matplotlib.pyplot as plt
+
+    monkeypatch.setattr(plt, "close", lambda fig=None: None)
+    yield saved
+    for _, fig, _ in saved:
+        plt.figure(fig.number) and None
+    plt.close("all")
+
+
+def test_plots_have_whole_epochs_titles_that_fit_and_legends_off_the_data(store, tmp_path, figures):
+    from speedrun.analysis.report import build_context
+
+    long = "A group name long enough to be cut at both edges of a figure, " * 3
+    for seed in range(3):
+        store.add_run(trained([60.0 + seed, 70.0, 80.0, 84.0 - seed], seed=seed, group=long, title=long))
+    build_context(store.list_runs(with_epochs=True), plots=tmp_path, plots_link="plots")
+    assert {name for name, _, _ in figures} == {"run-1.png", "run-2.png", "run-3.png", "group-001.png"}
+    colours = {}
+    for name, fig, axes in figures:
+        renderer = fig.canvas.get_renderer()
+        figure_box = fig.bbox
+        ax = axes[0]
+        ticks = [t for t in ax.get_xticks() if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]]
+        assert ticks and all(float(t).is_integer() for t in ticks), (name, ticks)
+        title = ax.title.get_window_extent(renderer)
+        assert figure_box.x0 <= title.x0 and title.x1 <= figure_box.x1, name  # the title fits
+        legend = ax.get_legend() or (fig.legends[0] if fig.legends else None)
+        assert legend is not None, name
+        box = legend.get_window_extent(renderer)
+        plot_area = ax.get_window_extent(renderer)
+        assert not box.overlaps(plot_area), name  # beside or below the axes, never on the lines
+        for line in ax.get_lines():
+            if line.get_label().startswith("Run "):
+                colours.setdefault(line.get_label(), set()).add(line.get_color())
+        if name.startswith("run-"):
+            colours.setdefault(f"Run {name[4:-4]}", set()).add(ax.get_lines()[0].get_color())
+    # One colour per run, the same in its own chart and in the group's.
+    assert all(len(c) == 1 for c in colours.values()) and len({c.pop() for c in colours.values()}) == 3
+
+
+def test_html_charts_have_a_legend_and_values_on_hover(store, cli):
+    for seed in range(2):
+        store.add_run(trained([60.0, 70.0 + seed], seed=seed, group="pair"))
+    html = cli("report", "--format", "html").stdout
+    svgs = re.findall(r"<svg.*?</svg>", html, re.S)
+    group_chart = next(svg for svg in svgs if 'class="legend"' in svg)
+    assert group_chart.count('class="legend"') == 2 and "Run 1</text>" in group_chart and "Run 2</text>" in group_chart
+    assert "<title>Run 2, epoch 2: 71.00%</title>" in group_chart
+    assert re.findall(r'text-anchor="middle">(\d+)</text>', group_chart) == ["1", "2"]  # whole epochs
+
+
+def test_html_report_in_a_real_browser(tmp_path, cli):
+    """Every run heading and every chart of the user-style notebook's HTML report is visible in Chromium."""
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+    import shutil
+
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.skip("no chromium on this machine (apt-get install chromium)")
+    from tests.conftest import DATA
+
+    assert cli("import-md", str(DATA / "user-notebook.md")).exit_code == 0
+    page_file = tmp_path / "report.html"
+    assert cli("report", "--format", "html", "-o", str(page_file)).exit_code == 0
+    listed = json.loads(cli("list", "--json").stdout)
+    with sync_api.sync_playwright() as p:
+        try:
+            browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+        except Exception as exc:  # noqa: BLE001 - a browser that cannot start here is no test failure
+            pytest.skip(f"chromium does not start here: {exc}")
+        try:
+            page = browser.new_page()
+            page.goto(page_file.as_uri())
+            for run in listed:
+                heading = page.locator(f"#run-{run['id']}").locator("h2, h3").first
+                heading.scroll_into_view_if_needed()
+                assert heading.is_visible(), run["label"]
+                assert heading.inner_text().startswith(f"Run {run['label']}")
+            charts = page.locator("svg")
+            assert charts.count() == sum(1 for r in listed if r["epochs_completed"])
+            for i in range(charts.count()):
+                chart = charts.nth(i)
+                chart.scroll_into_view_if_needed()
+                assert chart.is_visible() and chart.bounding_box()["width"] > 100
+            assert page.locator("#series-26 h2").inner_text().startswith("Run 26: BatchNorm ablation")
+            assert page.locator("table").first.is_visible()  # the leaderboard
+            assert page.locator("script").count() == 0
+        finally:
+            browser.close()
