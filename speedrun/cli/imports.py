@@ -127,8 +127,13 @@ def import_md(
 
 def stored_runs(store):
     """What `plan_import` needs to know of the database."""
-    from speedrun.analysis.report import hardware_text, section_markdown
     from speedrun.notebook.sync import StoredRuns
+    from speedrun.text import hardware_text
+
+    def section_markdown(run):  # the report (and scipy with it) only when a run has no section of its own
+        from speedrun.analysis.report import section_markdown as written
+
+        return written(run)
 
     def full(ids: list[int]) -> dict[int, object]:
         return {run.id: run for run in store.list_runs(ids=ids, with_epochs=True)} if ids else {}

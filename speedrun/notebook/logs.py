@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from speedrun.errors import ParseError
-from speedrun.notebook.params import normalize
+from speedrun.notebook.params import normalize, split_outside_brackets
 from speedrun.tracking.records import FINAL_MEASURED_AFTER_EPOCHS, EpochRecord, RunRecord
 
 MAX_EPOCHS = 1_000_000
@@ -161,18 +161,7 @@ def split_assignments(text: str) -> list[tuple[str, str]]:
     previous value when that value is a call list (ends with `)`), else it is
     returned with an empty key so callers can read it as free text.
     """
-    pieces: list[str] = []
-    depth = 0
-    start = 0
-    for index, char in enumerate(text):
-        if char in "([{":
-            depth += 1
-        elif char in ")]}":
-            depth = max(0, depth - 1)
-        elif char == "," and depth == 0:
-            pieces.append(text[start:index])
-            start = index + 1
-    pieces.append(text[start:])
+    pieces = split_outside_brackets(text, ",")
 
     pairs: list[tuple[str, str]] = []
     for piece in pieces:
@@ -191,6 +180,7 @@ def split_assignments(text: str) -> list[tuple[str, str]]:
 
 
 _ASSIGN_KEY = re.compile(r"[A-Za-z_][\w.\-]{0,60}")
+
 
 
 @dataclass

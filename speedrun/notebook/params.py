@@ -221,19 +221,7 @@ def canonical_augment(text: str) -> str | None:
 
 def _split_calls(text: str) -> list[str]:
     """Split on commas and `+` outside parentheses."""
-    pieces, depth, current = [], 0, []
-    for char in text:
-        if char == "(":
-            depth += 1
-        elif char == ")":
-            depth = max(0, depth - 1)
-        elif char in ",+" and depth == 0:
-            pieces.append("".join(current).strip())
-            current = []
-            continue
-        current.append(char)
-    pieces.append("".join(current).strip())
-    return [p for p in pieces if p]
+    return [p.strip() for p in split_outside_brackets(text, ",+") if p.strip()]
 
 
 def parse_assignment(text: str) -> tuple[str, Any]:
@@ -252,3 +240,25 @@ def typed_value(value: Any, kind: str) -> Any:
     if kind == "float" and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     return value
+
+
+_BRACKETS_AND_SEPARATORS = {sep: re.compile(rf"[()\[\]{{}}{re.escape(sep)}]") for sep in (",", ",+")}
+
+
+def split_outside_brackets(text: str, separators: str = ",") -> list[str]:
+    """`a(1, 2), b` → [`a(1, 2)`, ` b`]: split at separators that no bracket encloses.
+    One pass over the brackets and separators only, not over every character."""
+    pattern = _BRACKETS_AND_SEPARATORS.get(separators) or re.compile(rf"[()\[\]{{}}{re.escape(separators)}]")
+    pieces: list[str] = []
+    depth = start = 0
+    for match in pattern.finditer(text):
+        char = match.group()
+        if char in "([{":
+            depth += 1
+        elif char in ")]}":
+            depth = max(0, depth - 1)
+        elif depth == 0:
+            pieces.append(text[start : match.start()])
+            start = match.end()
+    pieces.append(text[start:])
+    return pieces
