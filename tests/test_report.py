@@ -120,16 +120,20 @@ def test_log_imported_section_has_the_notebook_shape_and_hand_computed_facts(not
     # 85% is first reached at epoch 8 (85.72%), whose Total is 348.7 s. Run 8 (10 epochs on T4 too)
     # ended at 82.62% in the same 436.99 s: +3.07 points is 15× the default spread of 0.20 points;
     # the default timing spread is 3% of 436.99 s = 13.1 s.
-    assert computed.startswith(        "- Final accuracy 85.69%, peak 86.47% at epoch 9 (drop from peak 0.78 points)\n"
+    lines = computed.splitlines(keepends=True)
+    assert "".join(lines[:2]) == (
+        "- Final accuracy 85.69%, peak 86.47% at epoch 9 (drop from peak 0.78 points)\n"
         "- Mean epoch 43.7 s, total 436.99 s; time to 85%: 348.7 s\n"
+    )
+    # Imported from a log: the report says so, and that the log gave no date.
+    assert lines[2].startswith("- Imported ") and lines[2].endswith(" from run15-bs64-t4.txt; no date of its own\n")
+    assert "".join(lines[3:]) == (
         "- vs Run 8 (no stated setting differs): +3.07 points, +0% time — the best earlier run on T4 at 10 epochs\n"
         "- Final accuracy: Run 9 is ahead by 3.07 points: likely real (15× the typical run-to-run spread of "
         "0.20 points, a default: no repeats on T4 measure it yet; confirm with repeats)\n"
         "- Training time: Run 9 − Run 8 = 0.0 s: within run-to-run noise (0.0× the typical run-to-run spread of "
         "13.1 s, a default: no repeats on T4 measure it yet)\n"
     )
-    # Imported from a log: the report says so, and that the log gave no date.
-    assert "- Imported " in computed and "from run15-bs64-t4.txt; no date of its own\n" in computed
     # The log as pasted, verbatim, then the analysis verbatim.
     assert "```\n$ python main.py\nUsing device: cuda\n" in text
     assert "Final Validation Accuracy: 85.69%\n```\n\n**Analysis**:\n- **Record**: 85.69% vs 82.62%\n- Minimal overfitting\n" in text

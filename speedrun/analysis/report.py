@@ -210,7 +210,7 @@ def run_section(f: RunFacts, targets: Sequence[float], versus: Sequence[str]) ->
         "params_md": [syntax.encode_inline(fmt_param(k, v)) for k, v in f.params.items()],
         "unparsed": unparsed,
         "unparsed_md": [syntax.encode_inline(line) for line in unparsed],
-        "computed": computed_lines(f, targets, versus) + notebook_lines(f),
+        "computed": computed_lines(f, targets, ()) + notebook_lines(f) + list(versus),
         "marker": syntax.computed_open(run=run.id, uuid=run.uuid),
         "heading": heading,
         "verbatim": section_text is not None,
