@@ -279,3 +279,27 @@ def test_cli_imports_long_runs_in_under_a_second(cli, tmp_path, char):
         assert time.process_time() - start < 1.0, command  # the parse, the store, the CLI around them
         assert result.exit_code in (0, 1)
         assert "Traceback" not in result.output
+
+
+# --------------------------------------------------------------------------- bugs are not bad input (issue 11)
+
+
+def test_a_parser_bug_is_no_parse_error(monkeypatch, cli, tmp_path):
+    """ParseError means bad input; a bug inside a parser surfaces as a bug: the CLI's one
+    'internal error' line, never an Error naming the user's file and line."""
+    from speedrun.notebook import logs, markdown
+
+    def broken(*args, **kwargs):
+        raise KeyError("a bug")
+
+    monkeypatch.setattr(logs, "_fast_epoch_record", broken)
+    with pytest.raises(KeyError):
+        parse_log(VALID_LOG)
+    monkeypatch.setattr(markdown, "_build_record", broken)
+    with pytest.raises(KeyError):
+        parse_notebook(NOTEBOOK)
+    path = tmp_path / "log.txt"
+    path.write_text(VALID_LOG)
+    result = cli("import-log", str(path))
+    assert result.exit_code == 1
+    assert result.stderr.startswith("Error: internal error (a bug in speedrun, please report it): KeyError")
