@@ -467,3 +467,13 @@ def test_note_and_tag_edit_an_imported_section_in_place(user_db, cli, tmp_path):
     assert cli("import-md", str(notes)).stdout == "experiments.md: 0 added, 0 updated, 14 unchanged.\n"
     assert json.loads(cli("show", "24", "--json").stdout)["analysis"] == "Within noise.\n## Run 99: not a run"
     assert len(runs(cli)) == 14
+
+
+def test_hand_edit_of_the_hand_written_notebook_flows_back(user_db, cli, tmp_path):
+    """Without identities in the file, an edited section is known by its label in the same file."""
+    edited = tmp_path / "user-notebook.md"
+    edited.write_text(USER_NOTEBOOK.read_text().replace("- Worth retrying with longer training.", "- Retried in Run 30."))
+    result = cli("import-md", str(edited))
+    assert result.stdout.splitlines()[-1] == "user-notebook.md: 0 added, 1 updated, 13 unchanged."
+    assert json.loads(cli("show", "4", "--json").stdout)["analysis"].endswith("- Retried in Run 30.")
+    assert len(runs(cli)) == 14 and strip_computed(cli("report").stdout) == lines_of(edited)
