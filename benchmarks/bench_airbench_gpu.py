@@ -42,6 +42,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # runs from a checkout without installing
 
@@ -131,7 +132,7 @@ def main() -> None:
     if not torch.cuda.is_available():
         fail("no CUDA device: this benchmark times both trainers on one NVIDIA GPU; run it on a GPU machine "
              "(the CPU figures are in benchmarks/bench_airbench_cpu.py)")
-    from speedrun.analysis.stats import compare
+    from speedrun.analysis.metrics import FINAL_ACCURACY, TRAINING_TIME, verdict
     from speedrun.recipes import get_recipe
 
     from speedrun.errors import SpeedrunError
@@ -168,10 +169,11 @@ def main() -> None:
         print(summary(f"{label} speedrun time", [r[1] for r in rows], " s"))
         print(f"{label} wall time: {statistics.fmean(r[2] for r in rows):.2f} s mean"
               + (" (incl. data load and warm-up)" if rows is ours else ""))
+    # The one verdict speedrun's report, compare and stats give (Welch's test with repeats on both sides).
     names = ("reference", "ours")
-    print("accuracy:", compare([r[0] for r in ref], [r[0] for r in ours], names=names, digits=3).verdict)
-    print("time:", compare([r[1] for r in ref], [r[1] for r in ours], names=names, unit="s",
-                           higher_is_better=False, metric="speedrun time", digits=3).verdict)
+    as_runs = lambda rows: [SimpleNamespace(final_val_acc=r[0], train_time_s=r[1]) for r in rows]  # noqa: E731
+    print("accuracy:", verdict(FINAL_ACCURACY, as_runs(ref), as_runs(ours), names=names).line)
+    print("time:", verdict(TRAINING_TIME, as_runs(ref), as_runs(ours), names=names).line)
     ratio = statistics.fmean(r[1] for r in ours) / statistics.fmean(r[1] for r in ref)
     print(f"time ratio ours/reference (speedrun time): {ratio:.3f} (target <= 1.0)")
 

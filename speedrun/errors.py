@@ -9,6 +9,14 @@ class DatabaseError(SpeedrunError):
     """The database cannot be opened, read, written or upgraded."""
 
 
+class ReadOnlyDatabase(DatabaseError):
+    """The database cannot be written (a read-only file or URL)."""
+
+
+class DatabaseUnreachable(DatabaseError):
+    """A database server that cannot be reached now (refused, gone, network down): try again later."""
+
+
 class RunNotFound(SpeedrunError):
     """A run number or label that the database does not hold."""
 

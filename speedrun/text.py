@@ -85,3 +85,14 @@ def terminal_safe(text: str) -> str:
     Only for output to a terminal; the database and exports keep the text byte for byte.
     """
     return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
+def terminal_safe_tree(data: Any) -> Any:
+    """`terminal_safe` applied to every string of nested dicts and lists (data laid out for a terminal)."""
+    if isinstance(data, str):
+        return terminal_safe(data)
+    if isinstance(data, dict):
+        return {key: terminal_safe_tree(value) for key, value in data.items()}
+    if isinstance(data, (list, tuple)):
+        return type(data)(terminal_safe_tree(value) for value in data)
+    return data

@@ -26,8 +26,71 @@ def _private_database(tmp_path, monkeypatch):
     monkeypatch.delenv("SPEEDRUN_DATA_DIR", raising=False)
 
 
+# Test modules whose every test that takes `db_path` runs twice: on SQLite and on a real PostgreSQL server.
+BOTH_BACKENDS = {
+    "test_store_cli", "test_import_cli", "test_report", "test_compare", "test_stats_cli", "test_exchange",
+    "test_concurrency", "test_recording", "test_migrations",
+}
+NO_POSTGRES = ("the PostgreSQL half of the tests cannot run: {why} (set up: `apt install postgresql` and "
+               "`pip install 'speedrun[postgres]'`)")
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "sqlite_only: a test of SQLite itself (files, pragmas); not run on PostgreSQL")
+
+
+def pytest_generate_tests(metafunc):
+    if "backend" in metafunc.fixturenames:
+        module = metafunc.module.__name__.rsplit(".", 1)[-1]
+        both = module in BOTH_BACKENDS and not metafunc.definition.get_closest_marker("sqlite_only")
+        metafunc.parametrize("backend", ["sqlite", "postgresql"] if both else ["sqlite"], indirect=True)
+
+
 @pytest.fixture
-def db_path(tmp_path) -> Path:
+def backend(request) -> str:
+    return request.param
+
+
+class PostgresURL(str):
+    """The URL of a fresh PostgreSQL database, where a test would take an SQLite path."""
+
+    backend = "postgresql"
+
+
+@pytest.fixture(scope="session")
+def pg_server():
+    """One throwaway PostgreSQL cluster for the session (tests/pgserver.py)."""
+    from tests import pgserver
+
+    bindir = pgserver.find_bin()
+    why = None if bindir else "initdb and pg_ctl not found"
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:
+        why = why or "psycopg is not installed"
+    if why:
+        message = NO_POSTGRES.format(why=why)
+        if os.environ.get("CI") == "true":  # CI runs both backends or fails
+            pytest.fail(f"CI=true and {message}", pytrace=False)
+        pytest.skip(f"skipped: {message}")
+    server = pgserver.PostgresServer(bindir).start()
+    yield server
+    server.remove()
+
+
+@pytest.fixture
+def pg_url(pg_server):
+    """A fresh database on the session's PostgreSQL server, dropped afterwards."""
+    url = PostgresURL(pg_server.create_database())
+    yield url
+    pg_server.drop_database(url)
+
+
+@pytest.fixture
+def db_path(tmp_path, backend, request):
+    """The test's database: a file path on SQLite, a fresh database's URL on PostgreSQL."""
+    if backend == "postgresql":
+        return request.getfixturevalue("pg_url")
     return tmp_path / "runs.db"
 
 

@@ -1,18 +1,26 @@
-"""Every schema change keeps what was stored: build at an old revision with real data, upgrade, compare."""
+"""Every schema change keeps what was stored: build at an old revision with real data, upgrade, compare.
+
+Run on SQLite and on PostgreSQL (tests/conftest.py's `db_path`).
+"""
 
 from __future__ import annotations
 
 import json
-import sqlite3
 
+import pytest
 from alembic import command
+from sqlalchemy import text
 
 from speedrun.tracking import db as dbmod
 from speedrun.tracking.store import Store
 
 
-def build_at(revision: str, path) -> None:
-    url = f"sqlite:///{path}"
+def url_of(path_or_url) -> str:
+    return str(path_or_url) if "://" in str(path_or_url) else f"sqlite:///{path_or_url}"
+
+
+def build_at(revision: str, path_or_url) -> None:
+    url = url_of(path_or_url)
     engine = dbmod.make_engine(url)
     config = dbmod.alembic_config(url)
     with engine.connect() as conn:
@@ -22,38 +30,52 @@ def build_at(revision: str, path) -> None:
     engine.dispose()
 
 
-def insert_0001_run(con: sqlite3.Connection) -> None:
-    con.execute(
+def insert_0001_run(con) -> None:
+    """A run as schema 0001 stored it (the target inside `extra`). `con`: sqlite3 or SQLAlchemy connection."""
+    statements = [
         "insert into environments (id, fingerprint, hardware_class, hardware, device_type) "
-        "values (1, 'fp', 'T4', 'Google Colab, T4 GPU', 'cuda')"
-    )
-    con.execute(
+        "values (1, 'fp', 'T4', 'Google Colab, T4 GPU', 'cuda')",
         "insert into runs (id, uuid, label, title, status, source, created_at, epochs_completed, "
         "final_val_acc, peak_val_acc, peak_epoch, train_time_s, extra, environment_id, analysis) values "
         "(15, 'u-15', null, 'Batch 64 (T4)', 'completed', 'log', '2026-01-02 03:04:05', 2, 64.28, 64.28, 2, 85.0, "
-        "'{\"target_acc\": 60.0, \"target_time_s\": 85.0, \"eval_time_s\": 3.5}', 1, 'Text **kept**')"
-    )
-    con.execute("insert into params (run_id, name, value, type, position) values (15, 'lr', '0.02', 'float', 0)")
-    con.execute("insert into params (run_id, name, value, type, position) values (15, 'cosine', 'true', 'bool', 1)")
-    con.execute("insert into tags (run_id, tag) values (15, 't4')")
-    for epoch, acc, elapsed in [(1, 55.88, 42.6), (2, 64.28, 85.0)]:
-        con.execute(
-            "insert into epoch_metrics (run_id, epoch, val_acc, elapsed_s, extra) values (15, ?, ?, ?, '{}')",
-            (epoch, acc, elapsed),
-        )
+        "'{\"target_acc\": 60.0, \"target_time_s\": 85.0, \"eval_time_s\": 3.5}', 1, 'Text **kept**')",
+        "insert into params (run_id, name, value, type, position) values (15, 'lr', '0.02', 'float', 0)",
+        "insert into params (run_id, name, value, type, position) values (15, 'cosine', 'true', 'bool', 1)",
+        "insert into tags (run_id, tag) values (15, 't4')",
+        "insert into epoch_metrics (run_id, epoch, val_acc, elapsed_s, extra) values (15, 1, 55.88, 42.6, '{}')",
+        "insert into epoch_metrics (run_id, epoch, val_acc, elapsed_s, extra) values (15, 2, 64.28, 85.0, '{}')",
+    ]
+    if getattr(getattr(con, "dialect", None), "name", None) == "postgresql":
+        # The ids above are given by hand; a server that made them would have moved its sequences on.
+        statements += [f"select setval(pg_get_serial_sequence('{t}', 'id'), (select max(id) from {t}))"
+                       for t in ("environments", "runs", "params", "tags", "epoch_metrics")]
+    for statement in statements:
+        con.execute(text(statement) if hasattr(con, "dialect") else statement)
     con.commit()
 
 
-def test_upgrade_0001_to_head_keeps_everything(tmp_path):
-    path = tmp_path / "old.db"
-    build_at("0001", path)
-    con = sqlite3.connect(path)
-    insert_0001_run(con)
-    before = {t: con.execute(f"select count(*) from {t}").fetchone()[0] for t in ("runs", "params", "tags", "epoch_metrics", "environments")}
-    con.close()
+TABLES = ("runs", "params", "tags", "epoch_metrics", "environments")
+
+
+def counts(url: str) -> dict[str, int]:
+    engine = dbmod.make_engine(url)
+    with engine.connect() as conn:
+        found = {t: conn.execute(text(f"select count(*) from {t}")).scalar() for t in TABLES}
+    engine.dispose()
+    return found
+
+
+def test_upgrade_0001_to_head_keeps_everything(db_path):
+    url = url_of(db_path)
+    build_at("0001", url)
+    engine = dbmod.make_engine(url)
+    with engine.connect() as conn:
+        insert_0001_run(conn)
+    engine.dispose()
+    before = counts(url)
 
     notices = []
-    store = Store.open(str(path), notify=notices.append)
+    store = Store.open(str(db_path), notify=notices.append)
     assert store.current_revision() == dbmod.head_revision()
     assert notices and "from 0001" in notices[0]
 
@@ -66,44 +88,53 @@ def test_upgrade_0001_to_head_keeps_everything(tmp_path):
     # 0002 moved the target out of the JSON into columns, and left the rest of the JSON alone.
     assert (run.target_acc, run.target_time_s) == (60.0, 85.0)
     assert run.extra == {"eval_time_s": 3.5}
-    con = sqlite3.connect(path)
-    after = {t: con.execute(f"select count(*) from {t}").fetchone()[0] for t in before}
-    assert after == before
+    store.close()
+    assert counts(url) == before
+    # The upgraded database takes new runs like a fresh one (numbers continue after 15).
+    store = Store.open(str(db_path))
+    from tests.test_store_cli import make_record
+
+    assert store.add_run(make_record()) == 16
+    store.close()
 
 
-def test_downgrade_puts_the_target_back(tmp_path):
-    path = tmp_path / "old.db"
-    build_at("0001", path)
-    con = sqlite3.connect(path)
-    insert_0001_run(con)
-    con.close()
-    Store.open(str(path)).close()
-    url = f"sqlite:///{path}"
+def test_downgrade_puts_the_target_back(db_path):
+    url = url_of(db_path)
+    build_at("0001", url)
     engine = dbmod.make_engine(url)
+    with engine.connect() as conn:
+        insert_0001_run(conn)
+    Store.open(str(db_path)).close()
     config = dbmod.alembic_config(url)
     with engine.connect() as conn:
         config.attributes["connection"] = conn
         command.downgrade(config, "0001")
         conn.commit()
-    extra = json.loads(sqlite3.connect(path).execute("select extra from runs").fetchone()[0])
+    with engine.connect() as conn:
+        extra = conn.execute(text("select extra from runs")).scalar()
+    engine.dispose()
+    extra = json.loads(extra) if isinstance(extra, str) else extra
     assert extra == {"eval_time_s": 3.5, "target_acc": 60.0, "target_time_s": 85.0}
 
 
-def test_models_match_migrations(tmp_path):
+def test_models_match_migrations(db_path):
     """An ORM change without its revision fails here (alembic check compares both)."""
     from alembic.autogenerate import compare_metadata
     from alembic.runtime.migration import MigrationContext
 
     from speedrun.tracking.models import Base
 
-    store = Store.open(str(tmp_path / "head.db"))
+    store = Store.open(str(db_path))
     with store.engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+    store.close()
     assert diff == []
 
 
+@pytest.mark.sqlite_only
 def test_upgrade_while_another_process_writes_waits_for_it(tmp_path):
     """`db upgrade` takes the write lock like any writer: it waits, it does not corrupt or fail."""
+    import sqlite3
     import threading
     import time
 
@@ -123,6 +154,24 @@ def test_upgrade_while_another_process_writes_waits_for_it(tmp_path):
     holder.execute("COMMIT")
     thread.join(30)
     assert result["store"].current_revision() == dbmod.head_revision()
+
+
+def test_concurrent_first_opens_create_the_schema_once(db_path):
+    """Eight processes opening a new database at once: one creates the schema, the rest wait and use it."""
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    with ctx.Pool(8) as pool:
+        revisions = pool.map(_open_and_report, [str(db_path)] * 8)
+    assert revisions == [dbmod.head_revision()] * 8
+
+
+def _open_and_report(db: str) -> str:
+    store = Store.open(db)
+    try:
+        return store.current_revision()
+    finally:
+        store.close()
 
 
 def test_schema_head_constant_matches_alembic():

@@ -435,7 +435,7 @@ def test_plots_have_whole_epochs_titles_that_fit_and_legends_off_the_data(store,
 
     long = "A group name long enough to be cut at both edges of a figure, " * 3
     for seed in range(3):
-        store.add_run(trained([60.0 + seed, 70.0, 80.0, 84.0 - seed], seed=seed, group=long, title=long))
+        store.add_run(trained([60.0 + seed, 70.0, 80.0, 84.0 - seed], seed=seed, group=long[:120], title=long))
     build_context(store.list_runs(with_epochs=True), plots=tmp_path, plots_link="plots")
     assert {name for name, _, _ in figures} == {"run-1.png", "run-2.png", "run-3.png", "group-001.png"}
     colours = {}

@@ -7,6 +7,10 @@ Create Date: 2026-11-28
 
 from alembic import op
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+
+# JSON columns are JSONB on PostgreSQL (indexable, compact); on SQLite, JSON text.
+JSON = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
 
 
 revision = '0001'
@@ -71,7 +75,7 @@ def upgrade() -> None:
     sa.Column('param_count', sa.Integer(), nullable=True),
     sa.Column('stated_final_val_acc', sa.Double(), nullable=True),
     sa.Column('stated_train_time_s', sa.Double(), nullable=True),
-    sa.Column('extra', sa.JSON(), nullable=False),
+    sa.Column('extra', JSON, nullable=False),
     sa.Column('error', sa.Text(), nullable=True),
     sa.Column('command', sa.Text(), nullable=True),
     sa.Column('git_commit', sa.String(length=64), nullable=True),
@@ -107,7 +111,7 @@ def upgrade() -> None:
     sa.Column('elapsed_s', sa.Double(), nullable=True),
     sa.Column('lr', sa.Double(), nullable=True),
     sa.Column('images_per_s', sa.Double(), nullable=True),
-    sa.Column('extra', sa.JSON(), nullable=False),
+    sa.Column('extra', JSON, nullable=False),
     sa.ForeignKeyConstraint(['run_id'], ['runs.id'], ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('run_id', 'epoch')
@@ -116,7 +120,7 @@ def upgrade() -> None:
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('run_id', sa.Integer(), nullable=False),
     sa.Column('name', sa.String(length=128), nullable=False),
-    sa.Column('value', sa.JSON(), nullable=False),
+    sa.Column('value', JSON, nullable=False),
     sa.Column('type', sa.String(length=8), nullable=False),
     sa.Column('position', sa.Integer(), nullable=False),
     sa.ForeignKeyConstraint(['run_id'], ['runs.id'], ondelete='CASCADE'),

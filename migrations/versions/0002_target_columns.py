@@ -23,6 +23,14 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("target_acc", sa.Double(), nullable=True))
         batch_op.add_column(sa.Column("target_time_s", sa.Double(), nullable=True))
         batch_op.create_index("ix_runs_target_time_s", ["target_time_s"], unique=False)
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute(
+            "UPDATE runs SET target_acc = (extra->>'target_acc')::float8, "
+            "target_time_s = (extra->>'target_time_s')::float8, "
+            "extra = extra - 'target_acc' - 'target_time_s' "
+            "WHERE extra->'target_acc' IS NOT NULL AND jsonb_typeof(extra->'target_acc') <> 'null'"
+        )
+        return
     op.execute(
         "UPDATE runs SET target_acc = json_extract(extra, '$.target_acc'), "
         "target_time_s = json_extract(extra, '$.target_time_s'), "
@@ -32,10 +40,16 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    op.execute(
-        "UPDATE runs SET extra = json_set(extra, '$.target_acc', target_acc, '$.target_time_s', target_time_s) "
-        "WHERE target_acc IS NOT NULL"
-    )
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute(
+            "UPDATE runs SET extra = extra || jsonb_build_object('target_acc', target_acc, "
+            "'target_time_s', target_time_s) WHERE target_acc IS NOT NULL"
+        )
+    else:
+        op.execute(
+            "UPDATE runs SET extra = json_set(extra, '$.target_acc', target_acc, '$.target_time_s', target_time_s) "
+            "WHERE target_acc IS NOT NULL"
+        )
     with op.batch_alter_table("runs", schema=None) as batch_op:
         batch_op.drop_index("ix_runs_target_time_s")
         batch_op.drop_column("target_time_s")

@@ -436,7 +436,7 @@ def render_table(data: dict[str, Any], *, show_all: bool = False):
     table = Table(show_edge=False, header_style="bold", show_lines=False)
     table.add_column("")
     for side in data["sides"]:
-        table.add_column(f"{side['name']}\n{side['hardware']}", justify="right")
+        table.add_column(Text(f"{side['name']}\n{side['hardware']}"), justify="right")  # user text, not markup
 
     def section(title: str) -> None:
         table.add_row(Text(title, style="bold underline"), *[""] * n)

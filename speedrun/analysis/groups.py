@@ -29,7 +29,7 @@ from typing import Any, Sequence, TypeVar
 from weakref import WeakKeyDictionary
 
 from speedrun.errors import SpeedrunError
-from speedrun.analysis.views import hardware_short
+from speedrun.analysis.views import hardware_class_of
 
 T = TypeVar("T")
 K = TypeVar("K", bound=Hashable)
@@ -64,7 +64,7 @@ def params_of(run: Any) -> dict[str, Any]:
 
 def hardware_of(run: Any) -> str:
     """The run's hardware class ("T4", "A100", "CPU", or "unknown")."""
-    return hardware_short(run)
+    return hardware_class_of(run)
 
 
 def unparsed_config(run: Any) -> str | None:

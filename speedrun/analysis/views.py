@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from speedrun.tracking.models import Run
 from speedrun.tracking.records import EPOCH_FIELDS
-from speedrun.tracking.store import ENV_FIELDS
+from speedrun.tracking.store import ENV_FIELDS, RunView
 
 
-def hardware_short(run: Run) -> str:
+def hardware_class_of(run: RunView) -> str:
+    """The hardware class a run competes in ("T4", "A100", "CPU"; "unknown" without an environment)."""
     env = run.environment
     return env.hardware_class if env else "unknown"
 
@@ -24,16 +24,16 @@ def run_date(run: Any) -> str:
     return run.created_at.strftime("%Y-%m-%d") if run.created_at else "—"
 
 
-def run_summary(run: Run) -> dict[str, Any]:
+def run_summary(run: RunView) -> dict[str, Any]:
     params = run.param_dict
-    return {
+    summary = {
         "id": run.id,
         "label": run.display_label,
         "title": run.title,
         "status": run.status,
         "source": run.source,
         "model": params.get("model"),
-        "hardware": hardware_short(run),
+        "hardware": hardware_class_of(run),
         "created_at": run.created_at.isoformat() if run.created_at else None,
         "date": run_date(run),
         "series": getattr(run, "series_name", None),
@@ -48,9 +48,12 @@ def run_summary(run: Run) -> dict[str, Any]:
         "tags": [t.tag for t in run.tags],
         "params": params,
     }
+    if run.damaged:  # stored values that could not be read (left out above)
+        summary["damaged"] = run.damaged
+    return summary
 
 
-def run_detail(run: Run) -> dict[str, Any]:
+def run_detail(run: RunView) -> dict[str, Any]:
     env = run.environment
     data = run_summary(run)
     data.update(

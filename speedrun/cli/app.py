@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 from typing import NoReturn, Optional
 
 import typer
@@ -50,8 +51,10 @@ class SpeedrunGroup(TyperGroup):
         except _CONTROL_FLOW:
             raise
         except SpeedrunError as exc:
+            _forget_created_database()
             fail(str(exc))
         except Exception as exc:  # a bug, not the user's input
+            _forget_created_database()
             if state.debug or os.environ.get("SPEEDRUN_DEBUG") not in (None, "", "0"):
                 raise
             fail(f"internal error (a bug in speedrun, please report it): {type(exc).__name__}: {exc} "
@@ -61,7 +64,7 @@ class SpeedrunGroup(TyperGroup):
 # `speedrun --help` lists commands in the order a user meets them.
 WORKFLOW_ORDER = (
     "train", "import-log", "import-md", "list", "show", "report", "compare", "stats", "group",
-    "note", "tag", "rm", "recipes", "export", "merge", "db",
+    "note", "tag", "rm", "recipes", "export", "merge", "sync", "db",
 )
 
 app = typer.Typer(
@@ -86,6 +89,8 @@ DEFAULT_DB = "runs.db"
 class State:
     db: str = DEFAULT_DB
     debug: bool = False
+    store = None  # the store `open_store` opened for this command
+    created: Path | None = None  # the database file this command created, if it did
 
 
 state = State()
@@ -103,19 +108,48 @@ def main(
     debug: bool = typer.Option(False, "--debug", help="Show the traceback of an internal error. [env: SPEEDRUN_DEBUG=1]"),
 ) -> None:
     """Train CIFAR-10 speedruns and record every run in SQLite."""
-    state.db = db or DEFAULT_DB
+    state.db = DEFAULT_DB if db is None else db  # an empty --db is refused when the database is opened
     state.debug = debug
+    state.store, state.created = None, None
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
     """One clear line on stderr and a non-zero exit."""
+    from speedrun.text import terminal_safe
+    from speedrun.tracking.db import password_of
+
+    password = password_of(state.db)
+    if password:  # whatever a library quoted, the database password is never shown
+        message = message.replace(password, "***")
     # One line, whatever the underlying library put into its message.
-    err_console.print(f"Error: {' '.join(message.split())}", markup=False, highlight=False, soft_wrap=True)
+    err_console.print(f"Error: {terminal_safe(' '.join(message.split()))}", markup=False, highlight=False,
+                      soft_wrap=True)
     raise typer.Exit(code)
 
 
 def open_store(*, migrate: bool = True):
     """The store for `--db`, upgraded to the current schema (with a notice when it was)."""
+    from speedrun.tracking.db import resolve_url, sqlite_file
     from speedrun.tracking.store import Store
 
-    return Store.open(state.db, migrate=migrate, notify=lambda msg: err_console.print(msg, markup=False))
+    file = sqlite_file(resolve_url(state.db))
+    fresh = file is not None and not file.exists()
+    state.store = Store.open(state.db, migrate=migrate, notify=lambda msg: err_console.print(msg, markup=False))
+    state.created = file if fresh and file.exists() else None
+    return state.store
+
+
+def _forget_created_database() -> None:
+    """A command that fails leaves no new, empty database behind (e.g. an import of a bad file)."""
+    store, created = state.store, state.created
+    state.store = state.created = None
+    if store is None or created is None:
+        return
+    try:
+        empty = store.count_runs() == 0
+    except SpeedrunError:
+        return
+    store.close()
+    if empty:
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            Path(f"{created}{suffix}").unlink(missing_ok=True)

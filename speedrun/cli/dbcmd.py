@@ -1,9 +1,9 @@
-"""`speedrun db upgrade` and `speedrun db current`."""
+"""`speedrun db upgrade`, `speedrun db current`, and `speedrun sync` (what waits for a server)."""
 
 from __future__ import annotations
 
+from speedrun.cli.app import app, console, db_app, open_store
 from speedrun.tracking import db as dbmod
-from speedrun.cli.app import console, db_app, open_store
 
 
 @db_app.command()
@@ -36,3 +36,30 @@ def current() -> None:
     head = dbmod.head_revision(store.url)
     state = "up to date" if revision == head else ("empty" if revision is None else f"behind head {head}")
     console.print(f"{store.label}: revision {revision or '(none)'} ({state}; head {head})", markup=False)
+
+
+@app.command()
+def sync() -> None:
+    """Send a database server what trainings recorded while it could not be reached.
+
+    Trainings recording into a server keep going when the network drops: their
+    epochs wait in ./speedrun-spool.db (or $SPEEDRUN_SPOOL) and are sent when
+    the server answers again, at the end of the run, or by this command.
+
+    Example:
+
+    \b
+        speedrun sync
+        SPEEDRUN_DB=postgresql+psycopg://me@db.example.org/speedrun speedrun sync
+    """
+    from speedrun.tracking.spool import Spool
+    from speedrun.tracking.spool import sync as send_waiting
+
+    store = open_store()
+    spool = Spool.default()
+    epochs, finished = send_waiting(store, spool)
+    if epochs or finished:
+        console.print(f"Sent {epochs} epochs and {finished} run ends to {store.label}; nothing waits now.",
+                      markup=False)
+    else:
+        console.print(f"Nothing waits for {store.label} in {spool.path}.", markup=False)

@@ -12,7 +12,8 @@ from speedrun.notebook.inputs import LIMIT_VARIABLE, read_input
 from speedrun.notebook.overrides import Overrides, apply_overrides, fill_content_hash
 from speedrun.notebook.params import parse_assignment
 from speedrun.text import terminal_safe
-from speedrun.tracking.records import RunRecord, summarize_record
+from speedrun.tracking.records import RunRecord, default_title, summarize_record
+from speedrun.tracking.store import Stored
 
 
 def _warn(message: str) -> None:
@@ -20,12 +21,20 @@ def _warn(message: str) -> None:
     typer.echo(f"Warning: {terminal_safe(message)}", err=True)
 
 
-def _describe(run_id: int, record: RunRecord) -> str:
+def _describe(stored: Stored, record: RunRecord) -> str:
     """The line printed per stored run, with the final accuracy the store derived."""
     final_acc = summarize_record(record).final_val_acc
     final = f"{final_acc:.2f}%" if final_acc is not None else "—"
-    label = f" ({record.label})" if record.label and record.label != str(run_id) else ""
-    return f"Run {run_id}{label}: {len(record.epochs)} epochs, final {final}, {record.status}"
+    label = f" ({stored.label})" if stored.label and stored.label != str(stored.number) else ""
+    return f"Run {stored.number}{label}: {len(record.epochs)} epochs, final {final}, {record.status}"
+
+
+def _decisions(stored: Stored) -> list[str]:
+    """What storing decided that the user did not ask for, e.g. a renumbered run."""
+    if not stored.renumbered:
+        return []
+    labelled = f" labelled {stored.label}" if stored.label else ""
+    return [f"run number {stored.requested} is taken; stored as run {stored.number}{labelled}"]
 
 
 @app.command("import-log")
@@ -64,12 +73,12 @@ def import_log(
         for record in records:
             apply_overrides(record, overrides)
             fill_content_hash(record)
+            record.title = record.title or default_title(record)
         store = store or open_store()
-        ids = store.add_runs(records, force=force)
-        for run_id, record in zip(ids, records):
-            for warning in record.warnings:
+        for stored, record in zip(store.add_runs(records, force=force), records):
+            for warning in record.warnings + _decisions(stored):
                 _warn(f"{source}: {warning}")
-            typer.echo(_describe(run_id, record))
+            typer.echo(_describe(stored, record))
 
 
 @app.command("import-md")
@@ -107,6 +116,7 @@ def import_md(
     plan = plan_import(parsed, stored_runs(store), force=force)
     for record in [*plan.add, *(u.record for u in plan.update)]:
         record.tags = list(dict.fromkeys([*record.tags, *tag]))
+        record.title = record.title or default_title(record)
     if dry_run:
         for record in plan.add:
             typer.echo(f"would add Run {record.label or record.number}: {record.title or ''}")
@@ -114,14 +124,14 @@ def import_md(
             typer.echo(f"would update Run {update.record.label or update.record.number} (run {update.run_id})")
         typer.echo(plan.summary(source) + " Nothing written (--dry-run).")
         return
-    ids = store.apply_notebook(
+    decided = store.apply_notebook(
         add=plan.add, update=plan.update, series=plan.series,
         positions=plan.positions, series_positions=plan.series_positions,
     )
-    for run_id, record in zip(ids, plan.add):
-        typer.echo(f"added {_describe(run_id, record)}")
+    for stored, record in zip(decided, plan.add):
+        typer.echo(f"added {_describe(stored, record)}")
     for update in plan.update:
-        typer.echo(f"updated {_describe(update.run_id, update.record)}")
+        typer.echo(f"updated {_describe(Stored(update.run_id, None, update.record.label), update.record)}")
     typer.echo(plan.summary(source))
 
 

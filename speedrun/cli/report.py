@@ -8,24 +8,23 @@ from typing import List, Optional
 
 import typer
 
-from speedrun.cli.app import app, console, err_console, fail, open_store
+from speedrun.cli.app import app, console, err_console, fail, open_store, state
 from speedrun.cli.choices import Align, CompareFormat, ReportFormat, chosen
 from speedrun.cli.runs import parse_since
 from speedrun.errors import SpeedrunError
 from speedrun.cli.selection import select_runs
 from speedrun.analysis.metrics import ALPHA
+from speedrun.outputs import check_image_path, check_output, write_output
+from speedrun.text import terminal_safe_tree
 
 TARGET_HELP = "Accuracy target in percent for time-to-target (repeatable; default 85, 90 and 94)."
 
 
-def _write(text: str, output: Optional[Path]) -> None:
+def _write(text: str, output: Optional[Path], force: bool) -> None:
     if output is None:
         typer.echo(text, nl=False)
         return
-    try:
-        output.write_text(text, encoding="utf-8")
-    except OSError as exc:
-        fail(f"cannot write {output}: {exc.strerror or exc}")
+    write_output(text, output, database=state.db, force=force)
 
 
 @app.command()
@@ -41,6 +40,7 @@ def report(
     template: Optional[Path] = typer.Option(None, help="Your own Jinja template; it gets the same context."),
     plots: Optional[Path] = typer.Option(None, "--plots", help="Write PNG learning curves into this directory and link them."),
     stamp: bool = typer.Option(False, "--stamp", help="Add the generation time (the output is otherwise identical for identical data)."),
+    force: bool = typer.Option(False, "--force", help="Replace the -o file if it exists."),
 ) -> None:
     """The lab notebook from the database: leaderboard, groups, and one section per run.
 
@@ -58,6 +58,8 @@ def report(
     from speedrun.analysis.report import build_context, load_runs, plots_link_for, render
 
     fmt = chosen(fmt)
+    if output is not None:
+        check_output(output, database=state.db, force=force)  # before any work
     store = open_store()
     try:
         ids = select_runs(store, runs) if runs else None
@@ -84,7 +86,7 @@ def report(
         series=store.list_series(),
     )
     text = render(context, fmt, template)
-    _write(text, output)
+    _write(text, output, force)
 
 
 @app.command()
@@ -122,6 +124,8 @@ def compare(
         raise SpeedrunError(f"{png[0]} is not a run; write --plot {png[0]} to plot into it")
     if len(png) > 1:
         raise SpeedrunError("--plot takes one file name")
+    if png:
+        check_image_path(Path(png[0]), database=state.db)
     refs = [r for r in refs if r not in png]
     store = open_store()
     sides = load_sides(store, refs, repeats=repeats)
@@ -132,7 +136,7 @@ def compare(
     elif fmt == "md":
         typer.echo(render_markdown(data, show_all=show_all), nl=False)
     else:
-        console.print(render_table(data, show_all=show_all))
+        console.print(render_table(terminal_safe_tree(data), show_all=show_all))
     if plot:
         written = plot_png(sides, Path(png[0]) if png else default_plot_path(sides), by)
         err_console.print(f"Wrote {written}", markup=False, highlight=False)

@@ -7,14 +7,40 @@ from datetime import datetime
 from typing import List, Optional
 
 import typer
-from rich.markup import escape as _escape
+from rich.markup import escape
 from rich.table import Table
 
+from speedrun.analysis.views import hardware_class_of, run_date, run_detail, run_summary
 from speedrun.cli.app import app, console, fail, open_store
 from speedrun.cli.choices import SortKey, Status, chosen
-from speedrun.analysis.views import hardware_short, run_date, run_detail, run_summary
+from speedrun.errors import SpeedrunError
 from speedrun.text import fmt_num as _num
+from speedrun.text import terminal_safe
 from speedrun.tracking.records import FINAL_MEASURED_AFTER_EPOCHS
+
+
+def _waiting_to_sync(store) -> dict:
+    """What trainings on this machine could not yet send to this database server (see tracking.spool)."""
+    from speedrun.tracking.spool import Spool
+
+    return {} if store.engine.dialect.name == "sqlite" else Spool.default().waiting(store.label)
+
+
+def _status_text(run, waiting: dict) -> str:
+    """'completed (3 epochs waiting to sync)' while a run's records wait in this machine's spool."""
+    return waiting[run.uuid].describe(run.status) if run.uuid in waiting else run.status
+
+
+def _with_waiting(data: dict, run, waiting: dict) -> dict:
+    if run.uuid in waiting:
+        w = waiting[run.uuid]
+        data["waiting_to_sync"] = {"epochs": w.epochs, "status": w.status}
+    return data
+
+
+def _safe(value) -> str:
+    """User text for a Rich cell: markup escaped, control characters shown, never obeyed."""
+    return escape(terminal_safe(str(value)))
 
 
 def print_json(data) -> None:
@@ -52,16 +78,20 @@ def list_runs(
         speedrun list --since 2026-11-01 --json
     """
     store = open_store()
-    store.reap_dead()
     runs = store.list_runs(
         status=chosen(status), model=model, hardware=hardware, tag=tag, since=parse_since(since),
         limit=limit, sort=chosen(sort), descending=desc,
     )
+    waiting = _waiting_to_sync(store)
     if as_json:
-        print_json([run_summary(r) for r in runs])
+        print_json([_with_waiting(run_summary(r), r, waiting) for r in runs])
         return
     if not runs:
-        console.print("No runs recorded yet. Start one with `speedrun train` or `speedrun import-log`.")
+        if any(v is not None for v in (status, model, hardware, tag, since)):
+            console.print("No runs match.", markup=False)
+        else:
+            console.print("No runs recorded yet. Start one with `speedrun train` or `speedrun import-log`.",
+                          markup=False)
         return
     table = Table(show_edge=False, header_style="bold")
     for name, justify in [
@@ -73,14 +103,14 @@ def list_runs(
         params = run.param_dict
         epochs = f"{run.epochs_completed}" + (f"/{run.epochs_planned}" if run.epochs_planned else "")
         table.add_row(
-            run.number_and_label,
+            _safe(run.number_and_label),
             run_date(run),
-            _escape(run.series_name or "—"),
-            run.status,
-            hardware_short(run),
-            _escape(str(params.get("model", "—"))),
-            str(params.get("batch_size", "—")),
-            str(params.get("lr", "—")),
+            _safe(run.series_name or "—"),
+            _safe(_status_text(run, waiting)) + (" (damaged)" if run.damaged else ""),
+            _safe(hardware_class_of(run)),
+            _safe(params.get("model", "—")),
+            _safe(params.get("batch_size", "—")),
+            _safe(params.get("lr", "—")),
             epochs,
             _num(run.final_val_acc, ".2f", "%"),
             _num(run.peak_val_acc, ".2f", "%"),
@@ -103,18 +133,20 @@ def show(
         speedrun show 7a --json
     """
     store = open_store()
-    store.reap_dead()
     record = store.get_run(run)
-    data = run_detail(record)
+    waiting = _waiting_to_sync(store)
+    data = _with_waiting(run_detail(record), record, waiting)
     if as_json:
         print_json(data)
         return
-    console.print(f"[bold]Run {data['label']}: {_escape(data['title'] or '')}[/bold]")
+    console.print(f"[bold]Run {_safe(data['label'])}: {_safe(data['title'] or '')}[/bold]")
+    if record.damaged:
+        console.print(f"Damaged: {_safe(', '.join(record.damaged))} (could not be read; left out)", style="red")
     facts = Table.grid(padding=(0, 2))
     facts.add_column(style="dim")
     facts.add_column()
     for name, value in [
-        ("Status", data["status"] + (f" ({data['error']})" if data["error"] else "")),
+        ("Status", _status_text(record, waiting) + (f" ({data['error']})" if data["error"] else "")),
         ("Source", data["source"] + (f" ({data['source_file']})" if data["source_file"] else "")),
         ("Date", data["date"]),
         ("Series", data["series"] or "—"),
@@ -129,27 +161,27 @@ def show(
         ("Command", data["command"] or "—"),
         ("Git", f"{data['git_commit']}{' (dirty)' if data['git_dirty'] else ''}" if data["git_commit"] else "—"),
     ]:
-        facts.add_row(name, _escape(str(value)))
+        facts.add_row(name, _safe(value))
     console.print(facts)
     for name in ("hypothesis", "description", "analysis"):
         if data[name]:
             console.print(f"\n[bold]{name.title()}[/bold]")
-            console.print(data[name], markup=False, highlight=False)
+            console.print(terminal_safe(data[name]), markup=False, highlight=False)
     notes = {k: v for k, v in data["extra"].items() if isinstance(v, str) and k != FINAL_MEASURED_AFTER_EPOCHS}
     if notes:  # the notebook's other bullets (`- **Observation**: ...`), as written
         console.print("\n[bold]Notes[/bold]")
         for key, value in notes.items():
-            console.print(f"{key.replace('_', ' ').capitalize()}: {value}", markup=False, highlight=False)
+            console.print(terminal_safe(f"{key.replace('_', ' ').capitalize()}: {value}"), markup=False, highlight=False)
     if data["unparsed_config"]:
         console.print("\n[bold]Configuration not understood[/bold] (a difference when runs are compared)")
-        console.print(data["unparsed_config"], markup=False, highlight=False)
+        console.print(terminal_safe(data["unparsed_config"]), markup=False, highlight=False)
     if data["params"]:
         console.print("\n[bold]Parameters[/bold]")
         grid = Table.grid(padding=(0, 2))
         grid.add_column(style="dim")
         grid.add_column()
         for key, value in data["params"].items():
-            grid.add_row(key, _escape(repr(value) if isinstance(value, str) else str(value)))
+            grid.add_row(_safe(key), _safe(repr(value) if isinstance(value, str) else value))
         console.print(grid)
     env = {k: v for k, v in data["env"].items() if v is not None and k != "hardware"}
     if env:
@@ -158,7 +190,7 @@ def show(
         grid.add_column(style="dim")
         grid.add_column()
         for key, value in env.items():
-            grid.add_row(key, _escape(str(value)))
+            grid.add_row(key, _safe(value))
         console.print(grid)
     if data["epoch_metrics"]:
         console.print("\n[bold]Epochs[/bold]")
@@ -198,7 +230,7 @@ def note(
     store = open_store()
     changed = store.update_texts(run, hypothesis=hypothesis, description=description, analysis=analysis, title=title)
     _rewrite_section(store, changed.id, hypothesis=hypothesis, description=description, analysis=analysis, title=title)
-    console.print(f"Updated run {changed.display_label}.")
+    console.print(f"Updated run {terminal_safe(changed.display_label)}.", markup=False)
 
 
 def _rewrite_section(store, run_id: int, **changes) -> None:
@@ -227,13 +259,14 @@ def tag(
     store = open_store()
     current = store.add_tags(run, tags, remove=remove)
     _rewrite_section(store, store.get_run(run).id, tags=current)
-    console.print(f"Run {run} tags: {', '.join(current) or '(none)'}", markup=False)
+    console.print(terminal_safe(f"Run {run} tags: {', '.join(current) or '(none)'}"), markup=False)
 
 
 @app.command()
 def rm(
     run: str = typer.Argument(..., help="Run number or label."),
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
+    force: bool = typer.Option(False, "--force", help="Delete even a run that is still training."),
 ) -> None:
     """Delete a run and everything recorded with it.
 
@@ -245,9 +278,13 @@ def rm(
     """
     store = open_store()
     target = store.get_run(run)
+    name = terminal_safe(target.display_label)
+    if target.status == "running" and not force:
+        where = f" (pid {target.pid} on {target.host})" if target.pid and target.host else ""
+        raise SpeedrunError(f"run {name} is still training{where}; stop it first, or use --force to delete it anyway")
     if not yes:
-        confirmed = typer.confirm(f"Delete run {target.display_label} ({target.title})?", default=False)
+        confirmed = typer.confirm(f"Delete run {name} ({terminal_safe(str(target.title))})?", default=False)
         if not confirmed:
             fail("not deleted")
     store.delete_run(target.id)
-    console.print(f"Deleted run {target.display_label}.")
+    console.print(f"Deleted run {name}.", markup=False)

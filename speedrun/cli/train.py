@@ -10,12 +10,17 @@ import typer
 
 from speedrun.cli.app import app, console, err_console, open_store
 from speedrun.tracking.records import RunRecord
+from speedrun.tracking.spool import spooled
 
 
 def make_recorder():
     """Where the runs go: the Store of `--db` (a Recorder itself), opened before training so that a
-    database problem stops the run at once."""
-    return open_store()
+    database problem stops the run at once. A server's outage mid-run waits in the local spool."""
+    return spooled(open_store(), notify=_note)
+
+
+def _note(message: str) -> None:
+    err_console.print(message, markup=False, highlight=False, soft_wrap=True)
 
 
 def _print_dry_run(config, title: str | None, tags: list[str]) -> None:

@@ -8,20 +8,22 @@ locked" when it upgrades a read lock half way through.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Callable
 
 from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+from sqlalchemy.pool import StaticPool
 
-from speedrun.errors import DatabaseError
+from speedrun.errors import DatabaseError, ReadOnlyDatabase
 
 BUSY_TIMEOUT_S = 60
 # The newest revision in migrations/versions. Every command compares the database with
 # it; importing Alembic to find it would cost a third of a second per command, so it
 # is written here and a test checks it against Alembic's own head.
-SCHEMA_HEAD = "0003_notebook"
+SCHEMA_HEAD = "0004_notebook"
 _PACKAGE = Path(__file__).resolve().parent.parent  # speedrun/
 
 
@@ -31,13 +33,39 @@ def resource_dir(name: str) -> Path:
     return packaged if packaged.is_dir() else _PACKAGE.parent / name
 
 
+def display_name(db: str) -> str:
+    """How a database is named in messages: the path as typed, or the URL without its password."""
+    if "://" not in db:
+        return db
+    try:
+        return make_url(db).render_as_string(hide_password=True)
+    except Exception:  # not even a URL: mask what looks like user:password@
+        return _PASSWORD_IN_URL.sub(r"\1***@", db)
+
+
+def password_of(db: str) -> str | None:
+    """The password inside a database URL, so that messages can be scrubbed of it."""
+    if "://" not in db:
+        return None
+    try:
+        return make_url(db).password or None
+    except Exception:
+        match = _PASSWORD_IN_URL.search(db)
+        return match.group(0)[len(match.group(1)):-1] if match else None
+
+
+_PASSWORD_IN_URL = re.compile(r"(://[^:/@\s]*:)[^@\s]*@")
+
+
 def resolve_url(db: str) -> str:
     """A file path or any SQLAlchemy URL → an SQLAlchemy URL."""
+    if not db.strip():
+        raise DatabaseError("no database given (--db is empty); give a file path or a URL")
     if "://" in db:
         try:
             make_url(db)
-        except ArgumentError as exc:
-            raise DatabaseError(f"not a valid database URL: {db!r} ({exc})") from None
+        except (ArgumentError, ValueError) as exc:
+            raise DatabaseError(f"not a valid database URL: {display_name(db)} ({_scrub(str(exc), db)})") from None
         return db
     path = Path(db).expanduser()
     if path.is_dir():
@@ -47,14 +75,72 @@ def resolve_url(db: str) -> str:
     return f"sqlite:///{path.resolve()}"
 
 
-def make_engine(url: str) -> Engine:
+def _scrub(message: str, db: str) -> str:
+    password = password_of(db)
+    return message.replace(password, "***") if password else message
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The file behind an SQLite URL (None for other databases and in-memory ones)."""
     try:
-        engine = create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_S} if url.startswith("sqlite") else {})
-    except (ArgumentError, ImportError, SQLAlchemyError) as exc:
-        raise DatabaseError(f"cannot use database {url!r}: {exc}") from None
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):
+        return None
+    if parsed.get_backend_name() != "sqlite" or not parsed.database or parsed.database == ":memory:":
+        return None
+    name = parsed.database
+    if name.startswith("file:"):  # URI form: file:path?mode=ro
+        name = name[len("file:"):].split("?", 1)[0]
+    return Path(name).expanduser().resolve()
+
+
+# A server that cannot be reached fails in seconds, not minutes: connecting, and noticing a
+# connection whose network went away (libpq's TCP keepalives), so a training spools instead of hanging.
+POSTGRES_CONNECT_ARGS = {"connect_timeout": 10, "keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 3,
+                         "keepalives_count": 3}
+
+
+def make_engine(url: str, *, label: str | None = None) -> Engine:
+    label = label or display_name(url)
+    try:
+        backend = make_url(url).get_backend_name()
+        if backend == "sqlite":
+            engine = create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_S})
+        elif backend == "postgresql":
+            engine = create_engine(url, connect_args=POSTGRES_CONNECT_ARGS, pool_pre_ping=True)
+        else:
+            engine = create_engine(url)
+    except ImportError as exc:
+        raise DatabaseError(_missing_driver(url, exc)) from None
+    except (ArgumentError, ValueError, SQLAlchemyError) as exc:
+        raise DatabaseError(f"cannot use database {label}: {_scrub(str(exc), url)}") from None
     if engine.dialect.name == "sqlite":
         _configure_sqlite(engine)
     return engine
+
+
+def _missing_driver(url: str, exc: ImportError) -> str:
+    if make_url(url).get_backend_name() == "postgresql":
+        return "a PostgreSQL database needs psycopg: pip install 'speedrun[postgres]'"
+    return f"cannot use database {display_name(url)}: its driver is not installed ({exc})"
+
+
+class DamagedText(str):
+    """Text read from a column that did not hold valid UTF-8 (shown with U+FFFD)."""
+
+
+def _tolerant_text(raw: bytes) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return DamagedText(raw.decode("utf-8", errors="replace"))
+
+
+def read_text_tolerantly(connection) -> None:
+    """Let an SQLite connection read text that is not valid UTF-8 (as DamagedText) instead of failing."""
+    driver = getattr(connection, "driver_connection", None)
+    if driver is not None and hasattr(driver, "text_factory"):
+        driver.text_factory = _tolerant_text
 
 
 def _configure_sqlite(engine: Engine) -> None:
@@ -76,6 +162,38 @@ def _configure_sqlite(engine: Engine) -> None:
     def _on_begin(conn):
         immediate = conn.get_execution_options().get("sqlite_immediate", False)
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def memory_copy(engine: Engine) -> Engine:
+    """A private in-memory copy of an SQLite database: a consistent snapshot that can be
+    upgraded and read without writing a byte to the original (read-only files)."""
+    source = engine.raw_connection()
+    try:
+        return _copy_into_memory(source.driver_connection)
+    finally:
+        source.close()
+
+
+def memory_copy_of_file(path: Path) -> Engine:
+    """`memory_copy` of an SQLite file opened read-only (another machine's runs.db, for merge)."""
+    import sqlite3
+
+    source = sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro", uri=True)
+    try:
+        return _copy_into_memory(source)
+    finally:
+        source.close()
+
+
+def _copy_into_memory(source) -> Engine:
+    copy = create_engine("sqlite://", poolclass=StaticPool, connect_args={"check_same_thread": False})
+    _configure_sqlite(copy)
+    target = copy.raw_connection()
+    try:
+        source.backup(target.driver_connection)
+    finally:
+        target.close()
+    return copy
 
 
 def alembic_config(url: str):
@@ -109,9 +227,12 @@ def current_revision(engine: Engine) -> str | None:
 def upgrade(engine: Engine, url: str, notify: Callable[[str], None] | None = None, *, label: str = "") -> bool:
     """Bring the schema to head. Returns True when anything was applied.
 
-    Runs inside one `BEGIN IMMEDIATE` transaction, so concurrent openers and
-    live writers wait for each other instead of racing the DDL.
+    Runs inside one write transaction (SQLite: `BEGIN IMMEDIATE`; PostgreSQL: with an
+    advisory lock), so concurrent openers and live writers wait for each other
+    instead of racing the DDL. A database that cannot be written raises
+    `ReadOnlyDatabase`: the caller may read it through an in-memory upgrade.
     """
+    label = label or display_name(url)
     try:
         # Most opens find the schema current: check without the write lock (and without
         # Alembic), so read-only files can be read and readers never queue behind a writer.
@@ -123,6 +244,8 @@ def upgrade(engine: Engine, url: str, notify: Callable[[str], None] | None = Non
         config = alembic_config(url)
         with engine.execution_options(sqlite_immediate=True).connect() as conn:
             with conn.begin():
+                if conn.dialect.name == "postgresql":
+                    conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
                 current = stored_revision(conn)
                 if current == SCHEMA_HEAD:
                     return False
@@ -130,12 +253,21 @@ def upgrade(engine: Engine, url: str, notify: Callable[[str], None] | None = Non
                 config.attributes["connection"] = conn
                 command.upgrade(config, "head")
     except SQLAlchemyError as exc:
-        reason = getattr(exc, "orig", None) or exc
-        raise DatabaseError(f"cannot open database {label or url}: {reason}") from None
+        reason = str(getattr(exc, "orig", None) or exc)
+        if "readonly" in reason.replace("-", "").replace(" ", "").lower():
+            raise ReadOnlyDatabase(f"database {label} is read-only: {reason}") from None
+        if "Could not decode to UTF-8" in reason:
+            raise DatabaseError(f"cannot open database {label}: its stored schema revision is damaged "
+                                f"(not UTF-8 text); it was not written by speedrun") from None
+        raise DatabaseError(f"cannot open database {label}: {_scrub(reason, url)}") from None
     if notify:
         what = "Created" if current is None else f"Upgraded (from {current})"
-        notify(f"{what} database {label or url} at schema revision {SCHEMA_HEAD}.")
+        notify(f"{what} database {label} at schema revision {SCHEMA_HEAD}.")
     return True
+
+
+# Key of the PostgreSQL advisory lock that serialises schema upgrades ("speedrun" in ASCII).
+_MIGRATION_LOCK = 0x7370656564
 
 
 def _refuse_unknown(url: str, revision: str | None, label: str) -> None:
@@ -151,8 +283,8 @@ def _refuse_unknown(url: str, revision: str | None, label: str) -> None:
         known = False
     if not known:
         raise DatabaseError(
-            f"database {label or url} has schema revision {revision}, newer than this "
-            f"speedrun knows (head {SCHEMA_HEAD}); upgrade speedrun to use it"
+            f"database {label or display_name(url)} has schema revision {revision!r}, newer than this "
+            f"speedrun knows (head {SCHEMA_HEAD}) or damaged; upgrade speedrun to use it"
         )
 
 

@@ -3,24 +3,40 @@
 A run's identity is its UUID, so merging the same file twice adds nothing, and
 a Colab session's runs keep their numbers on the laptop unless a number is
 already taken there (then they are renumbered, and the merge says so).
+Everything a merge brings is checked first (`validation`): one bad value
+refuses the merge, naming the run and the field, and nothing is written.
 """
 
 from __future__ import annotations
 
 import json
-import sqlite3
-import tempfile
-from dataclasses import dataclass, fields
-from datetime import datetime
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from speedrun.errors import SpeedrunError
-from speedrun.tracking.records import EpochRecord, RunRecord
-from speedrun.tracking.store import Store, record_from_run, record_to_json
+from speedrun.tracking.records import RunRecord, default_title
+from speedrun.tracking.store import Store, record_from_run
+from speedrun.tracking.validation import InvalidRun, run_from_json
 
 FORMAT = "speedrun-export"
 FORMAT_VERSION = 1
+MAX_INPUT_BYTES = 1024**3  # an export or database to merge: 1 GiB
+
+
+def record_to_json(record: RunRecord) -> dict[str, Any]:
+    """The JSON form of a record, as `export` writes it (dates in ISO 8601)."""
+    data = asdict(record)
+    for key in ("created_at", "started_at", "finished_at"):
+        if data[key] is not None:
+            data[key] = data[key].isoformat()
+    data.pop("warnings", None)
+    return data
+
+
+def record_from_json(data: Any) -> RunRecord:
+    """A record from its JSON form, checked value by value (`InvalidRun` names the field)."""
+    return run_from_json(data)
 
 
 def export_runs(store: Store, ids: list[int] | None = None) -> dict[str, Any]:
@@ -33,65 +49,87 @@ def export_runs(store: Store, ids: list[int] | None = None) -> dict[str, Any]:
     return {"format": FORMAT, "version": FORMAT_VERSION, "runs": records}
 
 
-def record_from_json(data: dict[str, Any]) -> RunRecord:
-    known = {f.name for f in fields(RunRecord)}
-    unknown = set(data) - known
-    if unknown:
-        raise SpeedrunError(f"unknown run fields in export: {', '.join(sorted(unknown))}")
-    values = dict(data)
-    values["epochs"] = [EpochRecord(**e) for e in data.get("epochs", [])]
-    for key in ("created_at", "started_at", "finished_at"):
-        if values.get(key):
-            values[key] = datetime.fromisoformat(values[key])
-    return RunRecord(**values)
+def damaged_runs(store: Store, ids: list[int] | None = None) -> list[str]:
+    """'run 3 (extra)' for each run whose stored values cannot all be read."""
+    return [f"run {r.display_label} ({', '.join(r.damaged)})" for r in store.list_runs(ids=ids) if r.damaged]
 
 
 def load_records(path: str) -> list[RunRecord]:
-    """Runs from an export file (JSON) or from another speedrun database."""
+    """Runs from an export file (JSON), another speedrun database file, or a database URL; every value checked."""
+    if "://" in path:
+        return _records_from_store(Store.open(path, migrate=False))
     file = Path(path)
     if not file.is_file():
         raise SpeedrunError(f"{path}: no such file")
+    if file.stat().st_size > MAX_INPUT_BYTES:
+        raise SpeedrunError(f"{path}: larger than {MAX_INPUT_BYTES // 1024**2:,} MB; not an export this tool wrote")
     with open(file, "rb") as f:
         is_sqlite = f.read(16) == b"SQLite format 3\x00"
-    return _records_from_database(file) if is_sqlite else _records_from_json(file)
+    return _records_from_database(file, path) if is_sqlite else _records_from_json(file, path)
 
 
-def _records_from_json(file: Path) -> list[RunRecord]:
+def _records_from_json(file: Path, name: str) -> list[RunRecord]:
     try:
-        data = json.loads(file.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise SpeedrunError(f"{file}: neither a speedrun database nor a JSON export ({exc})") from None
+        data = json.loads(file.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError:
+        raise SpeedrunError(f"{name}: neither a speedrun database nor a JSON export (not UTF-8 text)") from None
+    except json.JSONDecodeError as exc:
+        raise SpeedrunError(f"{name}: neither a speedrun database nor a JSON export ({exc})") from None
+    except RecursionError:
+        raise SpeedrunError(f"{name}: not a speedrun export (JSON nested too deeply)") from None
+    except ValueError as exc:  # e.g. an integer of thousands of digits
+        raise SpeedrunError(f"{name}: not a speedrun export ({exc})") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
-        raise SpeedrunError(f"{file}: not a speedrun export (expected \"format\": \"{FORMAT}\")")
+        raise SpeedrunError(f"{name}: not a speedrun export (expected \"format\": \"{FORMAT}\")")
+    version = data.get("version")
+    if type(version) is not int or version < 1:
+        raise SpeedrunError(f"{name}: export version {version!r} is not a version number")
+    if version > FORMAT_VERSION:
+        raise SpeedrunError(
+            f"{name}: export version {version} is newer than this speedrun reads ({FORMAT_VERSION}); upgrade speedrun"
+        )
+    runs = data.get("runs")
+    if not isinstance(runs, list):
+        raise SpeedrunError(f"{name}: \"runs\" must be a list of runs")
+    return [_checked(run, i, name) for i, run in enumerate(runs)]
+
+
+def _checked(data: Any, index: int, source: str) -> RunRecord:
     try:
-        return [record_from_json(r) for r in data["runs"]]
-    except (TypeError, ValueError, KeyError) as exc:
-        raise SpeedrunError(f"{file}: malformed run in export ({exc})") from None
+        return record_from_json(data)
+    except InvalidRun as exc:
+        raise SpeedrunError(f"{source}: run {_name_of(data, index)}: {exc}") from None
 
 
-def _records_from_database(file: Path) -> list[RunRecord]:
-    # Work on a snapshot: the other file may be older (it gets upgraded here) or in use.
-    with tempfile.TemporaryDirectory() as tmp:
-        copy = Path(tmp) / "other.db"
-        source = sqlite3.connect(f"file:{file}?mode=ro", uri=True)
-        target = sqlite3.connect(copy)
-        try:
-            source.backup(target)
-        except sqlite3.DatabaseError as exc:
-            raise SpeedrunError(f"{file}: cannot read database ({exc})") from None
-        finally:
-            source.close()
-            target.close()
-        other = Store.open(str(copy))
-        try:
-            records = []
-            for run in other.list_runs(with_epochs=True):
-                record = record_from_run(run)
-                record.number = run.id
-                records.append(record)
-            return records
-        finally:
-            other.close()
+def _name_of(data: Any, index: int) -> str:
+    """How an error names a run of an input: its number or label when they are sane, else its position."""
+    if isinstance(data, dict):
+        for key in ("label", "number"):
+            value = data.get(key)
+            if (type(value) is int and 0 < value < 10**12) or (isinstance(value, str) and value.isalnum() and len(value) <= 20):
+                return f"{value} (#{index + 1} in the file)" if key == "number" else f"{value}"
+    return f"#{index + 1} in the file"
+
+
+def _records_from_database(file: Path, name: str) -> list[RunRecord]:
+    # A snapshot in memory: the other file may be older (upgraded there), in use, or read-only.
+    return _records_from_store(Store.snapshot(file, label=name))
+
+
+def _records_from_store(other: Store) -> list[RunRecord]:
+    """Every run of another database, checked as a merge checks an export (the message names `other`)."""
+    name = other.label
+    try:
+        records = []
+        for index, run in enumerate(other.list_runs(with_epochs=True)):
+            if run.damaged:
+                raise SpeedrunError(f"{name}: run {run.display_label}: damaged stored value ({', '.join(run.damaged)})")
+            record = record_from_run(run)
+            record.number = run.id
+            records.append(_checked(record_to_json(record), index, name))
+        return records
+    finally:
+        other.close()
 
 
 @dataclass
@@ -103,9 +141,9 @@ class MergeResult:
 
 def merge_records(store: Store, records: list[RunRecord]) -> MergeResult:
     """Add the runs this database lacks (by UUID), in one transaction."""
-    known = store.runs_by_uuid(r.uuid for r in records if r.uuid)
-    new = [r for r in records if not r.uuid or r.uuid not in known]
-    wanted = [r.number for r in new]
-    ids = store.add_runs(new, force=True, label_clashes=False)
-    renumbered = [(want, got) for want, got in zip(wanted, ids) if want is not None and want != got]
-    return MergeResult(list(zip(ids, new)), len(records) - len(new), renumbered)
+    for record in records:
+        record.title = record.title or default_title(record)
+    stored = store.add_runs(records, force=True, label_clashes=False, skip_known=True)
+    added = [(s.number, r) for s, r in zip(stored, records) if not s.skipped]
+    renumbered = [(s.requested, s.number) for s in stored if s.renumbered]
+    return MergeResult(added, sum(s.skipped for s in stored), renumbered)

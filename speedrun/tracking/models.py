@@ -11,14 +11,19 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Optional
 
-from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Double, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from speedrun.notebook.params import typed_value
 
 
+# JSON columns: JSONB on PostgreSQL, JSON text on SQLite (never indexed with a btree: see 0003_store).
+JSONType = JSON().with_variant(JSONB(), "postgresql")
+
+
 class Base(DeclarativeBase):
-    type_annotation_map = {dict[str, Any]: JSON}
+    type_annotation_map = {dict[str, Any]: JSONType, float: Double}
 
 
 class Environment(Base):
@@ -122,15 +127,17 @@ class Run(RunLabels, Base):
     started_at: Mapped[Optional[datetime]]
     finished_at: Mapped[Optional[datetime]]
     heartbeat_at: Mapped[Optional[datetime]]
+    # Who records a live run: see speedrun.tracking.liveness for how `died` is decided from these.
     pid: Mapped[Optional[int]]
     host: Mapped[Optional[str]] = mapped_column(String(256))
+    process_start: Mapped[Optional[str]] = mapped_column(String(64))  # boot id / start tick of `pid`
 
     hypothesis: Mapped[Optional[str]] = mapped_column(Text)
     description: Mapped[Optional[str]] = mapped_column(Text)
     analysis: Mapped[Optional[str]] = mapped_column(Text)
     group_name: Mapped[Optional[str]] = mapped_column(String(128))
 
-    # Summary numbers; the store derives them from the epochs (records.summarize).
+    # Summary numbers, derived from the epochs (records.RunningSummary) whenever epochs are written.
     epochs_planned: Mapped[Optional[int]]
     epochs_completed: Mapped[int] = mapped_column(default=0)
     final_val_acc: Mapped[Optional[float]]
@@ -147,7 +154,7 @@ class Run(RunLabels, Base):
     # summary can be re-derived when epochs change.
     stated_final_val_acc: Mapped[Optional[float]]
     stated_train_time_s: Mapped[Optional[float]]
-    extra: Mapped[dict[str, Any]] = mapped_column(default=dict)  # other facts: eval time, TTA accuracy, target time
+    extra: Mapped[dict[str, Any]] = mapped_column(default=dict)  # other facts: eval time, how the final accuracy was measured
     error: Mapped[Optional[str]] = mapped_column(Text)
 
     # Provenance.
@@ -165,7 +172,7 @@ class Run(RunLabels, Base):
     preamble: Mapped[Optional[str]] = mapped_column(Text)
     unparsed_config: Mapped[Optional[str]] = mapped_column(Text)
     position: Mapped[Optional[float]] = mapped_column(index=True)
-    # No foreign key: SQLite adds one only by rebuilding `runs` (see migration 0003).
+    # No foreign key: SQLite adds one only by rebuilding `runs` (see migration 0004).
     series_id: Mapped[Optional[int]] = mapped_column(index=True)
     series: Mapped[Optional[Series]] = relationship(
         back_populates="runs", primaryjoin="Run.series_id == Series.id", foreign_keys="Run.series_id"
@@ -190,12 +197,12 @@ class Param(Base):
     """One hyperparameter of a run: canonical name, JSON value, and its type name."""
 
     __tablename__ = "params"
-    __table_args__ = (UniqueConstraint("run_id", "name"), Index("ix_params_name_value", "name", "value"))
+    __table_args__ = (UniqueConstraint("run_id", "name"), Index("ix_params_name", "name"))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
     name: Mapped[str] = mapped_column(String(128))
-    value: Mapped[Any] = mapped_column(JSON)
+    value: Mapped[Any] = mapped_column(JSONType)
     type: Mapped[str] = mapped_column(String(8))  # int | float | bool | str | null
     position: Mapped[int] = mapped_column(default=0)  # order as given, for display
 

@@ -12,6 +12,8 @@ from datetime import datetime
 from typing import Any, Sequence
 
 STATUSES = ("running", "completed", "interrupted", "failed", "died", "incomplete")
+# Run numbers fit a 32-bit INTEGER column on every backend (PostgreSQL's `integer`).
+RUN_NUMBER_MAX = 2**31 - 1
 SOURCES = ("train", "log", "notebook")
 
 EPOCH_FIELDS = (
@@ -168,6 +170,83 @@ class Summary:
 FINAL_MEASURED_AFTER_EPOCHS = "final_val_acc_from"
 
 
+class RunningSummary:
+    """The summary of a run's epochs, fed one epoch at a time in epoch order.
+
+    The one home of the summary rules: `summarize` feeds it a whole list, and the
+    store feeds it each epoch a training records, so recording the thousandth
+    epoch costs what recording the first did.
+    """
+
+    __slots__ = ("count", "duration_sum", "duration_count", "last_elapsed", "final", "final_epoch", "peak",
+                 "peak_epoch", "last_epoch")
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.duration_sum = 0.0
+        self.duration_count = 0
+        self.last_elapsed: float | None = None
+        self.final: float | None = None  # val accuracy of the last epoch that has one
+        self.final_epoch: int | None = None
+        self.peak: float | None = None
+        self.peak_epoch: int | None = None
+        self.last_epoch: int | None = None
+
+    @classmethod
+    def of(cls, epochs: Sequence[Any]) -> RunningSummary:
+        running = cls()
+        for epoch in sorted(epochs, key=lambda e: e.epoch):
+            running.add(epoch)
+        return running
+
+    def add(self, e: Any) -> None:
+        """One more epoch, numbered at least as high as every epoch before it."""
+        self.count += 1
+        self.last_epoch = e.epoch
+        if e.duration_s is not None:
+            self.duration_sum += e.duration_s
+            self.duration_count += 1
+        if e.elapsed_s is not None:
+            self.last_elapsed = e.elapsed_s
+        if e.val_acc is not None:
+            if self.final_epoch is None or e.epoch > self.final_epoch:
+                self.final, self.final_epoch = e.val_acc, e.epoch
+            # Earliest epoch wins a tie: that is when the peak was first reached.
+            if self.peak is None or e.val_acc > self.peak or (e.val_acc == self.peak and e.epoch < self.peak_epoch):
+                self.peak, self.peak_epoch = e.val_acc, e.epoch
+
+    def summary(
+        self,
+        *,
+        stated_final: float | None = None,
+        stated_train_time: float | None = None,
+        stated_peak: float | None = None,
+        stated_peak_epoch: int | None = None,
+        final_after_epochs: bool = False,
+    ) -> Summary:
+        """The summary numbers, with what the source states filling the gaps (see `summarize`)."""
+        if self.final_epoch is not None:
+            final, peak, peak_epoch = self.final, self.peak, self.peak_epoch
+            if final_after_epochs and stated_final is not None:
+                final = stated_final
+                if final > peak:
+                    peak, peak_epoch = final, self.final_epoch
+        else:
+            final, peak, peak_epoch = stated_final, stated_peak, stated_peak_epoch
+            if peak is None and final is not None:
+                peak = final
+        train_time = stated_train_time
+        if train_time is None:
+            if self.last_elapsed is not None:
+                train_time = self.last_elapsed
+            elif self.duration_count and self.duration_count == self.count:
+                train_time = self.duration_sum
+        mean_epoch = self.duration_sum / self.duration_count if self.duration_count else None
+        if mean_epoch is None and train_time is not None and self.count:
+            mean_epoch = train_time / self.count
+        return Summary(final, peak, peak_epoch, train_time, mean_epoch, self.count)
+
+
 def summarize(
     epochs: list[EpochRecord] | list[Any],
     *,
@@ -185,34 +264,13 @@ def summarize(
     Training time: the stated total (the log's `Finished Training` line), else
     the last elapsed time, else the sum of the epoch durations.
     """
-    with_acc = [e for e in epochs if e.val_acc is not None]
-    if with_acc:
-        last = max(with_acc, key=lambda e: e.epoch)
-        final = last.val_acc
-        # Earliest epoch wins a tie: that is when the peak was first reached.
-        peak_row = max(with_acc, key=lambda e: (e.val_acc, -e.epoch))
-        peak, peak_epoch = peak_row.val_acc, peak_row.epoch
-        if final_after_epochs and stated_final is not None:
-            final = stated_final
-            if final > peak:
-                peak, peak_epoch = final, last.epoch
-    else:
-        final, peak, peak_epoch = stated_final, stated_peak, stated_peak_epoch
-        if peak is None and final is not None:
-            peak = final
-    train_time = stated_train_time
-    if train_time is None:
-        elapsed = [e.elapsed_s for e in sorted(epochs, key=lambda e: e.epoch) if e.elapsed_s is not None]
-        durations = [e.duration_s for e in epochs if e.duration_s is not None]
-        if elapsed:
-            train_time = elapsed[-1]
-        elif durations and len(durations) == len(epochs):
-            train_time = sum(durations)
-    durations = [e.duration_s for e in epochs if e.duration_s is not None]
-    mean_epoch = sum(durations) / len(durations) if durations else None
-    if mean_epoch is None and train_time is not None and epochs:
-        mean_epoch = train_time / len(epochs)
-    return Summary(final, peak, peak_epoch, train_time, mean_epoch, len(epochs))
+    return RunningSummary.of(epochs).summary(
+        stated_final=stated_final,
+        stated_train_time=stated_train_time,
+        stated_peak=stated_peak,
+        stated_peak_epoch=stated_peak_epoch,
+        final_after_epochs=final_after_epochs,
+    )
 
 
 def summarize_record(record: RunRecord) -> Summary:
@@ -254,3 +312,28 @@ def times_to_targets(epochs: Sequence[Any], targets: Sequence[float]) -> dict[fl
 def time_to_target(epochs: Sequence[Any], target: float) -> float | None:
     """Training seconds until val accuracy first reached `target` (see `times_to_targets`)."""
     return times_to_targets(epochs, [target])[target]
+
+
+def default_title(record: RunRecord) -> str:
+    """A title in the user's style for a run recorded without one: "resnet18, bs 64, lr 0.04 (T4)".
+
+    Importers, the trainer and merge give it to untitled runs before storing them.
+    """
+    from speedrun.notebook.hardware import hardware_class
+
+    params = record.params
+    parts = [str(params.get("model", "run"))]
+    if "batch_size" in params:
+        parts.append(f"bs {params['batch_size']}")
+    if "lr" in params:
+        parts.append(f"lr {params['lr']}")
+    if "epochs" in params:
+        parts.append(f"{params['epochs']} epochs")
+    if params.get("cosine") is True:
+        parts.append("cosine")
+    title = ", ".join(parts)
+    described = record.hardware or record.env.get("hardware") or record.env.get("gpu_name") or record.env.get("cpu_model")
+    if described is None and record.env.get("device_type") is None:
+        return title
+    hw_class = hardware_class(record.env.get("gpu_name") or described, record.env.get("device_type"))
+    return f"{title} ({hw_class})" if hw_class and hw_class != "unknown" else title

@@ -1,40 +1,80 @@
 """The storage layer: every SQL statement of speedrun lives here.
 
-Callers hand in plain `RunRecord`/`EpochRecord`s and get ORM `Run`s back.
-Writes are short transactions that start with BEGIN IMMEDIATE (see db.py),
-so concurrent trainings and imports queue for the lock instead of failing.
+Callers hand in plain `RunRecord`/`EpochRecord`s and get plain `RunView`s back.
+Writes are short transactions that take the write lock up front (SQLite:
+BEGIN IMMEDIATE, see db.py; PostgreSQL: an advisory lock where run numbers are
+chosen), so concurrent trainings and imports queue instead of failing.
+
+The store decides nothing about what a run *means*: titles come from whoever
+makes the record, whether a `running` run still runs from `liveness`, the
+summary rules from `records`. Reads survive a damaged stored value: the run
+is returned with the value left out and its name in `RunView.damaged`.
 """
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
-import os
-import socket
 import uuid as uuidlib
 from collections import namedtuple
 from contextlib import contextmanager
-from dataclasses import asdict
-from datetime import datetime, timedelta, timezone
-from functools import lru_cache
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from functools import lru_cache, wraps
+from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
-from sqlalchemy import String, Text, cast, func, insert, select, text
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Float,
+    Integer,
+    String,
+    Text,
+    and_,
+    cast,
+    delete,
+    func,
+    insert,
+    not_,
+    or_,
+    select,
+    text,
+    type_coerce,
+    update,
+)
+from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.types import NullType
 
-from speedrun.tracking import db as dbmod
-from speedrun.errors import DatabaseError, DuplicateImport, RunNotFound, SpeedrunError
+from speedrun.errors import (
+    DatabaseError,
+    DatabaseUnreachable,
+    DuplicateImport,
+    ReadOnlyDatabase,
+    RunNotFound,
+    SpeedrunError,
+)
 from speedrun.notebook.hardware import hardware_class
-from speedrun.tracking.models import Environment, EpochMetric, Param, Run, RunLabels, Series, Tag
 from speedrun.notebook.params import typed_value, value_type
+from speedrun.tracking import db as dbmod
+from speedrun.tracking import liveness
+from speedrun.tracking.models import Environment, EpochMetric, Param, Run, RunLabels, Series, Tag
+from speedrun.tracking.validation import check_name
 from speedrun.tracking.records import (
     EPOCH_FIELDS,
     FINAL_MEASURED_AFTER_EPOCHS,
+    RUN_NUMBER_MAX,
+    SOURCES,
+    STATUSES,
     EpochRecord,
+    RunningSummary,
     RunRecord,
     RunUpdate,
     SeriesRecord,
+    Summary,
     summarize,
     summarize_record,
 )
@@ -71,8 +111,8 @@ SORTABLE = {
     "epoch_time": Run.mean_epoch_s,
     "mean_epoch_s": Run.mean_epoch_s,
 }
-# A run whose process is on another machine is declared dead only after this long without a heartbeat.
-STALE_AFTER = timedelta(minutes=15)
+# Key of the PostgreSQL advisory lock held while run numbers are chosen ("runs" in ASCII).
+_RUN_NUMBERS_LOCK = 0x72756E73
 
 
 class RunView(RunLabels):
@@ -80,15 +120,19 @@ class RunView(RunLabels):
 
     Reads return these rather than ORM objects: they are cheap to build in bulk
     and cannot lazily touch the database after the session is gone.
-    `params`, `tags`, `epochs` and `environment` hold plain rows.
+    `params`, `tags`, `epochs` and `environment` hold plain rows. `damaged`
+    names the stored values that could not be read (left out of the view).
     """
 
-    def __init__(self, columns, params: list, tags: list, epochs: list, environment, series_name: str | None = None) -> None:
+    def __init__(
+        self, columns, params: list, tags: list, epochs: list, environment, damaged=(), series_name: str | None = None
+    ) -> None:
         self.__dict__.update(columns)
         self.params = params
         self.tags = tags
         self.epochs = epochs
         self.environment = environment
+        self.damaged = list(damaged)
         self.series_name = series_name  # the notebook series (`g:NAME`) the run belongs to
 
 
@@ -96,6 +140,26 @@ class RunView(RunLabels):
 # type machinery cost more than the query; these decode once per distinct text.
 ParamView = namedtuple("ParamView", "name value type position")
 EpochView = namedtuple("EpochView", ("run_id", "epoch", *EPOCH_FIELDS, "extra"))
+TagView = namedtuple("TagView", "run_id tag")
+EnvironmentView = namedtuple("EnvironmentView", [c.name for c in Environment.__table__.columns])
+
+
+@dataclass(frozen=True)
+class Stored:
+    """What `add_runs` decided for one record (the record itself is left as it was)."""
+
+    number: int | None  # the run's number here; None when skipped
+    requested: int | None  # the number the record asked for
+    label: str | None  # its label here: a clash may have given it the requested number as label
+    existing: int | None = None  # skipped: the run already here with the same UUID
+
+    @property
+    def skipped(self) -> bool:
+        return self.existing is not None
+
+    @property
+    def renumbered(self) -> bool:
+        return self.requested is not None and self.number is not None and self.number != self.requested
 
 
 @lru_cache(maxsize=65536)
@@ -108,33 +172,25 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc).replace(tzinfo=None)
 
 
-def default_title(params: dict[str, Any], hw_class: str | None) -> str:
-    """A title in the user's style for runs recorded without one."""
-    parts = [str(params.get("model", "run"))]
-    if "batch_size" in params:
-        parts.append(f"bs {params['batch_size']}")
-    if "lr" in params:
-        parts.append(f"lr {params['lr']}")
-    if "epochs" in params:
-        parts.append(f"{params['epochs']} epochs")
-    if params.get("cosine") is True:
-        parts.append("cosine")
-    title = ", ".join(parts)
-    return f"{title} ({hw_class})" if hw_class and hw_class != "unknown" else title
+class _UndecodableText(Exception):
+    """SQLite handed back text that is not UTF-8: read again, tolerantly."""
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a killed child that nobody reaped yet is a zombie: gone for our purposes
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return True
+def _tolerant(method: Callable) -> Callable:
+    """Run a store method again, reading damaged text as such, when SQLite finds bytes that are not UTF-8."""
+
+    @wraps(method)
+    def wrapper(self: Store, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except _UndecodableText:
+            self._tolerate_bad_text = True
+            try:
+                return method(self, *args, **kwargs)
+            except _UndecodableText:
+                raise DatabaseError(f"cannot read database {self.label}: text that is not UTF-8") from None
+
+    return wrapper
 
 
 class Store:
@@ -145,24 +201,72 @@ class Store:
     (speedrun.training.recording).
     """
 
-    def __init__(self, engine, url: str, label: str):
+    def __init__(self, engine, url: str, label: str, *, read_only: str | None = None):
         self.engine = engine
         self.url = url
-        self.label = label
+        self.label = label  # how messages name it: the path as typed, or the URL without password
+        self.read_only = read_only  # why writes are refused, when they are
         self._writer = engine.execution_options(sqlite_immediate=True)
+        # A read sees one snapshot from its first statement to its last: SQLite's read transactions
+        # do; PostgreSQL's default (read committed) would let a run's summary and epochs disagree.
+        self._reader = (
+            engine.execution_options(isolation_level="REPEATABLE READ") if engine.dialect.name == "postgresql" else engine
+        )
+        self._tolerate_bad_text = False
+        # Runs this process records epoch by epoch: their summary so far, so the next
+        # epoch updates it instead of reading every earlier one back.
+        self._running: dict[int, RunningSummary] = {}
 
     # ----------------------------------------------------------------- opening
     @classmethod
-    def open(cls, db: str, *, migrate: bool = True, notify: Callable[[str], None] | None = None) -> Store:
+    def open(
+        cls,
+        db: str,
+        *,
+        migrate: bool = True,
+        notify: Callable[[str], None] | None = None,
+        label: str | None = None,
+    ) -> Store:
+        """Open (and create, and upgrade) the database at a path or SQLAlchemy URL.
+
+        A read-only SQLite file at an older schema is read through an upgraded
+        in-memory copy; writing to it is refused.
+        """
+        label = label or dbmod.display_name(db)
         url = dbmod.resolve_url(db)
-        engine = dbmod.make_engine(url)
-        store = cls(engine, url, db)
-        if migrate:
-            dbmod.upgrade(engine, url, notify, label=db)
-        else:
+        engine = dbmod.make_engine(url, label=label)
+        store = cls(engine, url, label)
+        if not migrate:
             with store._errors("read"):
-                dbmod.check_revision(engine, url, label=db)
+                dbmod.check_revision(engine, url, label=label)
+            return store
+        try:
+            dbmod.upgrade(engine, url, notify, label=label)
+        except ReadOnlyDatabase:
+            if engine.dialect.name != "sqlite":
+                raise
+            with store._errors("read"):
+                revision = dbmod.current_revision(engine)
+                copy_engine = dbmod.memory_copy(engine)
+            engine.dispose()
+            dbmod.upgrade(copy_engine, "sqlite://", label=label)
+            if notify:
+                notify(f"Database {label} is read-only at schema revision {revision}: read through an "
+                       f"upgraded copy in memory; the file is unchanged.")
+            return cls(copy_engine, "sqlite://", label, read_only=f"it is read-only (at schema revision {revision})")
         return store
+
+    @classmethod
+    def snapshot(cls, path: Path, *, label: str | None = None) -> Store:
+        """Another SQLite database file, copied into memory as one consistent snapshot and
+        upgraded there: read without writing a byte to it, even while others write to it."""
+        label = label or str(path)
+        try:
+            engine = dbmod.memory_copy_of_file(path)
+        except Exception as exc:  # sqlite3's errors: not a database, unreadable
+            raise DatabaseError(f"cannot read database {label}: {exc}") from None
+        dbmod.upgrade(engine, "sqlite://", label=label)
+        return cls(engine, "sqlite://", label, read_only="it is a snapshot")
 
     def close(self) -> None:
         self.engine.dispose()
@@ -173,51 +277,85 @@ class Store:
 
     @contextmanager
     def _errors(self, action: str) -> Iterator[None]:
-        """Database failures become one DatabaseError naming the file (the CLI prints it)."""
+        """Database failures become one DatabaseError naming the database (the CLI prints it)."""
         try:
             yield
         except SpeedrunError:
             raise
         except SQLAlchemyError as exc:
-            reason = getattr(exc, "orig", None) or exc
-            raise DatabaseError(f"cannot {action} database {self.label}: {reason}") from None
+            reason = str(getattr(exc, "orig", None) or exc)
+            if "Could not decode to UTF-8" in reason:
+                raise _UndecodableText from None
+            password = dbmod.password_of(self.url)
+            if password:
+                reason = reason.replace(password, "***")
+            kind = DatabaseUnreachable if _unreachable(exc, self.engine) else DatabaseError
+            raise kind(f"cannot {action} database {self.label}: {' '.join(reason.split())}") from None
 
     @contextmanager
     def _write(self) -> Iterator[Session]:
         """One write transaction: all of it is committed, or none of it."""
+        if self.read_only:
+            raise ReadOnlyDatabase(f"cannot write to database {self.label}: {self.read_only}")
         with self._errors("write to"), Session(self._writer, expire_on_commit=False) as session, session.begin():
+            self._prepare(session)
             yield session
 
     @contextmanager
+    def _write_rows(self) -> Iterator[Any]:
+        """`_write` without the ORM: a Core connection in one transaction, for the per-epoch hot path."""
+        if self.read_only:
+            raise ReadOnlyDatabase(f"cannot write to database {self.label}: {self.read_only}")
+        with self._errors("write to"), self._writer.begin() as conn:
+            yield conn
+
+    @contextmanager
     def _read(self) -> Iterator[Session]:
-        with self._errors("read"), Session(self.engine, expire_on_commit=False) as session:
+        with self._errors("read"), Session(self._reader, expire_on_commit=False) as session:
+            self._prepare(session)
             yield session
+
+    def _prepare(self, session: Session) -> None:
+        if self._tolerate_bad_text and self.engine.dialect.name == "sqlite":
+            dbmod.read_text_tolerantly(session.connection().connection)
 
     # ----------------------------------------------------------------- writing
     def begin_run(self, record: RunRecord) -> int:
         """Record a run that is starting now (status from the record, normally `running`)."""
-        record.started_at = record.started_at or utcnow()
+        now = utcnow()
+        live = {"started_at": record.started_at or now, "heartbeat_at": now, **liveness.identity(record.pid)}
         with self._write() as session:
-            return self._insert_records(
-                session, [record], label_clashes=False, live={"heartbeat_at": utcnow(), "host": socket.gethostname()}
-            )[0]
+            self._lock_run_numbers(session)
+            stored = self._insert_records(session, [record], label_clashes=False, live=live)[0]
+        self._running[stored.number] = RunningSummary.of(record.epochs)
+        return stored.number
 
     def add_run(self, record: RunRecord) -> int:
-        """Record a finished run (imports, merges) with its epochs, in one transaction."""
-        return self.add_runs([record])[0]
+        """Record a finished run (imports, merges) with its epochs, in one transaction. Returns its number."""
+        return self.add_runs([record])[0].number
 
-    def add_runs(self, records: Sequence[RunRecord], *, force: bool = False, label_clashes: bool = True) -> list[int]:
-        """Record several runs atomically: all of them or none. Returns their numbers, in order.
+    @_tolerant
+    def add_runs(
+        self,
+        records: Sequence[RunRecord],
+        *,
+        force: bool = False,
+        label_clashes: bool = True,
+        skip_known: bool = False,
+    ) -> list[Stored]:
+        """Record several runs atomically: all of them or none. Returns what was decided for each, in order.
 
         Content already imported (same content hash) is refused unless `force`.
+        With `skip_known`, a run whose UUID is already here is skipped (merges).
         A run keeps the number it asks for (`record.number`) when that is free;
         otherwise it gets a new one, labelled with the requested number when
-        `label_clashes` (as notebooks want).
+        `label_clashes` (as notebooks want). The records are not changed.
         """
         with self._write() as session:
+            self._lock_run_numbers(session)
             if not force:
                 self._refuse_duplicates(session, records)
-            return self._insert_records(session, records, label_clashes=label_clashes)
+            return self._insert_records(session, records, label_clashes=label_clashes, skip_known=skip_known)
 
     def _insert_records(
         self,
@@ -225,51 +363,67 @@ class Store:
         records: Sequence[RunRecord],
         *,
         label_clashes: bool,
+        skip_known: bool = False,
         live: dict[str, Any] | None = None,
         series_ids: dict[str, int] | None = None,
-    ) -> list[int]:
+    ) -> list[Stored]:
         """Bulk-insert runs with their params, tags and epochs: one executemany per table.
 
-        Numbers are assigned here, under the write lock that BEGIN IMMEDIATE
-        holds, so no other writer can take them between choosing and inserting.
+        Numbers are assigned here, under the write lock (`_lock_run_numbers`), so no
+        other writer can take them between choosing and inserting.
         """
+        known: dict[str, int] = {}
+        if skip_known:
+            uuids = [r.uuid for r in records if r.uuid]
+            if uuids:
+                known = {u: i for u, i in session.execute(select(Run.uuid, Run.id).where(Run.uuid.in_(uuids)))}
+        decisions: list[Stored | None] = [None] * len(records)
+        first_copy: dict[int, int] = {}  # index of a UUID's second copy in this batch → index of its first
+        if skip_known:
+            seen: dict[str, int] = {}
+            for i, record in enumerate(records):
+                if record.uuid and record.uuid not in known:
+                    first_copy.update({i: seen[record.uuid]} if record.uuid in seen else {})
+                    seen.setdefault(record.uuid, i)
         wanted = {r.number for r in records if r.number is not None and not r.label}
         wanted |= {r.reported_id for r in records if r.reported_id is not None}
         claimed = set(session.scalars(select(Run.id).where(Run.id.in_(wanted)))) if wanted else set()
-        ids: list[int | None] = [None] * len(records)
-        # A number a report gave the run first (its marker), then the number of its heading.
         for i, record in enumerate(records):
-            if record.reported_id is not None and record.reported_id not in claimed:
+            if record.uuid in known or i in first_copy:
+                decisions[i] = Stored(None, record.number, record.label, existing=known.get(record.uuid, 0))
+        # A number a report gave the run first (its computed marker), then the number of its heading;
+        # a run given its reported number keeps the heading's number as its label where they differ.
+        for i, record in enumerate(records):
+            if decisions[i] is None and record.reported_id is not None and record.reported_id not in claimed:
                 claimed.add(record.reported_id)
-                ids[i] = record.reported_id
+                label = record.label or (str(record.number) if record.number not in (None, record.reported_id) else None)
+                decisions[i] = Stored(record.reported_id, record.reported_id, label)
         for i, record in enumerate(records):
-            if ids[i] is None and record.number is not None and not record.label and record.number not in claimed:
+            if decisions[i] is None and record.number is not None and not record.label and record.number not in claimed:
                 claimed.add(record.number)
-                ids[i] = record.number
+                decisions[i] = Stored(record.number, record.number, None)
         # Runs without a number of their own follow every number asked for, in the order given.
         next_id = max([self._next_run_id(session), *(n + 1 for n in wanted if n is not None)])
         for i, record in enumerate(records):
-            if ids[i] is not None:
-                if label_clashes and record.number is not None and not record.label and ids[i] != record.number:
-                    record.label = str(record.number)  # the heading's number, kept under the reported one
+            if decisions[i] is not None:
                 continue
-            if record.number is not None and not record.label and label_clashes:
-                record.warnings.append(
-                    f"run number {record.number} is taken; stored as a new run labelled {record.number}"
-                )
-                record.label = str(record.number)
             while next_id in claimed:
                 next_id += 1
-            ids[i] = next_id
             claimed.add(next_id)
+            clash = record.number is not None and not record.label and label_clashes
+            decisions[i] = Stored(next_id, record.number, str(record.number) if clash else record.label)
+        for i, first in first_copy.items():
+            decisions[i] = Stored(None, records[i].number, records[i].label, existing=decisions[first].number)
+        new = [(d, r) for d, r in zip(decisions, records) if not d.skipped]
 
         environments: dict[str, Environment] = {}
-        envs = [self._environment(session, record, environments) for record in records]
+        envs = [self._environment(session, record, environments) for _, record in new]
         session.flush()  # environment ids
         next_position = self._next_position(session)
         run_rows, param_rows, tag_rows, epoch_rows = [], [], [], []
-        for run_id, record, env in zip(ids, records, envs):
-            row = _run_row(record, run_id, env)
+        for (decision, record), env in zip(new, envs):
+            run_id = decision.number
+            row = _run_row(record, run_id, decision.label, env)
             if row["position"] is None:  # new runs follow the notebook, in the order they were made
                 row["position"], next_position = next_position, next_position + 1
             row["series_id"] = (series_ids or {}).get(record.series) if record.series else None
@@ -287,16 +441,31 @@ class Store:
         if param_rows:
             _insert_params(session, param_rows)
         if epoch_rows:
-            _insert_epochs(session, epoch_rows)
-        return ids
+            _insert_epochs(session.connection(), epoch_rows)
+        if run_rows:
+            self._remember_largest(session, max(row["id"] for row in run_rows))
+        return decisions
+
+    @staticmethod
+    def _lock_run_numbers(session: Session) -> None:
+        """Writers that create runs take turns. SQLite's BEGIN IMMEDIATE already holds the
+        database's write lock; on PostgreSQL, a transaction-wide advisory lock, released at
+        commit, so that run numbers, labels and duplicate checks see every committed run."""
+        if session.get_bind().dialect.name == "postgresql":
+            session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _RUN_NUMBERS_LOCK})
 
     @staticmethod
     def _next_run_id(session: Session) -> int:
         """The next automatic run number: never one that was used before, even if deleted."""
         largest = session.scalar(select(func.max(Run.id))) or 0
-        if session.get_bind().dialect.name == "sqlite":
+        dialect = session.get_bind().dialect.name
+        if dialect == "sqlite":
             sequence = session.execute(text("SELECT seq FROM sqlite_sequence WHERE name = 'runs'")).scalar()
             largest = max(largest, sequence or 0)
+        elif dialect == "postgresql":
+            row = session.execute(text("SELECT last_value, is_called FROM runs_id_seq")).first()
+            if row is not None and row.is_called:
+                largest = max(largest, row.last_value)
         return largest + 1
 
     @staticmethod
@@ -307,6 +476,15 @@ class Store:
             session.scalar(select(func.max(Series.position))) or 0.0,
         )
         return float(int(largest) + 1)
+
+    @staticmethod
+    def _remember_largest(session: Session, largest: int) -> None:
+        """PostgreSQL's sequence does not see numbers given explicitly; SQLite's AUTOINCREMENT does."""
+        if session.get_bind().dialect.name == "postgresql":
+            session.execute(
+                text("SELECT setval('runs_id_seq', GREATEST(:n, (SELECT last_value FROM runs_id_seq)))"),
+                {"n": largest},
+            )
 
     def _refuse_duplicates(self, session: Session, records: Sequence[RunRecord]) -> None:
         hashes = [r.content_hash for r in records if r.content_hash]
@@ -346,16 +524,45 @@ class Store:
         return env
 
     def add_epoch(self, run_id: int, epoch: EpochRecord) -> None:
-        """Record one finished epoch at once, with the run's summary and heartbeat."""
-        with self._write() as session:
-            run = self._get_for_update(session, run_id)
-            existing = {e.epoch: e for e in run.epochs}
-            if epoch.epoch in existing:
-                run.epochs.remove(existing[epoch.epoch])
-                session.flush()
-            run.epochs.append(_epoch_row(epoch))
-            run.heartbeat_at = utcnow()
-            self._refresh_summary(run)
+        """Record one finished epoch at once, with the run's summary and heartbeat.
+
+        The summary is updated from the one new epoch (constant time per epoch);
+        only a rewritten or out-of-order epoch reads the run's epochs back.
+        """
+        with self._write_rows() as conn:
+            row = conn.execute(
+                select(Run.epochs_completed, Run.stated_final_val_acc, Run.stated_train_time_s, Run.extra)
+                .where(Run.id == run_id)
+            ).first()
+            if row is None:
+                raise RunNotFound(f"no run {run_id} in {self.label}")
+            known = self._running.get(run_id)
+            if known is not None and known.count == row.epochs_completed and (
+                known.last_epoch is None or epoch.epoch > known.last_epoch
+            ):
+                running = copy.copy(known)
+                running.add(epoch)
+            else:  # first epoch this process records for the run, or one written again
+                conn.execute(delete(EpochMetric).where(EpochMetric.run_id == run_id, EpochMetric.epoch == epoch.epoch))
+                running = None
+            _insert_epochs(conn, [_epoch_tuple(run_id, epoch)])
+            if running is None:
+                running = RunningSummary.of(
+                    conn.execute(
+                        select(EpochMetric.epoch, EpochMetric.duration_s, EpochMetric.elapsed_s, EpochMetric.val_acc)
+                        .where(EpochMetric.run_id == run_id)
+                    ).all()
+                )
+            # A live run states no peak of its own: its peak is its epochs' (even when a rewrite took it away).
+            summary = running.summary(
+                stated_final=row.stated_final_val_acc,
+                stated_train_time=row.stated_train_time_s,
+                final_after_epochs=FINAL_MEASURED_AFTER_EPOCHS in (row.extra or {}),
+            )
+            conn.execute(
+                update(Run).where(Run.id == run_id).values(heartbeat_at=utcnow(), **_summary_columns(summary))
+            )
+        self._running[run_id] = running
 
     def heartbeat(self, run_id: int) -> None:
         with self._write() as session:
@@ -379,6 +586,7 @@ class Store:
         the epochs keep what was measured during training. `target_time_s`: when
         the run's target accuracy was first reached (its target_acc was recorded
         at begin_run)."""
+        self._running.pop(run_id, None)
         with self._write() as session:
             run = self._get_for_update(session, run_id)
             run.status = status
@@ -396,8 +604,10 @@ class Store:
                 run.target_time_s = target_time_s
             if extra:
                 run.extra = {**(run.extra or {}), **extra}
+            run.peak_val_acc = run.peak_epoch = None  # a live run states no peak: its epochs' is derived
             self._refresh_summary(run)
 
+    @_tolerant
     def update_texts(self, ref: str | int, **texts: str | None) -> Run:
         allowed = {"hypothesis", "description", "analysis", "title"}
         with self._write() as session:
@@ -405,11 +615,15 @@ class Store:
             for name, value in texts.items():
                 if name not in allowed:
                     raise ValueError(name)
+                if name == "title" and value is not None:
+                    check_name(value, "title")
                 if value is not None:
                     setattr(run, name, value)
             return run
 
+    @_tolerant
     def add_tags(self, ref: str | int, tags: Iterable[str], *, remove: bool = False) -> list[str]:
+        tags = [check_name(tag, "tag") for tag in tags] if not remove else list(tags)
         with self._write() as session:
             run = self._resolve(session, ref)
             current = {t.tag: t for t in run.tags}
@@ -421,39 +635,22 @@ class Store:
                     run.tags.append(current[tag])
             return sorted(current)
 
+    @_tolerant
     def set_group(self, refs: Iterable[str | int], group: str | None) -> list[int]:
+        if group is not None:
+            check_name(group, "group name")
         with self._write() as session:
-            runs = [self._resolve(session, ref) for ref in refs]
-            for run in runs:
-                run.group_name = group
-            return [r.id for r in runs]
+            ids = [self._resolve_id(session, ref) for ref in refs]
+            session.execute(update(Run).where(Run.id.in_(ids)).values(group_name=group))
+            return ids
 
+    @_tolerant
     def delete_run(self, ref: str | int) -> int:
         with self._write() as session:
-            run = self._resolve(session, ref)
-            session.delete(run)
-            return run.id
-
-    def reap_dead(self) -> list[int]:
-        """Mark `running` runs whose process is clearly gone as `died`."""
-        now = utcnow()
-        host = socket.gethostname()
-        with self._read() as session:
-            candidates = session.execute(
-                select(Run.id, Run.pid, Run.host, Run.heartbeat_at).where(Run.status == "running")
-            ).all()
-        def gone(c) -> bool:
-            if c.host == host and c.pid is not None:
-                return not _pid_alive(c.pid)
-            return c.heartbeat_at is None or now - c.heartbeat_at > STALE_AFTER
-
-        dead = [c.id for c in candidates if gone(c)]
-        if dead:
-            with self._write() as session:
-                for run in session.scalars(select(Run).where(Run.id.in_(dead), Run.status == "running")):
-                    run.status = "died"
-                    run.finished_at = run.heartbeat_at
-        return dead
+            run_id = self._resolve_id(session, ref)
+            session.execute(delete(Run).where(Run.id == run_id))
+            self._running.pop(run_id, None)
+            return run_id
 
     # ----------------------------------------------------------------- the notebook
     def list_series(self) -> list[Series]:
@@ -469,12 +666,13 @@ class Store:
         series: Sequence[tuple[int | None, SeriesRecord]],
         positions: dict[int, float],
         series_positions: dict[int, float],
-    ) -> list[int]:
+    ) -> list[Stored]:
         """One import of a notebook, in one transaction: new series and runs added, matched
         ones updated in place (`series`: (id or None for a new one, record)), and the
         positions of existing runs and series changed to the notebook's order.
-        Returns the numbers of the added runs, in order."""
+        Returns what was decided for each added run, in order."""
         with self._write() as session:
+            self._lock_run_numbers(session)
             series_ids = {}
             for series_id, record in series:
                 row = session.get(Series, series_id) if series_id is not None else None
@@ -543,12 +741,14 @@ class Store:
         """A run by its number or label, with everything loaded."""
         return self.get_runs([ref])[0]
 
+    @_tolerant
     def get_runs(self, refs: Iterable[str | int]) -> list[RunView]:
         with self._read() as session:
             ids = [self._resolve_id(session, ref) for ref in refs]
             views = self._views(session, ids, with_epochs=True)
             return [views[i] for i in ids]
 
+    @_tolerant
     def list_runs(
         self,
         *,
@@ -565,12 +765,17 @@ class Store:
         limit: int | None = None,
         with_epochs: bool = False,
     ) -> list[RunView]:
-        """Runs matching every given filter, sorted; `limit` keeps the last ones of that order."""
+        """Runs matching every given filter, sorted; `limit` keeps the last ones of that order.
+
+        Status is the status a run reads as: a `running` run whose process is
+        gone is listed as `died` (see `liveness`), so those two are filtered after reading.
+        """
         if sort not in SORTABLE:
             raise SpeedrunError(f"cannot sort by {sort!r}; choose from {', '.join(sorted(SORTABLE))}")
+        live_status = status in ("running", "died")
         query = select(Run.id)
         if status:
-            query = query.where(Run.status == status)
+            query = query.where(Run.status.in_(("running", "died")) if live_status else Run.status == status)
         if source:
             query = query.where(Run.source == source)
         if group:  # a group of runs, or a notebook series (`g:7`)
@@ -578,7 +783,8 @@ class Store:
                 (Run.group_name == group) | Run.series_id.in_(select(Series.id).where(Series.name == group))
             )
         if ids is not None:
-            query = query.where(Run.id.in_(list(ids)))
+            # Numbers no run can have (beyond any integer column) cannot match: leave them out of the SQL.
+            query = query.where(Run.id.in_([i for i in ids if 0 < i <= RUN_NUMBER_MAX]))
         if since:
             query = query.where(Run.created_at >= since)
         if tag:
@@ -602,55 +808,88 @@ class Store:
         column = SORTABLE[sort]
         # NULLs last whatever the direction, then the run number for a stable order.
         order = [column.is_(None), column.desc() if descending else column.asc(), Run.id]
-        if limit is not None:
+        sql_limit = limit if not live_status else None
+        if sql_limit is not None:
             reverse = [column.is_not(None), column.asc() if descending else column.desc(), Run.id.desc()]
-            query = query.order_by(*reverse).limit(limit)
+            query = query.order_by(*reverse).limit(sql_limit)
         else:
             query = query.order_by(*order)
         with self._read() as session:
             ordered = list(session.scalars(query))
-            if limit is not None:
+            if sql_limit is not None:
                 ordered.reverse()
             views = self._views(session, query, with_epochs=with_epochs)
-            return [views[i] for i in ordered]
+        runs = [views[i] for i in ordered]
+        if live_status:
+            runs = [r for r in runs if r.status == status]
+            if limit is not None:
+                runs = runs[-limit:] if limit else []
+        return runs
 
     def _views(self, session: Session, run_ids, *, with_epochs: bool) -> dict[int, RunView]:
         """Plain views of the runs whose ids `run_ids` (a list or a SELECT of ids) names.
 
         One query per table, whatever the number of runs: reports over 10,000
         runs would spend most of their time building ORM objects otherwise.
+        Runs holding a value their column cannot hold (found by `_damaged_ids`,
+        or by a failure to decode) are read value by value instead.
         """
+        conn = session.connection()  # Core rows: the ORM's result machinery would cost more than the query
+        damaged = self._damaged_ids(conn, run_ids, with_epochs=with_epochs)
+        try:
+            views = self._plain_views(conn, run_ids, damaged, with_epochs=with_epochs)
+        except (ValueError, TypeError, KeyError):  # a damage the checks did not foresee: read all carefully
+            damaged = set(conn.scalars(select(Run.id).where(Run.id.in_(run_ids))))
+            views = {}
+        if damaged:
+            views.update(self._careful_views(conn, sorted(damaged), with_epochs=with_epochs))
+        if self._tolerate_bad_text:
+            for view in views.values():
+                _note_damaged_text(view)
+        now = utcnow()
+        for view in views.values():
+            if view.status == "running":
+                view.status = liveness.effective_status(view, now)
+                if view.status == "died" and view.finished_at is None:
+                    view.finished_at = view.heartbeat_at
+        return views
+
+    def _plain_views(self, conn, run_ids, skip: set[int], *, with_epochs: bool) -> dict[int, RunView]:
         selected = Run.id.in_(run_ids)
-        runs = session.execute(select(Run.__table__).where(selected)).all()
+        if skip:
+            selected = selected & Run.id.not_in(skip)
+        runs = conn.execute(select(Run.__table__).where(selected)).all()
+        present = [r.id for r in runs]
+        if not present:
+            return {}
+
+        def in_runs(column):
+            return column.in_(run_ids) & column.not_in(skip) if skip else column.in_(run_ids)
+
         params: dict[int, list] = {}
-        for run_id, name, raw, kind, position in session.execute(
+        for run_id, name, raw, kind, position in conn.execute(
             select(Param.run_id, Param.name, cast(Param.value, Text), Param.type, Param.position)
-            .where(Param.run_id.in_(run_ids))
+            .where(in_runs(Param.run_id))
             .order_by(Param.run_id, Param.position)
         ):
             params.setdefault(run_id, []).append(ParamView(name, typed_value(_json(raw), kind), kind, position))
         tags: dict[int, list] = {}
-        for row in session.execute(select(Tag.run_id, Tag.tag).where(Tag.run_id.in_(run_ids)).order_by(Tag.tag)):
-            tags.setdefault(row.run_id, []).append(row)
+        for row in conn.execute(select(Tag.run_id, Tag.tag).where(in_runs(Tag.run_id)).order_by(Tag.tag)):
+            tags.setdefault(row.run_id, []).append(TagView(*row))
         epochs: dict[int, list] = {}
         if with_epochs:
             columns = [getattr(EpochMetric, name) for name in _EPOCH_COLUMNS[:-1]]
-            for row in session.execute(
+            for row in conn.execute(
                 select(*columns, cast(EpochMetric.extra, Text))
-                .where(EpochMetric.run_id.in_(run_ids))
+                .where(in_runs(EpochMetric.run_id))
                 .order_by(EpochMetric.run_id, EpochMetric.epoch)
             ):
                 epochs.setdefault(row[0], []).append(EpochView(*row[:-1], _json(row[-1])))
+        environments = self._environments(conn, {r.environment_id for r in runs})
         series_ids = {r.series_id for r in runs if r.series_id is not None}
         series_names = (
-            dict(session.execute(select(Series.id, Series.name).where(Series.id.in_(series_ids))).all())
+            dict(conn.execute(select(Series.id, Series.name).where(Series.id.in_(series_ids))).all())
             if series_ids
-            else {}
-        )
-        env_ids = {r.environment_id for r in runs if r.environment_id is not None}
-        environments = (
-            {e.id: e for e in session.execute(select(Environment.__table__).where(Environment.id.in_(env_ids)))}
-            if env_ids
             else {}
         )
         return {
@@ -660,11 +899,109 @@ class Store:
                 tags.get(r.id, []),
                 epochs.get(r.id, []),
                 environments.get(r.environment_id),
-                series_names.get(r.series_id),
+                series_name=series_names.get(r.series_id),
             )
             for r in runs
         }
 
+    @staticmethod
+    def _environments(conn, env_ids: set) -> dict[int, Any]:
+        env_ids.discard(None)
+        if not env_ids:
+            return {}
+        return {e.id: e for e in conn.execute(select(Environment.__table__).where(Environment.id.in_(env_ids)))}
+
+    # --------------------------------------------------------- damaged values
+    def _damaged_ids(self, conn, run_ids, *, with_epochs: bool) -> set[int]:
+        """Runs holding a value their column cannot hold: text in a number column, JSON
+        that does not parse, a date that is not one, a status nobody writes.
+
+        Only SQLite lets a column hold another type; PostgreSQL refuses such values
+        on the way in, so there is nothing to look for there.
+        """
+        if conn.dialect.name != "sqlite":
+            return set()
+        damaged = set(conn.scalars(select(Run.id).where(Run.id.in_(run_ids), not_(_HEALTHY_RUN))))
+        damaged |= set(
+            conn.scalars(
+                select(Run.id).where(
+                    Run.id.in_(run_ids),
+                    Run.environment_id.in_(select(Environment.id).where(not_(_healthy(Environment)))),
+                )
+            )
+        )
+        for table, column in ((Param, Param.run_id), (Tag, Tag.run_id)) + (
+            ((EpochMetric, EpochMetric.run_id),) if with_epochs else ()
+        ):
+            damaged |= set(
+                conn.scalars(select(column).where(column.in_(run_ids), not_(_healthy(table))).distinct())
+            )
+        return damaged
+
+    def _careful_views(self, conn, run_ids: list[int], *, with_epochs: bool) -> dict[int, RunView]:
+        """Views of damaged runs, read value by value: what cannot be read is left out and named."""
+        views: dict[int, RunView] = {}
+        raw_runs = conn.execute(select(*_raw(Run.__table__)).where(Run.id.in_(run_ids))).all()
+        params: dict[int, list] = {}
+        broken: dict[int, list[str]] = {}
+        for row in conn.execute(
+            select(*_raw(Param.__table__)).where(Param.run_id.in_(run_ids)).order_by(Param.run_id, Param.position)
+        ):
+            try:
+                value = typed_value(_json(row.value), row.type) if isinstance(row.value, str) else row.value
+                if not isinstance(row.name, str) or not isinstance(row.position, int):
+                    raise ValueError
+                params.setdefault(row.run_id, []).append(ParamView(row.name, value, row.type, row.position))
+            except (ValueError, TypeError):
+                broken.setdefault(row.run_id, []).append(f"params.{row.name}")
+        tags: dict[int, list] = {}
+        for row in conn.execute(select(*_raw(Tag.__table__)).where(Tag.run_id.in_(run_ids))):
+            if isinstance(row.tag, str):
+                tags.setdefault(row.run_id, []).append(TagView(row.run_id, row.tag))
+            else:
+                broken.setdefault(row.run_id, []).append("tags")
+        epochs: dict[int, list] = {}
+        if with_epochs:
+            for row in conn.execute(
+                select(*_raw(EpochMetric.__table__)).where(EpochMetric.run_id.in_(run_ids))
+            ):
+                values, bad = _decode_row(EpochMetric.__table__, row._mapping)
+                if "epoch" in bad:
+                    broken.setdefault(row.run_id, []).append("epochs")
+                    continue
+                broken.setdefault(row.run_id, []).extend(f"epoch {values['epoch']}: {name}" for name in bad)
+                epochs.setdefault(row.run_id, []).append(
+                    EpochView(**{name: values[name] for name in EpochView._fields})
+                )
+        for run_epochs in epochs.values():
+            run_epochs.sort(key=lambda e: e.epoch)
+        env_ids = {r.environment_id for r in raw_runs if isinstance(r.environment_id, int)}
+        environments, env_damage = {}, {}
+        if env_ids:
+            for row in conn.execute(select(*_raw(Environment.__table__)).where(Environment.id.in_(env_ids))):
+                values, bad = _decode_row(Environment.__table__, row._mapping)
+                environments[row.id] = EnvironmentView(**values)
+                env_damage[row.id] = [f"environment.{name}" for name in bad]
+        series_ids = {r.series_id for r in raw_runs if isinstance(r.series_id, int)}
+        series_names = (
+            dict(conn.execute(select(Series.id, Series.name).where(Series.id.in_(series_ids))).all()) if series_ids else {}
+        )
+        for row in raw_runs:
+            values, bad = _decode_row(Run.__table__, row._mapping)
+            tags.get(row.id, []).sort(key=lambda t: t.tag)
+            env_id = values["environment_id"]
+            views[row.id] = RunView(
+                values,
+                params.get(row.id, []),
+                tags.get(row.id, []),
+                epochs.get(row.id, []),
+                environments.get(env_id),
+                damaged=bad + broken.get(row.id, []) + env_damage.get(env_id, []),
+                series_name=series_names.get(values.get("series_id")),
+            )
+        return views
+
+    # ----------------------------------------------------------------- other reads
     def count_runs(self) -> int:
         with self._read() as session:
             return session.scalar(select(func.count(Run.id))) or 0
@@ -684,8 +1021,9 @@ class Store:
     def _resolve_id(self, session: Session, ref: str | int) -> int:
         """The run number that `ref` (a number or a label) names."""
         wanted = str(ref).strip()
-        if wanted.isdigit() and session.get(Run, int(wanted)) is not None:
-            return int(wanted)
+        if wanted.isascii() and wanted.isdigit() and 0 < int(wanted) <= RUN_NUMBER_MAX:
+            if session.scalar(select(Run.id).where(Run.id == int(wanted))) is not None:
+                return int(wanted)
         matches = list(session.scalars(select(Run.id).where(Run.label == wanted)))
         if len(matches) == 1:
             return matches[0]
@@ -707,12 +1045,134 @@ class Store:
             stated_peak_epoch=stated_peak_epoch if stated_peak_epoch is not None else run.peak_epoch,
             final_after_epochs=FINAL_MEASURED_AFTER_EPOCHS in (run.extra or {}),
         )
-        run.final_val_acc = summary.final_val_acc
-        run.peak_val_acc = summary.peak_val_acc
-        run.peak_epoch = summary.peak_epoch
-        run.train_time_s = summary.train_time_s
-        run.mean_epoch_s = summary.mean_epoch_s
-        run.epochs_completed = summary.epochs_completed
+        for name, value in _summary_columns(summary).items():
+            setattr(run, name, value)
+
+
+def _unreachable(exc: SQLAlchemyError, engine) -> bool:
+    """A server we cannot talk to now: connecting failed, or the connection broke (restart, network)."""
+    if engine.dialect.name == "sqlite":
+        return False
+    return bool(getattr(exc, "connection_invalidated", False)) or isinstance(exc, (OperationalError, InterfaceError))
+
+
+def _summary_columns(summary: Summary) -> dict[str, Any]:
+    return {
+        "final_val_acc": summary.final_val_acc,
+        "peak_val_acc": summary.peak_val_acc,
+        "peak_epoch": summary.peak_epoch,
+        "train_time_s": summary.train_time_s,
+        "mean_epoch_s": summary.mean_epoch_s,
+        "epochs_completed": summary.epochs_completed,
+    }
+
+
+# ------------------------------------------------------------------- what a column may hold
+_DICT_COLUMNS = {("runs", "extra"), ("epoch_metrics", "extra")}
+_VOCABULARIES = {("runs", "status"): STATUSES, ("runs", "source"): SOURCES}
+
+
+def _healthy_column(column) -> Any:
+    """SQL that is true when an SQLite column holds a value of its declared kind."""
+    kind = func.typeof(column)
+    table_column = (column.table.name, column.name)
+    if isinstance(column.type, JSON):
+        ok = func.json_valid(column) == 1
+        if table_column in _DICT_COLUMNS:
+            ok = ok & (func.json_type(column) == "object")
+    elif isinstance(column.type, Boolean):
+        ok = (kind == "integer") & column.in_((0, 1))
+    elif isinstance(column.type, Integer):
+        ok = kind == "integer"
+    elif isinstance(column.type, Float):
+        ok = kind.in_(("real", "integer"))
+    elif isinstance(column.type, DateTime):
+        ok = (kind == "text") & func.datetime(column).is_not(None) & func.length(column).in_((10, 19, 26))
+    else:
+        ok = kind == "text"
+        if table_column in _VOCABULARIES:
+            ok = ok & column.in_(_VOCABULARIES[table_column])
+    return or_(column.is_(None), ok) if column.nullable else ok
+
+
+def _healthy(model) -> Any:
+    return and_(*[_healthy_column(c) for c in model.__table__.columns])
+
+
+_HEALTHY_RUN = _healthy(Run)
+
+
+def _raw(table) -> list:
+    """Every column of `table` as the driver returns it, JSON as text: nothing decoded on the way."""
+    return [
+        (cast(c, Text) if isinstance(c.type, JSON) else type_coerce(c, NullType())).label(c.name)
+        for c in table.columns
+    ]
+
+
+def _decode(column, value: Any) -> Any:
+    """A raw value as its column's kind; ValueError when it is not one."""
+    if value is None:
+        if not column.nullable:
+            raise ValueError("missing")
+        return None
+    if isinstance(column.type, JSON):
+        decoded = _json(value) if isinstance(value, str) else value
+        if (column.table.name, column.name) in _DICT_COLUMNS and not isinstance(decoded, dict):
+            raise ValueError("not an object")
+        return decoded
+    if isinstance(column.type, Boolean):
+        if value in (0, 1):
+            return bool(value)
+    elif isinstance(column.type, Integer):
+        if type(value) is int:
+            return value
+    elif isinstance(column.type, Float):
+        if type(value) in (int, float):
+            return float(value)
+    elif isinstance(column.type, DateTime):
+        if isinstance(value, datetime):
+            return value
+        if isinstance(value, str):
+            parsed = datetime.fromisoformat(value)
+            if parsed.tzinfo is None:
+                return parsed
+    elif isinstance(value, str) and not isinstance(value, dbmod.DamagedText):
+        allowed = _VOCABULARIES.get((column.table.name, column.name))
+        if allowed is None or value in allowed:
+            return value
+    raise ValueError("wrong kind")
+
+
+# What a damaged required value reads as (it is also named in `RunView.damaged`).
+_STAND_INS = {"extra": {}, "epochs_completed": 0}
+
+
+def _decode_row(table, raw: Any) -> tuple[dict[str, Any], list[str]]:
+    values: dict[str, Any] = {}
+    bad: list[str] = []
+    for column in table.columns:
+        value = raw[column.name]
+        try:
+            values[column.name] = _decode(column, value)
+        except (ValueError, TypeError):
+            bad.append(column.name)
+            # Text that is not in the vocabulary is still shown (escaped), so the user can see what is wrong.
+            keep = isinstance(value, str) and isinstance(column.type, String) and not isinstance(column.type, JSON)
+            values[column.name] = value if keep else _STAND_INS.get(column.name)
+    return values, bad
+
+
+def _note_damaged_text(view: RunView) -> None:
+    """After a tolerant read: name the text columns that held bytes that are not UTF-8."""
+    for name, value in list(vars(view).items()):
+        if isinstance(value, dbmod.DamagedText) and name not in view.damaged:
+            view.damaged.append(name)
+    for param in view.params:
+        if isinstance(param.value, dbmod.DamagedText) or isinstance(param.name, dbmod.DamagedText):
+            view.damaged.append(f"params.{param.name}")
+    if any(isinstance(t.tag, dbmod.DamagedText) for t in view.tags):
+        view.damaged.append("tags")
 
 
 _EPOCH_COLUMNS = ("run_id", "epoch", *EPOCH_FIELDS, "extra")
@@ -727,17 +1187,17 @@ def _epoch_tuple(run_id: int, e: EpochRecord) -> tuple:
             e.images_per_s, extra)
 
 
-def _insert_epochs(session: Session, rows: list[tuple]) -> None:
+def _insert_epochs(conn, rows: list[tuple]) -> None:
     """Epoch rows (`_epoch_tuple`s) straight to the driver: a 100,000-line log has as
     many epochs, and SQLAlchemy's per-row parameter processing would cost more than
     SQLite's own insert."""
-    if session.get_bind().dialect.name == "sqlite":
-        session.connection().exec_driver_sql(_INSERT_EPOCHS, rows)
+    if conn.dialect.name == "sqlite":
+        conn.exec_driver_sql(_INSERT_EPOCHS, rows)
         return
     dicts = [dict(zip(_EPOCH_COLUMNS, row)) for row in rows]
     for row in dicts:
         row["extra"] = json.loads(row["extra"])
-    session.execute(insert(EpochMetric.__table__), dicts)
+    conn.execute(insert(EpochMetric.__table__), dicts)
 
 
 _INSERT_PARAMS = "INSERT INTO params (run_id, name, value, type, position) VALUES (?, ?, ?, ?, ?)"
@@ -760,14 +1220,14 @@ def _epoch_row(epoch: EpochRecord) -> EpochMetric:
     return EpochMetric(**values, extra=dict(epoch.extra))
 
 
-def _run_row(record: RunRecord, run_id: int, env: Environment | None) -> dict[str, Any]:
+def _run_row(record: RunRecord, run_id: int, label: str | None, env: Environment | None) -> dict[str, Any]:
     """The `runs` row of a record, with its summary derived from its epochs."""
     summary = summarize_record(record)
     return {
         "id": run_id,
         "uuid": record.uuid or str(uuidlib.uuid4()),
-        "label": record.label,
-        "title": record.title or default_title(record.params, env.hardware_class if env else None),
+        "label": label,
+        "title": record.title,
         "status": record.status,
         "source": record.source,
         "created_at": record.created_at or utcnow(),
@@ -779,12 +1239,7 @@ def _run_row(record: RunRecord, run_id: int, env: Environment | None) -> dict[st
         "analysis": record.analysis,
         "group_name": record.group,
         "epochs_planned": _as_int(record.params.get("epochs")),
-        "epochs_completed": summary.epochs_completed,
-        "final_val_acc": summary.final_val_acc,
-        "peak_val_acc": summary.peak_val_acc,
-        "peak_epoch": summary.peak_epoch,
-        "train_time_s": summary.train_time_s,
-        "mean_epoch_s": summary.mean_epoch_s,
+        **_summary_columns(summary),
         "wall_time_s": record.wall_time_s,
         "data_load_s": record.data_load_s,
         "param_count": record.param_count,
@@ -818,7 +1273,7 @@ def _set_series(row: Series, record: SeriesRecord) -> None:
 
 
 def _as_int(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
+    return value if isinstance(value, int) and not isinstance(value, bool) and abs(value) <= RUN_NUMBER_MAX else None
 
 
 def record_from_run(run: Run | RunView) -> RunRecord:
@@ -869,12 +1324,3 @@ def record_from_run(run: Run | RunView) -> RunRecord:
         position=run.position,
         series=getattr(run, "series_name", None),
     )
-
-
-def record_to_json(record: RunRecord) -> dict[str, Any]:
-    data = asdict(record)
-    for key in ("created_at", "started_at", "finished_at"):
-        if data[key] is not None:
-            data[key] = data[key].isoformat()
-    data.pop("warnings", None)
-    return data

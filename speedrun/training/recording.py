@@ -28,7 +28,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from speedrun.errors import SpeedrunError
 from speedrun.notebook.logformat import epoch_line, footer_lines, header_lines
-from speedrun.tracking.records import EpochRecord, RunRecord
+from speedrun.tracking.records import EpochRecord, RunRecord, default_title
 from speedrun.training.config import TrainConfig
 from speedrun.training.device import Stopwatch, synchronize
 
@@ -220,6 +220,7 @@ class Recording:
         record.target_acc = config.target
         record.pid = os.getpid()
         record.started_at = datetime.now(timezone.utc).replace(tzinfo=None)  # naive UTC, as the store keeps times
+        record.title = record.title or default_title(record)
         return self.recorder.begin_run(record)
 
     # ------------------------------------------------------------------ what the loop calls

@@ -8,16 +8,16 @@ understood (`unparsed_config`). `## Run 7` above `### Run 7a`, ... is a series:
 a named group with the parent's texts, in its own table. All new columns are
 empty for existing runs, which then render from their fields as before.
 
-Revision ID: 0003_notebook
-Revises: 0002
+Revision ID: 0004_notebook
+Revises: 0003_store
 Create Date: 2026-11-28
 """
 
 from alembic import op
 import sqlalchemy as sa
 
-revision = "0003_notebook"
-down_revision = "0002"
+revision = "0004_notebook"
+down_revision = "0003_store"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,107 @@
+"""Whether a `running` run still runs: decided one way, when reading, without writing.
+
+A training records its host, its process id and that process's start time when
+it begins, and a heartbeat at least every few seconds while it trains. A run
+stored as `running` reads as `died` when
+
+- its process is on this machine and is gone: the pid is free, or it now
+  belongs to another process (a different start time: pids are reused); or
+- its heartbeat is older than `STALE_AFTER` and its process cannot be seen
+  alive (it runs elsewhere, or its start time was never recorded).
+
+Nothing is written: a read-only database reads the same, and a run that was
+only suspended reads as `running` again once it beats.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from datetime import datetime, timedelta
+from functools import lru_cache
+from typing import Any
+
+# A run on another machine is declared dead only after this long without a heartbeat.
+STALE_AFTER = timedelta(minutes=15)
+
+
+def this_host() -> str:
+    return socket.gethostname()
+
+
+@lru_cache(maxsize=1)
+def _boot_id() -> str | None:
+    try:
+        with open("/proc/sys/kernel/random/boot_id") as f:
+            return f.read().strip()
+    except OSError:
+        return None
+
+
+def process_start(pid: int | None) -> str | None:
+    """Who process `pid` is: the boot and the clock tick it started at (Linux), else None.
+
+    Two processes that share a pid never share this, so a reused pid is not
+    mistaken for the training that used to have it.
+    """
+    if pid is None or _boot_id() is None:
+        return None
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    # Field 22 of proc(5), `starttime`; the split starts at field 3, `state`.
+    return f"{_boot_id()}/{fields[19]}" if len(fields) > 19 else None
+
+
+def _pid_alive(pid: int) -> bool:
+    if os.name == "nt":  # os.kill(pid, 0) would send Ctrl-C there; treat as unknown
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    except (OverflowError, ValueError):
+        return False
+    try:  # a killed child that nobody reaped yet is a zombie: gone for our purposes
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def _process_state(pid: int, started: str | None) -> str:
+    """'gone', 'same' (the very process that began the run) or 'unknown'."""
+    if not _pid_alive(pid):
+        return "gone"
+    now_started = process_start(pid)
+    if started is None or now_started is None:
+        return "unknown"
+    return "same" if now_started == started else "gone"
+
+
+def is_dead(
+    *, pid: int | None, host: str | None, started: str | None, heartbeat_at: datetime | None, now: datetime
+) -> bool:
+    """Whether a run stored as `running` has in fact died (see the module's rules)."""
+    if host == this_host() and pid is not None:
+        state = _process_state(pid, started)
+        if state != "unknown":
+            return state == "gone"
+    return heartbeat_at is None or now - heartbeat_at > STALE_AFTER
+
+
+def effective_status(row: Any, now: datetime) -> str:
+    """The status a stored run reads as: `running` becomes `died` once its process is gone."""
+    if row.status != "running":
+        return row.status
+    dead = is_dead(pid=row.pid, host=row.host, started=row.process_start, heartbeat_at=row.heartbeat_at, now=now)
+    return "died" if dead else "running"
+
+
+def identity(pid: int | None) -> dict[str, Any]:
+    """The columns that let later readers recognise the process of a starting run."""
+    return {"host": this_host(), "process_start": process_start(pid)}
