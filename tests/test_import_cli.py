@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -28,8 +29,8 @@ Final Validation Accuracy: 69.50%\r
 """
 
 
-def runs(cli, *args):
-    return json.loads(cli("list", "--json", *args).stdout)
+def runs(cli, *args, db=None):
+    return json.loads(cli("list", "--json", *args, db=db).stdout)
 
 
 def test_every_line_form_through_the_cli(cli, tmp_path):
@@ -138,7 +139,7 @@ def test_a_bad_file_among_several_keeps_the_good_ones_before_it(cli, tmp_path):
 def test_import_md_seed_notebook(cli):
     result = cli("import-md", str(SEED_NOTEBOOK))
     assert result.exit_code == 0, result.output
-    assert "Imported 5 runs" in result.stdout and "5 with per-epoch data" in result.stdout
+    assert result.stdout.splitlines()[-1] == "seed-notebook.md: 5 added, 0 updated, 0 unchanged."
     rows = runs(cli)
     assert [r["id"] for r in rows] == [15, 16, 17, 18, 19]
     assert [r["final_val_acc"] for r in rows] == [85.69, 87.18, 87.16, 90.68, 84.08]
@@ -148,13 +149,16 @@ def test_import_md_seed_notebook(cli):
     assert run18["params"]["cosine"] is True and run18["params"]["epochs"] == 20
     assert run18["hypothesis"].startswith("Extend optimal batch size 64 to 20 epochs")
     assert run18["analysis"].startswith("- **New record achieved**")
+    # Importing is an update: the same file twice changes nothing.
     again = cli("import-md", str(SEED_NOTEBOOK))
-    assert again.exit_code == 1 and "already imported" in again.stderr
+    assert again.exit_code == 0 and again.stdout == "seed-notebook.md: 0 added, 0 updated, 5 unchanged.\n"
+    assert runs(cli) == rows
 
 
 def test_import_md_dry_run_writes_nothing(cli):
     result = cli("import-md", str(SEED_NOTEBOOK), "--dry-run")
-    assert result.exit_code == 0 and "would create Run 15" in result.stdout
+    assert result.exit_code == 0 and "would add Run 15" in result.stdout
+    assert "Nothing written (--dry-run)" in result.stdout
     assert runs(cli) == []
 
 
@@ -165,7 +169,7 @@ def test_import_md_variants(cli):
     assert result.exit_code == 0, result.output
     rows = runs(cli)
     labels = {r["label"] for r in rows}
-    assert {"7a", "7b", "9-log2"} <= labels
+    assert {"7a", "7b"} <= labels and "9-log2" not in labels  # a second log in a section stays text
     assert sum(1 for r in rows if r["label"] == "8" or r["id"] == 8) == 2  # the same number twice: both kept
     assert "Warning" in result.stderr
 
@@ -185,3 +189,291 @@ def test_fast_recipe_log_keeps_its_tta_final_accuracy(cli, tmp_path):
     assert result.stdout.strip() == "Run 1: 2 epochs, final 94.10%, completed"
     run = json.loads(cli("show", "1", "--json").stdout)
     assert run["final_val_acc"] == 94.10 and run["epoch_metrics"][-1]["val_acc"] == 93.28
+
+
+# --------------------------------------------------------------------------- the notebook round trip (issue 12)
+
+USER_NOTEBOOK = SEED_NOTEBOOK.parent / "user-notebook.md"
+_MARKER = re.compile(r" {0,3}<!-- (/?)speedrun:computed[^>]*-->\s*")
+
+
+def strip_computed(text: str) -> list[str]:
+    """The report's lines without what speedrun added (the computed blocks), trailing whitespace aside."""
+    kept, inside = [], False
+    for line in text.split("\n"):
+        marker = _MARKER.fullmatch(line)
+        if marker:
+            inside = not marker.group(1)
+            continue
+        if not inside:
+            kept.append(line.rstrip())
+    while kept and not kept[-1]:
+        kept.pop()
+    return kept
+
+
+def lines_of(path) -> list[str]:
+    lines = [line.rstrip() for line in path.read_text().split("\n")]
+    while lines and not lines[-1]:
+        lines.pop()
+    return lines
+
+
+def everything(cli, db=None) -> list[dict]:
+    """Every run as `show --json` has it, minus what differs between databases by nature."""
+    listed = json.loads(cli("list", "--json", db=db).stdout)
+    shown = [json.loads(cli("show", str(r["id"]), "--json", db=db).stdout) for r in listed]
+    for run in shown:
+        for key in ("created_at", "date", "source_file", "content_hash"):
+            run.pop(key, None)
+    return shown
+
+
+@pytest.fixture
+def user_db(cli):
+    result = cli("import-md", str(USER_NOTEBOOK))
+    assert result.exit_code == 0, result.output
+    return result
+
+
+def test_user_notebook_comes_back_line_for_line(user_db, cli):
+    """Imported and reported, with the computed parts stripped, the notebook is the input, line for line."""
+    report = cli("report").stdout
+    assert strip_computed(report) == lines_of(USER_NOTEBOOK)
+
+
+def test_report_is_commonmark_with_every_heading_and_balanced_fences(user_db, cli):
+    from markdown_it import MarkdownIt
+
+    md = MarkdownIt("commonmark").enable("table")
+
+    def headings(text: str) -> list[str]:
+        tokens = md.parse(text)
+        return [tokens[i + 1].content for i, t in enumerate(tokens) if t.type == "heading_open"]
+
+    report = cli("report").stdout
+    found = headings(report)
+    # What the notebook had, plus the report's own sections at the top (in its computed block).
+    assert found[1] == "Leaderboard"
+    assert [h for h in found if h not in ("Leaderboard", "Groups")] == headings(USER_NOTEBOOK.read_text())
+    runs = [h for h in found if h.startswith("Run ")]
+    listed = json.loads(cli("list", "--json").stdout)
+    assert len(runs) == len(listed) + 1  # every run, and the series 26 whose parent is no run
+    assert "Run 26: BatchNorm ablation (Google Colab, T4 GPU)" in runs
+    # Fences balance: no code block swallows a heading, and the fence count is even.
+    fences = [t for t in md.parse(report) if t.type == "fence"]
+    assert not any("## Run" in t.content for t in fences)
+    assert sum(1 for t in fences) == sum(1 for t in md.parse(USER_NOTEBOOK.read_text()) if t.type == "fence")
+
+
+def test_series_runs_inherit_and_the_parent_is_no_run(user_db, cli):
+    rows = {r["label"]: r for r in runs(cli)}
+    assert "26" not in rows  # the parent without results is the series, not an empty run
+    assert cli("show", "26").exit_code == 1
+    for label in ("26a", "26b", "26c"):
+        assert rows[label]["series"] == "26" and rows[label]["hardware"] == "T4"
+        assert rows[label]["params"]["model"] == "resnet9" and rows[label]["params"]["batch_size"] == 64
+    assert (rows["26a"]["params"]["bn"], rows["26c"]["params"]["bn"]) == (True, False)
+    # A parent with a log of its own is a run and the series at once.
+    assert rows["30"]["series"] == "30" and rows["30a"]["series"] == "30" and rows["30"]["epochs_completed"] == 20
+    assert rows["30a"]["params"]["epochs"] == 15 and rows["30a"]["params"]["cosine"] is True
+    stats = json.loads(cli("stats", "g:26", "--json").stdout)
+    assert stats["sets"][0]["runs"] == ["26a", "26b", "26c"]
+    table = cli("list").stdout
+    assert re.search(r"33 \(26a\) │ imported \d{4}-\d\d-\d\d │ 26 ", table)
+    # The analysis after the last sub-run is the series', and the report puts it after them.
+    run26c = json.loads(cli("show", "26c", "--json").stdout)
+    assert "worth 14 points" not in (run26c["analysis"] or "")
+    report = cli("report").stdout
+    assert report.index("### Run 26c") < report.index("### Series analysis") < report.index("## Run 30:")
+
+
+def test_tables_bullets_settings_as_the_issue_lists(user_db, cli):
+    run4 = json.loads(cli("show", "4", "--json").stdout)
+    # An epoch table under a bold label is the run's epochs; its text stays where it was.
+    assert [e["val_acc"] for e in run4["epoch_metrics"]][:3] == [44.12, 55.9, 62.41]
+    assert run4["params"]["augment"] == "crop,flip,trivialaugmentwide"
+    assert run4["extra"]["observation"].startswith("the first epoch is noticeably slower")
+    assert "Observation: the first epoch" in cli("show", "4").stdout
+    run1 = json.loads(cli("show", "1", "--json").stdout)
+    assert run1["params"]["model"] == "simplecnn" and run1["params"]["bn"] is False
+    assert run1["unparsed_config"] == "model: Plain SimpleCNN (no BN)"
+    run26b = json.loads(cli("show", "26b", "--json").stdout)
+    assert run26b["unparsed_config"] == "BatchNorm2d after conv1/conv2" and run26b["params"]["bn"] is True
+    run2 = json.loads(cli("show", "2", "--json").stdout)
+    assert (run2["params"]["model"], run2["params"]["optimizer"], run2["params"]["augment"]) == ("resnet18", "sgd", "crop,flip")
+    run5 = json.loads(cli("show", "5", "--json").stdout)
+    assert "8 worker processes" in run5["analysis"] and run5["extra"]["warning"].startswith("PyTorch printed")
+    assert run5["status"] == "incomplete" and run5["epochs_completed"] == 4
+
+
+def test_duplicate_labels_and_dates(user_db, cli, tmp_path):
+    rows = runs(cli)
+    twice = [r for r in rows if r["label"] == "24"]
+    assert [r["id"] for r in twice] == [24, 32]
+    assert "32 (24)" in cli("list").stdout
+    assert json.loads(cli("show", "24", "--json").stdout)["id"] == 24  # the number wins
+    assert all(r["date"].startswith("imported ") for r in rows)  # no date of their own
+    out = cli("report", "--runs", "24,32,26a,26b,26c,30-31")
+    assert re.findall(r"^#{2,3} Run (\S+?):", out.stdout, re.M) == ["24", "24", "26", "26a", "26b", "26c", "30", "31"]
+    plots = tmp_path / "plots"
+    assert cli("report", "--plots", str(plots), "-o", str(tmp_path / "r.md")).exit_code == 0
+    text = (tmp_path / "r.md").read_text()
+    assert "](plots/run-24.png)" in text and "](plots/run-32.png)" in text
+    assert (plots / "run-24.png").is_file() and (plots / "run-32.png").is_file()
+
+
+def test_same_database_nothing_changes(user_db, cli, tmp_path):
+    before = everything(cli)
+    report = tmp_path / "experiments.md"
+    assert cli("report", "-o", str(report)).exit_code == 0
+    again = cli("import-md", str(report))
+    assert again.exit_code == 0 and again.stdout == "experiments.md: 0 added, 0 updated, 14 unchanged.\n"
+    assert everything(cli) == before
+    assert cli("import-md", str(USER_NOTEBOOK)).stdout == "user-notebook.md: 0 added, 0 updated, 14 unchanged.\n"
+    assert cli("report").stdout == report.read_text()
+
+
+def test_fresh_database_gets_identical_runs(user_db, cli, tmp_path):
+    report = tmp_path / "experiments.md"
+    cli("report", "-o", str(report))
+    fresh = tmp_path / "fresh.db"
+    assert cli("import-md", str(report), db=fresh).exit_code == 0
+    assert everything(cli, fresh) == everything(cli)
+    assert strip_computed(cli("report", db=fresh).stdout) == strip_computed(report.read_text())
+
+
+def test_grown_notebook_adds_exactly_the_new_run(user_db, cli, tmp_path):
+    grown = tmp_path / "user-notebook.md"
+    grown.write_text(USER_NOTEBOOK.read_text() + "\n## Run 40: Mixed precision\n- **Final accuracy**: 91.5%\n")
+    result = cli("import-md", str(grown))
+    assert result.stdout.splitlines()[-1] == "user-notebook.md: 1 added, 0 updated, 14 unchanged."
+    assert len(runs(cli)) == 15
+    # The same from the report: a section written by hand among the report's.
+    report = tmp_path / "experiments.md"
+    cli("report", "-o", str(report))
+    report.write_text(report.read_text() + "\n## Run 41: Warmup\n- **Final accuracy**: 91.7%\n")
+    assert cli("import-md", str(report)).stdout.splitlines()[-1] == "experiments.md: 1 added, 0 updated, 15 unchanged."
+    assert [r["label"] for r in runs(cli)][-2:] == ["40", "41"]
+
+
+def test_hand_edit_flows_back(user_db, cli, tmp_path):
+    report = tmp_path / "experiments.md"
+    cli("report", "-o", str(report))
+    text = report.read_text().replace("About the same as without smoothing.", "Within noise of Run 2; needs repeats.")
+    report.write_text(text)
+    result = cli("import-md", str(report))
+    assert result.stdout.splitlines()[-1] == "experiments.md: 0 added, 1 updated, 13 unchanged."
+    assert json.loads(cli("show", "24", "--json").stdout)["analysis"] == "Within noise of Run 2; needs repeats."
+    assert cli("report").stdout == text  # the edit, as written
+
+
+def test_user_text_that_looks_like_structure_round_trips(cli, tmp_path):
+    """Titles, notes and hypotheses holding newlines, run headings, fences and pipes come back as the same text."""
+    from speedrun.tracking.store import Store
+    from tests.test_report import trained
+
+    store = Store.open(str(tmp_path / "a.db"))
+    store.add_run(trained([60.0, 70.0], title="two\nlines ## Run 77: x", hypothesis="a | b\n## Run 78: y",
+                          analysis="```\n## Run 79: z\n| Epoch | Acc |\n|---|---|\n| 1 | 99 |\n<!-- speedrun:computed -->"))
+    store.close()
+    report = tmp_path / "r.md"
+    assert cli("report", "-o", str(report), db=tmp_path / "a.db").exit_code == 0
+    assert cli("import-md", str(report), db=tmp_path / "b.db").exit_code == 0
+    assert len(runs(cli, db=tmp_path / "b.db")) == 1
+    run = json.loads(cli("show", "1", "--json", db=tmp_path / "b.db").stdout)
+    assert run["title"] == "two\nlines ## Run 77: x"
+    assert run["hypothesis"] == "a | b\n## Run 78: y"
+    assert run["analysis"] == "```\n## Run 79: z\n| Epoch | Acc |\n|---|---|\n| 1 | 99 |\n<!-- speedrun:computed -->"
+    assert [e["val_acc"] for e in run["epoch_metrics"]] == [60.0, 70.0]
+
+
+# --------------------------------------------------------------------------- inputs with limits (issue 14)
+
+import os  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+
+from tests.conftest import ROOT  # noqa: E402
+
+
+def speedrun_process(args, tmp_path, **kwargs):
+    """speedrun in a process of its own, with a deadline: a hang fails the test instead of stalling it."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), **kwargs.pop("env", {})}
+    return subprocess.run(
+        [sys.executable, "-m", "speedrun", "--db", str(tmp_path / "p.db"), *args],
+        capture_output=True, text=True, timeout=60, env=env, **kwargs,
+    )
+
+
+@pytest.mark.parametrize("command", ["import-log", "import-md"])
+def test_a_fifo_without_writer_is_refused_at_once(tmp_path, command):
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    result = speedrun_process([command, str(fifo)], tmp_path)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [f"Error: {fifo}: not a regular file (a FIFO, device or socket); to read a stream, pipe it to '-'"]
+
+
+def test_a_device_is_refused_at_once(tmp_path):
+    result = speedrun_process(["import-log", "/dev/zero"], tmp_path)
+    assert result.returncode == 1 and "Error: /dev/zero: not a regular file" in result.stderr
+    with open("/dev/zero", "rb") as zero:
+        result = speedrun_process(["import-log", "-"], tmp_path, stdin=zero)
+    assert result.returncode == 1 and result.stderr.strip() == "Error: standard input is a device, not a file or a pipe"
+
+
+def test_closed_standard_input_is_one_error(tmp_path):
+    result = speedrun_process(["import-log", "-"], tmp_path, stdin=None, preexec_fn=lambda: os.close(0))
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == ["Error: standard input is closed; give a file name, or pipe the text to '-'"]
+
+
+def test_inputs_over_the_size_limit_are_refused(cli, tmp_path, monkeypatch):
+    log = tmp_path / "big.txt"
+    log.write_text((SEED_LOGS / "run15-bs64-t4.txt").read_text() * 3)
+    monkeypatch.setenv("SPEEDRUN_MAX_INPUT", "1k")
+    for args, where in (([str(log)], "big.txt"), (["-"], "standard input")):
+        result = cli("import-log", *args, input=log.read_text() if args == ["-"] else None)
+        assert result.exit_code == 1
+        assert result.stderr.strip().endswith(
+            "is larger than 1 kB, the most speedrun reads at once (set SPEEDRUN_MAX_INPUT, e.g. SPEEDRUN_MAX_INPUT=4G, to allow more)"
+        ) and where in result.stderr
+    assert runs(cli) == []
+    monkeypatch.setenv("SPEEDRUN_MAX_INPUT", "10M")
+    assert cli("import-log", str(log)).exit_code == 0
+    monkeypatch.setenv("SPEEDRUN_MAX_INPUT", "lots")
+    assert "SPEEDRUN_MAX_INPUT='lots' is not a size" in cli("import-log", str(log)).stderr
+
+
+def test_a_directory_is_one_error(cli, tmp_path):
+    result = cli("import-md", str(tmp_path))
+    assert result.exit_code == 1 and result.stderr.strip() == f"Error: {tmp_path}: is a directory, not a file"
+
+
+def test_note_and_tag_edit_an_imported_section_in_place(user_db, cli, tmp_path):
+    """`note` and `tag` on an imported run write into its section; the rest stays as the user wrote it."""
+    assert cli("note", "24", "--analysis", "Within noise.\n## Run 99: not a run", "--title", "Smoothing 0.1").exit_code == 0
+    assert cli("note", "3", "--description", "Written later").exit_code == 0
+    assert cli("tag", "26b", "bn").exit_code == 0
+    report = cli("report").stdout
+    section = report[report.index("## Run 24: Smoothing 0.1\n") : report.index("## Run 24: Label smoothing 0.2")]
+    assert "**Analysis**:\nWithin noise.\n\\## Run 99: not a run\n" in section
+    assert "About the same as without smoothing." not in section
+    assert "- **Configuration**: `LR=0.02`, `BATCH_SIZE=64`, `EPOCHS=10`, `LABEL_SMOOTHING=0.1`\n" in section
+    assert "- **Description**: Written later\n" in report and "- **Tags**: bn\n" in report
+    notes = tmp_path / "experiments.md"
+    notes.write_text(report)
+    assert cli("import-md", str(notes)).stdout == "experiments.md: 0 added, 0 updated, 14 unchanged.\n"
+    assert json.loads(cli("show", "24", "--json").stdout)["analysis"] == "Within noise.\n## Run 99: not a run"
+    assert len(runs(cli)) == 14
+
+
+def test_hand_edit_of_the_hand_written_notebook_flows_back(user_db, cli, tmp_path):
+    """Without identities in the file, an edited section is known by its label in the same file."""
+    edited = tmp_path / "user-notebook.md"
+    edited.write_text(USER_NOTEBOOK.read_text().replace("- Worth retrying with longer training.", "- Retried in Run 30."))
+    result = cli("import-md", str(edited))
+    assert result.stdout.splitlines()[-1] == "user-notebook.md: 0 added, 1 updated, 13 unchanged."
+    assert json.loads(cli("show", "4", "--json").stdout)["analysis"].endswith("- Retried in Run 30.")
+    assert len(runs(cli)) == 14 and strip_computed(cli("report").stdout) == lines_of(edited)

@@ -144,3 +144,162 @@ def test_ten_megabyte_line():
     assert len(runs[0].log_text) < 10_000
     check_log("Epoch [" * 1_000_000)
     check_notebook(f"## Run 1: a\n{huge}\n```\n{VALID_LOG}```\n")
+
+
+# --------------------------------------------------------------------------- user text through a report (issue 12)
+
+from hypothesis import assume  # noqa: E402
+
+PIECES = st.sampled_from(
+    ["\n", "## Run 77: x", "```", "~~~", "|", "<!-- speedrun:computed -->", "---", "#", "**Analysis**:", "\\", "&#10;",
+     "- ", " ", "=", "<div>", "&amp;", "\r\n", "| Epoch | Acc |\n|---|---|\n| 1 | 99 |"]
+)
+TEXT = st.lists(st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=6) | PIECES, max_size=12).map("".join)
+
+
+_STORE = []
+
+
+def report_of(record) -> str:
+    """The Markdown report of one stored run (one database for all examples: opening one costs)."""
+    import tempfile
+    from pathlib import Path
+
+    from speedrun.analysis.report import build_context, render
+    from speedrun.tracking.store import Store
+
+    if not _STORE:
+        _STORE.append(Store.open(str(Path(tempfile.mkdtemp()) / "r.db")))
+    store = _STORE[0]
+    run_id = store.add_run(record)
+    try:
+        return render(build_context(store.list_runs(with_epochs=True)), "md")
+    finally:
+        store.delete_run(run_id)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(title=TEXT, hypothesis=TEXT, description=TEXT, analysis=TEXT, tags=st.lists(TEXT, max_size=3))
+def test_user_text_never_forges_structure(title, hypothesis, description, analysis, tags):
+    """Titles, notes and hypotheses with newlines, `## Run 77` lines, fences and pipes come back,
+    after report → import, as the same text (as Markdown keeps it), and never as new runs."""
+    from markdown_it import MarkdownIt
+
+    from speedrun.notebook.syntax import canonical_text
+    from speedrun.tracking.records import EpochRecord, RunRecord
+
+    tags = [t.strip() for t in tags if t.strip()]
+    tags = list(dict.fromkeys(tags))
+    record = RunRecord(
+        source="train", title=title, hypothesis=hypothesis, description=description, analysis=analysis,
+        tags=tags, params={"lr": 0.02, "epochs": 2},
+        epochs=[EpochRecord(epoch=1, train_loss=1.5, val_acc=50.0), EpochRecord(epoch=2, train_loss=1.2, val_acc=60.0)],
+    )
+    assume(title.strip())  # a run without a title gets a default one
+    report = report_of(record)
+    parsed = parse_notebook(report, "report.md")
+    assert len(parsed.runs) == 1 and not parsed.series
+    run = parsed.runs[0]
+    assert run.title == title.strip()
+    assert run.hypothesis == (hypothesis.strip() or None)
+    assert run.description == (description.strip() or None)
+    assert run.analysis == (canonical_text(analysis) or None)
+    assert sorted(run.tags) == sorted(tags)
+    assert [e.val_acc for e in run.epochs] == [50.0, 60.0]
+    # CommonMark sees the same: the report's two headings and one run's, no more.
+    tokens = MarkdownIt("commonmark").enable("table").parse(report)
+    headings = [t for t in tokens if t.type == "heading_open"]
+    assert len(headings) == 3
+
+
+# --------------------------------------------------------------------------- linear time (issue 14)
+
+import time  # noqa: E402
+
+import pytest  # noqa: E402
+
+MILLION = 1_000_000
+RUN_CHARS = ["7", " ", "%", "|"]  # digits, spaces, percent signs, pipes
+LOG_LINES = [
+    "{r}",
+    "Epoch [1/2], Loss: {r}, Val Accuracy: 5{r}%",
+    "Epoch [{r}/2], Loss: 1{r}",
+    "Config: LR={r}, BATCH_SIZE=6{r}4",
+    "Data loaders created in {r} seconds.",
+    "Final Validation Accuracy: {r}",
+    "1{r}%|{r}| 3/5 [00:0{r}1<00:00]",
+]
+NOTEBOOK_LINES = [
+    "## Run 1{r}: x{r}",
+    "- **Hypothesis**: {r}x",
+    "**A{r}**: {r}",
+    "Final accuracy{r}: {r}",
+    "- **Configuration**:\n  - LR={r}x\n  - Model: a{r}b ({r})\n  - {r}",
+    "| Epoch | Acc |\n|---|---|\n| 1 | {r} |\n| {r} |",
+    "```\nEpoch [1/1], Loss: 1, Val Accuracy: {r}%\n```",
+    "x{r}= {r}y, optimizer{r}x, SGD{r}(",
+]
+LINEAR = settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def cpu_seconds(func, *args) -> float:
+    """CPU time of one call (other work on the machine does not count); ParseError is an answer."""
+    start = time.process_time()
+    try:
+        func(*args)
+    except ParseError:
+        pass
+    return time.process_time() - start
+
+
+@LINEAR
+@given(st.sampled_from(RUN_CHARS), st.sampled_from(LOG_LINES))
+def test_log_parser_is_linear_in_long_runs(char, line):
+    """A million-character run of one character class, in any of the trainer's lines, reads in under a second."""
+    text = line.replace("{r}", char * MILLION)
+    assert cpu_seconds(parse_log, f"{text}\n{VALID_LINES[6]}\n") < 1.0
+
+
+@LINEAR
+@given(st.sampled_from(RUN_CHARS), st.sampled_from(NOTEBOOK_LINES))
+def test_notebook_parser_is_linear_in_long_runs(char, line):
+    text = "## Run 1: t\n" + line.replace("{r}", char * MILLION) + "\n"
+    assert cpu_seconds(parse_notebook, text) < 1.0
+
+
+@pytest.mark.parametrize("char", RUN_CHARS)
+def test_cli_imports_long_runs_in_under_a_second(cli, tmp_path, char):
+    run = char * MILLION
+    log, notebook = tmp_path / "run.txt", tmp_path / "n.md"
+    log.write_text(f"Epoch [1/1], Loss: {run}, Val Accuracy: 5{run}%\n{VALID_LOG}")
+    notebook.write_text(f"## Run 1: {run}\n- **Configuration**: {run}\n```\n{run}\n{VALID_LOG}```\n")
+    for command, path in (("import-log", log), ("import-md", notebook)):
+        start = time.process_time()
+        result = cli(command, str(path))
+        assert time.process_time() - start < 1.0, command  # the parse, the store, the CLI around them
+        assert result.exit_code in (0, 1)
+        assert "Traceback" not in result.output
+
+
+# --------------------------------------------------------------------------- bugs are not bad input (issue 11)
+
+
+def test_a_parser_bug_is_no_parse_error(monkeypatch, cli, tmp_path):
+    """ParseError means bad input; a bug inside a parser surfaces as a bug: the CLI's one
+    'internal error' line, never an Error naming the user's file and line."""
+    from speedrun.notebook import logs, markdown
+
+    def broken(*args, **kwargs):
+        raise KeyError("a bug")
+
+    monkeypatch.setattr(logs, "_fast_epoch_record", broken)
+    with pytest.raises(KeyError):
+        parse_log(VALID_LOG)
+    monkeypatch.setattr(markdown, "_build_record", broken)
+    with pytest.raises(KeyError):
+        parse_notebook(NOTEBOOK)
+    path = tmp_path / "log.txt"
+    path.write_text(VALID_LOG)
+    result = cli("import-log", str(path))
+    assert result.exit_code == 1
+    assert result.stderr.startswith("Error: internal error (a bug in speedrun, please report it): KeyError")

@@ -25,3 +25,16 @@ def test_shipped_database_is_at_head_with_the_seed_runs():
         (18, 90.68, "notebook"),
         (19, 84.08, "notebook"),
     ]
+
+
+def test_shipped_database_gives_the_seed_notebook_back(cli, tmp_path):
+    """Made with the notebook importer: its report, computed parts stripped, is the user's notebook page."""
+    import shutil
+
+    from tests.conftest import SEED_NOTEBOOK
+    from tests.test_import_cli import lines_of, strip_computed
+
+    copy = tmp_path / "runs.db"
+    shutil.copy(ROOT / "runs.db", copy)  # a copy: tests never touch the repository's own database
+    report = cli("report", db=copy).stdout
+    assert strip_computed(report) == lines_of(SEED_NOTEBOOK)

@@ -93,26 +93,41 @@ def notebook_db(store):
 # --------------------------------------------------------------------------- run sections
 
 
+def computed_block(section_text: str) -> tuple[str, str, str]:
+    """(the marker line, the computed lines, the section without the block)."""
+    match = re.search(r"^(<!-- speedrun:computed[^\n]*-->)\n(.*?)<!-- /speedrun:computed -->\n", section_text, re.M | re.S)
+    assert match, "no computed block"
+    return match.group(1), match.group(2), section_text[: match.start()] + section_text[match.end() :]
+
+
 def test_log_imported_section_has_the_notebook_shape_and_hand_computed_facts(notebook_db, cli):
     result = cli("report")
     assert result.exit_code == 0, result.stderr
     text = section(result.stdout, "9")
-    head = text.split("<!-- speedrun:computed -->")[0]
-    assert head == (
+    marker, computed, rest = computed_block(text)
+    run = json.loads(cli("show", "9", "--json").stdout)
+    # The computed block follows the heading and carries the run's identity.
+    assert text.startswith(f"## Run 9: Ultra-Small Batch Size - 64\n{marker}\n")
+    assert marker == f"<!-- speedrun:computed run=9 uuid={run['uuid']} -->"
+    assert rest.startswith(
         "## Run 9: Ultra-Small Batch Size - 64\n"
         "- **Hypothesis**: Batch size 64 converges better.\n"
         "- **Hardware**: Google Colab, T4 GPU\n"
         "- **Configuration**:\n"
         "  - epochs=10\n"
     )
-    computed = text.split("<!-- speedrun:computed -->\n")[1].split("<!-- /speedrun:computed -->")[0]
     # Peak 86.47 at epoch 9, final 85.69: drop 0.78. Durations sum to 436.97 s over 10 epochs: 43.7 s.
     # 85% is first reached at epoch 8 (85.72%), whose Total is 348.7 s. Run 8 (10 epochs on T4 too)
     # ended at 82.62% in the same 436.99 s: +3.07 points is 15× the default spread of 0.20 points;
     # the default timing spread is 3% of 436.99 s = 13.1 s.
-    assert computed == (
+    lines = computed.splitlines(keepends=True)
+    assert "".join(lines[:2]) == (
         "- Final accuracy 85.69%, peak 86.47% at epoch 9 (drop from peak 0.78 points)\n"
         "- Mean epoch 43.7 s, total 436.99 s; time to 85%: 348.7 s\n"
+    )
+    # Imported from a log: the report says so, and that the log gave no date.
+    assert lines[2].startswith("- Imported ") and lines[2].endswith(" from run15-bs64-t4.txt; no date of its own\n")
+    assert "".join(lines[3:]) == (
         "- vs Run 8 (no stated setting differs): +3.07 points, +0% time — the best earlier run on T4 at 10 epochs\n"
         "- Final accuracy: Run 9 is ahead by 3.07 points: likely real (15× the typical run-to-run spread of "
         "0.20 points, a default: no repeats on T4 measure it yet; confirm with repeats)\n"
@@ -225,7 +240,7 @@ def test_user_text_is_never_evaluated_and_is_escaped_in_html(store, cli):
     md = cli("report").stdout
     assert f"## Run 1: {HOSTILE}\n" in md
     assert "{{ 7*7 }} & <b>bold</b>" in md
-    assert "49" not in md.replace("1.4900", "")
+    assert "49" not in "\n".join(line for line in md.replace("1.4900", "").split("\n") if "uuid=" not in line)
     html = cli("report", "--format", "html").stdout
     assert "<script>alert" not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt; {{ 7*7 }} {% raw %}" in html
@@ -260,7 +275,7 @@ def test_plots_are_written_and_linked_relative_to_the_document(store, cli, tmp_p
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["--runs", "15-x"], "--runs: not a run range"),
+        (["--runs", "15-x"], "--runs: not a run, range or label"),
         (["--alpha", "2"], "--alpha must be between 0 and 1"),
         (["--target", "120"], "--target must be a percentage"),
         (["--template", "/no/such.j2"], "no such file"),
@@ -347,3 +362,151 @@ def test_report_imports_back_as_the_same_runs(notebook_db, cli, tmp_path):
 
     original, imported = runs(None), runs(copy)
     assert [comparable(r) for r in imported] == [comparable(r) for r in original]
+
+
+# --------------------------------------------------------------------------- templates in a sandbox (issue 14)
+
+
+@pytest.mark.parametrize(
+    "source, message",
+    [
+        ("{{ cycler.__init__.__globals__.os.popen('id').read() }}", "unsafe"),
+        ("{{ ''.__class__.__mro__[1].__subclasses__() }}", "unsafe"),
+        ("line one\n{{ 1/0 }}", "line 2: ZeroDivisionError"),
+        ("{% macro r(n) %}{{ r(n) }}{% endmacro %}{{ r(1) }}", "recursion"),
+        ("{{ 2 ** 100000 }}", "exponent"),
+        ("{{ 'x' * 10**12 }}", "repetition"),
+        ("{% for %}", "line 1"),
+    ],
+)
+def test_user_templates_run_in_a_sandbox_and_fail_in_one_line(notebook_db, cli, tmp_path, source, message):
+    template = tmp_path / "t.md.j2"
+    template.write_text(source)
+    result = cli("report", "--template", str(template))
+    assert result.exit_code == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: template t.md.j2"), result.stderr
+    assert message in lines[0]
+    assert "uid=" not in result.output
+
+
+def test_a_binary_template_is_one_error(notebook_db, cli, tmp_path):
+    template = tmp_path / "t.md.j2"
+    template.write_bytes(b"\x89PNG\r\n\x1a\n\x00\xff\xfe")
+    result = cli("report", "--template", str(template))
+    assert result.exit_code == 1 and result.stderr.startswith("Error: template t.md.j2: not a UTF-8 text file")
+
+
+def test_builtin_templates_use_the_sandbox():
+    from jinja2.sandbox import SandboxedEnvironment
+
+    from speedrun.analysis.report import environment
+
+    assert isinstance(environment(False), SandboxedEnvironment) and isinstance(environment(True), SandboxedEnvironment)
+
+
+# --------------------------------------------------------------------------- pictures a person can read (issue 12)
+
+
+@pytest.fixture
+def figures(monkeypatch):
+    """The matplotlib figures the report saves, kept open for inspection."""
+    from speedrun.analysis import plots
+
+    saved = []
+
+    def keep(fig, path):
+        fig.canvas.draw()
+        saved.append((path.name, fig, fig.get_axes()))
+        path.write_bytes(b"\x89PNG")
+
+    monkeypatch.setattr(plots, "_save", keep)
+    import matplotlib.pyplot as plt
+
+    monkeypatch.setattr(plt, "close", lambda fig=None: None)
+    yield saved
+    for _, fig, _ in saved:
+        plt.figure(fig.number) and None
+    plt.close("all")
+
+
+def test_plots_have_whole_epochs_titles_that_fit_and_legends_off_the_data(store, tmp_path, figures):
+    from speedrun.analysis.report import build_context
+
+    long = "A group name long enough to be cut at both edges of a figure, " * 3
+    for seed in range(3):
+        store.add_run(trained([60.0 + seed, 70.0, 80.0, 84.0 - seed], seed=seed, group=long[:120], title=long))
+    build_context(store.list_runs(with_epochs=True), plots=tmp_path, plots_link="plots")
+    assert {name for name, _, _ in figures} == {"run-1.png", "run-2.png", "run-3.png", "group-001.png"}
+    colours = {}
+    for name, fig, axes in figures:
+        renderer = fig.canvas.get_renderer()
+        figure_box = fig.bbox
+        ax = axes[0]
+        ticks = [t for t in ax.get_xticks() if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]]
+        assert ticks and all(float(t).is_integer() for t in ticks), (name, ticks)
+        title = ax.title.get_window_extent(renderer)
+        assert figure_box.x0 <= title.x0 and title.x1 <= figure_box.x1, name  # the title fits
+        legend = ax.get_legend() or (fig.legends[0] if fig.legends else None)
+        assert legend is not None, name
+        box = legend.get_window_extent(renderer)
+        plot_area = ax.get_window_extent(renderer)
+        assert not box.overlaps(plot_area), name  # beside or below the axes, never on the lines
+        for line in ax.get_lines():
+            if line.get_label().startswith("Run "):
+                colours.setdefault(line.get_label(), set()).add(line.get_color())
+        if name.startswith("run-"):
+            colours.setdefault(f"Run {name[4:-4]}", set()).add(ax.get_lines()[0].get_color())
+    # One colour per run, the same in its own chart and in the group's.
+    assert all(len(c) == 1 for c in colours.values()) and len({c.pop() for c in colours.values()}) == 3
+
+
+def test_html_charts_have_a_legend_and_values_on_hover(store, cli):
+    for seed in range(2):
+        store.add_run(trained([60.0, 70.0 + seed], seed=seed, group="pair"))
+    html = cli("report", "--format", "html").stdout
+    svgs = re.findall(r"<svg.*?</svg>", html, re.S)
+    group_chart = next(svg for svg in svgs if 'class="legend"' in svg)
+    assert group_chart.count('class="legend"') == 2 and "Run 1</text>" in group_chart and "Run 2</text>" in group_chart
+    assert "<title>Run 2, epoch 2: 71.00%</title>" in group_chart
+    assert re.findall(r'text-anchor="middle">(\d+)</text>', group_chart) == ["1", "2"]  # whole epochs
+
+
+def test_html_report_in_a_real_browser(tmp_path, cli):
+    """Every run heading and every chart of the user-style notebook's HTML report is visible in Chromium."""
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+    import shutil
+
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.skip("no chromium on this machine (apt-get install chromium)")
+    from tests.conftest import DATA
+
+    assert cli("import-md", str(DATA / "user-notebook.md")).exit_code == 0
+    page_file = tmp_path / "report.html"
+    assert cli("report", "--format", "html", "-o", str(page_file)).exit_code == 0
+    listed = json.loads(cli("list", "--json").stdout)
+    with sync_api.sync_playwright() as p:
+        try:
+            browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+        except Exception as exc:  # noqa: BLE001 - a browser that cannot start here is no test failure
+            pytest.skip(f"chromium does not start here: {exc}")
+        try:
+            page = browser.new_page()
+            page.goto(page_file.as_uri())
+            for run in listed:
+                heading = page.locator(f"#run-{run['id']}").locator("h2, h3").first
+                heading.scroll_into_view_if_needed()
+                assert heading.is_visible(), run["label"]
+                assert heading.inner_text().startswith(f"Run {run['label']}")
+            charts = page.locator("svg")
+            assert charts.count() == sum(1 for r in listed if r["epochs_completed"])
+            for i in range(charts.count()):
+                chart = charts.nth(i)
+                chart.scroll_into_view_if_needed()
+                assert chart.is_visible() and chart.bounding_box()["width"] > 100
+            assert page.locator("#series-26 h2").inner_text().startswith("Run 26: BatchNorm ablation")
+            assert page.locator("table").first.is_visible()  # the leaderboard
+            assert page.locator("script").count() == 0
+        finally:
+            browser.close()

@@ -44,7 +44,7 @@ def lines(cli, *args) -> list[str]:
 
 def versus(report: str, label: str) -> list[str]:
     """The baseline lines of a run's computed block: from "vs Run …" (or why there is none) on."""
-    block = section(report, label).split("<!-- speedrun:computed -->\n")[1].split("<!-- /speedrun:computed -->")[0]
+    block = re.search(r"<!-- speedrun:computed[^>]*-->\n(.*?)<!-- /speedrun:computed -->", section(report, label), re.S)[1]
     found = [line[2:] for line in block.splitlines()]
     starts = ("vs Run ", "First run ", "Not compared: ", "Repeat of ", "No baseline: ")
     return found[next(i for i, line in enumerate(found) if line.startswith(starts)):]

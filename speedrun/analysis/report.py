@@ -48,19 +48,20 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import jinja2
+from jinja2.exceptions import SecurityError
+from jinja2.sandbox import SandboxedEnvironment
 
 from speedrun.notebook import logformat
 from speedrun.tracking.db import resource_dir
 from speedrun.errors import SpeedrunError
 from speedrun.analysis import groups, leaderboard, metrics
 from speedrun.analysis.baselines import Baselines
-from speedrun.tracking.records import times_to_targets
+from speedrun.notebook import syntax
+from speedrun.tracking.records import notebook_order, notebook_order_key, times_to_targets
 from speedrun.text import fmt_param, fmt_target, hardware_text, md_cell
 
 DEFAULT_TARGETS = metrics.DEFAULT_TARGETS
 TITLE = "Experiment Results: CIFAR-10 Speedrun"
-COMPUTED_OPEN = "<!-- speedrun:computed -->"
-COMPUTED_CLOSE = "<!-- /speedrun:computed -->"
 FORMATS = ("md", "html")
 _BACKTICKS = re.compile(r"`+")
 
@@ -165,9 +166,13 @@ def computed_lines(f: RunFacts, targets: Sequence[float], versus: Sequence[str])
 
 
 def run_section(f: RunFacts, targets: Sequence[float], versus: Sequence[str]) -> dict[str, Any]:
+    """One run's notebook section: the user's section as written when it was imported
+    (`verbatim`), else the fields to write it from; and the computed block that follows
+    its heading in either case."""
     run = f.run
     facts = []
     for name, value in (
+        ("Date", _date_text(run)),
         ("Hypothesis", run.hypothesis),
         ("Description", run.description),
         ("Hardware", hardware_text(run)),
@@ -175,7 +180,7 @@ def run_section(f: RunFacts, targets: Sequence[float], versus: Sequence[str]) ->
         ("Status", run.status if run.status != "completed" else None),
     ):
         if value:
-            facts.append({"name": name, "value": value})
+            facts.append({"name": name, "value": value, "md": _fact_markdown(name, value, run)})
     log = run.log_text or rebuilt_log(run, f.params)
     summary = []
     if log is None:
@@ -186,21 +191,107 @@ def run_section(f: RunFacts, targets: Sequence[float], versus: Sequence[str]) ->
         if run.train_time_s is not None:
             value = f"{run.train_time_s:.2f}s"
             summary.append({"name": "Training Time", "value": value, "md": f"- **Training Time**: {value}"})
+    section_text = getattr(run, "section_text", None)
+    series = getattr(run, "series_name", None)
+    level = 3 if series and series != run.display_label else 2
+    heading, rest = _split_heading(section_text) if section_text is not None else (
+        syntax.run_heading(level, run.display_label, run.title), None
+    )
+    unparsed = (getattr(run, "unparsed_config", None) or "").split("\n") if getattr(run, "unparsed_config", None) else []
     return {
         "id": run.id,
+        "uuid": run.uuid,
         "label": run.display_label,
         "title": run.title or "",
         "hardware_class": f.hardware_class,
+        "series": series,
         "facts": facts,
         "params": [fmt_param(k, v) for k, v in f.params.items()],
-        "computed": computed_lines(f, targets, versus),
+        "params_md": [syntax.encode_inline(fmt_param(k, v)) for k, v in f.params.items()],
+        "unparsed": unparsed,
+        "unparsed_md": [syntax.encode_inline(line) for line in unparsed],
+        "computed": computed_lines(f, targets, ()) + notebook_lines(f) + list(versus),
+        "marker": syntax.computed_open(run=run.id, uuid=run.uuid),
+        "heading": heading,
+        "verbatim": section_text is not None,
+        "rest": rest,
         "log": log,
         "fence": _fence(log) if log else "```",
         "summary": summary,
         "analysis": run.analysis,
+        "analysis_md": syntax.escape_block(run.analysis) if run.analysis else None,
         "plot": None,
         "svg": None,
     }
+
+
+def notebook_lines(f: RunFacts) -> list[str]:
+    """What the report says about where an imported run came from and what it read of it."""
+    run = f.run
+    lines = []
+    if run.source != "train":
+        where = f" from {run.source_file}" if run.source_file else ""
+        lines.append(f"Imported {run.created_at:%Y-%m-%d}{where}; no date of its own" if run.started_at is None
+                     else f"Imported {run.created_at:%Y-%m-%d}{where}")
+    if getattr(run, "section_text", None) is not None:
+        settings = ", ".join(fmt_param(k, v) for k, v in f.params.items())
+        lines.append(f"Settings read: {settings}" if settings else "Settings read: none")
+        if getattr(run, "unparsed_config", None):
+            lines.append("Not understood (a difference when compared): " + "; ".join(run.unparsed_config.split("\n")))
+    return [md_cell(line) for line in lines]
+
+
+def _date_text(run: Any) -> str | None:
+    """The run's own date: when a training started, or what its notebook section stated."""
+    if run.started_at is None:
+        return None
+    return f"{run.started_at:%Y-%m-%d %H:%M:%S}" if run.source == "train" else f"{run.started_at:%Y-%m-%d %H:%M}"
+
+
+def _fact_markdown(name: str, value: str, run: Any) -> str:
+    if name == "Tags":
+        value = ", ".join(syntax.encode_tag(t.tag) for t in run.tags)
+    elif name != "Date":
+        value = syntax.encode_inline(value)
+    return f"- **{name}**: {value}"
+
+
+def _split_heading(section_text: str) -> tuple[str, str | None]:
+    heading, newline, rest = section_text.partition("\n")
+    return heading, (rest if newline else None)
+
+
+def series_section(row: Any, members: Sequence[RunFacts]) -> dict[str, Any]:
+    """A series whose parent has no results of its own: the parent's section and what its runs did."""
+    heading, rest = _split_heading(row.section_text or syntax.run_heading(2, row.name, row.title))
+    computed = [f"Series {row.name}: {len(members)} run{'s' if len(members) != 1 else ''} "
+                f"({leaderboard._run_list([m.run for m in members])})"]
+    finals = [m for m in members if m.final is not None]
+    if finals:
+        best = max(finals, key=lambda m: m.final)
+        computed.append(f"Best final accuracy {best.final:.2f}% (Run {best.label}); mean "
+                        + leaderboard.mean_std_text(metrics.FINAL_ACCURACY, [m.final for m in finals]))
+    return {
+        "name": row.name,
+        "uuid": row.uuid,
+        "title": row.title or "",
+        "marker": syntax.computed_open(series=row.uuid),
+        "heading": heading,
+        "rest": rest,
+        "computed": [md_cell(line) for line in computed],
+        "closing": row.closing_text,
+    }
+
+
+def section_markdown(run: Any) -> str:
+    """The section a report prints for `run`, its computed block left out: what a
+    re-imported notebook is compared with to tell whether the user changed it."""
+    if getattr(run, "section_text", None) is not None:
+        return run.section_text
+    f = collect_facts([run], ())[0]
+    section = run_section(f, (), ())
+    body = environment(False).get_template("partials/run_body.md.j2").render(run=section)
+    return f"{section['heading']}\n{body}"
 
 
 # --------------------------------------------------------------------------- the whole report
@@ -228,11 +319,14 @@ def build_context(
     plots: Path | None = None,
     plots_link: str | None = None,
     svg: bool = False,
+    series: Sequence[Any] = (),
 ) -> dict[str, Any]:
-    """The template context of a report of `runs` (in run order).
+    """The template context of a report of `runs`, in notebook order (`notebook_order`).
 
     `alpha`: the level of "is this difference real" (records use `metrics.RECORD_ALPHA`).
     `pool`: the runs whose repeats give spreads (default: `runs`).
+    `series`: the notebook's series rows (`Store.list_series`), for the parents that
+    are no run and the text after the last sub-run.
     `plots`: directory to write PNG curves to; `plots_link` is how the
     document refers to that directory (relative to where the document lies).
     `svg`: inline SVG curves (HTML).
@@ -240,7 +334,7 @@ def build_context(
     metrics.check_alpha(alpha)
     targets = metrics.check_targets(targets)
     pool = pool if pool is not None else metrics.NoisePool(runs)
-    ordered = sorted(runs, key=lambda r: r.id)
+    ordered = notebook_order(runs)  # the notebook's order: sections, and "the best earlier run"
     facts = collect_facts(ordered, targets)
     baselines = Baselines(ordered, alpha=alpha, pool=pool)
     sections = [run_section(f, targets, baselines.versus_lines(f.run)) for f in facts]
@@ -251,6 +345,7 @@ def build_context(
     for g in group_rows:
         del g["members"]
 
+    preamble, body = notebook_body(sections, facts, series)
     return {
         "title": TITLE,
         "stamp": stamp,
@@ -262,7 +357,61 @@ def build_context(
         "leaderboard": leaderboard.leaderboard(ordered, targets, alpha, pool),
         "groups": group_rows,
         "runs": sections,
+        "preamble": preamble,
+        "body": body,
+        "computed_open": syntax.computed_open(),
+        "computed_close": syntax.COMPUTED_CLOSE,
     }
+
+
+def notebook_body(
+    sections: list[dict[str, Any]], facts: list[RunFacts], series: Sequence[Any]
+) -> tuple[str | None, list[dict[str, Any]]]:
+    """(the notebook's opening text, its items in order): run sections, the sections of
+    series parents that are no run, text that belongs to no run, each where the notebook had it.
+
+    A series' closing text follows its last run shown; a series none of whose runs is
+    shown is left out, like its runs.
+    """
+    rows = {row.id: row for row in series}
+    members: dict[int, list[int]] = {}
+    for index, f in enumerate(facts):
+        series_id = getattr(f.run, "series_id", None)
+        if series_id in rows:
+            members.setdefault(series_id, []).append(index)
+    entries: list[tuple[tuple[bool, float, int], dict[str, Any], Any]] = []
+    for index, (section, f) in enumerate(zip(sections, facts)):
+        key = notebook_order_key(f.run)
+        entries.append(((key[0], key[1], index), {"kind": "run", "run": section}, f.run))
+        row = rows.get(getattr(f.run, "series_id", None))
+        if row is not None and row.section_text is None and row.name == f.run.display_label:
+            # The parent is a run: its marker names the series too.
+            section["marker"] = syntax.computed_open(run=f.run.id, uuid=f.run.uuid, series=row.uuid)
+    for series_id, indices in members.items():
+        row = rows[series_id]
+        if row.section_text is not None:  # the parent is no run: its section stands for the series
+            key = (row.position is None, row.position or 0.0, min(indices))
+            head = series_section(row, [facts[i] for i in indices])
+            entries.append((key, {"kind": "series", "series": head}, row))
+    entries.sort(key=lambda entry: entry[0])
+
+    last_member = {series_id: max(indices, key=lambda i: notebook_order_key(facts[i].run))
+                   for series_id, indices in members.items()}
+    closing_after = {id(facts[i].run): series_id for series_id, i in last_member.items()}
+    preamble = None
+    body: list[dict[str, Any]] = []
+    for number, (_, item, source) in enumerate(entries):
+        text_before = getattr(source, "preamble", None)
+        if text_before is not None:
+            if number == 0:
+                preamble = text_before
+            else:
+                body.append({"kind": "text", "text": text_before})
+        body.append(item)
+        series_id = closing_after.get(id(source))
+        if series_id is not None and rows[series_id].closing_text is not None:
+            body.append({"kind": "text", "text": rows[series_id].closing_text})
+    return preamble, body
 
 
 def _attach_plots(
@@ -276,25 +425,28 @@ def _attach_plots(
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise SpeedrunError(f"--plots {folder}: cannot create the directory ({exc.strerror})") from None
+    colours = plots.run_colours([f.run for f in facts])
     for section, f in zip(sections, facts):
         if not f.run.epochs:
             continue
         if folder is not None:
-            name = plots.safe_name(f"run-{section['label']}") + ".png"
-            plots.learning_curve_png(f.run, folder / name)
+            name = f"run-{f.run.id}.png"  # by number: two runs labelled 24 never share a picture
+            plots.learning_curve_png(f.run, folder / name, colour=colours[f.run.id])
             section["plot"] = _join(link, name)
         if svg:
-            section["svg"] = plots.curves_svg([plots.series(f.run)])
+            section["svg"] = plots.curves_svg([plots.series(f.run)], colours=[colours[f.run.id]])
     for i, g in enumerate(group_rows, 1):
         with_epochs = [m for m in g["members"] if m.epochs]
         if len(with_epochs) < 2:
             continue
         if folder is not None:
             name = f"group-{i:03d}.png"
-            plots.overlay_png(with_epochs, folder / name, title=f"{g['name']} ({g['hardware']})")
+            plots.overlay_png(with_epochs, folder / name, title=f"{g['name']} ({g['hardware']})",
+                              colours=[colours[r.id] for r in with_epochs])
             g["plot"] = _join(link, name)
         if svg:
-            g["svg"] = plots.curves_svg([plots.series(r) for r in with_epochs])
+            g["svg"] = plots.curves_svg([plots.series(r) for r in with_epochs],
+                                        colours=[colours[r.id] for r in with_epochs], legend=True)
 
 
 def _join(link: str, name: str) -> str:
@@ -303,9 +455,29 @@ def _join(link: str, name: str) -> str:
 
 # --------------------------------------------------------------------------- rendering
 
+# Repetition and powers a template may ask for: enough for any report, far from a machine's memory.
+MAX_REPEAT = 1_000_000
+MAX_EXPONENT = 1_000
+
+
+class Sandbox(SandboxedEnvironment):
+    """Jinja's sandbox for every template, the user's included: no attribute a template
+    reaches leads to Python's internals, and `'x' * 10**12` is refused, not attempted."""
+
+    intercepted_binops = frozenset({"*", "**"})
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        if operator == "**" and isinstance(right, (int, float)) and abs(right) > MAX_EXPONENT:
+            raise SecurityError(f"exponent {right} is larger than {MAX_EXPONENT}")
+        if operator == "*":
+            for seq, times in ((left, right), (right, left)):
+                if isinstance(seq, (str, list, tuple)) and isinstance(times, int) and len(seq) * times > MAX_REPEAT:
+                    raise SecurityError(f"repetition beyond {MAX_REPEAT:,} items")
+        return super().call_binop(context, operator, left, right)
+
 
 def environment(autoescape: bool, search_path: Path | None = None) -> jinja2.Environment:
-    env = jinja2.Environment(
+    env = Sandbox(
         loader=jinja2.FileSystemLoader([str(p) for p in (search_path, resource_dir("templates")) if p]),
         autoescape=autoescape,
         trim_blocks=True,
@@ -314,6 +486,7 @@ def environment(autoescape: bool, search_path: Path | None = None) -> jinja2.Env
         undefined=jinja2.StrictUndefined,
     )
     env.filters["md_cell"] = md_cell
+    env.globals["computed_close"] = syntax.COMPUTED_CLOSE
     return env
 
 
@@ -321,7 +494,10 @@ def render(context: dict[str, Any], fmt: str = "md", template: Path | None = Non
     """Render the context with the built-in template of `fmt`, or with the user's `template`.
 
     User text reaches templates only as values, never as template source, so
-    `{{ 7*7 }}` in a title comes out literally. HTML is autoescaped.
+    `{{ 7*7 }}` in a title comes out literally. HTML is autoescaped, and the
+    user's Markdown in it is rendered by markdown-it-py with raw HTML escaped.
+    Every template runs in the sandbox; whatever goes wrong while rendering one is
+    one SpeedrunError naming the template and its line.
     """
     if fmt not in FORMATS:
         raise SpeedrunError(f"unknown format {fmt!r}; choose md or html")
@@ -333,13 +509,64 @@ def render(context: dict[str, Any], fmt: str = "md", template: Path | None = Non
         env = environment(autoescape, path.resolve().parent)
         name = path.name
     else:
-        env = environment(fmt == "html")
+        autoescape = fmt == "html"
+        env = environment(autoescape)
         name = f"report.{fmt}.j2"
+    if autoescape:
+        context = with_html(context)
     try:
-        return env.get_template(name).render(**context)
-    except jinja2.TemplateError as exc:
-        where = f" (line {exc.lineno})" if getattr(exc, "lineno", None) else ""
-        raise SpeedrunError(f"template {name}{where}: {exc.message or exc}") from None
+        text = env.get_template(name).render(**context)
+    except jinja2.TemplateSyntaxError as exc:
+        raise SpeedrunError(f"template {Path(exc.filename).name if exc.filename else name}, line {exc.lineno}: {exc.message}") from None
+    except jinja2.TemplateNotFound as exc:
+        raise SpeedrunError(f"template {name}: no template {exc.name!r} to include") from None
+    except UnicodeDecodeError:
+        raise SpeedrunError(f"template {name}: not a UTF-8 text file") from None
+    except RecursionError:
+        raise SpeedrunError(f"template {name}{_template_line(name)}: recursion too deep") from None
+    except Exception as exc:  # noqa: BLE001 - a template is the user's program: any failure is theirs
+        message = exc.message if isinstance(exc, jinja2.TemplateError) and exc.message else f"{type(exc).__name__}: {exc}"
+        raise SpeedrunError(f"template {name}{_template_line(name, exc)}: {message}") from None
+    return text.rstrip("\n") + "\n" if fmt == "md" and template is None else text
+
+
+def _template_line(name: str, exc: BaseException | None = None) -> str:
+    """`, line 3`: where in the template the failure happened (Jinja puts template lines into tracebacks)."""
+    import sys
+    import traceback
+
+    tb = exc.__traceback__ if exc is not None else sys.exc_info()[2]
+    frames = [f for f in traceback.extract_tb(tb) if f.filename.endswith((name, ".j2"))]
+    return f", line {frames[-1].lineno}" if frames else ""
+
+
+def with_html(context: dict[str, Any]) -> dict[str, Any]:
+    """A copy of the context whose runs, series and texts carry their Markdown rendered as HTML."""
+    from markdown_it import MarkdownIt
+
+    md = MarkdownIt("commonmark", {"html": False}).enable("table")
+    bodies = environment(False).get_template("partials/run_body.md.j2")
+    context = dict(context)
+    context["preamble_html"] = md.render(context["preamble"]) if context.get("preamble") else None
+    body = []
+    for item in context.get("body", []):
+        item = dict(item)
+        if item["kind"] == "run":
+            run = dict(item["run"])
+            rest = run["rest"] if run["verbatim"] else bodies.render(run=run)
+            run["html_heading"] = md.render(run["heading"])
+            run["html_body"] = md.render(rest or "")
+            item["run"] = run
+        elif item["kind"] == "series":
+            head = dict(item["series"])
+            head["html_heading"] = md.render(head["heading"])
+            head["html_body"] = md.render(head["rest"] or "")
+            item["series"] = head
+        else:
+            item["html"] = md.render(item["text"])
+        body.append(item)
+    context["body"] = body
+    return context
 
 
 def plots_link_for(plots: Path, output: Path | None) -> str:

@@ -15,6 +15,16 @@ def hardware_class_of(run: RunView) -> str:
     return env.hardware_class if env else "unknown"
 
 
+def run_date(run: Any) -> str:
+    """When the run happened: its start, or what its notebook section stated. An imported
+    run that states no date says when it was imported, never passing that off as its date."""
+    if run.started_at is not None:
+        return run.started_at.strftime("%Y-%m-%d")
+    if run.source != "train" and run.created_at is not None:
+        return f"imported {run.created_at:%Y-%m-%d}"
+    return run.created_at.strftime("%Y-%m-%d") if run.created_at else "—"
+
+
 def run_summary(run: RunView) -> dict[str, Any]:
     params = run.param_dict
     summary = {
@@ -26,6 +36,8 @@ def run_summary(run: RunView) -> dict[str, Any]:
         "model": params.get("model"),
         "hardware": hardware_class_of(run),
         "created_at": run.created_at.isoformat() if run.created_at else None,
+        "date": run_date(run),
+        "series": getattr(run, "series_name", None),
         "epochs": run.epochs_planned,
         "epochs_completed": run.epochs_completed,
         "final_val_acc": run.final_val_acc,
@@ -64,6 +76,7 @@ def run_detail(run: RunView) -> dict[str, Any]:
             "git_commit": run.git_commit,
             "git_dirty": run.git_dirty,
             "source_file": run.source_file,
+            "unparsed_config": run.unparsed_config,
             "content_hash": run.content_hash,
             "extra": run.extra or {},
             "env": (

@@ -6,15 +6,19 @@ from typing import List, Optional
 
 import typer
 
-from speedrun.cli.app import app, console, err_console, fail, open_store
-from speedrun.notebook.overrides import Overrides, apply_overrides, fill_content_hash, read_text
+from speedrun.cli.app import app, fail, open_store
+from speedrun.errors import SpeedrunError
+from speedrun.notebook.inputs import read_input
+from speedrun.notebook.overrides import Overrides, apply_overrides, fill_content_hash
 from speedrun.notebook.params import parse_assignment
+from speedrun.text import terminal_safe
 from speedrun.tracking.records import RunRecord, default_title, summarize_record
 from speedrun.tracking.store import Stored
 
 
 def _warn(message: str) -> None:
-    err_console.print(f"Warning: {message}", markup=False, highlight=False, soft_wrap=True)
+    # Plain writes: a notebook of 2,000 runs may say 3,000 things, and rich would take a second for them.
+    typer.echo(f"Warning: {terminal_safe(message)}", err=True)
 
 
 def _describe(stored: Stored, record: RunRecord) -> str:
@@ -47,6 +51,8 @@ def import_log(
 ) -> None:
     """Record runs from pasted console output of the training script (one file may hold several runs).
 
+    Reads regular files and standard input, up to 1 GB each (set SPEEDRUN_MAX_INPUT, e.g. 4G, for more).
+
     Example:
 
     \b
@@ -60,14 +66,15 @@ def import_log(
     except ValueError as exc:
         fail(f"--param: {exc}")
     overrides = Overrides(title, hardware, hypothesis, description, notes, list(tag), params)
-    store = open_store()
+    store = None  # opened once the first file reads: a bad input creates no database
     for path in files:
-        source, text = read_text(path)
+        source, text = read_input(path)
         records = parse_log(text, source)
         for record in records:
             apply_overrides(record, overrides)
             fill_content_hash(record)
             record.title = record.title or default_title(record)
+        store = store or open_store()
         for stored, record in zip(store.add_runs(records, force=force), records):
             for warning in record.warnings + _decisions(stored):
                 _warn(f"{source}: {warning}")
@@ -77,11 +84,18 @@ def import_log(
 @app.command("import-md")
 def import_md(
     notebook: str = typer.Argument(..., help="The lab notebook (experiments.md); '-' reads standard input."),
-    force: bool = typer.Option(False, "--force", help="Import even if these runs were imported before."),
-    dry_run: bool = typer.Option(False, "--dry-run", help="Show what would be created; write nothing."),
-    tag: List[str] = typer.Option([], "--tag", help="Tag every imported run (repeatable)."),
+    force: bool = typer.Option(False, "--force", help="Add every section as a new run, even those already stored."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Say what would be added and updated; write nothing."),
+    tag: List[str] = typer.Option([], "--tag", help="Tag every run this import adds or updates (repeatable)."),
 ) -> None:
-    """Record every run of a hand-written lab notebook, with its texts, parameters and epochs.
+    """Record a hand-written lab notebook, or bring the database up to date with an edited one.
+
+    Each section becomes a run with its texts, parameters and epochs; `## Run 7` with
+    `### Run 7a`, `### Run 7b` below it is a series (`g:7`). Importing is an update:
+    a run already stored (a report's section carries its identity; a hand-written one
+    is known by its text, or its label in the same file) takes what its section now
+    says, the rest is added, and the same file twice changes nothing. The sections
+    are kept as written, so `speedrun report` gives the notebook back line for line.
 
     Example:
 
@@ -90,33 +104,54 @@ def import_md(
         speedrun import-md experiments.md
     """
     from speedrun.notebook import parse_notebook
+    from speedrun.notebook.sync import plan_import
 
-    source, text = read_text(notebook)
+    source, text = read_input(notebook)
     parsed = parse_notebook(text, source)
-    for record in parsed.runs:
-        record.tags = list(dict.fromkeys([*record.tags, *tag]))
-        fill_content_hash(record)
-        record.title = record.title or default_title(record)
     for warning in parsed.warnings:  # already say file, line and run
         _warn(warning)
-    if not parsed.runs:
-        fail(f"{source}: no runs found (expected sections such as '## Run 15: title')")
-    if dry_run:
-        for record in parsed.runs:
-            name = record.label or record.number or "?"
-            console.print(f"would create Run {name}: {record.title or ''} — {len(record.epochs)} epochs", markup=False)
-        console.print(f"{len(parsed.runs)} runs, none written (--dry-run).")
-        return
+    if not parsed.runs and not parsed.series:
+        raise SpeedrunError(f"{source}: no runs found (expected sections such as '## Run 15: title')")
     store = open_store()
-    stored_runs = store.add_runs(parsed.runs, force=force)
-    for stored, record in zip(stored_runs, parsed.runs):
-        for note in _decisions(stored):  # the parser's warnings were printed above
-            _warn(f"{source}: run {record.label or record.number}: {note}")
-        typer.echo(_describe(stored, record))
-    ids = [s.number for s in stored_runs]
-    with_epochs = sum(1 for r in parsed.runs if r.epochs)
-    console.print(
-        f"Imported {len(ids)} runs from {source} ({with_epochs} with per-epoch data, "
-        f"{len(ids) - with_epochs} summary only).",
-        markup=False,
+    plan = plan_import(parsed, stored_runs(store), force=force)
+    for record in [*plan.add, *(u.record for u in plan.update)]:
+        record.tags = list(dict.fromkeys([*record.tags, *tag]))
+        record.title = record.title or default_title(record)
+    if dry_run:
+        for record in plan.add:
+            typer.echo(f"would add Run {record.label or record.number}: {record.title or ''}")
+        for update in plan.update:
+            typer.echo(f"would update Run {update.record.label or update.record.number} (run {update.run_id})")
+        typer.echo(plan.summary(source) + " Nothing written (--dry-run).")
+        return
+    decided = store.apply_notebook(
+        add=plan.add, update=plan.update, series=plan.series,
+        positions=plan.positions, series_positions=plan.series_positions,
+    )
+    for stored, record in zip(decided, plan.add):
+        typer.echo(f"added {_describe(stored, record)}")
+    for update in plan.update:
+        typer.echo(f"updated {_describe(Stored(update.run_id, None, update.record.label), update.record)}")
+    typer.echo(plan.summary(source))
+
+
+def stored_runs(store):
+    """What `plan_import` needs to know of the database."""
+    from speedrun.notebook.sync import StoredRuns
+    from speedrun.text import hardware_text
+
+    def section_markdown(run):  # the report (and scipy with it) only when a run has no section of its own
+        from speedrun.analysis.report import section_markdown as written
+
+        return written(run)
+
+    def full(ids: list[int]) -> dict[int, object]:
+        return {run.id: run for run in store.list_runs(ids=ids, with_epochs=True)} if ids else {}
+
+    return StoredRuns(
+        runs=store.list_runs(),
+        series=store.list_series(),
+        section_of=section_markdown,
+        hardware_of=hardware_text,
+        full_runs=full,
     )

@@ -12,7 +12,7 @@ from speedrun.cli.app import app, console, err_console, fail, open_store, state
 from speedrun.cli.choices import Align, CompareFormat, ReportFormat, chosen
 from speedrun.cli.runs import parse_since
 from speedrun.errors import SpeedrunError
-from speedrun.cli.selection import parse_run_ranges
+from speedrun.cli.selection import select_runs
 from speedrun.analysis.metrics import ALPHA
 from speedrun.outputs import check_image_path, check_output, write_output
 from speedrun.text import terminal_safe_tree
@@ -30,7 +30,7 @@ def _write(text: str, output: Optional[Path], force: bool) -> None:
 @app.command()
 def report(
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write to this file instead of standard output."),
-    runs: Optional[str] = typer.Option(None, "--runs", help="Only these run numbers, e.g. 15-18,20."),
+    runs: Optional[str] = typer.Option(None, "--runs", help="Only these runs: numbers, ranges and labels, e.g. 15-18,20,7a."),
     since: Optional[str] = typer.Option(None, help="Only runs created on or after this date (YYYY-MM-DD)."),
     tag: Optional[str] = typer.Option(None, help="Only runs with this tag."),
     hardware: Optional[str] = typer.Option(None, help="Only runs whose hardware contains this text (e.g. T4, cpu)."),
@@ -60,11 +60,11 @@ def report(
     fmt = chosen(fmt)
     if output is not None:
         check_output(output, database=state.db, force=force)  # before any work
+    store = open_store()
     try:
-        ids = parse_run_ranges(runs) if runs else None
+        ids = select_runs(store, runs) if runs else None
     except SpeedrunError as exc:
         fail(f"--runs: {exc}")
-    store = open_store()
     selected = load_runs(store, ids=ids, since=parse_since(since), tag=tag, hardware=hardware)
     # Spreads come from all the user's repeats, whatever part of the notebook is shown.
     filtered = any(x is not None for x in (ids, since, tag, hardware))
@@ -83,6 +83,7 @@ def report(
         plots=plots,
         plots_link=plots_link_for(plots, output) if plots else None,
         svg=fmt == "html",
+        series=store.list_series(),
     )
     text = render(context, fmt, template)
     _write(text, output, force)

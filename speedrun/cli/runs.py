@@ -11,12 +11,13 @@ from rich.markup import escape
 from rich.table import Table
 
 from speedrun.analysis.efficiency import fmt_efficiency, run_efficiency
-from speedrun.analysis.views import hardware_class_of, run_detail, run_summary
+from speedrun.analysis.views import hardware_class_of, run_date, run_detail, run_summary
 from speedrun.cli.app import app, console, fail, open_store
 from speedrun.cli.choices import SortKey, Status, chosen
 from speedrun.errors import SpeedrunError
 from speedrun.text import fmt_num as _num
 from speedrun.text import terminal_safe
+from speedrun.tracking.records import FINAL_MEASURED_AFTER_EPOCHS
 
 
 def _waiting_to_sync(store) -> dict:
@@ -49,7 +50,6 @@ def _mfu(run) -> str:
 def _safe(value) -> str:
     """User text for a Rich cell: markup escaped, control characters shown, never obeyed."""
     return escape(terminal_safe(str(value)))
-
 
 
 def print_json(data) -> None:
@@ -104,7 +104,7 @@ def list_runs(
         return
     table = Table(show_edge=False, header_style="bold")
     for name, justify in [
-        ("Run", "right"), ("Date", "left"), ("Status", "left"), ("HW", "left"), ("Model", "left"),
+        ("Run", "right"), ("Date", "left"), ("Series", "left"), ("Status", "left"), ("HW", "left"), ("Model", "left"),
         ("BS", "right"), ("LR", "right"), ("Ep", "right"), ("Final", "right"), ("Peak", "right"), ("Time", "right"),
         ("MFU", "right"),
     ]:
@@ -113,8 +113,9 @@ def list_runs(
         params = run.param_dict
         epochs = f"{run.epochs_completed}" + (f"/{run.epochs_planned}" if run.epochs_planned else "")
         table.add_row(
-            _safe(run.display_label),
-            run.created_at.strftime("%Y-%m-%d") if run.created_at else "—",
+            _safe(run.number_and_label),
+            run_date(run),
+            _safe(run.series_name or "—"),
             _safe(_status_text(run, waiting)) + (" (damaged)" if run.damaged else ""),
             _safe(hardware_class_of(run)),
             _safe(params.get("model", "—")),
@@ -158,7 +159,8 @@ def show(
     for name, value in [
         ("Status", _status_text(record, waiting) + (f" ({data['error']})" if data["error"] else "")),
         ("Source", data["source"] + (f" ({data['source_file']})" if data["source_file"] else "")),
-        ("Created", data["created_at"]),
+        ("Date", data["date"]),
+        ("Series", data["series"] or "—"),
         ("Hardware", data["env"].get("hardware") or data["hardware"]),
         ("Final", _num(data["final_val_acc"], ".2f", "%")),
         ("Peak", _num(data["peak_val_acc"], ".2f", "%") + (f" at epoch {data['peak_epoch']}" if data["peak_epoch"] else "")),
@@ -177,6 +179,14 @@ def show(
         if data[name]:
             console.print(f"\n[bold]{name.title()}[/bold]")
             console.print(terminal_safe(data[name]), markup=False, highlight=False)
+    notes = {k: v for k, v in data["extra"].items() if isinstance(v, str) and k != FINAL_MEASURED_AFTER_EPOCHS}
+    if notes:  # the notebook's other bullets (`- **Observation**: ...`), as written
+        console.print("\n[bold]Notes[/bold]")
+        for key, value in notes.items():
+            console.print(terminal_safe(f"{key.replace('_', ' ').capitalize()}: {value}"), markup=False, highlight=False)
+    if data["unparsed_config"]:
+        console.print("\n[bold]Configuration not understood[/bold] (a difference when runs are compared)")
+        console.print(terminal_safe(data["unparsed_config"]), markup=False, highlight=False)
     if data["params"]:
         console.print("\n[bold]Parameters[/bold]")
         grid = Table.grid(padding=(0, 2))
@@ -231,7 +241,17 @@ def note(
         fail("nothing to change: give --hypothesis, --description, --analysis or --title")
     store = open_store()
     changed = store.update_texts(run, hypothesis=hypothesis, description=description, analysis=analysis, title=title)
+    _rewrite_section(store, changed.id, hypothesis=hypothesis, description=description, analysis=analysis, title=title)
     console.print(f"Updated run {terminal_safe(changed.display_label)}.", markup=False)
+
+
+def _rewrite_section(store, run_id: int, **changes) -> None:
+    """An imported run keeps its notebook section as written: write the changed fields into it too."""
+    from speedrun.notebook.markdown import rewrite_section
+
+    stored = store.get_run(run_id)
+    if stored.section_text is not None:
+        store.set_section_text(run_id, rewrite_section(stored.section_text, **changes))
 
 
 @app.command()
@@ -250,6 +270,7 @@ def tag(
     """
     store = open_store()
     current = store.add_tags(run, tags, remove=remove)
+    _rewrite_section(store, store.get_run(run).id, tags=current)
     console.print(terminal_safe(f"Run {run} tags: {', '.join(current) or '(none)'}"), markup=False)
 
 

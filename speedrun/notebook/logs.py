@@ -5,7 +5,7 @@ Windows line endings, tqdm bars joined by carriage returns, shell prompts,
 warnings and indentation. Anything that is not one of the trainer's lines is
 noise and skipped. One text may hold several runs back to back.
 
-The only exception that leaves this module is ParseError.
+ParseError is raised for input that cannot be read or contradicts itself, and only for that.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from speedrun.errors import ParseError
-from speedrun.notebook.params import normalize
+from speedrun.notebook.params import normalize, split_outside_brackets
 from speedrun.tracking.records import FINAL_MEASURED_AFTER_EPOCHS, EpochRecord, RunRecord
 
 MAX_EPOCHS = 1_000_000
@@ -26,21 +26,28 @@ MAX_INT = 2**63 - 1  # what SQLite can store
 MAX_KEPT_LINE = 10_000
 
 _ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[@-Z\\-_]")
+# Patterns here meet every line of a pasted log, so none of them may backtrack on a long
+# run of one character class (digits, spaces, `%`, `|`): alternatives are unambiguous,
+# repeats are bounded or anchored, and a searched pattern cannot restart inside a run.
 _NUMBER = re.compile(
-    r"([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|[-+]?(?:nan|inf(?:inity)?))\s*(?:%|s|sec|seconds?)?",
+    r"([-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?|[-+]?(?:nan|inf(?:inity)?))[ \t]*(?:%|s|sec|seconds?)?",
     re.IGNORECASE,
 )
 _EPOCH = re.compile(r"Epoch\s*\[\s*([-+]?\d{1,30})\s*/\s*([-+]?\d{1,30})\s*\]")
 # One `, Name: value` field after the epoch counter; bounded so long lines stay linear.
-_FIELD = re.compile(r"\s*,\s*([A-Za-z][A-Za-z /()%_.-]{0,40}?)\s*:\s*([^,\s]{1,64})(?=[,\s]|$)")
+_FIELD = re.compile(r"\s*,\s*([A-Za-z][A-Za-z /()%_.-]{0,40}?)[ \t]{0,8}:\s*([^,\s]{1,64})(?=[,\s]|$)")
 # The trainer's own epoch line (logformat.epoch_line), read without the general field loop:
 # most lines of a long log are exactly this, and plain digits are always finite.
 _NUM = r"(\d{1,20}(?:\.\d{1,20})?)"
 _FAST_EPOCH = re.compile(
     rf"Epoch \[(\d{{1,9}})/(\d{{1,9}})\], Loss: {_NUM}, Val Accuracy: {_NUM}%(?:, Duration: {_NUM}s)?(?:, Total: {_NUM}s)?"
 )
-_FIELD_START = re.compile(r"\s*,\s*([A-Za-z][A-Za-z /()%_.-]{0,40}?)\s*:")
-_PROGRESS = re.compile(r"\d+%\||\d+%\s+[\d.]+[kMGT]?(?:i?B)?/|\[\d+:\d+<|it/s\]|s/it\]|\|[█▏▎▍▌▋▊▉ #]+\|")
+_FIELD_START = re.compile(r"\s*,\s*([A-Za-z][A-Za-z /()%_.-]{0,40}?)[ \t]{0,8}:")
+# tqdm's bar. `(?<!\d)` keeps a search from restarting inside a run of digits (quadratic otherwise).
+_PROGRESS = re.compile(
+    r"(?<!\d)\d{1,20}%(?:\||[ \t]{1,20}[\d.]{1,20}[kMGT]?(?:i?B)?/)|\[\d{1,9}:\d{1,9}<|it/s\]|s/it\]"
+    r"|\|[█▏▎▍▌▋▊▉ #]{1,200}\|"
+)
 _DEVICE = re.compile(r"Using device:\s*([A-Za-z]+)")
 _AMP = re.compile(r"Using (?:Automatic )?Mixed Precision|Using AMP\b")
 _SEED = re.compile(r"Setting (?:random )?seed:?\s*([-+]?\d{1,30})\b")
@@ -74,30 +81,51 @@ _BY_PREFIX = {
     "Fina": ((FINAL, _FINAL), (FINAL_TTA, _FINAL_TTA)),
 }
 
-# Epoch-line field names (lower-cased, without a "(%)" or "(s)" suffix) to EpochRecord fields.
-_EPOCH_FIELDS = {
+# Names of per-epoch columns, in log lines (`Val Accuracy: 85.7%`) and notebook tables
+# (`| Epoch | Loss | Accuracy (%) |`) alike, after `epoch_field_key` (lower case, no unit).
+EPOCH_FIELD_NAMES = {
+    "epoch": "epoch",
+    "ep": "epoch",
     "loss": "train_loss",
     "train loss": "train_loss",
     "training loss": "train_loss",
     "val accuracy": "val_acc",
     "val acc": "val_acc",
     "validation accuracy": "val_acc",
+    "valid accuracy": "val_acc",
+    "test accuracy": "val_acc",
+    "test acc": "val_acc",
     "accuracy": "val_acc",
+    "acc": "val_acc",
     "train accuracy": "train_acc",
     "train acc": "train_acc",
     "training accuracy": "train_acc",
     "val loss": "val_loss",
     "validation loss": "val_loss",
+    "test loss": "val_loss",
     "duration": "duration_s",
     "time": "duration_s",
     "epoch time": "duration_s",
+    "time per epoch": "duration_s",
     "total": "elapsed_s",
+    "total time": "elapsed_s",
     "elapsed": "elapsed_s",
+    "elapsed time": "elapsed_s",
+    "cumulative time": "elapsed_s",
     "lr": "lr",
     "learning rate": "lr",
     "images/s": "images_per_s",
     "img/s": "images_per_s",
 }
+_UNIT = re.compile(r"\((?:%|s|sec|secs|seconds)\)|%")
+
+
+def epoch_field_key(name: str) -> str:
+    """`Val Accuracy (%)`, `**Train_Loss**`, `Time (s)` → `val accuracy`, `train loss`, `time`."""
+    key = _UNIT.sub("", name.replace("*", "").replace("`", "").lower()).replace("_", " ")
+    return " ".join(key.split())
+
+
 _PERCENT_FIELDS = {"val_acc", "train_acc"}
 
 
@@ -133,18 +161,7 @@ def split_assignments(text: str) -> list[tuple[str, str]]:
     previous value when that value is a call list (ends with `)`), else it is
     returned with an empty key so callers can read it as free text.
     """
-    pieces: list[str] = []
-    depth = 0
-    start = 0
-    for index, char in enumerate(text):
-        if char in "([{":
-            depth += 1
-        elif char in ")]}":
-            depth = max(0, depth - 1)
-        elif char == "," and depth == 0:
-            pieces.append(text[start:index])
-            start = index + 1
-    pieces.append(text[start:])
+    pieces = split_outside_brackets(text, ",")
 
     pairs: list[tuple[str, str]] = []
     for piece in pieces:
@@ -164,13 +181,6 @@ def split_assignments(text: str) -> list[tuple[str, str]]:
 
 _ASSIGN_KEY = re.compile(r"[A-Za-z_][\w.\-]{0,60}")
 
-
-def _epoch_field_name(name: str) -> str:
-    key = name.strip().lower()
-    for suffix in ("(%)", "(s)", "%"):
-        if key.endswith(suffix):
-            key = key[: -len(suffix)].strip()
-    return key
 
 
 @dataclass
@@ -386,8 +396,10 @@ def _epoch_record(epoch: int, line: _Line, source: str, lineno: int) -> EpochRec
     pos = line.match.end()
     while field_match := _FIELD.match(line.text, pos):
         pos = field_match.end()
-        name = _epoch_field_name(field_match.group(1))
-        attr = _EPOCH_FIELDS.get(name)
+        name = epoch_field_key(field_match.group(1))
+        attr = EPOCH_FIELD_NAMES.get(name)
+        if attr == "epoch":
+            continue  # the counter `Epoch [3/10]` already said which epoch
         if attr is None:
             # Other numeric per-epoch measurements are kept; other text is noise.
             if _NUMBER.fullmatch(field_match.group(2)):
@@ -400,7 +412,7 @@ def _epoch_record(epoch: int, line: _Line, source: str, lineno: int) -> EpochRec
             value = number(field_match.group(2), field_match.group(1), source=source, line=lineno)
         setattr(record, attr, value)
     unread = _FIELD_START.match(line.text, pos)
-    if unread and _epoch_field_name(unread.group(1)) in _EPOCH_FIELDS:
+    if unread and epoch_field_key(unread.group(1)) in EPOCH_FIELD_NAMES:
         raise ParseError(f"unreadable {unread.group(1)} value", source=source, line=lineno)
     return record
 
@@ -435,7 +447,7 @@ def looks_cut(run: _RunBuilder, line: _Line) -> bool:
         pos, last_attr, last_value = line.match.end(), None, ""
         while field_match := _FIELD.match(text, pos):
             pos = field_match.end()
-            last_attr = _EPOCH_FIELDS.get(_epoch_field_name(field_match.group(1)))
+            last_attr = EPOCH_FIELD_NAMES.get(epoch_field_key(field_match.group(1)))
             last_value = field_match.group(2)
         if text[pos:].strip() or _field_count(line) < _previous_field_count(run):
             return True
@@ -546,14 +558,13 @@ def parse_log_lines(
 
 
 def parse_log(text: str, source: str = "<stdin>") -> list[RunRecord]:
-    """Every run in a console log, in order. ParseError when there is none or it contradicts itself."""
-    try:
-        lines = split_lines(text)
-        records = parse_log_lines(lines, source, last_line_complete=text.endswith(("\n", "\r")))
-    except ParseError:
-        raise
-    except Exception as exc:  # a parser bug must still reach the user as a readable error
-        raise ParseError(f"cannot read log: {type(exc).__name__}: {exc}", source=source, line=None) from exc
+    """Every run in a console log, in order. ParseError when there is none or it contradicts itself.
+
+    Only bad input raises ParseError; any other exception is a bug, and reaches the
+    CLI as one (its "internal error" line), never disguised as the user's mistake.
+    """
+    lines = split_lines(text)
+    records = parse_log_lines(lines, source, last_line_complete=text.endswith(("\n", "\r")))
     if not records:
         raise ParseError("no epoch lines found", source=source, line=1)
     return records

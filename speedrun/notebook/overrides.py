@@ -1,20 +1,19 @@
-"""From text to stored runs: reading files, applying the user's flags, refusing contradictions.
+"""What `import-log`'s flags may add to a parsed log, and when they contradict it.
 
-Parsing itself lives in speedrun.notebook; storing in speedrun.tracking.store. This
-module holds the rules in between: what a flag on the command line may add
-to a parsed run, and when it contradicts what the log says.
+Reading the input lives in speedrun.notebook.inputs, parsing in speedrun.notebook,
+storing in speedrun.tracking.store. This module holds the rules in between: what
+a flag on the command line may add to a parsed run, when it contradicts what the
+log says, and the content hash that tells a log imported before.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import sys
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from speedrun.errors import ParseError, SpeedrunError
+from speedrun.errors import ParseError
 from speedrun.notebook.hardware import hardware_class
 from speedrun.tracking.records import RunRecord
 
@@ -30,22 +29,6 @@ class Overrides:
     notes: str | None = None
     tags: list[str] = field(default_factory=list)
     params: dict[str, Any] = field(default_factory=dict)
-
-
-def read_text(path: str) -> tuple[str, str]:
-    """(source name, text) of a file, or of stdin for `-`. Bytes that are not UTF-8 are replaced."""
-    if path == "-":
-        return "<stdin>", sys.stdin.buffer.read().decode("utf-8", errors="replace")
-    file = Path(path)
-    try:
-        data = file.read_bytes()
-    except FileNotFoundError:
-        raise SpeedrunError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise SpeedrunError(f"{path}: is a directory, not a log file") from None
-    except OSError as exc:
-        raise SpeedrunError(f"{path}: cannot read ({exc.strerror})") from None
-    return file.name, data.decode("utf-8", errors="replace")
 
 
 def _same(a: Any, b: Any) -> bool:

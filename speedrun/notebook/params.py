@@ -70,7 +70,30 @@ _ALIASES = {
     "data_augmentation": "augment",
     "seed": "seed",
     "random_seed": "seed",
+    "compile": "compile",
+    "torch_compile": "compile",
+    "use_compile": "compile",
 }
+
+# The augmentations `speedrun train` knows, in the order it records them (training.augment
+# takes its list from here), and the torchvision names notebooks write for them.
+AUGMENTATIONS = ("crop", "flip", "cutout", "jitter", "altflip", "translate")
+_AUGMENT_NAMES = {
+    "randomcrop": "crop",
+    "crop": "crop",
+    "randomhorizontalflip": "flip",
+    "horizontalflip": "flip",
+    "hflip": "flip",
+    "flip": "flip",
+    "cutout": "cutout",
+    "colorjitter": "jitter",
+    "jitter": "jitter",
+    "altflip": "altflip",
+    "translate": "translate",
+}
+# Arguments that are the recipe's own (RandomCrop(32, padding=4), RandomHorizontalFlip(p=0.5)).
+_DEFAULT_ARGS = {"", "32,padding=4", "32,4", "size=32,padding=4", "p=0.5", "0.5"}
+_TRANSFORM = re.compile(r"(?:[A-Za-z_]\w{0,40}\.){0,3}([A-Za-z_]\w{0,60})(?:\((.{0,200})\))?")
 
 
 def _key(name: str) -> str:
@@ -97,7 +120,9 @@ _BOOL_WORDS = {
     "disabled": False,
 }
 _INT = re.compile(r"[+-]?\d[\d,_]*")
-_FLOAT = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?", re.IGNORECASE)
+# Unambiguous alternatives: a failing fullmatch on a long digit run stays linear.
+_FLOAT = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:e[+-]?\d+)?", re.IGNORECASE)
+_MAX_DIGITS = 19  # an int beyond this is no hyperparameter (and beyond SQLite's integers)
 
 
 def parse_value(text: str) -> Any:
@@ -110,8 +135,11 @@ def parse_value(text: str) -> Any:
     low = value.lower()
     if low in _BOOL_WORDS:
         return _BOOL_WORDS[low]
+    if len(value) > 400:
+        return value  # no number a person writes; float() of it would only cost time
     if _INT.fullmatch(value) and ("," not in value or re.fullmatch(r"[+-]?\d{1,3}(,\d{3})+", value)):
-        return int(value.replace(",", "").replace("_", ""))
+        digits = value.replace(",", "").replace("_", "")
+        return int(digits) if len(digits.lstrip("+-")) <= _MAX_DIGITS else value
     if _FLOAT.fullmatch(value):
         number = float(value)
         if math.isfinite(number):
@@ -133,11 +161,67 @@ def value_type(value: Any) -> str:
 
 
 def normalize(params: dict[str, Any]) -> dict[str, Any]:
-    """Canonical names for every key; string values typed."""
+    """Canonical names for every key; string values typed and in their canonical spelling."""
     out: dict[str, Any] = {}
     for name, value in params.items():
-        out[canonical_name(name)] = parse_value(value) if isinstance(value, str) else value
+        key = canonical_name(name)
+        out[key] = canonical_value(key, parse_value(value) if isinstance(value, str) else value)
     return out
+
+
+def canonical_value(name: str, value: Any) -> Any:
+    """The value as `speedrun train` records it: `ResNet-18` is `resnet18`, `SGD` is `sgd`,
+    `RandomCrop(32, padding=4), RandomHorizontalFlip()` is `crop,flip`. Values no rule
+    understands are returned as given."""
+    if not isinstance(value, str):
+        return value
+    if name == "model":
+        return model_name(value)
+    if name == "optimizer":
+        return value.strip().lower()
+    if name == "augment":
+        return canonical_augment(value) or value
+    return value
+
+
+def model_name(text: str) -> str:
+    """`ResNet-18`, `ResNet 18`, `resnet_18` → `resnet18`; separators between digits stay (`wrn16-4`)."""
+    name = text.strip().lower()
+    return re.sub(r"(?<![0-9])[-_ ]+|[-_ ]+(?![0-9])", "", name)
+
+
+def canonical_augment(text: str) -> str | None:
+    """`RandomCrop(32, padding=4), RandomHorizontalFlip()` → `crop,flip`; None if it is not a list of transforms.
+
+    The recipe's names come first in the recipe's order; other transforms follow,
+    lower-cased, with their arguments when they have any.
+    """
+    if text.strip().lower() in ("none", "no", "false", "off"):
+        return "none"
+    known: list[str] = []
+    other: list[str] = []
+    for piece in _split_calls(text):
+        match = _TRANSFORM.fullmatch(piece)
+        if match is None:
+            return None
+        name = match.group(1).lower()
+        args = re.sub(r"\s+", "", match.group(2) or "")
+        recipe_name = _AUGMENT_NAMES.get(name)
+        if recipe_name and args in _DEFAULT_ARGS:
+            known.append(recipe_name)
+        elif name in ("totensor", "normalize"):
+            continue  # preprocessing, not augmentation
+        else:
+            other.append(f"{name}({args})" if args else name)
+    if not known and not other:
+        return None
+    ordered = [name for name in AUGMENTATIONS if name in known] + list(dict.fromkeys(other))
+    return ",".join(ordered)
+
+
+def _split_calls(text: str) -> list[str]:
+    """Split on commas and `+` outside parentheses."""
+    return [p.strip() for p in split_outside_brackets(text, ",+") if p.strip()]
 
 
 def parse_assignment(text: str) -> tuple[str, Any]:
@@ -156,3 +240,25 @@ def typed_value(value: Any, kind: str) -> Any:
     if kind == "float" and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     return value
+
+
+_BRACKETS_AND_SEPARATORS = {sep: re.compile(rf"[()\[\]{{}}{re.escape(sep)}]") for sep in (",", ",+")}
+
+
+def split_outside_brackets(text: str, separators: str = ",") -> list[str]:
+    """`a(1, 2), b` → [`a(1, 2)`, ` b`]: split at separators that no bracket encloses.
+    One pass over the brackets and separators only, not over every character."""
+    pattern = _BRACKETS_AND_SEPARATORS.get(separators) or re.compile(rf"[()\[\]{{}}{re.escape(separators)}]")
+    pieces: list[str] = []
+    depth = start = 0
+    for match in pattern.finditer(text):
+        char = match.group()
+        if char in "([{":
+            depth += 1
+        elif char in ")]}":
+            depth = max(0, depth - 1)
+        elif depth == 0:
+            pieces.append(text[start : match.start()])
+            start = match.end()
+    pieces.append(text[start:])
+    return pieces

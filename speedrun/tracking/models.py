@@ -54,6 +54,34 @@ class Environment(Base):
     runs: Mapped[list[Run]] = relationship(back_populates="environment")
 
 
+class Series(Base):
+    """A notebook's `## Run 7` with sub-runs `### Run 7a`, ... below it: a named group
+    (`g:7`) with the parent's texts. A parent without results of its own is only this
+    row, never an empty run; `section_text` then holds its notebook section."""
+
+    __tablename__ = "series"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    uuid: Mapped[str] = mapped_column(String(36), unique=True)
+    name: Mapped[str] = mapped_column(String(128), index=True)  # the parent's label, "7"
+    title: Mapped[Optional[str]] = mapped_column(Text)
+    hypothesis: Mapped[Optional[str]] = mapped_column(Text)
+    description: Mapped[Optional[str]] = mapped_column(Text)
+    hardware: Mapped[Optional[str]] = mapped_column(Text)
+    analysis: Mapped[Optional[str]] = mapped_column(Text)  # what the notebook says after the last sub-run
+    section_text: Mapped[Optional[str]] = mapped_column(Text)
+    closing_text: Mapped[Optional[str]] = mapped_column(Text)
+    preamble: Mapped[Optional[str]] = mapped_column(Text)
+    position: Mapped[Optional[float]] = mapped_column(index=True)
+    source_file: Mapped[Optional[str]] = mapped_column(Text)
+    source_line: Mapped[Optional[int]]
+    created_at: Mapped[datetime]
+
+    runs: Mapped[list[Run]] = relationship(
+        back_populates="series", primaryjoin="Run.series_id == Series.id", foreign_keys="Run.series_id"
+    )
+
+
 class RunLabels:
     """What every view of a run shows: its label and its parameters as a dict.
     Shared by the ORM `Run` and the store's plain `RunView`."""
@@ -61,6 +89,13 @@ class RunLabels:
     @property
     def display_label(self) -> str:
         return self.label or str(self.id)
+
+    @property
+    def number_and_label(self) -> str:
+        """`37 (24)` where the label differs from the number, else the label: what `list` shows."""
+        if self.label and self.label != str(self.id):
+            return f"{self.id} ({self.label})"
+        return str(self.id)
 
     @property
     def param_dict(self) -> dict[str, Any]:
@@ -130,6 +165,22 @@ class Run(RunLabels, Base):
     source_line: Mapped[Optional[int]]
     content_hash: Mapped[Optional[str]] = mapped_column(String(64))
     log_text: Mapped[Optional[str]] = mapped_column(Text)
+
+    # The notebook (speedrun.notebook): the section as written, so a report gives it back
+    # line for line; what its configuration says that no rule understood; notebook order.
+    section_text: Mapped[Optional[str]] = mapped_column(Text)
+    preamble: Mapped[Optional[str]] = mapped_column(Text)
+    unparsed_config: Mapped[Optional[str]] = mapped_column(Text)
+    position: Mapped[Optional[float]] = mapped_column(index=True)
+    # No foreign key: SQLite adds one only by rebuilding `runs` (see migration 0004).
+    series_id: Mapped[Optional[int]] = mapped_column(index=True)
+    series: Mapped[Optional[Series]] = relationship(
+        back_populates="runs", primaryjoin="Run.series_id == Series.id", foreign_keys="Run.series_id"
+    )
+
+    @property
+    def series_name(self) -> str | None:
+        return self.series.name if self.series is not None else None
 
     environment_id: Mapped[Optional[int]] = mapped_column(ForeignKey("environments.id"), index=True)
     environment: Mapped[Optional[Environment]] = relationship(back_populates="runs")

@@ -88,6 +88,71 @@ class RunRecord:
     log_text: str | None = None  # the console log as printed/pasted, when there is one
     extra: dict[str, Any] = field(default_factory=dict)  # other summary facts
     warnings: list[str] = field(default_factory=list)
+    # Notebook imports (speedrun.notebook.markdown):
+    unparsed_config: str | None = None  # configuration text no rule understood; a difference like any parameter
+    section_text: str | None = None  # the run's notebook section as written (computed blocks left out)
+    preamble: str | None = None  # notebook text before this run that belongs to no run (its title, an introduction)
+    position: float | None = None  # place in notebook order (see `notebook_order`)
+    series: str | None = None  # name of the series (`## Run 7` above `### Run 7a`) the run belongs to
+    reported_id: int | None = None  # the run number a report gave it (its computed marker), kept where free
+
+
+@dataclass
+class SeriesRecord:
+    """A `## Run 7` section with sub-runs (`### Run 7a`, ...) below it.
+
+    A parent with results of its own is also a run (`parent_label` names it);
+    one without is only the series: a named group with the parent's texts.
+    `closing_text` is what the notebook says after the last sub-run, about them all.
+    """
+
+    name: str
+    title: str | None = None
+    hypothesis: str | None = None
+    description: str | None = None
+    hardware: str | None = None
+    analysis: str | None = None
+    section_text: str | None = None  # the parent's section when the parent is no run
+    closing_text: str | None = None
+    preamble: str | None = None
+    position: float | None = None
+    parent_label: str | None = None
+    uuid: str | None = None
+    source_file: str | None = None
+    source_line: int | None = None
+    members: list[RunRecord] = field(default_factory=list)
+
+
+@dataclass
+class RunUpdate:
+    """A stored run (`run_id`) to take what `record` says, in place (a re-imported notebook).
+
+    Epochs and hardware change only when the notebook's differ from what is stored:
+    a trained run keeps its exact numbers and detected environment while the log and
+    hardware line a report printed for it come back unchanged.
+    """
+
+    run_id: int
+    record: RunRecord
+    replace_epochs: bool = False
+    replace_hardware: bool = False
+
+
+def notebook_order(runs: Sequence[Any]) -> list[Any]:
+    """Runs (records, ORM rows or views) in notebook order: by `position`, then by number.
+
+    The one order of the notebook: the report's sections, "the best earlier run",
+    and anything else that speaks of runs before or after another.
+    """
+    return sorted(runs, key=notebook_order_key)
+
+
+def notebook_order_key(run: Any) -> tuple[bool, float, int]:
+    position = getattr(run, "position", None)
+    number = getattr(run, "id", None)
+    if number is None:
+        number = getattr(run, "number", None) or 0
+    return (position is None, position if position is not None else 0.0, number)
 
 
 @dataclass(frozen=True)

@@ -61,7 +61,7 @@ from speedrun.notebook.hardware import hardware_class
 from speedrun.notebook.params import typed_value, value_type
 from speedrun.tracking import db as dbmod
 from speedrun.tracking import liveness
-from speedrun.tracking.models import Environment, EpochMetric, Param, Run, RunLabels, Tag
+from speedrun.tracking.models import Environment, EpochMetric, Param, Run, RunLabels, Series, Tag
 from speedrun.tracking.validation import check_name
 from speedrun.tracking.records import (
     EPOCH_FIELDS,
@@ -72,6 +72,8 @@ from speedrun.tracking.records import (
     EpochRecord,
     RunningSummary,
     RunRecord,
+    RunUpdate,
+    SeriesRecord,
     Summary,
     summarize,
     summarize_record,
@@ -122,13 +124,16 @@ class RunView(RunLabels):
     names the stored values that could not be read (left out of the view).
     """
 
-    def __init__(self, columns, params: list, tags: list, epochs: list, environment, damaged=()) -> None:
+    def __init__(
+        self, columns, params: list, tags: list, epochs: list, environment, damaged=(), series_name: str | None = None
+    ) -> None:
         self.__dict__.update(columns)
         self.params = params
         self.tags = tags
         self.epochs = epochs
         self.environment = environment
         self.damaged = list(damaged)
+        self.series_name = series_name  # the notebook series (`g:NAME`) the run belongs to
 
 
 # Rows of a RunView. Reading 200,000 epochs, decoding JSON through SQLAlchemy's
@@ -360,6 +365,7 @@ class Store:
         label_clashes: bool,
         skip_known: bool = False,
         live: dict[str, Any] | None = None,
+        series_ids: dict[str, int] | None = None,
     ) -> list[Stored]:
         """Bulk-insert runs with their params, tags and epochs: one executemany per table.
 
@@ -380,15 +386,24 @@ class Store:
                     first_copy.update({i: seen[record.uuid]} if record.uuid in seen else {})
                     seen.setdefault(record.uuid, i)
         wanted = {r.number for r in records if r.number is not None and not r.label}
+        wanted |= {r.reported_id for r in records if r.reported_id is not None}
         claimed = set(session.scalars(select(Run.id).where(Run.id.in_(wanted)))) if wanted else set()
         for i, record in enumerate(records):
             if record.uuid in known or i in first_copy:
                 decisions[i] = Stored(None, record.number, record.label, existing=known.get(record.uuid, 0))
-                continue
-            if record.number is not None and not record.label and record.number not in claimed:
+        # A number a report gave the run first (its computed marker), then the number of its heading;
+        # a run given its reported number keeps the heading's number as its label where they differ.
+        for i, record in enumerate(records):
+            if decisions[i] is None and record.reported_id is not None and record.reported_id not in claimed:
+                claimed.add(record.reported_id)
+                label = record.label or (str(record.number) if record.number not in (None, record.reported_id) else None)
+                decisions[i] = Stored(record.reported_id, record.reported_id, label)
+        for i, record in enumerate(records):
+            if decisions[i] is None and record.number is not None and not record.label and record.number not in claimed:
                 claimed.add(record.number)
                 decisions[i] = Stored(record.number, record.number, None)
-        next_id = self._next_run_id(session)
+        # Runs without a number of their own follow every number asked for, in the order given.
+        next_id = max([self._next_run_id(session), *(n + 1 for n in wanted if n is not None)])
         for i, record in enumerate(records):
             if decisions[i] is not None:
                 continue
@@ -404,10 +419,15 @@ class Store:
         environments: dict[str, Environment] = {}
         envs = [self._environment(session, record, environments) for _, record in new]
         session.flush()  # environment ids
+        next_position = self._next_position(session)
         run_rows, param_rows, tag_rows, epoch_rows = [], [], [], []
         for (decision, record), env in zip(new, envs):
             run_id = decision.number
-            run_rows.append({**_run_row(record, run_id, decision.label, env), **(live or {})})
+            row = _run_row(record, run_id, decision.label, env)
+            if row["position"] is None:  # new runs follow the notebook, in the order they were made
+                row["position"], next_position = next_position, next_position + 1
+            row["series_id"] = (series_ids or {}).get(record.series) if record.series else None
+            run_rows.append({**row, **(live or {})})
             param_rows += [
                 {"run_id": run_id, "name": name, "value": value, "type": value_type(value), "position": i}
                 for i, (name, value) in enumerate(record.params.items())
@@ -415,9 +435,11 @@ class Store:
             tag_rows += [{"run_id": run_id, "tag": tag} for tag in dict.fromkeys(record.tags)]
             epoch_rows += [_epoch_tuple(run_id, e) for e in record.epochs]
         # Core inserts: executemany without the ORM's per-row bookkeeping.
-        for model, rows in ((Run, run_rows), (Param, param_rows), (Tag, tag_rows)):
+        for model, rows in ((Run, run_rows), (Tag, tag_rows)):
             if rows:
                 session.execute(insert(model.__table__), rows)
+        if param_rows:
+            _insert_params(session, param_rows)
         if epoch_rows:
             _insert_epochs(session.connection(), epoch_rows)
         if run_rows:
@@ -445,6 +467,15 @@ class Store:
             if row is not None and row.is_called:
                 largest = max(largest, row.last_value)
         return largest + 1
+
+    @staticmethod
+    def _next_position(session: Session) -> float:
+        """A place after every run and series in notebook order."""
+        largest = max(
+            session.scalar(select(func.max(Run.position))) or 0.0,
+            session.scalar(select(func.max(Series.position))) or 0.0,
+        )
+        return float(int(largest) + 1)
 
     @staticmethod
     def _remember_largest(session: Session, largest: int) -> None:
@@ -621,6 +652,90 @@ class Store:
             self._running.pop(run_id, None)
             return run_id
 
+    # ----------------------------------------------------------------- the notebook
+    def list_series(self) -> list[Series]:
+        """Every notebook series, detached from the session, in notebook order."""
+        with self._read() as session:
+            return list(session.scalars(select(Series).order_by(Series.position, Series.id)))
+
+    def apply_notebook(
+        self,
+        *,
+        add: Sequence[RunRecord],
+        update: Sequence[RunUpdate],
+        series: Sequence[tuple[int | None, SeriesRecord]],
+        positions: dict[int, float],
+        series_positions: dict[int, float],
+    ) -> list[Stored]:
+        """One import of a notebook, in one transaction: new series and runs added, matched
+        ones updated in place (`series`: (id or None for a new one, record)), and the
+        positions of existing runs and series changed to the notebook's order.
+        Returns what was decided for each added run, in order."""
+        with self._write() as session:
+            self._lock_run_numbers(session)
+            series_ids = {}
+            for series_id, record in series:
+                row = session.get(Series, series_id) if series_id is not None else None
+                if row is None:
+                    row = Series(uuid=record.uuid or str(uuidlib.uuid4()), created_at=utcnow())
+                    session.add(row)
+                _set_series(row, record)
+                session.flush()
+                series_ids[record.name] = row.id
+            for item in update:
+                self._update_run(session, item, series_ids)
+            for run_id, position in positions.items():
+                session.execute(Run.__table__.update().where(Run.id == run_id).values(position=position))
+            for series_id, position in series_positions.items():
+                session.execute(Series.__table__.update().where(Series.id == series_id).values(position=position))
+            return self._insert_records(session, add, label_clashes=True, series_ids=series_ids) if add else []
+
+    def _update_run(self, session: Session, item: RunUpdate, series_ids: dict[str, int]) -> None:
+        """A stored run takes what its notebook section now says; its identity, date of
+        recording and live state stay. Epochs change only when the section's differ."""
+        record = item.record
+        run = session.get(Run, item.run_id, options=[selectinload(Run.epochs), selectinload(Run.params), selectinload(Run.tags)])
+        if run is None:
+            raise RunNotFound(f"no run {item.run_id} in {self.label}")
+        # Its source file stays: where the run came from, and what a hand-written section is matched by.
+        for name in ("title", "hypothesis", "description", "analysis", "status", "section_text", "preamble",
+                     "unparsed_config", "content_hash"):
+            setattr(run, name, getattr(record, name))
+        if record.started_at is not None:
+            run.started_at = record.started_at
+        if record.position is not None:
+            run.position = record.position
+        run.series_id = series_ids.get(record.series) if record.series else None
+        run.extra = {**(run.extra or {}), **record.extra}
+        # Old rows go first: the ORM would insert the new ones before deleting (unique names, tags, epochs).
+        run.params.clear()
+        run.tags.clear()
+        if item.replace_epochs:
+            run.epochs.clear()
+        session.flush()
+        run.params.extend(
+            Param(name=name, value=value, type=value_type(value), position=i)
+            for i, (name, value) in enumerate(record.params.items())
+        )
+        run.tags.extend(Tag(tag=tag) for tag in dict.fromkeys(record.tags))
+        if item.replace_hardware:
+            run.environment = self._environment(session, record, {})
+        if item.replace_epochs:
+            run.epochs.extend(_epoch_row(e) for e in record.epochs)
+            run.log_text = record.log_text
+            run.stated_final_val_acc = record.final_val_acc
+            run.stated_train_time_s = record.train_time_s
+            run.param_count = record.param_count if record.param_count is not None else run.param_count
+            run.data_load_s = record.data_load_s if record.data_load_s is not None else run.data_load_s
+            run.epochs_planned = _as_int(record.params.get("epochs"))
+            session.flush()
+            self._refresh_summary(run, stated_peak=record.peak_val_acc, stated_peak_epoch=record.peak_epoch)
+
+    def set_section_text(self, ref: str | int, text: str | None) -> None:
+        """Replace a run's notebook section (after its fields were edited with `note` or `tag`)."""
+        with self._write() as session:
+            self._resolve(session, ref).section_text = text
+
     # ----------------------------------------------------------------- reading
     def get_run(self, ref: str | int) -> RunView:
         """A run by its number or label, with everything loaded."""
@@ -663,8 +778,10 @@ class Store:
             query = query.where(Run.status.in_(("running", "died")) if live_status else Run.status == status)
         if source:
             query = query.where(Run.source == source)
-        if group:
-            query = query.where(Run.group_name == group)
+        if group:  # a group of runs, or a notebook series (`g:7`)
+            query = query.where(
+                (Run.group_name == group) | Run.series_id.in_(select(Series.id).where(Series.name == group))
+            )
         if ids is not None:
             # Numbers no run can have (beyond any integer column) cannot match: leave them out of the SQL.
             query = query.where(Run.id.in_([i for i in ids if 0 < i <= RUN_NUMBER_MAX]))
@@ -769,6 +886,12 @@ class Store:
             ):
                 epochs.setdefault(row[0], []).append(EpochView(*row[:-1], _json(row[-1])))
         environments = self._environments(conn, {r.environment_id for r in runs})
+        series_ids = {r.series_id for r in runs if r.series_id is not None}
+        series_names = (
+            dict(conn.execute(select(Series.id, Series.name).where(Series.id.in_(series_ids))).all())
+            if series_ids
+            else {}
+        )
         return {
             r.id: RunView(
                 r._mapping,
@@ -776,6 +899,7 @@ class Store:
                 tags.get(r.id, []),
                 epochs.get(r.id, []),
                 environments.get(r.environment_id),
+                series_name=series_names.get(r.series_id),
             )
             for r in runs
         }
@@ -858,6 +982,10 @@ class Store:
                 values, bad = _decode_row(Environment.__table__, row._mapping)
                 environments[row.id] = EnvironmentView(**values)
                 env_damage[row.id] = [f"environment.{name}" for name in bad]
+        series_ids = {r.series_id for r in raw_runs if isinstance(r.series_id, int)}
+        series_names = (
+            dict(conn.execute(select(Series.id, Series.name).where(Series.id.in_(series_ids))).all()) if series_ids else {}
+        )
         for row in raw_runs:
             values, bad = _decode_row(Run.__table__, row._mapping)
             tags.get(row.id, []).sort(key=lambda t: t.tag)
@@ -869,6 +997,7 @@ class Store:
                 epochs.get(row.id, []),
                 environments.get(env_id),
                 damaged=bad + broken.get(row.id, []) + env_damage.get(env_id, []),
+                series_name=series_names.get(values.get("series_id")),
             )
         return views
 
@@ -1071,6 +1200,26 @@ def _insert_epochs(conn, rows: list[tuple]) -> None:
     conn.execute(insert(EpochMetric.__table__), dicts)
 
 
+_INSERT_PARAMS = "INSERT INTO params (run_id, name, value, type, position) VALUES (?, ?, ?, ?, ?)"
+
+
+def _insert_params(session: Session, rows: list[dict[str, Any]]) -> None:
+    """Parameter rows straight to the driver on SQLite (a 2,000-run notebook has 20,000 of them),
+    their JSON values encoded as SQLAlchemy's JSON type encodes them."""
+    if session.get_bind().dialect.name != "sqlite":
+        session.execute(insert(Param.__table__), rows)
+        return
+    session.connection().exec_driver_sql(
+        _INSERT_PARAMS,
+        [(r["run_id"], r["name"], json.dumps(r["value"]), r["type"], r["position"]) for r in rows],
+    )
+
+
+def _epoch_row(epoch: EpochRecord) -> EpochMetric:
+    values = dict(zip(_EPOCH_COLUMNS[1:-1], _epoch_tuple(0, epoch)[1:-1]))
+    return EpochMetric(**values, extra=dict(epoch.extra))
+
+
 def _run_row(record: RunRecord, run_id: int, label: str | None, env: Environment | None) -> dict[str, Any]:
     """The `runs` row of a record, with its summary derived from its epochs."""
     summary = summarize_record(record)
@@ -1108,7 +1257,19 @@ def _run_row(record: RunRecord, run_id: int, label: str | None, env: Environment
         "content_hash": record.content_hash,
         "log_text": record.log_text,
         "environment_id": env.id if env else None,
+        "section_text": record.section_text,
+        "preamble": record.preamble,
+        "unparsed_config": record.unparsed_config,
+        "position": record.position,
     }
+
+
+def _set_series(row: Series, record: SeriesRecord) -> None:
+    for name in ("name", "title", "hypothesis", "description", "hardware", "analysis", "section_text",
+                 "closing_text", "preamble", "source_file", "source_line"):
+        setattr(row, name, getattr(record, name))
+    if record.position is not None:
+        row.position = record.position
 
 
 def _as_int(value: Any) -> int | None:
@@ -1157,4 +1318,9 @@ def record_from_run(run: Run | RunView) -> RunRecord:
         group=run.group_name,
         log_text=run.log_text,
         extra=dict(run.extra or {}),
+        unparsed_config=run.unparsed_config,
+        section_text=run.section_text,
+        preamble=run.preamble,
+        position=run.position,
+        series=getattr(run, "series_name", None),
     )

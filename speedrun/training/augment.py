@@ -13,8 +13,8 @@ import torch
 import torch.nn.functional as F
 
 from speedrun.errors import SpeedrunError
+from speedrun.notebook.params import AUGMENTATIONS  # the vocabulary; "altflip" and "translate" are the fast recipes
 
-AUGMENTATIONS = ("crop", "flip", "cutout", "jitter", "altflip", "translate")  # the last two: fast recipes
 DEFAULT_AUGMENT = ("crop", "flip")
 MEAN = (0.4914, 0.4822, 0.4465)
 STD = (0.2023, 0.1994, 0.2010)
