@@ -210,8 +210,6 @@ class Recording:
         self.final_val_acc: float | None = None
         self.final_from: str | None = None
         self.extra: dict[str, Any] = {}  # more figures for the run's `extra`
-        if setup.device.type == "cpu":  # the peak its MFU is measured against (a GPU's is published)
-            self.extra["peak"] = cpu_peak(config.threads)
         self.result: TrainResult | None = None  # set when the run completed
         self._last_beat = time.monotonic()
         self.run_id = self._begin(record or RunRecord(source="train"))
@@ -230,6 +228,8 @@ class Recording:
         record.source, record.status = "train", "running"
         record.params, record.param_count, record.data_load_s = params, setup.param_count, setup.data_load_s
         record.target_acc = config.target
+        if setup.device.type == "cpu":  # the peak its MFU is measured against, kept from the start (a GPU's is published)
+            record.extra = {**record.extra, "peak": cpu_peak(config.threads)}
         record.pid = os.getpid()
         record.started_at = datetime.now(timezone.utc).replace(tzinfo=None)  # naive UTC, as the store keeps times
         record.title = record.title or default_title(record)
