@@ -231,8 +231,8 @@ def notebook_lines(f: RunFacts) -> list[str]:
     lines = []
     if run.source != "train":
         where = f" from {run.source_file}" if run.source_file else ""
-        lines.append(f"Imported {run.created_at:%Y-%m-%d}{where}; no date of its own" if run.started_at is None
-                     else f"Imported {run.created_at:%Y-%m-%d}{where}")
+        when = f" {run.created_at:%Y-%m-%d}" if run.created_at is not None else ""
+        lines.append(f"Imported{when}{where}" + ("; no date of its own" if run.started_at is None else ""))
     if getattr(run, "section_text", None) is not None:
         settings = ", ".join(fmt_param(k, v) for k, v in f.params.items())
         lines.append(f"Settings read: {settings}" if settings else "Settings read: none")
