@@ -130,3 +130,35 @@ def ctrl_c_in_second_evaluation(monkeypatch):
         return original(*args)
 
     monkeypatch.setattr(loop, "evaluate", evaluate_then_interrupt)
+
+
+@pytest.fixture
+def compilations(monkeypatch):
+    """torch.compile through a backend that notes, per compiled graph, whether the clock was running."""
+    import contextlib
+
+    import torch
+
+    from speedrun.training import device
+
+    events, timing = [], []
+    original = device.Stopwatch.section
+
+    @contextlib.contextmanager
+    def section(self):
+        timing.append(True)
+        try:
+            with original(self):
+                yield
+        finally:
+            timing.pop()
+
+    def backend(graph_module, example_inputs):
+        events.append("timed" if timing else "untimed")
+        return graph_module.forward
+
+    monkeypatch.setattr(device.Stopwatch, "section", section)
+    monkeypatch.setattr(device, "COMPILE_BACKEND", backend)
+    torch._dynamo.reset()
+    yield events
+    torch._dynamo.reset()

@@ -111,3 +111,64 @@ def test_cpu_peak_is_measured_once_and_cached(tmp_path, monkeypatch):
     second = measured_cpu_peak("Test CPU", 2)
     assert first == second and first.source.startswith("measured") and len(calls) == 2
     assert (tmp_path / "speedrun" / "cpu-peak.json").exists()
+
+
+# --- a run's figures, through the CLI ---------------------------------------------------------------------
+
+@pytest.mark.parametrize("name, build", [
+    ("resnet18", lambda: build_model("resnet18")),
+    ("resnet9", lambda: build_model("resnet9")),
+    ("airbench94", AirbenchNet),
+])
+def test_the_written_flop_table_is_the_count(name, build):
+    from speedrun.analysis.efficiency import FLOPS_PER_TRAINED_IMAGE
+
+    assert FLOPS_PER_TRAINED_IMAGE[name] == count_flops(build(), f"table-{name}").train
+
+
+A100_LOG = """Using device: cuda
+Model parameters: 11,173,962
+Config: LR=0.04, BATCH_SIZE=64, EPOCHS=2, COSINE=True, AMP=True
+Epoch [1/2], Loss: 1.2000, Val Accuracy: 60.00%, Duration: 10.50s, Total: 10.5s
+Epoch [2/2], Loss: 0.9000, Val Accuracy: 70.00%, Duration: 10.50s, Total: 21.0s
+Finished Training. Training loop time: 21.00 seconds
+Final Validation Accuracy: 70.00%
+"""
+
+
+def test_an_imported_a100_log_gets_derived_figures(cli, tmp_path):
+    log = tmp_path / "a100.txt"
+    log.write_text(A100_LOG)
+    assert cli("import-log", str(log), "--hardware", "Colab A100").exit_code == 0
+    import json
+
+    figures = json.loads(cli("show", "1", "--json").output)["efficiency"]
+    # The network is known by its parameter count; 50,000 images per 10.5 s epoch at 3,328,997,376 FLOP.
+    assert figures["derived"] is True and figures["precision"] == HALF
+    assert figures["tflops"] == pytest.approx(50_000 / 10.5 * 3_328_997_376 / 1e12)
+    assert figures["mfu"] == pytest.approx(50_000 / 10.5 * 3_328_997_376 / 1e12 / 312)
+    assert figures["peak_source"].startswith("published")
+    shown = cli("show", "1").output
+    assert "5.1% of the 312 TFLOP/s fp16/bf16 peak (published) [derived from logged durations]" in shown
+    assert "~5.1%" in cli("list").output
+
+
+def test_a_cpu_training_is_measured_against_the_measured_peak(cli, tmp_path, monkeypatch):
+    import json
+
+    import speedrun.analysis.efficiency as eff
+    from speedrun.training.data import write_synthetic_cifar10
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setattr(eff, "_matmul_tflops", lambda dtype, **kw: 0.25)  # the probe, made exact
+    write_synthetic_cifar10(tmp_path / "data", n_train=128, n_test=32)
+    result = cli("train", "--data-dir", str(tmp_path / "data"), "--epochs", "1", "--device", "cpu", "--no-amp",
+                 "--model", "resnet9", "--seed", "1")
+    assert result.exit_code == 0, result.output
+    detail = json.loads(cli("show", "1", "--json").output)
+    figures = detail["efficiency"]
+    assert figures["derived"] is False and figures["precision"] == FP32
+    assert figures["peak_source"].startswith("measured") and figures["peak_tflops"] == 0.25
+    seconds = detail["mean_epoch_s"]
+    assert figures["tflops"] == pytest.approx(128 / seconds * 2_272_032_768 / 1e12)
+    assert figures["mfu"] == pytest.approx(figures["tflops"] / 0.25)

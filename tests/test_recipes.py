@@ -11,7 +11,7 @@ from speedrun.cli import app
 from speedrun.cli import train as train_cli
 from speedrun.errors import SpeedrunError
 from speedrun.recipes import all_recipes, get_recipe
-from speedrun.training import device, fastloop
+from speedrun.training import fastloop
 from speedrun.training.augment import AlternatingFlipTranslate, channel_constant, color_jitter, normalize
 from speedrun.training.data import load_cifar10, write_synthetic_cifar10
 from speedrun.training.fastloop import Steps
@@ -460,32 +460,6 @@ def test_a_fast_epoch_reads_from_the_device_only_once_at_its_end(fake_cifar, hos
                              contextlib.nullcontext, lambda n: None)
         reads.append(len(host_reads))
     assert reads == [2, 2]
-
-
-@pytest.fixture
-def compilations(monkeypatch):
-    """torch.compile through a backend that notes, per compiled graph, whether the clock was running."""
-    events, timing = [], []
-    original = device.Stopwatch.section
-
-    @contextlib.contextmanager
-    def section(self):
-        timing.append(True)
-        try:
-            with original(self):
-                yield
-        finally:
-            timing.pop()
-
-    def backend(graph_module, example_inputs):
-        events.append("timed" if timing else "untimed")
-        return graph_module.forward
-
-    monkeypatch.setattr(device.Stopwatch, "section", section)
-    monkeypatch.setattr(device, "COMPILE_BACKEND", backend)
-    torch._dynamo.reset()
-    yield events
-    torch._dynamo.reset()
 
 
 @pytest.mark.parametrize("name", ["airbench94", "airbench94-muon"])

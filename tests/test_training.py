@@ -336,34 +336,6 @@ def test_a_grad_scaler_always_comes_with_a_fused_optimizer_on_cuda():
     assert device.grad_scaler_for(TrainConfig(amp=False), cuda) is None
 
 
-@pytest.fixture
-def compilations(monkeypatch):
-    """torch.compile through a backend that notes, per compiled graph, whether the clock was running."""
-    import contextlib
-
-    events, timing = [], []
-    original = device.Stopwatch.section
-
-    @contextlib.contextmanager
-    def section(self):
-        timing.append(True)
-        try:
-            with original(self):
-                yield
-        finally:
-            timing.pop()
-
-    def backend(graph_module, example_inputs):
-        events.append("timed" if timing else "untimed")
-        return graph_module.forward
-
-    monkeypatch.setattr(device.Stopwatch, "section", section)
-    monkeypatch.setattr(device, "COMPILE_BACKEND", backend)
-    torch._dynamo.reset()
-    yield events
-    torch._dynamo.reset()
-
-
 def test_compiled_training_compiles_nothing_while_the_clock_runs(fake_cifar, compilations):
     recorder = MemoryRecorder()
     config = tiny_config(fake_cifar, batch_size=24, compile=True)  # 64 images: batches of 24, 24 and 16

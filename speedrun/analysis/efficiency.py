@@ -16,6 +16,7 @@ import os
 import re
 import time
 from dataclasses import asdict, dataclass
+from typing import Any
 from pathlib import Path
 
 from speedrun.notebook.hardware import hardware_class
@@ -150,6 +151,14 @@ def precision_of(amp: bool | None) -> str:
     return HALF if amp else FP32
 
 
+def efficiency_json(e: Efficiency | None) -> dict[str, Any] | None:
+    """The figures as `show --json` and `list --json` give them."""
+    if e is None:
+        return None
+    return {"images_per_s": e.images_per_s, "tflops": e.tflops, "peak_tflops": e.peak_tflops, "mfu": e.mfu,
+            "precision": e.precision, "peak_source": e.peak_source, "derived": e.derived}
+
+
 def fmt_efficiency(e: Efficiency | None) -> str:
     """`15.9 TFLOP/s, 5.1% of 312 TFLOP/s fp16/bf16 peak (published)` — one sentence, one home."""
     if e is None:
@@ -159,3 +168,44 @@ def fmt_efficiency(e: Efficiency | None) -> str:
         kind = (e.peak_source or "").split(" ")[0]
         text += f", {e.mfu:.1%} of the {e.peak_tflops:g} TFLOP/s {e.precision} peak ({kind})"
     return text + (" [derived from logged durations]" if e.derived else "")
+
+
+# --- a run's figures -----------------------------------------------------------------------------------------
+
+# FLOPs per trained image (forward + backward) of the networks `speedrun train` builds, as
+# speedrun.training.flops counts them (tests/test_efficiency.py checks each against the count),
+# written out so that reading a run needs no torch.
+FLOPS_PER_TRAINED_IMAGE = {"resnet18": 3_328_997_376, "resnet9": 2_272_032_768, "airbench94": 707_777_088}
+CIFAR10_TRAIN_IMAGES = 50_000
+_PARAMETER_COUNTS = {11_173_962: "resnet18", 11_164_362: "resnet18", 6_573_120: "resnet9"}
+
+
+def network_of(run: Any) -> str | None:
+    """The network a run trained: its model parameter, else known by its parameter count
+    (the user's logs print "Model parameters: 11,173,962" and call the net "ResNet-9")."""
+    model = str((run.param_dict or {}).get("model") or "").lower().replace("-", "").replace("_", "")
+    if model in FLOPS_PER_TRAINED_IMAGE:
+        return model
+    return _PARAMETER_COUNTS.get(run.param_count)
+
+
+def run_efficiency(run: Any) -> Efficiency | None:
+    """Images/s, TFLOP/s and MFU of a run's mean epoch, or None where the network or the duration is unknown.
+
+    Trained runs record the peak they were measured against (CPUs: the probe, at train time);
+    otherwise the published peak of the recorded GPU or hardware text is used. Figures of
+    imported runs are derived from the logged epoch durations (which may include evaluation).
+    """
+    network, seconds = network_of(run), run.mean_epoch_s
+    if network is None or not seconds:
+        return None
+    params = run.param_dict or {}
+    env = run.environment
+    try:
+        peak = Peak(**(run.extra or {})["peak"])
+    except (KeyError, TypeError):  # none recorded (or not as written): the published one
+        peak = published_peak((env.gpu_name or env.hardware) if env is not None else None)
+    recorded_images = (run.extra or {}).get("train_images")
+    images = int(recorded_images if isinstance(recorded_images, int) else params.get("subset") or CIFAR10_TRAIN_IMAGES)
+    return efficiency(images, seconds, FLOPS_PER_TRAINED_IMAGE[network], peak=peak,
+                      precision=precision_of(params.get("amp")), derived=run.source != "train")

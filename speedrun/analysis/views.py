@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from speedrun.analysis.efficiency import efficiency_json, run_efficiency
 from speedrun.tracking.records import EPOCH_FIELDS
 from speedrun.tracking.store import ENV_FIELDS, RunView
 
@@ -44,6 +45,7 @@ def run_summary(run: RunView) -> dict[str, Any]:
         "peak_epoch": run.peak_epoch,
         "train_time_s": run.train_time_s,
         "mean_epoch_s": run.mean_epoch_s,
+        "efficiency": efficiency_json(run_efficiency(run)),
         "group": run.group_name,
         "tags": [t.tag for t in run.tags],
         "params": params,

@@ -8,7 +8,7 @@ import typer
 
 from speedrun.cli.app import app, fail, open_store
 from speedrun.errors import SpeedrunError
-from speedrun.notebook.inputs import LIMIT_VARIABLE, read_input
+from speedrun.notebook.inputs import read_input
 from speedrun.notebook.overrides import Overrides, apply_overrides, fill_content_hash
 from speedrun.notebook.params import parse_assignment
 from speedrun.text import terminal_safe

@@ -10,6 +10,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from speedrun.analysis.efficiency import fmt_efficiency, run_efficiency
 from speedrun.analysis.views import hardware_class_of, run_date, run_detail, run_summary
 from speedrun.cli.app import app, console, fail, open_store
 from speedrun.cli.choices import SortKey, Status, chosen
@@ -36,6 +37,14 @@ def _with_waiting(data: dict, run, waiting: dict) -> dict:
         w = waiting[run.uuid]
         data["waiting_to_sync"] = {"epochs": w.epochs, "status": w.status}
     return data
+
+
+def _mfu(run) -> str:
+    """The list's MFU cell: share of the device's peak, `~` where derived from logged durations."""
+    e = run_efficiency(run)
+    if e is None or e.mfu is None:
+        return "—"
+    return ("~" if e.derived else "") + f"{e.mfu:.1%}"
 
 
 def _safe(value) -> str:
@@ -97,6 +106,7 @@ def list_runs(
     for name, justify in [
         ("Run", "right"), ("Date", "left"), ("Series", "left"), ("Status", "left"), ("HW", "left"), ("Model", "left"),
         ("BS", "right"), ("LR", "right"), ("Ep", "right"), ("Final", "right"), ("Peak", "right"), ("Time", "right"),
+        ("MFU", "right"),
     ]:
         table.add_column(name, justify=justify)
     for run in runs:
@@ -115,6 +125,7 @@ def list_runs(
             _num(run.final_val_acc, ".2f", "%"),
             _num(run.peak_val_acc, ".2f", "%"),
             _num(run.train_time_s, ".1f", "s"),
+            _mfu(run),
         )
     console.print(table)
 
@@ -154,6 +165,7 @@ def show(
         ("Final", _num(data["final_val_acc"], ".2f", "%")),
         ("Peak", _num(data["peak_val_acc"], ".2f", "%") + (f" at epoch {data['peak_epoch']}" if data["peak_epoch"] else "")),
         ("Training time", _num(data["train_time_s"], ".2f", " s")),
+        ("Efficiency", fmt_efficiency(run_efficiency(record))),
         ("Epochs", f"{data['epochs_completed']}" + (f" of {data['epochs']}" if data["epochs"] else "")),
         ("Parameters", _num(data["param_count"], ",")),
         ("Tags", ", ".join(data["tags"]) or "—"),

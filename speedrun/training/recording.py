@@ -187,6 +187,16 @@ class Setup:
     notes: tuple[str, ...] = ()  # lines after the header
 
 
+def cpu_peak(threads: int | None) -> dict[str, Any]:
+    """This CPU's measured matmul peak (a second's probe, cached per machine; see analysis.efficiency)."""
+    from dataclasses import asdict
+
+    from speedrun.analysis.efficiency import measured_cpu_peak
+    from speedrun.tracking.environment import cpu_model
+
+    return asdict(measured_cpu_peak(cpu_model(), threads or torch.get_num_threads()))
+
+
 class Recording:
     """One run being recorded. Made by `recording()`; the loop reports to it."""
 
@@ -200,6 +210,8 @@ class Recording:
         self.final_val_acc: float | None = None
         self.final_from: str | None = None
         self.extra: dict[str, Any] = {}  # more figures for the run's `extra`
+        if setup.device.type == "cpu":  # the peak its MFU is measured against (a GPU's is published)
+            self.extra["peak"] = cpu_peak(config.threads)
         self.result: TrainResult | None = None  # set when the run completed
         self._last_beat = time.monotonic()
         self.run_id = self._begin(record or RunRecord(source="train"))
@@ -268,6 +280,7 @@ class Recording:
         row = EpochRecord(epoch, train_loss=train_loss, train_acc=train_acc, val_loss=val_loss, val_acc=val_acc,
                           duration_s=duration, elapsed_s=elapsed, lr=lr, images_per_s=images / duration)
         self.epochs.append(row)
+        self.extra["train_images"] = max(images, self.extra.get("train_images", 0))  # a full epoch's images
         self.line(epoch_line(epoch, epochs, train_loss, val_acc, duration, elapsed))
         self.recorder.add_epoch(self.run_id, row)
         self._last_beat = time.monotonic()
