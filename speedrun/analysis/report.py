@@ -24,16 +24,32 @@ all say the same thing. The structure, top down:
          "runs": "15, 18, 21", "n": int, "final": "mean ± std (n)", "peak": ..., "time": ...,
          "warnings": [str, ...], "plot": path | None, "svg": str | None},
       ],
-      "runs": [                     # one notebook section per run, in run order
-        {"id": int, "label": str, "title": str,
-         "facts": [{"name": "Hypothesis", "value": str}, ...],   # only known ones
-         "params": ["lr=0.04", ...], "computed": [str, ...],
+      "runs": [                     # one notebook section per run, in notebook order
+        {"id": int, "uuid": str, "label": str, "title": str, "series": str | None,
+         "heading": str,            # the section's heading line, as written or as speedrun writes it
+         "marker": str,             # the computed block's opening line, with the run's identity
+         "computed": [str, ...],    # what speedrun adds, one line each
+         "verbatim": bool, "rest": str | None,   # an imported section: its lines after the heading
+         # the fields a section is written from (trained runs), `*_md` escaped for Markdown:
+         "facts": [{"name": "Hypothesis", "value": str, "md": str}, ...],   # only known ones
+         "params": ["lr=0.04", ...], "params_md": [...], "unparsed": [str], "unparsed_md": [...],
          "log": str | None, "fence": "```",
          "summary": [{"name": str, "value": str, "md": str}],    # instead of a log
-
-         "analysis": str | None, "plot": path | None, "svg": str | None},
+         "analysis": str | None, "analysis_md": str | None, "plot": path | None, "svg": str | None},
       ],
+      "preamble": str | None,       # the notebook's own opening text (title, introduction)
+      "body": [                     # the notebook, in order: what the Markdown template prints
+        {"kind": "run", "run": <one of "runs">}
+        | {"kind": "series", "series": {"name", "uuid", "title", "heading", "marker", "computed",
+                                         "rest", "closing"}}   # a series parent that is no run
+        | {"kind": "text", "text": str},   # text of no run: a later preamble, a series' closing text
+      ],
+      "computed_open": str,         # the markers of the top computed block (speedrun.notebook.syntax)
+      "computed_close": str,
     }
+
+For HTML, `render` adds `html_heading`/`html_body` to runs and series, `html` to
+texts and `preamble_html`: the user's Markdown rendered by markdown-it-py.
 
 Runs come from one `Store.list_runs(..., with_epochs=True)` call; nothing
 here queries per run. Anything shaped like `models.Run` works as input.
@@ -231,9 +247,8 @@ def notebook_lines(f: RunFacts) -> list[str]:
     lines = []
     if run.source != "train":
         where = f" from {run.source_file}" if run.source_file else ""
-        when = f" {run.created_at:%Y-%m-%d}" if run.created_at is not None else ""  # None: a damaged stored date
-        lines.append(f"Imported{when}{where}; no date of its own" if run.started_at is None
-                     else f"Imported{when}{where}")
+        when = f" {run.created_at:%Y-%m-%d}" if run.created_at is not None else ""
+        lines.append(f"Imported{when}{where}" + ("; no date of its own" if run.started_at is None else ""))
     if getattr(run, "section_text", None) is not None:
         settings = ", ".join(fmt_param(k, v) for k, v in f.params.items())
         lines.append(f"Settings read: {settings}" if settings else "Settings read: none")

@@ -15,7 +15,6 @@ any other exception is a bug and must show as one.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import re
 from dataclasses import dataclass, field
@@ -1115,17 +1114,6 @@ def _warn_duplicates(runs: list[RunRecord]) -> None:
             run.warnings.append(f"run {name} also appears at line {seen[name]}; both kept")
         else:
             seen[name] = run.source_line
-
-
-def copy_record(record: RunRecord) -> RunRecord:
-    """A copy whose lists and dicts can change without touching `record`."""
-    return dataclasses.replace(
-        record,
-        params=dict(record.params),
-        tags=list(record.tags),
-        extra=dict(record.extra),
-        warnings=list(record.warnings),
-    )
 
 
 # --- rewriting a section ----------------------------------------------------------------
