@@ -172,3 +172,72 @@ def test_a_cpu_training_is_measured_against_the_measured_peak(cli, tmp_path, mon
     seconds = detail["mean_epoch_s"]
     assert figures["tflops"] == pytest.approx(128 / seconds * 2_272_032_768 / 1e12)
     assert figures["mfu"] == pytest.approx(figures["tflops"] / 0.25)
+    # Recorded as it trains: each epoch's figures, the FLOPs and the peak with the run, and the log's line.
+    assert detail["extra"]["flops"] == {"train": 2_272_032_768, "evaluate": model_flops("resnet9").evaluate}
+    assert detail["extra"]["precision"] == FP32
+    (epoch,) = detail["epoch_metrics"]
+    assert epoch["extra"]["tflops"] == pytest.approx(epoch["images_per_s"] * 2_272_032_768 / 1e12)
+    assert epoch["extra"]["mfu"] == pytest.approx(epoch["extra"]["tflops"] / 0.25)
+    assert epoch["mfu"] == pytest.approx(epoch["extra"]["mfu"])
+    assert "Throughput of the training epochs:" in result.output and "of the 0.25 TFLOP/s fp32 peak (measured)" in result.output
+    shown = cli("show", "1").output
+    assert "MFU" in shown and "TFLOP/s" in shown
+
+
+def test_tta_view_counts():
+    from speedrun.training.tta import view_count
+
+    assert [view_count(level) for level in (0, 1, 2)] == [1, 2, 6]
+
+
+def test_a_fast_recipe_counts_its_tta_passes_in_the_evaluation(cli, tmp_path, monkeypatch):
+    import json
+
+    import speedrun.analysis.efficiency as eff
+    from speedrun.training.data import write_synthetic_cifar10
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setattr(eff, "_matmul_tflops", lambda dtype, **kw: 0.25)
+    write_synthetic_cifar10(tmp_path / "data", n_train=256, n_test=32)
+    result = cli("train", "--recipe", "airbench94", "--data-dir", str(tmp_path / "data"), "--epochs", "1",
+                 "--device", "cpu", "--bs", "128", "--tta", "2", "--seed", "1")
+    assert result.exit_code == 0, result.output
+    flops = json.loads(cli("show", "1", "--json").output)["extra"]["flops"]
+    once = count_flops(AirbenchNet(), "airbench94-tta", eval_views=1)
+    assert flops == {"train": once.train, "evaluate": 6 * once.evaluate}
+
+
+T4_LOG = A100_LOG.replace("10.50s", "60.00s").replace("Total: 10.5s", "Total: 60.0s").replace("21.0s", "120.0s")
+
+
+def test_report_names_the_best_mfu_per_hardware_class(cli, tmp_path):
+    for name, text, hardware in [("a100.txt", A100_LOG, "Colab A100"), ("t4.txt", T4_LOG, "Colab T4"),
+                                 ("a100-slow.txt", A100_LOG.replace("10.50s", "21.00s"), "Colab A100")]:
+        (tmp_path / name).write_text(text)
+        assert cli("import-log", str(tmp_path / name), "--hardware", hardware).exit_code == 0
+    report = cli("report").output
+    section = report.split("## Distance from the hardware's limit", 1)[1].split("##", 1)[0]
+    a100 = 50_000 / 10.5 * 3_328_997_376 / 1e12 / 312
+    t4 = 50_000 / 60.0 * 3_328_997_376 / 1e12 / 65
+    assert f"- A100: Run 1, 4,762 img/s, 15.9 TFLOP/s, {a100:.1%} of the 312 TFLOP/s fp16/bf16 peak" in section
+    assert f"- T4: Run 2, 833 img/s, 2.77 TFLOP/s, {t4:.1%} of the 65 TFLOP/s fp16/bf16 peak" in section
+    assert "Run 3" not in section
+    # each run's computed block says it too, marked as derived
+    assert report.count("Efficiency: ") == 3 and "[derived from logged durations]" in report
+
+
+def test_compare_gives_an_mfu_verdict_only_where_repeats_measure_it(cli, tmp_path):
+    import json
+
+    logs = {"a1": "10.50s", "a2": "10.60s", "a3": "10.40s", "b1": "12.00s", "b2": "12.20s", "b3": "11.90s"}
+    for name, duration in logs.items():
+        (tmp_path / f"{name}.txt").write_text(A100_LOG.replace("10.50s", duration))
+        assert cli("import-log", str(tmp_path / f"{name}.txt"), "--hardware", "Colab A100").exit_code == 0
+    assert cli("group", "a", "1", "2", "3").exit_code == 0 and cli("group", "b", "4", "5", "6").exit_code == 0
+    data = json.loads(cli("compare", "g:a", "g:b", "--json").output)
+    assert any(row["key"] == "mfu" for row in data["metrics"])
+    mfu = [v for v in data["verdicts"] if v["metric"] == "mfu"]
+    assert len(mfu) == 1 and mfu[0]["p_value"] is not None and mfu[0]["p_value"] < 0.05
+    single = json.loads(cli("compare", "1", "4", "--json").output)
+    assert any(row["key"] == "mfu" for row in single["metrics"])
+    assert not [v for v in single["verdicts"] if v["metric"] == "mfu"]

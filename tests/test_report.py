@@ -125,9 +125,13 @@ def test_log_imported_section_has_the_notebook_shape_and_hand_computed_facts(not
         "- Final accuracy 85.69%, peak 86.47% at epoch 9 (drop from peak 0.78 points)\n"
         "- Mean epoch 43.7 s, total 436.99 s; time to 85%: 348.7 s\n"
     )
+    # ResNet-18 (by its 11,173,962 parameters), no AMP on the Config line: fp32. 50,000 images per
+    # 43.697 s at 3,328,997,376 FLOP each: 3.81 TFLOP/s, 47.0% of the T4's published 8.1 TFLOP/s.
+    assert lines[2] == ("- Efficiency: 1,144 img/s, 3.81 TFLOP/s, 47.0% of the 8.1 TFLOP/s fp32 peak (published) "
+                        "[derived from logged durations]\n")
     # Imported from a log: the report says so, and that the log gave no date.
-    assert lines[2].startswith("- Imported ") and lines[2].endswith(" from run15-bs64-t4.txt; no date of its own\n")
-    assert "".join(lines[3:]) == (
+    assert lines[3].startswith("- Imported ") and lines[3].endswith(" from run15-bs64-t4.txt; no date of its own\n")
+    assert "".join(lines[4:]) == (
         "- vs Run 8 (no stated setting differs): +3.07 points, +0% time — the best earlier run on T4 at 10 epochs\n"
         "- Final accuracy: Run 9 is ahead by 3.07 points: likely real (15× the typical run-to-run spread of "
         "0.20 points, a default: no repeats on T4 measure it yet; confirm with repeats)\n"

@@ -61,6 +61,7 @@ RESULT_METRICS = (
     metrics.TRAINING_TIME,
     metrics.SECONDS_PER_EPOCH,
     metrics.IMAGES_PER_SECOND,
+    metrics.MFU,
 )
 
 
@@ -358,12 +359,16 @@ def _verdicts(sides: Sequence[Side], targets: Sequence[float], alpha: float,
     compared = [metrics.FINAL_ACCURACY, metrics.TRAINING_TIME]
     if reached_by_all:
         compared.append(metrics.time_to(max(reached_by_all)))
+    compared.append(metrics.MFU)  # only where repeats measure it: a single MFU restates the time
     base, base_runs = sides[0], groups.counting(sides[0].runs)
     out = []
     for other in sides[1:]:
         other_runs = groups.counting(other.runs)
         for metric in compared:
-            if not metrics.values(metric, base_runs) or not metrics.values(metric, other_runs):
+            base_values, other_values = metrics.values(metric, base_runs), metrics.values(metric, other_runs)
+            if not base_values or not other_values:
+                continue
+            if metric is metrics.MFU and max(len(base_values), len(other_values)) < 2:
                 continue
             result = metrics.verdict(metric, base_runs, other_runs, names=(base.name, other.name),
                                      alpha=alpha, pool=pool)

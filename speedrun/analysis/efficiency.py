@@ -135,10 +135,15 @@ def efficiency(images: int, seconds: float, flops_per_image: int, *, peak: Peak 
     """Images/s, TFLOP/s and MFU of `images` trained in `seconds`; None without a usable duration."""
     if not seconds or seconds <= 0 or images <= 0:
         return None
-    rate = images / seconds
+    return at_rate(images / seconds, flops_per_image, peak=peak, precision=precision, derived=derived)
+
+
+def at_rate(images_per_s: float, flops_per_image: int, *, peak: Peak | None, precision: str,
+            derived: bool = False) -> Efficiency:
+    """The figures of a training rate of `images_per_s`."""
     return Efficiency(
-        images_per_s=rate,
-        tflops=rate * flops_per_image / 1e12,
+        images_per_s=images_per_s,
+        tflops=images_per_s * flops_per_image / 1e12,
         peak_tflops=peak.for_precision(precision) if peak else None,
         precision=precision,
         peak_source=peak.source if peak else None,
@@ -189,23 +194,73 @@ def network_of(run: Any) -> str | None:
     return _PARAMETER_COUNTS.get(run.param_count)
 
 
+def flops_per_trained_image(run: Any) -> int | None:
+    """FLOPs per trained image: as the training counted and recorded them, else by the network."""
+    recorded = ((run.extra or {}).get("flops") or {})
+    if isinstance(recorded, dict) and isinstance(recorded.get("train"), int) and recorded["train"] > 0:
+        return recorded["train"]
+    network = network_of(run)
+    return FLOPS_PER_TRAINED_IMAGE[network] if network else None
+
+
+def run_peak(run: Any) -> Peak | None:
+    """The peak a run is measured against: the one recorded when it trained (a CPU's probe, a GPU's
+    published figure), else the published peak of its recorded GPU or hardware text."""
+    try:
+        return Peak(**(run.extra or {})["peak"])
+    except (KeyError, TypeError):  # none recorded (or not as written)
+        env = run.environment
+        return published_peak((env.gpu_name or env.hardware) if env is not None else None)
+
+
 def run_efficiency(run: Any) -> Efficiency | None:
     """Images/s, TFLOP/s and MFU of a run's mean epoch, or None where the network or the duration is unknown.
 
-    Trained runs record the peak they were measured against (CPUs: the probe, at train time);
-    otherwise the published peak of the recorded GPU or hardware text is used. Figures of
-    imported runs are derived from the logged epoch durations (which may include evaluation).
+    Figures of imported runs are derived from the logged epoch durations
+    (which may include evaluation), and say so.
     """
-    network, seconds = network_of(run), run.mean_epoch_s
-    if network is None or not seconds:
+    flops, seconds = flops_per_trained_image(run), run.mean_epoch_s
+    if flops is None or not seconds:
         return None
     params = run.param_dict or {}
-    env = run.environment
-    try:
-        peak = Peak(**(run.extra or {})["peak"])
-    except (KeyError, TypeError):  # none recorded (or not as written): the published one
-        peak = published_peak((env.gpu_name or env.hardware) if env is not None else None)
     recorded_images = (run.extra or {}).get("train_images")
     images = int(recorded_images if isinstance(recorded_images, int) else params.get("subset") or CIFAR10_TRAIN_IMAGES)
-    return efficiency(images, seconds, FLOPS_PER_TRAINED_IMAGE[network], peak=peak,
-                      precision=precision_of(params.get("amp")), derived=run.source != "train")
+    return efficiency(images, seconds, flops, peak=run_peak(run), precision=precision_of(params.get("amp")),
+                      derived=run.source != "train")
+
+
+def epoch_efficiency(run: Any, epoch: Any) -> Efficiency | None:
+    """The same figures for one epoch, from its images/s (measured while training) or its logged duration."""
+    flops = flops_per_trained_image(run)
+    if flops is None:
+        return None
+    precision = precision_of((run.param_dict or {}).get("amp"))
+    if epoch.images_per_s:
+        return at_rate(epoch.images_per_s, flops, peak=run_peak(run), precision=precision,
+                       derived=run.source != "train")
+    if epoch.duration_s:
+        images = (run.param_dict or {}).get("subset") or CIFAR10_TRAIN_IMAGES
+        return efficiency(int(images), epoch.duration_s, flops, peak=run_peak(run), precision=precision, derived=True)
+    return None
+
+
+# --- the report's line per hardware class ------------------------------------------------------------------
+
+def best_by_hardware(runs: Any) -> list[dict[str, Any]]:
+    """Per hardware class, the run that came closest to the device's peak: how close, and which run.
+
+    Only runs with an MFU count (a known network, duration and peak); classes
+    in the order their first such run appears.
+    """
+    best: dict[str, tuple[Any, Efficiency]] = {}
+    for run in runs:
+        e = run_efficiency(run)
+        if e is None or e.mfu is None:
+            continue
+        env = run.environment
+        cls = env.hardware_class if env is not None else "unknown"
+        if cls not in best or e.mfu > best[cls][1].mfu:
+            best[cls] = (run, e)
+    return [{"hardware": cls, "run": run.display_label, "run_id": run.id, "mfu": e.mfu,
+             "text": f"Run {run.display_label}, {fmt_efficiency(e)}"}
+            for cls, (run, e) in best.items()]

@@ -46,6 +46,7 @@ from typing import Any, Callable, Iterable, Literal, Sequence
 
 from speedrun.errors import InsufficientData, SpeedrunError
 from speedrun.analysis import groups
+from speedrun.analysis.efficiency import run_efficiency
 from speedrun.tracking.records import times_to_targets
 from speedrun.text import MINUS, fmt_num, fmt_target
 
@@ -155,6 +156,19 @@ SECONDS_PER_EPOCH = Metric(
 IMAGES_PER_SECOND = Metric(
     "images_per_second", "images per second", "", True, 0, _mean_images_per_s,
     0.03, True, _TIME_BASIS, 0.0, needs_epochs=True,
+)
+
+_MFU_BASIS = "the default timing spread (3% of the mean), which an MFU shares"
+
+
+def _mfu_percent(run: Any) -> float | None:
+    e = run_efficiency(run)
+    return 100.0 * e.mfu if e is not None and e.mfu is not None else None
+
+
+MFU = Metric(
+    "mfu", "share of peak (MFU)", "%", True, 1, _mfu_percent,
+    0.03, True, _MFU_BASIS, 0.0, 100.0,
 )
 
 

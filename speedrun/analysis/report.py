@@ -72,6 +72,7 @@ from speedrun.tracking.db import resource_dir
 from speedrun.errors import SpeedrunError
 from speedrun.analysis import groups, leaderboard, metrics
 from speedrun.analysis.baselines import Baselines
+from speedrun.analysis.efficiency import best_by_hardware, fmt_efficiency, run_efficiency
 from speedrun.notebook import syntax
 from speedrun.tracking.records import notebook_order, notebook_order_key, times_to_targets
 from speedrun.text import fmt_param, fmt_target, hardware_text, md_cell
@@ -177,6 +178,8 @@ def computed_lines(f: RunFacts, targets: Sequence[float], versus: Sequence[str])
         if reached:
             line = f"{line}; {', '.join(reached)}" if line else ", ".join(reached).capitalize()
         lines.append(line[0].upper() + line[1:])
+    if (rate := run_efficiency(run)) is not None:
+        lines.append(f"Efficiency: {fmt_efficiency(rate)}")
     lines.extend(versus)
     return lines
 
@@ -371,6 +374,7 @@ def build_context(
         "record_alpha_text": f"{metrics.RECORD_ALPHA:g}",
         "targets": [fmt_target(t) for t in targets],
         "leaderboard": leaderboard.leaderboard(ordered, targets, alpha, pool),
+        "efficiency": best_by_hardware(ordered),
         "groups": group_rows,
         "runs": sections,
         "preamble": preamble,

@@ -211,6 +211,7 @@ def show(
             ("Epoch", "epoch", "d"), ("Train loss", "train_loss", ".4f"), ("Train acc", "train_acc", ".2f"),
             ("Val loss", "val_loss", ".4f"), ("Val acc", "val_acc", ".2f"), ("Duration", "duration_s", ".2f"),
             ("Total", "elapsed_s", ".1f"), ("LR", "lr", ".5f"), ("img/s", "images_per_s", ".0f"),
+            ("TFLOP/s", "tflops", ".3g"), ("MFU", "mfu", ".1%"),
         ]
         # Columns that no epoch has are noise for imported runs.
         columns = [c for c in columns if any(e[c[1]] is not None for e in data["epoch_metrics"])]

@@ -35,7 +35,8 @@ from speedrun.training.nets import AirbenchNet, count_parameters
 from speedrun.training.optim import Lookahead, set_lrs
 from speedrun.training.recording import Recorder, Reporter, Setup, TrainResult, recording
 from speedrun.training.schedules import lookahead_decay
-from speedrun.training.tta import TTA_LEVELS, evaluate_tta
+from speedrun.training.flops import count_flops
+from speedrun.training.tta import TTA_LEVELS, evaluate_tta, view_count
 
 WHITEN_IMAGES = 5000  # enough patches for a stable 12×12 covariance, cheap to compute
 LOOKAHEAD_EVERY = 5  # steps between lookahead syncs
@@ -181,7 +182,8 @@ def train_fast(config: TrainConfig, recorder: Recorder, *, parts: FastParts, rec
         if needs_warm_up(config, device) else 0.0
     lookahead = Lookahead(model) if config.lookahead else None
     setup = Setup(device, count_parameters(model), data_load_s, started, warmup_s, EXTRA_CONFIG_KEYS,
-                  log_epochs=steps.epochs, notes=budget_note(config, steps))
+                  log_epochs=steps.epochs, notes=budget_note(config, steps),
+                  flops=count_flops(model, (config.model, "fast"), eval_views=view_count(config.tta or 0)))
     level = config.tta or 0
 
     with recording(recorder, config, setup, record=record, reporter=reporter) as run:

@@ -25,6 +25,7 @@ from speedrun.training.config import TrainConfig
 from speedrun.training.data import Cifar10, load_cifar10
 from speedrun.training.device import (autocast_for, compiled, fused, grad_scaler_for, needs_warm_up, setup_torch,
                                       synchronize, timed, untouched)
+from speedrun.training.flops import count_flops
 from speedrun.training.nets import build_model, count_parameters
 from speedrun.training.recording import Recorder, Reporter, Setup, TrainResult, recording
 
@@ -154,7 +155,8 @@ def train(config: TrainConfig, recorder: Recorder, *, record: RunRecord | None =
     data, data_load_s = timed(lambda: load_cifar10(config.data_dir, device, subset=config.subset), device)
     parts = build_parts(config, device)
     warmup_s = warm_up(parts, data, config.batch_size, device) if needs_warm_up(config, device) else 0.0
-    setup = Setup(device, count_parameters(parts.model), data_load_s, started, warmup_s, EXTRA_CONFIG_KEYS)
+    setup = Setup(device, count_parameters(parts.model), data_load_s, started, warmup_s, EXTRA_CONFIG_KEYS,
+                  flops=count_flops(parts.model, (config.model, config.bn)))
     batches = -(-data.num_train // config.batch_size)
 
     with recording(recorder, config, setup, record=record, reporter=reporter) as run:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterator, Protocol
 
@@ -26,11 +26,15 @@ import torch
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from speedrun.analysis.efficiency import Efficiency, Peak, at_rate, fmt_efficiency, measured_cpu_peak, precision_of, \
+    published_peak
 from speedrun.errors import SpeedrunError
 from speedrun.notebook.logformat import epoch_line, footer_lines, header_lines
 from speedrun.tracking.records import EpochRecord, RunRecord, default_title
 from speedrun.training.config import TrainConfig
+from speedrun.tracking.environment import cpu_model
 from speedrun.training.device import Stopwatch, synchronize
+from speedrun.training.flops import FlopCount
 
 HEARTBEAT_S = 10.0  # a running run says it is alive at least this often
 REFRESH_S = 0.5  # the progress bar redraws at most this often
@@ -185,16 +189,17 @@ class Setup:
     config_keys: tuple[str, ...] = ()  # more keys on the Config line (canonical names)
     log_epochs: int | None = None  # EPOCHS on the Config line, when the epoch lines count differently
     notes: tuple[str, ...] = ()  # lines after the header
+    flops: FlopCount | None = None  # FLOPs per trained and per evaluated image (training.flops)
 
 
-def cpu_peak(threads: int | None) -> dict[str, Any]:
-    """This CPU's measured matmul peak (a second's probe, cached per machine; see analysis.efficiency)."""
-    from dataclasses import asdict
-
-    from speedrun.analysis.efficiency import measured_cpu_peak
-    from speedrun.tracking.environment import cpu_model
-
-    return asdict(measured_cpu_peak(cpu_model(), threads or torch.get_num_threads()))
+def device_peak(device: torch.device, threads: int | None) -> Peak | None:
+    """The peak a run on `device` is measured against: a CPU's measured matmul peak (a second's
+    probe, cached per machine), a GPU's published one (None for a GPU the table does not know)."""
+    if device.type == "cpu":
+        return measured_cpu_peak(cpu_model(), threads or torch.get_num_threads())
+    if device.type == "cuda":
+        return published_peak(torch.cuda.get_device_name(device))
+    return None
 
 
 class Recording:
@@ -210,6 +215,8 @@ class Recording:
         self.final_val_acc: float | None = None
         self.final_from: str | None = None
         self.extra: dict[str, Any] = {}  # more figures for the run's `extra`
+        self.peak = device_peak(setup.device, config.threads)
+        self.precision = precision_of(config.amp)
         self.result: TrainResult | None = None  # set when the run completed
         self._last_beat = time.monotonic()
         self.run_id = self._begin(record or RunRecord(source="train"))
@@ -228,8 +235,12 @@ class Recording:
         record.source, record.status = "train", "running"
         record.params, record.param_count, record.data_load_s = params, setup.param_count, setup.data_load_s
         record.target_acc = config.target
-        if setup.device.type == "cpu":  # the peak its MFU is measured against, kept from the start (a GPU's is published)
-            record.extra = {**record.extra, "peak": cpu_peak(config.threads)}
+        # What its MFU is measured with, kept from the start so that a run that dies still shows it.
+        record.extra = {**record.extra, "precision": self.precision}
+        if self.peak is not None:
+            record.extra["peak"] = asdict(self.peak)
+        if setup.flops is not None:
+            record.extra["flops"] = asdict(setup.flops)
         record.pid = os.getpid()
         record.started_at = datetime.now(timezone.utc).replace(tzinfo=None)  # naive UTC, as the store keeps times
         record.title = record.title or default_title(record)
@@ -279,6 +290,10 @@ class Recording:
             self.target_time_s = elapsed
         row = EpochRecord(epoch, train_loss=train_loss, train_acc=train_acc, val_loss=val_loss, val_acc=val_acc,
                           duration_s=duration, elapsed_s=elapsed, lr=lr, images_per_s=images / duration)
+        if (rate := self._efficiency(row.images_per_s)) is not None:
+            row.extra["tflops"] = rate.tflops
+            if rate.mfu is not None:
+                row.extra["mfu"] = rate.mfu
         self.epochs.append(row)
         self.extra["train_images"] = max(images, self.extra.get("train_images", 0))  # a full epoch's images
         self.line(epoch_line(epoch, epochs, train_loss, val_acc, duration, elapsed))
@@ -286,11 +301,21 @@ class Recording:
         self._last_beat = time.monotonic()
         return row
 
+    def _efficiency(self, images_per_s: float | None) -> Efficiency | None:
+        if self.setup.flops is None or not images_per_s:
+            return None
+        return at_rate(images_per_s, self.setup.flops.train, peak=self.peak, precision=self.precision)
+
     def summary(self, final_val_acc: float | None = None, final_from: str | None = None) -> None:
-        """The log's closing lines: time and final accuracy, and the target (measured without TTA)."""
+        """The log's closing lines: time and final accuracy, the target (measured without TTA), and
+        the training epochs' throughput against the device's peak."""
         self.final_val_acc, self.final_from = final_val_acc, final_from
         for text in footer_lines(self.train_time_s, self.final_accuracy):
             self.line(text)
+        seconds = sum(e.duration_s or 0.0 for e in self.epochs)
+        images = sum((e.images_per_s or 0.0) * (e.duration_s or 0.0) for e in self.epochs)
+        if (rate := self._efficiency(images / seconds if seconds else None)) is not None:
+            self.line(f"Throughput of the training epochs: {fmt_efficiency(rate)}")
         if self.config.target is not None:
             when = f"after {self.target_time_s:.1f}s of training" if self.target_time_s is not None else "not reached"
             measured = " (without TTA)" if final_from == "tta" else ""

@@ -33,6 +33,11 @@ def tta_views(x: torch.Tensor, level: int) -> list[tuple[float, torch.Tensor]]:
     return views
 
 
+def view_count(level: int) -> int:
+    """Forward passes an evaluated image gets at `level` (1, 2 or 6): what its FLOPs multiply by."""
+    return len(tta_views(torch.zeros(1, 3, 2, 2), level))
+
+
 def tta_logits(model: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, level: int) -> torch.Tensor:
     """The weighted average of the model's logits over the views of `x` (in float32)."""
     total = None
