@@ -182,6 +182,32 @@ def time_to(target: float) -> Metric:
     )
 
 
+# What `--objective` accepts, besides `time_to:ACC`: each metric by its key, and the run columns' names.
+OBJECTIVES = {
+    "final_accuracy": FINAL_ACCURACY, "final_val_acc": FINAL_ACCURACY,
+    "peak_accuracy": PEAK_ACCURACY, "peak_val_acc": PEAK_ACCURACY,
+    "training_time": TRAINING_TIME, "train_time_s": TRAINING_TIME,
+    "seconds_per_epoch": SECONDS_PER_EPOCH,
+    "mfu": MFU,
+}
+
+
+def metric_named(text: str, option: str = "--objective") -> Metric:
+    """A metric by name: `final_accuracy` (or `final_val_acc`), `training_time`, `time_to:94`, ..."""
+    name = text.strip().lower()
+    if name in OBJECTIVES:
+        return OBJECTIVES[name]
+    for prefix in ("time_to:", "time_to_"):
+        if name.startswith(prefix):
+            try:
+                target = float(name[len(prefix):])
+            except ValueError:
+                break
+            return time_to(check_accuracy(target, option))
+    known = ", ".join(dict.fromkeys(m.key for m in OBJECTIVES.values()))
+    raise SpeedrunError(f"{option} must be one of {known} or time_to:ACC (e.g. time_to:94), not {text!r}")
+
+
 def reached(run: Any, target: float) -> tuple[float, float, int] | None:
     """(seconds, accuracy, epoch) when the run first reached `target`; None if it never did
     or its time is unknown. The accuracy is the one of that moment, not the final one."""

@@ -63,7 +63,7 @@ class SpeedrunGroup(TyperGroup):
 
 # `speedrun --help` lists commands in the order a user meets them.
 WORKFLOW_ORDER = (
-    "train", "import-log", "import-md", "list", "show", "report", "compare", "stats", "group",
+    "train", "sweep", "import-log", "import-md", "list", "show", "report", "compare", "stats", "group",
     "note", "tag", "rm", "recipes", "export", "merge", "sync", "db",
 )
 

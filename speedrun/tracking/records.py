@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Sequence
 
-STATUSES = ("running", "completed", "interrupted", "failed", "died", "incomplete")
+STATUSES = ("running", "completed", "interrupted", "failed", "died", "incomplete", "pruned")
 # Run numbers fit a 32-bit INTEGER column on every backend (PostgreSQL's `integer`).
 RUN_NUMBER_MAX = 2**31 - 1
 SOURCES = ("train", "log", "notebook")

@@ -319,6 +319,39 @@ class Store:
         if self._tolerate_bad_text and self.engine.dialect.name == "sqlite":
             dbmod.read_text_tolerantly(session.connection().connection)
 
+    @contextmanager
+    def exclusive(self, name: str) -> Iterator[None]:
+        """Hold the lock called `name` among every process that uses this database.
+
+        PostgreSQL: a session advisory lock, so processes on other machines wait too.
+        An SQLite file is only ever shared on one machine: an `flock` on a file in the
+        temporary directory named after the database's path. Other writes to the
+        database go on meanwhile (the lock guards a decision, not the tables).
+        """
+        key = hashlib.blake2b(f"{self.url}\0{name}".encode(), digest_size=8).digest()
+        if self.engine.dialect.name == "postgresql":
+            number = int.from_bytes(key, "big", signed=True)
+            with self._errors("lock"), self.engine.connect() as conn:
+                conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": number})
+                conn.commit()
+                try:
+                    yield
+                finally:
+                    conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": number})
+                    conn.commit()
+            return
+        import fcntl
+        import tempfile
+
+        folder = Path(tempfile.gettempdir()) / "speedrun-locks"
+        folder.mkdir(exist_ok=True)
+        with open(folder / f"{key.hex()}.lock", "a+b") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
     # ----------------------------------------------------------------- writing
     def begin_run(self, record: RunRecord) -> int:
         """Record a run that is starting now (status from the record, normally `running`)."""

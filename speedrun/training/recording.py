@@ -177,6 +177,15 @@ class RunInterrupted(KeyboardInterrupt):
     """Ctrl-C during a run, after it was recorded as interrupted; the message says where."""
 
 
+class RunStopped(Exception):
+    """Raised by a Recorder (or a loop's caller) to end a run early with a status of its own:
+    a sweep's hopeless trial is `pruned`. The run is recorded with `status` and `reason`."""
+
+    def __init__(self, status: str, reason: str):
+        super().__init__(reason)
+        self.status, self.reason = status, reason
+
+
 @dataclass
 class Setup:
     """What the log's header and the run's row say about how the run was set up."""
@@ -353,7 +362,8 @@ def recording(recorder: Recorder, config: TrainConfig, setup: Setup, *, record: 
 
     Completed: `recording.result` holds the TrainResult. Ctrl-C becomes a
     RunInterrupted and an environment error a TrainingFailed, each saying
-    where the run was recorded; a SpeedrunError or a bug travels on as it is.
+    where the run was recorded; a RunStopped is recorded with its own status
+    (`pruned`); it, a SpeedrunError or a bug travels on as it is.
     """
     run = Recording(recorder, config, setup, record, reporter or Reporter())
     where = f"run {run.run_id} recorded as {{}} in {recorder.label}"
@@ -362,6 +372,9 @@ def recording(recorder: Recorder, config: TrainConfig, setup: Setup, *, record: 
     except KeyboardInterrupt:
         run.end("interrupted")
         raise RunInterrupted(f"Interrupted; {where.format('interrupted')}.") from None
+    except RunStopped as exc:
+        run.end(exc.status, error=exc.reason)
+        raise
     except ENVIRONMENT_ERRORS as exc:
         run.end("failed", error=f"{type(exc).__name__}: {exc}")
         raise TrainingFailed(f"training failed: {type(exc).__name__}: {exc} ({where.format('failed')})") from exc

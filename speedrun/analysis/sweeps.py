@@ -1,0 +1,188 @@
+"""The answer of a sweep: its trials ranked by the objective, the winner's verdict, what mattered.
+
+`summarize` takes a sweep's spec and trials (speedrun.sweep.runner reads them
+from the study) and returns plain data, what `sweep show --json` prints and
+what `sweep show` and the report lay out. The verdict on the best setting
+against the runner-up is the one `metrics.verdict`, over the trials' runs: a
+t-test where both have repeats, run-to-run spreads where not. Both were
+picked after the results were seen, so the sentence says that its p-value is
+optimistic, and how to confirm.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+from speedrun.analysis import metrics
+from speedrun.analysis.metrics import Metric
+from speedrun.text import fmt_num
+
+# The order of trials that have no value: how far they got.
+_STATE_ORDER = {"complete": 0, "pruned": 1, "running": 2, "waiting": 3, "fail": 4}
+
+
+@dataclass
+class TrialInfo:
+    """One trial as the sweep recorded it: its setting, how it ended, its runs and value."""
+
+    number: int
+    state: str  # complete | pruned | fail | running | waiting (Optuna's states, lower case)
+    params: dict[str, Any]
+    value: float | None
+    runs: list[Any] = field(default_factory=list)  # RunViews, in order
+    pruned_at: int | None = None  # the last epoch reported before it was pruned
+
+
+def _setting(params: dict[str, Any], names: Sequence[str]) -> str:
+    from speedrun.sweep.space import setting_text
+
+    return setting_text({n: params[n] for n in names if n in params})
+
+
+def _rank(trial: TrialInfo, higher_is_better: bool) -> tuple:
+    value = trial.value if trial.state == "complete" and trial.value is not None else None
+    if value is None or math.isnan(value):
+        return (1, _STATE_ORDER.get(trial.state, 5), trial.number)
+    return (0, -value if higher_is_better else value, trial.number)
+
+
+def summarize(spec: Any, trials: Sequence[TrialInfo], *, importances: dict[str, float] | None,
+              alpha: float = metrics.ALPHA, pool: metrics.NoisePool | None = None) -> dict[str, Any]:
+    """The table, the best setting with its verdict against the runner-up, and the importances."""
+    metric: Metric = spec.metric
+    names = spec.space.names
+    ranked = sorted(trials, key=lambda t: _rank(t, metric.higher_is_better))
+    rows = [_row(t, metric, names) for t in ranked]
+    scored = [t for t in ranked if t.state == "complete" and t.value is not None and math.isfinite(t.value)]
+    best = scored[0] if scored else None
+    data: dict[str, Any] = {
+        "name": spec.name,
+        "recipe": spec.recipe,
+        "sampler": spec.sampler,
+        "objective": metric.key,
+        "objective_name": metric.name,
+        "direction": "maximize" if metric.higher_is_better else "minimize",
+        "planned": spec.trials,
+        "repeat": spec.repeat,
+        "searched": {d.name: d.text() for d in spec.space.dimensions},
+        "fixed": spec.space.fixed,
+        "counts": {state: sum(t.state == state for t in trials) for state in _STATE_ORDER},
+        "trials": rows,
+        "best": None,
+        "verdict": None,
+        "importances": importances,
+    }
+    if best is None:
+        return data
+    data["best"] = {"trial": best.number, "setting": _setting(best.params, names), "params": best.params,
+                    "value": best.value, "text": metrics.mean_text(metric, metrics.values(metric, best.runs))}
+    runner = scored[1] if len(scored) > 1 else None
+    if runner is not None:
+        result = metrics.verdict(metric, runner.runs, best.runs,
+                                 names=(_setting(runner.params, names), _setting(best.params, names)),
+                                 alpha=alpha, pool=pool)
+        data["verdict"] = {
+            **result.as_dict(),
+            "runner_up": runner.number,
+            "caveat": (f"Best and runner-up were picked from {len(scored)} trials after the results were seen, "
+                       f"so the evidence is optimistic; confirm the winner with fresh repeats "
+                       f"(`speedrun train ... --repeat 5`)."),
+        }
+    return data
+
+
+def _row(t: TrialInfo, metric: Metric, names: Sequence[str]) -> dict[str, Any]:
+    values = metrics.values(metric, t.runs)
+    if t.state == "complete" and t.value is not None and not math.isfinite(t.value):
+        result = "not reached"
+    elif t.state == "complete":
+        result = metrics.mean_text(metric, values) if values else fmt_num(t.value, f".{metric.digits}f")
+    elif t.state == "pruned":
+        result = f"pruned after epoch {t.pruned_at}" if t.pruned_at is not None else "pruned"
+    else:
+        result = {"fail": "failed", "running": "training", "waiting": "queued"}.get(t.state, t.state)
+    return {
+        "trial": t.number,
+        "state": t.state,
+        "params": {n: t.params.get(n) for n in names},
+        "setting": _setting(t.params, names),
+        "value": t.value if t.value is None or math.isfinite(t.value) else None,
+        "result": result,
+        "runs": [r.display_label for r in t.runs],
+    }
+
+
+def importance_lines(data: dict[str, Any]) -> list[str]:
+    """`lr: 0.83` per searched option, most important first; or why there are none."""
+    if data["importances"] is None:
+        return ["Importances need at least two finished trials that differ."]
+    return [f"{name}: {value:.2f}" for name, value in
+            sorted(data["importances"].items(), key=lambda kv: -kv[1])]
+
+
+# --------------------------------------------------------------------------- pictures
+
+
+def plot_pngs(spec: Any, trials: Sequence[TrialInfo], folder: Path) -> list[Path]:
+    """The objective against each searched option (each run a dot, each trial's mean a cross),
+    and for a two-option grid a heatmap of the trials' means. PNGs in `folder`."""
+    from speedrun.analysis.plots import _pyplot, _save, safe_name
+
+    plt = _pyplot()
+    metric: Metric = spec.metric
+    folder.mkdir(parents=True, exist_ok=True)
+    done = [t for t in trials if t.state == "complete" and metrics.values(metric, t.runs)]
+    written: list[Path] = []
+    for dim in spec.space.dimensions:
+        fig, ax = plt.subplots(figsize=(6, 4))
+        labels = [str(c) for c in dim.choices] if dim.choices is not None else None
+        for t in done:
+            x = labels.index(str(t.params[dim.name])) if labels else t.params[dim.name]
+            ys = metrics.values(metric, t.runs)
+            ax.scatter([x] * len(ys), ys, color="#1f77b4", alpha=0.6, s=18)
+            ax.scatter([x], [sum(ys) / len(ys)], color="#d62728", marker="x", s=60)
+        if labels:
+            ax.set_xticks(range(len(labels)), labels)
+        elif dim.log:
+            ax.set_xscale("log")
+        ax.set_xlabel(dim.name)
+        ax.set_ylabel(f"{metric.name} ({metric.unit})" if metric.unit else metric.name)
+        ax.set_title(f"{spec.name}: {metric.name} by {dim.name}")
+        path = folder / f"sweep-{safe_name(spec.name)}-{safe_name(dim.name)}.png"
+        _save(fig, path)
+        plt.close(fig)
+        written.append(path)
+    if spec.space.is_grid and len(spec.space.dimensions) == 2:
+        written.append(_heatmap(plt, spec, done, folder))
+    return written
+
+
+def _heatmap(plt, spec: Any, done: Sequence[TrialInfo], folder: Path) -> Path:
+    from speedrun.analysis.plots import _save, safe_name
+
+    metric: Metric = spec.metric
+    rows_dim, cols_dim = spec.space.dimensions
+    grid = [[math.nan] * len(cols_dim.choices) for _ in rows_dim.choices]
+    for t in done:
+        ys = metrics.values(metric, t.runs)
+        i, j = rows_dim.choices.index(t.params[rows_dim.name]), cols_dim.choices.index(t.params[cols_dim.name])
+        grid[i][j] = sum(ys) / len(ys)
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    image = ax.imshow(grid, cmap="viridis" if metric.higher_is_better else "viridis_r", aspect="auto")
+    ax.set_xticks(range(len(cols_dim.choices)), [str(c) for c in cols_dim.choices])
+    ax.set_yticks(range(len(rows_dim.choices)), [str(c) for c in rows_dim.choices])
+    ax.set_xlabel(cols_dim.name)
+    ax.set_ylabel(rows_dim.name)
+    for i, row in enumerate(grid):
+        for j, value in enumerate(row):
+            if not math.isnan(value):
+                ax.text(j, i, f"{value:.{metric.digits}f}", ha="center", va="center", color="white", fontsize=9)
+    fig.colorbar(image, ax=ax, label=metric.name)
+    ax.set_title(f"{spec.name}: mean {metric.name}")
+    path = folder / f"sweep-{safe_name(spec.name)}-heatmap.png"
+    _save(fig, path)
+    plt.close(fig)
+    return path

@@ -1,0 +1,232 @@
+"""`speedrun sweep`: search settings with Optuna, every trial a recorded run; `sweep show` and `sweep list`."""
+
+from __future__ import annotations
+
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+from rich.table import Table
+
+from speedrun.cli.app import app, console, err_console, open_store
+from speedrun.cli.choices import _choices, chosen
+from speedrun.cli.runs import _safe, print_json
+from speedrun.analysis.metrics import ALPHA
+from speedrun.sweep.runner import SAMPLERS
+
+Sampler = _choices("Sampler", SAMPLERS)
+
+LIST_OR_RANGE = "one value, a list (A,B,C) or a range (LOW:HIGH, LOW:HIGH:log)"
+
+sweep_app = typer.Typer(
+    invoke_without_command=True,
+    no_args_is_help=False,
+)
+app.add_typer(sweep_app, name="sweep")
+
+
+def _note(message: str) -> None:
+    err_console.print(message, markup=False, highlight=False, soft_wrap=True)
+
+
+@sweep_app.callback()
+def sweep(
+    ctx: typer.Context,
+    name: Optional[str] = typer.Option(None, "--name", help="Name of the sweep (its runs' group); the same name and search on several machines makes them workers of one sweep. [default: <recipe>-sweep-<yyyymmdd-hhmmss>]", show_default=False),
+    resume: Optional[str] = typer.Option(None, "--resume", metavar="NAME", help="Continue sweep NAME as it was started: failed and unfinished trials run again, nothing else."),
+    recipe: str = typer.Option("resnet18", "--recipe", help="Training set-up to start from (see `speedrun recipes`)."),
+    model: Optional[str] = typer.Option(None, "--model", help="Network(s): resnet18,resnet9 ...", show_default=False),
+    batch_size: Optional[str] = typer.Option(None, "--batch-size", "--bs", help=f"Batch size: {LIST_OR_RANGE}.", show_default=False),
+    lr: Optional[str] = typer.Option(None, "--lr", help=f"Peak learning rate: {LIST_OR_RANGE}.", show_default=False),
+    epochs: Optional[str] = typer.Option(None, "--epochs", help=f"Epochs: {LIST_OR_RANGE}.", show_default=False),
+    momentum: Optional[str] = typer.Option(None, "--momentum", help=f"Momentum: {LIST_OR_RANGE}.", show_default=False),
+    weight_decay: Optional[str] = typer.Option(None, "--weight-decay", "--wd", help=f"Weight decay: {LIST_OR_RANGE}.", show_default=False),
+    warmup: Optional[str] = typer.Option(None, "--warmup", help=f"Warm-up epochs: {LIST_OR_RANGE}.", show_default=False),
+    label_smoothing: Optional[str] = typer.Option(None, "--label-smoothing", help=f"Label smoothing (fast recipes): {LIST_OR_RANGE}.", show_default=False),
+    tta: Optional[str] = typer.Option(None, "--tta", help="Test-time augmentation level(s): 0,1,2.", show_default=False),
+    whiten_bias_epochs: Optional[str] = typer.Option(None, "--whiten-bias-epochs", help=f"Whitening bias epochs (fast recipes): {LIST_OR_RANGE}.", show_default=False),
+    optimizer: Optional[str] = typer.Option(None, "--optimizer", help="Optimizer(s): sgd,adamw ...", show_default=False),
+    aug: Optional[str] = typer.Option(None, "--aug", help="Augmentations; alternatives split by |: 'crop,flip|crop,flip,jitter'.", show_default=False),
+    cosine: Optional[str] = typer.Option(None, "--cosine", help="Cosine decay: on, off or on,off.", show_default=False),
+    nesterov: Optional[str] = typer.Option(None, "--nesterov", help="Nesterov momentum: on, off or on,off.", show_default=False),
+    bn: Optional[str] = typer.Option(None, "--bn", help="BatchNorm: on, off or on,off.", show_default=False),
+    amp: Optional[str] = typer.Option(None, "--amp", help="Mixed precision: on, off or on,off.", show_default=False),
+    lookahead: Optional[str] = typer.Option(None, "--lookahead", help="Lookahead (fast recipes): on, off or on,off.", show_default=False),
+    compile_model: Optional[str] = typer.Option(None, "--compile", help="torch.compile: on, off or on,off.", show_default=False),
+    repeat: int = typer.Option(1, "--repeat", metavar="N", help="Runs per trial, seeds S, S+1, ... the same in every trial."),
+    trials: Optional[int] = typer.Option(None, "--trials", metavar="K", help="Trials to run (random/TPE). [default: a grid's every point]", show_default=False),
+    sampler: Optional[Sampler] = typer.Option(None, "--sampler", help="Search: grid (lists only), random or tpe. [default: grid for lists, tpe with a range]", show_default=False),
+    objective: str = typer.Option("final_accuracy", "--objective", help="What to optimise: final_accuracy, peak_accuracy, training_time, mfu or time_to:ACC (e.g. time_to:94)."),
+    budget: Optional[float] = typer.Option(None, "--budget", metavar="MINUTES", help="Start no trial after this many minutes (this worker).", show_default=False),
+    prune: bool = typer.Option(True, "--prune/--no-prune", help="Stop hopeless trials early (Optuna's median pruner on each epoch's val accuracy)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of every trial's first run."),
+    device: str = typer.Option("auto", "--device", help="Device: auto, cuda, mps or cpu."),
+    data_dir: Path = typer.Option(Path("./data"), "--data-dir", help="Folder holding cifar-10-batches-py."),
+    subset: Optional[int] = typer.Option(None, "--subset", metavar="N", help="Train on the first N training images only (quick sweeps).", show_default=False),
+    tag: Optional[List[str]] = typer.Option(None, "--tag", metavar="TAG", help="A tag for every run; repeat for more.", show_default=False),
+    alpha: float = typer.Option(ALPHA, "--alpha", help="Significance level of the winner's verdict."),
+    as_json: bool = typer.Option(False, "--json", help="Print the sweep's answer as JSON when it ends."),
+) -> None:
+    """Search settings with Optuna: every trial is a recorded run (or --repeat runs), all in one group named after the sweep.
+
+    Ctrl-C keeps the finished trials; `--resume NAME` runs only the missing ones.
+    With a PostgreSQL --db, the same command on several machines shares the trials.
+
+    Example:
+
+    \b
+        speedrun sweep --lr 0.02,0.04 --subset 2000 --epochs 2
+        speedrun sweep --lr 0.02,0.04,0.08 --bs 64,128 --repeat 2 --name lr-bs
+        speedrun sweep --lr 0.01:0.1:log --trials 12 --sampler tpe --objective time_to:85
+        speedrun sweep --resume lr-bs
+        speedrun sweep show lr-bs
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    from speedrun.sweep import runner
+    from speedrun.sweep.space import parse_space
+    from speedrun.tracking.records import RunRecord
+    from speedrun.tracking.validation import check_name
+    from speedrun.cli.train import make_recorder
+    from speedrun.recipes import get_recipe
+    from speedrun.training.recording import Reporter
+
+    if budget is not None and not budget > 0:
+        raise typer.BadParameter("must be positive", param_hint="--budget")
+    store = open_store()
+    if resume is not None:
+        if name is not None and name != resume:
+            raise typer.BadParameter(f"--resume {resume} names another sweep than --name {name}", param_hint="--resume")
+        spec = None
+        name = resume
+    else:
+        recipe = get_recipe(recipe.lower()).name
+        name = check_name(name or f"{recipe}-sweep-{datetime.now():%Y%m%d-%H%M%S}", "group name")
+        space = parse_space({
+            "model": model, "batch_size": batch_size, "lr": lr, "epochs": epochs, "momentum": momentum,
+            "weight_decay": weight_decay, "warmup": warmup, "label_smoothing": label_smoothing, "tta": tta,
+            "whiten_bias_epochs": whiten_bias_epochs, "optimizer": optimizer, "augment": aug, "cosine": cosine,
+            "nesterov": nesterov, "bn": bn, "amp": amp, "lookahead": lookahead, "compile": compile_model,
+        })
+        if subset is not None:
+            space.fixed["subset"] = subset
+        spec = runner.plan(name, recipe, space, sampler=chosen(sampler), trials=trials, repeat=repeat,
+                           objective=objective, prune=prune, seed=seed)
+    study, spec = runner.open_sweep(store, spec, name, _note)
+    template = RunRecord(source="train", status="running", tags=list(dict.fromkeys(tag or [])),
+                         command=" ".join(sys.argv))
+    try:
+        runner.run_worker(store, make_recorder(), study, spec, device=device.lower(), data_dir=str(data_dir),
+                          template=template, reporter=Reporter(console if not as_json else err_console),
+                          budget_s=budget * 60 if budget is not None else None)
+    except KeyboardInterrupt as exc:
+        _note(str(exc) or "Interrupted.")
+        _note(f"Sweep {name}: the finished trials are kept; continue with `speedrun sweep --resume {name}`.")
+        raise typer.Exit(130) from None
+    _show(store, name, alpha=alpha, as_json=as_json, plots=None)
+
+
+@sweep_app.command("show")
+def show_command(
+    name: str = typer.Argument(..., help="The sweep's name (see `speedrun sweep list`)."),
+    alpha: float = typer.Option(ALPHA, "--alpha", help="Significance level of the winner's verdict."),
+    plots: Optional[Path] = typer.Option(None, "--plots", metavar="DIR", help="Write PNGs there: the objective by each option, and a heatmap for a two-option grid."),
+    as_json: bool = typer.Option(False, "--json", help="Print the answer as JSON."),
+) -> None:
+    """A sweep's answer: trials ranked by the objective, the best setting's verdict against the runner-up, each option's importance.
+
+    Example:
+
+    \b
+        speedrun sweep show lr-bs
+        speedrun sweep show lr-bs --plots plots/ --json
+    """
+    _show(open_store(), name, alpha=alpha, as_json=as_json, plots=plots)
+
+
+@sweep_app.command("list")
+def list_command(as_json: bool = typer.Option(False, "--json", help="Print the sweeps as JSON.")) -> None:
+    """The sweeps in the database: name, search, objective and how many trials are done.
+
+    Example:
+
+    \b
+        speedrun sweep list
+        speedrun sweep list --json
+    """
+    from speedrun.sweep import runner
+
+    store = open_store()
+    rows = []
+    for name in runner.sweep_names(store):
+        study, spec = runner.load(store, name)
+        states = [t.state.name.lower() for t in study.get_trials(deepcopy=False)]
+        rows.append({"name": name, "recipe": spec.recipe, "sampler": spec.sampler, "objective": spec.metric.key,
+                     "searched": {d.name: d.text() for d in spec.space.dimensions}, "planned": spec.trials,
+                     "repeat": spec.repeat, "complete": states.count("complete"), "pruned": states.count("pruned"),
+                     "failed": states.count("fail")})
+    if as_json:
+        print_json(rows)
+        return
+    if not rows:
+        console.print("No sweeps yet. Start one with `speedrun sweep --lr 0.02,0.04 --subset 2000 --epochs 2`.",
+                      markup=False)
+        return
+    table = Table(show_edge=False, header_style="bold")
+    for column in ("Sweep", "Recipe", "Search", "Objective", "Done", "Pruned", "Failed"):
+        table.add_column(column)
+    for r in rows:
+        searched = "; ".join(f"{k}: {v}" for k, v in r["searched"].items())
+        table.add_row(_safe(r["name"]), r["recipe"], _safe(f"{r['sampler']}, {searched}"), r["objective"],
+                      f"{r['complete']} of {r['planned']}", str(r["pruned"]), str(r["failed"]))
+    console.print(table)
+
+
+def _show(store, name: str, *, alpha: float, as_json: bool, plots: Path | None) -> None:
+    from speedrun.analysis import sweeps
+    from speedrun.analysis.metrics import NoisePool, check_alpha
+    from speedrun.sweep import runner
+
+    check_alpha(alpha)
+    study, spec = runner.load(store, name)
+    infos = runner.trial_infos(store, study)
+    data = sweeps.summarize(spec, infos, importances=runner.importances(study), alpha=alpha,
+                            pool=NoisePool.from_store(store))
+    if plots is not None:
+        data["plots"] = [str(p) for p in sweeps.plot_pngs(spec, infos, plots)]
+    if as_json:
+        print_json(data)
+        return
+    searched = "; ".join(f"{k}: {v}" for k, v in data["searched"].items())
+    console.print(f"[bold]Sweep {_safe(name)}[/bold]: {_safe(searched)} ({data['sampler']}, "
+                  f"{data['repeat']} run{'s' * (data['repeat'] != 1)} per trial), "
+                  f"{'highest' if data['direction'] == 'maximize' else 'lowest'} {data['objective_name']} wins")
+    table = Table(show_edge=False, header_style="bold")
+    table.add_column("Trial", justify="right")
+    for option in data["searched"]:
+        table.add_column(option, justify="right")
+    table.add_column(data["objective_name"].capitalize(), justify="right")
+    table.add_column("Runs")
+    for row in data["trials"]:
+        table.add_row(str(row["trial"]), *[_safe(_cell(v)) for v in row["params"].values()], _safe(row["result"]),
+                      _safe(", ".join(row["runs"]) or "—"))
+    console.print(table)
+    best, verdict = data["best"], data["verdict"]
+    if best is None:
+        console.print("No trial has finished yet.", markup=False)
+    else:
+        console.print(f"\nBest: {best['setting']} (trial {best['trial']}), {best['text']}", markup=False, highlight=False)
+        if verdict is not None:
+            console.print(f"Against the runner-up: {verdict['text']}", markup=False, highlight=False)
+            console.print(verdict["caveat"], markup=False, highlight=False, style="dim")
+    console.print("Importance: " + "; ".join(sweeps.importance_lines(data)), markup=False, highlight=False)
+    for path in data.get("plots", []):
+        console.print(f"Wrote {path}", markup=False, highlight=False)
+
+
+def _cell(value) -> str:
+    from speedrun.sweep.space import value_text
+
+    return value_text(value) if value is not None else "—"

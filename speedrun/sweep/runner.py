@@ -1,0 +1,437 @@
+"""Running a sweep: an Optuna study in the runs' own database, each trial one or more recorded runs.
+
+The study lives in the database the runs go to (Optuna's RDB storage: its
+tables beside speedrun's), so a sweep on the PostgreSQL team store is shared
+by every machine that runs `speedrun sweep --name NAME` with the same search:
+each is a worker that takes the next trial; no coordinator.
+
+How trials are handed out. A grid is enqueued point by point when the sweep
+is created; random and TPE sweeps sample a new point per trial. Deciding
+whether a worker should start another trial (a waiting grid point, or fewer
+trials than planned) and taking it happen under one lock of the database
+(`Store.exclusive`), so two workers never take the same grid point and a
+sweep never runs more trials than planned.
+
+A trial trains its setting `repeat` times, with the seeds S, S+1, ... that
+every trial shares (common random numbers: differences between trials are
+differences of setting, not of luck of the draw), all runs in the group named
+after the sweep. Its value is the mean of the objective over its runs.
+While the first repeat trains, each epoch's val accuracy goes to the pruner
+(Optuna's median pruner, on by default); a trial it stops ends as `pruned`,
+and so does its run.
+
+Ctrl-C ends the trial in training as failed (its run as interrupted) and
+leaves the finished ones; `sweep --resume NAME` (or the same command again)
+gives failed trials, and those whose training died, back to the queue, so only
+the missing ones run.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import time
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable
+
+from speedrun.analysis.metrics import Metric, metric_named
+from speedrun.errors import RunNotFound, SpeedrunError
+from speedrun.sweep.space import SearchSpace, config_values, setting_text
+from speedrun.tracking import liveness
+from speedrun.tracking.records import EpochRecord, RunRecord
+from speedrun.training.recording import Recorder, Reporter, RunInterrupted, RunStopped, TrainingFailed
+
+SAMPLERS = ("grid", "random", "tpe")
+SPEC_ATTR = "speedrun"  # the study's user attribute that holds the sweep's spec
+RUNS_ATTR = "runs"  # a trial's user attribute: the ids of its runs
+
+
+@dataclass
+class SweepSpec:
+    """Everything that defines a sweep; stored with its study so every worker and resume agree."""
+
+    name: str
+    recipe: str
+    space: SearchSpace
+    sampler: str
+    trials: int  # planned trials (a grid: its points)
+    repeat: int = 1
+    objective: str = "final_accuracy"
+    prune: bool = True
+    seed: int = 0  # the first repeat's seed in every trial
+
+    @property
+    def metric(self) -> Metric:
+        return metric_named(self.objective)
+
+    @property
+    def direction(self) -> str:
+        return "maximize" if self.metric.higher_is_better else "minimize"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "recipe": self.recipe, "space": self.space.to_json(), "sampler": self.sampler,
+                "trials": self.trials, "repeat": self.repeat, "objective": self.objective, "prune": self.prune,
+                "seed": self.seed}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> SweepSpec:
+        return cls(**{**data, "space": SearchSpace.from_json(data["space"])})
+
+    def differences(self, other: SweepSpec) -> list[str]:
+        """What `other` (a worker's command line) sets differently from this stored sweep."""
+        mine, theirs = self.to_json(), other.to_json()
+        return [k for k in mine if k != "seed" and mine[k] != theirs[k]]
+
+
+def plan(name: str, recipe: str, space: SearchSpace, *, sampler: str | None, trials: int | None, repeat: int,
+         objective: str, prune: bool, seed: int) -> SweepSpec:
+    """A checked spec from the command line: a grid by default when every option is a list."""
+    sampler = (sampler or ("grid" if space.is_grid else "tpe")).lower()
+    if sampler not in SAMPLERS:
+        raise SpeedrunError(f"--sampler must be one of {', '.join(SAMPLERS)}, not {sampler!r}")
+    if repeat < 1:
+        raise SpeedrunError(f"--repeat must be at least 1, not {repeat}")
+    metric_named(objective)  # checked now, not after the first trial
+    if sampler == "grid":
+        points = len(space.grid())
+        if trials is not None and trials != points:
+            raise SpeedrunError(f"--trials {trials} disagrees with the grid's {points} points; leave --trials out")
+        trials = points
+    elif trials is None:
+        raise SpeedrunError(f"--trials is needed with --sampler {sampler}: how many settings to try")
+    if trials < 1:
+        raise SpeedrunError(f"--trials must be at least 1, not {trials}")
+    return SweepSpec(name, recipe, space, sampler, trials, repeat, objective.strip().lower(), prune, seed)
+
+
+# --------------------------------------------------------------------------- the study
+
+
+def _quiet_optuna():
+    import optuna
+
+    optuna.logging.set_verbosity(logging.WARNING)
+    return optuna
+
+
+def storage_of(store: Any):
+    """Optuna's storage in the store's own database.
+
+    The schema check is skipped: Optuna keeps its schema version in
+    `alembic_version`, the table speedrun's own migrations use, and a database
+    speedrun opened always has that table stamped with speedrun's revision, so
+    Optuna takes its schema as set up and creates only its own tables.
+    """
+    optuna = _quiet_optuna()
+    from speedrun.tracking.db import POSTGRES_CONNECT_ARGS, BUSY_TIMEOUT_S
+
+    if store.read_only:
+        raise SpeedrunError(f"cannot sweep in database {store.label}: {store.read_only}")
+    postgres = store.engine.dialect.name == "postgresql"
+    engine_kwargs = ({"connect_args": POSTGRES_CONNECT_ARGS, "pool_pre_ping": True} if postgres
+                     else {"connect_args": {"timeout": BUSY_TIMEOUT_S}})
+    return optuna.storages.RDBStorage(store.url, engine_kwargs=engine_kwargs, skip_compatibility_check=True)
+
+
+def sweep_names(store: Any) -> list[str]:
+    """The sweeps recorded in the database, oldest first."""
+    optuna = _quiet_optuna()
+    storage = storage_of(store)
+    return [s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False)
+            if SPEC_ATTR in s.user_attrs]
+
+
+def load(store: Any, name: str):
+    """(study, spec) of the sweep `name`; SpeedrunError naming the known sweeps when there is none."""
+    optuna = _quiet_optuna()
+    storage = storage_of(store)
+    try:
+        study = optuna.load_study(study_name=name, storage=storage)
+    except KeyError:
+        known = sweep_names(store)
+        hint = f"; sweeps here: {', '.join(known)}" if known else "; there are no sweeps here yet"
+        raise SpeedrunError(f"no sweep named {name!r} in {store.label}{hint}") from None
+    if SPEC_ATTR not in study.user_attrs:
+        raise SpeedrunError(f"study {name!r} in {store.label} was not made by `speedrun sweep`")
+    return study, SweepSpec.from_json(study.user_attrs[SPEC_ATTR])
+
+
+def _sampler(spec: SweepSpec):
+    optuna = _quiet_optuna()
+    if spec.sampler == "tpe":
+        # Optuna's default of 10 random start-up trials would leave a short sweep all random.
+        return optuna.samplers.TPESampler(n_startup_trials=min(10, max(2, spec.trials // 3)))
+    return optuna.samplers.RandomSampler()  # a grid's points are all enqueued; this never picks one
+
+
+def make_pruner(spec: SweepSpec):
+    """Optuna's median pruner with its defaults: a trial whose val accuracy after an epoch is
+    below the median of earlier trials' at that epoch stops, once 5 trials finished."""
+    optuna = _quiet_optuna()
+    return optuna.pruners.MedianPruner() if spec.prune else optuna.pruners.NopPruner()
+
+
+def open_sweep(store: Any, spec: SweepSpec | None, name: str, notify: Callable[[str], None]):
+    """The study to work on: `spec`'s new sweep, or the stored one (`spec` None: resume;
+    a `spec` that disagrees with the stored one is refused). Failed trials and trials
+    whose training died are given back to the queue first."""
+    optuna = _quiet_optuna()
+    with store.exclusive(f"sweep {name}"):
+        storage = storage_of(store)
+        try:
+            stored = optuna.load_study(study_name=name, storage=storage)
+        except KeyError:
+            stored = None
+        if stored is None:
+            if spec is None:
+                load(store, name)  # raises, naming the sweeps there are
+            study = optuna.create_study(study_name=name, storage=storage, direction=spec.direction,
+                                        sampler=_sampler(spec), pruner=make_pruner(spec))
+            study.set_user_attr(SPEC_ATTR, spec.to_json())
+            if spec.sampler == "grid":
+                for point in spec.space.grid():
+                    study.enqueue_trial(point)
+            notify(f"Sweep {name}: {spec.trials} trial{'s' * (spec.trials != 1)} of {spec.repeat} "
+                   f"run{'s' * (spec.repeat != 1)} each, {spec.sampler} search, objective {spec.metric.name}")
+            return study, spec
+        if SPEC_ATTR not in stored.user_attrs:
+            raise SpeedrunError(f"study {name!r} in {store.label} was not made by `speedrun sweep`")
+        known = SweepSpec.from_json(stored.user_attrs[SPEC_ATTR])
+        if spec is not None and (changed := known.differences(spec)):
+            raise SpeedrunError(
+                f"sweep {name!r} already exists with a different {', '.join(changed)}; continue it with "
+                f"`speedrun sweep --resume {name}`, or give this search another --name")
+        study = optuna.load_study(study_name=name, storage=storage, sampler=_sampler(known),
+                                  pruner=make_pruner(known))
+        given_back = _requeue(store, study)
+        done = sum(t.state.is_finished() and t.state.name != "FAIL" for t in study.get_trials(deepcopy=False))
+        notify(f"Sweep {name}: {done} of {known.trials} trials done" +
+               (f"; {given_back} given back to the queue" if given_back else ""))
+        return study, known
+
+
+def _requeue(store: Any, study) -> int:
+    """Failed trials (Ctrl-C, a crash) and running ones whose training died go back to the queue,
+    once per setting: a setting already done, queued or training again is not queued twice."""
+    from optuna.trial import TrialState
+
+    trials = study.get_trials(deepcopy=False)
+    for t in trials:
+        if t.state == TrialState.RUNNING and _dead(store, t):
+            study.tell(t.number, state=TrialState.FAIL)
+    trials = study.get_trials(deepcopy=False)
+    covered = [t.params for t in trials if t.state != TrialState.FAIL] + \
+              [t.system_attrs.get("fixed_params") for t in trials if t.state == TrialState.WAITING]
+    queued = 0
+    for t in trials:
+        if t.state == TrialState.FAIL and t.params and t.params not in covered:
+            study.enqueue_trial(t.params, user_attrs={"retry_of": t.number})
+            covered.append(t.params)
+            queued += 1
+    return queued
+
+
+def _dead(store: Any, trial) -> bool:
+    """A running trial nobody works on any more: the process that trained its last run is gone
+    (read through liveness: between two repeats, the run has finished but its worker lives), or
+    it never began a run and was started longer ago than a heartbeat may lag."""
+    from datetime import datetime, timezone
+
+    now = datetime.now(timezone.utc).replace(tzinfo=None)  # naive UTC, as the store keeps times
+    run_ids = trial.user_attrs.get(RUNS_ATTR) or []
+    if run_ids:
+        try:
+            last = store.get_run(run_ids[-1])
+        except RunNotFound:  # deleted by hand: nothing trains it
+            return True
+        return liveness.is_dead(pid=last.pid, host=last.host, started=last.process_start,
+                                heartbeat_at=last.heartbeat_at, now=now)
+    started = trial.datetime_start
+    return started is None or datetime.now() - started > liveness.STALE_AFTER
+
+
+# --------------------------------------------------------------------------- one worker
+
+
+class TrialRecorder:
+    """Records into `inner`, notes the trial's runs, and reports each epoch to the pruner."""
+
+    def __init__(self, inner: Recorder, trial, *, higher_is_better: bool):
+        self.inner, self.trial, self.higher_is_better = inner, trial, higher_is_better
+        self.run_ids: list[int] = []
+        self.reporting = True  # the first repeat only: its epochs are the trial's learning curve
+
+    @property
+    def label(self) -> str:
+        return self.inner.label
+
+    def begin_run(self, record: RunRecord) -> int:
+        run_id = self.inner.begin_run(record)
+        self.run_ids.append(run_id)
+        self.trial.set_user_attr(RUNS_ATTR, self.run_ids)
+        return run_id
+
+    def add_epoch(self, run_id: int, epoch: EpochRecord) -> None:
+        self.inner.add_epoch(run_id, epoch)
+        if not self.reporting or epoch.val_acc is None:
+            return
+        # The pruner compares in the study's direction: accuracy up, or the error rate down.
+        self.trial.report(epoch.val_acc if self.higher_is_better else 100.0 - epoch.val_acc, epoch.epoch)
+        if self.trial.should_prune():
+            raise RunStopped("pruned", f"pruned after epoch {epoch.epoch}: val accuracy {epoch.val_acc:.2f}% "
+                                       f"below the median of earlier trials at that epoch")
+
+    def heartbeat(self, run_id: int) -> None:
+        self.inner.heartbeat(run_id)
+
+    def finish_run(self, run_id: int, status: str, **kwargs: Any) -> None:
+        self.inner.finish_run(run_id, status, **kwargs)
+
+
+@dataclass
+class WorkerResult:
+    """What this worker did: trials by how they ended."""
+
+    completed: list[int] = field(default_factory=list)
+    pruned: list[int] = field(default_factory=list)
+    failed: list[int] = field(default_factory=list)
+    stopped_by_budget: bool = False
+
+
+def run_worker(store: Any, recorder: Recorder, study, spec: SweepSpec, *, device: str, data_dir: str,
+               template: RunRecord, reporter: Reporter, budget_s: float | None = None) -> WorkerResult:
+    """Take trials until the sweep has none left (or the budget is spent), training each."""
+    from optuna.trial import TrialState
+
+    from speedrun.recipes import get_recipe
+
+    recipe = get_recipe(spec.recipe)
+    started = time.monotonic()
+    result = WorkerResult()
+    distributions = spec.space.distributions()
+    while True:
+        if budget_s is not None and time.monotonic() - started >= budget_s:
+            result.stopped_by_budget = True
+            reporter.line(f"Sweep {spec.name}: the budget is spent; no new trial starts "
+                          f"(resume with `speedrun sweep --resume {spec.name}`)")
+            break
+        with store.exclusive(f"sweep {spec.name}"):
+            trials = study.get_trials(deepcopy=False)
+            waiting = sum(t.state == TrialState.WAITING for t in trials)
+            taken = sum(t.state != TrialState.FAIL for t in trials)  # done, training or queued
+            if not waiting and (spec.sampler == "grid" or taken >= spec.trials):
+                break
+            trial = study.ask(distributions)
+        _run_trial(store, recorder, study, trial, spec, recipe, device=device, data_dir=data_dir,
+                   template=template, reporter=reporter, result=result)
+    return result
+
+
+def _run_trial(store, recorder, study, trial, spec: SweepSpec, recipe, *, device, data_dir, template,
+               reporter: Reporter, result: WorkerResult) -> None:
+    from optuna.trial import TrialState
+
+    from speedrun.training.repeats import train_one
+
+    setting = setting_text(trial.params)
+    reporter.line(f"Trial {trial.number} of sweep {spec.name} ({spec.trials} planned): {setting}")
+    metric = spec.metric
+    trial_recorder = TrialRecorder(recorder, trial, higher_is_better=metric.higher_is_better)
+    try:
+        config = recipe.configure(**config_values({**spec.space.fixed, **trial.params}),
+                                  device=device, data_dir=data_dir).resolve()
+        for repeat in range(spec.repeat):
+            record = copy.deepcopy(template)
+            record.group = spec.name
+            record.title = record.title or f"{spec.name} trial {trial.number}: {setting}"
+            record.extra = {**record.extra, "sweep": spec.name, "trial": trial.number}
+            trial_recorder.reporting = repeat == 0
+            train_one(recipe, replace(config, seed=spec.seed + repeat), trial_recorder, record, reporter)
+    except RunStopped as exc:
+        study.tell(trial, state=TrialState.PRUNED)
+        result.pruned.append(trial.number)
+        reporter.line(f"Trial {trial.number}: {exc.reason}")
+        return
+    except (KeyboardInterrupt, RunInterrupted):
+        study.tell(trial, state=TrialState.FAIL)
+        raise
+    except (TrainingFailed, SpeedrunError) as exc:  # this setting cannot train here: the others still can
+        study.tell(trial, state=TrialState.FAIL)
+        result.failed.append(trial.number)
+        reporter.line(f"Trial {trial.number} failed: {exc}")
+        return
+    except BaseException:
+        study.tell(trial, state=TrialState.FAIL)
+        raise
+    values = [v for r in store.get_runs(trial_recorder.run_ids) if (v := metric.value(r)) is not None]
+    # A target never reached is the worst time there is; no value at all is a failed trial.
+    if not values and metric.target is not None:
+        values = [math.inf]
+    if not values:
+        study.tell(trial, state=TrialState.FAIL)
+        result.failed.append(trial.number)
+        reporter.line(f"Trial {trial.number}: no {metric.name} to report; counted as failed")
+        return
+    value = sum(values) / len(values)
+    study.tell(trial, value)
+    result.completed.append(trial.number)
+    over = f" (mean of {len(values)} runs)" if len(values) > 1 else ""
+    reporter.line(f"Trial {trial.number}: {metric.name} {metric.text(value) if math.isfinite(value) else 'not reached'}{over}")
+
+
+# --------------------------------------------------------------------------- reading a sweep back
+
+
+def trial_infos(store: Any, study) -> list:
+    """The sweep's trials with their runs (RunViews) read from the store."""
+    from speedrun.analysis.sweeps import TrialInfo
+
+    trials = study.get_trials(deepcopy=False)
+    wanted = [i for t in trials for i in t.user_attrs.get(RUNS_ATTR) or []]
+    views = _views(store, wanted)
+    infos = []
+    for t in trials:
+        runs = [views[i] for i in t.user_attrs.get(RUNS_ATTR) or [] if i in views]
+        steps = sorted(t.intermediate_values)
+        params = t.params or t.system_attrs.get("fixed_params") or {}
+        infos.append(TrialInfo(t.number, t.state.name.lower(), dict(params),
+                               t.value if t.state.name == "COMPLETE" else None, runs,
+                               pruned_at=steps[-1] if t.state.name == "PRUNED" and steps else None))
+    return infos
+
+
+def _views(store: Any, ids: list[int]) -> dict[int, Any]:
+    """The runs by id, leaving out any deleted since (`speedrun rm`)."""
+    try:
+        return {v.id: v for v in store.get_runs(ids)}
+    except RunNotFound:
+        found = {}
+        for i in ids:
+            try:
+                found[i] = store.get_run(i)
+            except RunNotFound:
+                pass
+        return found
+
+
+def importances(study) -> dict[str, float] | None:
+    """Optuna's parameter importances (its default evaluator, PED-ANOVA, which needs no other
+    library) over the finished trials; None while they cannot be computed (fewer than two
+    finished trials, or all with one value)."""
+    import warnings
+
+    import optuna
+
+    finished = [t for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+                if t.value is not None and math.isfinite(t.value)]
+    if len(finished) < 2 or len({t.value for t in finished}) < 2:
+        return None
+    # PED-ANOVA asks which settings reach low values: a maximised objective is turned round.
+    sign = 1.0 if study.direction == optuna.study.StudyDirection.MINIMIZE else -1.0
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "computes the importances ... to achieve low `target` values"
+            return dict(optuna.importance.get_param_importances(study, target=lambda t: sign * t.value))
+    except (RuntimeError, ValueError, ZeroDivisionError):
+        return None

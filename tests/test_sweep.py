@@ -1,0 +1,205 @@
+"""`speedrun sweep`: trials as recorded runs in one group, resume after Ctrl-C, pruning, several workers."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from speedrun.errors import SpeedrunError
+from speedrun.sweep.space import parse_space
+from tests.conftest import ROOT
+
+# One epoch of resnet9 on 64 synthetic images: a trial is a couple of seconds.
+TINY = ("--model", "resnet9", "--epochs", "1", "--bs", "32", "--device", "cpu", "--amp", "off")
+
+
+@pytest.fixture
+def data(tmp_path):
+    from speedrun.training.data import write_synthetic_cifar10
+
+    write_synthetic_cifar10(tmp_path / "data", n_train=64, n_test=32)
+    return str(tmp_path / "data")
+
+
+def runs_of(cli) -> list[dict]:
+    return json.loads(cli("list", "--json").output)
+
+
+# --- the search space, as typed --------------------------------------------------------------------------
+
+def test_lists_ranges_switches_and_alternatives():
+    space = parse_space({"lr": "0.02,0.04", "batch_size": "64", "weight_decay": "1e-5:1e-3:log",
+                         "cosine": "on,off", "augment": "crop,flip|crop,flip,jitter", "warmup": "0:2"})
+    assert space.fixed == {"batch_size": 64}
+    dims = {d.name: d for d in space.dimensions}
+    assert dims["lr"].choices == (0.02, 0.04)
+    assert (dims["weight_decay"].low, dims["weight_decay"].high, dims["weight_decay"].log) == (1e-5, 1e-3, True)
+    assert dims["warmup"].integer and not dims["warmup"].log
+    assert dims["cosine"].choices == (True, False)
+    assert dims["augment"].choices == ("crop,flip", "crop,flip,jitter")
+    assert not space.is_grid
+
+
+def test_a_grid_is_every_combination_first_option_slowest():
+    space = parse_space({"lr": "0.02,0.04", "batch_size": "32,64,128"})
+    assert space.grid() == [{"lr": lr, "batch_size": bs} for lr in (0.02, 0.04) for bs in (32, 64, 128)]
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"lr": "0.02,0.02"}, "distinct"),
+    ({"lr": "0.1:0.01"}, "low end must be below"),
+    ({"lr": "0:0.1:log"}, "log-scale range must be positive"),
+    ({"lr": "fast"}, "is not a number"),
+    ({"batch_size": "32.5,64"}, "whole numbers"),
+    ({"cosine": "maybe"}, "on, off"),
+    ({"augment": "crop|wobble"}, "unknown augmentation"),
+    ({"lr": "0.04"}, "nothing to sweep"),
+    ({"lr": "0.01:0.1:cubic"}, "LOW:HIGH"),
+])
+def test_bad_search_options_are_refused_by_name(options, message):
+    with pytest.raises(SpeedrunError, match=message):
+        parse_space(options)
+
+
+def test_a_grid_refuses_ranges(cli):
+    result = cli("sweep", "--lr", "0.01:0.1", "--sampler", "grid", "--epochs", "1")
+    assert result.exit_code == 1 and "a grid needs lists" in result.output
+
+
+# --- sweeps through the CLI -------------------------------------------------------------------------------
+
+def test_a_grid_sweep_records_every_trial_as_a_run_in_one_group(cli, data, tmp_path):
+    result = cli("sweep", "--name", "lr-grid", "--lr", "0.02,0.04,0.08", *TINY, "--data-dir", data, "--no-prune")
+    assert result.exit_code == 0, result.output
+    runs = runs_of(cli)
+    assert len(runs) == 3 and {r["group"] for r in runs} == {"lr-grid"}
+    assert sorted(r["params"]["lr"] for r in runs) == [0.02, 0.04, 0.08]
+    assert {r["params"]["seed"] for r in runs} == {0}  # every trial the same seed: differences are the setting's
+    shown = json.loads(cli("sweep", "show", "lr-grid", "--json").output)
+    assert [t["state"] for t in shown["trials"]] == ["complete"] * 3
+    values = [t["value"] for t in shown["trials"]]
+    assert values == sorted(values, reverse=True)  # best first
+    assert shown["best"]["trial"] == shown["trials"][0]["trial"]
+    assert shown["verdict"]["metric"] == "final_accuracy" and "picked from 3 trials" in shown["verdict"]["caveat"]
+    assert set(shown["searched"]) == {"lr"}
+    listed = json.loads(cli("sweep", "list", "--json").output)
+    assert [(s["name"], s["complete"], s["planned"]) for s in listed] == [("lr-grid", 3, 3)]
+    text = cli("sweep", "show", "lr-grid", "--plots", str(tmp_path / "plots")).output
+    assert "Best: lr=" in text and "Against the runner-up:" in text
+    assert (tmp_path / "plots" / "sweep-lr-grid-lr.png").stat().st_size > 1000
+
+
+def test_repeats_give_a_tested_verdict(cli, data):
+    result = cli("sweep", "--name", "rep", "--lr", "0.02,0.08", "--repeat", "2", *TINY, "--data-dir", data,
+                 "--no-prune", "--seed", "5")
+    assert result.exit_code == 0, result.output
+    runs = runs_of(cli)
+    assert len(runs) == 4 and sorted(r["params"]["seed"] for r in runs) == [5, 5, 6, 6]
+    shown = json.loads(cli("sweep", "show", "rep", "--json").output)
+    assert all(len(t["runs"]) == 2 for t in shown["trials"])
+    verdict = shown["verdict"]
+    assert verdict["n_a"] == verdict["n_b"] == 2
+    assert verdict["kind"] in ("significant", "noise") and verdict["p_value"] is not None  # Welch's test ran
+
+
+def test_a_tpe_sweep_runs_the_trials_asked_for(cli, data):
+    result = cli("sweep", "--name", "tpe", "--lr", "0.01:0.1:log", "--trials", "3", *TINY, "--data-dir", data,
+                 "--no-prune")
+    assert result.exit_code == 0, result.output
+    runs = runs_of(cli)
+    assert len(runs) == 3 and {r["group"] for r in runs} == {"tpe"}
+    assert all(0.01 <= r["params"]["lr"] <= 0.1 for r in runs)
+    # The same command again is a worker of the finished sweep: nothing more to do.
+    again = cli("sweep", "--name", "tpe", "--lr", "0.01:0.1:log", "--trials", "3", *TINY, "--data-dir", data,
+                "--no-prune")
+    assert again.exit_code == 0 and len(runs_of(cli)) == 3
+
+
+def test_a_different_search_under_a_taken_name_is_refused(cli, data):
+    assert cli("sweep", "--name", "s", "--lr", "0.02,0.04", *TINY, "--data-dir", data).exit_code == 0
+    result = cli("sweep", "--name", "s", "--lr", "0.02,0.08", *TINY, "--data-dir", data)
+    assert result.exit_code == 1 and "already exists with a different space" in result.output
+
+
+def test_ctrl_c_keeps_finished_trials_and_resume_runs_only_the_missing(cli, data, monkeypatch):
+    from speedrun.training import loop
+
+    original, calls = loop.evaluate, []
+
+    def interrupt_the_second_trial(*args):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return original(*args)
+
+    monkeypatch.setattr(loop, "evaluate", interrupt_the_second_trial)
+    result = cli("sweep", "--name", "cc", "--lr", "0.02,0.04,0.08", *TINY, "--data-dir", data, "--no-prune")
+    assert result.exit_code == 130
+    assert "speedrun sweep --resume cc" in result.output
+    runs = runs_of(cli)
+    assert [r["status"] for r in runs] == ["completed", "interrupted"]
+    monkeypatch.setattr(loop, "evaluate", original)
+
+    resumed = cli("sweep", "--resume", "cc", "--data-dir", data, "--device", "cpu")
+    assert resumed.exit_code == 0, resumed.output
+    assert "1 given back to the queue" in resumed.output
+    runs = runs_of(cli)
+    assert len(runs) == 4  # the interrupted trial again, and the one never started; the first not twice
+    done = [r for r in runs if r["status"] == "completed"]
+    assert sorted(r["params"]["lr"] for r in done) == [0.02, 0.04, 0.08]
+    shown = json.loads(cli("sweep", "show", "cc", "--json").output)
+    assert shown["counts"]["complete"] == 3 and shown["counts"]["fail"] == 1
+
+
+def test_hopeless_trials_are_pruned_and_recorded_as_pruned(cli, data, monkeypatch):
+    import optuna
+
+    from speedrun.sweep import runner
+
+    # A pruner that stops every trial after its first reported epoch: the mechanism, made certain.
+    monkeypatch.setattr(runner, "make_pruner", lambda spec: optuna.pruners.ThresholdPruner(lower=101.0))
+    result = cli("sweep", "--name", "pr", "--lr", "0.02,0.04", "--model", "resnet9", "--epochs", "2", "--bs", "32",
+                 "--device", "cpu", "--amp", "off", "--data-dir", data)
+    assert result.exit_code == 0, result.output
+    runs = runs_of(cli)
+    assert [r["status"] for r in runs] == ["pruned", "pruned"]
+    assert [r["epochs_completed"] for r in runs] == [1, 1]
+    shown = json.loads(cli("sweep", "show", "pr", "--json").output)
+    assert [t["result"] for t in shown["trials"]] == ["pruned after epoch 1"] * 2
+    assert shown["best"] is None
+    detail = json.loads(cli("show", str(runs[0]["id"]), "--json").output)
+    assert "pruned after epoch 1" in detail["error"]
+
+
+def test_show_of_an_unknown_sweep_names_the_known_ones(cli, data):
+    assert cli("sweep", "--name", "known", "--lr", "0.02,0.04", *TINY, "--data-dir", data).exit_code == 0
+    result = cli("sweep", "show", "nope")
+    assert result.exit_code == 1 and "no sweep named 'nope'" in result.output and "known" in result.output
+
+
+# --- several workers --------------------------------------------------------------------------------------
+
+def test_three_workers_split_a_grid_with_no_trial_run_twice(db_path, data, tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    command = [sys.executable, "-m", "speedrun", "--db", str(db_path), "sweep", "--name", "team",
+               "--lr", "0.01,0.02,0.03,0.04,0.05,0.06", *TINY, "--data-dir", data, "--no-prune"]
+    workers = [subprocess.Popen(command, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True) for _ in range(3)]
+    outputs = [w.communicate(timeout=600) for w in workers]
+    for w, (out, err) in zip(workers, outputs):
+        assert w.returncode == 0, err[-2000:]
+    from speedrun.tracking.store import Store
+
+    store = Store.open(str(db_path))
+    runs = store.list_runs()
+    lrs = sorted(r.param_dict["lr"] for r in runs)
+    assert lrs == [0.01, 0.02, 0.03, 0.04, 0.05, 0.06]  # every point once, none twice
+    assert all(r.status == "completed" and r.group_name == "team" for r in runs)
+    hosts = {r.pid for r in runs}
+    assert len(hosts) >= 2  # the work was shared
+    store.close()
