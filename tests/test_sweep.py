@@ -203,3 +203,26 @@ def test_three_workers_split_a_grid_with_no_trial_run_twice(db_path, data, tmp_p
     hosts = {r.pid for r in runs}
     assert len(hosts) >= 2  # the work was shared
     store.close()
+
+
+# --- the report -------------------------------------------------------------------------------------------
+
+def test_the_report_has_a_section_per_sweep_and_reads_back_unchanged(cli, data, tmp_path):
+    assert cli("sweep", "--name", "lr", "--lr", "0.02,0.04", *TINY, "--data-dir", data).exit_code == 0
+    report = cli("report").output
+    section = report.split("## Sweeps", 1)[1].split("<!-- /speedrun:computed -->", 1)[0]
+    assert "### Sweep lr\n" in section and "| Trial | lr | Final accuracy | Runs |" in section
+    assert "- Best: lr=" in section and "- Against the runner-up: " in section and "- Importance: " in section
+    # The section is speedrun's own (inside the computed block): importing the report adds no run.
+    (tmp_path / "notebook.md").write_text(report)
+    before = len(runs_of(cli))
+    assert cli("import-md", str(tmp_path / "notebook.md")).exit_code == 0
+    assert len(runs_of(cli)) == before
+    page = cli("report", "--format", "html").output
+    assert "<h3>Sweep lr</h3>" in page and 'src="data:image/png;base64,' in page
+
+
+def test_reading_a_database_without_sweeps_creates_no_tables(cli, store):
+    assert cli("list").exit_code == 0 and cli("report").exit_code == 0
+    assert json.loads(cli("sweep", "list", "--json").output) == []
+    assert not store.has_table("studies")

@@ -339,6 +339,7 @@ def build_context(
     plots_link: str | None = None,
     svg: bool = False,
     series: Sequence[Any] = (),
+    sweeps: Sequence[tuple] = (),
 ) -> dict[str, Any]:
     """The template context of a report of `runs`, in notebook order (`notebook_order`).
 
@@ -349,6 +350,7 @@ def build_context(
     `plots`: directory to write PNG curves to; `plots_link` is how the
     document refers to that directory (relative to where the document lies).
     `svg`: inline SVG curves (HTML).
+    `sweeps`: (spec, trials, answer) of the sweeps to show (`speedrun.sweep.runner.summaries`).
     """
     metrics.check_alpha(alpha)
     targets = metrics.check_targets(targets)
@@ -375,6 +377,7 @@ def build_context(
         "targets": [fmt_target(t) for t in targets],
         "leaderboard": leaderboard.leaderboard(ordered, targets, alpha, pool),
         "efficiency": best_by_hardware(ordered),
+        "sweeps": [_sweep_section(spec, trials, answer, plots, plots_link, svg) for spec, trials, answer in sweeps],
         "groups": group_rows,
         "runs": sections,
         "preamble": preamble,
@@ -467,6 +470,35 @@ def _attach_plots(
         if svg:
             g["svg"] = plots.curves_svg([plots.series(r) for r in with_epochs],
                                         colours=[colours[r.id] for r in with_epochs], legend=True)
+
+
+def _sweep_section(spec: Any, trials: Sequence[Any], answer: dict[str, Any], folder: Path | None,
+                   link: str | None, inline: bool) -> dict[str, Any]:
+    """A sweep in the report: its table, its answer in sentences, and its pictures (linked PNGs
+    with --plots; inline in HTML)."""
+    import base64
+    import tempfile
+
+    from speedrun.analysis import sweeps
+
+    section = {
+        "name": answer["name"],
+        "heading": sweeps.heading(answer),
+        "columns": list(answer["searched"]),
+        "objective": answer["objective_name"][0].upper() + answer["objective_name"][1:],
+        "rows": answer["trials"],
+        "lines": sweeps.answer_lines(answer),
+        "plots": [],
+        "images": [],
+    }
+    if folder is not None:
+        link = link if link is not None else str(folder)
+        section["plots"] = [_join(link, p.name) for p in sweeps.plot_pngs(spec, trials, folder)]
+    if inline:
+        with tempfile.TemporaryDirectory() as tmp:
+            section["images"] = ["data:image/png;base64," + base64.b64encode(p.read_bytes()).decode("ascii")
+                                 for p in sweeps.plot_pngs(spec, trials, Path(tmp))]
+    return section
 
 
 def _join(link: str, name: str) -> str:

@@ -109,10 +109,38 @@ def _row(t: TrialInfo, metric: Metric, names: Sequence[str]) -> dict[str, Any]:
         "state": t.state,
         "params": {n: t.params.get(n) for n in names},
         "setting": _setting(t.params, names),
+        "cells": [_cell(t.params.get(n)) for n in names],
         "value": t.value if t.value is None or math.isfinite(t.value) else None,
         "result": result,
         "runs": [r.display_label for r in t.runs],
     }
+
+
+def _cell(value: Any) -> str:
+    from speedrun.sweep.space import value_text
+
+    return value_text(value) if value is not None else fmt_num(None)
+
+
+def heading(data: dict[str, Any]) -> str:
+    """`lr: 0.02, 0.04 (grid, 2 runs per trial), highest final accuracy wins`."""
+    searched = "; ".join(f"{k}: {v}" for k, v in data["searched"].items())
+    runs = f"{data['repeat']} run{'s' * (data['repeat'] != 1)} per trial"
+    wins = "highest" if data["direction"] == "maximize" else "lowest"
+    return f"{searched} ({data['sampler']}, {runs}), {wins} {data['objective_name']} wins"
+
+
+def answer_lines(data: dict[str, Any]) -> list[str]:
+    """The answer in sentences: the best setting, its verdict against the runner-up, the caveat,
+    and the importances. The same lines in `sweep show` and in the report."""
+    best, verdict = data["best"], data["verdict"]
+    if best is None:
+        lines = ["No trial has finished yet."]
+    else:
+        lines = [f"Best: {best['setting']} (trial {best['trial']}), {best['text']}"]
+        if verdict is not None:
+            lines += [f"Against the runner-up: {verdict['text']}", verdict["caveat"]]
+    return lines + ["Importance: " + "; ".join(importance_lines(data))]
 
 
 def importance_lines(data: dict[str, Any]) -> list[str]:

@@ -74,6 +74,9 @@ def report(
         from datetime import datetime, timezone
 
         when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    from speedrun.sweep.runner import summaries
+
+    sweeps = summaries(store, alpha=alpha, pool=pool, runs={r.id for r in selected} if filtered else None)
     context = build_context(
         selected,
         targets=target or DEFAULT_TARGETS,
@@ -84,6 +87,7 @@ def report(
         plots_link=plots_link_for(plots, output) if plots else None,
         svg=fmt == "html",
         series=store.list_series(),
+        sweeps=sweeps,
     )
     text = render(context, fmt, template)
     _write(text, output, force)

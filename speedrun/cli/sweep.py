@@ -199,10 +199,7 @@ def _show(store, name: str, *, alpha: float, as_json: bool, plots: Path | None) 
     if as_json:
         print_json(data)
         return
-    searched = "; ".join(f"{k}: {v}" for k, v in data["searched"].items())
-    console.print(f"[bold]Sweep {_safe(name)}[/bold]: {_safe(searched)} ({data['sampler']}, "
-                  f"{data['repeat']} run{'s' * (data['repeat'] != 1)} per trial), "
-                  f"{'highest' if data['direction'] == 'maximize' else 'lowest'} {data['objective_name']} wins")
+    console.print(f"Sweep {name}: {sweeps.heading(data)}", markup=False, highlight=False, style="bold")
     table = Table(show_edge=False, header_style="bold")
     table.add_column("Trial", justify="right")
     for option in data["searched"]:
@@ -210,23 +207,11 @@ def _show(store, name: str, *, alpha: float, as_json: bool, plots: Path | None) 
     table.add_column(data["objective_name"].capitalize(), justify="right")
     table.add_column("Runs")
     for row in data["trials"]:
-        table.add_row(str(row["trial"]), *[_safe(_cell(v)) for v in row["params"].values()], _safe(row["result"]),
+        table.add_row(str(row["trial"]), *[_safe(c) for c in row["cells"]], _safe(row["result"]),
                       _safe(", ".join(row["runs"]) or "—"))
     console.print(table)
-    best, verdict = data["best"], data["verdict"]
-    if best is None:
-        console.print("No trial has finished yet.", markup=False)
-    else:
-        console.print(f"\nBest: {best['setting']} (trial {best['trial']}), {best['text']}", markup=False, highlight=False)
-        if verdict is not None:
-            console.print(f"Against the runner-up: {verdict['text']}", markup=False, highlight=False)
-            console.print(verdict["caveat"], markup=False, highlight=False, style="dim")
-    console.print("Importance: " + "; ".join(sweeps.importance_lines(data)), markup=False, highlight=False)
+    console.print()
+    for line in sweeps.answer_lines(data):
+        console.print(line, markup=False, highlight=False)
     for path in data.get("plots", []):
         console.print(f"Wrote {path}", markup=False, highlight=False)
-
-
-def _cell(value) -> str:
-    from speedrun.sweep.space import value_text
-
-    return value_text(value) if value is not None else "—"

@@ -115,6 +115,9 @@ def _quiet_optuna():
     return optuna
 
 
+STUDY_TABLE = "studies"  # Optuna's; absent until the database's first sweep
+
+
 def storage_of(store: Any):
     """Optuna's storage in the store's own database.
 
@@ -135,7 +138,9 @@ def storage_of(store: Any):
 
 
 def sweep_names(store: Any) -> list[str]:
-    """The sweeps recorded in the database, oldest first."""
+    """The sweeps recorded in the database, oldest first (reading creates no table)."""
+    if not store.has_table(STUDY_TABLE):
+        return []
     optuna = _quiet_optuna()
     storage = storage_of(store)
     return [s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False)
@@ -145,9 +150,10 @@ def sweep_names(store: Any) -> list[str]:
 def load(store: Any, name: str):
     """(study, spec) of the sweep `name`; SpeedrunError naming the known sweeps when there is none."""
     optuna = _quiet_optuna()
-    storage = storage_of(store)
     try:
-        study = optuna.load_study(study_name=name, storage=storage)
+        if not store.has_table(STUDY_TABLE):
+            raise KeyError(name)
+        study = optuna.load_study(study_name=name, storage=storage_of(store))
     except KeyError:
         known = sweep_names(store)
         hint = f"; sweeps here: {', '.join(known)}" if known else "; there are no sweeps here yet"
@@ -435,3 +441,17 @@ def importances(study) -> dict[str, float] | None:
             return dict(optuna.importance.get_param_importances(study, target=lambda t: sign * t.value))
     except (RuntimeError, ValueError, ZeroDivisionError):
         return None
+
+
+def summaries(store: Any, *, alpha: float, pool: Any, runs: set[int] | None = None) -> list[tuple]:
+    """(spec, trials, answer) of every sweep, or of those with a run among `runs`."""
+    from speedrun.analysis.sweeps import summarize
+
+    out = []
+    for name in sweep_names(store):
+        study, spec = load(store, name)
+        infos = trial_infos(store, study)
+        if runs is not None and not any(r.id in runs for t in infos for r in t.runs):
+            continue
+        out.append((spec, infos, summarize(spec, infos, importances=importances(study), alpha=alpha, pool=pool)))
+    return out

@@ -319,6 +319,13 @@ class Store:
         if self._tolerate_bad_text and self.engine.dialect.name == "sqlite":
             dbmod.read_text_tolerantly(session.connection().connection)
 
+    def has_table(self, name: str) -> bool:
+        """Whether the database holds table `name` (another library's, such as Optuna's `studies`)."""
+        from sqlalchemy import inspect
+
+        with self._errors("read"), self.engine.connect() as conn:
+            return inspect(conn).has_table(name)
+
     @contextmanager
     def exclusive(self, name: str) -> Iterator[None]:
         """Hold the lock called `name` among every process that uses this database.
