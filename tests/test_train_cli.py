@@ -133,3 +133,13 @@ def test_epochs_may_be_fractional_only_in_the_fast_recipes(recorder):
     result = runner.invoke(app, ["train", "--dry-run", "--device", "cpu", "--epochs", "9.9"])
     assert result.exit_code == 1
     assert "--epochs must be a whole number in the resnet recipes" in one_line(result.output)
+
+
+def test_dry_run_prints_the_config_line_the_log_will_print():
+    # The log counts the epochs begun (EPOCHS=10 for a 9.9-epoch budget) and says where the last stops;
+    # the dry run printed EPOCHS=9.9, a line the log parser would read differently.
+    result = runner.invoke(app, ["train", "--dry-run", "--device", "cpu", "--recipe", "airbench94"])
+    assert result.exit_code == 0, result.output
+    assert re.search(r"^Config: .*EPOCHS=10,", result.output, re.MULTILINE)
+    assert "Epoch budget: 9.9 epochs = 476 steps of 1024 images; epoch 10 stops after 44 of 48" in result.output
+    assert re.search(r"^\s+epochs\s+9.9$", result.output, re.MULTILINE)  # the setting itself, as given

@@ -24,6 +24,7 @@ def _note(message: str) -> None:
 
 
 def _print_dry_run(config, title: str | None, tags: list[str]) -> None:
+    from speedrun.analysis.efficiency import CIFAR10_TRAIN_IMAGES
     from speedrun.notebook.logformat import config_line
     from speedrun.training import fastloop, loop
 
@@ -40,7 +41,15 @@ def _print_dry_run(config, title: str | None, tags: list[str]) -> None:
     width = max(map(len, rows))
     for key, value in rows.items():
         console.print(f"  {key:<{width}}  {value}", markup=False, highlight=False, soft_wrap=True)
-    console.print(config_line(config.to_params(), extra_keys), markup=False, highlight=False, soft_wrap=True)
+    # The Config line as the run's log will print it: a fractional budget counts the epochs begun,
+    # and the budget line says where the last one stops.
+    shown, notes = config.to_params(), ()
+    if config.recipe:
+        steps = fastloop.Steps.of(config.subset or CIFAR10_TRAIN_IMAGES, config.batch_size, config.epochs)
+        shown, notes = {**shown, "epochs": steps.epochs}, fastloop.budget_note(config, steps)
+    console.print(config_line(shown, extra_keys), markup=False, highlight=False, soft_wrap=True)
+    for line in notes:
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
 
 
 RECIPE_DEFAULT = "[default: from the recipe]"
