@@ -162,3 +162,20 @@ def compilations(monkeypatch):
     torch._dynamo.reset()
     yield events
     torch._dynamo.reset()
+
+
+HOST_READS = ("item", "cpu", "tolist")  # each one waits for the device: a sync
+
+
+@pytest.fixture
+def host_reads(monkeypatch):
+    """Every Tensor.item/.cpu/.tolist call, by name."""
+    import torch
+
+    calls = []
+    for name in HOST_READS:
+        def counting(self, *args, _original=getattr(torch.Tensor, name), _name=name, **kwargs):
+            calls.append(_name)
+            return _original(self, *args, **kwargs)
+        monkeypatch.setattr(torch.Tensor, name, counting)
+    return calls

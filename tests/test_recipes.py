@@ -427,19 +427,6 @@ def test_alternating_flip_looks_up_only_the_batchs_flips():
 
 # --- the fast loop on the host and the compiler ------------------------------------------------------
 
-HOST_READS = ("item", "cpu", "tolist")
-
-
-@pytest.fixture
-def host_reads(monkeypatch):
-    calls = []
-    for name in HOST_READS:
-        def counting(self, *args, _original=getattr(torch.Tensor, name), _name=name, **kwargs):
-            calls.append(_name)
-            return _original(self, *args, **kwargs)
-        monkeypatch.setattr(torch.Tensor, name, counting)
-    return calls
-
 
 @pytest.mark.parametrize("name", ["airbench94", "airbench94-muon"])
 def test_a_fast_epoch_reads_from_the_device_only_once_at_its_end(fake_cifar, host_reads, name):

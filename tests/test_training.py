@@ -291,20 +291,6 @@ def test_printed_log_reads_back_with_the_same_numbers(fake_cifar):
 
 # --- what a step costs the host, and what is compiled when -------------------------------------
 
-HOST_READS = ("item", "cpu", "tolist")  # each one waits for the device: a sync
-
-
-@pytest.fixture
-def host_reads(monkeypatch):
-    """Every Tensor.item/.cpu/.tolist call, by name."""
-    calls = []
-    for name in HOST_READS:
-        def counting(self, *args, _original=getattr(torch.Tensor, name), _name=name, **kwargs):
-            calls.append(_name)
-            return _original(self, *args, **kwargs)
-        monkeypatch.setattr(torch.Tensor, name, counting)
-    return calls
-
 
 def images_of(data, n):
     return Cifar10(data.train_images[:n], data.train_labels[:n], data.test_images, data.test_labels)
