@@ -225,3 +225,36 @@ def test_reading_a_database_without_sweeps_creates_no_tables(cli, store):
     assert cli("list").exit_code == 0 and cli("report").exit_code == 0
     assert json.loads(cli("sweep", "list", "--json").output) == []
     assert not store.has_table("studies")
+
+
+def test_the_database_lock_is_one_lock_however_the_database_is_named(db_path, tmp_path, monkeypatch):
+    import threading
+    import time
+
+    from speedrun.tracking.store import Store
+
+    first = Store.open(str(db_path))
+    if first.engine.dialect.name == "sqlite":  # the same file by a relative name, from its folder
+        monkeypatch.chdir(tmp_path)
+        second = Store.open(os.path.relpath(db_path, tmp_path))
+    else:
+        second = Store.open(str(db_path))
+    held, order = threading.Event(), []
+
+    def holder():
+        with first.exclusive("sweep x"):
+            held.set()
+            time.sleep(0.5)
+            order.append("released")
+
+    thread = threading.Thread(target=holder)
+    thread.start()
+    held.wait()
+    with second.exclusive("sweep x"):
+        order.append("acquired")
+    with second.exclusive("sweep y"):  # another name is another lock
+        pass
+    thread.join()
+    assert order == ["released", "acquired"]
+    first.close()
+    second.close()

@@ -335,7 +335,9 @@ class Store:
         temporary directory named after the database's path. Other writes to the
         database go on meanwhile (the lock guards a decision, not the tables).
         """
-        key = hashlib.blake2b(f"{self.url}\0{name}".encode(), digest_size=8).digest()
+        file = dbmod.sqlite_file(self.url)
+        where = str(file.resolve()) if file is not None else self.url  # one file, however it was named
+        key = hashlib.blake2b(f"{where}\0{name}".encode(), digest_size=8).digest()
         if self.engine.dialect.name == "postgresql":
             number = int.from_bytes(key, "big", signed=True)
             with self._errors("lock"), self.engine.connect() as conn:
