@@ -258,3 +258,12 @@ def test_the_database_lock_is_one_lock_however_the_database_is_named(db_path, tm
     assert order == ["released", "acquired"]
     first.close()
     second.close()
+
+
+def test_a_trial_run_carries_no_note_the_user_did_not_write(cli, data):
+    # Strings in a run's extra are the notebook's own bullets; the sweep is the run's group, the trial its title.
+    assert cli("sweep", "--name", "n", "--lr", "0.02,0.04", *TINY, "--data-dir", data).exit_code == 0
+    detail = json.loads(cli("show", "1", "--json").output)
+    assert detail["group"] == "n" and detail["title"].startswith("n trial 0: lr=")
+    assert not [k for k, v in detail["extra"].items() if isinstance(v, str)]
+    assert "Notes" not in cli("show", "1").output

@@ -351,7 +351,6 @@ def _run_trial(store, recorder, study, trial, spec: SweepSpec, recipe, *, device
             record = copy.deepcopy(template)
             record.group = spec.name
             record.title = record.title or f"{spec.name} trial {trial.number}: {setting}"
-            record.extra = {**record.extra, "sweep": spec.name, "trial": trial.number}
             trial_recorder.reporting = repeat == 0
             train_one(recipe, replace(config, seed=spec.seed + repeat), trial_recorder, record, reporter)
     except RunStopped as exc:

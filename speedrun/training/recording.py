@@ -244,8 +244,9 @@ class Recording:
         record.source, record.status = "train", "running"
         record.params, record.param_count, record.data_load_s = params, setup.param_count, setup.data_load_s
         record.target_acc = config.target
-        # What its MFU is measured with, kept from the start so that a run that dies still shows it.
-        record.extra = {**record.extra, "precision": self.precision}
+        # What its MFU is measured with (against the peak of the precision its `amp` says), kept
+        # from the start so that a run that dies still shows it.
+        record.extra = dict(record.extra)
         if self.peak is not None:
             record.extra["peak"] = asdict(self.peak)
         if setup.flops is not None:
