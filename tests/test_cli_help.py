@@ -83,3 +83,14 @@ def test_debug_shows_the_traceback(db_path, monkeypatch, how):
     env = {"SPEEDRUN_DEBUG": "1"} if how == "env" else {}
     result = CliRunner().invoke(app, argv, env=env)
     assert isinstance(result.exception, RuntimeError)
+
+
+def test_commands_that_read_import_neither_torch_nor_optuna():
+    # torch costs two seconds at start-up: only a training may pay it. The sweep module once
+    # imported it for every command (a search space's augmentation names live beside torch code).
+    import subprocess
+    import sys
+
+    code = "import sys, speedrun.cli; print(sorted(m for m in ('torch', 'optuna', 'matplotlib') if m in sys.modules))"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"

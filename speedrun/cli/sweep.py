@@ -14,7 +14,7 @@ from speedrun.cli.app import app, console, err_console, open_store
 from speedrun.cli.choices import _choices, chosen
 from speedrun.cli.runs import _safe, print_json
 from speedrun.analysis.metrics import ALPHA
-from speedrun.sweep.runner import SAMPLERS
+from speedrun.sweep.space import SAMPLERS
 
 Sampler = _choices("Sampler", SAMPLERS)
 

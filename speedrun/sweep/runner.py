@@ -33,16 +33,16 @@ import logging
 import math
 import time
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from speedrun.analysis.metrics import Metric, metric_named
 from speedrun.errors import RunNotFound, SpeedrunError
-from speedrun.sweep.space import SearchSpace, config_values, setting_text
+from speedrun.sweep.space import SAMPLERS, SearchSpace, config_values, setting_text
 from speedrun.tracking import liveness
 from speedrun.tracking.records import EpochRecord, RunRecord
-from speedrun.training.recording import Recorder, Reporter, RunInterrupted, RunStopped, TrainingFailed
 
-SAMPLERS = ("grid", "random", "tpe")
+if TYPE_CHECKING:  # torch comes with the trainer: imported when a sweep trains, not to read one
+    from speedrun.training.recording import Recorder, Reporter
 SPEC_ATTR = "speedrun"  # the study's user attribute that holds the sweep's spec
 RUNS_ATTR = "runs"  # a trial's user attribute: the ids of its runs
 
@@ -285,6 +285,8 @@ class TrialRecorder:
         # The pruner compares in the study's direction: accuracy up, or the error rate down.
         self.trial.report(epoch.val_acc if self.higher_is_better else 100.0 - epoch.val_acc, epoch.epoch)
         if self.trial.should_prune():
+            from speedrun.training.recording import RunStopped
+
             raise RunStopped("pruned", f"pruned after epoch {epoch.epoch}: val accuracy {epoch.val_acc:.2f}% "
                                        f"below the median of earlier trials at that epoch")
 
@@ -338,6 +340,7 @@ def _run_trial(store, recorder, study, trial, spec: SweepSpec, recipe, *, device
                reporter: Reporter, result: WorkerResult) -> None:
     from optuna.trial import TrialState
 
+    from speedrun.training.recording import RunInterrupted, RunStopped, TrainingFailed
     from speedrun.training.repeats import train_one
 
     setting = setting_text(trial.params)

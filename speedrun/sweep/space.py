@@ -22,7 +22,8 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from speedrun.errors import SpeedrunError
-from speedrun.training.augment import parse_augment
+
+SAMPLERS = ("grid", "random", "tpe")  # how a sweep walks its space: every point, or Optuna's samplers
 
 # TrainConfig fields a sweep can search, by the kind of value each takes.
 NUMERIC: dict[str, type] = {
@@ -142,6 +143,8 @@ def _parse(name: str, text: str) -> tuple[list[Any], Dimension | None]:
     if not text:
         raise SpeedrunError(f"{flag(name)}: empty value")
     if name == AUGMENT:
+        from speedrun.training.augment import parse_augment  # torch: only when an augmentation is swept
+
         alternatives = [",".join(parse_augment(part)) or "none" for part in text.split("|")]
         return _distinct(name, alternatives), None
     parts = [p.strip() for p in text.split(",")]
@@ -198,6 +201,8 @@ def _range(name: str, text: str, kind: type) -> Dimension:
 
 def config_values(values: dict[str, Any]) -> dict[str, Any]:
     """TrainConfig overrides from stored values: an augmentation string becomes its tuple."""
+    from speedrun.training.augment import parse_augment
+
     convert: dict[str, Callable[[Any], Any]] = {AUGMENT: lambda v: parse_augment("" if v == "none" else v)}
     return {k: convert.get(k, lambda v: v)(v) for k, v in values.items()}
 
