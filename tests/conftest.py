@@ -118,7 +118,8 @@ def store(db_path):
 
 @pytest.fixture
 def ctrl_c_in_second_evaluation(monkeypatch):
-    """The user presses Ctrl-C while epoch 2 is being evaluated."""
+    """The user presses Ctrl-C while epoch 2 is being evaluated (of a run, or of two one-epoch runs).
+    Returns what takes the finger off the key: evaluations after it run as usual."""
     from speedrun.training import loop
 
     original, calls = loop.evaluate, []
@@ -130,6 +131,7 @@ def ctrl_c_in_second_evaluation(monkeypatch):
         return original(*args)
 
     monkeypatch.setattr(loop, "evaluate", evaluate_then_interrupt)
+    return lambda: monkeypatch.setattr(loop, "evaluate", original)
 
 
 @pytest.fixture

@@ -125,24 +125,13 @@ def test_a_different_search_under_a_taken_name_is_refused(cli, data):
     assert result.exit_code == 1 and "already exists with a different space" in result.output
 
 
-def test_ctrl_c_keeps_finished_trials_and_resume_runs_only_the_missing(cli, data, monkeypatch):
-    from speedrun.training import loop
-
-    original, calls = loop.evaluate, []
-
-    def interrupt_the_second_trial(*args):
-        calls.append(1)
-        if len(calls) == 2:
-            raise KeyboardInterrupt
-        return original(*args)
-
-    monkeypatch.setattr(loop, "evaluate", interrupt_the_second_trial)
+def test_ctrl_c_keeps_finished_trials_and_resume_runs_only_the_missing(cli, data, ctrl_c_in_second_evaluation):
     result = cli("sweep", "--name", "cc", "--lr", "0.02,0.04,0.08", *TINY, "--data-dir", data, "--no-prune")
     assert result.exit_code == 130
     assert "speedrun sweep --resume cc" in result.output
     runs = runs_of(cli)
     assert [r["status"] for r in runs] == ["completed", "interrupted"]
-    monkeypatch.setattr(loop, "evaluate", original)
+    ctrl_c_in_second_evaluation()  # the key released
 
     resumed = cli("sweep", "--resume", "cc", "--data-dir", data, "--device", "cpu")
     assert resumed.exit_code == 0, resumed.output
