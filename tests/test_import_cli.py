@@ -477,3 +477,14 @@ def test_hand_edit_of_the_hand_written_notebook_flows_back(user_db, cli, tmp_pat
     assert result.stdout.splitlines()[-1] == "user-notebook.md: 0 added, 1 updated, 13 unchanged."
     assert json.loads(cli("show", "4", "--json").stdout)["analysis"].endswith("- Retried in Run 30.")
     assert len(runs(cli)) == 14 and strip_computed(cli("report").stdout) == lines_of(edited)
+
+
+def test_a_series_parent_is_no_run_but_the_error_says_how_to_name_it(cli, tmp_path):
+    notebook = tmp_path / "series.md"
+    notebook.write_text("# N\n\n## Run 7: Series\nintro\n\n### Run 7a: first\n- **Hardware**: T4\n"
+                        "- **Configuration**: lr=0.1\n\n### Run 7b: second\n- **Hardware**: T4\n"
+                        "- **Configuration**: lr=0.2\n")
+    assert cli("import-md", str(notebook)).exit_code == 0
+    result = cli("show", "7")
+    assert result.exit_code == 1
+    assert "7 is a series (runs 7a, 7b); name one of them, or the whole series as g:7" in " ".join(result.output.split())

@@ -1071,6 +1071,13 @@ class Store:
             return matches[0]
         if len(matches) > 1:
             raise RunNotFound(f"label {wanted!r} is ambiguous: runs {', '.join(map(str, matches))}; use the run number")
+        members = list(session.execute(
+            select(Run.id, Run.label).join(Series, Run.series_id == Series.id).where(Series.name == wanted)
+            .order_by(Run.position, Run.id)))
+        if members:  # a series' parent heading (`## Run 7` over 7a, 7b) is no run of its own
+            shown = ", ".join(label or str(run_id) for run_id, label in members)
+            raise RunNotFound(f"no run {wanted!r} in {self.label}: {wanted} is a series (runs {shown}); "
+                              f"name one of them, or the whole series as g:{wanted} (compare, stats)")
         raise RunNotFound(f"no run {wanted!r} in {self.label}")
 
     def _resolve(self, session: Session, ref: str | int) -> Run:
