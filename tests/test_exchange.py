@@ -78,3 +78,35 @@ def test_merge_bad_input_is_a_clear_error(cli, tmp_path):
     wrong = tmp_path / "wrong.json"
     wrong.write_text(json.dumps({"format": "other"}))
     assert "not a speedrun export" in cli("merge", str(wrong)).stderr
+
+
+def test_a_notebook_merged_elsewhere_keeps_its_series(cli, db_path, tmp_path):
+    # The user's notebook (series 26 without results of its own, series with a parent run) imported here,
+    # then carried to another database by export and by merging the database itself: the same notebook.
+    from tests.test_import_cli import USER_NOTEBOOK
+
+    assert cli("import-md", str(USER_NOTEBOOK)).exit_code == 0
+    report = cli("report").stdout
+    export = tmp_path / "notebook.json"
+    assert cli("export", "-o", str(export)).exit_code == 0
+    assert {s["name"] for s in json.loads(export.read_text())["series"]} >= {"26"}
+    for source, other in ((str(export), tmp_path / "from-json.db"), (str(db_path), tmp_path / "from-db.db")):
+        assert cli("merge", source, db=other).exit_code == 0
+        assert cli("report", db=other).stdout == report
+        assert "26 is a series" in " ".join(cli("show", "26", db=other).output.split())
+        # Merging again adds neither runs nor series.
+        assert cli("merge", source, db=other).exit_code == 0
+        assert cli("report", db=other).stdout == report
+
+
+def test_an_export_with_a_bad_series_is_refused_before_anything_is_written(cli, db_path, tmp_path):
+    fill(db_path, 1)
+    export = tmp_path / "e.json"
+    cli("export", "-o", str(export))
+    data = json.loads(export.read_text())
+    data["series"] = [{"name": "7\n## Run 99", "uuid": None}]
+    export.write_text(json.dumps(data))
+    other = tmp_path / "other.db"
+    result = cli("merge", str(export), db=other)
+    assert result.exit_code == 1 and "series #1 in the file: name" in result.output
+    assert not other.exists() or json.loads(cli("list", "--json", db=other).stdout) == []

@@ -222,10 +222,10 @@ def test_final_accuracy_measured_after_training_wins_and_survives_a_merge(store,
     assert (run.final_val_acc, run.peak_val_acc, run.peak_epoch) == (94.10, 94.10, 2)
     assert run.extra["final_val_acc_from"] == "tta"
 
-    from speedrun.tracking.exchange import export_runs, merge_records, record_from_json
+    from speedrun.tracking.exchange import Loaded, export_runs, merge_records, record_from_json
 
     other = Store.open(str(tmp_path / "other.db"))
-    merge_records(other, [record_from_json(r) for r in export_runs(store)["runs"]])
+    merge_records(other, Loaded([record_from_json(r) for r in export_runs(store)["runs"]], []))
     assert other.get_run(run_id).final_val_acc == 94.10
 
 

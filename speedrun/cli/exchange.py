@@ -59,9 +59,9 @@ def merge(
         speedrun merge colab-runs.json
         speedrun merge /content/drive/MyDrive/runs.db
     """
-    records = load_records(other)  # checked before this database is even opened
+    loaded = load_records(other)  # checked before this database is even opened
     store = open_store()
-    result = merge_records(store, records)
+    result = merge_records(store, loaded)
     name = terminal_safe(other)
     for theirs, ours in result.renumbered:
         console.print(f"Run {theirs} of {name} is run {ours} here (number {theirs} was taken).", markup=False)

@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from speedrun.errors import SpeedrunError
-from speedrun.tracking.records import RunRecord, default_title
+from speedrun.tracking.records import RunRecord, SeriesRecord, default_title
 from speedrun.tracking.store import Store, record_from_run
-from speedrun.tracking.validation import InvalidRun, run_from_json
+from speedrun.tracking.validation import InvalidRun, run_from_json, series_from_json
 
 FORMAT = "speedrun-export"
 FORMAT_VERSION = 1
@@ -39,14 +39,30 @@ def record_from_json(data: Any) -> RunRecord:
     return run_from_json(data)
 
 
+# What a series carries between databases: its identity, name, texts and place (its runs name it).
+SERIES_FIELDS = ("uuid", "name", "title", "hypothesis", "description", "hardware", "analysis", "section_text",
+                 "closing_text", "preamble", "position", "source_file", "source_line")
+
+
+def series_to_json(row: Any) -> dict[str, Any]:
+    return {name: getattr(row, name) for name in SERIES_FIELDS}
+
+
+def _series_of(store: Store, records: list[RunRecord]) -> list[Any]:
+    """The stored series the records belong to (a series' parent heading is no run of its own)."""
+    names = {r.series for r in records if r.series}
+    return [row for row in store.list_series() if row.name in names] if names else []
+
+
 def export_runs(store: Store, ids: list[int] | None = None) -> dict[str, Any]:
     runs = store.list_runs(ids=ids, with_epochs=True)
     records = []
     for run in runs:
         record = record_from_run(run)
         record.number = run.id
-        records.append(record_to_json(record))
-    return {"format": FORMAT, "version": FORMAT_VERSION, "runs": records}
+        records.append(record)
+    return {"format": FORMAT, "version": FORMAT_VERSION, "runs": [record_to_json(r) for r in records],
+            "series": [series_to_json(row) for row in _series_of(store, records)]}
 
 
 def damaged_runs(store: Store, ids: list[int] | None = None) -> list[str]:
@@ -54,8 +70,17 @@ def damaged_runs(store: Store, ids: list[int] | None = None) -> list[str]:
     return [f"run {r.display_label} ({', '.join(r.damaged)})" for r in store.list_runs(ids=ids) if r.damaged]
 
 
-def load_records(path: str) -> list[RunRecord]:
-    """Runs from an export file (JSON), another speedrun database file, or a database URL; every value checked."""
+@dataclass
+class Loaded:
+    """What a merge brings: runs, and the notebook series they belong to."""
+
+    runs: list[RunRecord]
+    series: list[SeriesRecord]
+
+
+def load_records(path: str) -> Loaded:
+    """Runs (and their series) from an export file (JSON), another speedrun database file, or a
+    database URL; every value checked."""
     if "://" in path:
         return _records_from_store(Store.open(path, migrate=False))
     file = Path(path)
@@ -68,7 +93,7 @@ def load_records(path: str) -> list[RunRecord]:
     return _records_from_database(file, path) if is_sqlite else _records_from_json(file, path)
 
 
-def _records_from_json(file: Path, name: str) -> list[RunRecord]:
+def _records_from_json(file: Path, name: str) -> Loaded:
     try:
         data = json.loads(file.read_bytes().decode("utf-8"))
     except UnicodeDecodeError:
@@ -91,7 +116,18 @@ def _records_from_json(file: Path, name: str) -> list[RunRecord]:
     runs = data.get("runs")
     if not isinstance(runs, list):
         raise SpeedrunError(f"{name}: \"runs\" must be a list of runs")
-    return [_checked(run, i, name) for i, run in enumerate(runs)]
+    series = data.get("series", [])  # exports before series were carried have none
+    if not isinstance(series, list):
+        raise SpeedrunError(f"{name}: \"series\" must be a list of series")
+    return Loaded([_checked(run, i, name) for i, run in enumerate(runs)],
+                  [_checked_series(item, i, name) for i, item in enumerate(series)])
+
+
+def _checked_series(data: Any, index: int, source: str) -> SeriesRecord:
+    try:
+        return series_from_json(data)
+    except InvalidRun as exc:
+        raise SpeedrunError(f"{source}: series #{index + 1} in the file: {exc}") from None
 
 
 def _checked(data: Any, index: int, source: str) -> RunRecord:
@@ -111,13 +147,13 @@ def _name_of(data: Any, index: int) -> str:
     return f"#{index + 1} in the file"
 
 
-def _records_from_database(file: Path, name: str) -> list[RunRecord]:
+def _records_from_database(file: Path, name: str) -> Loaded:
     # A snapshot in memory: the other file may be older (upgraded there), in use, or read-only.
     return _records_from_store(Store.snapshot(file, label=name))
 
 
-def _records_from_store(other: Store) -> list[RunRecord]:
-    """Every run of another database, checked as a merge checks an export (the message names `other`)."""
+def _records_from_store(other: Store) -> Loaded:
+    """Every run (and series) of another database, checked as a merge checks an export (the message names `other`)."""
     name = other.label
     try:
         records = []
@@ -127,7 +163,8 @@ def _records_from_store(other: Store) -> list[RunRecord]:
             record = record_from_run(run)
             record.number = run.id
             records.append(_checked(record_to_json(record), index, name))
-        return records
+        series = [_checked_series(series_to_json(row), i, name) for i, row in enumerate(_series_of(other, records))]
+        return Loaded(records, series)
     finally:
         other.close()
 
@@ -139,11 +176,12 @@ class MergeResult:
     renumbered: list[tuple[int, int]]  # (number in the other database, number here)
 
 
-def merge_records(store: Store, records: list[RunRecord]) -> MergeResult:
-    """Add the runs this database lacks (by UUID), in one transaction."""
+def merge_records(store: Store, loaded: Loaded) -> MergeResult:
+    """Add the runs this database lacks (by UUID), with their series, in one transaction."""
+    records = loaded.runs
     for record in records:
         record.title = record.title or default_title(record)
-    stored = store.add_runs(records, force=True, label_clashes=False, skip_known=True)
+    stored = store.add_runs(records, force=True, label_clashes=False, skip_known=True, series=loaded.series)
     added = [(s.number, r) for s, r in zip(stored, records) if not s.skipped]
     renumbered = [(s.requested, s.number) for s in stored if s.renumbered]
     return MergeResult(added, sum(s.skipped for s in stored), renumbered)

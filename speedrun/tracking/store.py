@@ -384,6 +384,7 @@ class Store:
         force: bool = False,
         label_clashes: bool = True,
         skip_known: bool = False,
+        series: Sequence[SeriesRecord] = (),
     ) -> list[Stored]:
         """Record several runs atomically: all of them or none. Returns what was decided for each, in order.
 
@@ -392,12 +393,30 @@ class Store:
         A run keeps the number it asks for (`record.number`) when that is free;
         otherwise it gets a new one, labelled with the requested number when
         `label_clashes` (as notebooks want). The records are not changed.
+        `series`: the notebook series the runs name (`record.series`), found here
+        by UUID or added as they are (merges).
         """
         with self._write() as session:
             self._lock_run_numbers(session)
             if not force:
                 self._refuse_duplicates(session, records)
-            return self._insert_records(session, records, label_clashes=label_clashes, skip_known=skip_known)
+            series_ids = self._bring_series(session, series) if series else None
+            return self._insert_records(session, records, label_clashes=label_clashes, skip_known=skip_known,
+                                        series_ids=series_ids)
+
+    @staticmethod
+    def _bring_series(session: Session, series: Sequence[SeriesRecord]) -> dict[str, int]:
+        """Series by name -> id: the one here with the same UUID (left as it is), else a new one."""
+        ids: dict[str, int] = {}
+        for record in series:
+            row = session.scalar(select(Series).where(Series.uuid == record.uuid)) if record.uuid else None
+            if row is None:
+                row = Series(uuid=record.uuid or str(uuidlib.uuid4()), created_at=utcnow())
+                _set_series(row, record)
+                session.add(row)
+                session.flush()
+            ids[record.name] = row.id
+        return ids
 
     def _insert_records(
         self,

@@ -19,8 +19,8 @@ from datetime import datetime, timezone
 from typing import Any
 
 from speedrun.errors import SpeedrunError
-from speedrun.tracking.models import Environment, Param, Run, Tag
-from speedrun.tracking.records import RUN_NUMBER_MAX, SOURCES, STATUSES, EpochRecord, RunRecord
+from speedrun.tracking.models import Environment, Param, Run, Series, Tag
+from speedrun.tracking.records import RUN_NUMBER_MAX, SOURCES, STATUSES, EpochRecord, RunRecord, SeriesRecord
 
 # Sizes: a run's texts are notes and logs; a 100,000-line log is about 10 MB.
 MAX_TEXT = 64 * 1024 * 1024
@@ -69,6 +69,20 @@ def run_from_json(data: Any) -> RunRecord:
     if "source" not in values:
         raise InvalidRun("source", "missing")
     return RunRecord(**values)
+
+
+def series_from_json(data: Any) -> SeriesRecord:
+    """A checked `SeriesRecord` (without members) from its JSON form; InvalidRun otherwise."""
+    if not isinstance(data, dict):
+        raise InvalidRun("", f"expected an object, got {_kind(data)}")
+    values = _check_object(data, _SERIES_HINTS, path="")
+    name = values.get("name")
+    if not name:
+        raise InvalidRun("name", "missing")
+    limit = Series.__table__.c.name.type.length
+    if len(name) > limit or _CONTROL.search(name):
+        raise InvalidRun("name", f"{_shown(name)} is not a series name (at most {limit} characters, no control characters)")
+    return SeriesRecord(**values)
 
 
 def _check_object(data: dict, hints: dict[str, Any], *, path: str) -> dict[str, Any]:
@@ -286,6 +300,8 @@ def _lengths() -> dict[str, int]:
 
 _LENGTHS = _lengths()
 _RUN_HINTS = {name: hint for name, hint in typing.get_type_hints(RunRecord).items() if name != "warnings"}
+_SERIES_HINTS = {name: hint for name, hint in typing.get_type_hints(SeriesRecord).items()
+                 if name not in ("members", "parent_label")}
 _EPOCH_HINTS = typing.get_type_hints(EpochRecord)
 _ENV_HINTS = {"hardware": str | None} | {
     column.name: (column.type.python_type | None)
