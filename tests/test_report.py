@@ -424,7 +424,7 @@ def figures(monkeypatch):
         saved.append((path.name, fig, fig.get_axes()))
         path.write_bytes(b"\x89PNG")
 
-    monkeypatch.setattr(plots, "_save", keep)
+    monkeypatch.setattr(plots, "save_figure", keep)
     import matplotlib.pyplot as plt
 
     monkeypatch.setattr(plt, "close", lambda fig=None: None)

@@ -62,7 +62,7 @@ def series(run: Any, x: str = "epoch") -> Series:
     return f"Run {run.display_label}", points
 
 
-def _pyplot():
+def pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
@@ -71,7 +71,7 @@ def _pyplot():
     return plt
 
 
-def _save(fig, path: Path) -> None:
+def save_figure(fig, path: Path) -> None:
     try:
         fig.savefig(path, dpi=100, metadata={"Software": None})
     except OSError as exc:
@@ -81,7 +81,7 @@ def _save(fig, path: Path) -> None:
 def learning_curve_png(run: Any, path: Path, *, colour: str = PALETTE[0]) -> Path:
     """Val (and train) accuracy per epoch on the left axis, losses on the right; the
     legend below the axes, where it covers no line."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 4.0))
     try:
         epochs = run.epochs
@@ -106,7 +106,7 @@ def learning_curve_png(run: Any, path: Path, *, colour: str = PALETTE[0]) -> Pat
         ax.grid(alpha=0.3)
         ax.set_title(fit_title(f"Run {run.display_label}: {run.title or ''}".rstrip(": ")), fontsize="medium")
         fig.tight_layout(rect=(0, 0.07, 1, 1))
-        _save(fig, path)
+        save_figure(fig, path)
     finally:
         plt.close(fig)
     return path
@@ -116,7 +116,7 @@ def overlay_png(
     runs: Sequence[Any], path: Path, *, title: str = "", x: str = "epoch", colours: Sequence[str] | None = None
 ) -> Path:
     """Val accuracy curves of several runs on one axis, the legend to its right."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7.2, 3.8))
     try:
         for i, run in enumerate(runs):
@@ -134,7 +134,7 @@ def overlay_png(
         if title:
             ax.set_title(fit_title(title), fontsize="medium")
         fig.tight_layout()
-        _save(fig, path)
+        save_figure(fig, path)
     finally:
         plt.close(fig)
     return path

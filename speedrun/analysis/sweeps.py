@@ -157,9 +157,9 @@ def importance_lines(data: dict[str, Any]) -> list[str]:
 def plot_pngs(spec: Any, trials: Sequence[TrialInfo], folder: Path) -> list[Path]:
     """The objective against each searched option (each run a dot, each trial's mean a cross),
     and for a two-option grid a heatmap of the trials' means. PNGs in `folder`."""
-    from speedrun.analysis.plots import _pyplot, _save, safe_name
+    from speedrun.analysis.plots import pyplot, save_figure, safe_name
 
-    plt = _pyplot()
+    plt = pyplot()
     metric: Metric = spec.metric
     folder.mkdir(parents=True, exist_ok=True)
     done = [t for t in trials if t.state == "complete" and metrics.values(metric, t.runs)]
@@ -180,7 +180,7 @@ def plot_pngs(spec: Any, trials: Sequence[TrialInfo], folder: Path) -> list[Path
         ax.set_ylabel(f"{metric.name} ({metric.unit})" if metric.unit else metric.name)
         ax.set_title(f"{spec.name}: {metric.name} by {dim.name}")
         path = folder / f"sweep-{safe_name(spec.name)}-{safe_name(dim.name)}.png"
-        _save(fig, path)
+        save_figure(fig, path)
         plt.close(fig)
         written.append(path)
     if spec.space.is_grid and len(spec.space.dimensions) == 2:
@@ -189,7 +189,7 @@ def plot_pngs(spec: Any, trials: Sequence[TrialInfo], folder: Path) -> list[Path
 
 
 def _heatmap(plt, spec: Any, done: Sequence[TrialInfo], folder: Path) -> Path:
-    from speedrun.analysis.plots import _save, safe_name
+    from speedrun.analysis.plots import save_figure, safe_name
 
     metric: Metric = spec.metric
     rows_dim, cols_dim = spec.space.dimensions
@@ -211,6 +211,6 @@ def _heatmap(plt, spec: Any, done: Sequence[TrialInfo], folder: Path) -> Path:
     fig.colorbar(image, ax=ax, label=metric.name)
     ax.set_title(f"{spec.name}: mean {metric.name}")
     path = folder / f"sweep-{safe_name(spec.name)}-heatmap.png"
-    _save(fig, path)
+    save_figure(fig, path)
     plt.close(fig)
     return path

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from enum import Enum
 
+from speedrun.sweep.space import SAMPLERS
 from speedrun.tracking.records import STATUSES
 from speedrun.tracking.store import SORTABLE
 
@@ -21,6 +22,7 @@ SortKey = _choices("SortKey", sorted(SORTABLE))
 ReportFormat = _choices("ReportFormat", ("md", "html"))
 CompareFormat = _choices("CompareFormat", ("table", "md"))
 Align = _choices("Align", ("epoch", "time"))
+Sampler = _choices("Sampler", SAMPLERS)
 
 
 def chosen(choice: Enum | None) -> str | None:
