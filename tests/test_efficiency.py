@@ -241,3 +241,14 @@ def test_compare_gives_an_mfu_verdict_only_where_repeats_measure_it(cli, tmp_pat
     single = json.loads(cli("compare", "1", "4", "--json").output)
     assert any(row["key"] == "mfu" for row in single["metrics"])
     assert not [v for v in single["verdicts"] if v["metric"] == "mfu"]
+
+
+def test_the_parameter_count_names_the_network_before_the_users_name_for_it(cli, tmp_path):
+    # The user's notebook calls its 11,173,962-parameter net "ResNet-9"; its FLOPs are our resnet18's.
+    log = tmp_path / "a100.txt"
+    log.write_text(A100_LOG.replace("AMP=True", "AMP=True, MODEL=ResNet-9"))
+    assert cli("import-log", str(log), "--hardware", "Colab A100").exit_code == 0
+    import json
+
+    figures = json.loads(cli("show", "1", "--json").output)["efficiency"]
+    assert figures["tflops"] == pytest.approx(50_000 / 10.5 * 3_328_997_376 / 1e12)

@@ -197,12 +197,14 @@ _PARAMETER_COUNTS = {11_173_962: "resnet18", 11_164_362: "resnet18", 6_573_120: 
 
 
 def network_of(run: Any) -> str | None:
-    """The network a run trained: its model parameter, else known by its parameter count
-    (the user's logs print "Model parameters: 11,173,962" and call the net "ResNet-9")."""
+    """The network a run trained: known by its parameter count where the count is one of ours,
+    else by its model parameter. The count wins: the user's logs print "Model parameters:
+    11,173,962" (our resnet18) and their notebook calls that net "ResNet-9"."""
+    by_count = _PARAMETER_COUNTS.get(run.param_count)
+    if by_count is not None:
+        return by_count
     model = str((run.param_dict or {}).get("model") or "").lower().replace("-", "").replace("_", "")
-    if model in FLOPS_PER_TRAINED_IMAGE:
-        return model
-    return _PARAMETER_COUNTS.get(run.param_count)
+    return model if model in FLOPS_PER_TRAINED_IMAGE else None
 
 
 def flops_per_trained_image(run: Any) -> int | None:
