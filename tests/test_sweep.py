@@ -256,3 +256,23 @@ def test_a_trial_run_carries_no_note_the_user_did_not_write(cli, data):
     assert detail["group"] == "n" and detail["title"].startswith("n trial 0: lr=")
     assert not [k for k, v in detail["extra"].items() if isinstance(v, str)]
     assert "Notes" not in cli("show", "1").output
+
+
+def test_an_epoch_range_is_whole_epochs_where_the_recipe_trains_whole_epochs():
+    assert parse_space({"epochs": "1:3"}, whole_epochs=True).dimensions[0].integer
+    assert not parse_space({"epochs": "1:3"}).dimensions[0].integer  # the fast recipes take fractional budgets
+    with pytest.raises(SpeedrunError, match="whole numbers"):
+        parse_space({"epochs": "2.5,4"}, whole_epochs=True)
+
+
+def test_a_setting_the_recipe_refuses_fails_once_and_is_not_tried_again(cli, data):
+    # --warmup 1 with one epoch is refused by the recipe (warm-up must be shorter than the run).
+    result = cli("sweep", "--name", "bad", "--warmup", "0,1", *TINY, "--data-dir", data, "--no-prune")
+    assert result.exit_code == 0, result.output
+    assert "--warmup must be in [0, epochs)" in result.output
+    assert len(runs_of(cli)) == 1
+    resumed = cli("sweep", "--resume", "bad", "--data-dir", data, "--device", "cpu")
+    assert resumed.exit_code == 0 and "given back" not in resumed.output
+    assert len(runs_of(cli)) == 1
+    shown = json.loads(cli("sweep", "show", "bad", "--json").output)
+    assert shown["counts"]["complete"] == 1 and shown["counts"]["fail"] == 1

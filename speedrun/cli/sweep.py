@@ -99,9 +99,10 @@ def sweep(
         spec = None
         name = resume
     else:
-        recipe = get_recipe(recipe.lower()).name
+        chosen_recipe = get_recipe(recipe.lower())
+        recipe = chosen_recipe.name
         name = check_name(name or f"{recipe}-sweep-{datetime.now():%Y%m%d-%H%M%S}", "group name")
-        space = parse_space({
+        space = parse_space(whole_epochs=chosen_recipe.config.recipe is None, options={
             "model": model, "batch_size": batch_size, "lr": lr, "epochs": epochs, "momentum": momentum,
             "weight_decay": weight_decay, "warmup": warmup, "label_smoothing": label_smoothing, "tta": tta,
             "whiten_bias_epochs": whiten_bias_epochs, "optimizer": optimizer, "augment": aug, "cosine": cosine,

@@ -45,6 +45,7 @@ if TYPE_CHECKING:  # torch comes with the trainer: imported when a sweep trains,
     from speedrun.training.recording import Recorder, Reporter
 SPEC_ATTR = "speedrun"  # the study's user attribute that holds the sweep's spec
 RUNS_ATTR = "runs"  # a trial's user attribute: the ids of its runs
+INVALID_ATTR = "invalid"  # a trial's user attribute: why its setting was refused (never queued again)
 
 
 @dataclass
@@ -219,7 +220,8 @@ def open_sweep(store: Any, spec: SweepSpec | None, name: str, notify: Callable[[
 
 def _requeue(store: Any, study) -> int:
     """Failed trials (Ctrl-C, a crash) and running ones whose training died go back to the queue,
-    once per setting: a setting already done, queued or training again is not queued twice."""
+    once per setting: a setting already done, queued or training again is not queued twice, and
+    a setting the recipe refused (`INVALID_ATTR`) never."""
     from optuna.trial import TrialState
 
     trials = study.get_trials(deepcopy=False)
@@ -231,7 +233,7 @@ def _requeue(store: Any, study) -> int:
               [t.system_attrs.get("fixed_params") for t in trials if t.state == TrialState.WAITING]
     queued = 0
     for t in trials:
-        if t.state == TrialState.FAIL and t.params and t.params not in covered:
+        if t.state == TrialState.FAIL and t.params and t.params not in covered and INVALID_ATTR not in t.user_attrs:
             study.enqueue_trial(t.params, user_attrs={"retry_of": t.number})
             covered.append(t.params)
             queued += 1
@@ -365,6 +367,8 @@ def _run_trial(store, recorder, study, trial, spec: SweepSpec, recipe, *, device
         study.tell(trial, state=TrialState.FAIL)
         raise
     except (TrainingFailed, SpeedrunError) as exc:  # this setting cannot train here: the others still can
+        if not isinstance(exc, TrainingFailed):  # the setting itself is refused: trying it again cannot help
+            trial.set_user_attr(INVALID_ATTR, str(exc))
         study.tell(trial, state=TrialState.FAIL)
         result.failed.append(trial.number)
         reporter.line(f"Trial {trial.number} failed: {exc}")

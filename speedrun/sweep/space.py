@@ -119,15 +119,18 @@ class SearchSpace:
         return cls(dict(data["fixed"]), dims)
 
 
-def parse_space(options: dict[str, str | None]) -> SearchSpace:
-    """The space of the options as typed (None: not given). Raises SpeedrunError naming the bad option."""
+def parse_space(options: dict[str, str | None], *, whole_epochs: bool = False) -> SearchSpace:
+    """The space of the options as typed (None: not given). Raises SpeedrunError naming the bad option.
+
+    `whole_epochs`: the recipe trains whole epochs only (the resnet recipes), so an epoch range
+    is a range of integers."""
     space = SearchSpace()
     for name, text in options.items():
         if text is None:
             continue
         if name not in SEARCHABLE:
             raise SpeedrunError(f"{flag(name)} cannot be swept")
-        values, dimension = _parse(name, text.strip())
+        values, dimension = _parse(name, text.strip(), int if whole_epochs and name == "epochs" else None)
         if dimension is not None:
             space.dimensions.append(dimension)
         elif len(values) == 1:
@@ -139,7 +142,7 @@ def parse_space(options: dict[str, str | None]) -> SearchSpace:
     return space
 
 
-def _parse(name: str, text: str) -> tuple[list[Any], Dimension | None]:
+def _parse(name: str, text: str, kind: type | None = None) -> tuple[list[Any], Dimension | None]:
     if not text:
         raise SpeedrunError(f"{flag(name)}: empty value")
     if name == AUGMENT:
@@ -152,7 +155,7 @@ def _parse(name: str, text: str) -> tuple[list[Any], Dimension | None]:
         return _distinct(name, [_switch(name, p) for p in parts]), None
     if name in WORDS:
         return _distinct(name, [p.lower() for p in parts if p]), None
-    kind = NUMERIC[name]
+    kind = kind or NUMERIC[name]
     if ":" in text:
         return [], _range(name, text, kind)
     return _distinct(name, [_number(name, p, kind) for p in parts]), None
