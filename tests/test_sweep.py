@@ -276,3 +276,12 @@ def test_a_setting_the_recipe_refuses_fails_once_and_is_not_tried_again(cli, dat
     assert len(runs_of(cli)) == 1
     shown = json.loads(cli("sweep", "show", "bad", "--json").output)
     assert shown["counts"]["complete"] == 1 and shown["counts"]["fail"] == 1
+
+
+@pytest.mark.sqlite_only
+def test_a_read_only_database_shows_its_sweeps(cli, data, db_path):
+    assert cli("sweep", "--name", "ro", "--lr", "0.02,0.04", *TINY, "--data-dir", data).exit_code == 0
+    read_only = f"sqlite:///file:{db_path}?mode=ro&uri=true"
+    shown = cli("sweep", "show", "ro", "--json", db=read_only)
+    assert shown.exit_code == 0 and len(json.loads(shown.output)["trials"]) == 2
+    assert "### Sweep ro" in cli("report", db=read_only).output
