@@ -226,35 +226,57 @@ def run_peak(run: Any) -> Peak | None:
         return published_peak((env.gpu_name or env.hardware) if env is not None else None)
 
 
+@dataclass(frozen=True)
+class _Basis:
+    """What every figure of a run is computed from, read once per run."""
+
+    flops: int  # per trained image
+    peak: Peak | None
+    precision: str
+    derived: bool  # imported: from logged durations
+
+
+def _basis(run: Any) -> _Basis | None:
+    flops = flops_per_trained_image(run)
+    if flops is None:
+        return None
+    return _Basis(flops, run_peak(run), precision_of((run.param_dict or {}).get("amp")), run.source != "train")
+
+
 def run_efficiency(run: Any) -> Efficiency | None:
     """Images/s, TFLOP/s and MFU of a run's mean epoch, or None where the network or the duration is unknown.
 
     Figures of imported runs are derived from the logged epoch durations
     (which may include evaluation), and say so.
     """
-    flops, seconds = flops_per_trained_image(run), run.mean_epoch_s
-    if flops is None or not seconds:
+    basis, seconds = _basis(run), run.mean_epoch_s
+    if basis is None or not seconds:
         return None
-    params = run.param_dict or {}
     recorded_images = (run.extra or {}).get("train_images")
-    images = int(recorded_images if isinstance(recorded_images, int) else params.get("subset") or CIFAR10_TRAIN_IMAGES)
-    return efficiency(images, seconds, flops, peak=run_peak(run), precision=precision_of(params.get("amp")),
-                      derived=run.source != "train")
+    images = int(recorded_images if isinstance(recorded_images, int) else _epoch_images(run))
+    return efficiency(images, seconds, basis.flops, peak=basis.peak, precision=basis.precision,
+                      derived=basis.derived)
 
 
-def epoch_efficiency(run: Any, epoch: Any) -> Efficiency | None:
-    """The same figures for one epoch, from its images/s (measured while training) or its logged duration."""
-    flops = flops_per_trained_image(run)
-    if flops is None:
-        return None
-    precision = precision_of((run.param_dict or {}).get("amp"))
-    if epoch.images_per_s:
-        return at_rate(epoch.images_per_s, flops, peak=run_peak(run), precision=precision,
-                       derived=run.source != "train")
-    if epoch.duration_s:
-        images = (run.param_dict or {}).get("subset") or CIFAR10_TRAIN_IMAGES
-        return efficiency(int(images), epoch.duration_s, flops, peak=run_peak(run), precision=precision, derived=True)
-    return None
+def epoch_efficiencies(run: Any) -> list[Efficiency | None]:
+    """The same figures for each epoch, from its images/s (measured while training) or its logged duration."""
+    basis = _basis(run)
+    if basis is None:
+        return [None] * len(run.epochs)
+    figures: list[Efficiency | None] = []
+    for epoch in run.epochs:
+        if epoch.images_per_s:
+            figures.append(at_rate(epoch.images_per_s, basis.flops, peak=basis.peak, precision=basis.precision,
+                                   derived=basis.derived))
+        else:
+            figures.append(efficiency(_epoch_images(run), epoch.duration_s or 0.0, basis.flops, peak=basis.peak,
+                                      precision=basis.precision, derived=True))
+    return figures
+
+
+def _epoch_images(run: Any) -> int:
+    """Images in one epoch of a run whose count was not recorded: its subset, else all of CIFAR-10."""
+    return int((run.param_dict or {}).get("subset") or CIFAR10_TRAIN_IMAGES)
 
 
 # --- the report's line per hardware class ------------------------------------------------------------------
@@ -265,13 +287,14 @@ def best_by_hardware(runs: Any) -> list[dict[str, Any]]:
     Only runs with an MFU count (a known network, duration and peak); classes
     in the order their first such run appears.
     """
+    from speedrun.analysis.views import hardware_class_of  # views reads this module's figures
+
     best: dict[str, tuple[Any, Efficiency]] = {}
     for run in runs:
         e = run_efficiency(run)
         if e is None or e.mfu is None:
             continue
-        env = run.environment
-        cls = env.hardware_class if env is not None else "unknown"
+        cls = hardware_class_of(run)
         if cls not in best or e.mfu > best[cls][1].mfu:
             best[cls] = (run, e)
     return [{"hardware": cls, "run": run.display_label, "run_id": run.id, "mfu": e.mfu,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from speedrun.analysis.efficiency import efficiency_json, epoch_efficiency, run_efficiency
+from speedrun.analysis.efficiency import efficiency_json, epoch_efficiencies, run_efficiency
 from speedrun.tracking.records import EPOCH_FIELDS
 from speedrun.tracking.store import ENV_FIELDS, RunView
 
@@ -86,16 +86,12 @@ def run_detail(run: RunView) -> dict[str, Any]:
                 else {}
             ),
             "epoch_metrics": [
-                {"epoch": e.epoch} | {f: getattr(e, f) for f in EPOCH_FIELDS} | _epoch_efficiency(run, e)
+                {"epoch": e.epoch} | {f: getattr(e, f) for f in EPOCH_FIELDS}
+                | {"tflops": rate.tflops if rate else None, "mfu": rate.mfu if rate else None}
                 | ({"extra": e.extra} if e.extra else {})
-                for e in run.epochs
+                for e, rate in zip(run.epochs, epoch_efficiencies(run))
             ],
         }
     )
     return data
 
-
-def _epoch_efficiency(run: RunView, epoch: Any) -> dict[str, Any]:
-    """An epoch's achieved TFLOP/s and MFU (a fraction), where the run's network is known."""
-    e = epoch_efficiency(run, epoch)
-    return {"tflops": e.tflops, "mfu": e.mfu} if e is not None else {"tflops": None, "mfu": None}
