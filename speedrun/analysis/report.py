@@ -491,13 +491,16 @@ def _sweep_section(spec: Any, trials: Sequence[Any], answer: dict[str, Any], fol
         "plots": [],
         "images": [],
     }
-    if folder is not None:
-        link = link if link is not None else str(folder)
-        section["plots"] = [_join(link, p.name) for p in sweeps.plot_pngs(spec, trials, folder)]
-    if inline:
-        with tempfile.TemporaryDirectory() as tmp:
+    if folder is None and not inline:
+        return section
+    with tempfile.TemporaryDirectory() as tmp:  # drawn once: into --plots, else a folder that goes away
+        pngs = sweeps.plot_pngs(spec, trials, folder if folder is not None else Path(tmp))
+        if folder is not None:
+            link = link if link is not None else str(folder)
+            section["plots"] = [_join(link, p.name) for p in pngs]
+        if inline:
             section["images"] = ["data:image/png;base64," + base64.b64encode(p.read_bytes()).decode("ascii")
-                                 for p in sweeps.plot_pngs(spec, trials, Path(tmp))]
+                                 for p in pngs]
     return section
 
 

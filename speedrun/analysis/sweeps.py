@@ -67,7 +67,7 @@ def summarize(spec: Any, trials: Sequence[TrialInfo], *, importances: dict[str, 
         "direction": "maximize" if metric.higher_is_better else "minimize",
         "planned": spec.trials,
         "repeat": spec.repeat,
-        "searched": {d.name: d.text() for d in spec.space.dimensions},
+        "searched": spec.space.searched(),
         "fixed": spec.space.fixed,
         "counts": {state: sum(t.state == state for t in trials) for state in _STATE_ORDER},
         "trials": rows,
@@ -122,9 +122,14 @@ def _cell(value: Any) -> str:
     return value_text(value) if value is not None else fmt_num(None)
 
 
+def searched_text(searched: dict[str, str]) -> str:
+    """`lr: 0.02, 0.04; batch_size: 64, 128`: the options a sweep searched and their values."""
+    return "; ".join(f"{k}: {v}" for k, v in searched.items())
+
+
 def heading(data: dict[str, Any]) -> str:
     """`lr: 0.02, 0.04 (grid, 2 runs per trial), highest final accuracy wins`."""
-    searched = "; ".join(f"{k}: {v}" for k, v in data["searched"].items())
+    searched = searched_text(data["searched"])
     runs = f"{data['repeat']} run{'s' * (data['repeat'] != 1)} per trial"
     wins = "highest" if data["direction"] == "maximize" else "lowest"
     return f"{searched} ({data['sampler']}, {runs}), {wins} {data['objective_name']} wins"

@@ -154,6 +154,7 @@ def list_command(as_json: bool = typer.Option(False, "--json", help="Print the s
         speedrun sweep list
         speedrun sweep list --json
     """
+    from speedrun.analysis.sweeps import searched_text
     from speedrun.sweep import runner
 
     store = open_store()
@@ -162,7 +163,7 @@ def list_command(as_json: bool = typer.Option(False, "--json", help="Print the s
         study, spec = runner.load(store, name)
         states = [t.state.name.lower() for t in study.get_trials(deepcopy=False)]
         rows.append({"name": name, "recipe": spec.recipe, "sampler": spec.sampler, "objective": spec.metric.key,
-                     "searched": {d.name: d.text() for d in spec.space.dimensions}, "planned": spec.trials,
+                     "searched": spec.space.searched(), "planned": spec.trials,
                      "repeat": spec.repeat, "complete": states.count("complete"), "pruned": states.count("pruned"),
                      "failed": states.count("fail")})
     if as_json:
@@ -176,8 +177,8 @@ def list_command(as_json: bool = typer.Option(False, "--json", help="Print the s
     for column in ("Sweep", "Recipe", "Search", "Objective", "Done", "Pruned", "Failed"):
         table.add_column(column)
     for r in rows:
-        searched = "; ".join(f"{k}: {v}" for k, v in r["searched"].items())
-        table.add_row(_safe(r["name"]), r["recipe"], _safe(f"{r['sampler']}, {searched}"), r["objective"],
+        table.add_row(_safe(r["name"]), r["recipe"], _safe(f"{r['sampler']}, {searched_text(r['searched'])}"),
+                      r["objective"],
                       f"{r['complete']} of {r['planned']}", str(r["pruned"]), str(r["failed"]))
     console.print(table)
 
@@ -188,10 +189,7 @@ def _show(store, name: str, *, alpha: float, as_json: bool, plots: Path | None) 
     from speedrun.sweep import runner
 
     check_alpha(alpha)
-    study, spec = runner.load(store, name)
-    infos = runner.trial_infos(store, study)
-    data = sweeps.summarize(spec, infos, importances=runner.importances(study), alpha=alpha,
-                            pool=NoisePool.from_store(store))
+    spec, infos, data = runner.answer(store, name, alpha=alpha, pool=NoisePool.from_store(store))
     if plots is not None:
         data["plots"] = [str(p) for p in sweeps.plot_pngs(spec, infos, plots)]
     if as_json:

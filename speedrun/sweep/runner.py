@@ -449,15 +449,20 @@ def importances(study) -> dict[str, float] | None:
         return None
 
 
-def summaries(store: Any, *, alpha: float, pool: Any, runs: set[int] | None = None) -> list[tuple]:
-    """(spec, trials, answer) of every sweep, or of those with a run among `runs`."""
+def answer(store: Any, name: str, *, alpha: float, pool: Any) -> tuple:
+    """(spec, trials, answer) of the sweep `name`: what `sweep show` prints and the report lays out."""
     from speedrun.analysis.sweeps import summarize
 
+    study, spec = load(store, name)
+    infos = trial_infos(store, study)
+    return spec, infos, summarize(spec, infos, importances=importances(study), alpha=alpha, pool=pool)
+
+
+def summaries(store: Any, *, alpha: float, pool: Any, runs: set[int] | None = None) -> list[tuple]:
+    """`answer` of every sweep, or of those with a run among `runs`."""
     out = []
     for name in sweep_names(store):
-        study, spec = load(store, name)
-        infos = trial_infos(store, study)
-        if runs is not None and not any(r.id in runs for t in infos for r in t.runs):
-            continue
-        out.append((spec, infos, summarize(spec, infos, importances=importances(study), alpha=alpha, pool=pool)))
+        spec, infos, data = answer(store, name, alpha=alpha, pool=pool)
+        if runs is None or any(r.id in runs for t in infos for r in t.runs):
+            out.append((spec, infos, data))
     return out

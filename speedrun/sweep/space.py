@@ -99,6 +99,10 @@ class SearchSpace:
         combos = itertools.product(*(d.choices for d in self.dimensions))
         return [dict(zip(self.names, combo)) for combo in combos]
 
+    def searched(self) -> dict[str, str]:
+        """Each searched option and its values in words: {"lr": "0.02, 0.04"}."""
+        return {d.name: d.text() for d in self.dimensions}
+
     def distributions(self) -> dict[str, Any]:
         return {d.name: d.distribution() for d in self.dimensions}
 
