@@ -1,3 +1,3 @@
-from speedrun.cli import app
+from speedrun.cli import run
 
-app(prog_name="speedrun")
+run()

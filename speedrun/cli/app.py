@@ -59,6 +59,8 @@ class SpeedrunGroup(TyperGroup):
                 raise
             fail(f"internal error (a bug in speedrun, please report it): {type(exc).__name__}: {exc} "
                  "(run with --debug for the traceback)")
+        finally:
+            _close_store()
 
 
 # `speedrun --help` lists commands in the order a user meets them.
@@ -137,6 +139,14 @@ def open_store(*, migrate: bool = True):
     state.store = Store.open(state.db, migrate=migrate, notify=lambda msg: err_console.print(msg, markup=False))
     state.created = file if fresh and file.exists() else None
     return state.store
+
+
+def _close_store() -> None:
+    """Every command ends with its database closed, whatever happened: the program does not
+    leave it to the interpreter's exit (see `speedrun.cli.run`), nor a SQLite log beside it."""
+    store, state.store = state.store, None
+    if store is not None:
+        store.close()
 
 
 def _forget_created_database() -> None:

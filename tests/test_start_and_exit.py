@@ -1,0 +1,82 @@
+"""What the program does around every command: the database is left closed,
+whatever the interpreter does at exit."""
+
+from __future__ import annotations
+
+import gc
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+import speedrun.cli
+from speedrun.cli import app
+
+NOTEBOOK = """# Experiments
+
+## Run 1: baseline (Colab T4)
+- **Hardware**: Google Colab, T4 GPU
+- **Configuration**: ResNet-18, SGD(lr=0.04, momentum=0.9), BATCH_SIZE=64
+- **Final accuracy**: 85.1%
+
+## Run 2: same machine
+- **Hardware**: Google Colab, T4 GPU
+- **Configuration**: ResNet-18, SGD(lr=0.02, momentum=0.9), BATCH_SIZE=64
+- **Final accuracy**: 84.0%
+
+## Run 3: the laptop
+- **Hardware**: laptop CPU
+- **Configuration**: ResNet-18, SGD(lr=0.04, momentum=0.9), BATCH_SIZE=64
+- **Final accuracy**: 60.2%
+"""
+
+
+def _speedrun(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "speedrun", *args], cwd=cwd, capture_output=True, text=True)
+
+
+# --- the program ----------------------------------------------------------------------
+
+
+def test_a_command_leaves_no_write_ahead_log_beside_the_database(tmp_path):
+    # The program keeps the interpreter's collector away from what it imported (`run`); the
+    # database was then never closed at exit, and runs.db-wal stayed beside runs.db holding the
+    # import: a copy of runs.db alone (or the one committed to a repository) had none of it.
+    (tmp_path / "experiments.md").write_text(NOTEBOOK)
+    result = _speedrun("--db", "runs.db", "import-md", "experiments.md", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["experiments.md", "runs.db"]
+    listed = _speedrun("--db", "runs.db", "list", "--json", cwd=tmp_path)
+    assert [run["id"] for run in json.loads(listed.stdout)] == [1, 2, 3]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["experiments.md", "runs.db"]
+
+
+def test_a_failing_command_closes_the_database_too(tmp_path):
+    (tmp_path / "experiments.md").write_text(NOTEBOOK)
+    assert _speedrun("--db", "runs.db", "import-md", "experiments.md", cwd=tmp_path).returncode == 0
+    result = _speedrun("--db", "runs.db", "show", "99", cwd=tmp_path)
+    assert result.returncode == 1 and "Error:" in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["experiments.md", "runs.db"]
+
+
+def test_the_program_freezes_what_it_imported_but_the_app_does_not(monkeypatch, tmp_path):
+    calls = []
+    monkeypatch.setattr(gc, "freeze", lambda: calls.append("freeze"))
+    monkeypatch.setattr(speedrun.cli, "app", lambda **kwargs: calls.append("app"))
+    speedrun.cli.run()
+    assert calls == ["freeze", "app"]
+
+    monkeypatch.undo()
+    frozen = gc.get_freeze_count()
+    result = CliRunner().invoke(app, ["--db", str(tmp_path / "runs.db"), "list"])
+    assert result.exit_code == 0, result.output
+    assert gc.get_freeze_count() == frozen  # tests run the app many times in one process
+
+
+def test_the_console_script_is_the_program():
+    import tomllib
+
+    pyproject = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
+    assert pyproject["project"]["scripts"]["speedrun"] == "speedrun.cli:run"
