@@ -11,19 +11,38 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Optional
 
-from sqlalchemy import JSON, Double, ForeignKey, Index, String, Text, UniqueConstraint
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy import JSON, Double, ForeignKey, Index, String, Text, TypeDecorator, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from speedrun.notebook.params import typed_value
 
 
-# JSON columns: JSONB on PostgreSQL, JSON text on SQLite (never indexed with a btree: see 0003_store).
-JSONType = JSON().with_variant(JSONB(), "postgresql")
+class JSONType(TypeDecorator):
+    """JSON columns: JSONB on PostgreSQL, JSON text on SQLite (never indexed with a btree: see 0003_store).
+
+    `JSON().with_variant(JSONB(), "postgresql")` says the same, but imports SQLAlchemy's
+    PostgreSQL dialect (and asyncio with it) at every start, 30 ms of each command;
+    here it is imported only when a PostgreSQL database is opened.
+    """
+
+    impl = JSON
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect):
+        if dialect.name == "postgresql":
+            from sqlalchemy.dialects.postgresql import JSONB
+
+            return dialect.type_descriptor(JSONB())
+        return dialect.type_descriptor(JSON())
+
+
+def is_json(column) -> bool:
+    """Whether a column holds JSON (a `JSONType`, or plain JSON in a migration's table)."""
+    return isinstance(column.type, (JSONType, JSON))
 
 
 class Base(DeclarativeBase):
-    type_annotation_map = {dict[str, Any]: JSONType, float: Double}
+    type_annotation_map = {dict[str, Any]: JSONType(), float: Double}
 
 
 class Environment(Base):
@@ -202,7 +221,7 @@ class Param(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
     name: Mapped[str] = mapped_column(String(128))
-    value: Mapped[Any] = mapped_column(JSONType)
+    value: Mapped[Any] = mapped_column(JSONType())
     type: Mapped[str] = mapped_column(String(8))  # int | float | bool | str | null
     position: Mapped[int] = mapped_column(default=0)  # order as given, for display
 

@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from sqlalchemy import (
-    JSON,
     Boolean,
     DateTime,
     Float,
@@ -61,7 +60,7 @@ from speedrun.notebook.hardware import hardware_class
 from speedrun.notebook.params import typed_value, value_type
 from speedrun.tracking import db as dbmod
 from speedrun.tracking import liveness
-from speedrun.tracking.models import Environment, EpochMetric, Param, Run, RunLabels, Series, Tag
+from speedrun.tracking.models import Environment, EpochMetric, Param, Run, RunLabels, Series, Tag, is_json
 from speedrun.tracking.validation import check_name
 from speedrun.tracking.records import (
     EPOCH_FIELDS,
@@ -1144,7 +1143,7 @@ def _healthy_column(column) -> Any:
     """SQL that is true when an SQLite column holds a value of its declared kind."""
     kind = func.typeof(column)
     table_column = (column.table.name, column.name)
-    if isinstance(column.type, JSON):
+    if is_json(column):
         ok = func.json_valid(column) == 1
         if table_column in _DICT_COLUMNS:
             ok = ok & (func.json_type(column) == "object")
@@ -1173,7 +1172,7 @@ _HEALTHY_RUN = _healthy(Run)
 def _raw(table) -> list:
     """Every column of `table` as the driver returns it, JSON as text: nothing decoded on the way."""
     return [
-        (cast(c, Text) if isinstance(c.type, JSON) else type_coerce(c, NullType())).label(c.name)
+        (cast(c, Text) if is_json(c) else type_coerce(c, NullType())).label(c.name)
         for c in table.columns
     ]
 
@@ -1184,7 +1183,7 @@ def _decode(column, value: Any) -> Any:
         if not column.nullable:
             raise ValueError("missing")
         return None
-    if isinstance(column.type, JSON):
+    if is_json(column):
         decoded = _json(value) if isinstance(value, str) else value
         if (column.table.name, column.name) in _DICT_COLUMNS and not isinstance(decoded, dict):
             raise ValueError("not an object")
@@ -1226,7 +1225,7 @@ def _decode_row(table, raw: Any) -> tuple[dict[str, Any], list[str]]:
         except (ValueError, TypeError):
             bad.append(column.name)
             # Text that is not in the vocabulary is still shown (escaped), so the user can see what is wrong.
-            keep = isinstance(value, str) and isinstance(column.type, String) and not isinstance(column.type, JSON)
+            keep = isinstance(value, str) and isinstance(column.type, String) and not is_json(column)
             values[column.name] = value if keep else _STAND_INS.get(column.name)
     return values, bad
 
