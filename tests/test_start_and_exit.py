@@ -1,5 +1,8 @@
-"""What the program does around every command: the database is left closed,
-whatever the interpreter does at exit."""
+"""What the program does around every command, and the shortcuts a 2,000-run import takes.
+
+Each shortcut must give exactly what the long way gives; the program must leave
+the database closed, whatever the interpreter does at exit.
+"""
 
 from __future__ import annotations
 
@@ -9,10 +12,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 import speedrun.cli
 from speedrun.cli import app
+from speedrun.notebook.memo import MAX_CACHED_TEXT, per_text
+from speedrun.notebook.params import split_outside_brackets
 
 NOTEBOOK = """# Experiments
 
@@ -80,3 +87,40 @@ def test_the_console_script_is_the_program():
 
     pyproject = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
     assert pyproject["project"]["scripts"]["speedrun"] == "speedrun.cli:run"
+
+
+# --- the shortcuts --------------------------------------------------------------------
+
+def _split_slowly(text: str, separators: str) -> list[str]:
+    """The definition: split at separators outside every bracket, one character at a time."""
+    pieces, depth, current = [], 0, ""
+    for char in text:
+        if char in "([{":
+            depth += 1
+        elif char in ")]}":
+            depth = max(0, depth - 1)
+        elif char in separators and depth == 0:
+            pieces.append(current)
+            current = ""
+            continue
+        current += char
+    return [*pieces, current]
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.text(alphabet="ab ,+()[]{}=", max_size=30), st.sampled_from([",", ",+"]))
+def test_splitting_outside_brackets_agrees_with_its_definition(text, separators):
+    assert split_outside_brackets(text, separators) == _split_slowly(text, separators)
+
+
+def test_per_text_remembers_short_texts_only():
+    seen = []
+
+    @per_text
+    def shout(text: str) -> str:
+        seen.append(text)
+        return text.upper()
+
+    long = "x" * (MAX_CACHED_TEXT + 1)
+    assert [shout("resnet"), shout("resnet"), shout(long), shout(long)] == ["RESNET", "RESNET", long.upper(), long.upper()]
+    assert seen == ["resnet", long, long]

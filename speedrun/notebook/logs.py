@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from speedrun.errors import ParseError
+from speedrun.notebook.memo import per_text
 from speedrun.notebook.params import normalize, split_outside_brackets
 from speedrun.tracking.records import FINAL_MEASURED_AFTER_EPOCHS, EpochRecord, RunRecord
 
@@ -154,7 +155,8 @@ def _bounded_int(text: str, what: str, *, source: str, line: int, low: int = 0, 
     return value
 
 
-def split_assignments(text: str) -> list[tuple[str, str]]:
+@per_text
+def split_assignments(text: str) -> tuple[tuple[str, str], ...]:
     """`LR=0.04, AUG=Crop(32, padding=4), Flip(), EPOCHS=10` -> [(LR, 0.04), (AUG, Crop(..), Flip()), ...].
 
     Splits on commas outside parentheses; a piece without `KEY=` continues the
@@ -176,7 +178,7 @@ def split_assignments(text: str) -> list[tuple[str, str]]:
             pairs[-1] = (pairs[-1][0], f"{pairs[-1][1]}, {piece}")
         else:
             pairs.append(("", piece))
-    return pairs
+    return tuple(pairs)
 
 
 _ASSIGN_KEY = re.compile(r"[A-Za-z_][\w.\-]{0,60}")

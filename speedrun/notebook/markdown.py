@@ -23,6 +23,7 @@ from typing import Any
 
 from speedrun.errors import ParseError
 from speedrun.notebook import syntax
+from speedrun.notebook.memo import per_text
 from speedrun.notebook.logs import (
     EPOCH_FIELD_NAMES,
     content_hash,
@@ -106,6 +107,7 @@ _DATE_FORMATS = ("%Y-%m-%d", "%Y-%m-%d %H:%M", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H
 _NOT_ALNUM = re.compile(r"[^a-z0-9]+")
 
 
+@per_text
 def _norm_key(text: str) -> str:
     return _NOT_ALNUM.sub(" ", text.lower()).strip()
 
@@ -588,6 +590,7 @@ def _is_separator(row: list[str]) -> bool:
     return bool(cells) and all(_TABLE_SEPARATOR.fullmatch(cell) for cell in cells)
 
 
+@per_text
 def _typed(text: str) -> Any:
     """A value as written, minus a trailing remark: `64 (128/2)` -> 64, `Not used` -> False."""
     low = text.lower()

@@ -11,6 +11,8 @@ import math
 import re
 from typing import Any
 
+from speedrun.notebook.memo import per_text
+
 CANONICAL = (
     "model",
     "optimizer",
@@ -100,6 +102,7 @@ def _key(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", name.strip().lower()).strip("_")
 
 
+@per_text
 def canonical_name(name: str) -> str:
     """Map any spelling of a parameter name to its canonical name.
 
@@ -125,6 +128,7 @@ _FLOAT = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:e[+-]?\d+)?", re.IGNORECASE
 _MAX_DIGITS = 19  # an int beyond this is no hyperparameter (and beyond SQLite's integers)
 
 
+@per_text
 def parse_value(text: str) -> Any:
     """Type a value written as text: bool, int, float or the stripped string.
 
@@ -184,12 +188,14 @@ def canonical_value(name: str, value: Any) -> Any:
     return value
 
 
+@per_text
 def model_name(text: str) -> str:
     """`ResNet-18`, `ResNet 18`, `resnet_18` → `resnet18`; separators between digits stay (`wrn16-4`)."""
     name = text.strip().lower()
     return re.sub(r"(?<![0-9])[-_ ]+|[-_ ]+(?![0-9])", "", name)
 
 
+@per_text
 def canonical_augment(text: str) -> str | None:
     """`RandomCrop(32, padding=4), RandomHorizontalFlip()` → `crop,flip`; None if it is not a list of transforms.
 
@@ -248,6 +254,11 @@ _BRACKETS_AND_SEPARATORS = {sep: re.compile(rf"[()\[\]{{}}{re.escape(sep)}]") fo
 def split_outside_brackets(text: str, separators: str = ",") -> list[str]:
     """`a(1, 2), b` → [`a(1, 2)`, ` b`]: split at separators that no bracket encloses.
     One pass over the brackets and separators only, not over every character."""
+    if "(" not in text and "[" not in text and "{" not in text:
+        if len(separators) == 1:
+            return text.split(separators)
+        if not any(sep in text for sep in separators):
+            return [text]
     pattern = _BRACKETS_AND_SEPARATORS.get(separators) or re.compile(rf"[()\[\]{{}}{re.escape(separators)}]")
     pieces: list[str] = []
     depth = start = 0
