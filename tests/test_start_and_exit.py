@@ -20,6 +20,7 @@ import speedrun.cli
 from speedrun.cli import app
 from speedrun.notebook.memo import MAX_CACHED_TEXT, per_text
 from speedrun.notebook.params import split_outside_brackets
+from speedrun.tracking.store import Store, json_text
 
 NOTEBOOK = """# Experiments
 
@@ -91,6 +92,17 @@ def test_the_console_script_is_the_program():
 
 # --- the shortcuts --------------------------------------------------------------------
 
+JSON_SCALARS = st.one_of(
+    st.none(), st.booleans(), st.integers(), st.floats(allow_nan=True, allow_infinity=True), st.text()
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(JSON_SCALARS, st.lists(JSON_SCALARS, max_size=3), st.dictionaries(st.text(max_size=5), JSON_SCALARS, max_size=3)))
+def test_json_text_is_json_dumps_character_for_character(value):
+    assert json_text(value) == json.dumps(value)
+
+
 def _split_slowly(text: str, separators: str) -> list[str]:
     """The definition: split at separators outside every bracket, one character at a time."""
     pieces, depth, current = [], 0, ""
@@ -124,3 +136,16 @@ def test_per_text_remembers_short_texts_only():
     long = "x" * (MAX_CACHED_TEXT + 1)
     assert [shout("resnet"), shout("resnet"), shout(long), shout(long)] == ["RESNET", "RESNET", long.upper(), long.upper()]
     assert seen == ["resnet", long, long]
+
+
+def test_runs_on_one_machine_share_one_environment_row(tmp_path):
+    (tmp_path / "experiments.md").write_text(NOTEBOOK)
+    db = tmp_path / "runs.db"
+    result = CliRunner().invoke(app, ["--db", str(db), "import-md", str(tmp_path / "experiments.md")])
+    assert result.exit_code == 0, result.output
+    store = Store.open(str(db))
+    try:
+        runs = {run.id: run for run in store.list_runs()}
+        assert runs[1].environment_id == runs[2].environment_id != runs[3].environment_id
+    finally:
+        store.close()
