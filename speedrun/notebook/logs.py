@@ -535,7 +535,9 @@ def parse_log_lines(
             loose_warnings.append(f"line {current.first_line}: run without epoch lines ignored")
 
     for lineno, raw in enumerate(lines, first_lineno):
-        for line in clean_segments(raw):
+        # Most lines are one plain segment: classified without building a list for them.
+        segments = clean_segments(raw) if "\r" in raw or "\x1b" in raw else (classify(raw.strip()),)
+        for line in segments:
             if line.kind in (BLANK, PROGRESS):
                 continue
             if not last_line_complete and lineno == last_lineno and looks_cut(run, line):

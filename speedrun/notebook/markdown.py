@@ -134,7 +134,7 @@ class _Block:
         return self.start + len(self.lines)
 
 
-@dataclass
+@dataclass(slots=True)  # one per line of the notebook
 class _Line:
     lineno: int
     text: str
@@ -183,13 +183,13 @@ def _blocks(body: list[_Line]) -> list[_Block]:
         index += 1
         text = line.text
         if line.state == syntax.FENCE_OPEN:
-            lines, closed = [text], False
-            while index < len(body) and body[index].state in (syntax.CODE, syntax.FENCE_CLOSE):
-                lines.append(body[index].text)
-                closed = body[index].state == syntax.FENCE_CLOSE
-                index += 1
-                if closed:
-                    break
+            end, CODE = index, syntax.CODE
+            while end < len(body) and body[end].state == CODE:
+                end += 1
+            closed = end < len(body) and body[end].state == syntax.FENCE_CLOSE
+            end += closed
+            lines = [text, *(inner.text for inner in body[index:end])]
+            index = end
             blocks.append(_Block(FENCE, line.lineno, lines, start, closed=closed))
             continue
         if line.state != syntax.TEXT:  # an HTML block (or code cut off from its fence)
@@ -805,6 +805,7 @@ def _analysis_text(lines: list[str]) -> str | None:
 def _build_record(raw: _RawSection, section: _Section) -> RunRecord:
     """The run a section describes: its own statements, then the log with most epochs."""
     heading = raw.heading
+    text = raw.text
     record = RunRecord(
         source="notebook",
         number=heading.number,
@@ -822,10 +823,10 @@ def _build_record(raw: _RawSection, section: _Section) -> RunRecord:
         started_at=section.date,
         warnings=list(section.warnings),
         unparsed_config="\n".join(dict.fromkeys(section.unparsed)) or None,
-        section_text=raw.text,
+        section_text=text,
         uuid=raw.identity.get("uuid"),
         reported_id=_reported_id(raw.identity),
-        content_hash=content_hash(raw.comparable_text),
+        content_hash=content_hash(_comparable(text)),
     )
     for name in ("final_val_acc", "peak_val_acc", "peak_epoch", "train_time_s", "param_count"):
         if name in section.stated:
@@ -907,9 +908,10 @@ class _RawSection:
     def closes_series(self) -> bool:
         return self.parent is not None and self.parent.children[-1] is self
 
-    @property
-    def comparable_text(self) -> str:
-        return "\n".join(line.rstrip() for line in self.text.split("\n")).rstrip("\n")
+
+def _comparable(text: str) -> str:
+    """A section's text as compared between imports: trailing whitespace aside."""
+    return "\n".join(line.rstrip() for line in text.split("\n")).rstrip("\n")
 
 
 def _split(lines: list[str], states: list[int], source: str, warnings: list[str]) -> tuple[list[str], list[_RawSection]]:

@@ -264,6 +264,9 @@ def _scan_from(lines: list[str], states: list[int], start: int) -> int | None:
     previous_blank = True
     for i in range(start, len(lines)):
         line = lines[i]
+        if fence is not None and fence[2] == 0 and fence[0] not in line:
+            states[i] = CODE  # inside a fence at the margin, only a line with its character can close it
+            continue
         ind, stripped = _indent(line)
         if fence is not None:
             char, length, column, _ = fence
