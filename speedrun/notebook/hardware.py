@@ -8,6 +8,7 @@ user wrote ("Google Colab (...), T4 GPU", "AMD Ryzen 7 5700U, WSL (CPU)").
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 # Most specific first: "A100" must not be read as "A10", "H200" not as "H20".
 _GPU_CLASSES = (
@@ -34,16 +35,20 @@ _GPU_CLASSES = (
     "B200",
     "B100",
 )
+_GPU_PATTERNS = tuple(
+    (name, re.compile(rf"(?<![A-Za-z0-9]){name}(?![0-9A-Za-z])", re.IGNORECASE)) for name in _GPU_CLASSES
+)
 _RTX = re.compile(r"\b(?:RTX|GTX)\s*-?\s*(\d{3,4})\s*(Ti|SUPER)?\b", re.IGNORECASE)
 _APPLE = re.compile(r"\b(mps|apple\s+m\d|m[1-4]\s+(pro|max|ultra)?)\b", re.IGNORECASE)
 _CPU_WORDS = re.compile(r"\b(cpu|ryzen|intel|core\s+i\d|xeon|epyc|no gpu|wsl)\b", re.IGNORECASE)
 
 
+@lru_cache(maxsize=1024)  # a log of 2,000 runs names one machine 2,000 times
 def hardware_class(description: str | None, device_type: str | None = None) -> str:
     """A short class such as "T4", "A100", "RTX 4090", "MPS" or "CPU"; "unknown" otherwise."""
     text = description or ""
-    for name in _GPU_CLASSES:
-        if re.search(rf"(?<![A-Za-z0-9]){name}(?![0-9A-Za-z])", text, re.IGNORECASE):
+    for name, pattern in _GPU_PATTERNS:
+        if pattern.search(text):
             return name
     match = _RTX.search(text)
     if match:
