@@ -149,3 +149,20 @@ def test_runs_on_one_machine_share_one_environment_row(tmp_path):
         assert runs[1].environment_id == runs[2].environment_id != runs[3].environment_id
     finally:
         store.close()
+
+
+def test_importing_a_notebook_again_loads_neither_the_report_nor_scipy(tmp_path):
+    # Every matched section is compared with what the report prints for its run, which for a
+    # run with a section of its own is that section: the report module, and scipy under it
+    # (a quarter of a second), were loaded all the same.
+    (tmp_path / "experiments.md").write_text(NOTEBOOK)
+    assert _speedrun("--db", "runs.db", "import-md", "experiments.md", cwd=tmp_path).returncode == 0
+    code = (
+        "import sys; from typer.testing import CliRunner; from speedrun.cli import app; "
+        "result = CliRunner().invoke(app, ['--db', 'runs.db', 'import-md', 'experiments.md']); "
+        "assert result.exit_code == 0, result.output; assert '0 added, 0 updated, 3 unchanged' in result.output, result.output; "
+        "print(sorted(m for m in ('scipy', 'speedrun.analysis.report') if m in sys.modules))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"

@@ -140,7 +140,9 @@ def stored_runs(store):
     from speedrun.notebook.sync import StoredRuns
     from speedrun.text import hardware_text
 
-    def section_markdown(run):  # the report (and scipy with it) only when a run has no section of its own
+    def section_markdown(run):
+        if run.section_text is not None:  # printed as written: no need to load the report (and scipy with it)
+            return run.section_text
         from speedrun.analysis.report import section_markdown as written
 
         return written(run)
