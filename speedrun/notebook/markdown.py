@@ -826,7 +826,7 @@ def _build_record(raw: _RawSection, section: _Section) -> RunRecord:
         section_text=text,
         uuid=raw.identity.get("uuid"),
         reported_id=_reported_id(raw.identity),
-        content_hash=content_hash(_comparable(text)),
+        content_hash=content_hash(comparable_text(text)),
     )
     for name in ("final_val_acc", "peak_val_acc", "peak_epoch", "train_time_s", "param_count"):
         if name in section.stated:
@@ -909,9 +909,9 @@ class _RawSection:
         return self.parent is not None and self.parent.children[-1] is self
 
 
-def _comparable(text: str) -> str:
-    """A section's text as compared between imports: trailing whitespace aside."""
-    return "\n".join(line.rstrip() for line in text.split("\n")).rstrip("\n")
+def comparable_text(text: str | None) -> str:
+    """Text as compared between imports (and hashed): trailing whitespace aside."""
+    return "\n".join(line.rstrip() for line in (text or "").split("\n")).rstrip("\n")
 
 
 def _split(lines: list[str], states: list[int], source: str, warnings: list[str]) -> tuple[list[str], list[_RawSection]]:

@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
-from speedrun.notebook.markdown import NotebookParse
+from speedrun.notebook.markdown import NotebookParse, comparable_text
 from speedrun.tracking.records import RunRecord, RunUpdate, SeriesRecord, notebook_order_key, summarize_record
 
 # What the report prints of each epoch, and so what a re-imported log can say about it.
@@ -138,15 +138,11 @@ def _match(records: Sequence[RunRecord], views: Sequence[Any]) -> dict[int, Any]
     return matches
 
 
-def _comparable(text: str | None) -> str:
-    return "\n".join(line.rstrip() for line in (text or "").split("\n")).rstrip("\n")
-
-
 def _reads_the_same(record: RunRecord, view: Any, stored: StoredRuns) -> bool:
     """Whether the section says nothing new: the same text as the report prints, same series, same preamble."""
-    if _comparable(record.section_text) != _comparable(stored.section_of(view)):
+    if comparable_text(record.section_text) != comparable_text(stored.section_of(view)):
         return False
-    return record.series == view.series_name and _comparable(record.preamble) == _comparable(view.preamble)
+    return record.series == view.series_name and comparable_text(record.preamble) == comparable_text(view.preamble)
 
 
 def _update(record: RunRecord, view: Any, epochs: list[Any], stored: StoredRuns) -> RunUpdate:
