@@ -252,9 +252,7 @@ def run_efficiency(run: Any) -> Efficiency | None:
     basis, seconds = _basis(run), run.mean_epoch_s
     if basis is None or not seconds:
         return None
-    recorded_images = (run.extra or {}).get("train_images")
-    images = int(recorded_images if isinstance(recorded_images, int) else _epoch_images(run))
-    return efficiency(images, seconds, basis.flops, peak=basis.peak, precision=basis.precision,
+    return efficiency(_epoch_images(run), seconds, basis.flops, peak=basis.peak, precision=basis.precision,
                       derived=basis.derived)
 
 
@@ -275,8 +273,9 @@ def epoch_efficiencies(run: Any) -> list[Efficiency | None]:
 
 
 def _epoch_images(run: Any) -> int:
-    """Images in one epoch of a run whose count was not recorded: its subset, else all of CIFAR-10."""
-    return int((run.param_dict or {}).get("subset") or CIFAR10_TRAIN_IMAGES)
+    """Images in one epoch of a run: as the training recorded them, else its subset, else all of CIFAR-10."""
+    recorded = (run.extra or {}).get("train_images")
+    return int(recorded if isinstance(recorded, int) else (run.param_dict or {}).get("subset") or CIFAR10_TRAIN_IMAGES)
 
 
 # --- the report's line per hardware class ------------------------------------------------------------------

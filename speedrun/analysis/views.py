@@ -94,4 +94,3 @@ def run_detail(run: RunView) -> dict[str, Any]:
         }
     )
     return data
-
