@@ -107,6 +107,16 @@ def test_repeats_give_a_tested_verdict(cli, data):
     assert verdict["kind"] in ("significant", "noise") and verdict["p_value"] is not None  # Welch's test ran
 
 
+def test_the_objective_is_named_as_the_metric_names_itself(cli, data):
+    # `sweep show` capitalised the metric's name with str.capitalize, which lowers the rest:
+    # "Share of peak (mfu)" under a column the report headed "Share of peak (MFU)".
+    result = cli("sweep", "--name", "eff", "--lr", "0.02,0.04", "--objective", "mfu", *TINY, "--data-dir", data,
+                 "--no-prune")
+    assert result.exit_code == 0, result.output
+    assert "Share of peak (MFU)" in cli("sweep", "show", "eff").output
+    assert "| Trial | lr | Share of peak (MFU) | Runs |" in cli("report").output
+
+
 def test_a_tpe_sweep_runs_the_trials_asked_for(cli, data):
     result = cli("sweep", "--name", "tpe", "--lr", "0.01:0.1:log", "--trials", "3", *TINY, "--data-dir", data,
                  "--no-prune")

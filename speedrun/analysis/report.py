@@ -485,7 +485,7 @@ def _sweep_section(spec: Any, trials: Sequence[Any], answer: dict[str, Any], fol
         "name": answer["name"],
         "heading": sweeps.heading(answer),
         "columns": list(answer["searched"]),
-        "objective": answer["objective_name"][0].upper() + answer["objective_name"][1:],
+        "objective": spec.metric.title,
         "rows": answer["trials"],
         "lines": sweeps.answer_lines(answer),
         "plots": [],

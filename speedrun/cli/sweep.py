@@ -200,7 +200,7 @@ def _show(store, name: str, *, alpha: float, as_json: bool, plots: Path | None) 
     table.add_column("Trial", justify="right")
     for option in data["searched"]:
         table.add_column(option, justify="right")
-    table.add_column(data["objective_name"].capitalize(), justify="right")
+    table.add_column(spec.metric.title, justify="right")
     table.add_column("Runs")
     for row in data["trials"]:
         table.add_row(str(row["trial"]), *[_safe(c) for c in row["cells"]], _safe(row["result"]),
