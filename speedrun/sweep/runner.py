@@ -39,7 +39,7 @@ from speedrun.analysis.metrics import Metric, metric_named
 from speedrun.errors import RunNotFound, SpeedrunError
 from speedrun.sweep.space import SAMPLERS, SearchSpace, config_values, setting_text
 from speedrun.tracking import liveness
-from speedrun.tracking.records import EpochRecord, RunRecord
+from speedrun.tracking.records import EpochRecord, RunRecord, utcnow
 
 if TYPE_CHECKING:  # torch comes with the trainer: imported when a sweep trains, not to read one
     from speedrun.training.recording import Recorder, Reporter
@@ -244,9 +244,9 @@ def _dead(store: Any, trial) -> bool:
     """A running trial nobody works on any more: the process that trained its last run is gone
     (read through liveness: between two repeats, the run has finished but its worker lives), or
     it never began a run and was started longer ago than a heartbeat may lag."""
-    from datetime import datetime, timezone
+    from datetime import datetime
 
-    now = datetime.now(timezone.utc).replace(tzinfo=None)  # naive UTC, as the store keeps times
+    now = utcnow()
     run_ids = trial.user_attrs.get(RUNS_ATTR) or []
     if run_ids:
         try:

@@ -8,8 +8,13 @@ and each can be tested without a database.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any, Sequence
+
+def utcnow() -> datetime:
+    """Now, as runs keep their times: naive UTC."""
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
 
 STATUSES = ("running", "completed", "interrupted", "failed", "died", "incomplete", "pruned")
 # Run numbers fit a 32-bit INTEGER column on every backend (PostgreSQL's `integer`).

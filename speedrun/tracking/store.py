@@ -21,7 +21,7 @@ import uuid as uuidlib
 from collections import namedtuple
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from functools import lru_cache, wraps
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
@@ -77,6 +77,7 @@ from speedrun.tracking.records import (
     Summary,
     summarize,
     summarize_record,
+    utcnow,
 )
 
 ENV_FIELDS = (
@@ -166,10 +167,6 @@ class Stored:
 def _json(raw: str | None) -> Any:
     """Decoded JSON of a column, shared between equal texts: views are read-only."""
     return None if raw is None else json.loads(raw)
-
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc).replace(tzinfo=None)
 
 
 class _UndecodableText(Exception):

@@ -19,7 +19,6 @@ import contextlib
 import os
 import time
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
 from typing import Any, Callable, Iterator, Protocol
 
 import torch
@@ -30,7 +29,7 @@ from speedrun.analysis.efficiency import Efficiency, Peak, at_rate, fmt_efficien
     published_peak
 from speedrun.errors import SpeedrunError
 from speedrun.notebook.logformat import epoch_line, footer_lines, header_lines
-from speedrun.tracking.records import EpochRecord, RunRecord, default_title
+from speedrun.tracking.records import EpochRecord, RunRecord, default_title, utcnow
 from speedrun.training.config import TrainConfig
 from speedrun.tracking.environment import cpu_model
 from speedrun.training.device import Stopwatch, synchronize
@@ -252,7 +251,7 @@ class Recording:
         if setup.flops is not None:
             record.extra["flops"] = asdict(setup.flops)
         record.pid = os.getpid()
-        record.started_at = datetime.now(timezone.utc).replace(tzinfo=None)  # naive UTC, as the store keeps times
+        record.started_at = utcnow()
         record.title = record.title or default_title(record)
         return self.recorder.begin_run(record)
 
