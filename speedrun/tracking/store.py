@@ -409,12 +409,7 @@ class Store:
         ids: dict[str, int] = {}
         for record in series:
             row = session.scalar(select(Series).where(Series.uuid == record.uuid)) if record.uuid else None
-            if row is None:
-                row = Series(uuid=record.uuid or str(uuidlib.uuid4()), created_at=utcnow())
-                _set_series(row, record)
-                session.add(row)
-                session.flush()
-            ids[record.name] = row.id
+            ids[record.name] = (row or _add_series(session, record)).id
         return ids
 
     def _insert_records(
@@ -742,10 +737,9 @@ class Store:
             for series_id, record in series:
                 row = session.get(Series, series_id) if series_id is not None else None
                 if row is None:
-                    row = Series(uuid=record.uuid or str(uuidlib.uuid4()), created_at=utcnow())
-                    session.add(row)
-                _set_series(row, record)
-                session.flush()
+                    row = _add_series(session, record)
+                else:
+                    _set_series(row, record)
                 series_ids[record.name] = row.id
             for item in update:
                 self._update_run(session, item, series_ids)
@@ -1354,6 +1348,15 @@ def _run_row(record: RunRecord, run_id: int, label: str | None, env: Environment
         "unparsed_config": record.unparsed_config,
         "position": record.position,
     }
+
+
+def _add_series(session: Session, record: SeriesRecord) -> Series:
+    """A new series row for `record` (its UUID, or a new one), with its id."""
+    row = Series(uuid=record.uuid or str(uuidlib.uuid4()), created_at=utcnow())
+    _set_series(row, record)
+    session.add(row)
+    session.flush()
+    return row
 
 
 def _set_series(row: Series, record: SeriesRecord) -> None:
