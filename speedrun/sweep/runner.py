@@ -159,9 +159,14 @@ def load(store: Any, name: str):
         known = sweep_names(store)
         hint = f"; sweeps here: {', '.join(known)}" if known else "; there are no sweeps here yet"
         raise SpeedrunError(f"no sweep named {name!r} in {store.label}{hint}") from None
+    return study, _spec_of(store, study)
+
+
+def _spec_of(store: Any, study) -> SweepSpec:
+    """The spec a sweep stored with its study; SpeedrunError for a study speedrun did not make."""
     if SPEC_ATTR not in study.user_attrs:
-        raise SpeedrunError(f"study {name!r} in {store.label} was not made by `speedrun sweep`")
-    return study, SweepSpec.from_json(study.user_attrs[SPEC_ATTR])
+        raise SpeedrunError(f"study {study.study_name!r} in {store.label} was not made by `speedrun sweep`")
+    return SweepSpec.from_json(study.user_attrs[SPEC_ATTR])
 
 
 def _sampler(spec: SweepSpec):
@@ -202,9 +207,7 @@ def open_sweep(store: Any, spec: SweepSpec | None, name: str, notify: Callable[[
             notify(f"Sweep {name}: {spec.trials} trial{'s' * (spec.trials != 1)} of {spec.repeat} "
                    f"run{'s' * (spec.repeat != 1)} each, {spec.sampler} search, objective {spec.metric.name}")
             return study, spec
-        if SPEC_ATTR not in stored.user_attrs:
-            raise SpeedrunError(f"study {name!r} in {store.label} was not made by `speedrun sweep`")
-        known = SweepSpec.from_json(stored.user_attrs[SPEC_ATTR])
+        known = _spec_of(store, stored)
         if spec is not None and (changed := known.differences(spec)):
             raise SpeedrunError(
                 f"sweep {name!r} already exists with a different {', '.join(changed)}; continue it with "
@@ -451,18 +454,22 @@ def importances(study) -> dict[str, float] | None:
 
 def answer(store: Any, name: str, *, alpha: float, pool: Any) -> tuple:
     """(spec, trials, answer) of the sweep `name`: what `sweep show` prints and the report lays out."""
+    study, spec = load(store, name)
+    return _answer(study, spec, trial_infos(store, study), alpha=alpha, pool=pool)
+
+
+def _answer(study, spec: SweepSpec, infos: list, *, alpha: float, pool: Any) -> tuple:
     from speedrun.analysis.sweeps import summarize
 
-    study, spec = load(store, name)
-    infos = trial_infos(store, study)
     return spec, infos, summarize(spec, infos, importances=importances(study), alpha=alpha, pool=pool)
 
 
 def summaries(store: Any, *, alpha: float, pool: Any, runs: set[int] | None = None) -> list[tuple]:
-    """`answer` of every sweep, or of those with a run among `runs`."""
+    """`answer` of every sweep, or of those with a run among `runs` (the others are not summarised)."""
     out = []
     for name in sweep_names(store):
-        spec, infos, data = answer(store, name, alpha=alpha, pool=pool)
+        study, spec = load(store, name)
+        infos = trial_infos(store, study)
         if runs is None or any(r.id in runs for t in infos for r in t.runs):
-            out.append((spec, infos, data))
+            out.append(_answer(study, spec, infos, alpha=alpha, pool=pool))
     return out
