@@ -143,3 +143,58 @@ def test_dry_run_prints_the_config_line_the_log_will_print():
     assert re.search(r"^Config: .*EPOCHS=10,", result.output, re.MULTILINE)
     assert "Epoch budget: 9.9 epochs = 476 steps of 1024 images; epoch 10 stops after 44 of 48" in result.output
     assert re.search(r"^\s+epochs\s+9.9$", result.output, re.MULTILINE)  # the setting itself, as given
+
+
+def test_val_subset_evaluates_a_fixed_seeded_part_of_the_test_set_and_is_recorded(recorder, fake_cifar,
+                                                                                   monkeypatch):
+    seen = []
+    evaluate = loop.evaluate
+
+    def counting(net, images, labels, *rest):
+        seen.append(labels.tolist())
+        return evaluate(net, images, labels, *rest)
+
+    monkeypatch.setattr(loop, "evaluate", counting)
+    result = runner.invoke(app, tiny_args(fake_cifar, "--val-subset", "10"))
+    assert result.exit_code == 0, result.output
+    assert [len(labels) for labels in seen] == [10, 10]  # both epochs, 10 of the 16 test images each
+    assert seen[0] == seen[1]  # the same images every epoch
+    assert recorder.run.params["val_subset"] == 10
+    assert "VAL_SUBSET=10" in result.output  # the Config line carries it, so a pasted log keeps it
+
+    # The same N images in every run: the choice is seeded, not drawn per run.
+    from speedrun.training.data import val_subset_indices
+
+    assert val_subset_indices(10_000, 500).tolist() == val_subset_indices(10_000, 500).tolist()
+    assert len(set(val_subset_indices(10_000, 500).tolist())) == 500
+
+
+def test_eval_every_skips_evaluations_but_always_evaluates_the_last_epoch(recorder, fake_cifar, monkeypatch):
+    calls = []
+    evaluate = loop.evaluate
+    monkeypatch.setattr(loop, "evaluate", lambda *a: calls.append(1) or evaluate(*a))
+    args = tiny_args(fake_cifar, "--eval-every", "2")
+    args[args.index("--epochs") + 1] = "3"
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert len(calls) == 2  # epochs 2 and 3
+    assert [e.val_acc is None for e in recorder.epochs] == [True, False, False]
+    epoch_lines = [line for line in result.output.splitlines() if line.startswith("Epoch [")]
+    assert "Val Accuracy" not in epoch_lines[0] and "Val Accuracy" in epoch_lines[2]
+    assert recorder.run.params["eval_every"] == 2
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--val-subset", "0"], "--val-subset must be at least 1 image"),
+    (["--eval-every", "0"], "--eval-every must be at least 1"),
+])
+def test_bad_evaluation_options_are_one_clear_error(recorder, args, message):
+    result = runner.invoke(app, ["train", "--dry-run", "--device", "cpu", *args])
+    assert result.exit_code == 1 and message in one_line(result.output)
+
+
+def test_a_val_subset_larger_than_the_test_set_is_one_clear_error(recorder, fake_cifar):
+    result = runner.invoke(app, tiny_args(fake_cifar, "--val-subset", "17"))
+    assert result.exit_code == 1
+    assert "--val-subset 17 is larger than the 16 test images" in one_line(result.output)
+    assert "Traceback" not in result.output

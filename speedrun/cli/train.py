@@ -83,6 +83,8 @@ def train_command(
     device: str = typer.Option("auto", "--device", help="Device: auto, cuda, mps or cpu."),
     data_dir: Path = typer.Option(Path("./data"), "--data-dir", help="Folder holding cifar-10-batches-py (downloaded there when missing)."),
     subset: Optional[int] = typer.Option(None, "--subset", metavar="N", help="Train on the first N training images only (quick trials)."),
+    val_subset: Optional[int] = typer.Option(None, "--val-subset", metavar="N", help="Evaluate on a fixed, seeded N of the 10,000 test images (the same N in every run; recorded, and verdicts judge the run with its own test size).", show_default=False),
+    eval_every: Optional[int] = typer.Option(None, "--eval-every", metavar="K", help="Evaluate every K epochs and always after the last. [default: every epoch]", show_default=False),
     target: Optional[float] = typer.Option(None, "--target", metavar="ACC", help="Record the training time at which val accuracy first reached ACC percent."),
     title: Optional[str] = typer.Option(None, "--title", help="Title of the run."),
     hypothesis: Optional[str] = typer.Option(None, "--hypothesis", help="What the run is expected to show."),
@@ -97,7 +99,7 @@ def train_command(
     \b
         speedrun train --bs 64 --cosine
         speedrun train --recipe airbench94 --repeat 5
-        speedrun train --subset 2000 --epochs 2 --dry-run
+        speedrun train --subset 2000 --val-subset 1000 --epochs 2 --dry-run
     """
     from speedrun.recipes import get_recipe
     from speedrun.training.augment import parse_augment
@@ -110,7 +112,8 @@ def train_command(
         nesterov=nesterov, optimizer=optimizer.lower() if optimizer else None, cosine=cosine, warmup=warmup,
         bn=bn, amp=amp, compile=compile_model, augment=parse_augment(aug) if aug is not None else None,
         label_smoothing=label_smoothing, tta=tta, lookahead=lookahead, whiten_bias_epochs=whiten_bias_epochs,
-        seed=seed, device=device.lower(), data_dir=str(data_dir), subset=subset, target=target)
+        seed=seed, device=device.lower(), data_dir=str(data_dir), subset=subset, val_subset=val_subset,
+        eval_every=eval_every, target=target)
     seed_list = seed_plan(seed, repeat, seeds)
     config = config.resolve()
     tags = list(dict.fromkeys(tag or []))

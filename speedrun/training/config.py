@@ -50,6 +50,8 @@ class TrainConfig:
     compile: bool = False
     amp_dtype: str | None = field(default=None, compare=False)  # filled by resolve()
     subset: int | None = None
+    val_subset: int | None = None  # evaluate on a fixed, seeded N of the 10,000 test images (quick trials)
+    eval_every: int | None = None  # evaluate every K epochs, and always after the last (None: every epoch)
     threads: int | None = field(default=None, compare=False)  # filled by resolve()
     # Fields of the fast recipes (None: not used, not recorded):
     recipe: str | None = None  # None: the default recipe (resnet18), recorded as before
@@ -90,6 +92,9 @@ class TrainConfig:
             (not self.nesterov or (self.optimizer in ("sgd", "muon") and self.momentum > 0),
              "--nesterov needs --optimizer sgd or muon with a positive --momentum"),
             (self.subset is None or self.subset >= 2, f"--subset must be at least 2 images, not {self.subset}"),
+            (self.val_subset is None or self.val_subset >= 1,
+             f"--val-subset must be at least 1 image, not {self.val_subset}"),
+            (self.eval_every is None or self.eval_every >= 1, f"--eval-every must be at least 1, not {self.eval_every}"),
             (self.target is None or 0 < self.target <= 100, f"--target is a val accuracy in (0, 100], not {self.target}"),
             (self.schedule is None or self.schedule in SCHEDULES, f"schedule must be one of {', '.join(SCHEDULES)}"),
             (self.label_smoothing is None or 0 <= self.label_smoothing < 1,
@@ -125,6 +130,10 @@ class TrainConfig:
             return self.lr
         progress = (epoch - self.warmup) / (self.epochs - self.warmup)
         return self.lr * 0.5 * (1 + math.cos(math.pi * progress))
+
+    def evaluates_after(self, epoch: int, epochs: int) -> bool:
+        """Whether 1-based `epoch` of `epochs` is evaluated: every `eval_every`-th, and always the last."""
+        return epoch == epochs or epoch % (self.eval_every or 1) == 0
 
     def to_params(self) -> dict[str, Any]:
         """The fields as recorded params: canonical names (speedrun.notebook.params), typed values, None left out."""

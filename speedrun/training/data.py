@@ -22,6 +22,9 @@ TEST_FILE = "test_batch"
 URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 MD5 = "c58f30108f718f92721af3b95e74349a"
 ROW = 3 * 32 * 32
+# `--val-subset N` evaluates the same N test images in every run (so runs stay comparable): the first N
+# of one fixed permutation of the test set, drawn with this seed.
+VAL_SUBSET_SEED = 0
 
 
 @dataclass
@@ -96,15 +99,27 @@ def locate_cifar10(data_dir: str | Path, *, download: bool = True) -> Path:
     )
 
 
+def val_subset_indices(n_test: int, size: int) -> np.ndarray:
+    """The test images `--val-subset size` evaluates: a fixed, seeded choice, in the test set's order."""
+    if size > n_test:
+        raise SpeedrunError(f"--val-subset {size} is larger than the {n_test} test images")
+    return np.sort(np.random.default_rng(VAL_SUBSET_SEED).permutation(n_test)[:size])
+
+
 def load_cifar10(
-    data_dir: str | Path, device: torch.device | str, *, subset: int | None = None, download: bool = True
+    data_dir: str | Path, device: torch.device | str, *, subset: int | None = None,
+    val_subset: int | None = None, download: bool = True
 ) -> Cifar10:
-    """Read CIFAR-10 and move it to `device` once; `subset` keeps the first N training images."""
+    """Read CIFAR-10 and move it to `device` once; `subset` keeps the first N training images,
+    `val_subset` a fixed, seeded N of the test images (`val_subset_indices`)."""
     train_x, train_y, test_x, test_y = read_cifar10(locate_cifar10(data_dir, download=download))
     if subset is not None:
         if subset > len(train_x):
             raise SpeedrunError(f"--subset {subset} is larger than the {len(train_x)} training images")
         train_x, train_y = train_x[:subset], train_y[:subset]
+    if val_subset is not None:
+        keep = val_subset_indices(len(test_x), val_subset)
+        test_x, test_y = test_x[keep], test_y[keep]
 
     def images(x: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(x).to(device).contiguous(memory_format=torch.channels_last)

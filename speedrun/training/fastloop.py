@@ -41,7 +41,8 @@ from speedrun.training.tta import TTA_LEVELS, evaluate_tta, view_count
 WHITEN_IMAGES = 5000  # enough patches for a stable 12×12 covariance, cheap to compute
 LOOKAHEAD_EVERY = 5  # steps between lookahead syncs
 EVAL_BATCH = {"cuda": 2000, "mps": 1000, "cpu": 500}
-EXTRA_CONFIG_KEYS = ("recipe", "model", "optimizer", "momentum", "weight_decay", "label_smoothing", "tta")
+EXTRA_CONFIG_KEYS = ("recipe", "model", "optimizer", "momentum", "weight_decay", "label_smoothing", "tta",
+                     "val_subset", "eval_every")
 
 
 @dataclass(frozen=True)
@@ -169,7 +170,8 @@ def train_fast(config: TrainConfig, recorder: Recorder, *, parts: FastParts, rec
     """Train a resolved fast-recipe config into `recorder` (see training.recording), timed as the reference."""
     started = time.perf_counter()
     device = setup_torch(config)
-    data, data_load_s = timed(lambda: load_cifar10(config.data_dir, device, subset=config.subset), device)
+    data, data_load_s = timed(lambda: load_cifar10(config.data_dir, device, subset=config.subset,
+                                                   val_subset=config.val_subset), device)
     if data.num_train < config.batch_size:
         raise SpeedrunError(f"--batch-size {config.batch_size} is larger than the {data.num_train} training images")
     steps = Steps.of(data.num_train, config.batch_size, config.epochs)
@@ -198,9 +200,11 @@ def train_fast(config: TrainConfig, recorder: Recorder, *, parts: FastParts, rec
                 step, train_loss, train_acc = train_epoch(net, optimizers, lookahead, train_images,
                                                           data.train_labels, config, epoch, step, steps,
                                                           autocast, after_batch)
-            with run.evaluating():
-                val_loss, val_acc = evaluate_tta(net, data.test_images, data.test_labels, normalize, level=0,
-                                                 batch_size=eval_batch, autocast=autocast)
+            val_loss = val_acc = None
+            if config.evaluates_after(epoch + 1, steps.epochs):
+                with run.evaluating():
+                    val_loss, val_acc = evaluate_tta(net, data.test_images, data.test_labels, normalize, level=0,
+                                                     batch_size=eval_batch, autocast=autocast)
             run.epoch(epoch + 1, steps.epochs, train_loss=train_loss, train_acc=train_acc, val_loss=val_loss,
                       val_acc=val_acc, lr=optimizers[0].param_groups[0]["lr"],
                       images=steps.in_epoch(epoch) * config.batch_size)

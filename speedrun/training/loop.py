@@ -31,7 +31,7 @@ from speedrun.training.recording import Recorder, Reporter, Setup, TrainResult, 
 
 EVAL_BATCH = 500
 # Shown on the `Config:` line after the user's own keys (LR, BATCH_SIZE, EPOCHS, COSINE, AMP).
-EXTRA_CONFIG_KEYS = ("model", "optimizer", "momentum", "weight_decay", "bn")
+EXTRA_CONFIG_KEYS = ("model", "optimizer", "momentum", "weight_decay", "bn", "val_subset", "eval_every")
 
 
 @dataclass
@@ -152,7 +152,8 @@ def train(config: TrainConfig, recorder: Recorder, *, record: RunRecord | None =
     """
     started = time.perf_counter()
     device = setup_torch(config)
-    data, data_load_s = timed(lambda: load_cifar10(config.data_dir, device, subset=config.subset), device)
+    data, data_load_s = timed(lambda: load_cifar10(config.data_dir, device, subset=config.subset,
+                                                   val_subset=config.val_subset), device)
     parts = build_parts(config, device)
     warmup_s = warm_up(parts, data, config.batch_size, device) if needs_warm_up(config, device) else 0.0
     setup = Setup(device, count_parameters(parts.model), data_load_s, started, warmup_s, EXTRA_CONFIG_KEYS,
@@ -166,9 +167,11 @@ def train(config: TrainConfig, recorder: Recorder, *, record: RunRecord | None =
                 group["lr"] = lr
             with run.training(epoch, config.epochs, batches) as after_batch:
                 train_loss, train_acc = train_epoch(parts, data, config.batch_size, after_batch)
-            with run.evaluating():
-                val_loss, val_acc = evaluate(parts.net, data.test_images, data.test_labels, parts.prep,
-                                             parts.autocast)
+            val_loss = val_acc = None
+            if config.evaluates_after(epoch, config.epochs):
+                with run.evaluating():
+                    val_loss, val_acc = evaluate(parts.net, data.test_images, data.test_labels, parts.prep,
+                                                 parts.autocast)
             run.epoch(epoch, config.epochs, train_loss=train_loss, train_acc=train_acc, val_loss=val_loss,
                       val_acc=val_acc, lr=lr, images=data.num_train)
         run.summary()

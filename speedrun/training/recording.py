@@ -291,11 +291,13 @@ class Recording:
         synchronize(self.setup.device)
         self.eval_time_s += time.perf_counter() - start
 
-    def epoch(self, epoch: int, epochs: int, *, train_loss: float, train_acc: float, val_loss: float,
-              val_acc: float, lr: float, images: int) -> EpochRecord:
-        """An epoch ended: its log line, its row (committed now), and the target's first crossing."""
+    def epoch(self, epoch: int, epochs: int, *, train_loss: float, train_acc: float, val_loss: float | None,
+              val_acc: float | None, lr: float, images: int) -> EpochRecord:
+        """An epoch ended: its log line, its row (committed now), and the target's first crossing.
+        `val_acc` is None for an epoch `--eval-every` skips."""
         duration, elapsed = self.watch.last, self.watch.total
-        if self.config.target is not None and self.target_time_s is None and val_acc >= self.config.target:
+        if (self.config.target is not None and self.target_time_s is None and val_acc is not None
+                and val_acc >= self.config.target):
             self.target_time_s = elapsed
         row = EpochRecord(epoch, train_loss=train_loss, train_acc=train_acc, val_loss=val_loss, val_acc=val_acc,
                           duration_s=duration, elapsed_s=elapsed, lr=lr, images_per_s=images / duration)
