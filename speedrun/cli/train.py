@@ -69,7 +69,8 @@ def train_command(
     cosine: Optional[bool] = typer.Option(None, "--cosine/--no-cosine", help=f"Cosine learning-rate decay to zero, stepped per epoch (resnet recipes). {RECIPE_DEFAULT}", show_default=False),
     warmup: Optional[int] = typer.Option(None, "--warmup", metavar="EPOCHS", help=f"Epochs of linear learning-rate warm-up before the decay (resnet recipes). {RECIPE_DEFAULT}", show_default=False),
     bn: Optional[bool] = typer.Option(None, "--bn/--no-bn", help=f"BatchNorm after every convolution (resnet recipes). {RECIPE_DEFAULT}", show_default=False),
-    amp: Optional[bool] = typer.Option(None, "--amp/--no-amp", help="Mixed precision: fp16 on CUDA, bf16 on CPU. [default: on for CUDA and CPUs with native bf16]", show_default=False),
+    amp: Optional[bool] = typer.Option(None, "--amp/--no-amp", help="Mixed precision: bf16 on CPUs and GPUs with native bf16 (Ampere and newer), else fp16 with a GradScaler. [default: on for CUDA and CPUs with native bf16]", show_default=False),
+    graph: Optional[bool] = typer.Option(None, "--graph/--no-graph", help="Capture the whole training step (augmentation, forward, backward, optimizer) as one CUDA graph, replayed per batch (resnet recipes on CUDA; recorded). [default: on for CUDA without fp16 GradScaler or --compile]", show_default=False),
     compile_model: Optional[bool] = typer.Option(None, "--compile/--no-compile", help=f"Compile the model with torch.compile (slow start, faster steps; warm-up not timed). {RECIPE_DEFAULT}", show_default=False),
     aug: Optional[str] = typer.Option(None, "--aug", help=f"Augmentations, comma-separated from crop, flip, cutout, jitter (resnet recipes) or altflip, translate (fast recipes); or none. {RECIPE_DEFAULT}", show_default=False),
     label_smoothing: Optional[float] = typer.Option(None, "--label-smoothing", help=f"Label smoothing of the loss (fast recipes). {RECIPE_DEFAULT}", show_default=False),
@@ -110,7 +111,7 @@ def train_command(
     config = chosen.configure(
         model=model, batch_size=batch_size, lr=lr, epochs=epochs, momentum=momentum, weight_decay=weight_decay,
         nesterov=nesterov, optimizer=optimizer.lower() if optimizer else None, cosine=cosine, warmup=warmup,
-        bn=bn, amp=amp, compile=compile_model, augment=parse_augment(aug) if aug is not None else None,
+        bn=bn, amp=amp, compile=compile_model, graph=graph, augment=parse_augment(aug) if aug is not None else None,
         label_smoothing=label_smoothing, tta=tta, lookahead=lookahead, whiten_bias_epochs=whiten_bias_epochs,
         seed=seed, device=device.lower(), data_dir=str(data_dir), subset=subset, val_subset=val_subset,
         eval_every=eval_every, target=target)

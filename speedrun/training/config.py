@@ -48,6 +48,7 @@ class TrainConfig:
     nesterov: bool = False
     warmup: int = 0  # epochs of linear warm-up before the cosine decay
     compile: bool = False
+    graph: bool | None = None  # the step as one CUDA graph (resnet loop on CUDA; None elsewhere: not recorded)
     amp_dtype: str | None = field(default=None, compare=False)  # filled by resolve()
     subset: int | None = None
     val_subset: int | None = None  # evaluate on a fixed, seeded N of the 10,000 test images (quick trials)
@@ -118,9 +119,27 @@ class TrainConfig:
         amp = self.amp
         if amp is None:  # the fast default: measured, bf16 autocast only pays off with native bf16
             amp = device == "cuda" or (device == "cpu" and cpu_has_native_bf16())
-        amp_dtype = None if not amp else ("bfloat16" if device == "cpu" else "float16")
+        amp_dtype = None if not amp else ("bfloat16" if device == "cpu" or _cuda_bf16(device) else "float16")
         seed = self.seed if self.seed is not None else random_seed()
-        return replace(self, device=device, amp=amp, amp_dtype=amp_dtype, seed=seed, threads=physical_cores())
+        return replace(self, device=device, amp=amp, amp_dtype=amp_dtype, seed=seed, threads=physical_cores(),
+                       graph=self._graph(device, amp_dtype))
+
+    def _graph(self, device: str, amp_dtype: str | None) -> bool | None:
+        """Whether the resnet loop captures its step as a CUDA graph (training.graphed): on by default on
+        CUDA, except with fp16 autocast (its GradScaler skips steps by data) or --compile; None where no
+        graph can run, so CPU runs record nothing about it."""
+        if self.recipe is not None or device != "cuda":
+            if self.graph:
+                raise SpeedrunError("--graph captures the resnet recipes' training step on a CUDA GPU "
+                                    + ("(the fast recipes have their own loop)" if self.recipe is not None
+                                       else "and needs --device cuda"))
+            return None
+        if self.graph is None:
+            return amp_dtype != "float16" and not self.compile
+        if self.graph and amp_dtype == "float16":
+            raise SpeedrunError("--graph cannot capture fp16 autocast, whose GradScaler skips steps by the data: "
+                                "this GPU has no native bf16; use --no-amp or --no-graph")
+        return self.graph
 
     def lr_at(self, epoch: int) -> float:
         """Learning rate for 0-based `epoch`: linear warm-up, then cosine to zero (stepped per epoch) or flat."""
@@ -147,6 +166,15 @@ class TrainConfig:
             if f.metadata.get("param", True) and value is not None:
                 params[f.name] = value
         return params
+
+
+def _cuda_bf16(device: str) -> bool:
+    """Whether autocast on this CUDA GPU uses bf16 (Ampere and newer: native bf16, no GradScaler needed)."""
+    if device != "cuda":
+        return False
+    import torch
+
+    return torch.cuda.is_bf16_supported(including_emulation=False)
 
 
 def _check_device(device: str) -> None:

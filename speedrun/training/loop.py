@@ -26,12 +26,13 @@ from speedrun.training.data import Cifar10, load_cifar10
 from speedrun.training.device import (autocast_for, compiled, fused, grad_scaler_for, needs_warm_up, setup_torch,
                                       synchronize, timed, untouched)
 from speedrun.training.flops import count_flops
+from speedrun.training.graphed import GraphedEpochs
 from speedrun.training.nets import build_model, count_parameters
 from speedrun.training.recording import Recorder, Reporter, Setup, TrainResult, recording
 
 EVAL_BATCH = 500
 # Shown on the `Config:` line after the user's own keys (LR, BATCH_SIZE, EPOCHS, COSINE, AMP).
-EXTRA_CONFIG_KEYS = ("model", "optimizer", "momentum", "weight_decay", "bn", "val_subset", "eval_every")
+EXTRA_CONFIG_KEYS = ("model", "optimizer", "momentum", "weight_decay", "bn", "graph", "val_subset", "eval_every")
 
 
 @dataclass
@@ -118,15 +119,23 @@ def evaluate(net, images: torch.Tensor, labels: torch.Tensor, prep: Preprocess, 
     return loss_sum.item() / len(labels), 100.0 * correct.item() / len(labels)
 
 
+def graphed_epochs(parts: Parts, data: Cifar10, batch_size: int, *, capture: bool) -> GraphedEpochs:
+    """The loop's steps over static buffers (training.graphed), captured as CUDA graphs when `capture`.
+    Same math as `train_epoch`: the same augmentation, forward, loss and optimizer, in the same order."""
+    return GraphedEpochs(parts.model, parts.net, parts.optimizer, parts.autocast, parts.prep.train,
+                         data.train_images, data.train_labels, batch_size, capture=capture)
+
+
 def batch_sizes(n: int, batch: int) -> list[int]:
     """The distinct batch sizes a pass over n items in batches of `batch` meets: full and last."""
     return sorted({min(batch, n), n % batch or min(batch, n)}, reverse=True)
 
 
-def warm_up(parts: Parts, data: Cifar10, batch_size: int, device: torch.device) -> float:
+def warm_up(parts: Parts, data: Cifar10, batch_size: int, device: torch.device, *, train: bool = True) -> float:
     """Every shape and mode once (compilation, cudnn autotuning), then the state put back; seconds taken.
 
-    Training steps at the full and the last partial batch size, and the
+    Training steps at the full and the last partial batch size (unless `train`
+    is False: a graphed step warms itself up when it is captured), and the
     evaluation at its full and last batch sizes: with static compiled graphs,
     each is its own graph, and none may be compiled while the clock runs.
     """
@@ -134,7 +143,7 @@ def warm_up(parts: Parts, data: Cifar10, batch_size: int, device: torch.device) 
     images, labels = data.train_images, data.train_labels
     with untouched(parts.model, parts.optimizer, *([parts.scaler] if parts.scaler else []), device=device):
         parts.net.train()
-        for size in batch_sizes(data.num_train, batch_size):
+        for size in batch_sizes(data.num_train, batch_size) if train else ():
             train_step(parts, parts.prep.train(images[:size]), labels[:size])
         n_test = len(data.test_labels)
         for size in batch_sizes(n_test, EVAL_BATCH):
@@ -155,7 +164,12 @@ def train(config: TrainConfig, recorder: Recorder, *, record: RunRecord | None =
     data, data_load_s = timed(lambda: load_cifar10(config.data_dir, device, subset=config.subset,
                                                    val_subset=config.val_subset), device)
     parts = build_parts(config, device)
-    warmup_s = warm_up(parts, data, config.batch_size, device) if needs_warm_up(config, device) else 0.0
+    warmup_s = warm_up(parts, data, config.batch_size, device, train=not config.graph) \
+        if needs_warm_up(config, device) else 0.0
+    graphed = None
+    if config.graph:  # captured before the clock starts, as compilation is
+        graphed, capture_s = timed(lambda: graphed_epochs(parts, data, config.batch_size, capture=True), device)
+        warmup_s += capture_s
     setup = Setup(device, count_parameters(parts.model), data_load_s, started, warmup_s, EXTRA_CONFIG_KEYS,
                   flops=count_flops(parts.model, (config.model, config.bn)))
     batches = -(-data.num_train // config.batch_size)
@@ -163,10 +177,18 @@ def train(config: TrainConfig, recorder: Recorder, *, record: RunRecord | None =
     with recording(recorder, config, setup, record=record, reporter=reporter) as run:
         for epoch in range(1, config.epochs + 1):
             lr = config.lr_at(epoch - 1)
-            for group in parts.optimizer.param_groups:
-                group["lr"] = lr
+            if graphed is not None:
+                graphed.set_lr(lr)
+            else:
+                for group in parts.optimizer.param_groups:
+                    group["lr"] = lr
             with run.training(epoch, config.epochs, batches) as after_batch:
-                train_loss, train_acc = train_epoch(parts, data, config.batch_size, after_batch)
+                if graphed is not None:
+                    parts.net.train()
+                    order = torch.randperm(data.num_train, device=device)
+                    train_loss, train_acc = graphed.epoch(order, after_batch)
+                else:
+                    train_loss, train_acc = train_epoch(parts, data, config.batch_size, after_batch)
             val_loss = val_acc = None
             if config.evaluates_after(epoch, config.epochs):
                 with run.evaluating():
