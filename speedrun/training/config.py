@@ -119,7 +119,10 @@ class TrainConfig:
         amp = self.amp
         if amp is None:  # the fast default: measured, bf16 autocast only pays off with native bf16
             amp = device == "cuda" or (device == "cpu" and cpu_has_native_bf16())
-        amp_dtype = None if not amp else ("bfloat16" if device == "cpu" or _cuda_bf16(device) else "float16")
+        # bf16 on CPUs, and for the resnet recipes on GPUs with native bf16 (no GradScaler, a graphable
+        # step); the fast recipes keep the reference's fp16, which their tuning assumes.
+        bf16 = device == "cpu" or (self.recipe is None and _cuda_bf16(device))
+        amp_dtype = None if not amp else ("bfloat16" if bf16 else "float16")
         seed = self.seed if self.seed is not None else random_seed()
         return replace(self, device=device, amp=amp, amp_dtype=amp_dtype, seed=seed, threads=physical_cores(),
                        graph=self._graph(device, amp_dtype))
