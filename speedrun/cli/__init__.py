@@ -3,7 +3,7 @@
 import gc
 
 from speedrun.cli.app import app
-from speedrun.cli import dbcmd, exchange, imports, recipes, report, runs, stats, sweep, train  # noqa: F401  (registration)
+from speedrun.cli import dbcmd, exchange, imports, recipes, report, runs, stats, sweep, train, ui  # noqa: F401  (registration)
 
 __all__ = ["app", "run"]
 

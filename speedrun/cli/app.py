@@ -66,7 +66,7 @@ class SpeedrunGroup(TyperGroup):
 # `speedrun --help` lists commands in the order a user meets them.
 WORKFLOW_ORDER = (
     "train", "sweep", "import-log", "import-md", "list", "show", "report", "compare", "stats", "group",
-    "note", "tag", "rm", "recipes", "export", "merge", "sync", "db",
+    "note", "tag", "rm", "ui", "recipes", "export", "merge", "sync", "db",
 )
 
 app = typer.Typer(

@@ -313,3 +313,22 @@ def _refuse_unknown(url: str, revision: str | None, label: str) -> None:
 def check_revision(engine: Engine, url: str, *, label: str = "") -> None:
     """For read-only use without migrating: refuse a schema this speedrun does not know."""
     _refuse_unknown(url, current_revision(engine), label)
+
+
+def refuse_writes(engine: Engine) -> None:
+    """Make every connection of `engine` refuse writes at the database itself (a reader such as
+    `speedrun ui` cannot change a byte, whatever its code does): SQLite's query_only pragma, and
+    read-only transactions on PostgreSQL. Connections already pooled are dropped."""
+    from sqlalchemy import event
+
+    def read_only(dbapi_connection, _record) -> None:
+        cursor = dbapi_connection.cursor()
+        if engine.dialect.name == "sqlite":
+            cursor.execute("PRAGMA query_only = ON")
+        else:
+            cursor.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
+            dbapi_connection.commit()
+        cursor.close()
+
+    event.listen(engine, "connect", read_only)
+    engine.dispose()

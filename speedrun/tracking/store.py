@@ -112,6 +112,13 @@ SORTABLE = {
     "epoch_time": Run.mean_epoch_s,
     "mean_epoch_s": Run.mean_epoch_s,
 }
+# The orders of `page_runs` (speedrun ui's runs table): notebook order, then the SORTABLE columns.
+PAGE_ORDERS = {
+    "notebook": (Run.position, Run.id),
+    "title": (Run.title,),
+    "label": (Run.label,),
+    **{name: (column,) for name, column in SORTABLE.items()},
+}
 # Key of the PostgreSQL advisory lock held while run numbers are chosen ("runs" in ASCII).
 _RUN_NUMBERS_LOCK = 0x72756E73
 
@@ -251,6 +258,15 @@ class Store:
                 notify(f"Database {label} is read-only at schema revision {revision}: read through an "
                        f"upgraded copy in memory; the file is unchanged.")
             return cls(copy_engine, "sqlite://", label, read_only=f"it is read-only (at schema revision {revision})")
+        return store
+
+    @classmethod
+    def open_read_only(cls, db: str, *, label: str | None = None) -> Store:
+        """The database for reading only (`speedrun ui`): never created, upgraded or written. The
+        connections themselves refuse writes (SQLite's query_only; PostgreSQL read-only transactions)."""
+        store = cls.open(db, migrate=False, label=label)
+        dbmod.refuse_writes(store.engine)
+        store.read_only = "it is open for reading only"
         return store
 
     @classmethod
@@ -1059,6 +1075,49 @@ class Store:
                 series_name=series_names.get(values.get("series_id")),
             )
         return views
+
+    # ----------------------------------------------------------------- pages (speedrun ui)
+    @_tolerant
+    def page_runs(self, *, sort: str = "notebook", descending: bool = False, offset: int = 0, limit: int = 50,
+                  ids: Sequence[int] | None = None) -> tuple[list[RunView], int]:
+        """One page of runs in an order (`PAGE_ORDERS`), and how many runs there are in all.
+
+        Only the page's runs are read: a page of 10,000 runs costs what a page of 100 does.
+        """
+        if sort not in PAGE_ORDERS:
+            raise SpeedrunError(f"cannot sort by {sort!r}; choose from {', '.join(sorted(PAGE_ORDERS))}")
+        columns = PAGE_ORDERS[sort]
+        order = []
+        for column in columns:
+            order += [column.is_(None), column.desc() if descending else column.asc()]
+        query = select(Run.id)
+        if ids is not None:
+            query = query.where(Run.id.in_([i for i in ids if 0 < i <= RUN_NUMBER_MAX]))
+        with self._read() as session:
+            total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+            page = list(session.scalars(query.order_by(*order, Run.id).offset(max(offset, 0)).limit(max(limit, 0))))
+            views = self._views(session, page, with_epochs=False)
+        return [views[i] for i in page if i in views], total
+
+    def param_names(self) -> list[str]:
+        """Every parameter name some run records, sorted (the UI's column picker)."""
+        with self._read() as session:
+            return sorted(session.scalars(select(Param.name).distinct()))
+
+    @_tolerant
+    def live_state(self, ref: str | int, *, after_epoch: int = 0) -> tuple[RunView, list[EpochView]]:
+        """A run without its epochs, and its epochs numbered above `after_epoch`: what a page that
+        watches a run needs every few seconds, without reading the run's whole history again."""
+        with self._read() as session:
+            run_id = self._resolve_id(session, ref)
+            view = self._views(session, [run_id], with_epochs=False)[run_id]
+            columns = [getattr(EpochMetric, name) for name in _EPOCH_COLUMNS[:-1]]
+            rows = session.connection().execute(
+                select(*columns, cast(EpochMetric.extra, Text))
+                .where(EpochMetric.run_id == run_id, EpochMetric.epoch > after_epoch)
+                .order_by(EpochMetric.epoch)
+            ).all()
+        return view, [EpochView(*row[:-1], _json(row[-1])) for row in rows]
 
     # ----------------------------------------------------------------- other reads
     def count_runs(self) -> int:

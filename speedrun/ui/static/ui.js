@@ -1,0 +1,87 @@
+// speedrun ui: the charts (uPlot) and the live updates of a running run. No build step, no CDN.
+"use strict";
+
+function readJSON(id) {
+  const el = document.getElementById(id);
+  return el ? JSON.parse(el.textContent) : null;
+}
+
+const COLOURS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2"];
+
+function chartOptions(title, seriesNames, width) {
+  return {
+    title: title,
+    width: width,
+    height: 300,
+    scales: { x: { time: false } },
+    axes: [{ label: "epoch" }, { label: "val accuracy (%)" }],
+    legend: { live: true },
+    series: [{ label: "epoch" }].concat(seriesNames.map((name, i) => ({
+      label: name, stroke: COLOURS[i % COLOURS.length], width: 2, spanGaps: true,
+      points: { show: true, size: 4 },
+    }))),
+  };
+}
+
+// The run page: val accuracy by epoch, growing while the run trains (polls /api/runs/ID/live?after=N).
+function runChart() {
+  const data = readJSON("chart-data");
+  const holder = document.getElementById("chart");
+  if (!data || !holder) return;
+  const s = data.series;
+  const columns = [s.epoch, s.val_acc];
+  const plot = new uPlot(chartOptions("Val accuracy", ["val acc"], holder.clientWidth || 800), columns, holder);
+  holder.dataset.points = String(s.epoch.length);
+  if (!data.live) return;
+  let last = s.epoch.length ? s.epoch[s.epoch.length - 1] : 0;
+  const root = document.querySelector("nav a").getAttribute("href");
+  const timer = setInterval(async () => {
+    const response = await fetch(`${root}api/runs/${data.id}/live?after=${last}`);
+    if (!response.ok) return;
+    const live = await response.json();
+    for (const e of live.new_epochs) {
+      columns[0].push(e.epoch);
+      columns[1].push(e.val_acc);
+      last = e.epoch;
+    }
+    if (live.new_epochs.length) {
+      plot.setData(columns);
+      holder.dataset.points = String(columns[0].length);
+    }
+    document.getElementById("run-epochs").textContent = live.epochs_completed;
+    document.getElementById("run-status").textContent = live.status;
+    if (live.final_val_acc !== null) document.getElementById("run-final").textContent = live.final_val_acc.toFixed(2);
+    if (live.status !== "running") clearInterval(timer);
+  }, Number(document.body.dataset.poll || 2000));
+}
+
+// The compare page: each side's val accuracy (a group's mean), aligned as `speedrun compare` aligns them.
+function compareChart() {
+  const curve = readJSON("compare-data");
+  const names = readJSON("compare-sides");
+  const holder = document.getElementById("chart");
+  if (!curve || !holder) return;
+  const shown = curve.sides.map((i) => names[i]);
+  const columns = [curve.rows.map((r) => r.at)];
+  shown.forEach((_, k) => columns.push(curve.rows.map((r) => r.val_acc[k])));
+  const options = chartOptions("Val accuracy", shown, holder.clientWidth || 800);
+  options.axes[0].label = curve.key === "epoch" ? "epoch" : "seconds of training";
+  new uPlot(options, columns, holder);
+  holder.dataset.points = String(columns[0].length);
+}
+
+function columnPicker() {
+  const form = document.getElementById("runs-form");
+  if (!form) return;
+  form.addEventListener("change", () => {
+    const picked = Array.from(form.querySelectorAll(".col-pick:checked")).map((el) => el.value);
+    form.querySelector("input[name=cols]").value = picked.join(",");
+  }, true);
+}
+
+function showEqual() {
+  const box = document.getElementById("show-equal");
+  if (box) box.addEventListener("change", () => document.querySelector("table.compare").classList.toggle("show-equal", box.checked));
+}
+
+document.addEventListener("DOMContentLoaded", () => { runChart(); compareChart(); columnPicker(); showEqual(); });
