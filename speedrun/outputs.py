@@ -79,8 +79,8 @@ def check_output(path: Path, *, force: bool, what: str = "-o") -> bool:
     if kind == "directory":
         raise SpeedrunError(f"{what} {path}: is a directory; give a file name")
     if kind is not None:
-        raise SpeedrunError(f"{what} {path}: is a {kind}, not a regular file; speedrun writes only regular files "
-                            "(or standard output: -o -)")
+        hint = " (`-o -` writes to standard output)" if what == "-o" else ""
+        raise SpeedrunError(f"{what} {path}: is a {kind}, not a regular file; speedrun writes only regular files{hint}")
     if st is not None and _head(entry).startswith(SQLITE_MAGIC):
         raise SpeedrunError(f"{what} {path}: is an SQLite database; speedrun never writes over one")
     if (st is not None and _head(entry)[:4] in WAL_MAGICS) or any(_journal_of_sqlite(name) for name in names):
@@ -118,6 +118,14 @@ def write_output(content: str | bytes, path: Path, *, force: bool, what: str = "
         if temporary is not None and os.path.lexists(temporary):
             os.unlink(temporary)
     return False
+
+
+def make_folder(folder: Path, *, what: str = "--plots") -> None:
+    """The folder pictures are written into, created with its parents when missing."""
+    try:
+        folder.expanduser().mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # a file, a FIFO or a database in the way; a folder we may not write
+        raise SpeedrunError(f"{what} {folder}: cannot create the directory ({exc.strerror or exc})") from None
 
 
 def check_image_path(path: Path, *, what: str = "--plot") -> None:

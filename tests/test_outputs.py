@@ -98,6 +98,16 @@ def test_sweep_show_plots_refuse_a_link_onto_the_database(cli, db_path, tmp_path
     assert digest(db_path) == before
 
 
+@pytest.mark.parametrize("command", [("sweep", "show", "lr"), ("report",)])
+def test_plots_folder_that_is_a_file_or_a_fifo_is_one_error(cli, db_path, tmp_path, command):
+    make_sweep(db_path)
+    (tmp_path / "notes.md").write_text("mine\n")
+    os.mkfifo(tmp_path / "pipe")
+    for folder in ("notes.md", "pipe", "notes.md/plots"):
+        one_error(cli(*command, "--plots", str(tmp_path / folder)), containing="cannot create the directory")
+    assert (tmp_path / "notes.md").read_text() == "mine\n"
+
+
 @pytest.mark.parametrize("companion", ["-wal", "-shm"])
 @pytest.mark.parametrize("kind", ["symlink", "hardlink"])
 def test_plots_refuse_a_link_onto_the_databases_wal_and_shm(cli, filled, tmp_path, kind, companion):
