@@ -93,12 +93,10 @@ def check_output(path: Path, *, force: bool, what: str = "-o") -> bool:
 def write_output(content: str | bytes, path: Path, *, force: bool, what: str = "-o") -> bool:
     """Write `content` to `path` after `check_output`, through a temporary file renamed over the
     directory entry. True when it went to standard output instead (`-`)."""
-    data = content.encode("utf-8") if isinstance(content, str) else content
     if check_output(path, force=force, what=what):
-        sys.stdout.flush()
-        sys.stdout.buffer.write(data)
-        sys.stdout.buffer.flush()
+        _to_stdout(content)
         return True
+    data = content.encode("utf-8") if isinstance(content, str) else content
     entry = path.expanduser()
     temporary = None
     try:
@@ -195,6 +193,15 @@ def _is_stdout(st: os.stat_result) -> bool:
         return os.path.samestat(st, os.fstat(sys.stdout.fileno()))
     except (OSError, ValueError, AttributeError):  # no real stdout (under a test runner)
         return False
+
+
+def _to_stdout(content: str | bytes) -> None:
+    if isinstance(content, str):
+        sys.stdout.write(content)
+    else:  # a picture: the bytes as they are, after any text already buffered
+        sys.stdout.flush()
+        sys.stdout.buffer.write(content)
+    sys.stdout.flush()
 
 
 def _head(path: Path, size: int = len(SQLITE_MAGIC)) -> bytes:
