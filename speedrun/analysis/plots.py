@@ -9,12 +9,11 @@ for identical data, and free of any user text.
 from __future__ import annotations
 
 import html
+import io
 import math
 import re
 from pathlib import Path
 from typing import Any, Sequence
-
-from speedrun.errors import SpeedrunError
 
 Series = tuple[str, list[tuple[float, float]]]  # (label, [(x, val_acc)])
 # matplotlib's tab20, dark shades first: one colour per run, the same in every chart.
@@ -72,10 +71,13 @@ def pyplot():
 
 
 def save_figure(fig, path: Path) -> None:
-    try:
-        fig.savefig(path, dpi=100, metadata={"Software": None})
-    except OSError as exc:
-        raise SpeedrunError(f"cannot write plot {path}: {exc.strerror or exc}") from None
+    """The figure as a PNG at `path`, drawn in memory and written by the one output path: never
+    onto a database or through a link to one, never into a FIFO or a device (speedrun.outputs)."""
+    from speedrun.outputs import write_output
+
+    image = io.BytesIO()
+    fig.savefig(image, format="png", dpi=100, metadata={"Software": None})
+    write_output(image.getvalue(), path, force=True, what="plot")
 
 
 def learning_curve_png(run: Any, path: Path, *, colour: str = PALETTE[0]) -> Path:

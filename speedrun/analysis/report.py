@@ -441,13 +441,11 @@ def _attach_plots(
     sections: list[dict], facts: list[RunFacts], group_rows: list[dict], folder: Path | None, link: str | None, svg: bool
 ) -> None:
     from speedrun.analysis import plots
+    from speedrun.outputs import make_folder
 
     link = link if link is not None else (str(folder) if folder else "")
     if folder is not None:
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise SpeedrunError(f"--plots {folder}: cannot create the directory ({exc.strerror})") from None
+        make_folder(folder)
     colours = plots.run_colours([f.run for f in facts])
     for section, f in zip(sections, facts):
         if not f.run.epochs:

@@ -163,10 +163,11 @@ def plot_pngs(spec: Any, trials: Sequence[TrialInfo], folder: Path) -> list[Path
     """The objective against each searched option (each run a dot, each trial's mean a cross),
     and for a two-option grid a heatmap of the trials' means. PNGs in `folder`."""
     from speedrun.analysis.plots import pyplot, save_figure, safe_name
+    from speedrun.outputs import make_folder
 
     plt = pyplot()
     metric: Metric = spec.metric
-    folder.mkdir(parents=True, exist_ok=True)
+    make_folder(folder)
     done = [t for t in trials if t.state == "complete" and metrics.values(metric, t.runs)]
     written: list[Path] = []
     for dim in spec.space.dimensions:

@@ -20,6 +20,7 @@ import typer
 from rich.console import Console
 from typer.core import TyperGroup
 
+from speedrun import outputs
 from speedrun.errors import SpeedrunError
 
 
@@ -111,6 +112,7 @@ def main(
 ) -> None:
     """Train CIFAR-10 speedruns and record every run in SQLite."""
     state.db = DEFAULT_DB if db is None else db  # an empty --db is refused when the database is opened
+    outputs.guard(state.db)  # no file a command writes may land on it
     state.debug = debug
     state.store, state.created = None, None
 

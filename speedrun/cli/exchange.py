@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from speedrun.cli.app import app, console, err_console, open_store, state
+from speedrun.cli.app import app, console, err_console, open_store
 from speedrun.cli.selection import parse_run_ranges
 from speedrun.outputs import check_output, write_output
 from speedrun.text import terminal_safe
@@ -30,7 +30,7 @@ def export(
         speedrun export 15-18 -o some-runs.json
     """
     if output is not None:
-        check_output(output, database=state.db, force=force)  # before any work
+        check_output(output, force=force)  # before any work
     store = open_store()
     ids = parse_run_ranges(runs) if runs else None
     data = export_runs(store, ids)
@@ -41,8 +41,8 @@ def export(
     if output is None:
         typer.echo(text)
         return
-    write_output(text + "\n", output, database=state.db, force=force)
-    console.print(f"Exported {len(data['runs'])} runs to {output}.", markup=False)
+    if not write_output(text + "\n", output, force=force):  # `-o -` is standard output
+        console.print(f"Exported {len(data['runs'])} runs to {output}.", markup=False)
 
 
 @app.command()

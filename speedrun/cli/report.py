@@ -8,7 +8,7 @@ from typing import List, Optional
 
 import typer
 
-from speedrun.cli.app import app, console, err_console, fail, open_store, state
+from speedrun.cli.app import app, console, err_console, fail, open_store
 from speedrun.cli.choices import Align, CompareFormat, ReportFormat, chosen
 from speedrun.cli.runs import parse_since
 from speedrun.errors import SpeedrunError
@@ -24,7 +24,7 @@ def _write(text: str, output: Optional[Path], force: bool) -> None:
     if output is None:
         typer.echo(text, nl=False)
         return
-    write_output(text, output, database=state.db, force=force)
+    write_output(text, output, force=force)
 
 
 @app.command()
@@ -59,7 +59,7 @@ def report(
 
     fmt = chosen(fmt)
     if output is not None:
-        check_output(output, database=state.db, force=force)  # before any work
+        check_output(output, force=force)  # before any work
     store = open_store()
     try:
         ids = select_runs(store, runs) if runs else None
@@ -129,7 +129,7 @@ def compare(
     if len(png) > 1:
         raise SpeedrunError("--plot takes one file name")
     if png:
-        check_image_path(Path(png[0]), database=state.db)
+        check_image_path(Path(png[0]))
     refs = [r for r in refs if r not in png]
     store = open_store()
     sides = load_sides(store, refs, repeats=repeats)
