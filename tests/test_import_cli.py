@@ -490,3 +490,50 @@ def test_a_series_parent_is_no_run_but_the_error_says_how_to_name_it(cli, tmp_pa
     result = cli("show", "7")
     assert result.exit_code == 1
     assert "7 is a series (runs 7a, 7b); name one of them, or the whole series as g:7" in " ".join(result.output.split())
+
+
+# --------------------------------------------------------------------------- third hostile round (issue 24)
+
+# What Notepad saves: a byte-order mark, CRLF line ends, and the first run right at the top.
+BOM_NOTEBOOK = (
+    "## Run 1: Baseline (Windows laptop, CPU)\r\n"
+    "- **Hypothesis**: bs 128 fits in memory\r\n"
+    "- **Configuration**: LR=0.1, BATCH_SIZE=128, EPOCHS=2\r\n"
+    "\r\n"
+    "```\r\n"
+    "Epoch [1/2], Loss: 1.9000, Val Accuracy: 41.20%, Duration: 80.10s\r\n"
+    "Epoch [2/2], Loss: 1.5000, Val Accuracy: 52.75%, Duration: 79.90s\r\n"
+    "```\r\n"
+    "\r\n"
+    "## Run 2: bs 64\r\n"
+    "- **Final accuracy**: 55.1%\r\n"
+)
+
+
+@pytest.mark.parametrize("stdin", [False, True], ids=["file", "stdin"])
+def test_a_byte_order_mark_is_skipped_and_the_first_run_stays_a_run(cli, tmp_path, stdin):
+    """A UTF-8 BOM made the first heading preamble text (D10). It is dropped on reading, so the
+    report gives back the notebook as it reads, without the mark."""
+    path = tmp_path / "experiments.md"
+    path.write_bytes(b"\xef\xbb\xbf" + BOM_NOTEBOOK.encode())
+    if stdin:
+        result = cli("import-md", "-", input=path.read_bytes().decode("utf-8"))
+    else:
+        result = cli("import-md", str(path))
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[-1].endswith(": 2 added, 0 updated, 0 unchanged.")
+    rows = runs(cli)
+    assert [(r["id"], r["final_val_acc"]) for r in rows] == [(1, 52.75), (2, 55.1)]
+    assert json.loads(cli("show", "1", "--json").stdout)["title"] == "Baseline (Windows laptop, CPU)"
+    report = cli("report").stdout
+    assert "\ufeff" not in report
+    assert strip_computed(report) == [line.rstrip() for line in BOM_NOTEBOOK.split("\n")][:-1]
+
+
+def test_a_log_with_a_byte_order_mark_keeps_its_first_line(cli, tmp_path):
+    log = tmp_path / "colab.txt"
+    log.write_bytes("\ufeffEpoch [1/2], Loss: 1.9000, Val Accuracy: 41.20%\r\n"
+                    "Epoch [2/2], Loss: 1.5000, Val Accuracy: 52.75%\r\n".encode())
+    result = cli("import-log", str(log))
+    assert result.exit_code == 0, result.output
+    assert [r["epochs_completed"] for r in runs(cli)] == [2]
