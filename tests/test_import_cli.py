@@ -128,12 +128,27 @@ def test_bad_files_are_one_clear_error_and_write_nothing(cli, tmp_path, content,
     assert runs(cli) == []
 
 
-def test_a_bad_file_among_several_keeps_the_good_ones_before_it(cli, tmp_path):
-    bad = tmp_path / "bad.txt"
-    bad.write_text("no epochs here\n")
-    result = cli("import-log", str(SEED_LOGS / "run15-bs64-t4.txt"), str(bad))
-    assert result.exit_code == 1
-    assert [r["epochs_completed"] for r in runs(cli)] == [10]  # each file is its own transaction
+def test_several_files_are_imported_all_or_nothing(cli, tmp_path):
+    """`import-log good.txt bad.log` wrote good.txt's run and exited 1; after fixing bad.log the
+    rerun failed on good.txt as a duplicate (D9). Now a bad file among several writes nothing."""
+    good = tmp_path / "good.txt"
+    good.write_bytes((SEED_LOGS / "run15-bs64-t4.txt").read_bytes())
+    bad = tmp_path / "bad.log"
+    bad.write_text("Using device: cuda\nno epochs here\n")
+    result = cli("import-log", str(good), str(bad))
+    assert result.exit_code == 1 and "bad.log" in result.stderr and "no epoch lines" in result.stderr
+    assert runs(cli) == []
+    bad.write_bytes((SEED_LOGS / "run17-bs16-t4.txt").read_bytes())
+    again = cli("import-log", str(good), str(bad))
+    assert again.exit_code == 0, again.output
+    assert [r["epochs_completed"] for r in runs(cli)] == [10, 10]
+
+
+def test_the_same_log_twice_in_one_import_is_a_duplicate(cli, tmp_path):
+    log = str(SEED_LOGS / "run15-bs64-t4.txt")
+    result = cli("import-log", log, log)
+    assert result.exit_code == 1 and "--force" in result.stderr and runs(cli) == []
+    assert cli("import-log", log, log, "--force").exit_code == 0 and len(runs(cli)) == 2
 
 
 def test_import_md_seed_notebook(cli):

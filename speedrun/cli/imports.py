@@ -7,7 +7,7 @@ from typing import List, Optional
 import typer
 
 from speedrun.cli.app import app, fail, open_store
-from speedrun.errors import SpeedrunError
+from speedrun.errors import DuplicateImport, SpeedrunError
 from speedrun.notebook.inputs import read_input
 from speedrun.notebook.overrides import Overrides, apply_overrides, fill_content_hash
 from speedrun.notebook.params import parse_assignment
@@ -66,7 +66,9 @@ def import_log(
     except ValueError as exc:
         fail(f"--param: {exc}")
     overrides = Overrides(title, hardware, hypothesis, description, notes, list(tag), params)
-    store = None  # opened once the first file reads: a bad input creates no database
+    # Every file is read and parsed before anything is written, and all of them go in one
+    # transaction: a bad file among several writes nothing, so the fixed rerun is no duplicate.
+    parsed: list[tuple[str, list[RunRecord]]] = []
     for path in files:
         source, text = read_input(path)
         records = parse_log(text, source)
@@ -74,11 +76,29 @@ def import_log(
             apply_overrides(record, overrides)
             fill_content_hash(record)
             record.title = record.title or default_title(record)
-        store = store or open_store()
-        for stored, record in zip(store.add_runs(records, force=force), records):
+        parsed.append((source, records))
+    if not force:
+        _refuse_repeats(parsed)
+    store = open_store()  # opened once every file reads: a bad input creates no database
+    decided = iter(store.add_runs([record for _, records in parsed for record in records], force=force))
+    for source, records in parsed:
+        for record in records:
+            stored = next(decided)
             for warning in record.warnings + _decisions(stored):
                 _warn(f"{source}: {warning}")
             typer.echo(_describe(stored, record))
+
+
+def _refuse_repeats(parsed: list[tuple[str, list[RunRecord]]]) -> None:
+    """The same log given twice in one import is a duplicate, as it would be in two imports."""
+    first: dict[str, int] = {}  # content hash -> the file it is in first
+    for index, (source, records) in enumerate(parsed):
+        for record in records:
+            if record.content_hash and first.setdefault(record.content_hash, index) != index:
+                raise DuplicateImport(
+                    f"{source}: this content is also in {parsed[first[record.content_hash]][0]}, given before it; "
+                    f"use --force to import it twice"
+                )
 
 
 @app.command("import-md")
