@@ -16,6 +16,10 @@ from speedrun.tracking.records import RunRecord, default_title, summarize_record
 from speedrun.tracking.store import Stored
 
 
+# Held by an import from the moment it reads what the database holds until its writes commit.
+IMPORT_LOCK = "import-md"
+
+
 def _warn(message: str) -> None:
     # Plain writes: a notebook of 2,000 runs may say 3,000 things, and rich would take a second for them.
     typer.echo(f"Warning: {terminal_safe(message)}", err=True)
@@ -52,6 +56,7 @@ def import_log(
     """Record runs from pasted console output of the training script (one file may hold several runs).
 
     Reads regular files and standard input, up to 1 GB each (set SPEEDRUN_MAX_INPUT, e.g. 4G, for more).
+    Several files are imported together: all of them, or none if one cannot be read.
 
     Example:
 
@@ -133,10 +138,17 @@ def import_md(
     if not parsed.runs and not parsed.series:
         raise SpeedrunError(f"{source}: no runs found (expected sections such as '## Run 15: title')")
     store = open_store()
-    plan = plan_import(parsed, stored_runs(store), force=force)
-    for record in [*plan.add, *(u.record for u in plan.update)]:
-        record.tags = list(dict.fromkeys([*record.tags, *tag]))
-        record.title = record.title or default_title(record)
+    # What the database holds is read, and the plan made from it, under the lock its writing
+    # holds too: two imports of one notebook at once would otherwise both add every run.
+    with store.exclusive(IMPORT_LOCK):
+        plan = plan_import(parsed, stored_runs(store), force=force)
+        for record in [*plan.add, *(u.record for u in plan.update)]:
+            record.tags = list(dict.fromkeys([*record.tags, *tag]))
+            record.title = record.title or default_title(record)
+        decided = [] if dry_run else store.apply_notebook(
+            add=plan.add, update=plan.update, series=plan.series,
+            positions=plan.positions, series_positions=plan.series_positions,
+        )
     if dry_run:
         for record in plan.add:
             typer.echo(f"would add Run {record.label or record.number}: {record.title or ''}")
@@ -144,10 +156,6 @@ def import_md(
             typer.echo(f"would update Run {update.record.label or update.record.number} (run {update.run_id})")
         typer.echo(plan.summary(source) + " Nothing written (--dry-run).")
         return
-    decided = store.apply_notebook(
-        add=plan.add, update=plan.update, series=plan.series,
-        positions=plan.positions, series_positions=plan.series_positions,
-    )
     for stored, record in zip(decided, plan.add):
         typer.echo(f"added {_describe(stored, record)}")
     for update in plan.update:
