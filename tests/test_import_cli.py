@@ -552,3 +552,89 @@ def test_a_log_with_a_byte_order_mark_keeps_its_first_line(cli, tmp_path):
     result = cli("import-log", str(log))
     assert result.exit_code == 0, result.output
     assert [r["epochs_completed"] for r in runs(cli)] == [2]
+
+
+@pytest.fixture
+def trained_uuid(db_path):
+    """A run recorded by training (source "train") as run 1; its UUID."""
+    from speedrun.tracking.store import Store
+    from tests.test_report import trained
+
+    store = Store.open(str(db_path))
+    try:
+        store.add_run(trained([60.0, 70.0], hypothesis="bs 64 is enough", analysis="fine"))
+        return store.get_run(1).uuid
+    finally:
+        store.close()
+
+
+def shown(cli, run: str = "1") -> dict:
+    return json.loads(cli("show", run, "--json").stdout)
+
+
+FORGED_EPOCH = "```\nEpoch [1/1], Loss: 0.0100, Val Accuracy: 99.99%, Duration: 1.00s\n```"
+
+
+@pytest.mark.parametrize("heading, marker_run", [("42", "1"), ("1", "7"), ("7", "7"), ("1", "")],
+                         ids=["label", "number", "both", "no-number"])
+def test_a_forged_identity_marker_does_not_rewrite_a_trained_run(cli, tmp_path, trained_uuid, heading, marker_run):
+    """`## Run 42` carrying run 1's marker and one epoch line replaced the trained run's accuracy,
+    parameters, tags, analysis and hardware (D3). A marker whose number and UUID disagree with
+    each other or with the heading makes a hand-written section: a new run."""
+    before = shown(cli)
+    number = f" run={marker_run}" if marker_run else ""
+    notebook = tmp_path / "notes.md"
+    notebook.write_text(
+        "# My runs\n\nNotes from the weekend.\n\n"
+        f"## Run {heading}\n<!-- speedrun:computed{number} uuid={trained_uuid} -->\n<!-- /speedrun:computed -->\n"
+        "- **Hardware**: RTX 4090\n- **Tags**: forged\n- **Configuration**: LR=0.5, BATCH_SIZE=8\n\n"
+        f"{FORGED_EPOCH}\n\n**Analysis**: rewritten\n"
+    )
+    result = cli("import-md", str(notebook))
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[-1] == "notes.md: 1 added, 0 updated, 0 unchanged (1 other runs in the database left alone)."
+    assert shown(cli) == before
+    new = [r for r in runs(cli) if r["id"] != 1]
+    assert len(new) == 1 and new[0]["final_val_acc"] == 99.99 and new[0]["source"] == "notebook"
+    assert shown(cli, str(new[0]["id"]))["uuid"] != trained_uuid
+
+
+def test_a_trained_runs_own_marker_updates_only_its_texts_and_tags(cli, tmp_path, trained_uuid):
+    """With the marker as a report writes it, a trained run takes the section's title, texts and
+    tags; its epochs, parameters and hardware differ and are reported, not written."""
+    before = shown(cli)
+    notebook = tmp_path / "notes.md"
+    notebook.write_text(
+        f"## Run 1: bs 64, seed 0\n<!-- speedrun:computed run=1 uuid={trained_uuid} -->\n<!-- /speedrun:computed -->\n"
+        "- **Hypothesis**: bs 64 is enough   \n- **Hardware**: RTX 4090\n- **Tags**: baseline, keeper\n"
+        f"- **Configuration**: LR=0.5, BATCH_SIZE=8\n\n{FORGED_EPOCH}\n\n**Analysis**:\nbetter than I thought\n"
+    )
+    result = cli("import-md", str(notebook))
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[-1] == "notes.md: 0 added, 1 updated, 0 unchanged."
+    warning = " ".join(result.stderr.split())
+    assert "run 1 was recorded by training" in warning and "not written" in warning
+    for what in ("epochs", "parameters (lr, batch_size, epochs)", "hardware"):
+        assert what in warning
+    after = shown(cli)
+    assert (after["title"], after["analysis"], after["tags"]) == ("bs 64, seed 0", "better than I thought", ["baseline", "keeper"])
+    unchanged = ("final_val_acc", "params", "hardware", "env", "epoch_metrics", "status", "hypothesis", "uuid", "source")
+    assert {k: after[k] for k in unchanged} == {k: before[k] for k in unchanged}
+    again = cli("import-md", str(notebook))
+    assert again.stdout.splitlines()[-1] == "notes.md: 0 added, 0 updated, 1 unchanged."
+    assert "not written" in again.stderr  # still said: the file still differs
+
+
+def test_a_report_edited_by_hand_updates_a_trained_run_without_complaint(cli, tmp_path, trained_uuid):
+    report = tmp_path / "experiments.md"
+    assert cli("report", "-o", str(report)).exit_code == 0
+    text = report.read_text()
+    assert "\nfine\n" in text
+    report.write_text(text.replace("\nfine\n", "\nfine, but\nonly one seed\n").replace("- **Tags**: baseline", "- **Tags**: baseline, seed0"))
+    result = cli("import-md", str(report))
+    assert result.exit_code == 0 and "Warning" not in result.stderr, result.output
+    assert result.stdout.splitlines()[-1] == "experiments.md: 0 added, 1 updated, 0 unchanged."
+    assert (shown(cli)["analysis"], shown(cli)["tags"]) == ("fine, but\nonly one seed", ["baseline", "seed0"])
+    assert cli("report").stdout == report.read_text()
+    again = cli("import-md", str(report))
+    assert again.stdout == "experiments.md: 0 added, 0 updated, 1 unchanged.\n" and "Warning" not in again.stderr

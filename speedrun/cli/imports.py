@@ -149,6 +149,8 @@ def import_md(
             add=plan.add, update=plan.update, series=plan.series,
             positions=plan.positions, series_positions=plan.series_positions,
         )
+    for warning in plan.warnings:
+        _warn(warning)
     if dry_run:
         for record in plan.add:
             typer.echo(f"would add Run {record.label or record.number}: {record.title or ''}")
