@@ -121,6 +121,7 @@ def import_md(
     is known by its text, or its label in the same file) takes what its section now
     says, the rest is added, and the same file twice changes nothing. The sections
     are kept as written, so `speedrun report` gives the notebook back line for line.
+    A run recorded by training takes only its title, texts and tags from its section.
 
     Example:
 
