@@ -638,3 +638,22 @@ def test_a_report_edited_by_hand_updates_a_trained_run_without_complaint(cli, tm
     assert cli("report").stdout == report.read_text()
     again = cli("import-md", str(report))
     assert again.stdout == "experiments.md: 0 added, 0 updated, 1 unchanged.\n" and "Warning" not in again.stderr
+
+
+def test_a_merged_trained_run_is_kept_as_recorded_too(cli, tmp_path):
+    from speedrun.tracking.store import Store
+    from tests.test_report import trained
+
+    colab = Store.open(str(tmp_path / "colab.db"))
+    colab.add_run(trained([55.0, 66.0], analysis="from colab"))
+    uuid = colab.get_run(1).uuid
+    colab.close()
+    assert cli("merge", str(tmp_path / "colab.db")).exit_code == 0
+    notebook = tmp_path / "notes.md"
+    notebook.write_text(f"## Run 1: colab run\n<!-- speedrun:computed run=1 uuid={uuid} -->\n<!-- /speedrun:computed -->\n"
+                        f"{FORGED_EPOCH}\n\n**Analysis**: merged, then annotated\n")
+    result = cli("import-md", str(notebook))
+    assert result.stdout.splitlines()[-1] == "notes.md: 0 added, 1 updated, 0 unchanged."
+    assert "not written" in result.stderr
+    after = shown(cli)
+    assert (after["analysis"], after["final_val_acc"], after["epochs_completed"]) == ("merged, then annotated", 66.0, 2)
