@@ -128,12 +128,27 @@ def test_bad_files_are_one_clear_error_and_write_nothing(cli, tmp_path, content,
     assert runs(cli) == []
 
 
-def test_a_bad_file_among_several_keeps_the_good_ones_before_it(cli, tmp_path):
-    bad = tmp_path / "bad.txt"
-    bad.write_text("no epochs here\n")
-    result = cli("import-log", str(SEED_LOGS / "run15-bs64-t4.txt"), str(bad))
-    assert result.exit_code == 1
-    assert [r["epochs_completed"] for r in runs(cli)] == [10]  # each file is its own transaction
+def test_several_files_are_imported_all_or_nothing(cli, tmp_path):
+    """`import-log good.txt bad.log` wrote good.txt's run and exited 1; after fixing bad.log the
+    rerun failed on good.txt as a duplicate (D9). Now a bad file among several writes nothing."""
+    good = tmp_path / "good.txt"
+    good.write_bytes((SEED_LOGS / "run15-bs64-t4.txt").read_bytes())
+    bad = tmp_path / "bad.log"
+    bad.write_text("Using device: cuda\nno epochs here\n")
+    result = cli("import-log", str(good), str(bad))
+    assert result.exit_code == 1 and "bad.log" in result.stderr and "no epoch lines" in result.stderr
+    assert runs(cli) == []
+    bad.write_bytes((SEED_LOGS / "run17-bs16-t4.txt").read_bytes())
+    again = cli("import-log", str(good), str(bad))
+    assert again.exit_code == 0, again.output
+    assert [r["epochs_completed"] for r in runs(cli)] == [10, 10]
+
+
+def test_the_same_log_twice_in_one_import_is_a_duplicate(cli, tmp_path):
+    log = str(SEED_LOGS / "run15-bs64-t4.txt")
+    result = cli("import-log", log, log)
+    assert result.exit_code == 1 and "--force" in result.stderr and runs(cli) == []
+    assert cli("import-log", log, log, "--force").exit_code == 0 and len(runs(cli)) == 2
 
 
 def test_import_md_seed_notebook(cli):
@@ -490,3 +505,155 @@ def test_a_series_parent_is_no_run_but_the_error_says_how_to_name_it(cli, tmp_pa
     result = cli("show", "7")
     assert result.exit_code == 1
     assert "7 is a series (runs 7a, 7b); name one of them, or the whole series as g:7" in " ".join(result.output.split())
+
+
+# --------------------------------------------------------------------------- third hostile round (issue 24)
+
+# What Notepad saves: a byte-order mark, CRLF line ends, and the first run right at the top.
+BOM_NOTEBOOK = (
+    "## Run 1: Baseline (Windows laptop, CPU)\r\n"
+    "- **Hypothesis**: bs 128 fits in memory\r\n"
+    "- **Configuration**: LR=0.1, BATCH_SIZE=128, EPOCHS=2\r\n"
+    "\r\n"
+    "```\r\n"
+    "Epoch [1/2], Loss: 1.9000, Val Accuracy: 41.20%, Duration: 80.10s\r\n"
+    "Epoch [2/2], Loss: 1.5000, Val Accuracy: 52.75%, Duration: 79.90s\r\n"
+    "```\r\n"
+    "\r\n"
+    "## Run 2: bs 64\r\n"
+    "- **Final accuracy**: 55.1%\r\n"
+)
+
+
+@pytest.mark.parametrize("stdin", [False, True], ids=["file", "stdin"])
+def test_a_byte_order_mark_is_skipped_and_the_first_run_stays_a_run(cli, tmp_path, stdin):
+    """A UTF-8 BOM made the first heading preamble text (D10). It is dropped on reading, so the
+    report gives back the notebook as it reads, without the mark."""
+    path = tmp_path / "experiments.md"
+    path.write_bytes(b"\xef\xbb\xbf" + BOM_NOTEBOOK.encode())
+    if stdin:
+        result = cli("import-md", "-", input=path.read_bytes().decode("utf-8"))
+    else:
+        result = cli("import-md", str(path))
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[-1].endswith(": 2 added, 0 updated, 0 unchanged.")
+    rows = runs(cli)
+    assert [(r["id"], r["final_val_acc"]) for r in rows] == [(1, 52.75), (2, 55.1)]
+    assert json.loads(cli("show", "1", "--json").stdout)["title"] == "Baseline (Windows laptop, CPU)"
+    report = cli("report").stdout
+    assert "\ufeff" not in report
+    assert strip_computed(report) == [line.rstrip() for line in BOM_NOTEBOOK.split("\n")][:-1]
+
+
+def test_a_log_with_a_byte_order_mark_keeps_its_first_line(cli, tmp_path):
+    log = tmp_path / "colab.txt"
+    log.write_bytes("\ufeffEpoch [1/2], Loss: 1.9000, Val Accuracy: 41.20%\r\n"
+                    "Epoch [2/2], Loss: 1.5000, Val Accuracy: 52.75%\r\n".encode())
+    result = cli("import-log", str(log))
+    assert result.exit_code == 0, result.output
+    assert [r["epochs_completed"] for r in runs(cli)] == [2]
+
+
+@pytest.fixture
+def trained_uuid(db_path):
+    """A run recorded by training (source "train") as run 1; its UUID."""
+    from speedrun.tracking.store import Store
+    from tests.test_report import trained
+
+    store = Store.open(str(db_path))
+    try:
+        store.add_run(trained([60.0, 70.0], hypothesis="bs 64 is enough", analysis="fine"))
+        return store.get_run(1).uuid
+    finally:
+        store.close()
+
+
+def shown(cli, run: str = "1") -> dict:
+    return json.loads(cli("show", run, "--json").stdout)
+
+
+FORGED_EPOCH = "```\nEpoch [1/1], Loss: 0.0100, Val Accuracy: 99.99%, Duration: 1.00s\n```"
+
+
+@pytest.mark.parametrize("heading, marker_run", [("42", "1"), ("1", "7"), ("7", "7"), ("1", "")],
+                         ids=["label", "number", "both", "no-number"])
+def test_a_forged_identity_marker_does_not_rewrite_a_trained_run(cli, tmp_path, trained_uuid, heading, marker_run):
+    """`## Run 42` carrying run 1's marker and one epoch line replaced the trained run's accuracy,
+    parameters, tags, analysis and hardware (D3). A marker whose number and UUID disagree with
+    each other or with the heading makes a hand-written section: a new run."""
+    before = shown(cli)
+    number = f" run={marker_run}" if marker_run else ""
+    notebook = tmp_path / "notes.md"
+    notebook.write_text(
+        "# My runs\n\nNotes from the weekend.\n\n"
+        f"## Run {heading}\n<!-- speedrun:computed{number} uuid={trained_uuid} -->\n<!-- /speedrun:computed -->\n"
+        "- **Hardware**: RTX 4090\n- **Tags**: forged\n- **Configuration**: LR=0.5, BATCH_SIZE=8\n\n"
+        f"{FORGED_EPOCH}\n\n**Analysis**: rewritten\n"
+    )
+    result = cli("import-md", str(notebook))
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[-1] == "notes.md: 1 added, 0 updated, 0 unchanged (1 other runs in the database left alone)."
+    assert shown(cli) == before
+    new = [r for r in runs(cli) if r["id"] != 1]
+    assert len(new) == 1 and new[0]["final_val_acc"] == 99.99 and new[0]["source"] == "notebook"
+    assert shown(cli, str(new[0]["id"]))["uuid"] != trained_uuid
+
+
+def test_a_trained_runs_own_marker_updates_only_its_texts_and_tags(cli, tmp_path, trained_uuid):
+    """With the marker as a report writes it, a trained run takes the section's title, texts and
+    tags; its epochs, parameters and hardware differ and are reported, not written."""
+    before = shown(cli)
+    notebook = tmp_path / "notes.md"
+    notebook.write_text(
+        f"## Run 1: bs 64, seed 0\n<!-- speedrun:computed run=1 uuid={trained_uuid} -->\n<!-- /speedrun:computed -->\n"
+        "- **Hypothesis**: bs 64 is enough   \n- **Hardware**: RTX 4090\n- **Tags**: baseline, keeper\n"
+        f"- **Configuration**: LR=0.5, BATCH_SIZE=8\n\n{FORGED_EPOCH}\n\n**Analysis**:\nbetter than I thought\n"
+    )
+    result = cli("import-md", str(notebook))
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[-1] == "notes.md: 0 added, 1 updated, 0 unchanged."
+    warning = " ".join(result.stderr.split())
+    assert "run 1 was recorded by training" in warning and "not written" in warning
+    for what in ("epochs", "parameters (lr, batch_size, epochs)", "hardware"):
+        assert what in warning
+    after = shown(cli)
+    assert (after["title"], after["analysis"], after["tags"]) == ("bs 64, seed 0", "better than I thought", ["baseline", "keeper"])
+    unchanged = ("final_val_acc", "params", "hardware", "env", "epoch_metrics", "status", "hypothesis", "uuid", "source")
+    assert {k: after[k] for k in unchanged} == {k: before[k] for k in unchanged}
+    again = cli("import-md", str(notebook))
+    assert again.stdout.splitlines()[-1] == "notes.md: 0 added, 0 updated, 1 unchanged."
+    assert "not written" in again.stderr  # still said: the file still differs
+
+
+def test_a_report_edited_by_hand_updates_a_trained_run_without_complaint(cli, tmp_path, trained_uuid):
+    report = tmp_path / "experiments.md"
+    assert cli("report", "-o", str(report)).exit_code == 0
+    text = report.read_text()
+    assert "\nfine\n" in text
+    report.write_text(text.replace("\nfine\n", "\nfine, but\nonly one seed\n").replace("- **Tags**: baseline", "- **Tags**: baseline, seed0"))
+    result = cli("import-md", str(report))
+    assert result.exit_code == 0 and "Warning" not in result.stderr, result.output
+    assert result.stdout.splitlines()[-1] == "experiments.md: 0 added, 1 updated, 0 unchanged."
+    assert (shown(cli)["analysis"], shown(cli)["tags"]) == ("fine, but\nonly one seed", ["baseline", "seed0"])
+    assert cli("report").stdout == report.read_text()
+    again = cli("import-md", str(report))
+    assert again.stdout == "experiments.md: 0 added, 0 updated, 1 unchanged.\n" and "Warning" not in again.stderr
+
+
+def test_a_merged_trained_run_is_kept_as_recorded_too(cli, tmp_path):
+    from speedrun.tracking.store import Store
+    from tests.test_report import trained
+
+    colab = Store.open(str(tmp_path / "colab.db"))
+    colab.add_run(trained([55.0, 66.0], analysis="from colab"))
+    uuid = colab.get_run(1).uuid
+    colab.close()
+    assert cli("merge", str(tmp_path / "colab.db")).exit_code == 0
+    notebook = tmp_path / "notes.md"
+    notebook.write_text(f"## Run 1: colab run\n<!-- speedrun:computed run=1 uuid={uuid} -->\n<!-- /speedrun:computed -->\n"
+                        f"{FORGED_EPOCH}\n\n**Analysis**: merged, then annotated\n")
+    result = cli("import-md", str(notebook))
+    assert result.stdout.splitlines()[-1] == "notes.md: 0 added, 1 updated, 0 unchanged."
+    assert "not written" in result.stderr
+    after = shown(cli)
+    assert (after["analysis"], after["final_val_acc"], after["epochs_completed"]) == ("merged, then annotated", 66.0, 2)

@@ -303,3 +303,41 @@ def test_a_parser_bug_is_no_parse_error(monkeypatch, cli, tmp_path):
     result = cli("import-log", str(path))
     assert result.exit_code == 1
     assert result.stderr.startswith("Error: internal error (a bug in speedrun, please report it): KeyError")
+
+
+# --------------------------------------------------------------------------- linear memory (issue 24, C2)
+
+RULE_LINES = ["-", "*", "_", "- ", "* ", " -", "\t*", "-  -"]
+
+
+@pytest.mark.parametrize("unit", RULE_LINES)
+@pytest.mark.parametrize("where", ["section", "preamble", "analysis end", "title"])
+def test_a_long_horizontal_rule_parses_in_linear_memory(unit, where):
+    """A line of 4 MB of `-`, `*`, `_` (or `- - -`) anywhere in a notebook: a few bytes per
+    character at most (the rule's backreference pattern took ~190 bytes per character)."""
+    import tracemalloc
+
+    line = unit * (4_000_000 // len(unit))
+    text = {
+        "section": f"## Run 1: a\n{line}\nEpoch [1/1], Loss: 1, Val Accuracy: 50%\n",
+        "preamble": f"# Notes\n{line}\n## Run 1: a\n- **Final accuracy**: 90%\n",
+        "analysis end": f"## Run 1: a\n- **Final accuracy**: 90%\n\n**Analysis**:\nfine\n\n{line}\n",
+        "title": f"## Run 1: {line}\n- **Final accuracy**: 90%\n",
+    }[where]
+    tracemalloc.start()
+    try:
+        seconds = cpu_seconds(parse_notebook, text)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 50_000_000, f"{peak / 1e6:.0f} MB"
+    assert seconds < 2.0
+
+
+@pytest.mark.parametrize("unit", ["&#10;", "&amp;", "#", " #", "- "])
+def test_a_long_title_reads_quickly(unit):
+    """A 2 MB run title of character references or closing hashes: linear, and quick
+    (each reference was decoded by html.unescape anew: 2 s for 400,000 of them)."""
+    title = unit * (2_000_000 // len(unit))
+    text = f"## Run 1: {title}x\n- **Final accuracy**: 90%\n"
+    assert cpu_seconds(parse_notebook, text) < 0.5

@@ -7,13 +7,17 @@ from typing import List, Optional
 import typer
 
 from speedrun.cli.app import app, fail, open_store
-from speedrun.errors import SpeedrunError
+from speedrun.errors import DuplicateImport, SpeedrunError
 from speedrun.notebook.inputs import read_input
 from speedrun.notebook.overrides import Overrides, apply_overrides, fill_content_hash
 from speedrun.notebook.params import parse_assignment
 from speedrun.text import terminal_safe
 from speedrun.tracking.records import RunRecord, default_title, summarize_record
 from speedrun.tracking.store import Stored
+
+
+# Held by an import from the moment it reads what the database holds until its writes commit.
+IMPORT_LOCK = "import-md"
 
 
 def _warn(message: str) -> None:
@@ -52,6 +56,7 @@ def import_log(
     """Record runs from pasted console output of the training script (one file may hold several runs).
 
     Reads regular files and standard input, up to 1 GB each (set SPEEDRUN_MAX_INPUT, e.g. 4G, for more).
+    Several files are imported together: all of them, or none if one cannot be read.
 
     Example:
 
@@ -66,7 +71,9 @@ def import_log(
     except ValueError as exc:
         fail(f"--param: {exc}")
     overrides = Overrides(title, hardware, hypothesis, description, notes, list(tag), params)
-    store = None  # opened once the first file reads: a bad input creates no database
+    # Every file is read and parsed before anything is written, and all of them go in one
+    # transaction: a bad file among several writes nothing, so the fixed rerun is no duplicate.
+    parsed: list[tuple[str, list[RunRecord]]] = []
     for path in files:
         source, text = read_input(path)
         records = parse_log(text, source)
@@ -74,11 +81,29 @@ def import_log(
             apply_overrides(record, overrides)
             fill_content_hash(record)
             record.title = record.title or default_title(record)
-        store = store or open_store()
-        for stored, record in zip(store.add_runs(records, force=force), records):
+        parsed.append((source, records))
+    if not force:
+        _refuse_repeats(parsed)
+    store = open_store()  # opened once every file reads: a bad input creates no database
+    decided = iter(store.add_runs([record for _, records in parsed for record in records], force=force))
+    for source, records in parsed:
+        for record in records:
+            stored = next(decided)
             for warning in record.warnings + _decisions(stored):
                 _warn(f"{source}: {warning}")
             typer.echo(_describe(stored, record))
+
+
+def _refuse_repeats(parsed: list[tuple[str, list[RunRecord]]]) -> None:
+    """The same log given twice in one import is a duplicate, as it would be in two imports."""
+    first: dict[str, int] = {}  # content hash -> the file it is in first
+    for index, (source, records) in enumerate(parsed):
+        for record in records:
+            if record.content_hash and first.setdefault(record.content_hash, index) != index:
+                raise DuplicateImport(
+                    f"{source}: this content is also in {parsed[first[record.content_hash]][0]}, given before it; "
+                    f"use --force to import it twice"
+                )
 
 
 @app.command("import-md")
@@ -96,6 +121,7 @@ def import_md(
     is known by its text, or its label in the same file) takes what its section now
     says, the rest is added, and the same file twice changes nothing. The sections
     are kept as written, so `speedrun report` gives the notebook back line for line.
+    A run recorded by training takes only its title, texts and tags from its section.
 
     Example:
 
@@ -113,10 +139,19 @@ def import_md(
     if not parsed.runs and not parsed.series:
         raise SpeedrunError(f"{source}: no runs found (expected sections such as '## Run 15: title')")
     store = open_store()
-    plan = plan_import(parsed, stored_runs(store), force=force)
-    for record in [*plan.add, *(u.record for u in plan.update)]:
-        record.tags = list(dict.fromkeys([*record.tags, *tag]))
-        record.title = record.title or default_title(record)
+    # What the database holds is read, and the plan made from it, under the lock its writing
+    # holds too: two imports of one notebook at once would otherwise both add every run.
+    with store.exclusive(IMPORT_LOCK):
+        plan = plan_import(parsed, stored_runs(store), force=force)
+        for record in [*plan.add, *(u.record for u in plan.update)]:
+            record.tags = list(dict.fromkeys([*record.tags, *tag]))
+            record.title = record.title or default_title(record)
+        decided = [] if dry_run else store.apply_notebook(
+            add=plan.add, update=plan.update, series=plan.series,
+            positions=plan.positions, series_positions=plan.series_positions,
+        )
+    for warning in plan.warnings:
+        _warn(warning)
     if dry_run:
         for record in plan.add:
             typer.echo(f"would add Run {record.label or record.number}: {record.title or ''}")
@@ -124,10 +159,6 @@ def import_md(
             typer.echo(f"would update Run {update.record.label or update.record.number} (run {update.run_id})")
         typer.echo(plan.summary(source) + " Nothing written (--dry-run).")
         return
-    decided = store.apply_notebook(
-        add=plan.add, update=plan.update, series=plan.series,
-        positions=plan.positions, series_positions=plan.series_positions,
-    )
     for stored, record in zip(decided, plan.add):
         typer.echo(f"added {_describe(stored, record)}")
     for update in plan.update:

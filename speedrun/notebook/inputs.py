@@ -4,6 +4,7 @@ A FIFO without a writer would block forever and /dev/zero never ends, so only
 regular files (and standard input, a pipe or a file) are read, and at most
 `SPEEDRUN_MAX_INPUT` bytes (1 GB unless set, e.g. `500M`, `2G`): past that
 the import stops with one clear error instead of filling the memory.
+A UTF-8 byte-order mark at the start is skipped: it is an encoding's mark, not text.
 """
 
 from __future__ import annotations
@@ -112,4 +113,6 @@ def _too_large(what: str, limit: int) -> SpeedrunError:
 
 
 def _decode(data: bytes) -> str:
-    return data.decode("utf-8", errors="replace")
+    """The text; a UTF-8 byte-order mark (Notepad writes one) is no part of it and is dropped,
+    so a notebook's first heading stays a heading. The report gives the notebook back without it."""
+    return data.removeprefix(b"\xef\xbb\xbf").decode("utf-8", errors="replace")

@@ -50,7 +50,6 @@ class NotebookParse:
 _NON_RUN_HEADING = re.compile(r" {0,3}(#{1,6})(?:[ \t]|$)")
 _SERIES_LABEL = re.compile(r" {0,3}\*\*Series\b", re.IGNORECASE)
 _HEADING = re.compile(r"[ \t]*#{1,6}[ \t]")
-_HRULE = re.compile(r"[ \t]*([-*_])(?:[ \t]*\1){2,}[ \t]*")
 _BULLET = re.compile(r"([ \t]*)(?:[-*+]|\d{1,3}[.)])[ \t]+(.*)")
 _BOLD_START = re.compile(r"[ \t]*\*\*[^*\s]")
 _BOLD_LABEL = re.compile(r"\*\*([^*]{1,80}?)[ \t]{0,8}(?::[ \t]{0,8}\*\*|\*\*[ \t]{0,8}:)[ \t]*(.*)")
@@ -107,6 +106,15 @@ _DATE_FORMATS = ("%Y-%m-%d", "%Y-%m-%d %H:%M", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H
 _NOT_ALNUM = re.compile(r"[^a-z0-9]+")
 
 
+def _is_rule(text: str) -> bool:
+    """A thematic break: three or more of one of `-*_`, spaces and tabs between.
+
+    Counted with str methods, not a pattern: a repeated group with a backreference
+    costs the regex engine ~190 bytes of backtracking stack per character."""
+    bare = text.replace(" ", "").replace("\t", "")
+    return len(bare) >= 3 and bare[0] in "-*_" and not bare.strip(bare[0])
+
+
 @per_text
 def _norm_key(text: str) -> str:
     return _NOT_ALNUM.sub(" ", text.lower()).strip()
@@ -152,7 +160,7 @@ def _starts_block(line: _Line) -> bool:
         return text.lstrip().startswith("<!--")
     if first == "#":
         return bool(_HEADING.match(text))
-    if first in "-*_+0123456789" and (_HRULE.fullmatch(text) or _BULLET.match(text) or _BOLD_START.match(text)):
+    if first in "-*_+0123456789" and (_is_rule(text) or _BULLET.match(text) or _BOLD_START.match(text)):
         return True
     return _is_known_label(text)
 
@@ -210,7 +218,7 @@ def _blocks(body: list[_Line]) -> list[_Block]:
                 index += 1
             blocks.append(_Block(TABLE, line.lineno, lines, start))
             continue
-        if first in "-*_" and _HRULE.fullmatch(text):
+        if first in "-*_" and _is_rule(text):
             blocks.append(_Block(HRULE, line.lineno, [text], start))
             continue
         if first == "#" and _HEADING.match(text):
@@ -791,7 +799,7 @@ def _analysis_text(lines: list[str]) -> str | None:
     lines = list(lines)
     while lines and not lines[-1].strip():
         lines.pop()
-    while lines and _HRULE.fullmatch(lines[-1]):
+    while lines and _is_rule(lines[-1]):
         lines.pop()
         while lines and not lines[-1].strip():
             lines.pop()
@@ -995,7 +1003,7 @@ def _dedent(body: list[_Line]) -> list[_Line]:
     The first content line sets it: a `---` separator or a wrapped line written
     at column 0 must not stop the rest from being dedented.
     """
-    first = next((line.text for line in body if line.text.strip() and not _HRULE.fullmatch(line.text)), "")
+    first = next((line.text for line in body if line.text.strip() and not _is_rule(line.text)), "")
     cut = len(first) - len(first.lstrip(" "))
     if not cut:
         return body
@@ -1155,7 +1163,7 @@ def rewrite_section(section_text: str, **changes: Any) -> str:
     if analysis is not None:
         start = section.analysis_label if section.analysis_label is not None else section.analysis_start
         end = raw.own_end
-        while end > (start or 0) and (not body[end - 1].strip() or _HRULE.fullmatch(body[end - 1])):
+        while end > (start or 0) and (not body[end - 1].strip() or _is_rule(body[end - 1])):
             end -= 1
         kept = [line for b in blocks if start is not None and b.start >= start and b.kind in (FENCE, TABLE)
                 for line in (*b.lines, "")]

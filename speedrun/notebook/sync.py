@@ -8,6 +8,13 @@ one whose section changed takes what it now says, in place. Everything else is
 added. The notebook's order becomes the order of its runs, around runs that the
 file does not hold. Importing the same file twice changes nothing.
 
+A notebook creates and rewrites imported runs only (from a log or a notebook).
+A run recorded by training (also one merged from another database) takes its
+title, texts and tags from its section and nothing else: other differences
+(epochs, parameters, hardware, series) are reported, not written. A marker is
+believed only when its run number and UUID name the same stored run and the
+section's heading shows that run's label; otherwise the section is hand-written.
+
 Pure: the store is read before (`StoredRuns`) and written after (`Store.apply_notebook`).
 """
 
@@ -18,6 +25,9 @@ from typing import Any, Callable, Sequence
 
 from speedrun.notebook.markdown import NotebookParse, comparable_text
 from speedrun.tracking.records import RunRecord, RunUpdate, SeriesRecord, notebook_order_key, summarize_record
+
+# The runs a notebook may rewrite: those that came from the user's own files in the first place.
+IMPORTED_SOURCES = frozenset({"log", "notebook"})
 
 # What the report prints of each epoch, and so what a re-imported log can say about it.
 _PRINTED = {
@@ -51,6 +61,7 @@ class ImportPlan:
     positions: dict[int, float] = field(default_factory=dict)  # existing runs moved in notebook order
     series_positions: dict[int, float] = field(default_factory=dict)
     not_in_file: int = 0  # stored runs the file does not hold: left alone
+    warnings: list[str] = field(default_factory=list)  # what the import did not do, and why
 
     def summary(self, source: str) -> str:
         """The one line an import prints."""
@@ -65,13 +76,14 @@ class ImportPlan:
 def plan_import(parsed: NotebookParse, stored: StoredRuns, *, force: bool = False) -> ImportPlan:
     """Decide, section by section, what an import of `parsed` adds, updates and leaves alone."""
     plan = ImportPlan()
-    matches = {} if force else _match(parsed.runs, stored.runs)
+    matches = {} if force else _match(parsed.runs, stored.runs, plan.warnings)
     # A run written from its fields (it has no section of its own) is compared with what the
     # report prints for it, log and all: load those with their epochs.
     written = [view.id for view in matches.values() if view.section_text is None]
     full = stored.full_runs(written) if written else {}
     known_uuids = {v.uuid for v in stored.runs}
     changed: list[tuple[RunRecord, Any]] = []
+    recorded: list[tuple[RunRecord, Any]] = []  # sections of runs a notebook may not rewrite
     for record in parsed.runs:
         view = matches.get(id(record))
         if view is None:
@@ -83,13 +95,16 @@ def plan_import(parsed: NotebookParse, stored: StoredRuns, *, force: bool = Fals
         matches[id(record)] = view
         if _reads_the_same(record, view, stored):
             plan.unchanged.append((view.id, record))
+        elif view.source not in IMPORTED_SOURCES:
+            recorded.append((record, view))
         else:
             changed.append((record, view))
-    if changed:
-        missing = [view.id for _, view in changed if view.id not in full]
-        full.update(stored.full_runs(missing) if missing else {})
-        for record, view in changed:
-            plan.update.append(_update(record, view, full[view.id].epochs, stored))
+    missing = [view.id for _, view in changed + recorded if view.id not in full]
+    full.update(stored.full_runs(missing) if missing else {})
+    for record, view in changed:
+        plan.update.append(_update(record, view, full[view.id].epochs, stored))
+    for record, view in recorded:
+        _plan_recorded(record, full[view.id], stored, plan)
     _plan_series(parsed.series, stored.series, plan, force, matches)
     _plan_positions(parsed, stored, matches, plan)
     seen = {view.id for view in matches.values()}
@@ -100,7 +115,7 @@ def plan_import(parsed: NotebookParse, stored: StoredRuns, *, force: bool = Fals
 # --------------------------------------------------------------------------- matching
 
 
-def _match(records: Sequence[RunRecord], views: Sequence[Any]) -> dict[int, Any]:
+def _match(records: Sequence[RunRecord], views: Sequence[Any], warnings: list[str]) -> dict[int, Any]:
     """Record (by id()) → the stored run it is: by identity, then same text, then same label and file."""
     by_uuid = {view.uuid: view for view in views}
     ordered = sorted(views, key=notebook_order_key)
@@ -113,6 +128,13 @@ def _match(records: Sequence[RunRecord], views: Sequence[Any]) -> dict[int, Any]
 
     for record in records:
         view = by_uuid.get(record.uuid) if record.uuid else None
+        if view is not None and not _marker_agrees(record, view):
+            warnings.append(
+                f"{_where(record)}: run {_label(record)}: its speedrun marker names run {view.display_label}, not this "
+                f"section (its run number, UUID and heading disagree); read as a hand-written section"
+            )
+            record.uuid = record.reported_id = None
+            continue
         if view is not None and view.id not in taken:
             claim(record, view)
     by_hash: dict[str, list[Any]] = {}
@@ -138,6 +160,20 @@ def _match(records: Sequence[RunRecord], views: Sequence[Any]) -> dict[int, Any]
     return matches
 
 
+def _marker_agrees(record: RunRecord, view: Any) -> bool:
+    """Whether a marker is the one a report wrote for `view`: its run number is the run
+    its UUID names, under a heading that shows that run's label."""
+    return record.reported_id == view.id and _label(record) == view.display_label
+
+
+def _label(record: RunRecord) -> str:
+    return record.label or str(record.number)
+
+
+def _where(record: RunRecord) -> str:
+    return f"{record.source_file}:{record.source_line}" if record.source_line else str(record.source_file)
+
+
 def _reads_the_same(record: RunRecord, view: Any, stored: StoredRuns) -> bool:
     """Whether the section says nothing new: the same text as the report prints, same series, same preamble."""
     if comparable_text(record.section_text) != comparable_text(stored.section_of(view)):
@@ -153,6 +189,51 @@ def _update(record: RunRecord, view: Any, epochs: list[Any], stored: StoredRuns)
     if not data_differs and record.status != view.status and not record.epochs and epochs:
         record.status = view.status  # a summary of a stored log says nothing about how it ended
     return RunUpdate(view.id, record, replace_epochs=data_differs, replace_hardware=hardware_differs)
+
+
+def _plan_recorded(record: RunRecord, view: Any, stored: StoredRuns, plan: ImportPlan) -> None:
+    """A trained run's section: its title, texts and tags are the user's to change; what
+    training recorded is not, and a difference in it is said, not written."""
+    record.title = record.title or view.title  # a heading without a title keeps the run's
+    recorded = _recorded_differences(record, view, stored)
+    if recorded:
+        plan.warnings.append(
+            f"{_where(record)}: run {view.display_label} was recorded by training, not imported: a notebook changes "
+            f"only its title, texts and tags; the section's {', '.join(recorded)} differ from the recorded ones "
+            f"and were not written"
+        )
+    if _user_texts_differ(record, view):
+        plan.update.append(RunUpdate(view.id, record, texts_only=True))
+    else:
+        plan.unchanged.append((view.id, record))
+
+
+_USER_TEXTS = ("title", "hypothesis", "description", "analysis", "preamble")
+
+
+def _user_texts_differ(record: RunRecord, view: Any) -> bool:
+    if any(comparable_text(getattr(record, name)) != comparable_text(getattr(view, name)) for name in _USER_TEXTS):
+        return True
+    return sorted(set(record.tags)) != sorted({tag.tag for tag in view.tags})
+
+
+def _recorded_differences(record: RunRecord, view: Any, stored: StoredRuns) -> list[str]:
+    """What a section states about a recorded run that differs from the record (what it leaves out is no difference)."""
+    found = []
+    if _epochs_differ(record.epochs, view.epochs) or _summary_differs(record, view):
+        found.append("epochs")
+    recorded_params = view.param_dict
+    params = [name for name, value in record.params.items() if recorded_params.get(name, _ABSENT) != value]
+    if params:
+        found.append(f"parameters ({', '.join(params)})")
+    if record.hardware and record.hardware != (stored.hardware_of(view) or None):
+        found.append("hardware")
+    if record.series != view.series_name:
+        found.append("series")
+    return found
+
+
+_ABSENT = object()
 
 
 def _epochs_differ(new: Sequence[Any], old: Sequence[Any]) -> bool:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import html
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 COMPUTED_TAG = "speedrun:computed"
 COMPUTED_CLOSE = f"<!-- /{COMPUTED_TAG} -->"
@@ -132,7 +133,13 @@ def decode_inline(text: str) -> str:
     """Character references (`&amp;`, `&#10;`) as CommonMark reads them; everything else as written."""
     if "&" not in text:
         return text
-    return _ENTITY.sub(lambda m: html.unescape(m.group()), text)
+    return _ENTITY.sub(lambda m: _character(m.group()), text)
+
+
+@lru_cache(maxsize=1024)
+def _character(reference: str) -> str:
+    """A title of a million `&#10;` names few distinct characters: each is looked up once."""
+    return html.unescape(reference)
 
 
 # A line that would start structure, after any list or quote markers in front of it:

@@ -134,13 +134,16 @@ class RunUpdate:
 
     Epochs and hardware change only when the notebook's differ from what is stored:
     a trained run keeps its exact numbers and detected environment while the log and
-    hardware line a report printed for it come back unchanged.
+    hardware line a report printed for it come back unchanged. `texts_only`: the run
+    takes the record's title, texts, tags and place in the notebook, nothing else
+    (a run a notebook did not create).
     """
 
     run_id: int
     record: RunRecord
     replace_epochs: bool = False
     replace_hardware: bool = False
+    texts_only: bool = False
 
 
 def notebook_order(runs: Sequence[Any]) -> list[Any]:

@@ -772,6 +772,15 @@ class Store:
         run = session.get(Run, item.run_id, options=[selectinload(Run.epochs), selectinload(Run.params), selectinload(Run.tags)])
         if run is None:
             raise RunNotFound(f"no run {item.run_id} in {self.label}")
+        if item.texts_only:
+            for name in ("title", "hypothesis", "description", "analysis", "preamble"):
+                setattr(run, name, getattr(record, name))
+            if record.position is not None:
+                run.position = record.position
+            run.tags.clear()
+            session.flush()
+            run.tags.extend(Tag(tag=tag) for tag in dict.fromkeys(record.tags))
+            return
         # Its source file stays: where the run came from, and what a hand-written section is matched by.
         for name in ("title", "hypothesis", "description", "analysis", "status", "section_text", "preamble",
                      "unparsed_config", "content_hash"):
