@@ -1,0 +1,1 @@
+"""`speedrun ui`: a live, read-only local page over the runs database (see speedrun.ui.app)."""
