@@ -150,7 +150,9 @@ def test_compare_of_two_groups_reads_the_verdict(page, server):
     assert any(v.startswith("Final accuracy: ") for v in verdicts)
     assert any("n=3" in v or "3 vs 3" in v or "(n" in v for v in verdicts), verdicts
     page.wait_for_selector("#chart canvas")
-    assert page.locator("#chart .u-legend").inner_text().count("g:") == 2
+    legend = page.locator("#chart .u-legend").inner_text()
+    assert "g:bs64" in legend and "g:bs128" in legend
+    assert "g:bs64 + std" in legend and "g:bs128 − std" in legend  # each group drawn as mean ± std
 
 
 def test_a_running_run_grows_on_the_open_page_without_reload(page, server, database):

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import json
 import re
+import statistics
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -303,8 +304,10 @@ def _side_curve(side: Side, by: str, at: Sequence[float], loss: str | None) -> l
     out = []
     for k in range(len(at)):
         epochs = [col[k] for col in per_run]
+        accs = [e.val_acc for e in epochs if e is not None and e.val_acc is not None]
         out.append({
-            "val_acc": _mean([e.val_acc if e is not None else None for e in epochs]),
+            "val_acc": _mean(accs),
+            "val_acc_std": statistics.stdev(accs) if len(accs) > 1 else None,  # a group's band
             "loss": _mean([getattr(e, loss) if e is not None else None for e in epochs]) if loss else None,
         })
     return out
@@ -337,6 +340,7 @@ def _curve(sides: Sequence[Side], by: str) -> dict[str, Any] | None:
         rows.append({
             "at": int(x) if by == "epoch" else x,
             "val_acc": accs,
+            "val_acc_std": [col[k]["val_acc_std"] for col in columns],
             "diff": [None if (a is None or first is None) else a - first for a in accs],
             "loss": [col[k]["loss"] for col in columns],
         })

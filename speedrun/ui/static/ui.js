@@ -14,7 +14,9 @@ function chartOptions(title, seriesNames, width) {
     width: width,
     height: 300,
     scales: { x: { time: false } },
-    axes: [{ label: "epoch" }, { label: "val accuracy (%)" }],
+    // Whole epochs on the x axis (uPlot would put ticks at 1.5 too).
+    axes: [{ label: "epoch", incrs: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000] },
+           { label: "val accuracy (%)" }],
     legend: { live: true },
     series: [{ label: "epoch" }].concat(seriesNames.map((name, i) => ({
       label: name, stroke: COLOURS[i % COLOURS.length], width: 2, spanGaps: true,
@@ -66,6 +68,20 @@ function compareChart() {
   shown.forEach((_, k) => columns.push(curve.rows.map((r) => r.val_acc[k])));
   const options = chartOptions("Val accuracy", shown, holder.clientWidth || 800);
   options.axes[0].label = curve.key === "epoch" ? "epoch" : "seconds of training";
+  if (curve.key !== "epoch") delete options.axes[0].incrs;
+  // A group is drawn as its mean with a band of ± one standard deviation across its runs.
+  options.bands = [];
+  shown.forEach((name, k) => {
+    const std = curve.rows.map((r) => r.val_acc_std ? r.val_acc_std[k] : null);
+    if (!std.some((v) => v !== null)) return;
+    const colour = COLOURS[k % COLOURS.length];
+    const upper = columns.length, lower = columns.length + 1;
+    columns.push(curve.rows.map((r, i) => std[i] === null ? null : r.val_acc[k] + std[i]));
+    columns.push(curve.rows.map((r, i) => std[i] === null ? null : r.val_acc[k] - std[i]));
+    options.series.push({ label: `${name} + std`, stroke: colour, width: 0, points: { show: false } });
+    options.series.push({ label: `${name} − std`, stroke: colour, width: 0, points: { show: false } });
+    options.bands.push({ series: [upper, lower], fill: colour + "33" });
+  });
   new uPlot(options, columns, holder);
   holder.dataset.points = String(columns[0].length);
 }
