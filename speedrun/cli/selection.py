@@ -3,9 +3,20 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Annotated, Any, Optional
+
+import typer
 
 from speedrun.errors import SpeedrunError
+
+# `--where QUERY` on every command that selects runs: one option, one help text (speedrun.query has the language).
+WHERE_HELP = (
+    'Only runs matching this query, e.g. "lr < 0.05 and (batch_size in (64, 128) or cosine)": '
+    "= != < <= > >=, in (...), between A and B, ~ \"glob*\", like, has NAME, and/or/not, parentheses; "
+    "names are parameters (lr, batch_size, cosine, ...) and run fields (status, hardware, model, tag, series, "
+    "group, date, final_val_acc, train_time_s, ...)."
+)
+Where = Annotated[Optional[str], typer.Option("--where", help=WHERE_HELP, show_default=False)]
 
 
 def parse_run_ranges(text: str) -> list[int]:

@@ -819,12 +819,14 @@ class Store:
         source: str | None = None,
         group: str | None = None,
         ids: Sequence[int] | None = None,
+        where: str | None = None,
         sort: str = "id",
         descending: bool = False,
         limit: int | None = None,
         with_epochs: bool = False,
     ) -> list[RunView]:
         """Runs matching every given filter, sorted; `limit` keeps the last ones of that order.
+        `where` is a query of speedrun.query (`lr < 0.05 and cosine`), run in the database.
 
         Status is the status a run reads as: a `running` run whose process is
         gone is listed as `died` (see `liveness`), so those two are filtered after reading.
@@ -874,6 +876,8 @@ class Store:
         else:
             query = query.order_by(*order)
         with self._read() as session:
+            if where is not None:
+                query = query.where(self._where(session, where))
             ordered = list(session.scalars(query))
             if sql_limit is not None:
                 ordered.reverse()
@@ -884,6 +888,26 @@ class Store:
             if limit is not None:
                 runs = runs[-limit:] if limit else []
         return runs
+
+    def _where(self, session: Session, text: str):
+        """The WHERE clause of a `--where` query: parsed, checked against the names this
+        database holds (QueryError otherwise), compiled by tracking.where."""
+        from speedrun.query import parse, resolve
+        from speedrun.query.ast import conditions
+        from speedrun.query.fields import stored_type
+        from speedrun.tracking.where import compile_where
+
+        kinds: dict[str, dict[str, int]] = {}
+        for name, kind, count in session.execute(
+            select(Param.name, Param.type, func.count()).group_by(Param.name, Param.type)
+        ):
+            kinds.setdefault(name, {})[kind] = count
+        expr = resolve(parse(text), text, {name: stored_type(k) for name, k in kinds.items()})
+        died: list[int] = []
+        if any(c.field.key == "status" for c in conditions(expr)):  # `running` runs read as `died` once gone
+            running = select(Run.id).where(Run.status == "running")
+            died = [i for i, view in self._views(session, running, with_epochs=False).items() if view.status == "died"]
+        return compile_where(expr, session.get_bind().dialect.name, died=died)
 
     def _views(self, session: Session, run_ids, *, with_epochs: bool) -> dict[int, RunView]:
         """Plain views of the runs whose ids `run_ids` (a list or a SELECT of ids) names.
