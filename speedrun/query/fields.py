@@ -110,8 +110,8 @@ def resolve(expr: Expr, query: str, stored: Mapping[str, str]) -> Expr:
     field = field_named(expr.name, stored)
     if field is None:
         raise QueryError(_unknown(expr.name, stored), query=query, position=expr.pos)
-    return replace(expr, field=field, values=tuple(_typed(expr, field, v, query) for v in expr.values),
-                   op=_checked_op(expr, field, query))
+    op = _checked_op(expr, field, query)
+    return replace(expr, field=field, op=op, values=tuple(_typed(expr, field, v, query) for v in expr.values))
 
 
 def _unknown(name: str, stored: Mapping[str, str]) -> str:
@@ -152,10 +152,7 @@ def _example(name: str, kind: str) -> str:
 def _typed(cond: Cond, field: Field, literal: Literal, query: str) -> Any:
     """A value as the field's values are typed; QueryError saying the type otherwise."""
     text, kind = literal.text, field.type
-    if cond.op == "like":
-        if kind != TEXT:
-            raise QueryError(f"{cond.name} takes {_TYPE_WORDS[kind]}: ~ and like match text",
-                             query=query, position=cond.pos)
+    if cond.op == "like":  # only text takes it (_checked_op)
         if (len(text) - len(text.rstrip("\\"))) % 2:
             raise QueryError("a like pattern cannot end with a lone backslash (write \\\\ for one)",
                              query=query, position=literal.pos)

@@ -889,20 +889,30 @@ class Store:
                 runs = runs[-limit:] if limit else []
         return runs
 
-    def _where(self, session: Session, text: str):
-        """The WHERE clause of a `--where` query: parsed, checked against the names this
-        database holds (QueryError otherwise), compiled by tracking.where."""
+    def where_query(self, text: str):
+        """A `--where` query parsed and checked against the names this database holds
+        (speedrun.query.resolve); QueryError when it is not one."""
+        with self._read() as session:
+            return self._resolved(session, text)
+
+    @staticmethod
+    def _resolved(session: Session, text: str):
         from speedrun.query import parse, resolve
-        from speedrun.query.ast import conditions
         from speedrun.query.fields import stored_type
-        from speedrun.tracking.where import compile_where
 
         kinds: dict[str, dict[str, int]] = {}
         for name, kind, count in session.execute(
             select(Param.name, Param.type, func.count()).group_by(Param.name, Param.type)
         ):
             kinds.setdefault(name, {})[kind] = count
-        expr = resolve(parse(text), text, {name: stored_type(k) for name, k in kinds.items()})
+        return resolve(parse(text), text, {name: stored_type(k) for name, k in kinds.items()})
+
+    def _where(self, session: Session, text: str):
+        """The WHERE clause of a `--where` query, compiled by tracking.where."""
+        from speedrun.query.ast import conditions
+        from speedrun.tracking.where import compile_where
+
+        expr = self._resolved(session, text)
         died: list[int] = []
         if any(c.field.key == "status" for c in conditions(expr)):  # `running` runs read as `died` once gone
             running = select(Run.id).where(Run.status == "running")

@@ -58,17 +58,19 @@ class _Compiler:
         key = field.key
         if key == "tag":
             return Run.id.in_(select(Tag.run_id)), Run.id.in_(select(Tag.run_id).where(self.test(Tag.tag, cond)))
+        # Nullable references: `x IN (...)` is NULL where x is, which `not` would keep NULL (never true).
         if key == "series":
-            return (Run.series_id.in_(select(Series.id)),
-                    Run.series_id.in_(select(Series.id).where(self.test(Series.name, cond))))
+            return (_among(Run.series_id, select(Series.id)),
+                    _among(Run.series_id, select(Series.id).where(self.test(Series.name, cond))))
         if key == "hardware":
-            known = Run.environment_id.in_(select(Environment.id).where(self.test(Environment.hardware_class, cond)))
+            known = _among(Run.environment_id,
+                           select(Environment.id).where(self.test(Environment.hardware_class, cond)))
             unknown = holds(cond, "unknown") if cond.op != "has" else False
             return true(), or_(known, Run.environment_id.is_(None)) if unknown else known
         if key == "hardware_text":
             text = Environment.hardware
-            return (Run.environment_id.in_(select(Environment.id).where(text.is_not(None))),
-                    Run.environment_id.in_(select(Environment.id).where(text.is_not(None), self.test(text, cond))))
+            return (_among(Run.environment_id, select(Environment.id).where(text.is_not(None))),
+                    _among(Run.environment_id, select(Environment.id).where(text.is_not(None), self.test(text, cond))))
         if key in ("imported", "trained"):
             trained = Run.source == "train"
             if cond.op == "has":
@@ -145,6 +147,11 @@ class _Compiler:
 
             return func.jsonb_typeof(raw) == "string", raw.op("#>>", return_type=String)(literal_column("'{}'"))
         return func.jsonb_typeof(raw) == ("number" if kind == NUMBER else "boolean"), raw
+
+
+def _among(reference: ColumnElement, ids) -> ColumnElement:
+    """`reference IN (ids)`, false (not NULL) where the reference is NULL."""
+    return and_(reference.is_not(None), reference.in_(ids))
 
 
 def _json(value: Any) -> str:
