@@ -242,7 +242,7 @@ def test_report_stats_compare_export_take_where(notebook, tmp_path):
     assert stats.exit_code == 0, stats.output
     assert json.loads(stats.stdout)["sets"][0]["runs"] == ["30", "30a", "30b"]
 
-    compared = notebook("compare", "--where", "model = resnet9 and hardware = T4", "--by-param", "batch_size",
+    compared = notebook("compare", "--where", "model = resnet9 and hardware = T4", "--by", "batch_size",
                         "--json")
     assert compared.exit_code == 0, compared.output
     names = [side["name"] for side in json.loads(compared.stdout)["sides"]]

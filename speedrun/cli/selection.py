@@ -17,6 +17,23 @@ WHERE_HELP = (
     "group, date, final_val_acc, train_time_s, ...)."
 )
 Where = Annotated[Optional[str], typer.Option("--where", help=WHERE_HELP, show_default=False)]
+By = Annotated[Optional[str], typer.Option(
+    "--by", help="With --where: one set per value of this parameter or field (e.g. batch_size, hardware).",
+    show_default=False)]
+
+
+def where_sets_and_refs(store: Any, refs: Optional[list[str]], where: Optional[str], by: Optional[str], *,
+                        resolve: Any, each: bool = False, **options: Any) -> list:
+    """The sets `stats` and `compare` work on: the references' (`resolve`), then the runs `--where`
+    selects (analysis.groups.where_sets: one set, one per value of `--by`, or with `each` one per run)."""
+    from speedrun.analysis.groups import where_sets
+
+    if by is not None and where is None:
+        raise SpeedrunError(f"--by {by} groups the runs of --where; give --where too (e.g. --where \"status = completed\")")
+    if not refs and where is None:
+        raise SpeedrunError("give runs (numbers, labels or g:NAME) or --where QUERY")
+    sets = resolve(store, refs, **options) if refs else []
+    return sets + (where_sets(store, where, by=by, each=each) if where is not None else [])
 
 
 def parse_run_ranges(text: str) -> list[int]:
