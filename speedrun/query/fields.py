@@ -92,8 +92,10 @@ def field_named(name: str, stored: Mapping[str, str]) -> Field | None:
     if key in _RUN and key not in PARAMS:
         return Field(key, "run", _RUN[key], many=key == "tag")
     param = canonical_name(name)
-    if param in stored or param in PARAMS:
-        return Field(param, "param", PARAMS.get(param) or stored[param])
+    if param in PARAMS:  # declared: no need to ask the database
+        return Field(param, "param", PARAMS[param])
+    if param in stored:
+        return Field(param, "param", stored[param])
     return None
 
 

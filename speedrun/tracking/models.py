@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Optional
 
-from sqlalchemy import JSON, Double, ForeignKey, Index, String, Text, TypeDecorator, UniqueConstraint
+from sqlalchemy import JSON, Double, ForeignKey, Index, String, Text, TypeDecorator, UniqueConstraint, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from speedrun.notebook.params import typed_value
@@ -216,7 +216,14 @@ class Param(Base):
     """One hyperparameter of a run: canonical name, JSON value, and its type name."""
 
     __tablename__ = "params"
-    __table_args__ = (UniqueConstraint("run_id", "name"), Index("ix_params_name", "name"))
+    __table_args__ = (
+        UniqueConstraint("run_id", "name"),
+        Index("ix_params_name", "name"),
+        # `--where` (tracking.where, migration 0007): numbers and booleans by name and value; on
+        # PostgreSQL no text, whose long values a btree cannot hold.
+        Index("ix_params_lookup", "name", "value", "run_id",
+              postgresql_where=text("jsonb_typeof(value) IN ('number', 'boolean')")),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))

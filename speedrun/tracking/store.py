@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache, wraps
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 from sqlalchemy import (
     Boolean,
@@ -881,7 +881,8 @@ class Store:
             ordered = list(session.scalars(query))
             if sql_limit is not None:
                 ordered.reverse()
-            views = self._views(session, query, with_epochs=with_epochs)
+            # A `--where` query is run once: the views read the matching numbers, not the query again per table.
+            views = self._views(session, query if where is None else ordered, with_epochs=with_epochs)
         runs = [views[i] for i in ordered]
         if live_status:
             runs = [r for r in runs if r.status == status]
@@ -898,14 +899,8 @@ class Store:
     @staticmethod
     def _resolved(session: Session, text: str):
         from speedrun.query import parse, resolve
-        from speedrun.query.fields import stored_type
 
-        kinds: dict[str, dict[str, int]] = {}
-        for name, kind, count in session.execute(
-            select(Param.name, Param.type, func.count()).group_by(Param.name, Param.type)
-        ):
-            kinds.setdefault(name, {})[kind] = count
-        return resolve(parse(text), text, {name: stored_type(k) for name, k in kinds.items()})
+        return resolve(parse(text), text, _StoredParams(session))
 
     def _where(self, session: Session, text: str):
         """The WHERE clause of a `--where` query, compiled by tracking.where."""
@@ -1147,6 +1142,32 @@ class Store:
         )
         for name, value in _summary_columns(summary).items():
             setattr(run, name, value)
+
+
+class _StoredParams(Mapping):
+    """The parameter names a database holds, with the type of their values (query.fields.stored_type):
+    asked name by name (one indexed lookup), listed whole only for a "did you mean"."""
+
+    def __init__(self, session: Session):
+        self._session = session
+        self._types: dict[str, str | None] = {}
+
+    def __getitem__(self, name: str) -> str:
+        from speedrun.query.fields import stored_type
+
+        if name not in self._types:
+            kinds = dict(self._session.execute(
+                select(Param.type, func.count()).where(Param.name == name).group_by(Param.type)).all())
+            self._types[name] = stored_type(kinds) if kinds else None
+        if self._types[name] is None:
+            raise KeyError(name)
+        return self._types[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._session.scalars(select(Param.name).distinct()).all())
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
 
 
 def _unreachable(exc: SQLAlchemyError, engine) -> bool:
