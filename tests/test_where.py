@@ -61,7 +61,9 @@ _ATOMS = [
     "final_val_acc != 90", "date >= 2026-11-02", "date = 2026-11-01", "date < 2026-11-03T12:00",
     "date <= 2026-11-02", "date > 2026-11-01", "date between 2026-11-01 and 2026-11-02", "group = g1",
     "group != g2", "has group", "label = 1a", "label ~ \"*a\"", "number <= 3", "id in (1, 4)", "imported",
-    "trained", "not imported",
+    "trained", "not imported", "cosine in (true, false)", "lr in (0.01, 4e-2)", "model in (resnet18, simplecnn)",
+    "model not in (resnet9)", "date in (2026-11-01, 2026-11-03)", "date <= 9999-12-31",
+    "created_at >= 2026-11-02T09:00+02:00", "id < 99999999999999999", "id in (3, 99999999999)",
 ]
 
 
@@ -130,6 +132,27 @@ def test_syntax_errors_say_where(text, position, words):
     assert caught.value.position == position
     assert words in str(caught.value)
     assert caught.value.details[1] == "  " + " " * position + "^"
+
+
+@pytest.mark.parametrize(
+    "text, words",
+    [
+        ("not " * 200 + "cosine", "nests deeper than 100"),
+        (" or ".join(f"id = {i}" for i in range(201)), "201 conditions; at most 200"),
+        ("id in (" + ", ".join(map(str, range(10_001))) + ")", "at most 10,000 values"),
+    ],
+)
+def test_queries_beyond_what_a_person_writes_are_refused_plainly(text, words):
+    with pytest.raises(QueryError, match=words):
+        parse(text)
+
+
+def test_long_lists_and_wide_ors_run_in_the_database(notebook):
+    """An `in` list is one SQL IN (not an OR per value, which SQLite nests 1,000 deep at most)."""
+    listed = "id in (" + ", ".join(map(str, range(9_000))) + ")"
+    assert _ids(notebook, "--where", listed + " and batch_size = 128") == [1, 2, 4, 5]
+    ored = " or ".join(f"number = {i}" for i in range(1, 200))
+    assert len(_ids(notebook, "--where", ored)) == 19
 
 
 def test_vocabulary_agrees_with_what_train_records():

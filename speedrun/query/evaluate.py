@@ -48,7 +48,7 @@ def atoms(cond: Cond) -> list[list[tuple[str, Any]]]:
 def _compare(op: str, value: Any) -> list[list[tuple[str, Any]]]:
     if isinstance(value, date) and not isinstance(value, datetime):  # the whole day
         start = datetime(value.year, value.month, value.day)
-        end = start + timedelta(days=1)
+        end = start + timedelta(days=1) if value < date.max else datetime.max
         return {
             "=": [[(">=", start), ("<", end)]],
             "<": [[("<", start)]],

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass, replace
-from datetime import date, datetime
+from datetime import date, datetime, timezone
 from typing import Any, Mapping
 
 from speedrun.errors import QueryError
@@ -163,14 +163,17 @@ def _typed(cond: Cond, field: Field, literal: Literal, query: str) -> Any:
     if kind == NUMBER:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise QueryError(f"{cond.name} takes a number, not {text!r}", query=query, position=literal.pos)
-        return value
+        return value if abs(value) < 2**63 else float(value)  # beyond a database's integers: compared as a float
     if kind == BOOL:
         if not isinstance(value, bool):
             raise QueryError(f"{cond.name} takes true or false, not {text!r}", query=query, position=literal.pos)
         return value
     if kind == DATE:
         try:
-            return date.fromisoformat(text) if len(text) == 10 else datetime.fromisoformat(text).replace(tzinfo=None)
+            if len(text) == 10:
+                return date.fromisoformat(text)
+            moment = datetime.fromisoformat(text)  # runs keep naive UTC (tracking.records.utcnow)
+            return moment.astimezone(timezone.utc).replace(tzinfo=None) if moment.tzinfo else moment
         except ValueError:
             raise QueryError(f"{cond.name} takes a date such as 2026-11-01 or 2026-11-01T12:00, not {text!r}",
                              query=query, position=literal.pos) from None

@@ -23,7 +23,7 @@ from __future__ import annotations
 from functools import lru_cache
 
 from speedrun.errors import QueryError
-from speedrun.query.ast import And, Cond, Expr, Literal, Not, Or
+from speedrun.query.ast import And, Cond, Expr, Literal, Not, Or, conditions
 
 GRAMMAR = r"""
 ?start: or_
@@ -97,7 +97,36 @@ def parse(text: str) -> Expr:
                          position=len(text)) from None
     except UnexpectedInput as exc:  # pragma: no cover - the kinds above are all Lark raises
         raise QueryError("cannot read the query", query=text, position=getattr(exc, "pos_in_stream", 0) or 0) from None
-    return _build(tree)
+    if _depth(tree) > MAX_DEPTH:
+        raise QueryError(f"the query nests deeper than {MAX_DEPTH} levels of parentheses and not", query=text,
+                         position=0)
+    expr = _build(tree)
+    found = list(conditions(expr))
+    if len(found) > MAX_CONDITIONS:
+        raise QueryError(f"the query has {len(found)} conditions; at most {MAX_CONDITIONS} (a list of values is "
+                         "one: id in (1, 2, 3))", query=text, position=found[MAX_CONDITIONS].pos)
+    for cond in found:
+        if len(cond.values) > MAX_VALUES:
+            raise QueryError(f"in (...) lists at most {MAX_VALUES:,} values", query=text, position=cond.pos)
+    return expr
+
+
+# What a person writes is far less; the tree's readers recurse, and databases nest each and/or.
+MAX_DEPTH = 100
+MAX_CONDITIONS = 200
+MAX_VALUES = 10_000
+
+
+def _depth(tree) -> int:
+    """How deep Lark's tree is, counted without recursion (a hostile query may nest thousands deep)."""
+    from lark import Tree
+
+    deepest, stack = 0, [(tree, 1)]
+    while stack:
+        node, depth = stack.pop()
+        deepest = max(deepest, depth)
+        stack.extend((child, depth + 1) for child in node.children if isinstance(child, Tree))
+    return deepest
 
 
 def _expected(names) -> str:

@@ -13,6 +13,7 @@ on PostgreSQL they are JSONB and compared as JSONB, which orders numbers numeric
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any, Collection
 
 from sqlalchemy import Float, String, and_, case, cast, func, literal, not_, or_, select, true, type_coerce
@@ -95,9 +96,12 @@ class _Compiler:
         """The positive condition on a non-null SQL value (OR of ANDs of comparisons)."""
         if cond.op == "has":
             return true()
+        if _plain_list(cond):  # one IN, not an OR per value: databases limit how deep expressions nest
+            return value.in_([_bindable(v) for v in cond.values])
         return or_(*[and_(*[self.compare(value, op, operand) for op, operand in branch]) for branch in atoms(cond)])
 
     def compare(self, value: ColumnElement, op: str, operand: Any) -> ColumnElement:
+        operand = _bindable(operand)
         if op == "like":
             lowered = func.translate(value, _UPPER, _LOWER) if self.postgres else func.lower(value)
             return lowered.like(ascii_lower(operand), escape="\\")
@@ -111,6 +115,16 @@ class _Compiler:
             return has, has
         kind = cond.field.type
         guard, value = (self._pg_value if self.postgres else self._sqlite_value)(kind)
+        if _plain_list(cond):
+            if self.postgres and kind in (NUMBER, BOOL):
+                from sqlalchemy.dialects.postgresql import JSONB
+
+                listed = value.in_([cast(literal(_json(v), String), JSONB) for v in cond.values])
+            elif kind == BOOL:
+                listed = value.in_(["true" if v else "false" for v in cond.values])
+            else:
+                listed = value.in_(cond.values)
+            return has, Run.id.in_(select(Param.run_id).where(Param.name == key, guard, listed))
         tests = []
         for branch in atoms(cond):
             parts = []
@@ -147,6 +161,18 @@ class _Compiler:
 
             return func.jsonb_typeof(raw) == "string", raw.op("#>>", return_type=String)(literal_column("'{}'"))
         return func.jsonb_typeof(raw) == ("number" if kind == NUMBER else "boolean"), raw
+
+
+def _bindable(value: Any) -> Any:
+    """An int beyond an INTEGER column (PostgreSQL's has 32 bits) is compared as the number it is, a float."""
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 2**31:
+        return float(value)
+    return value
+
+
+def _plain_list(cond: Cond) -> bool:
+    """`in (...)` of values compared as they are (dates are whole days: ranges)."""
+    return cond.op == "in" and not any(isinstance(v, date) for v in cond.values)
 
 
 def _among(reference: ColumnElement, ids) -> ColumnElement:
