@@ -63,7 +63,7 @@ _ATOMS = [
     "group != g2", "has group", "label = 1a", "label ~ \"*a\"", "number <= 3", "id in (1, 4)", "imported",
     "trained", "not imported", "cosine in (true, false)", "lr in (0.01, 4e-2)", "model in (resnet18, simplecnn)",
     "model not in (resnet9)", "date in (2026-11-01, 2026-11-03)", "date <= 9999-12-31",
-    "created_at >= 2026-11-02T09:00+02:00", "id < 99999999999999999", "id in (3, 99999999999)",
+    "created_at >= 2026-11-02T09:00+02:00", "id < 99999999999999999", "id in (3, 99999999999)", "id = 99999999999", "id != 99999999999",
 ]
 
 
@@ -102,6 +102,30 @@ def test_sql_selects_the_runs_python_does(store, records, texts):
         expected = [r.id for r in every if matches(expr, r)]
         got = [r.id for r in store.list_runs(where=text)]
         assert got == expected, text
+
+
+def test_every_condition_selects_in_sql_what_python_does(store):
+    """Each condition of the property test once, on a fixed set of runs that has every kind of value."""
+    import random
+
+    rng = random.Random(7)
+    records = [
+        RunRecord(source=rng.choice(["train", "log"]), status=rng.choice(["completed", "failed"]),
+                  label=f"{i}a" if i % 3 else None, tags=["a", "base"][: i % 3], group="g1" if i % 2 else None,
+                  params={k: v for k, v in {"lr": [0.01, 0.04, "0.04 warm"][i % 3], "batch_size": [32, 64][i % 2],
+                                            "cosine": [True, False, None][i % 3],
+                                            "model": ["resnet18", "ResNet_X", "simplecnn"][i % 3]}.items()
+                          if v is not None and i % 4},
+                  hardware=[None, "Tesla T4", "A100 SXM4", "AMD Ryzen 7 (CPU)"][i % 4],
+                  final_val_acc=[None, 80.0, 90.0][i % 3], started_at=[None, *_DAYS][i % 5],
+                  created_at=datetime(2026, 11, 2, 8, 0))
+        for i in range(12)
+    ]
+    store.add_runs(records, force=True, label_clashes=False)
+    every = store.list_runs()
+    for text in _ATOMS:
+        expr = store.where_query(text)
+        assert [r.id for r in store.list_runs(where=text)] == [r.id for r in every if matches(expr, r)], text
 
 
 # ---------------------------------------------------------------- the language

@@ -166,7 +166,7 @@ class _Compiler:
 def _bindable(value: Any) -> Any:
     """An int beyond an INTEGER column (PostgreSQL's has 32 bits) is compared as the number it is, a float."""
     if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 2**31:
-        return float(value)
+        return literal(float(value), Float)  # typed, so the column's type does not turn it back into an int
     return value
 
 
