@@ -14,6 +14,7 @@ Run it from the repository root:
 
     .venv/bin/python benchmarks/bench_where.py            # 10,000 runs
     .venv/bin/python benchmarks/bench_where.py --runs 1000 --keep DIR
+    .venv/bin/python benchmarks/bench_where.py --db postgresql+psycopg://...   # a PostgreSQL database
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ QUERY = "hardware = T4 and batch_size <= 64 and (cosine or lr < 0.02)"
 REPEATS = 7
 
 
-def build(path: Path, n: int) -> Store:
+def build(path: Path | str, n: int) -> Store:
     bench_report.EPOCHS = 5  # `list` reads no epochs; fewer make the database quicker to build
     rng = random.Random(0)
     store = Store.open(str(path))
@@ -61,7 +62,7 @@ def median_ms(fn, repeats: int = REPEATS) -> tuple[float, object]:
 
 def query_ids(store: Store) -> list[int]:
     with store._read() as session:
-        return list(session.scalars(select(Run.id).where(store._where(session, QUERY))))
+        return sorted(session.scalars(select(Run.id).where(store._where(session, QUERY))))
 
 
 def tag_matches(store: Store, ids: list[int]) -> None:
@@ -69,7 +70,7 @@ def tag_matches(store: Store, ids: list[int]) -> None:
         conn.execute(Tag.__table__.insert(), [{"run_id": i, "tag": "match"} for i in ids])
 
 
-def process_ms(db: Path, *args: str) -> tuple[float, int]:
+def process_ms(db: Path | str, *args: str) -> tuple[float, int]:
     env = dict(os.environ, SPEEDRUN_DB=str(db))
     times, size = [], 0
     for _ in range(5):
@@ -85,11 +86,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=10_000)
     parser.add_argument("--keep", type=Path, help="build the database in this directory and keep it")
+    parser.add_argument("--db", help="a database URL to use instead (built there when it holds no runs)")
     args = parser.parse_args()
-    folder = args.keep or Path(tempfile.mkdtemp(prefix="bench-where-"))
-    folder.mkdir(parents=True, exist_ok=True)
-    db = folder / f"where-{args.runs}.db"
-    if not db.exists():
+    if args.db:
+        db = args.db
+        fresh = Store.open(db)
+        empty = fresh.count_runs() == 0
+        fresh.close()
+    else:
+        folder = args.keep or Path(tempfile.mkdtemp(prefix="bench-where-"))
+        folder.mkdir(parents=True, exist_ok=True)
+        db = folder / f"where-{args.runs}.db"
+        empty = not db.exists()
+    if empty:
         started = time.perf_counter()
         build(db, args.runs).close()
         print(f"built {args.runs:,} runs in {time.perf_counter() - started:.1f} s")
@@ -103,13 +112,17 @@ def main() -> None:
     store.close()
     with_where, where_bytes = process_ms(db, "--where", QUERY)
     with_tag, tag_bytes = process_ms(db, "--tag", "match")
-    print(f"{args.runs:,} runs; --where {QUERY!r} matches {len(ids):,}")
+    print(f"{store_label(db)}: {args.runs:,} runs; --where {QUERY!r} matches {len(ids):,}")
     print(f"  query (SQL, run numbers):        {query:7.1f} ms   target <= 50 ms: {'ok' if query <= 50 else 'MISSED'}")
     print(f"  Store.list_runs(where=...):      {listed:7.1f} ms   (list_runs(tag=...) of the same runs: {plain:.1f} ms)")
     print(f"  speedrun list --where ... --json {with_where:7.0f} ms   ({where_bytes:,} bytes)")
     print(f"  speedrun list --tag match --json {with_tag:7.0f} ms   ({tag_bytes:,} bytes)   "
           f"target: --where no slower: {'ok' if with_where <= with_tag * 1.05 else 'MISSED'} "
           f"({with_where / with_tag:.2f}x)")
+
+
+def store_label(db: Path | str) -> str:
+    return "PostgreSQL" if str(db).startswith("postgresql") else "SQLite"
 
 
 if __name__ == "__main__":

@@ -179,6 +179,17 @@ def test_long_lists_and_wide_ors_run_in_the_database(notebook):
     assert len(_ids(notebook, "--where", ored)) == 19
 
 
+def test_the_language_needs_no_database():
+    """speedrun.query parses, checks and evaluates without the storage layer (which compiles it)."""
+    import subprocess
+    import sys
+
+    code = ("import sys, speedrun.query, speedrun.query.evaluate; "
+            "print(sorted(m for m in sys.modules if m.startswith(('sqlalchemy', 'speedrun.tracking.store', "
+            "'speedrun.tracking.db', 'speedrun.tracking.models', 'speedrun.tracking.where'))))")
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout == "[]\n"
+
+
 def test_vocabulary_agrees_with_what_train_records():
     """Every parameter `speedrun train` records is a name with the type of its default's values."""
     from dataclasses import fields as dataclass_fields

@@ -37,6 +37,7 @@ class Cond:
     pos: int
     negated: bool = False
     field: Any = None  # a fields.Field once resolved
+    bare: bool = False  # written as the name alone (`cosine`): `= true`
 
 
 @dataclass(frozen=True)

@@ -123,14 +123,14 @@ def _unknown(name: str, stored: Mapping[str, str]) -> str:
         return (f"{name} ({what}) is computed from the epochs when a run is shown, not stored, so it cannot "
                 f"be filtered on; stored ones: final_val_acc, peak_val_acc, train_time_s, target_time_s")
     close = difflib.get_close_matches(low, known_names(stored), n=3, cutoff=0.6)
-    hint = f"; did you mean {' or '.join(close)}?" if close else "; names are parameters (lr, batch_size, ...) and run fields (status, hardware, final_val_acc, ...)"
+    hint = (f"; did you mean {' or '.join(close)}?" if close else
+            "; names are parameters (lr, batch_size, ...) and run fields (status, hardware, final_val_acc, ...)")
     return f"unknown name {name!r}{hint}"
 
 
 def _checked_op(cond: Cond, field: Field, query: str) -> str:
     op, kind = cond.op, field.type
-    if cond.values and cond.op == "=" and not cond.values[0].quoted and cond.values[0].pos == cond.pos and kind != BOOL:
-        # a bare name (`cosine`) is a yes/no test: only yes/no names can stand alone
+    if cond.bare and kind != BOOL:  # a name alone (`cosine`) is a yes/no test
         raise QueryError(f"{cond.name} takes {_TYPE_WORDS[kind]}, not yes or no; compare it, e.g. "
                          f"{_example(cond.name, kind)}", query=query, position=cond.pos)
     allowed = {

@@ -150,7 +150,7 @@ def _build(node) -> Expr:
     if kind == "has":
         return Cond(str(name), "has", (), name.start_pos)
     if kind == "bare":
-        return Cond(str(name), "=", (Literal("true", False, name.start_pos),), name.start_pos)
+        return Cond(str(name), "=", (Literal("true", False, name.start_pos),), name.start_pos, bare=True)
     negated = any(isinstance(c, Token) and c.type == "NOT" for c in children)
     values = tuple(_literal(c) for c in children if not isinstance(c, Token))
     if kind == "compare":
