@@ -311,3 +311,11 @@ def test_a_where_that_matches_nothing_says_so(notebook):
     result = notebook("list", "--where", "batch_size = 1024")
     assert result.exit_code == 0
     assert "No runs match." in result.stdout
+
+
+def test_a_long_text_parameter_is_stored_and_found(store):
+    """The (name, value) index leaves text out on PostgreSQL: a btree entry cannot hold 10,000 characters."""
+    long = "x" * 10_000
+    store.add_run(RunRecord(source="log", params={"note": long, "lr": 0.04}))
+    assert [r.id for r in store.list_runs(where=f'note = "{long}" and lr = 0.04')] == [1]
+    assert [r.id for r in store.list_runs(where='note ~ "xx*"')] == [1]

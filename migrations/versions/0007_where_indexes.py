@@ -22,7 +22,7 @@ down_revision = "0004_notebook"
 branch_labels = None
 depends_on = None
 
-# As speedrun.tracking.models declares it (test_migrations compares the two).
+# As speedrun.tracking.models.PARAMS_LOOKUP_WHERE (a revision keeps its own copy: models change later).
 PARAMS_LOOKUP_WHERE = "jsonb_typeof(value) IN ('number', 'boolean')"
 
 

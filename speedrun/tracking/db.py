@@ -108,6 +108,9 @@ def make_engine(url: str, *, label: str | None = None) -> Engine:
             engine = create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_S})
         elif backend == "postgresql":
             engine = create_engine(url, connect_args=POSTGRES_CONNECT_ARGS, pool_pre_ping=True)
+            from speedrun.tracking.models import postgresql_indexes
+
+            postgresql_indexes()
         else:
             engine = create_engine(url)
     except ImportError as exc:
