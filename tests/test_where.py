@@ -45,8 +45,17 @@ def runs(draw):
             started_at=draw(st.sampled_from([None, *_DAYS])),
             created_at=datetime(2026, 11, 2, 8, 0),
             group=draw(st.sampled_from([None, "g1", "g2"])),
+            series=draw(st.sampled_from([None, "s1", "S2"])),
         ))
     return records
+
+
+def _add(store, records):
+    """Records and the notebook series they name."""
+    from speedrun.tracking.records import SeriesRecord
+
+    names = sorted({r.series for r in records if r.series})
+    store.add_runs(records, force=True, label_clashes=False, series=[SeriesRecord(name) for name in names])
 
 
 _ATOMS = [
@@ -62,7 +71,7 @@ _ATOMS = [
     "date <= 2026-11-02", "date > 2026-11-01", "date between 2026-11-01 and 2026-11-02", "group = g1",
     "group != g2", "has group", "label = 1a", "label ~ \"*a\"", "number <= 3", "id in (1, 4)", "imported",
     "trained", "not imported", "cosine in (true, false)", "lr in (0.01, 4e-2)", "model in (resnet18, simplecnn)",
-    "model not in (resnet9)", "date in (2026-11-01, 2026-11-03)", "date <= 9999-12-31",
+    "model not in (resnet9)", "series = s1", "series ~ \"s*\"", "series != S2", "has series", "date in (2026-11-01, 2026-11-03)", "date <= 9999-12-31",
     "created_at >= 2026-11-02T09:00+02:00", "id < 99999999999999999", "id in (3, 99999999999)", "id = 99999999999", "id != 99999999999",
 ]
 
@@ -81,11 +90,12 @@ def queries():
 
 
 def _clear(store):
-    from speedrun.tracking.models import Environment, EpochMetric, Param, Run, Tag
+    from speedrun.tracking.models import Environment, EpochMetric, Param, Run, Series, Tag
 
     with store.engine.begin() as conn:
         for table in (Tag, Param, EpochMetric, Run, Environment):
             conn.execute(delete(table))
+        conn.execute(delete(Series))
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -95,7 +105,7 @@ def test_sql_selects_the_runs_python_does(store, records, texts):
     Python meaning of the same tree (speedrun.query.evaluate) selects."""
     _clear(store)
     if records:
-        store.add_runs(records, force=True, label_clashes=False)
+        _add(store, records)
     every = store.list_runs()
     for text in texts:
         expr = store.where_query(text)
@@ -118,10 +128,10 @@ def test_every_condition_selects_in_sql_what_python_does(store):
                           if v is not None and i % 4},
                   hardware=[None, "Tesla T4", "A100 SXM4", "AMD Ryzen 7 (CPU)"][i % 4],
                   final_val_acc=[None, 80.0, 90.0][i % 3], started_at=[None, *_DAYS][i % 5],
-                  created_at=datetime(2026, 11, 2, 8, 0))
+                  created_at=datetime(2026, 11, 2, 8, 0), series=[None, "s1", "S2"][i % 3])
         for i in range(12)
     ]
-    store.add_runs(records, force=True, label_clashes=False)
+    _add(store, records)
     every = store.list_runs()
     for text in _ATOMS:
         expr = store.where_query(text)
