@@ -62,8 +62,9 @@ STRING: /"(?:[^"\\]|\\.)*"/ | /'(?:[^'\\]|\\.)*'/
 # How a parse error names what was expected, by Lark's terminal names.
 _EXPECTED = {
     "NAME": "a name", "WORD": "a value", "STRING": "a value", "OP": "a comparison such as = or <",
-    "LPAR": "(", "RPAR": ")", "COMMA": ",", "_AND": "and", "_OR": "or", "$END": "the end",
-    "_IN": "in", "_BETWEEN": "between", "GLOB": "~", "NOTGLOB": "!~", "_LIKE": "like", "_NOT": "not", "NOT": "not", "_HAS": "has",
+    "LPAR": "'('", "RPAR": "')'", "COMMA": "','", "_AND": "'and'", "_OR": "'or'", "$END": "the end",
+    "_IN": "'in'", "_BETWEEN": "'between'", "GLOB": "'~'", "NOTGLOB": "'!~'", "_LIKE": "'like'", "_NOT": "'not'",
+    "NOT": "'not'", "_HAS": "'has'",
 }
 
 
