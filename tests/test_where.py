@@ -329,3 +329,20 @@ def test_a_long_text_parameter_is_stored_and_found(store):
     store.add_run(RunRecord(source="log", params={"note": long, "lr": 0.04}))
     assert [r.id for r in store.list_runs(where=f'note = "{long}" and lr = 0.04')] == [1]
     assert [r.id for r in store.list_runs(where='note ~ "xx*"')] == [1]
+
+
+def test_status_is_the_status_a_run_reads_as(store):
+    """A `running` run whose process is gone reads as `died` (tracking.liveness): so does --where."""
+    import os
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    dead = store.begin_run(RunRecord(source="train", status="running", pid=proc.pid))
+    alive = store.begin_run(RunRecord(source="train", status="running", pid=os.getpid()))
+    done = store.add_run(RunRecord(source="log", final_val_acc=80.0))
+    assert [r.id for r in store.list_runs(where="status = died")] == [dead]
+    assert [r.id for r in store.list_runs(where="status = running")] == [alive]
+    assert [r.id for r in store.list_runs(where="status != died")] == [alive, done]
+    assert [r.id for r in store.list_runs(where="status in (died, completed)")] == [dead, done]
