@@ -44,3 +44,25 @@ class InsufficientData(SpeedrunError, ValueError):
     A `SpeedrunError` so the CLI prints it as a one-line user error; also a
     `ValueError` so pure callers can catch it without knowing the project.
     """
+
+
+class QueryError(SpeedrunError):
+    """A `--where` query that cannot be read or does not fit the names it uses.
+
+    The message is one line; `details` echo the query with a caret under `position`,
+    printed after the `Error:` line (see cli.app.fail)."""
+
+    def __init__(self, message: str, *, query: str, position: int):
+        self.reason = message
+        self.query = query
+        self.position = max(0, min(position, len(query)))
+        super().__init__(f"--where: {message}")
+
+    @property
+    def details(self) -> list[str]:
+        from speedrun.text import terminal_safe  # control characters shown, so the caret counts them as shown
+
+        def shown(text: str) -> str:
+            return terminal_safe(text.replace("\n", " ").replace("\t", " "))
+
+        return [f"  {shown(self.query)}", "  " + " " * len(shown(self.query[: self.position])) + "^"]

@@ -86,7 +86,14 @@ def load_sides(store: Any, refs: Sequence[str], *, repeats: bool = False) -> lis
     true repeats)."""
     if len(refs) < 2:
         raise SpeedrunError("compare needs at least two runs (or two g:GROUP groups)")
-    sides = [Side(s.name, s.runs) for s in groups.resolve(store, refs, expand=repeats)]
+    return as_sides(groups.resolve(store, refs, expand=repeats))
+
+
+def as_sides(sets: Sequence[Any]) -> list[Side]:
+    """Sides from sets of runs (groups.RunSet): at least two, each named once."""
+    if len(sets) < 2:
+        raise SpeedrunError(f"compare needs at least two sides; only {', '.join(s.name for s in sets)} was given")
+    sides = [Side(s.name, s.runs) for s in sets]
     seen = set()
     for side in sides:
         if side.name in seen:

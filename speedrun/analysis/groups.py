@@ -362,3 +362,40 @@ def resolve(store: Any, refs: Sequence[str], *, expand: bool = True) -> list[Run
         members = repeats_of(run, everything)
         sets.append(RunSet(set_name(run, members), members))
     return sets
+
+
+def where_sets(store: Any, where: str, *, by: str | None = None, each: bool = False) -> list[RunSet]:
+    """The runs a `--where` query selects, as sets: one per value of `by` (a parameter or run
+    field: `batch_size=64`, `batch_size=128`, ... and `batch_size unset`), else one run per set
+    (`each`), else all of them as one set named by the query."""
+    from speedrun.errors import QueryError
+    from speedrun.query.evaluate import run_values
+
+    field = None
+    if by is not None:
+        try:
+            field = store.where_query(f"has {by}").field
+        except QueryError as exc:
+            raise SpeedrunError(f"--by {by!r}: {exc.reason.replace('unknown name', 'not a name')}") from None
+    runs = store.list_runs(where=where, with_epochs=True)
+    if not runs:
+        raise SpeedrunError(f"no runs match --where {where!r}")
+    runs = sorted(runs, key=order_key)
+    if field is None:
+        return [RunSet(f"Run {r.display_label}", [r]) for r in runs] if each else [RunSet(f"where {where}", runs)]
+    split: dict[Any, list[Any]] = {}
+    for run in runs:
+        present, values = run_values(run, field)
+        value = values[0] if values else None
+        split.setdefault((type(value).__name__, value) if isinstance(value, Hashable) else ("str", str(value)),
+                         []).append(run)
+
+    def ordered(key: tuple[str, Any]) -> tuple:
+        kind, value = key
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        return (value is None, not number, value if number else 0, str(value))
+
+    return [
+        RunSet(f"{by} unset" if value is None else f"{by}={value}", members)
+        for (kind, value), members in sorted(split.items(), key=lambda item: ordered(item[0]))
+    ]

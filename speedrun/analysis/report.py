@@ -323,9 +323,10 @@ def load_runs(
     since: Any = None,
     tag: str | None = None,
     hardware: str | None = None,
+    where: str | None = None,
 ) -> list[Any]:
     """Every run the report covers, epochs included, in one store call."""
-    return store.list_runs(ids=ids, since=since, tag=tag, hardware=hardware, with_epochs=True)
+    return store.list_runs(ids=ids, since=since, tag=tag, hardware=hardware, where=where, with_epochs=True)
 
 
 def build_context(

@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import NoReturn, Optional
+from typing import NoReturn, Optional, Sequence
 
 import typer
 from rich.console import Console
@@ -53,7 +53,7 @@ class SpeedrunGroup(TyperGroup):
             raise
         except SpeedrunError as exc:
             _forget_created_database()
-            fail(str(exc))
+            fail(str(exc), details=getattr(exc, "details", ()))
         except Exception as exc:  # a bug, not the user's input
             _forget_created_database()
             if state.debug or os.environ.get("SPEEDRUN_DEBUG") not in (None, "", "0"):
@@ -117,8 +117,9 @@ def main(
     state.store, state.created = None, None
 
 
-def fail(message: str, code: int = 1) -> NoReturn:
-    """One clear line on stderr and a non-zero exit."""
+def fail(message: str, code: int = 1, details: Sequence[str] = ()) -> NoReturn:
+    """One clear line on stderr and a non-zero exit; `details` (a query echoed with a caret
+    under the fault) follow it as they are, made terminal-safe."""
     from speedrun.text import terminal_safe
     from speedrun.tracking.db import password_of
 
@@ -128,6 +129,8 @@ def fail(message: str, code: int = 1) -> NoReturn:
     # One line, whatever the underlying library put into its message.
     err_console.print(f"Error: {terminal_safe(' '.join(message.split()))}", markup=False, highlight=False,
                       soft_wrap=True)
+    for line in details:
+        err_console.print(terminal_safe(line), markup=False, highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 

@@ -9,7 +9,7 @@ from typing import Optional
 import typer
 
 from speedrun.cli.app import app, console, err_console, open_store
-from speedrun.cli.selection import parse_run_ranges
+from speedrun.cli.selection import Where, parse_run_ranges
 from speedrun.outputs import check_output, write_output
 from speedrun.text import terminal_safe
 from speedrun.tracking.exchange import damaged_runs, export_runs, load_records, merge_records
@@ -20,6 +20,7 @@ def export(
     runs: Optional[str] = typer.Argument(None, help="Runs to export, e.g. 15-18,20 (default: all)."),
     output: Optional[Path] = typer.Option(None, "-o", "--output", help="Write to this file instead of stdout."),
     force: bool = typer.Option(False, "--force", help="Replace the -o file if it exists."),
+    where: Where = None,
 ) -> None:
     """Write runs (parameters, environment, epochs, texts) as JSON, for `speedrun merge` elsewhere.
 
@@ -28,13 +29,14 @@ def export(
     \b
         speedrun --db colab.db export -o colab-runs.json
         speedrun export 15-18 -o some-runs.json
+        speedrun export --where "hardware = T4 and tag = baseline" -o t4-baselines.json
     """
     if output is not None:
         check_output(output, force=force)  # before any work
     store = open_store()
     ids = parse_run_ranges(runs) if runs else None
-    data = export_runs(store, ids)
-    for damaged in damaged_runs(store, ids):
+    data = export_runs(store, ids, where)
+    for damaged in damaged_runs(store, ids, where):
         err_console.print(f"Warning: {terminal_safe(damaged)}: damaged values left out of the export",
                           markup=False, highlight=False)
     text = json.dumps(data, indent=1, ensure_ascii=False)

@@ -9,10 +9,10 @@ from typing import List, Optional
 import typer
 
 from speedrun.cli.app import app, console, err_console, fail, open_store
-from speedrun.cli.choices import Align, CompareFormat, ReportFormat, chosen
+from speedrun.cli.choices import CompareFormat, ReportFormat, chosen
 from speedrun.cli.runs import parse_since
 from speedrun.errors import SpeedrunError
-from speedrun.cli.selection import select_runs
+from speedrun.cli.selection import Where, select_runs, where_sets_and_refs
 from speedrun.analysis.metrics import ALPHA
 from speedrun.outputs import check_image_path, check_output, write_output
 from speedrun.text import terminal_safe_tree
@@ -41,6 +41,7 @@ def report(
     plots: Optional[Path] = typer.Option(None, "--plots", help="Write PNG learning curves into this directory and link them."),
     stamp: bool = typer.Option(False, "--stamp", help="Add the generation time (the output is otherwise identical for identical data)."),
     force: bool = typer.Option(False, "--force", help="Replace the -o file if it exists."),
+    where: Where = None,
 ) -> None:
     """The lab notebook from the database: leaderboard, groups, and one section per run.
 
@@ -53,6 +54,7 @@ def report(
         speedrun report > experiments.md
         speedrun report --runs 15-18,20 --plots plots -o experiments.md
         speedrun report --format html -o report.html
+        speedrun report --where "hardware = T4 and final_val_acc > 85"
     """
     from speedrun.analysis.metrics import DEFAULT_TARGETS, NoisePool
     from speedrun.analysis.report import build_context, load_runs, plots_link_for, render
@@ -65,9 +67,9 @@ def report(
         ids = select_runs(store, runs) if runs else None
     except SpeedrunError as exc:
         fail(f"--runs: {exc}")
-    selected = load_runs(store, ids=ids, since=parse_since(since), tag=tag, hardware=hardware)
+    selected = load_runs(store, ids=ids, since=parse_since(since), tag=tag, hardware=hardware, where=where)
     # Spreads come from all the user's repeats, whatever part of the notebook is shown.
-    filtered = any(x is not None for x in (ids, since, tag, hardware))
+    filtered = any(x is not None for x in (ids, since, tag, hardware, where))
     pool = NoisePool.from_store(store) if filtered else NoisePool(selected)
     when = None
     if stamp:
@@ -95,9 +97,11 @@ def report(
 
 @app.command()
 def compare(
-    refs: List[str] = typer.Argument(..., help="Two or more run numbers or labels, or g:NAME for a group."),
+    refs: Optional[List[str]] = typer.Argument(
+        None, help="Two or more run numbers or labels, or g:NAME for a group (or --where)."),
     show_all: bool = typer.Option(False, "--all", help="Show the parameters that are equal too."),
-    by: Align = typer.Option("epoch", "--by", help="Align curves by epoch or by elapsed time."),
+    by: str = typer.Option("epoch", "--by", help="Align curves by epoch or by elapsed time; with --where, a "
+                           "parameter or field (e.g. batch_size) makes one side per value of it."),
     target: List[float] = typer.Option([], "--target", help=TARGET_HELP),
     alpha: float = typer.Option(ALPHA, help="Significance level of \"is this difference real\"."),
     fmt: CompareFormat = typer.Option("table", "--format", help="table (terminal) or md (a Markdown table)."),
@@ -109,6 +113,7 @@ def compare(
     repeats: bool = typer.Option(
         False, "--repeats", help="Let each run stand for its repeats (same set-up, seed aside, completed)."
     ),
+    where: Where = None,
 ) -> None:
     """Runs side by side: parameters, environment, results, curves, and an honest verdict.
 
@@ -118,11 +123,19 @@ def compare(
         speedrun compare 15 18
         speedrun compare 15 16 17 --by time --plot curves.png
         speedrun compare g:bs64 g:bs32 --format md
+        speedrun compare --where "model = resnet9 and hardware = T4" --by batch_size
     """
     from speedrun.analysis.compare import build_comparison, default_plot_path, load_sides, plot_png, render_markdown, render_table
+    from speedrun.analysis.compare import as_sides
+    from speedrun.analysis.groups import resolve
     from speedrun.analysis.metrics import DEFAULT_TARGETS, NoisePool
 
-    fmt, by = chosen(fmt), chosen(by)
+    fmt = chosen(fmt)
+    if by not in ("epoch", "time") and where is None:
+        raise typer.BadParameter(f"{by!r} is not one of 'epoch', 'time' (or, with --where, a parameter such as "
+                                 "batch_size to make one side per value)", param_hint="'--by'")
+    by, split = (by, None) if by in ("epoch", "time") else ("epoch", by)
+    refs = refs or []
     png = [r for r in refs if r.lower().endswith(".png")]
     if png and not plot:
         raise SpeedrunError(f"{png[0]} is not a run; write --plot {png[0]} to plot into it")
@@ -132,7 +145,10 @@ def compare(
         check_image_path(Path(png[0]))
     refs = [r for r in refs if r not in png]
     store = open_store()
-    sides = load_sides(store, refs, repeats=repeats)
+    if where is None:
+        sides = load_sides(store, refs, repeats=repeats)
+    else:
+        sides = as_sides(where_sets_and_refs(store, refs, where, split, resolve=resolve, each=True, expand=repeats))
     pool = NoisePool.from_store(store)
     data = build_comparison(sides, targets=target or DEFAULT_TARGETS, alpha=alpha, by=by, pool=pool)
     if as_json:

@@ -14,6 +14,7 @@ from speedrun.analysis.efficiency import fmt_efficiency, run_efficiency
 from speedrun.analysis.views import hardware_class_of, run_date, run_detail, run_summary
 from speedrun.cli.app import app, console, fail, open_store
 from speedrun.cli.choices import SortKey, Status, chosen
+from speedrun.cli.selection import Where
 from speedrun.errors import SpeedrunError
 from speedrun.text import fmt_num as _num
 from speedrun.text import terminal_safe
@@ -76,6 +77,7 @@ def list_runs(
     sort: SortKey = typer.Option("id", help="Sort by this field."),
     desc: bool = typer.Option(False, "--desc", help="Sort in descending order."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON array instead of a table."),
+    where: Where = None,
 ) -> None:
     """List recorded runs, newest last.
 
@@ -85,10 +87,11 @@ def list_runs(
         speedrun list
         speedrun list --hardware T4 --status completed --sort final_val_acc --desc
         speedrun list --since 2026-11-01 --json
+        speedrun list --where "hardware = T4 and batch_size <= 64 and (cosine or final_val_acc > 88)"
     """
     store = open_store()
     runs = store.list_runs(
-        status=chosen(status), model=model, hardware=hardware, tag=tag, since=parse_since(since),
+        status=chosen(status), model=model, hardware=hardware, tag=tag, since=parse_since(since), where=where,
         limit=limit, sort=chosen(sort), descending=desc,
     )
     waiting = _waiting_to_sync(store)
@@ -96,7 +99,7 @@ def list_runs(
         print_json([_with_waiting(run_summary(r), r, waiting) for r in runs])
         return
     if not runs:
-        if any(v is not None for v in (status, model, hardware, tag, since)):
+        if any(v is not None for v in (status, model, hardware, tag, since, where)):
             console.print("No runs match.", markup=False)
         else:
             console.print("No runs recorded yet. Start one with `speedrun train` or `speedrun import-log`.",

@@ -3,9 +3,37 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Annotated, Any, Optional
+
+import typer
 
 from speedrun.errors import SpeedrunError
+
+# `--where QUERY` on every command that selects runs: one option, one help text (speedrun.query has the language).
+WHERE_HELP = (
+    'Only runs matching this query, e.g. "lr < 0.05 and (batch_size in (64, 128) or cosine)": '
+    "= != < <= > >=, in (...), between A and B, ~ \"glob*\", like, has NAME, and/or/not, parentheses; "
+    "names are parameters (lr, batch_size, cosine, ...) and run fields (status, hardware, model, tag, series, "
+    "group, date, final_val_acc, train_time_s, ...)."
+)
+Where = Annotated[Optional[str], typer.Option("--where", help=WHERE_HELP, show_default=False)]
+By = Annotated[Optional[str], typer.Option(
+    "--by", help="With --where: one set per value of this parameter or field (e.g. batch_size, hardware).",
+    show_default=False)]
+
+
+def where_sets_and_refs(store: Any, refs: Optional[list[str]], where: Optional[str], by: Optional[str], *,
+                        resolve: Any, each: bool = False, **options: Any) -> list:
+    """The sets `stats` and `compare` work on: the references' (`resolve`), then the runs `--where`
+    selects (analysis.groups.where_sets: one set, one per value of `--by`, or with `each` one per run)."""
+    from speedrun.analysis.groups import where_sets
+
+    if by is not None and where is None:
+        raise SpeedrunError(f"--by {by} groups the runs of --where; give --where too (e.g. --where \"status = completed\")")
+    if not refs and where is None:
+        raise SpeedrunError("give runs (numbers, labels or g:NAME) or --where QUERY")
+    sets = resolve(store, refs, **options) if refs else []
+    return sets + (where_sets(store, where, by=by, each=each) if where is not None else [])
 
 
 def parse_run_ranges(text: str) -> list[int]:

@@ -10,6 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from speedrun.cli.app import app, console, open_store
+from speedrun.cli.selection import By, Where, where_sets_and_refs
 from speedrun.analysis.groups import resolve
 from speedrun.analysis.metrics import ALPHA
 
@@ -36,13 +37,16 @@ def group(
 
 @app.command()
 def stats(
-    refs: List[str] = typer.Argument(..., help="Run numbers or labels (each stands for its repeats) or g:NAME."),
+    refs: Optional[List[str]] = typer.Argument(
+        None, help="Run numbers or labels (each stands for its repeats) or g:NAME; or --where."),
     target: List[float] = typer.Option([], "--target", help="Also time-to-target for this accuracy (repeatable)."),
     claim: Optional[float] = typer.Option(
         None, "--claim", help="Check the record claim that the mean final accuracy beats this value (at p<0.01)."
     ),
     alpha: float = typer.Option(ALPHA, help="Significance level of \"is this difference real\"."),
     as_json: bool = typer.Option(False, "--json", help="Print the numbers as JSON."),
+    where: Where = None,
+    by: By = None,
 ) -> None:
     """Mean, spread and 95% interval of each set of repeats; verdicts between them; a record check.
 
@@ -51,12 +55,13 @@ def stats(
     \b
         speedrun stats g:bs64 g:bs32
         speedrun stats 15 --claim 94 --target 85
+        speedrun stats --where "model = resnet9 and hardware = T4" --by batch_size
     """
     from speedrun.analysis.metrics import NoisePool
     from speedrun.analysis.stats_table import summarize_sets
 
     store = open_store()
-    sets = resolve(store, refs)
+    sets = where_sets_and_refs(store, refs, where, by, resolve=resolve)
     pool = NoisePool.from_store(store)
     result = summarize_sets(sets, targets=target, claim=claim, alpha=alpha, pool=pool)
     if as_json:

@@ -23,7 +23,7 @@ BUSY_TIMEOUT_S = 60
 # The newest revision in migrations/versions. Every command compares the database with
 # it; importing Alembic to find it would cost a third of a second per command, so it
 # is written here and a test checks it against Alembic's own head.
-SCHEMA_HEAD = "0004_notebook"
+SCHEMA_HEAD = "0007_where_indexes"
 _PACKAGE = Path(__file__).resolve().parent.parent  # speedrun/
 
 
@@ -108,6 +108,9 @@ def make_engine(url: str, *, label: str | None = None) -> Engine:
             engine = create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_S})
         elif backend == "postgresql":
             engine = create_engine(url, connect_args=POSTGRES_CONNECT_ARGS, pool_pre_ping=True)
+            from speedrun.tracking.models import postgresql_indexes
+
+            postgresql_indexes()
         else:
             engine = create_engine(url)
     except ImportError as exc:

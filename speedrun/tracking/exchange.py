@@ -54,8 +54,8 @@ def _series_of(store: Store, records: list[RunRecord]) -> list[Any]:
     return [row for row in store.list_series() if row.name in names] if names else []
 
 
-def export_runs(store: Store, ids: list[int] | None = None) -> dict[str, Any]:
-    runs = store.list_runs(ids=ids, with_epochs=True)
+def export_runs(store: Store, ids: list[int] | None = None, where: str | None = None) -> dict[str, Any]:
+    runs = store.list_runs(ids=ids, where=where, with_epochs=True)
     records = []
     for run in runs:
         record = record_from_run(run)
@@ -65,9 +65,10 @@ def export_runs(store: Store, ids: list[int] | None = None) -> dict[str, Any]:
             "series": [series_to_json(row) for row in _series_of(store, records)]}
 
 
-def damaged_runs(store: Store, ids: list[int] | None = None) -> list[str]:
+def damaged_runs(store: Store, ids: list[int] | None = None, where: str | None = None) -> list[str]:
     """'run 3 (extra)' for each run whose stored values cannot all be read."""
-    return [f"run {r.display_label} ({', '.join(r.damaged)})" for r in store.list_runs(ids=ids) if r.damaged]
+    return [f"run {r.display_label} ({', '.join(r.damaged)})" for r in store.list_runs(ids=ids, where=where)
+            if r.damaged]
 
 
 @dataclass

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Optional
 
-from sqlalchemy import JSON, Double, ForeignKey, Index, String, Text, TypeDecorator, UniqueConstraint
+from sqlalchemy import JSON, Double, ForeignKey, Index, String, Text, TypeDecorator, UniqueConstraint, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from speedrun.notebook.params import typed_value
@@ -216,7 +216,13 @@ class Param(Base):
     """One hyperparameter of a run: canonical name, JSON value, and its type name."""
 
     __tablename__ = "params"
-    __table_args__ = (UniqueConstraint("run_id", "name"), Index("ix_params_name", "name"))
+    __table_args__ = (
+        UniqueConstraint("run_id", "name"),
+        Index("ix_params_name", "name"),
+        # `--where` (tracking.where, migration 0007): parameters by name and value. On PostgreSQL
+        # numbers and booleans only (see `postgresql_indexes`).
+        Index("ix_params_lookup", "name", "value", "run_id"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
@@ -259,3 +265,17 @@ class Tag(Base):
     tag: Mapped[str] = mapped_column(String(128))
 
     run: Mapped[Run] = relationship(back_populates="tags")
+
+
+# The partial index's condition on PostgreSQL: a btree entry holds a third of a page at most, and
+# a long text value would make inserting its run fail. As migration 0007 creates it.
+PARAMS_LOOKUP_WHERE = "jsonb_typeof(value) IN ('number', 'boolean')"
+
+
+def postgresql_indexes() -> None:
+    """Give the models their PostgreSQL-only index options. Called when a PostgreSQL engine is made
+    (db.make_engine): a `postgresql_where` in the class body would import SQLAlchemy's PostgreSQL
+    dialect at every start, on SQLite too (see JSONType)."""
+    for index in Param.__table__.indexes:
+        if index.name == "ix_params_lookup":
+            index.dialect_options["postgresql"]["where"] = text(PARAMS_LOOKUP_WHERE)

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache, wraps
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 from sqlalchemy import (
     Boolean,
@@ -844,12 +844,14 @@ class Store:
         source: str | None = None,
         group: str | None = None,
         ids: Sequence[int] | None = None,
+        where: str | None = None,
         sort: str = "id",
         descending: bool = False,
         limit: int | None = None,
         with_epochs: bool = False,
     ) -> list[RunView]:
         """Runs matching every given filter, sorted; `limit` keeps the last ones of that order.
+        `where` is a query of speedrun.query (`lr < 0.05 and cosine`), run in the database.
 
         Status is the status a run reads as: a `running` run whose process is
         gone is listed as `died` (see `liveness`), so those two are filtered after reading.
@@ -899,16 +901,43 @@ class Store:
         else:
             query = query.order_by(*order)
         with self._read() as session:
+            if where is not None:
+                query = query.where(self._where(session, where))
             ordered = list(session.scalars(query))
             if sql_limit is not None:
                 ordered.reverse()
-            views = self._views(session, query, with_epochs=with_epochs)
+            # A `--where` query is run once: the views read the matching numbers, not the query again per table.
+            views = self._views(session, query if where is None else ordered, with_epochs=with_epochs)
         runs = [views[i] for i in ordered]
         if live_status:
             runs = [r for r in runs if r.status == status]
             if limit is not None:
                 runs = runs[-limit:] if limit else []
         return runs
+
+    def where_query(self, text: str):
+        """A `--where` query parsed and checked against the names this database holds
+        (speedrun.query.resolve); QueryError when it is not one."""
+        with self._read() as session:
+            return self._resolved(session, text)
+
+    @staticmethod
+    def _resolved(session: Session, text: str):
+        from speedrun.query import parse, resolve
+
+        return resolve(parse(text), text, _StoredParams(session))
+
+    def _where(self, session: Session, text: str):
+        """The WHERE clause of a `--where` query, compiled by tracking.where."""
+        from speedrun.query.ast import conditions
+        from speedrun.tracking.where import compile_where
+
+        expr = self._resolved(session, text)
+        died: list[int] = []
+        if any(c.field.key == "status" for c in conditions(expr)):  # `running` runs read as `died` once gone
+            running = select(Run.id).where(Run.status == "running")
+            died = [i for i, view in self._views(session, running, with_epochs=False).items() if view.status == "died"]
+        return compile_where(expr, session.get_bind().dialect.name, died=died)
 
     def _views(self, session: Session, run_ids, *, with_epochs: bool) -> dict[int, RunView]:
         """Plain views of the runs whose ids `run_ids` (a list or a SELECT of ids) names.
@@ -1181,6 +1210,32 @@ class Store:
         )
         for name, value in _summary_columns(summary).items():
             setattr(run, name, value)
+
+
+class _StoredParams(Mapping):
+    """The parameter names a database holds, with the type of their values (query.fields.stored_type):
+    asked name by name (one indexed lookup), listed whole only for a "did you mean"."""
+
+    def __init__(self, session: Session):
+        self._session = session
+        self._types: dict[str, str | None] = {}
+
+    def __getitem__(self, name: str) -> str:
+        from speedrun.query.fields import stored_type
+
+        if name not in self._types:
+            kinds = dict(self._session.execute(
+                select(Param.type, func.count()).where(Param.name == name).group_by(Param.type)).all())
+            self._types[name] = stored_type(kinds) if kinds else None
+        if self._types[name] is None:
+            raise KeyError(name)
+        return self._types[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._session.scalars(select(Param.name).distinct()).all())
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
 
 
 def _unreachable(exc: SQLAlchemyError, engine) -> bool:
