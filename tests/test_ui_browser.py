@@ -178,3 +178,17 @@ def test_a_running_run_grows_on_the_open_page_without_reload(page, server, datab
     page.wait_for_function("document.getElementById('run-epochs').textContent === '4'", timeout=15_000)
     page.wait_for_function("document.getElementById('chart').dataset.points === '4'", timeout=15_000)
     assert page.evaluate("window.__speedrun_marker") == marker == 42
+
+
+def test_the_filter_box_narrows_the_table_with_an_or_query(page, server):
+    page.goto(server)
+    page.fill("input[name=where]", "batch_size = 64 or title ~ \"run 99*\"")
+    page.wait_for_function("!document.querySelector('p.count').textContent.startsWith('1001 runs')")
+    count = page.locator("p.count").inner_text()
+    # 501 runs at batch 64 (the even ones, and run 1 of group bs64) and the odd "run 99*" titles at
+    # batch 128 (99, 991, 993, 995, 997, 999).
+    assert count.startswith("507 runs"), count
+    assert "where=" in page.url
+    page.fill("input[name=where]", "batch_size = ")
+    page.wait_for_selector("#where-error")
+    assert "^" in page.locator("#where-error").inner_text()

@@ -1117,8 +1117,9 @@ class Store:
     # ----------------------------------------------------------------- pages (speedrun ui)
     @_tolerant
     def page_runs(self, *, sort: str = "notebook", descending: bool = False, offset: int = 0, limit: int = 50,
-                  ids: Sequence[int] | None = None) -> tuple[list[RunView], int]:
-        """One page of runs in an order (`PAGE_ORDERS`), and how many runs there are in all.
+                  ids: Sequence[int] | None = None, where: str | None = None) -> tuple[list[RunView], int]:
+        """One page of runs in an order (`PAGE_ORDERS`), and how many runs match in all; `where` is a
+        `--where` query (run in the database, as by `list_runs`).
 
         Only the page's runs are read: a page of 10,000 runs costs what a page of 100 does.
         """
@@ -1132,6 +1133,8 @@ class Store:
         if ids is not None:
             query = query.where(Run.id.in_([i for i in ids if 0 < i <= RUN_NUMBER_MAX]))
         with self._read() as session:
+            if where is not None:
+                query = query.where(self._where(session, where))
             total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
             page = list(session.scalars(query.order_by(*order, Run.id).offset(max(offset, 0)).limit(max(limit, 0))))
             views = self._views(session, page, with_epochs=False)

@@ -29,7 +29,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from speedrun.analysis.views import hardware_class_of, run_detail, run_summary
-from speedrun.errors import RunNotFound, SpeedrunError
+from speedrun.errors import QueryError, RunNotFound, SpeedrunError
 from speedrun.text import fmt_num
 from speedrun.tracking.db import resource_dir
 from speedrun.tracking.records import EPOCH_FIELDS
@@ -51,6 +51,11 @@ def downsample(points: Sequence[Any], limit: int = MAX_POINTS) -> list[Any]:
         return list(points)
     step = (n - 1) / (limit - 1)
     return [points[round(i * step)] for i in range(limit)]
+
+
+def query_message(exc: QueryError) -> str:
+    """A bad filter as the CLI says it: the reason, the query, and a caret under the place."""
+    return f"{exc}\n  {exc.query}\n  {' ' * exc.position}^"
 
 
 def _markdown() -> MarkdownIt:
@@ -122,11 +127,17 @@ class UI:
         if not (1 <= page <= 10**9 and 1 <= per <= MAX_PER_PAGE):
             raise HTTPException(400, f"page must be 1 or more and per between 1 and {MAX_PER_PAGE}")
         columns = [c for c in q.get("cols", "").split(",") if c][:20]
-        return {"sort": sort, "desc": q.get("desc") == "1", "page": page, "per": per, "cols": columns}
+        where = q.get("where", "").strip() or None
+        return {"sort": sort, "desc": q.get("desc") == "1", "page": page, "per": per, "cols": columns,
+                "where": where}
 
     def _runs_page(self, query: dict[str, Any]) -> tuple[list[Any], int]:
-        return self.store.page_runs(sort=query["sort"], descending=query["desc"],
-                                    offset=(query["page"] - 1) * query["per"], limit=query["per"])
+        """One page of the table; a malformed `where` is a 400 whose message is the CLI's, caret and all."""
+        try:
+            return self.store.page_runs(sort=query["sort"], descending=query["desc"], where=query["where"],
+                                        offset=(query["page"] - 1) * query["per"], limit=query["per"])
+        except QueryError as exc:
+            raise HTTPException(400, query_message(exc)) from None
 
     def _rows(self, runs: Sequence[Any], columns: Sequence[str]) -> list[dict[str, Any]]:
         rows = []
@@ -139,12 +150,18 @@ class UI:
     # ------------------------------------------------------------------ pages
     def runs(self, request: Request) -> Response:
         query = self._runs_query(request)
-        runs, total = self._runs_page(query)
-        context = dict(query=query, rows=self._rows(runs, query["cols"]), total=total,
+        partial = bool(request.headers.get("HX-Request"))
+        try:
+            runs, total = self._runs_page(query)
+            error = None
+        except HTTPException as exc:
+            if not partial:  # a page load with a bad filter: the error page, 400
+                raise
+            runs, total, error = [], 0, exc.detail  # typed in the filter box: shown above an empty table
+        context = dict(query=query, rows=self._rows(runs, query["cols"]), total=total, error=error,
                        pages=max(1, -(-total // query["per"])), orders=sorted(PAGE_ORDERS),
                        param_names=self.store.param_names())
-        template = "runs_table.html.j2" if request.headers.get("HX-Request") else "runs.html.j2"
-        return self.page(request, template, **context)
+        return self.page(request, "runs_table.html.j2" if partial else "runs.html.j2", **context)
 
     def run_row(self, request: Request) -> Response:
         run = self.run_or_404(request.path_params["ref"])
