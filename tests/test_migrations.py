@@ -131,7 +131,8 @@ def test_models_match_migrations(db_path):
     engine = dbmod.make_engine(url)
     assert dbmod.upgrade(engine, url, through_migrations=True)
     with engine.connect() as conn:
-        assert compare_metadata(MigrationContext.configure(conn), Base.metadata) == []
+        context = MigrationContext.configure(conn, opts={"version_table": dbmod.VERSION_TABLE})
+        assert compare_metadata(context, Base.metadata) == []
     engine.dispose()
 
 
@@ -147,7 +148,8 @@ def test_a_new_database_is_created_at_head_as_the_migrations_would_make_it(db_pa
     store = Store.open(str(db_path))
     assert store.current_revision() == SCHEMA_HEAD == head_revision()
     with store.engine.connect() as conn:
-        assert compare_metadata(MigrationContext.configure(conn), Base.metadata) == []
+        context = MigrationContext.configure(conn, opts={"version_table": dbmod.VERSION_TABLE})
+        assert compare_metadata(context, Base.metadata) == []
     store.close()
 
 

@@ -285,9 +285,7 @@ class Store:
             reason = str(getattr(exc, "orig", None) or exc)
             if "Could not decode to UTF-8" in reason:
                 raise _UndecodableText from None
-            password = dbmod.password_of(self.url)
-            if password:
-                reason = reason.replace(password, "***")
+            reason = dbmod.scrub(reason, self.url)
             kind = DatabaseUnreachable if _unreachable(exc, self.engine) else DatabaseError
             raise kind(f"cannot {action} database {self.label}: {' '.join(reason.split())}") from None
 
@@ -1335,7 +1333,7 @@ def _run_row(record: RunRecord, run_id: int, label: str | None, env: Environment
         "stated_train_time_s": record.train_time_s,
         "extra": dict(record.extra),
         "error": record.error,
-        "command": record.command,
+        "command": dbmod.mask_urls(record.command),  # a URL's password is never stored
         "git_commit": record.git_commit,
         "git_dirty": record.git_dirty,
         "source_file": record.source_file,
