@@ -134,6 +134,8 @@ def _driver_url(db: str) -> str:
         user, colon, password = userinfo.partition(":")
         userinfo = quote(user, safe="%") + colon + quote(password, safe="%")
         rest = f"{userinfo}@{tail}"
+    if "@" in tail.partition("?")[2]:  # `?password=a@b`: SQLAlchemy would take the '@' for the host's
+        rest = rest[:len(rest) - len(tail)] + tail.partition("?")[0] + "?" + tail.partition("?")[2].replace("@", "%40")
     return f"{scheme}://{rest}"
 
 
@@ -255,7 +257,8 @@ def _configure_sqlite(engine: Engine) -> None:
         cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_S * 1000}")
         cursor.execute("PRAGMA foreign_keys = ON")
         try:
-            cursor.execute("PRAGMA journal_mode = WAL")
+            if _speedrun_or_empty(cursor):  # another program's file is left in its own journal mode
+                cursor.execute("PRAGMA journal_mode = WAL")
             cursor.execute("PRAGMA synchronous = NORMAL")
         except Exception:
             pass  # a read-only file keeps its journal mode; reads still work
@@ -265,6 +268,12 @@ def _configure_sqlite(engine: Engine) -> None:
     def _on_begin(conn):
         immediate = conn.get_execution_options().get("sqlite_immediate", False)
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def _speedrun_or_empty(cursor) -> bool:
+    """Whether an SQLite file is speedrun's (stamped) or still empty: only such files go to WAL."""
+    tables = {row[0] for row in cursor.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    return not tables or VERSION_TABLE in tables or {LEGACY_VERSION_TABLE, "runs"} <= tables
 
 
 def memory_copy(engine: Engine) -> Engine:
