@@ -1401,7 +1401,7 @@ def record_from_run(run: Run | RunView) -> RunRecord:
         started_at=run.started_at,
         finished_at=run.finished_at,
         error=run.error,
-        command=run.command,
+        command=dbmod.mask_urls(run.command),  # whatever an older speedrun left, exported without a password
         git_commit=run.git_commit,
         git_dirty=run.git_dirty,
         source_file=run.source_file,
