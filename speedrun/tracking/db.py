@@ -99,7 +99,7 @@ def secrets_of(db: str) -> list[str]:
 
 
 def password_of(db: str) -> str | None:
-    """The password inside a database URL (the longest credential it carries)."""
+    """The longest credential inside a database URL (messages go through `scrub`, which takes all)."""
     found = secrets_of(db)
     return found[0] if found else None
 
@@ -134,8 +134,9 @@ def _driver_url(db: str) -> str:
         user, colon, password = userinfo.partition(":")
         userinfo = quote(user, safe="%") + colon + quote(password, safe="%")
         rest = f"{userinfo}@{tail}"
-    if "@" in tail.partition("?")[2]:  # `?password=a@b`: SQLAlchemy would take the '@' for the host's
-        rest = rest[:len(rest) - len(tail)] + tail.partition("?")[0] + "?" + tail.partition("?")[2].replace("@", "%40")
+    base, question, query = rest.rpartition("?") if "?" in tail else (rest, "", "")
+    if "@" in query:  # `?password=a@b`: SQLAlchemy would take the '@' for the host's
+        rest = f"{base}{question}{query.replace('@', '%40')}"
     return f"{scheme}://{rest}"
 
 
@@ -373,7 +374,6 @@ def upgrade(engine: Engine, url: str, notify: Callable[[str], None] | None = Non
     `speedrun_version` first, in the same transaction.
     """
     label = label or display_name(url)
-    moved = False
     try:
         # Most opens find the schema current: check without the write lock (and without
         # Alembic), so read-only files can be read and readers never queue behind a writer.
@@ -392,7 +392,6 @@ def upgrade(engine: Engine, url: str, notify: Callable[[str], None] | None = Non
                     _refuse_foreign(conn, label)
                 if legacy:
                     _move_stamp(conn, current)
-                    moved = True
                 if current is None and not through_migrations:
                     _create_at_head(conn)
                 elif current != SCHEMA_HEAD:
