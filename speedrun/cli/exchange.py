@@ -66,4 +66,10 @@ def merge(
     name = terminal_safe(display_name(other))  # a URL without its password
     for theirs, ours in result.renumbered:
         console.print(f"Run {theirs} of {name} is run {ours} here (number {theirs} was taken).", markup=False)
-    console.print(f"Merged {len(result.added)} runs from {name}; {result.skipped} already here.", markup=False)
+    for run in result.conflicts:
+        err_console.print(f"Conflict: run {run} was edited here and in {name} since the last merge; its texts and "
+                          f"tags here are kept (edit them with `speedrun note`/`tag`).", markup=False, highlight=False)
+    updated = f", {len(result.updated)} runs updated" if result.updated else ""
+    conflicts = f", {len(result.conflicts)} in conflict" if result.conflicts else ""
+    console.print(f"Merged {len(result.added)} runs from {name}; {result.skipped} already here{updated}{conflicts}.",
+                  markup=False)

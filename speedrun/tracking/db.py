@@ -24,7 +24,7 @@ BUSY_TIMEOUT_S = 60
 # The newest revision in migrations/versions. Every command compares the database with
 # it; importing Alembic to find it would cost a third of a second per command, so it
 # is written here and a test checks it against Alembic's own head.
-SCHEMA_HEAD = "0005_secrets_clean_urls"
+SCHEMA_HEAD = "0006_secrets_edit_times"
 _PACKAGE = Path(__file__).resolve().parent.parent  # speedrun/
 
 
