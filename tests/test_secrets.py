@@ -130,16 +130,18 @@ def test_a_merged_run_keeps_no_password_of_its_command_line(tmp_path):
 
 def test_an_old_database_is_cleaned_and_its_stamp_moved(tmp_path):
     """A database of the speedrun before: revision 0004 in `alembic_version`, a password in a command line."""
+    from tests.test_migrations import _as_an_older_speedrun_left_it, build_at, insert_0001_run
+
     path = tmp_path / "old.db"
-    Store.open(str(path)).add_run(make_record(command="speedrun --db x train"))
+    build_at("0004_notebook", path)
     con = sqlite3.connect(path)
+    insert_0001_run(con)
     con.execute("update runs set command = ?", (f"speedrun --db=postgresql://alice:{SECRET}@h/db train",))
-    con.execute("alter table speedrun_version rename to alembic_version")
-    con.execute("update alembic_version set version_num = '0004_notebook'")
     con.commit()
     con.close()
+    _as_an_older_speedrun_left_it(f"sqlite:///{path}", "0004_notebook")
 
-    result = invoke(path, "show", "1", "--json")
+    result = invoke(path, "show", "15", "--json")
     assert result.exit_code == 0, result.output
     assert "Upgraded (from 0004_notebook)" in result.stderr
     assert json.loads(result.stdout)["command"] == "speedrun --db=postgresql://alice:***@h/db train"
