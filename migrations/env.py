@@ -8,6 +8,7 @@ connection it already holds, inside its own BEGIN IMMEDIATE transaction. The
 from alembic import context
 from sqlalchemy import engine_from_config, pool
 
+from speedrun.tracking.db import VERSION_TABLE
 from speedrun.tracking.models import Base
 
 config = context.config
@@ -19,6 +20,7 @@ def run_migrations(connection) -> None:
         connection=connection,
         target_metadata=target_metadata,
         render_as_batch=True,  # SQLite can only alter tables by copying them
+        version_table=VERSION_TABLE,  # not alembic_version: that one is Optuna's (sweeps)
     )
     with context.begin_transaction():
         context.run_migrations()

@@ -110,3 +110,40 @@ def test_an_export_with_a_bad_series_is_refused_before_anything_is_written(cli, 
     result = cli("merge", str(export), db=other)
     assert result.exit_code == 1 and "series #1 in the file: name" in result.output
     assert not other.exists() or json.loads(cli("list", "--json", db=other).stdout) == []
+
+
+def test_edits_travel_and_an_edit_on_both_sides_is_a_conflict(cli, db_path, tmp_path):
+    """Issue 27: `note` and `tag` in Colab after a merge reach the server by the next merge, and back;
+    an edit on both sides since the last merge is reported and nothing is overwritten."""
+    colab = tmp_path / "colab.db"
+    fill(colab, 2)
+    assert "Merged 2 runs" in cli("merge", str(colab)).stdout
+
+    def on_colab(*args):
+        result = cli(*args, db=colab)
+        assert result.exit_code == 0, result.output
+        return result
+
+    def shown(run, db=None):
+        data = json.loads(cli("show", str(run), "--json", db=db).stdout)
+        return data["analysis"], data["tags"], data["title"], data["epochs"]
+
+    on_colab("note", "1", "--analysis", "lr too high")
+    on_colab("tag", "1", "t4")
+    merged = cli("merge", str(colab))
+    assert "Merged 0 runs" in merged.stdout and "1 runs updated" in merged.stdout, merged.output
+    assert shown(1) == ("lr too high", ["colab", "t4"], "run 0", 3) == shown(1, colab)
+    assert "updated" not in cli("merge", str(colab)).stdout  # once
+
+    cli("note", "1", "--title", "renamed on the server")  # back the other way, through an export
+    exported = tmp_path / "server.json"
+    assert cli("export", "-o", str(exported)).exit_code == 0
+    back = on_colab("merge", str(exported))
+    assert "1 runs updated" in back.stdout and shown(1, colab)[2] == "renamed on the server"
+
+    on_colab("note", "2", "--analysis", "colab's view")
+    cli("note", "2", "--analysis", "the server's view")
+    clash = cli("merge", str(colab))
+    assert clash.exit_code == 0 and "1 in conflict" in clash.stdout and "Conflict: run 2" in clash.stderr
+    assert shown(2)[0] == "the server's view" and shown(2, colab)[0] == "colab's view"
+    assert all(shown(run)[3] == 3 for run in (1, 2))  # epochs untouched

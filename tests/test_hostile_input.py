@@ -161,7 +161,7 @@ def test_merge_refuses_a_damaged_value_in_another_database(cli, filled, tmp_path
 
 def test_merge_of_a_newer_database_names_the_users_file(cli, filled, tmp_path):
     con = sqlite3.connect(filled)
-    con.execute("update alembic_version set version_num = '9999_future'")
+    con.execute("update speedrun_version set version_num = '9999_future'")
     con.commit()
     con.close()
     error = one_error(cli("merge", str(filled), db=tmp_path / "t.db"), containing=str(filled))
@@ -326,7 +326,7 @@ def test_former_tracebacks_are_one_error_line(cli, filled, tmp_path, monkeypatch
 
 def test_invalid_utf8_in_the_stored_schema_revision_is_one_error(cli, filled):
     con = sqlite3.connect(filled)
-    con.execute("update alembic_version set version_num = cast(x'30ff' as text)")
+    con.execute("update speedrun_version set version_num = cast(x'30ff' as text)")
     con.commit()
     con.close()
     one_error(cli("list"), containing="schema")

@@ -131,7 +131,8 @@ def test_models_match_migrations(db_path):
     engine = dbmod.make_engine(url)
     assert dbmod.upgrade(engine, url, through_migrations=True)
     with engine.connect() as conn:
-        assert compare_metadata(MigrationContext.configure(conn), Base.metadata) == []
+        context = MigrationContext.configure(conn, opts={"version_table": dbmod.VERSION_TABLE})
+        assert compare_metadata(context, Base.metadata) == []
     engine.dispose()
 
 
@@ -147,7 +148,8 @@ def test_a_new_database_is_created_at_head_as_the_migrations_would_make_it(db_pa
     store = Store.open(str(db_path))
     assert store.current_revision() == SCHEMA_HEAD == head_revision()
     with store.engine.connect() as conn:
-        assert compare_metadata(MigrationContext.configure(conn), Base.metadata) == []
+        context = MigrationContext.configure(conn, opts={"version_table": dbmod.VERSION_TABLE})
+        assert compare_metadata(context, Base.metadata) == []
     store.close()
 
 
@@ -197,3 +199,100 @@ def _open_and_report(db: str) -> str:
 def test_schema_head_constant_matches_alembic():
     """db.SCHEMA_HEAD spares every command an Alembic import; it must name the real head."""
     assert dbmod.SCHEMA_HEAD == dbmod.head_revision()
+
+
+# --------------------------------------------------------------------------- speedrun's own version table
+
+
+def _as_an_older_speedrun_left_it(url: str, revision: str) -> None:
+    """The layout before 0005: speedrun's revision in `alembic_version`, Optuna's stamp never written."""
+    engine = dbmod.make_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
+        conn.execute(text("DROP TABLE speedrun_version"))
+        conn.execute(text("CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL, "
+                          "CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num))"))  # as Alembic makes it
+        conn.execute(text("INSERT INTO alembic_version VALUES (:revision)"), {"revision": revision})
+    engine.dispose()
+
+
+def test_an_old_database_moves_its_stamp_and_forgets_the_passwords_its_command_lines_held(db_path):
+    url = url_of(db_path)
+    build_at("0004_notebook", url)
+    engine = dbmod.make_engine(url)
+    with engine.connect() as conn:
+        insert_0001_run(conn)
+        conn.execute(text("UPDATE runs SET command = :c"),
+                      {"c": "speedrun --db postgresql+psycopg://alice:PW-s3cret@db.example.org/runs train --lr 0.1"})
+        conn.commit()
+    engine.dispose()
+    _as_an_older_speedrun_left_it(url, "0004_notebook")
+
+    notices = []
+    store = Store.open(str(db_path), notify=notices.append)
+    assert notices == ["Upgraded (from 0004_notebook) database " + store.label + " at schema revision "
+                       + dbmod.SCHEMA_HEAD + "."]
+    assert store.get_run(15).command == "speedrun --db postgresql+psycopg://alice:***@db.example.org/runs train --lr 0.1"
+    with store.engine.connect() as conn:
+        assert conn.execute(text("SELECT version_num FROM speedrun_version")).scalar() == dbmod.SCHEMA_HEAD
+        assert not store.has_table("alembic_version")
+    store.close()
+
+
+def _a_sweep_in(db_path) -> str:
+    """A sweep as `speedrun sweep` makes it (its study and grid, no training needed); returns its name."""
+    from speedrun.sweep import runner
+    from speedrun.sweep.space import parse_space
+
+    store = Store.open(str(db_path))
+    spec = runner.plan("lr-grid", "resnet18", parse_space({"lr": "0.01,0.02"}, whole_epochs=True), sampler=None,
+                       trials=None, repeat=1, objective="final_accuracy", prune=True, seed=0)
+    runner.open_sweep(store, spec, "lr-grid", lambda _message: None)
+    store.close()
+    return "lr-grid"
+
+
+def test_optuna_opens_a_sweeps_study_with_its_own_tools(db_path):
+    """Issue 27: speedrun's revision is in speedrun_version, so Optuna's schema check passes."""
+    import optuna
+
+    name = _a_sweep_in(db_path)
+    study = optuna.load_study(study_name=name, storage=url_of(db_path))
+    assert len(study.trials) == 2
+    assert optuna.storages.RDBStorage(url_of(db_path)).get_current_version() == \
+        optuna.storages.RDBStorage(url_of(db_path)).get_head_version()
+
+
+def test_a_sweep_database_of_an_older_speedrun_opens_in_optuna_once_speedrun_opened_it(db_path):
+    import optuna
+
+    name = _a_sweep_in(db_path)
+    _as_an_older_speedrun_left_it(url_of(db_path), dbmod.SCHEMA_HEAD)
+    with pytest.raises(RuntimeError, match="no longer compatible"):  # what users saw
+        optuna.load_study(study_name=name, storage=url_of(db_path))
+
+    notices = []
+    Store.open(str(db_path), notify=notices.append).close()
+    assert notices and "moved from alembic_version to speedrun_version" in notices[0]
+    assert len(optuna.load_study(study_name=name, storage=url_of(db_path)).trials) == 2
+    store = Store.open(str(db_path), notify=notices.append)
+    assert len(notices) == 1 and store.current_revision() == dbmod.SCHEMA_HEAD  # once
+    store.close()
+
+
+def test_a_database_of_another_program_is_refused_on_either_backend(db_path):
+    url = url_of(db_path)
+    engine = dbmod.make_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE invoices (id integer primary key, total integer)"))
+    engine.dispose()
+    with pytest.raises(dbmod.DatabaseError, match=r"another program \(tables invoices\)"):
+        Store.open(str(db_path))
+    with pytest.raises(dbmod.DatabaseError, match="another program"):
+        Store.open(str(db_path), migrate=False)
+    engine = dbmod.make_engine(url)
+    with engine.connect() as conn:
+        from sqlalchemy import inspect
+
+        assert inspect(conn).get_table_names() == ["invoices"]
+    engine.dispose()

@@ -40,7 +40,7 @@ def test_new_file_is_created_through_alembic_at_head(db_path):
     store = Store.open(str(db_path))
     assert store.current_revision() == dbmod.head_revision()
     tables = {r[0] for r in sqlite3.connect(db_path).execute("select name from sqlite_master where type='table'")}
-    assert {"runs", "params", "epoch_metrics", "environments", "tags", "alembic_version"} <= tables
+    assert {"runs", "params", "epoch_metrics", "environments", "tags", "speedrun_version"} <= tables
 
 
 @pytest.mark.sqlite_only
@@ -66,7 +66,7 @@ def test_sqlite_settings_allow_concurrent_writers(store):
 def test_database_from_a_newer_speedrun_is_refused(db_path, cli):
     Store.open(str(db_path)).close()
     con = sqlite3.connect(db_path)
-    con.execute("update alembic_version set version_num = '9999_future'")
+    con.execute("update speedrun_version set version_num = '9999_future'")
     con.commit()
     con.close()
     with pytest.raises(DatabaseError, match="newer than this speedrun"):

@@ -10,7 +10,7 @@ queries test it): a btree entry cannot exceed a third of a page, and a long text
 value (a notebook's unparsed option) would make inserting its run fail.
 
 Revision ID: 0007_where_indexes
-Revises: 0004_notebook
+Revises: 0006_secrets_edit_times
 Create Date: 2026-12-04
 """
 
@@ -18,7 +18,7 @@ from alembic import op
 import sqlalchemy as sa
 
 revision = "0007_where_indexes"
-down_revision = "0004_notebook"
+down_revision = "0006_secrets_edit_times"
 branch_labels = None
 depends_on = None
 

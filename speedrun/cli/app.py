@@ -46,6 +46,10 @@ class SpeedrunGroup(TyperGroup):
         order = {name: i for i, name in enumerate(WORKFLOW_ORDER)}
         return sorted(super().list_commands(ctx), key=lambda name: (order.get(name, len(order)), name))
 
+    def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:
+        state.args = [arg for arg in args if "://" in arg]  # URLs typed: `fail` scrubs their credentials
+        return super().parse_args(ctx, args)
+
     def invoke(self, ctx: typer.Context):
         try:
             return super().invoke(ctx)
@@ -94,6 +98,7 @@ class State:
     debug: bool = False
     store = None  # the store `open_store` opened for this command
     created: Path | None = None  # the database file this command created, if it did
+    args: list[str] = []  # the URLs among the command's arguments
 
 
 state = State()
@@ -121,11 +126,11 @@ def fail(message: str, code: int = 1, details: Sequence[str] = ()) -> NoReturn:
     """One clear line on stderr and a non-zero exit; `details` (a query echoed with a caret
     under the fault) follow it as they are, made terminal-safe."""
     from speedrun.text import terminal_safe
-    from speedrun.tracking.db import password_of
+    from speedrun.tracking.db import scrub
 
-    password = password_of(state.db)
-    if password:  # whatever a library quoted, the database password is never shown
-        message = message.replace(password, "***")
+    # Whatever a library quoted, no credential of a URL the user gave (--db, SPEEDRUN_DB, an
+    # argument: merge's source, an -o) is ever shown.
+    message = scrub(message, state.db, *state.args)
     # One line, whatever the underlying library put into its message.
     err_console.print(f"Error: {terminal_safe(' '.join(message.split()))}", markup=False, highlight=False,
                       soft_wrap=True)

@@ -12,6 +12,7 @@ from speedrun.cli.app import app, console, err_console, open_store
 from speedrun.cli.selection import Where, parse_run_ranges
 from speedrun.outputs import check_output, write_output
 from speedrun.text import terminal_safe
+from speedrun.tracking.db import display_name
 from speedrun.tracking.exchange import damaged_runs, export_runs, load_records, merge_records
 
 
@@ -64,7 +65,13 @@ def merge(
     loaded = load_records(other)  # checked before this database is even opened
     store = open_store()
     result = merge_records(store, loaded)
-    name = terminal_safe(other)
+    name = terminal_safe(display_name(other))  # a URL without its password
     for theirs, ours in result.renumbered:
         console.print(f"Run {theirs} of {name} is run {ours} here (number {theirs} was taken).", markup=False)
-    console.print(f"Merged {len(result.added)} runs from {name}; {result.skipped} already here.", markup=False)
+    for run in result.conflicts:
+        err_console.print(f"Conflict: run {run} was edited here and in {name} since the last merge; its texts and "
+                          f"tags here are kept (edit them with `speedrun note`/`tag`).", markup=False, highlight=False)
+    updated = f", {len(result.updated)} runs updated" if result.updated else ""
+    conflicts = f", {len(result.conflicts)} in conflict" if result.conflicts else ""
+    console.print(f"Merged {len(result.added)} runs from {name}; {result.skipped} already here{updated}{conflicts}.",
+                  markup=False)

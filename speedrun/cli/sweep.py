@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from datetime import datetime
 from pathlib import Path
 from typing import List, Optional
@@ -84,6 +83,7 @@ def sweep(
         return
     from speedrun.sweep import runner
     from speedrun.sweep.space import parse_space
+    from speedrun.tracking.environment import command_line
     from speedrun.tracking.records import RunRecord
     from speedrun.tracking.validation import check_name
     from speedrun.cli.train import make_recorder
@@ -114,7 +114,7 @@ def sweep(
                            objective=objective, prune=prune, seed=seed)
     study, spec = runner.open_sweep(store, spec, name, _note)
     template = RunRecord(source="train", status="running", tags=list(dict.fromkeys(tag or [])),
-                         command=" ".join(sys.argv))
+                         command=command_line())
     try:
         runner.run_worker(store, make_recorder(), study, spec, device=device.lower(), data_dir=str(data_dir),
                           template=template, reporter=Reporter(console if not as_json else err_console),

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import List, Optional
 
 import typer
 
 from speedrun.cli.app import app, console, err_console, open_store
+from speedrun.tracking.environment import command_line
 from speedrun.tracking.records import RunRecord
 from speedrun.tracking.spool import spooled
 
@@ -126,7 +126,7 @@ def train_command(
         return
 
     template = RunRecord(source="train", status="running", title=title, hypothesis=hypothesis, analysis=notes,
-                         tags=tags, command=" ".join(sys.argv))
+                         tags=tags, command=command_line())
     try:
         train_runs(chosen, config, make_recorder(), template, seeds=seed_list, group=group,
                    reporter=Reporter(console))

@@ -122,10 +122,9 @@ STUDY_TABLE = "studies"  # Optuna's; absent until the database's first sweep
 def storage_of(store: Any):
     """Optuna's storage in the store's own database.
 
-    The schema check is skipped: Optuna keeps its schema version in
-    `alembic_version`, the table speedrun's own migrations use, and a database
-    speedrun opened always has that table stamped with speedrun's revision, so
-    Optuna takes its schema as set up and creates only its own tables.
+    Optuna keeps its schema version in Alembic's default `alembic_version`;
+    speedrun keeps its own in `speedrun_version` (tracking/db.py), so Optuna's
+    schema check, `optuna.load_study` and optuna-dashboard all see Optuna's.
     """
     optuna = _quiet_optuna()
     from speedrun.tracking.db import POSTGRES_CONNECT_ARGS, BUSY_TIMEOUT_S
@@ -135,7 +134,7 @@ def storage_of(store: Any):
     postgres = store.engine.dialect.name == "postgresql"
     engine_kwargs = ({"connect_args": POSTGRES_CONNECT_ARGS, "pool_pre_ping": True} if postgres
                      else {"connect_args": {"timeout": BUSY_TIMEOUT_S}})
-    return optuna.storages.RDBStorage(store.url, engine_kwargs=engine_kwargs, skip_compatibility_check=True)
+    return optuna.storages.RDBStorage(store.url, engine_kwargs=engine_kwargs)
 
 
 def sweep_names(store: Any) -> list[str]:

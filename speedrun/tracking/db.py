@@ -8,6 +8,7 @@ locked" when it upgrades a read lock half way through.
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import Callable
@@ -34,27 +35,119 @@ def resource_dir(name: str) -> Path:
 
 
 def display_name(db: str) -> str:
-    """How a database is named in messages: the path as typed, or the URL without its password."""
+    """How a database is named wherever it surfaces (messages, recorded command lines, the
+    spool): the path as typed, or the URL as typed with every credential masked.
+
+    This is the one function that strips secrets from a URL: the password of its user
+    part, split at the *last* '@' before the host (a password may hold an unencoded '@'),
+    and the values of query keys that carry secrets (`password=`, `sslpassword=`, ...).
+    """
     if "://" not in db:
         return db
-    try:
-        return make_url(db).render_as_string(hide_password=True)
-    except Exception:  # not even a URL: mask what looks like user:password@
-        return _PASSWORD_IN_URL.sub(r"\1***@", db)
+    scheme, rest = db.split("://", 1)
+    userinfo, tail = _split_userinfo(rest)
+    shown = f"{scheme}://"
+    if userinfo is not None:
+        user, colon, _ = userinfo.partition(":")
+        shown += f"{user}:***@" if colon else f"{user}@"
+    base, question, query = tail.partition("?")
+    if question:
+        base += "?" + "&".join(f"{key}=***" if _secret_key(key) and sep else f"{key}{sep}{value}"
+                               for key, sep, value in (part.partition("=") for part in query.split("&")))
+    return shown + base
+
+
+def _split_userinfo(rest: str) -> tuple[str | None, str]:
+    """(user[:password], host and the rest) of what follows `scheme://`; None without a user part."""
+    if rest.startswith("/"):  # sqlite:///path, file URLs: no user part
+        return None, rest
+    # The last '@' before the path or query; failing that (a password with '/', '?' or '#'),
+    # the last '@' of all after something that looks like `user:` (not `host:port/`).
+    found = re.match(r"([^/?#]*)@(.*)\Z", rest, re.S) or re.match(r"([^/?#@:]*:(?!\d*/).*)@([^@]*)\Z", rest, re.S)
+    return (found.group(1), found.group(2)) if found else (None, rest)
+
+
+def _secret_key(key: str) -> bool:
+    return any(word in key.lower() for word in _SECRET_WORDS)
+
+
+_SECRET_WORDS = ("pass", "pwd", "secret", "token", "key", "credential")  # password, passfile, sslpassword, ...
+# A URL in running text: up to the next space, less the punctuation that ends a sentence or a quote.
+_URL_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://\S*[^\s:;,.)'\"\]]")
+
+
+def mask_urls(text: str | None) -> str | None:
+    """`text` (a recorded command line, a message) with every URL in it as `display_name` shows it."""
+    if not text or "://" not in text:
+        return text
+    return _URL_IN_TEXT.sub(lambda found: display_name(found.group(0)), text)
+
+
+def secrets_of(db: str) -> list[str]:
+    """The credentials inside a database URL (as typed and decoded), longest first, so that
+    messages quoting them in any form can be scrubbed."""
+    if "://" not in db:
+        return []
+    from urllib.parse import unquote
+
+    userinfo, tail = _split_userinfo(db.split("://", 1)[1])
+    found = [userinfo.partition(":")[2]] if userinfo is not None else []
+    _, _, query = tail.partition("?")
+    found += [value for key, _, value in (part.partition("=") for part in query.split("&")) if _secret_key(key)]
+    found += [unquote(value) for value in found]
+    return sorted({value for value in found if value}, key=len, reverse=True)
 
 
 def password_of(db: str) -> str | None:
-    """The password inside a database URL, so that messages can be scrubbed of it."""
-    if "://" not in db:
-        return None
-    try:
-        return make_url(db).password or None
-    except Exception:
-        match = _PASSWORD_IN_URL.search(db)
-        return match.group(0)[len(match.group(1)):-1] if match else None
+    """The longest credential inside a database URL (messages go through `scrub`, which takes all)."""
+    found = secrets_of(db)
+    return found[0] if found else None
 
 
-_PASSWORD_IN_URL = re.compile(r"(://[^:/@\s]*:)[^@\s]*@")
+def scrub(message: str, *dbs: str) -> str:
+    """A message with no credential of `dbs` in it: URLs masked as `display_name` shows them, and
+    whatever a library quoted of a password (parts of a URL, a connection string) replaced by ***.
+    The last line of defence: every message the user sees passes it."""
+    message = mask_urls(message) or ""
+    secrets = sorted({s for db in dbs if db for s in secrets_of(db)}, key=len, reverse=True)
+    if not secrets:
+        return message
+    # Masked URLs are kept as they are (a password such as "postgres" must not eat "postgresql://").
+    pieces = re.split(r"(\S+://\S+)", message)
+    for i in range(0, len(pieces), 2):
+        for secret in secrets:
+            pieces[i] = pieces[i].replace(secret, "***")
+    return "".join(pieces)
+
+
+def _driver_url(db: str) -> str:
+    """`postgres://` and `postgresql://` (what hosted providers hand out) name the installed
+    driver, and a password with an unencoded '@', '/', '?' or '#' is encoded, so that
+    SQLAlchemy reads the URL as the user meant it."""
+    scheme, rest = db.split("://", 1)
+    if scheme.lower() in ("postgres", "postgresql"):
+        scheme = _postgres_dialect()
+    userinfo, tail = _split_userinfo(rest)
+    if userinfo is not None and any(c in userinfo for c in "@/?#"):
+        from urllib.parse import quote
+
+        user, colon, password = userinfo.partition(":")
+        userinfo = quote(user, safe="%") + colon + quote(password, safe="%")
+        rest = f"{userinfo}@{tail}"
+    base, question, query = rest.rpartition("?") if "?" in tail else (rest, "", "")
+    if "@" in query:  # `?password=a@b`: SQLAlchemy would take the '@' for the host's
+        rest = f"{base}{question}{query.replace('@', '%40')}"
+    return f"{scheme}://{rest}"
+
+
+def _postgres_dialect() -> str:
+    """SQLAlchemy's name for PostgreSQL through the driver installed here (psycopg 3 first)."""
+    import importlib.util
+
+    for module, dialect in (("psycopg", "postgresql+psycopg"), ("psycopg2", "postgresql+psycopg2")):
+        if importlib.util.find_spec(module) is not None:
+            return dialect
+    return "postgresql+psycopg"  # none: the "needs psycopg" error names the one to install
 
 
 def resolve_url(db: str) -> str:
@@ -62,22 +155,35 @@ def resolve_url(db: str) -> str:
     if not db.strip():
         raise DatabaseError("no database given (--db is empty); give a file path or a URL")
     if "://" in db:
+        url = _driver_url(db)
         try:
-            make_url(db)
+            make_url(url)
         except (ArgumentError, ValueError) as exc:
-            raise DatabaseError(f"not a valid database URL: {display_name(db)} ({_scrub(str(exc), db)})") from None
-        return db
+            raise DatabaseError(f"not a valid database URL: {display_name(db)} ({scrub(str(exc), db)})") from None
+        return _readable(url)
     path = Path(db).expanduser()
     if path.is_dir():
         raise DatabaseError(f"{db} is a directory, not a database file")
     if not path.parent.exists():
         raise DatabaseError(f"cannot create database {db}: directory {path.parent} does not exist")
-    return f"sqlite:///{path.resolve()}"
+    return _readable(f"sqlite:///{path.resolve()}")
 
 
-def _scrub(message: str, db: str) -> str:
-    password = password_of(db)
-    return message.replace(password, "***") if password else message
+def _readable(url: str) -> str:
+    """An SQLite file on a read-only filesystem (a read-only Drive or container mount) opened
+    as immutable: a WAL-mode database is otherwise unreadable there, since SQLite cannot
+    create its shared-memory file (https://sqlite.org/wal.html#readonly). Only where neither
+    the file nor its folder can be written and no write-ahead log lies beside it."""
+    file = sqlite_file(url)
+    if file is None or make_url(url).database.startswith("file:") or not file.is_file():
+        return url
+    if _writable(file) or _writable(file.parent) or Path(f"{file}-wal").exists():
+        return url
+    return f"sqlite:///{file.as_uri()}?mode=ro&immutable=1&uri=true"
+
+
+def _writable(path: Path) -> bool:
+    return os.access(path, os.W_OK)
 
 
 def sqlite_file(url: str) -> Path | None:
@@ -116,7 +222,7 @@ def make_engine(url: str, *, label: str | None = None) -> Engine:
     except ImportError as exc:
         raise DatabaseError(_missing_driver(url, exc)) from None
     except (ArgumentError, ValueError, SQLAlchemyError) as exc:
-        raise DatabaseError(f"cannot use database {label}: {_scrub(str(exc), url)}") from None
+        raise DatabaseError(f"cannot use database {label}: {scrub(str(exc), url)}") from None
     if engine.dialect.name == "sqlite":
         _configure_sqlite(engine)
     return engine
@@ -155,7 +261,8 @@ def _configure_sqlite(engine: Engine) -> None:
         cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_S * 1000}")
         cursor.execute("PRAGMA foreign_keys = ON")
         try:
-            cursor.execute("PRAGMA journal_mode = WAL")
+            if _speedrun_or_empty(cursor):  # another program's file is left in its own journal mode
+                cursor.execute("PRAGMA journal_mode = WAL")
             cursor.execute("PRAGMA synchronous = NORMAL")
         except Exception:
             pass  # a read-only file keeps its journal mode; reads still work
@@ -165,6 +272,12 @@ def _configure_sqlite(engine: Engine) -> None:
     def _on_begin(conn):
         immediate = conn.get_execution_options().get("sqlite_immediate", False)
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def _speedrun_or_empty(cursor) -> bool:
+    """Whether an SQLite file is speedrun's (stamped) or still empty: only such files go to WAL."""
+    tables = {row[0] for row in cursor.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    return not tables or VERSION_TABLE in tables or {LEGACY_VERSION_TABLE, "runs"} <= tables
 
 
 def memory_copy(engine: Engine) -> Engine:
@@ -215,11 +328,30 @@ def head_revision(url: str = "sqlite://") -> str:
     return ScriptDirectory.from_config(alembic_config(url)).get_current_head()
 
 
+# speedrun's schema revision lives in a version table of its own: Optuna's tables share the
+# database (sweeps) and keep their revision in Alembic's default `alembic_version`, which
+# Optuna's own tools (load_study, optuna-dashboard) check.
+VERSION_TABLE = "speedrun_version"
+LEGACY_VERSION_TABLE = "alembic_version"  # where speedrun stamped its revision before 0005
+_OUR_REVISION = re.compile(r"\d{4}_\w*\Z")  # speedrun's revisions: 0004_notebook; Optuna's: v3.2.0.a
+
+
+def _stamp(conn) -> tuple[str | None, bool]:
+    """(the revision recorded in the database, whether it still sits in `alembic_version`);
+    (None, False) for a database without speedrun's schema yet."""
+    inspector = inspect(conn)
+    if inspector.has_table(VERSION_TABLE):
+        return conn.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).scalar(), False
+    if inspector.has_table(LEGACY_VERSION_TABLE):
+        for revision in conn.execute(text(f"SELECT version_num FROM {LEGACY_VERSION_TABLE}")).scalars():
+            if revision is not None and _OUR_REVISION.match(revision):
+                return revision, True
+    return None, False
+
+
 def stored_revision(conn) -> str | None:
     """The revision recorded in the database; None for a database without a schema yet."""
-    if not inspect(conn).has_table("alembic_version"):
-        return None
-    return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+    return _stamp(conn)[0]
 
 
 def current_revision(engine: Engine) -> str | None:
@@ -239,26 +371,33 @@ def upgrade(engine: Engine, url: str, notify: Callable[[str], None] | None = Non
     A database without a schema is created at head from the models and stamped,
     as Alembic's documentation recommends for new databases (a fifth of a second
     less than replaying every revision; tests/test_migrations.py checks both give
-    the models' schema). `through_migrations` replays the revisions instead.
+    the models' schema). `through_migrations` replays the revisions instead. A
+    database holding tables of another program (or speedrun's spool) is refused,
+    never migrated. A stamp in `alembic_version` (speedrun before 0005) moves to
+    `speedrun_version` first, in the same transaction.
     """
     label = label or display_name(url)
     try:
         # Most opens find the schema current: check without the write lock (and without
         # Alembic), so read-only files can be read and readers never queue behind a writer.
         with engine.connect() as conn:
-            if stored_revision(conn) == SCHEMA_HEAD:
+            if _stamp(conn) == (SCHEMA_HEAD, False):
                 return False
         with engine.execution_options(sqlite_immediate=True).connect() as conn:
             with conn.begin():
                 if conn.dialect.name == "postgresql":
                     conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
-                current = stored_revision(conn)
-                if current == SCHEMA_HEAD:
+                current, legacy = _stamp(conn)
+                if (current, legacy) == (SCHEMA_HEAD, False):
                     return False
                 _refuse_unknown(url, current, label)
+                if current is None:
+                    _refuse_foreign(conn, label)
+                if legacy:
+                    _move_stamp(conn, current)
                 if current is None and not through_migrations:
                     _create_at_head(conn)
-                else:
+                elif current != SCHEMA_HEAD:
                     from alembic import command
 
                     config = alembic_config(url)
@@ -271,24 +410,60 @@ def upgrade(engine: Engine, url: str, notify: Callable[[str], None] | None = Non
         if "Could not decode to UTF-8" in reason:
             raise DatabaseError(f"cannot open database {label}: its stored schema revision is damaged "
                                 f"(not UTF-8 text); it was not written by speedrun") from None
-        raise DatabaseError(f"cannot open database {label}: {_scrub(reason, url)}") from None
+        raise DatabaseError(f"cannot open database {label}: {scrub(reason, url)}") from None
     if notify:
-        what = "Created" if current is None else f"Upgraded (from {current})"
-        notify(f"{what} database {label} at schema revision {SCHEMA_HEAD}.")
+        if current == SCHEMA_HEAD:
+            notify(f"Database {label}: schema revision {SCHEMA_HEAD} moved from {LEGACY_VERSION_TABLE} to "
+                   f"{VERSION_TABLE} (Optuna's tools open its sweeps).")
+        else:
+            what = "Created" if current is None else f"Upgraded (from {current})"
+            notify(f"{what} database {label} at schema revision {SCHEMA_HEAD}.")
     return True
 
 
-def _create_at_head(conn) -> None:
-    """The models' tables, and Alembic's version table stamped with the head revision."""
+def _version_table():
     from sqlalchemy import Column, MetaData, PrimaryKeyConstraint, String, Table
 
+    return Table(VERSION_TABLE, MetaData(), Column("version_num", String(32), nullable=False),
+                 PrimaryKeyConstraint("version_num", name=f"{VERSION_TABLE}_pkc"))
+
+
+def _create_at_head(conn) -> None:
+    """The models' tables, and speedrun's version table stamped with the head revision."""
     from speedrun.tracking.models import Base
 
     Base.metadata.create_all(conn)
-    version = Table("alembic_version", MetaData(), Column("version_num", String(32), nullable=False),
-                    PrimaryKeyConstraint("version_num", name="alembic_version_pkc"))
+    version = _version_table()
     version.create(conn)
     conn.execute(version.insert().values(version_num=SCHEMA_HEAD))
+
+
+def _move_stamp(conn, revision: str) -> None:
+    """speedrun's revision from `alembic_version` to its own table; `alembic_version` keeps
+    whatever else it holds (Optuna's revision), and goes when nothing is left in it."""
+    version = _version_table()
+    version.create(conn)
+    conn.execute(version.insert().values(version_num=revision))
+    conn.execute(text(f"DELETE FROM {LEGACY_VERSION_TABLE} WHERE version_num = :revision"), {"revision": revision})
+    if conn.execute(text(f"SELECT count(*) FROM {LEGACY_VERSION_TABLE}")).scalar() == 0:
+        conn.execute(text(f"DROP TABLE {LEGACY_VERSION_TABLE}"))
+
+
+def _refuse_foreign(conn, label: str) -> None:
+    """A database without speedrun's stamp but with tables belongs to something else (another
+    program, an Optuna study, speedrun's own spool): refused, never given speedrun's schema."""
+    tables = sorted(set(inspect(conn).get_table_names()) - {"sqlite_sequence"})
+    if not tables:
+        return
+    if tables == ["pending"]:
+        what = "speedrun's spool (records waiting for a database server), not a runs database"
+    elif {"studies", "trials", "version_info"} <= set(tables):
+        what = "an Optuna study database, not a speedrun runs database"
+    else:
+        shown = ", ".join(tables[:6]) + (f" and {len(tables) - 6} more" if len(tables) > 6 else "")
+        what = f"a database of another program (tables {shown}), not a speedrun runs database"
+    raise DatabaseError(f"database {label} is {what}; speedrun leaves it as it is "
+                        f"(give --db a new file or a speedrun database)")
 
 
 # Key of the PostgreSQL advisory lock that serialises schema upgrades ("speedrun" in ASCII).
@@ -314,8 +489,13 @@ def _refuse_unknown(url: str, revision: str | None, label: str) -> None:
 
 
 def check_revision(engine: Engine, url: str, *, label: str = "") -> None:
-    """For read-only use without migrating: refuse a schema this speedrun does not know."""
-    _refuse_unknown(url, current_revision(engine), label)
+    """For read-only use without migrating: refuse a schema this speedrun does not know, and a
+    database that is not speedrun's."""
+    with engine.connect() as conn:
+        revision = stored_revision(conn)
+        if revision is None:
+            _refuse_foreign(conn, label or display_name(url))
+    _refuse_unknown(url, revision, label)
 
 
 def refuse_writes(engine: Engine) -> None:

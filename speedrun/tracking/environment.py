@@ -163,3 +163,11 @@ def git_info(path: str | Path = ".") -> tuple[str | None, bool | None]:
     commit = _run(["git", "rev-parse", "HEAD"], cwd=path)  # None before the first commit
     status = _run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=path)
     return commit or None, (bool(status) if status is not None else None)
+
+
+def command_line(argv: list[str] | None = None) -> str:
+    """The command a run was started with, as it is recorded: every URL in it (`--db URL`,
+    `--db=URL`) without its credentials, so a password never reaches the database."""
+    from speedrun.tracking.db import mask_urls
+
+    return mask_urls(" ".join(sys.argv if argv is None else argv)) or ""

@@ -10,7 +10,7 @@ refuses the merge, naming the run and the field, and nothing is written.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,7 @@ MAX_INPUT_BYTES = 1024**3  # an export or database to merge: 1 GiB
 def record_to_json(record: RunRecord) -> dict[str, Any]:
     """The JSON form of a record, as `export` writes it (dates in ISO 8601)."""
     data = asdict(record)
-    for key in ("created_at", "started_at", "finished_at"):
+    for key in ("created_at", "started_at", "finished_at", "edited_at", "merged_edit_at"):
         if data[key] is not None:
             data[key] = data[key].isoformat()
     data.pop("warnings", None)
@@ -175,6 +175,8 @@ class MergeResult:
     added: list[tuple[int, RunRecord]]
     skipped: int
     renumbered: list[tuple[int, int]]  # (number in the other database, number here)
+    updated: list[int] = field(default_factory=list)  # runs here whose texts and tags took a later edit
+    conflicts: list[int] = field(default_factory=list)  # runs edited on both sides since the last merge: kept
 
 
 def merge_records(store: Store, loaded: Loaded) -> MergeResult:
@@ -185,4 +187,6 @@ def merge_records(store: Store, loaded: Loaded) -> MergeResult:
     stored = store.add_runs(records, force=True, label_clashes=False, skip_known=True, series=loaded.series)
     added = [(s.number, r) for s, r in zip(stored, records) if not s.skipped]
     renumbered = [(s.requested, s.number) for s in stored if s.renumbered]
-    return MergeResult(added, sum(s.skipped for s in stored), renumbered)
+    # Runs already here: their texts and tags take a later edit (epochs stay append-only).
+    updated, conflicts = store.carry_edits([r for s, r in zip(stored, records) if s.skipped])
+    return MergeResult(added, sum(s.skipped for s in stored), renumbered, updated, conflicts)

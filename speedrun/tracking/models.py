@@ -155,6 +155,10 @@ class Run(RunLabels, Base):
     description: Mapped[Optional[str]] = mapped_column(Text)
     analysis: Mapped[Optional[str]] = mapped_column(Text)
     group_name: Mapped[Optional[str]] = mapped_column(String(128))
+    # Edits that travel (`merge`): when the user's texts or tags last changed (`note`, `tag`), and
+    # the edit time both databases agreed on at the last merge (a change on both sides since: a conflict).
+    edited_at: Mapped[Optional[datetime]]
+    merged_edit_at: Mapped[Optional[datetime]]
 
     # Summary numbers, derived from the epochs (records.RunningSummary) whenever epochs are written.
     epochs_planned: Mapped[Optional[int]]

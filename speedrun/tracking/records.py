@@ -80,6 +80,8 @@ class RunRecord:
     created_at: datetime | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
+    edited_at: datetime | None = None  # when the user's texts or tags last changed (merge carries edits by it)
+    merged_edit_at: datetime | None = None  # the edit its database last took in by a merge
     error: str | None = None
     command: str | None = None
     git_commit: str | None = None

@@ -74,6 +74,7 @@ class Spool:
         if self._engine is None:
             self._engine = create_engine(f"sqlite:///{self.path.resolve()}", connect_args={"timeout": 60})
             _metadata.create_all(self._engine)
+            _mask_servers(self._engine)
         return self._engine
 
     def add(self, server: str, run_uuid: str, run_id: int, kind: str, payload: dict[str, Any]) -> None:
@@ -123,6 +124,20 @@ class Spool:
 
     def _errors(self):
         return _SpoolErrors(self.path)
+
+
+def _mask_servers(engine) -> None:
+    """Servers recorded by an older speedrun with a password in the URL's query string: keyed
+    by their masked name now (`display_name`), so the password leaves the file and what
+    waits is still found."""
+    from sqlalchemy import update
+
+    from speedrun.tracking.db import display_name
+
+    with engine.begin() as conn:
+        for server in conn.execute(select(_pending.c.server).distinct()).scalars().all():
+            if display_name(server) != server:
+                conn.execute(update(_pending).where(_pending.c.server == server).values(server=display_name(server)))
 
 
 class _SpoolErrors:

@@ -301,9 +301,7 @@ class Store:
             reason = str(getattr(exc, "orig", None) or exc)
             if "Could not decode to UTF-8" in reason:
                 raise _UndecodableText from None
-            password = dbmod.password_of(self.url)
-            if password:
-                reason = reason.replace(password, "***")
+            reason = dbmod.scrub(reason, self.url)
             kind = DatabaseUnreachable if _unreachable(exc, self.engine) else DatabaseError
             raise kind(f"cannot {action} database {self.label}: {' '.join(reason.split())}") from None
 
@@ -685,7 +683,7 @@ class Store:
 
     @_tolerant
     def update_texts(self, ref: str | int, **texts: str | None) -> Run:
-        allowed = {"hypothesis", "description", "analysis", "title"}
+        allowed = set(EDITABLE_TEXTS)
         with self._write() as session:
             run = self._resolve(session, ref)
             for name, value in texts.items():
@@ -693,8 +691,9 @@ class Store:
                     raise ValueError(name)
                 if name == "title" and value is not None:
                     check_name(value, "title")
-                if value is not None:
+                if value is not None and getattr(run, name) != value:
                     setattr(run, name, value)
+                    run.edited_at = utcnow()
             return run
 
     @_tolerant
@@ -706,10 +705,42 @@ class Store:
             for tag in tags:
                 if remove and tag in current:
                     run.tags.remove(current.pop(tag))
+                    run.edited_at = utcnow()
                 elif not remove and tag not in current:
                     current[tag] = Tag(tag=tag)
                     run.tags.append(current[tag])
+                    run.edited_at = utcnow()
             return sorted(current)
+
+    @_tolerant
+    def carry_edits(self, records: Sequence[RunRecord]) -> tuple[list[int], list[int]]:
+        """The user's texts and tags of runs already here, as another database's copies (`records`,
+        by UUID) have them where those were edited later. A run edited here too, since the edit
+        both sides last shared, is a conflict: reported (returned), not overwritten. Epochs are
+        never touched. Returns (runs updated, runs in conflict)."""
+        incoming = {r.uuid: r for r in records if r.uuid and r.edited_at is not None}
+        updated: list[int] = []
+        conflicts: list[int] = []
+        if not incoming:
+            return updated, conflicts
+        with self._write() as session:
+            runs = session.scalars(select(Run).where(Run.uuid.in_(list(incoming))).options(selectinload(Run.tags)))
+            for run in runs:
+                theirs = incoming[run.uuid]
+                if run.edited_at == theirs.edited_at or not _later(theirs.edited_at, run.merged_edit_at):
+                    continue  # nothing this database has not taken in already
+                if run.edited_at is not None and _later(run.edited_at, run.merged_edit_at) and \
+                        _later(run.edited_at, theirs.merged_edit_at):
+                    conflicts.append(run.id)  # edited here too, and the other side never saw it
+                    continue
+                for name in EDITABLE_TEXTS:
+                    setattr(run, name, getattr(theirs, name))
+                run.tags.clear()
+                session.flush()
+                run.tags.extend(Tag(tag=tag) for tag in dict.fromkeys(theirs.tags))
+                run.edited_at = run.merged_edit_at = theirs.edited_at
+                updated.append(run.id)
+        return sorted(updated), sorted(conflicts)
 
     @_tolerant
     def set_group(self, refs: Iterable[str | int], group: str | None) -> list[int]:
@@ -1432,6 +1463,15 @@ def _epoch_row(epoch: EpochRecord) -> EpochMetric:
     return EpochMetric(**values, extra=dict(epoch.extra))
 
 
+# The user's texts of a run (`note`): with its tags, what a merge carries as an edit.
+EDITABLE_TEXTS = ("title", "hypothesis", "description", "analysis")
+
+
+def _later(when, than) -> bool:
+    """`when` is after `than` (no time: never edited, before everything)."""
+    return when is not None and (than is None or when > than)
+
+
 def _run_row(record: RunRecord, run_id: int, label: str | None, env: Environment | None) -> dict[str, Any]:
     """The `runs` row of a record, with its summary derived from its epochs."""
     summary = summarize_record(record)
@@ -1461,7 +1501,9 @@ def _run_row(record: RunRecord, run_id: int, label: str | None, env: Environment
         "stated_train_time_s": record.train_time_s,
         "extra": dict(record.extra),
         "error": record.error,
-        "command": record.command,
+        "command": dbmod.mask_urls(record.command),  # a URL's password is never stored
+        "edited_at": record.edited_at,
+        "merged_edit_at": record.edited_at,  # as merged: both databases agree on this edit
         "git_commit": record.git_commit,
         "git_dirty": record.git_dirty,
         "source_file": record.source_file,
@@ -1528,8 +1570,10 @@ def record_from_run(run: Run | RunView) -> RunRecord:
         created_at=run.created_at,
         started_at=run.started_at,
         finished_at=run.finished_at,
+        edited_at=run.edited_at,
+        merged_edit_at=run.merged_edit_at,
         error=run.error,
-        command=run.command,
+        command=dbmod.mask_urls(run.command),  # whatever an older speedrun left, exported without a password
         git_commit=run.git_commit,
         git_dirty=run.git_dirty,
         source_file=run.source_file,
