@@ -90,6 +90,9 @@ class TrainConfig:
             (not self.nesterov or (self.optimizer in ("sgd", "muon") and self.momentum > 0),
              "--nesterov needs --optimizer sgd or muon with a positive --momentum"),
             (self.subset is None or self.subset >= 2, f"--subset must be at least 2 images, not {self.subset}"),
+            # The fast recipes drop the last partial batch: fewer images than a batch would train nothing.
+            (self.recipe is None or self.subset is None or self.batch_size <= self.subset,
+             f"--batch-size {self.batch_size} is larger than the {self.subset} images of --subset"),
             (self.target is None or 0 < self.target <= 100, f"--target is a val accuracy in (0, 100], not {self.target}"),
             (self.schedule is None or self.schedule in SCHEDULES, f"schedule must be one of {', '.join(SCHEDULES)}"),
             (self.label_smoothing is None or 0 <= self.label_smoothing < 1,
