@@ -24,7 +24,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from speedrun.errors import SpeedrunError
+from speedrun.errors import SettingRefused
 from speedrun.tracking.records import RunRecord
 from speedrun.training.augment import AlternatingFlipTranslate, normalize
 from speedrun.training.config import TrainConfig
@@ -172,7 +172,7 @@ def train_fast(config: TrainConfig, recorder: Recorder, *, parts: FastParts, rec
     device = setup_torch(config)
     data, data_load_s = timed(lambda: load_cifar10(config.data_dir, device, subset=config.subset), device)
     if data.num_train < config.batch_size:
-        raise SpeedrunError(f"--batch-size {config.batch_size} is larger than the {data.num_train} training images")
+        raise SettingRefused(f"--batch-size {config.batch_size} is larger than the {data.num_train} training images")
     steps = Steps.of(data.num_train, config.batch_size, config.epochs)
     model = parts.build_model(config).to(device, memory_format=torch.channels_last)
     net = compiled(model) if config.compile else model
