@@ -408,13 +408,19 @@ def run_worker(store: Any, recorder: Recorder, study, spec: SweepSpec, *, device
 def _give_back(store: Any, study, trial, spec: SweepSpec, label: str, exc: SpeedrunError) -> SpeedrunError:
     """An error of this machine, not of the setting: the trial goes back to the queue as it was (another
     worker, or this one once fixed, trains it) and the worker stops with the error, saying so."""
+    from sqlalchemy.exc import SQLAlchemyError
+
     def frozen():
         return next(t for t in study.get_trials(deepcopy=False) if t.number == trial.number)
 
-    with store.exclusive(f"sweep {spec.name}"):
-        _end(study, frozen(), "returned")
-        _queue_again(study, frozen())
-    return SpeedrunError(f"{exc} (sweep {spec.name}: trial {label} is back in the queue; continue with "
+    try:
+        with store.exclusive(f"sweep {spec.name}"):
+            _end(study, frozen(), "returned")
+            _queue_again(study, frozen())
+        where = "is back in the queue"
+    except (SQLAlchemyError, SpeedrunError):  # the database itself is gone: the next worker finds it died
+        where = "goes back to the queue when the next worker starts"
+    return SpeedrunError(f"{exc} (sweep {spec.name}: trial {label} {where}; continue with "
                          f"`speedrun sweep --resume {spec.name}` once this is fixed)")
 
 
