@@ -17,6 +17,11 @@ class DatabaseUnreachable(DatabaseError):
     """A database server that cannot be reached now (refused, gone, network down): try again later."""
 
 
+class SettingRefused(SpeedrunError):
+    """A setting that cannot train, found once the data is there (a batch larger than the data set):
+    the setting's fault, not the machine's, so a sweep marks it refused for good."""
+
+
 class RunNotFound(SpeedrunError):
     """A run number or label that the database does not hold."""
 

@@ -16,6 +16,7 @@ import itertools
 import os
 import pwd
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -103,18 +104,30 @@ class PostgresServer:
             c.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
 def main() -> None:
     bindir = find_bin()
     if bindir is None:
         raise SystemExit("PostgreSQL's initdb and pg_ctl were not found (apt install postgresql, or set SPEEDRUN_PG_BIN)")
-    server = PostgresServer(bindir).start()
-    print(f"PostgreSQL is running: export SPEEDRUN_DB='{server.url()}'   (Ctrl-C stops it and removes its data)")
+    # SIGTERM (kill, a service manager) and SIGHUP (a closed terminal) stop it as Ctrl-C does: the
+    # server stopped and its folder removed, however it was asked to end.
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, _interrupt)
+    server = PostgresServer(bindir)
     try:
+        server.start()
+        print(f"PostgreSQL is running: export SPEEDRUN_DB='{server.url()}'   "
+              f"(Ctrl-C stops it and removes its data in {server.folder})", flush=True)
         while True:
             time.sleep(3600)
     except KeyboardInterrupt:
         pass
     finally:
+        for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):  # the clean-up itself is not cut short
+            signal.signal(signum, signal.SIG_IGN)
         server.remove()
 
 

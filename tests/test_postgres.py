@@ -185,3 +185,46 @@ def test_train_command_survives_a_server_stopped_mid_run(own_server, tmp_path, m
     assert "Sent 2 epochs and 1 run ends" in invoke(url, "sync").stdout
     run = Store.open(url).get_run(1)
     assert ([e.epoch for e in run.epochs], run.status) == ([1, 2, 3], "completed")
+
+
+def test_the_hand_started_server_stops_and_cleans_up_on_sigterm():
+    # `python -m tests.pgserver` stopped with SIGTERM (kill, a service manager, a closing terminal's
+    # job control) left its server running and its folder behind (issue 27): only Ctrl-C cleaned up.
+    import glob
+    import signal
+    import subprocess
+    import tempfile
+    from pathlib import Path
+
+    import psycopg
+
+    from tests import pgserver
+    from tests.conftest import ROOT
+
+    if pgserver.find_bin() is None:
+        pytest.skip("initdb and pg_ctl not found")
+    folder = None
+    process = subprocess.Popen([sys.executable, "-m", "tests.pgserver"], cwd=ROOT, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    try:
+        line = process.stdout.readline()
+        url = re.search(r"SPEEDRUN_DB='([^']+)'", line).group(1)
+        port = int(re.search(r":(\d+)/", url).group(1))
+        # The server's folder: the temporary one whose postmaster.pid names this port (4th line).
+        [folder] = [Path(p).parent.parent for p in glob.glob(f"{tempfile.gettempdir()}/speedrun-pg-*/data/postmaster.pid")
+                    if Path(p).read_text().splitlines()[3:4] == [str(port)]]
+        assert folder.is_dir()
+        psycopg.connect(f"host=127.0.0.1 port={port} user=postgres dbname=postgres").close()
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=120) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+        if folder is not None and folder.exists():  # what the failure left: stopped and removed here
+            left = pgserver.PostgresServer(pgserver.find_bin())
+            left.folder.rmdir()
+            left.folder, left.data = folder, folder / "data"
+            left.remove()
+            pytest.fail("the server and its folder were left behind")
+    with pytest.raises(psycopg.OperationalError):
+        psycopg.connect(f"host=127.0.0.1 port={port} user=postgres dbname=postgres", connect_timeout=5).close()

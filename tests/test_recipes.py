@@ -242,6 +242,29 @@ def test_fast_trainer_records_tta_as_final_and_both_times(fake_cifar):
     assert any(line.startswith("Speedrun time (whitening init") for line in lines)
 
 
+def test_without_tta_the_last_epochs_evaluation_is_final_and_nothing_more_is_timed(fake_cifar, monkeypatch):
+    # --tta 0 ran a final evaluation anyway, the same as the last epoch's, and counted it as speedrun time
+    # (issue 27: 85 s of an airbench94 run on a CPU).
+    levels = []
+    original = fastloop.evaluate_tta
+    monkeypatch.setattr(fastloop, "evaluate_tta", lambda *a, **k: levels.append(k["level"]) or original(*a, **k))
+    recipe = get_recipe("airbench94")
+    config = recipe.configure(device="cpu", amp=False, seed=0, batch_size=16, epochs=2, tta=0,
+                              data_dir=str(fake_cifar)).resolve()
+    recorder, lines = MemoryRecorder(), []
+    reporter = Reporter(progress=False)
+    reporter.line = lines.append
+    result = recipe.train(config, recorder, reporter=reporter)
+    assert recorder.status == "completed" and levels == [0, 0]  # the two epochs' evaluations, nothing after
+    last = recorder.epochs[-1]
+    assert recorder.finish_args["train_time_s"] == last.elapsed_s  # whitening init + training only
+    assert result.final_val_acc == last.val_acc and recorder.finish_args["final_val_acc"] is None
+    extra = recorder.finish_args["extra"]
+    assert extra["tta_level"] == 0 and "tta_time_s" not in extra and "tta_val_acc" not in extra
+    assert not any("test-time augmentation" in line for line in lines)
+    assert any(line.startswith("Speedrun time (whitening init") and "TTA" not in line for line in lines)
+
+
 # --- the command line ----------------------------------------------------------------------------
 
 def rows(output):
@@ -271,6 +294,8 @@ def test_default_recipe_is_unchanged_and_records_no_recipe_fields():
     (["--recipe", "airbench94", "--model", "resnet9"], "--model resnet9 is not available in recipe airbench94"),
     (["--recipe", "airbench94", "--aug", "crop"], "--aug crop is not available in recipe airbench94"),
     (["--recipe", "airbench94", "--tta", "3"], "--tta must be one of 0, 1, 2"),
+    # A fast recipe drops the last partial batch: fewer images than one batch was a ZeroDivisionError (issue 27).
+    (["--recipe", "airbench94", "--subset", "500"], "--batch-size 1024 is larger than the 500 images of --subset"),
     (["--seeds", "1,1"], "--seeds must list distinct integers"),
     (["--repeat", "3", "--seeds", "1,2"], "--repeat 3 disagrees"),
 ])

@@ -91,6 +91,7 @@ def test_a_grid_sweep_records_every_trial_as_a_run_in_one_group(cli, data, tmp_p
     assert [(s["name"], s["complete"], s["planned"]) for s in listed] == [("lr-grid", 3, 3)]
     text = cli("sweep", "show", "lr-grid", "--plots", str(tmp_path / "plots")).output
     assert "Best: lr=" in text and "Against the runner-up:" in text
+    assert "Importance: not shown: lr is the only option searched." in text
     assert (tmp_path / "plots" / "sweep-lr-grid-lr.png").stat().st_size > 1000
 
 
@@ -142,17 +143,26 @@ def test_ctrl_c_keeps_finished_trials_and_resume_runs_only_the_missing(cli, data
     assert "speedrun sweep --resume cc" in result.output
     runs = runs_of(cli)
     assert [r["status"] for r in runs] == ["completed", "interrupted"]
+    # The trial ended as its run did: interrupted, not failed (issue 27).
+    [listed] = json.loads(cli("sweep", "list", "--json").output)
+    assert (listed["interrupted"], listed["failed"]) == (1, 0)
     ctrl_c_in_second_evaluation()  # the key released
 
     resumed = cli("sweep", "--resume", "cc", "--data-dir", data, "--device", "cpu")
     assert resumed.exit_code == 0, resumed.output
     assert "1 given back to the queue" in resumed.output
+    # The retry is numbered as a retry of trial 1, not as a fourth trial of three planned (issue 27).
+    assert "Trial 1, retry 1 of sweep cc (3 planned): lr=0.04" in resumed.output
+    assert "Trial 3" not in resumed.output
     runs = runs_of(cli)
     assert len(runs) == 4  # the interrupted trial again, and the one never started; the first not twice
     done = [r for r in runs if r["status"] == "completed"]
     assert sorted(r["params"]["lr"] for r in done) == [0.02, 0.04, 0.08]
+    assert any(r["title"] == "cc trial 1, retry 1: lr=0.04" for r in done)
     shown = json.loads(cli("sweep", "show", "cc", "--json").output)
-    assert shown["counts"]["complete"] == 3 and shown["counts"]["fail"] == 1
+    assert shown["counts"]["complete"] == 3 and shown["counts"]["interrupted"] == 1 and shown["counts"]["fail"] == 0
+    assert sorted(t["label"] for t in shown["trials"]) == ["0", "1", "1, retry 1", "2"]
+    assert {t["label"]: t["result"] for t in shown["trials"]}["1"] == "interrupted"
 
 
 def test_hopeless_trials_are_pruned_and_recorded_as_pruned(cli, data, monkeypatch):
@@ -298,3 +308,145 @@ def test_a_read_only_database_shows_its_sweeps(cli, data, db_path):
     shown = cli("sweep", "show", "ro", "--json", db=read_only)
     assert shown.exit_code == 0 and len(json.loads(shown.output)["trials"]) == 2
     assert "### Sweep ro" in cli("report", db=read_only).output
+
+
+# --- what a sweep must not lose or leave (issue 24) -------------------------------------------------------
+
+def tables_of(store) -> set[str]:
+    from sqlalchemy import inspect
+
+    return set(inspect(store.engine).get_table_names())
+
+
+def test_resuming_a_sweep_that_does_not_exist_creates_nothing(cli, store):
+    # `sweep --resume nope` failed but added Optuna's 12 tables to the database (C5).
+    assert cli("list").exit_code == 0
+    before = tables_of(store)
+    result = cli("sweep", "--resume", "nope")
+    assert result.exit_code == 1 and "no sweep named 'nope'" in result.output
+    assert tables_of(store) == before
+
+
+def no_download(monkeypatch):
+    """No network in a test: a missing data set is missing at once (as offline)."""
+    from speedrun.training import data as data_module
+
+    def offline(data_dir):
+        raise OSError("network is unreachable")
+
+    monkeypatch.setattr(data_module, "_download", offline)
+
+
+def test_a_worker_without_data_takes_no_trial_from_the_sweep(cli, data, tmp_path, monkeypatch):
+    # One worker without data marked every grid point invalid; `--resume` with good data then trained
+    # nothing (D5). A missing data set is the machine's problem, not the setting's: the worker stops
+    # with one Error line and the trial goes back to the queue.
+    no_download(monkeypatch)
+    missing = str(tmp_path / "nowhere")
+    result = cli("sweep", "--name", "nodata", "--lr", "0.02,0.04,0.08", *TINY, "--data-dir", missing, "--no-prune")
+    assert result.exit_code == 1
+    errors = [line for line in result.output.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1 and "CIFAR-10 not found" in errors[0] and "back in the queue" in errors[0]
+    assert "Traceback" not in result.output and result.output.count("Trial ") == 1  # stopped at once
+    assert runs_of(cli) == []
+    shown = json.loads(cli("sweep", "show", "nodata", "--json").output)
+    assert shown["counts"]["fail"] == 0 and [t["state"] for t in shown["trials"]] == ["waiting"] * 3
+
+    resumed = cli("sweep", "--resume", "nodata", "--data-dir", data, "--device", "cpu")
+    assert resumed.exit_code == 0, resumed.output
+    runs = runs_of(cli)
+    assert sorted(r["params"]["lr"] for r in runs) == [0.02, 0.04, 0.08]
+    assert all(r["status"] == "completed" for r in runs)
+    shown = json.loads(cli("sweep", "show", "nodata", "--json").output)
+    assert [t["state"] for t in shown["trials"]] == ["complete"] * 3
+    assert sorted(t["label"] for t in shown["trials"]) == ["0", "1", "2"]  # the returned trial keeps its number
+
+
+# --- sweeps at the size people run them (issue 27) ---------------------------------------------------------
+
+def test_a_four_trial_sweep_prunes_a_hopeless_trial(cli, data, monkeypatch):
+    # Optuna's median pruner waits for 5 finished trials by default: a 4-trial sweep never pruned.
+    from speedrun.training.recording import Recording
+
+    record_epoch = Recording.epoch
+
+    def scored(self, *args, val_acc, **kwargs):
+        # Val accuracy as the setting deserves, whatever 64 synthetic images teach: lr 10 diverges,
+        # the others learn, a larger lr a little better.
+        return record_epoch(self, *args, val_acc=0.0 if self.config.lr >= 1 else 50 + self.config.lr, **kwargs)
+
+    monkeypatch.setattr(Recording, "epoch", scored)
+    result = cli("sweep", "--name", "four", "--lr", "0.02,0.04,10,0.08", "--model", "resnet9", "--epochs", "2",
+                 "--bs", "32", "--subset", "32", "--device", "cpu", "--amp", "off", "--data-dir", data)
+    assert result.exit_code == 0, result.output
+    runs = {r["params"]["lr"]: r for r in runs_of(cli)}
+    assert (runs[10]["status"], runs[10]["epochs_completed"]) == ("pruned", 1)  # stopped after 1 of 2 epochs
+    assert [runs[lr]["status"] for lr in (0.02, 0.04, 0.08)] == ["completed"] * 3  # above the median: kept
+    shown = json.loads(cli("sweep", "show", "four", "--json").output)
+    assert {t["label"]: t["result"] for t in shown["trials"]}["2"] == "pruned after epoch 1"
+    assert shown["best"]["setting"] == "lr=0.08"
+
+
+def test_the_pruner_waits_for_a_quarter_of_the_sweep_between_two_and_five_trials():
+    from speedrun.sweep.runner import startup_trials
+
+    assert [startup_trials(n) for n in (1, 2, 4, 8, 12, 16, 20, 100)] == [2, 2, 2, 2, 3, 4, 5, 5]
+
+
+def completed_study(spec, rows):
+    """An in-memory study of completed trials: (params, value) rows."""
+    import optuna
+
+    study = optuna.create_study(direction=spec.direction)
+    distributions = spec.space.distributions()
+    for params, value in rows:
+        study.add_trial(optuna.trial.create_trial(params=params, distributions=distributions, value=value))
+    return study
+
+
+def test_importances_are_shown_only_when_the_completed_trials_can_rank_the_options():
+    from speedrun.sweep import runner
+
+    spec = runner.plan("imp", "resnet18", parse_space({"lr": "0.02,0.04", "batch_size": "32,64"}), sampler=None,
+                       trials=None, repeat=1, objective="final_accuracy", prune=True, seed=0)
+    # Two trials that differ only in lr gave "lr 0.89, batch_size 0.11".
+    two = completed_study(spec, [({"lr": 0.02, "batch_size": 32}, 50.0), ({"lr": 0.04, "batch_size": 32}, 60.0)])
+    assert runner.importances(two, spec) == (None, "ranking 2 options needs 4 completed trials; 2 have completed")
+    same_bs = completed_study(spec, [({"lr": lr, "batch_size": 32}, v) for lr, v in
+                                     ((0.02, 50.0), (0.04, 60.0), (0.02, 51.0), (0.04, 61.0))])
+    assert runner.importances(same_bs, spec) == (None, "batch_size took one value only among the completed trials")
+    grid = completed_study(spec, [({"lr": lr, "batch_size": bs}, 50.0 + 10 * (lr == 0.04) + (bs == 64))
+                                  for lr in (0.02, 0.04) for bs in (32, 64)])
+    values, why = runner.importances(grid, spec)
+    assert why is None and set(values) == {"lr", "batch_size"} and values["lr"] > values["batch_size"]
+    from speedrun.analysis.sweeps import importance_lines
+
+    assert importance_lines({"importances": None, "importance_note": "x took one value only"}) == \
+        ["not shown: x took one value only."]
+
+
+def test_a_killed_workers_trial_shows_as_died_and_comes_back_as_a_retry(cli, store):
+    # A killed worker's trial still showed "training" in `sweep show`.
+    from tests.test_store_cli import make_record
+
+    from speedrun.sweep import runner
+
+    spec = runner.plan("k", "resnet18", parse_space({"lr": "0.02,0.04"}), sampler=None, trials=None, repeat=1,
+                       objective="final_accuracy", prune=True, seed=0)
+    study, spec = runner.open_sweep(store, spec, "k", lambda message: None)
+    trial = study.ask(spec.space.distributions())
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    run_id = store.begin_run(make_record(source="train", status="running", epochs=[], pid=gone.pid, group="k"))
+    trial.set_user_attr(runner.RUNS_ATTR, [run_id])
+    shown = json.loads(cli("sweep", "show", "k", "--json").output)
+    assert {t["label"]: t["result"] for t in shown["trials"]}["0"] == "died (its worker stopped)"
+    assert shown["counts"]["died"] == 1 and shown["counts"]["running"] == 0
+    [listed] = json.loads(cli("sweep", "list", "--json").output)
+    assert (listed["died"], listed["failed"]) == (1, 0)
+    # The next worker gives it back: the same trial again, numbered as its retry.
+    notes = []
+    study, _ = runner.open_sweep(store, None, "k", notes.append)
+    assert "1 given back to the queue" in notes[0]
+    infos = {t.label: t.state for t in runner.trial_infos(store, study)}
+    assert infos == {"0": "died", "1": "waiting", "0, retry 1": "waiting"}

@@ -21,7 +21,10 @@ from speedrun.analysis.metrics import Metric
 from speedrun.text import fmt_num
 
 # The order of trials that have no value: how far they got.
-_STATE_ORDER = {"complete": 0, "pruned": 1, "running": 2, "waiting": 3, "fail": 4}
+_STATE_ORDER = {"complete": 0, "pruned": 1, "running": 2, "waiting": 3, "interrupted": 4, "died": 5, "returned": 6,
+                "fail": 7}
+_STATE_TEXT = {"fail": "failed", "running": "training", "waiting": "queued", "interrupted": "interrupted",
+               "died": "died (its worker stopped)", "returned": "given back (the machine's error)"}
 
 
 @dataclass
@@ -29,11 +32,15 @@ class TrialInfo:
     """One trial as the sweep recorded it: its setting, how it ended, its runs and value."""
 
     number: int
-    state: str  # complete | pruned | fail | running | waiting (Optuna's states, lower case)
+    state: str  # complete | pruned | fail | running | waiting (Optuna's, lower case) | interrupted | died | returned
     params: dict[str, Any]
     value: float | None
     runs: list[Any] = field(default_factory=list)  # RunViews, in order
     pruned_at: int | None = None  # the last epoch reported before it was pruned
+    label: str = ""  # how the user counts it: "2", or "2, retry 1" (sweep.runner.trial_label); "" is the number
+
+    def __post_init__(self):
+        self.label = self.label or str(self.number)
 
 
 def _setting(params: dict[str, Any], names: Sequence[str]) -> str:
@@ -49,8 +56,37 @@ def _rank(trial: TrialInfo, higher_is_better: bool) -> tuple:
     return (0, -value if higher_is_better else value, trial.number)
 
 
+def importance_gap(names: Sequence[str], settings: Sequence[dict[str, Any]], values: Sequence[float]) -> str | None:
+    """Why the completed trials (their `settings` and `values`) cannot rank the searched options, or None
+    when they can. Ranking needs two options or more; each seen at two values or more among the
+    completed trials (an option that never varied has no effect to measure, yet Optuna hands it a
+    share); trials that differ in score; and two completed trials per option, four at the least
+    (fewer, and the numbers are the accident of which few trials happened to finish)."""
+    if len(names) < 2:
+        return f"{', '.join(names) or 'nothing'} is the only option searched"
+    needed = max(4, 2 * len(names))
+    if len(settings) < needed:
+        return (f"ranking {len(names)} options needs {needed} completed trials; "
+                f"{len(settings)} {'has' if len(settings) == 1 else 'have'} completed")
+    fixed = [n for n in names if len({repr(s.get(n)) for s in settings}) < 2]
+    if fixed:
+        return f"{', '.join(fixed)} took one value only among the completed trials"
+    if len(set(values)) < 2:
+        return "the completed trials all scored the same"
+    return None
+
+
+def importance_quantile(completed: int) -> float:
+    """The top share of the completed trials whose settings PED-ANOVA explains: five trials' worth (what
+    Optuna advises), between the top half and Optuna's default top tenth. At the default, a sweep of
+    fewer than 20 trials has one or two trials in its top: every option that differs from the
+    winner's looks equally important (2×2 grid: lr 0.5, batch_size 0.5 whatever the scores)."""
+    return min(0.5, max(0.1, 5 / completed))
+
+
 def summarize(spec: Any, trials: Sequence[TrialInfo], *, importances: dict[str, float] | None,
-              alpha: float = metrics.ALPHA, pool: metrics.NoisePool | None = None) -> dict[str, Any]:
+              importance_note: str | None = None, alpha: float = metrics.ALPHA,
+              pool: metrics.NoisePool | None = None) -> dict[str, Any]:
     """The table, the best setting with its verdict against the runner-up, and the importances."""
     metric: Metric = spec.metric
     names = spec.space.names
@@ -74,10 +110,11 @@ def summarize(spec: Any, trials: Sequence[TrialInfo], *, importances: dict[str, 
         "best": None,
         "verdict": None,
         "importances": importances,
+        "importance_note": importance_note if importances is None else None,
     }
     if best is None:
         return data
-    data["best"] = {"trial": best.number, "setting": _setting(best.params, names), "params": best.params,
+    data["best"] = {"trial": best.number, "label": best.label, "setting": _setting(best.params, names), "params": best.params,
                     "value": best.value, "text": metrics.mean_text(metric, metrics.values(metric, best.runs))}
     runner = scored[1] if len(scored) > 1 else None
     if runner is not None:
@@ -87,6 +124,7 @@ def summarize(spec: Any, trials: Sequence[TrialInfo], *, importances: dict[str, 
         data["verdict"] = {
             **result.as_dict(),
             "runner_up": runner.number,
+            "runner_up_label": runner.label,
             "caveat": (f"Best and runner-up were picked from {len(scored)} trials after the results were seen, "
                        f"so the evidence is optimistic; confirm the winner with fresh repeats "
                        f"(`speedrun train ... --repeat 5`)."),
@@ -103,9 +141,10 @@ def _row(t: TrialInfo, metric: Metric, names: Sequence[str]) -> dict[str, Any]:
     elif t.state == "pruned":
         result = f"pruned after epoch {t.pruned_at}" if t.pruned_at is not None else "pruned"
     else:
-        result = {"fail": "failed", "running": "training", "waiting": "queued"}.get(t.state, t.state)
+        result = _STATE_TEXT.get(t.state, t.state)
     return {
         "trial": t.number,
+        "label": t.label,
         "state": t.state,
         "params": {n: t.params.get(n) for n in names},
         "setting": _setting(t.params, names),
@@ -142,7 +181,7 @@ def answer_lines(data: dict[str, Any]) -> list[str]:
     if best is None:
         lines = ["No trial has finished yet."]
     else:
-        lines = [f"Best: {best['setting']} (trial {best['trial']}), {best['text']}"]
+        lines = [f"Best: {best['setting']} (trial {best['label']}), {best['text']}"]
         if verdict is not None:
             lines += [f"Against the runner-up: {verdict['text']}", verdict["caveat"]]
     return lines + ["Importance: " + "; ".join(importance_lines(data))]
@@ -151,7 +190,7 @@ def answer_lines(data: dict[str, Any]) -> list[str]:
 def importance_lines(data: dict[str, Any]) -> list[str]:
     """`lr: 0.83` per searched option, most important first; or why there are none."""
     if data["importances"] is None:
-        return ["Importances need at least two finished trials that differ."]
+        return [f"not shown: {data.get('importance_note') or 'no completed trials yet'}."]
     return [f"{name}: {value:.2f}" for name, value in
             sorted(data["importances"].items(), key=lambda kv: -kv[1])]
 

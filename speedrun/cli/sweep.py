@@ -56,7 +56,7 @@ def sweep(
     sampler: Optional[Sampler] = typer.Option(None, "--sampler", help="Search: grid (lists only), random or tpe. [default: grid for lists, tpe with a range]", show_default=False),
     objective: str = typer.Option("final_accuracy", "--objective", help="What to optimise: final_accuracy, peak_accuracy, training_time, mfu or time_to:ACC (e.g. time_to:94)."),
     budget: Optional[float] = typer.Option(None, "--budget", metavar="MINUTES", help="Start no trial after this many minutes (this worker).", show_default=False),
-    prune: bool = typer.Option(True, "--prune/--no-prune", help="Stop hopeless trials early (Optuna's median pruner on each epoch's val accuracy)."),
+    prune: bool = typer.Option(True, "--prune/--no-prune", help="Stop hopeless trials early (Optuna's median pruner on each epoch's val accuracy, judging once a quarter of the trials, 2 to 5, completed)."),
     seed: int = typer.Option(0, "--seed", help="Seed of every trial's first run."),
     device: str = typer.Option("auto", "--device", help="Device: auto, cuda, mps or cpu."),
     data_dir: Path = typer.Option(Path("./data"), "--data-dir", help="Folder holding cifar-10-batches-py."),
@@ -161,11 +161,12 @@ def list_command(as_json: bool = typer.Option(False, "--json", help="Print the s
     rows = []
     for name in runner.sweep_names(store):
         study, spec = runner.load(store, name)
-        states = [t.state.name.lower() for t in study.get_trials(deepcopy=False)]
+        states = runner.state_counts(store, study)
         rows.append({"name": name, "recipe": spec.recipe, "sampler": spec.sampler, "objective": spec.metric.key,
                      "searched": spec.space.searched(), "planned": spec.trials,
-                     "repeat": spec.repeat, "complete": states.count("complete"), "pruned": states.count("pruned"),
-                     "failed": states.count("fail")})
+                     "repeat": spec.repeat, "complete": states.get("complete", 0), "pruned": states.get("pruned", 0),
+                     "failed": states.get("fail", 0), "interrupted": states.get("interrupted", 0),
+                     "died": states.get("died", 0)})
     if as_json:
         print_json(rows)
         return
@@ -174,12 +175,13 @@ def list_command(as_json: bool = typer.Option(False, "--json", help="Print the s
                       markup=False)
         return
     table = Table(show_edge=False, header_style="bold")
-    for column in ("Sweep", "Recipe", "Search", "Objective", "Done", "Pruned", "Failed"):
+    for column in ("Sweep", "Recipe", "Search", "Objective", "Done", "Pruned", "Failed", "Interrupted", "Died"):
         table.add_column(column)
     for r in rows:
         table.add_row(_safe(r["name"]), r["recipe"], _safe(f"{r['sampler']}, {searched_text(r['searched'])}"),
                       r["objective"],
-                      f"{r['complete']} of {r['planned']}", str(r["pruned"]), str(r["failed"]))
+                      f"{r['complete']} of {r['planned']}", str(r["pruned"]), str(r["failed"]),
+                      str(r["interrupted"]), str(r["died"]))
     console.print(table)
 
 
@@ -203,7 +205,7 @@ def _show(store, name: str, *, alpha: float, as_json: bool, plots: Path | None) 
     table.add_column(spec.metric.title, justify="right")
     table.add_column("Runs")
     for row in data["trials"]:
-        table.add_row(str(row["trial"]), *[_safe(c) for c in row["cells"]], _safe(row["result"]),
+        table.add_row(row["label"], *[_safe(c) for c in row["cells"]], _safe(row["result"]),
                       _safe(", ".join(row["runs"]) or "—"))
     console.print(table)
     console.print()

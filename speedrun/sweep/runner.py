@@ -17,13 +17,18 @@ every trial shares (common random numbers: differences between trials are
 differences of setting, not of luck of the draw), all runs in the group named
 after the sweep. Its value is the mean of the objective over its runs.
 While the first repeat trains, each epoch's val accuracy goes to the pruner
-(Optuna's median pruner, on by default); a trial it stops ends as `pruned`,
-and so does its run.
+(Optuna's median pruner, on by default, its start-up trials scaled to the
+sweep); a trial it stops ends as `pruned`, and so does its run.
 
-Ctrl-C ends the trial in training as failed (its run as interrupted) and
-leaves the finished ones; `sweep --resume NAME` (or the same command again)
-gives failed trials, and those whose training died, back to the queue, so only
-the missing ones run.
+How a trial ends, as its runs did: complete, pruned, failed (a setting the
+recipe refuses fails for good; one whose training failed may be retried),
+interrupted (Ctrl-C) or died (its worker stopped without a word). Ctrl-C
+leaves the finished trials; `sweep --resume NAME` (or the same command again)
+gives failed, interrupted and died trials back to the queue as retries of
+the same trial, so only the missing ones run. An error of the machine rather
+than of the setting (no data set, no such device, the database gone) takes
+no trial: the trial goes back to the queue as it was, and the worker stops
+with that one error.
 """
 
 from __future__ import annotations
@@ -36,7 +41,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Callable
 
 from speedrun.analysis.metrics import Metric, metric_named
-from speedrun.errors import RunNotFound, SpeedrunError
+from speedrun.errors import RunNotFound, SettingRefused, SpeedrunError
 from speedrun.sweep.space import SAMPLERS, SearchSpace, config_values, setting_text
 from speedrun.tracking import liveness
 from speedrun.tracking.records import EpochRecord, RunRecord, utcnow
@@ -46,6 +51,9 @@ if TYPE_CHECKING:  # torch comes with the trainer: imported when a sweep trains,
 SPEC_ATTR = "speedrun"  # the study's user attribute that holds the sweep's spec
 RUNS_ATTR = "runs"  # a trial's user attribute: the ids of its runs
 INVALID_ATTR = "invalid"  # a trial's user attribute: why its setting was refused (never queued again)
+ENDED_ATTR = "ended"  # a failed trial's user attribute: "interrupted", "died" or "returned" (see trial_state)
+SLOT_ATTR = "retry_of"  # a queued-again trial's user attribute: the number of the trial it continues
+RETRY_ATTR = "retry"  # with it: which retry it is (0: the same trial given back before it trained)
 
 
 @dataclass
@@ -176,11 +184,19 @@ def _sampler(spec: SweepSpec):
     return optuna.samplers.RandomSampler()  # a grid's points are all enqueued; this never picks one
 
 
+def startup_trials(planned: int) -> int:
+    """Trials that finish before the pruner judges any: a quarter of the sweep, at least 2 (a median of
+    one trial is that trial's luck) and at most Optuna's default of 5. A 4-trial sweep prunes from its
+    third trial; Optuna's 5 would never prune a sweep of 5 trials or fewer."""
+    return max(2, min(5, planned // 4))
+
+
 def make_pruner(spec: SweepSpec):
-    """Optuna's median pruner with its defaults: a trial whose val accuracy after an epoch is
-    below the median of earlier trials' at that epoch stops, once 5 trials finished."""
+    """Optuna's median pruner: a trial whose val accuracy after an epoch is below the median of the
+    completed trials' at that epoch stops, once `startup_trials` of them completed."""
     optuna = _quiet_optuna()
-    return optuna.pruners.MedianPruner() if spec.prune else optuna.pruners.NopPruner()
+    return (optuna.pruners.MedianPruner(n_startup_trials=startup_trials(spec.trials)) if spec.prune
+            else optuna.pruners.NopPruner())
 
 
 def open_sweep(store: Any, spec: SweepSpec | None, name: str, notify: Callable[[str], None]):
@@ -188,6 +204,8 @@ def open_sweep(store: Any, spec: SweepSpec | None, name: str, notify: Callable[[
     a `spec` that disagrees with the stored one is refused). Failed trials and trials
     whose training died are given back to the queue first."""
     optuna = _quiet_optuna()
+    if spec is None:
+        load(store, name)  # resuming: a sweep that is not there is an error before anything is created
     with store.exclusive(f"sweep {name}"):
         storage = storage_of(store)
         try:
@@ -229,17 +247,63 @@ def _requeue(store: Any, study) -> int:
     trials = study.get_trials(deepcopy=False)
     for t in trials:
         if t.state == TrialState.RUNNING and _dead(store, t):
-            study.tell(t.number, state=TrialState.FAIL)
+            _end(study, t, "died")
     trials = study.get_trials(deepcopy=False)
     covered = [t.params for t in trials if t.state != TrialState.FAIL] + \
               [t.system_attrs.get("fixed_params") for t in trials if t.state == TrialState.WAITING]
     queued = 0
     for t in trials:
         if t.state == TrialState.FAIL and t.params and t.params not in covered and INVALID_ATTR not in t.user_attrs:
-            study.enqueue_trial(t.params, user_attrs={"retry_of": t.number})
+            _queue_again(study, t)
             covered.append(t.params)
             queued += 1
     return queued
+
+
+def _end(study, trial, how: str) -> None:
+    """End a trial as failed, noting how (`ENDED_ATTR`): its runs say "interrupted" or "died", and
+    "returned" is a trial given back for an error of the machine. Optuna's states have no word for
+    these, so the note is a user attribute, set through the storage (a FrozenTrial has no setter)."""
+    from optuna.trial import TrialState
+
+    study._storage.set_trial_user_attr(trial._trial_id, ENDED_ATTR, how)
+    study.tell(trial.number, state=TrialState.FAIL)
+
+
+def _queue_again(study, trial) -> None:
+    """Queue a failed trial's setting again as the same trial: its retry (numbered as one), or the trial
+    itself when it was given back before it trained (a "returned" trial with no run)."""
+    slot = trial.user_attrs.get(SLOT_ATTR, trial.number)
+    retry = trial.user_attrs.get(RETRY_ATTR, 1 if SLOT_ATTR in trial.user_attrs else 0)
+    fresh = trial.user_attrs.get(ENDED_ATTR) == "returned" and not trial.user_attrs.get(RUNS_ATTR)
+    study.enqueue_trial(trial.params, user_attrs={SLOT_ATTR: slot, RETRY_ATTR: retry + (0 if fresh else 1)})
+
+
+def trial_label(trial) -> str:
+    """How the user counts a trial: its number, or the number of the trial it retries (`2, retry 1`),
+    so a retry never looks like a trial beyond the planned ones."""
+    slot, retry = trial.user_attrs.get(SLOT_ATTR), trial.user_attrs.get(RETRY_ATTR, 1)
+    if slot is None:
+        return str(trial.number)
+    return f"{slot}, retry {retry}" if retry else str(slot)
+
+
+def trial_state(store: Any, trial) -> str:
+    """How a trial ended (or stands), as its runs did: complete, pruned, fail, interrupted, died or
+    returned (given back for an error of the machine), else Optuna's running or waiting. A running
+    trial whose worker is gone is "died" here, though only a worker's resume ends it in the study."""
+    state = trial.state.name.lower()
+    if state == "fail":
+        return trial.user_attrs.get(ENDED_ATTR, "fail")
+    if state == "running" and _dead(store, trial):
+        return "died"
+    return state
+
+
+def shown(state: str, trial) -> bool:
+    """Whether a trial counts as one: a trial given back before it trained did nothing (its setting
+    waits in the queue under its number)."""
+    return not (state == "returned" and not trial.user_attrs.get(RUNS_ATTR))
 
 
 def _dead(store: Any, trial) -> bool:
@@ -340,6 +404,25 @@ def run_worker(store: Any, recorder: Recorder, study, spec: SweepSpec, *, device
     return result
 
 
+def _give_back(store: Any, study, trial, spec: SweepSpec, label: str, exc: SpeedrunError) -> SpeedrunError:
+    """An error of this machine, not of the setting: the trial goes back to the queue as it was (another
+    worker, or this one once fixed, trains it) and the worker stops with the error, saying so."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    def frozen():
+        return next(t for t in study.get_trials(deepcopy=False) if t.number == trial.number)
+
+    try:
+        with store.exclusive(f"sweep {spec.name}"):
+            _end(study, frozen(), "returned")
+            _queue_again(study, frozen())
+        where = "is back in the queue"
+    except (SQLAlchemyError, SpeedrunError):  # the database itself is gone: the next worker finds it died
+        where = "goes back to the queue when the next worker starts"
+    return SpeedrunError(f"{exc} (sweep {spec.name}: trial {label} {where}; continue with "
+                         f"`speedrun sweep --resume {spec.name}` once this is fixed)")
+
+
 def _run_trial(store, recorder, study, trial, spec: SweepSpec, recipe, *, device, data_dir, template,
                reporter: Reporter, result: WorkerResult) -> None:
     from optuna.trial import TrialState
@@ -348,33 +431,48 @@ def _run_trial(store, recorder, study, trial, spec: SweepSpec, recipe, *, device
     from speedrun.training.repeats import train_one
 
     setting = setting_text(trial.params)
-    reporter.line(f"Trial {trial.number} of sweep {spec.name} ({spec.trials} planned): {setting}")
+    label = trial_label(trial)
+    reporter.line(f"Trial {label} of sweep {spec.name} ({spec.trials} planned): {setting}")
     metric = spec.metric
     trial_recorder = TrialRecorder(recorder, trial, higher_is_better=metric.higher_is_better)
+
+    def refused(exc: SpeedrunError) -> None:  # the setting itself: trying it again cannot help
+        trial.set_user_attr(INVALID_ATTR, str(exc))
+        study.tell(trial, state=TrialState.FAIL)
+        result.failed.append(trial.number)
+        reporter.line(f"Trial {label} failed: {exc}")
+
+    config = None
     try:
         config = recipe.configure(**config_values({**spec.space.fixed, **trial.params}),
-                                  device=device, data_dir=data_dir).resolve()
+                                  device=device, data_dir=data_dir)
+        config = config.resolve()  # the machine's part: the device asked for is here
         for repeat in range(spec.repeat):
             record = copy.deepcopy(template)
             record.group = spec.name
-            record.title = record.title or f"{spec.name} trial {trial.number}: {setting}"
+            record.title = record.title or f"{spec.name} trial {label}: {setting}"
             trial_recorder.reporting = repeat == 0
             train_one(recipe, replace(config, seed=spec.seed + repeat), trial_recorder, record, reporter)
     except RunStopped as exc:
         study.tell(trial, state=TrialState.PRUNED)
         result.pruned.append(trial.number)
-        reporter.line(f"Trial {trial.number}: {exc.reason}")
+        reporter.line(f"Trial {label}: {exc.reason}")
         return
     except (KeyboardInterrupt, RunInterrupted):
+        trial.set_user_attr(ENDED_ATTR, "interrupted")
         study.tell(trial, state=TrialState.FAIL)
         raise
-    except (TrainingFailed, SpeedrunError) as exc:  # this setting cannot train here: the others still can
-        if not isinstance(exc, TrainingFailed):  # the setting itself is refused: trying it again cannot help
-            trial.set_user_attr(INVALID_ATTR, str(exc))
+    except TrainingFailed as exc:  # out of memory, a device error: this setting, here; the others still can
         study.tell(trial, state=TrialState.FAIL)
         result.failed.append(trial.number)
-        reporter.line(f"Trial {trial.number} failed: {exc}")
+        reporter.line(f"Trial {label} failed: {exc}")
         return
+    except SpeedrunError as exc:
+        if config is None or isinstance(exc, SettingRefused):  # the recipe refuses the setting, for good
+            refused(exc)
+            return
+        # The machine's (no data set, no such device, no database): no trial is spent on it.
+        raise _give_back(store, study, trial, spec, label, exc) from None
     except BaseException:
         study.tell(trial, state=TrialState.FAIL)
         raise
@@ -385,20 +483,21 @@ def _run_trial(store, recorder, study, trial, spec: SweepSpec, recipe, *, device
     if not values:
         study.tell(trial, state=TrialState.FAIL)
         result.failed.append(trial.number)
-        reporter.line(f"Trial {trial.number}: no {metric.name} to report; counted as failed")
+        reporter.line(f"Trial {label}: no {metric.name} to report; counted as failed")
         return
     value = sum(values) / len(values)
     study.tell(trial, value)
     result.completed.append(trial.number)
     over = f" (mean of {len(values)} runs)" if len(values) > 1 else ""
-    reporter.line(f"Trial {trial.number}: {metric.name} {metric.text(value) if math.isfinite(value) else 'not reached'}{over}")
+    reporter.line(f"Trial {label}: {metric.name} {metric.text(value) if math.isfinite(value) else 'not reached'}{over}")
 
 
 # --------------------------------------------------------------------------- reading a sweep back
 
 
 def trial_infos(store: Any, study) -> list:
-    """The sweep's trials with their runs (RunViews) read from the store."""
+    """The sweep's trials with their runs (RunViews) read from the store, each in the state its runs
+    tell (`trial_state`); a trial given back before it trained is left out."""
     from speedrun.analysis.sweeps import TrialInfo
 
     trials = study.get_trials(deepcopy=False)
@@ -406,13 +505,24 @@ def trial_infos(store: Any, study) -> list:
     views = _views(store, wanted)
     infos = []
     for t in trials:
+        if not shown(state := trial_state(store, t), t):
+            continue
         runs = [views[i] for i in t.user_attrs.get(RUNS_ATTR) or [] if i in views]
         steps = sorted(t.intermediate_values)
         params = t.params or t.system_attrs.get("fixed_params") or {}
-        infos.append(TrialInfo(t.number, t.state.name.lower(), dict(params),
+        infos.append(TrialInfo(t.number, state, dict(params),
                                t.value if t.state.name == "COMPLETE" else None, runs,
-                               pruned_at=steps[-1] if t.state.name == "PRUNED" and steps else None))
+                               pruned_at=steps[-1] if t.state.name == "PRUNED" and steps else None,
+                               label=trial_label(t)))
     return infos
+
+
+def state_counts(store: Any, study) -> dict[str, int]:
+    """Trials by `trial_state` (those given back before they trained not counted): `sweep list`'s columns."""
+    from collections import Counter
+
+    states = [state for t in study.get_trials(deepcopy=False) if shown(state := trial_state(store, t), t)]
+    return dict(Counter(states))
 
 
 def _views(store: Any, ids: list[int]) -> dict[int, Any]:
@@ -429,26 +539,31 @@ def _views(store: Any, ids: list[int]) -> dict[int, Any]:
         return found
 
 
-def importances(study) -> dict[str, float] | None:
-    """Optuna's parameter importances (its default evaluator, PED-ANOVA, which needs no other
-    library) over the finished trials; None while they cannot be computed (fewer than two
-    finished trials, or all with one value)."""
+def importances(study, spec: SweepSpec) -> tuple[dict[str, float] | None, str | None]:
+    """(importances, None), Optuna's (its default evaluator, PED-ANOVA, which needs no other library)
+    over the completed trials: how much each option decides whether a trial reaches the top
+    `importance_quantile` of them; or (None, why not) while the completed trials cannot rank the
+    searched options (`analysis.sweeps.importance_gap`)."""
     import warnings
 
     import optuna
 
+    from speedrun.analysis.sweeps import importance_gap, importance_quantile
+
     finished = [t for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
                 if t.value is not None and math.isfinite(t.value)]
-    if len(finished) < 2 or len({t.value for t in finished}) < 2:
-        return None
+    if (why := importance_gap(spec.space.names, [t.params for t in finished], [t.value for t in finished])):
+        return None, why
     # PED-ANOVA asks which settings reach low values: a maximised objective is turned round.
     sign = 1.0 if study.direction == optuna.study.StudyDirection.MINIMIZE else -1.0
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # "computes the importances ... to achieve low `target` values"
-            return dict(optuna.importance.get_param_importances(study, target=lambda t: sign * t.value))
-    except (RuntimeError, ValueError, ZeroDivisionError):
-        return None
+            evaluator = optuna.importance.PedAnovaImportanceEvaluator(target_quantile=importance_quantile(len(finished)))
+            return dict(optuna.importance.get_param_importances(study, evaluator=evaluator,
+                                                                target=lambda t: sign * t.value)), None
+    except (RuntimeError, ValueError, ZeroDivisionError) as exc:
+        return None, f"Optuna could not compute them ({exc})"
 
 
 def answer(store: Any, name: str, *, alpha: float, pool: Any) -> tuple:
@@ -460,7 +575,8 @@ def answer(store: Any, name: str, *, alpha: float, pool: Any) -> tuple:
 def _answer(study, spec: SweepSpec, infos: list, *, alpha: float, pool: Any) -> tuple:
     from speedrun.analysis.sweeps import summarize
 
-    return spec, infos, summarize(spec, infos, importances=importances(study), alpha=alpha, pool=pool)
+    values, why = importances(study, spec)
+    return spec, infos, summarize(spec, infos, importances=values, importance_note=why, alpha=alpha, pool=pool)
 
 
 def summaries(store: Any, *, alpha: float, pool: Any, runs: set[int] | None = None) -> list[tuple]:

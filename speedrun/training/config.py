@@ -96,6 +96,9 @@ class TrainConfig:
             (self.val_subset is None or self.val_subset >= 1,
              f"--val-subset must be at least 1 image, not {self.val_subset}"),
             (self.eval_every is None or self.eval_every >= 1, f"--eval-every must be at least 1, not {self.eval_every}"),
+            # The fast recipes drop the last partial batch: fewer images than a batch would train nothing.
+            (self.recipe is None or self.subset is None or self.batch_size <= self.subset,
+             f"--batch-size {self.batch_size} is larger than the {self.subset} images of --subset"),
             (self.target is None or 0 < self.target <= 100, f"--target is a val accuracy in (0, 100], not {self.target}"),
             (self.schedule is None or self.schedule in SCHEDULES, f"schedule must be one of {', '.join(SCHEDULES)}"),
             (self.label_smoothing is None or 0 <= self.label_smoothing < 1,
