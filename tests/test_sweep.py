@@ -450,3 +450,18 @@ def test_a_killed_workers_trial_shows_as_died_and_comes_back_as_a_retry(cli, sto
     assert "1 given back to the queue" in notes[0]
     infos = {t.label: t.state for t in runner.trial_infos(store, study)}
     assert infos == {"0": "died", "1": "waiting", "0, retry 1": "waiting"}
+
+
+def test_every_trial_evaluates_the_same_fixed_val_subset(cli, data):
+    """Quick sweeps: --val-subset and --eval-every are fixed for every trial, recorded with each run."""
+    result = cli("sweep", "--name", "quick", "--lr", "0.02,0.04", *TINY, "--epochs", "2", "--data-dir", data,
+                 "--val-subset", "8", "--eval-every", "2")
+    assert result.exit_code == 0, result.output
+    runs = [r for r in runs_of(cli) if r["group"] == "quick"]
+    assert len(runs) == 2
+    for run in runs:
+        assert run["params"]["val_subset"] == 8 and run["params"]["eval_every"] == 2
+        detail = json.loads(cli("show", str(run["id"]), "--json").output)
+        assert [e["val_acc"] is None for e in detail["epoch_metrics"]] == [True, False]
+        assert all(float(e["val_acc"]) * 8 / 100 == round(float(e["val_acc"]) * 8 / 100)
+                   for e in detail["epoch_metrics"] if e["val_acc"] is not None)  # a count out of 8 images

@@ -61,6 +61,8 @@ def sweep(
     device: str = typer.Option("auto", "--device", help="Device: auto, cuda, mps or cpu."),
     data_dir: Path = typer.Option(Path("./data"), "--data-dir", help="Folder holding cifar-10-batches-py."),
     subset: Optional[int] = typer.Option(None, "--subset", metavar="N", help="Train on the first N training images only (quick sweeps).", show_default=False),
+    val_subset: Optional[int] = typer.Option(None, "--val-subset", metavar="N", help="Evaluate every trial on the same fixed, seeded N test images (quick sweeps; recorded).", show_default=False),
+    eval_every: Optional[int] = typer.Option(None, "--eval-every", metavar="K", help="Evaluate every K epochs and always after the last (pruning sees only evaluated epochs).", show_default=False),
     tag: Optional[List[str]] = typer.Option(None, "--tag", metavar="TAG", help="A tag for every run; repeat for more.", show_default=False),
     alpha: float = typer.Option(ALPHA, "--alpha", help="Significance level of the winner's verdict."),
     as_json: bool = typer.Option(False, "--json", help="Print the sweep's answer as JSON when it ends."),
@@ -73,7 +75,7 @@ def sweep(
     Example:
 
     \b
-        speedrun sweep --lr 0.02,0.04 --subset 2000 --epochs 2
+        speedrun sweep --lr 0.02,0.04 --subset 2000 --val-subset 1000 --epochs 2
         speedrun sweep --lr 0.02,0.04,0.08 --bs 64,128 --repeat 2 --name lr-bs
         speedrun sweep --lr 0.01:0.1:log --trials 12 --sampler tpe --objective time_to:85
         speedrun sweep --resume lr-bs
@@ -108,8 +110,9 @@ def sweep(
             "whiten_bias_epochs": whiten_bias_epochs, "optimizer": optimizer, "augment": aug, "cosine": cosine,
             "nesterov": nesterov, "bn": bn, "amp": amp, "lookahead": lookahead, "compile": compile_model,
         })
-        if subset is not None:
-            space.fixed["subset"] = subset
+        for key, value in (("subset", subset), ("val_subset", val_subset), ("eval_every", eval_every)):
+            if value is not None:
+                space.fixed[key] = value
         spec = runner.plan(name, recipe, space, sampler=chosen(sampler), trials=trials, repeat=repeat,
                            objective=objective, prune=prune, seed=seed)
     study, spec = runner.open_sweep(store, spec, name, _note)
