@@ -118,8 +118,8 @@ def test_log_imported_section_has_the_notebook_shape_and_hand_computed_facts(not
     )
     # Peak 86.47 at epoch 9, final 85.69: drop 0.78. Durations sum to 436.97 s over 10 epochs: 43.7 s.
     # 85% is first reached at epoch 8 (85.72%), whose Total is 348.7 s. Run 8 (10 epochs on T4 too)
-    # ended at 82.62% in the same 436.99 s: +3.07 points is 15× the default spread of 0.20 points;
-    # the default timing spread is 3% of 436.99 s = 13.1 s.
+    # ended at 82.62% in the same 436.99 s: +3.07 points at 84.155%, where the test set errs by 0.37, a run
+    # by √(0.37² + 0.2²) = 0.42 and the difference by 0.59: 5.2 standard errors. The times' ratio is 1.00.
     lines = computed.splitlines(keepends=True)
     assert "".join(lines[:2]) == (
         "- Final accuracy 85.69%, peak 86.47% at epoch 9 (drop from peak 0.78 points)\n"
@@ -133,10 +133,12 @@ def test_log_imported_section_has_the_notebook_shape_and_hand_computed_facts(not
     assert lines[3].startswith("- Imported ") and lines[3].endswith(" from run15-bs64-t4.txt; no date of its own\n")
     assert "".join(lines[4:]) == (
         "- vs Run 8 (no stated setting differs): +3.07 points, +0% time — the best earlier run on T4 at 10 epochs\n"
-        "- Final accuracy: Run 9 is ahead by 3.07 points: likely real (15× the typical run-to-run spread of "
-        "0.20 points, a default: no repeats on T4 measure it yet; confirm with repeats)\n"
-        "- Training time: Run 9 − Run 8 = 0.0 s: within run-to-run noise (0.0× the typical run-to-run spread of "
-        "13.1 s, a default: no repeats on T4 measure it yet)\n"
+        "- Final accuracy: Run 9 is ahead by 3.07 points: likely real (n=1 vs 1; 5.2× the standard error of the "
+        "difference, 0.59 points; spread 0.42 points per run, a default: the binomial error of 10,000 test images "
+        "at 84.16% (0.37) with seed-to-seed 0.20; no repeats on T4 measure it yet; confirm with repeats)\n"
+        "- Training time: Run 9 − Run 8 = 0.0 s, 1.00× the time: within run-to-run noise (n=1 vs 1; 0.0× the "
+        "standard error of the difference, 4.2%; spread 3.0% of the mean per run, a default: no repeats on T4 "
+        "measure it yet)\n"
     )
     # The log as pasted, verbatim, then the analysis verbatim.
     assert "```\n$ python main.py\nUsing device: cuda\n" in text

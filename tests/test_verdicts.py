@@ -56,32 +56,40 @@ def versus(report: str, label: str) -> list[str]:
 def test_a_twelve_point_gap_between_single_runs_is_likely_real(store, cli):
     store.add_run(noted(8, 72.77, 300.0, params=resnet(model="SimpleCNN"), title="SimpleCNN baseline"))
     store.add_run(noted(19, 84.98, 450.0, params=resnet()))
-    # 84.98 − 72.77 = 12.21 points = 61 spreads of 0.20; 450 s is +50% of 300 s.
-    expected = ("Final accuracy: Run 19 is ahead by 12.21 points: likely real (61× the typical run-to-run "
-                "spread of 0.20 points, a default: no repeats on T4 measure it yet; confirm with repeats)")
+    # 84.98 − 72.77 = 12.21 points at a mean of 78.875%: the test set errs by √(0.78875 · 0.21125 / 10,000)
+    # = 0.41 points, with seed-to-seed 0.20 a run by 0.45, the difference of two single runs by 0.64:
+    # 19 standard errors. 450 s is +50% of 300 s.
+    expected = ("Final accuracy: Run 19 is ahead by 12.21 points: likely real (n=1 vs 1; 19× the standard error "
+                "of the difference, 0.64 points; spread 0.45 points per run, a default: the binomial error of 10,000 "
+                "test images at 78.88% (0.41) with seed-to-seed 0.20; no repeats on T4 measure it yet; "
+                "confirm with repeats)")
     assert lines(cli, "compare", "8", "19")[0] == expected
     mine = versus(cli("report").stdout, "19")
     assert mine[0] == "vs Run 8 (only model differs): +12.21 points, +50% time — the best earlier run on T4 at 10 epochs"
     assert mine[1] == expected
 
 
-def test_a_six_hundredths_gap_is_within_noise_measured_on_the_users_own_repeats(store, cli):
+def test_a_six_hundredths_gap_is_within_noise_and_the_users_repeats_never_go_below_the_test_sets_error(store, cli):
     store.add_run(noted(1, 88.08, 400.0, params=resnet(augment="crop,flip")))
     store.add_run(noted(2, 88.14, 400.0, params=resnet(augment="crop,flip,jitter")))
-    # Without repeats: 0.06 points is 0.3 default spreads.
+    # Without repeats: at 88.11% the test set errs by 0.32 points, a run by √(0.32² + 0.2²) = 0.38, the
+    # difference of two single runs by 0.54; 0.06 points is 0.1 of that.
     assert lines(cli, "compare", "1", "2")[0] == (
-        "Final accuracy: Run 2 − Run 1 = 0.06 points: within run-to-run noise (0.3× the typical run-to-run "
-        "spread of 0.20 points, a default: no repeats on T4 measure it yet)"
+        "Final accuracy: Run 2 − Run 1 = 0.06 points: within run-to-run noise (n=1 vs 1; 0.1× the standard error "
+        "of the difference, 0.54 points; spread 0.38 points per run, a default: the binomial error of 10,000 test "
+        "images at 88.11% (0.32) with seed-to-seed 0.20; no repeats on T4 measure it yet)"
     )
     # Two groups of repeats of ResNet-9 on T4: 88.0/88.2/88.1 (sd 0.1) and 87.5/87.7 (sd 0.1414):
-    # pooled sd √((2·0.01 + 1·0.02)/3) = 0.115; 0.06 / 0.115 = 0.5 spreads.
+    # pooled sd √((2·0.01 + 1·0.02)/3) = 0.115, less than the test set's own 0.32: the spread is 0.32, the
+    # difference's 0.46; 0.06 / 0.46 = 0.1.
     for i, final in enumerate([88.0, 88.2, 88.1]):
         store.add_run(noted(10 + i, final, 400.0, params=resnet(lr=0.05, seed=i)))
     for i, final in enumerate([87.5, 87.7]):
         store.add_run(noted(20 + i, final, 400.0, params=resnet(lr=0.1, seed=i)))
     assert lines(cli, "compare", "1", "2")[0] == (
-        "Final accuracy: Run 2 − Run 1 = 0.06 points: within run-to-run noise (0.5× the typical run-to-run "
-        "spread of 0.12 points, from your 2 groups of repeats on T4)"
+        "Final accuracy: Run 2 − Run 1 = 0.06 points: within run-to-run noise (n=1 vs 1; 0.1× the standard error "
+        "of the difference, 0.46 points; spread 0.32 points per run, the binomial error of 10,000 test images at "
+        "88.11%, above the 0.12 points from your 2 groups of repeats of the same model, epochs and precision on T4)"
     )
 
 
@@ -100,7 +108,8 @@ def two_setups(store):
 
 # Means 88.1 and 88.7, sd 0.1 each: se = √(0.01/3 + 0.01/3) = 0.0816, t = 7.35 with 4 df,
 # p = 0.0018 (scipy: 0.00183); 95% CI 0.6 ± 2.776 · 0.0816 = 0.37 to 0.83.
-WELCH = "Final accuracy: Run 4 and repeats is ahead by 0.60 points (95% CI 0.37 to 0.83, p=0.002, n=3 vs 3)"
+WELCH = ("Final accuracy: Run 4 and repeats is ahead by 0.60 points (95% CI 0.37 to 0.83, p=0.002, Welch's t-test; "
+         "n=3 vs 3; spread 0.10 points per run, from the runs' own repeats)")
 
 
 def test_a_gap_with_repeats_on_both_sides_gets_welchs_test_everywhere(two_setups, cli):
@@ -145,14 +154,17 @@ def test_a_speed_experiment_names_its_baseline_and_gets_time_and_accuracy_deltas
     store.add_run(noted(20, 90.10, 600.0, params=resnet(lr=0.03, amp=False)))
     store.add_run(noted(21, 89.86, 426.0, params=resnet(lr=0.03, amp=True),
                         description="Same as Run 20 but with mixed precision."))
-    # Run 19 is the best earlier run, but Run 21's text names Run 20. 89.86 − 90.10 = −0.24 points
-    # (1.2 spreads of 0.20); 426 / 600 = 0.71: −29% time, 174.0 s = 11 spreads of 3% of 513 s (15.4 s).
+    # Run 19 is the best earlier run, but Run 21's text names Run 20. 89.86 − 90.10 = −0.24 points; at 89.98%
+    # the test set errs by 0.30, a run by √(0.30² + 0.2²) = 0.36, the difference by 0.51: 0.5 standard errors.
+    # 426 / 600 = 0.71: −29% time; ln 0.71 = −0.342 against 3% · √2 = 4.2%: 8.1 standard errors.
     assert versus(cli("report").stdout, "21") == [
         "vs Run 20 (only amp differs): −0.24 points, −29% time — named in its text",
-        "Final accuracy: Run 21 − Run 20 = −0.24 points: within run-to-run noise (1.2× the typical run-to-run "
-        "spread of 0.20 points, a default: no repeats on T4 measure it yet)",
-        "Training time: Run 21 is faster by 174.0 s: likely real (11× the typical run-to-run spread of 15.4 s, "
-        "a default: no repeats on T4 measure it yet; confirm with repeats)",
+        "Final accuracy: Run 21 − Run 20 = −0.24 points: within run-to-run noise (n=1 vs 1; 0.5× the standard error "
+        "of the difference, 0.51 points; spread 0.36 points per run, a default: the binomial error of 10,000 test "
+        "images at 89.98% (0.30) with seed-to-seed 0.20; no repeats on T4 measure it yet)",
+        "Training time: Run 21 is faster by 174.0 s, 0.71× the time: likely real (n=1 vs 1; 8.1× the standard "
+        "error of the difference, 4.2%; spread 3.0% of the mean per run, a default: no repeats on T4 measure it "
+        "yet; confirm with repeats)",
     ]
 
 
@@ -242,9 +254,11 @@ def test_compare_three_summary_only_runs_of_a_series(store, cli):
                         group="26", minutes=3))
     result = cli("compare", "26a", "26b", "26c", "--format", "md")
     assert result.exit_code == 0, result.stderr
-    # 26b − 26a: +8.85 points (44 spreads); 101.7 − 95.2 = 6.5 s against 3% of 98.45 s = 2.95 s (3.0): 2.2
-    # spreads, inconclusive; a two-sided test at 0.05 with 80% power needs 5 runs per side.
-    # 26c − 26a: +12.50 points (62 spreads); 7.9 s against 3% of 99.15 s = 2.97 s (3.0): 2.7 spreads.
+    # 26b − 26a: +8.85 points at 66.775%: binomial 0.47, a run 0.51, the difference 0.72: 12 standard errors.
+    # 101.7 / 95.2 = 1.068: ln 1.068 = 0.066 against 3% · √2 = 4.2%: 1.6 standard errors, inconclusive; a
+    # two-sided test at 0.05 with 80% power needs 5 runs per side.
+    # 26c − 26a: +12.50 points at 68.6%: binomial 0.46, a run 0.51, the difference 0.71: 17 standard errors;
+    # 103.1 / 95.2 = 1.083: ln 1.083 = 0.080, 1.9 standard errors; 4 runs per side.
     assert result.stdout == """\
 | | Run 26a (T4) | Run 26b (T4) | Run 26c (T4) |
 |---|---:|---:|---:|
@@ -258,10 +272,10 @@ def test_compare_three_summary_only_runs_of_a_series(store, cli):
 | Peak accuracy | 62.35% | 71.20% | **74.85%** |
 | Training time | **95.2 s** | 101.7 s | 103.1 s |
 
-- Final accuracy: Run 26b is ahead by 8.85 points: likely real (44× the typical run-to-run spread of 0.20 points, a default: no repeats on T4 measure it yet; confirm with repeats)
-- Training time: Run 26b − Run 26a = 6.5 s: inconclusive (2.2× the typical run-to-run spread of 3.0 s, a default: no repeats on T4 measure it yet; about 5 runs per side would settle it)
-- Final accuracy: Run 26c is ahead by 12.50 points: likely real (62× the typical run-to-run spread of 0.20 points, a default: no repeats on T4 measure it yet; confirm with repeats)
-- Training time: Run 26c − Run 26a = 7.9 s: inconclusive (2.7× the typical run-to-run spread of 3.0 s, a default: no repeats on T4 measure it yet; about 4 runs per side would settle it)
+- Final accuracy: Run 26b is ahead by 8.85 points: likely real (n=1 vs 1; 12× the standard error of the difference, 0.72 points; spread 0.51 points per run, a default: the binomial error of 10,000 test images at 66.78% (0.47) with seed-to-seed 0.20; no repeats on T4 measure it yet; confirm with repeats)
+- Training time: Run 26b − Run 26a = 6.5 s, 1.07× the time: inconclusive (n=1 vs 1; 1.6× the standard error of the difference, 4.2%; spread 3.0% of the mean per run, a default: no repeats on T4 measure it yet; about 5 runs per side would settle it)
+- Final accuracy: Run 26c is ahead by 12.50 points: likely real (n=1 vs 1; 17× the standard error of the difference, 0.71 points; spread 0.51 points per run, a default: the binomial error of 10,000 test images at 68.60% (0.46) with seed-to-seed 0.20; no repeats on T4 measure it yet; confirm with repeats)
+- Training time: Run 26c − Run 26a = 7.9 s, 1.08× the time: inconclusive (n=1 vs 1; 1.9× the standard error of the difference, 4.2%; spread 3.0% of the mean per run, a default: no repeats on T4 measure it yet; about 4 runs per side would settle it)
 """
 
 
@@ -339,8 +353,9 @@ def test_times_to_a_target_take_their_spread_from_the_users_repeats(store, cli):
     base = trained([80.0, 86.0]).params
     store.add_run(trained([86.0, 87.0], params={**base, "lr": 0.04}))  # run 4: 85% after 40 s
     store.add_run(trained([80.0, 86.0], params={**base, "lr": 0.08}))  # run 5: 85% after 80 s
-    # 80 − 40 = 40 s against 2.44% of their mean 60 s = 1.46 s: 27 spreads.
+    # 40 / 80 = 0.5: ln 2 = 0.69 against 2.44% · √2 = 3.45% for two single runs: 20 standard errors.
     assert lines(cli, "compare", "4", "5")[-1] == (
-        "Time to 85%: Run 4 is faster by 40.0 s: likely real (27× the typical run-to-run spread of 1.5 s, "
-        "from your 1 group of repeats on T4; confirm with repeats)"
+        "Time to 85%: Run 4 is faster by 40.0 s, 0.50× the time: likely real (n=1 vs 1; 20× the standard error of "
+        "the difference, 3.4%; spread 2.4% of the mean per run, from your 1 group of repeats of the same model, "
+        "epochs and precision on T4; confirm with repeats)"
     )

@@ -95,6 +95,30 @@ def subset_of(run: Any) -> int | None:
     return subset if isinstance(subset, int) and not isinstance(subset, bool) else None
 
 
+# CIFAR-10's test set: what every run is evaluated on unless it states another test size.
+CIFAR10_TEST_IMAGES = 10_000
+
+
+def evaluated_on(run: Any) -> int:
+    """The images the run's accuracy was measured on: its `test_size` setting, else CIFAR-10's
+    10,000. The binomial error of an accuracy depends on it (`metrics`)."""
+    size = params_of(run).get("test_size")
+    return size if isinstance(size, int) and not isinstance(size, bool) and size > 0 else CIFAR10_TEST_IMAGES
+
+
+def precision_of(run: Any) -> str:
+    """"amp" when the run states mixed precision, "fp32" when it states none, "unstated" otherwise."""
+    amp = params_of(run).get("amp")
+    return "unstated" if amp is None else "amp" if setting_key(amp) in (True, 1, "true") else "fp32"
+
+
+def noise_kind(run: Any) -> tuple:
+    """Runs whose spreads measure one another's noise: the same hardware class, recipe, epoch
+    budget and precision. A spread measured on another model, machine, length or precision says
+    nothing about this run's."""
+    return (hardware_of(run), recipe_of(run), epoch_budget(run), precision_of(run))
+
+
 def recipe_of(run: Any) -> str | None:
     """The training set-up family a run belongs to: its recipe, else its model."""
     params = params_of(run)
