@@ -132,7 +132,7 @@ def test_log_imported_section_has_the_notebook_shape_and_hand_computed_facts(not
     # Imported from a log: the report says so, and that the log gave no date.
     assert lines[3].startswith("- Imported ") and lines[3].endswith(" from run15-bs64-t4.txt; no date of its own\n")
     assert "".join(lines[4:]) == (
-        "- vs Run 8 (no stated setting differs): +3.07 points, +0% time — the best earlier run on T4 at 10 epochs\n"
+        "- vs Run 8 (only batch_size differs): +3.07 points, +0% time — the best earlier run on T4 at 10 epochs\n"
         "- Final accuracy: Run 9 is ahead by 3.07 points: likely real (n=1 vs 1; 5.2× the standard error of the "
         "difference, 0.59 points; spread 0.42 points per run, a default: the binomial error of 10,000 test images "
         "at 84.16% (0.37) with seed-to-seed 0.20; no repeats on T4 measure it yet; confirm with repeats)\n"

@@ -182,8 +182,10 @@ def test_a_20_epoch_run_does_not_hide_the_10_epoch_records(store, cli):
     # 440 / 534.28 = 0.82: −18% time.
     assert versus(report, "20")[0] == ("vs Run 16 (batch_size and lr differ): −1.18 points, −18% time — "
                                          "the best earlier run on T4 at 10 epochs")
-    # Run 18 names Run 15; cosine is not stated for Run 15, so only the epochs differ.
-    assert versus(report, "18")[0] == "vs Run 15 (only epochs differs): +4.99 points, +102% time — named in its text"
+    # Run 18 names Run 15; Run 18 added cosine, which Run 15 does not state: both differ (the old "only
+    # epochs differs" credited cosine's gain to the epochs).
+    assert versus(report, "18")[0] == ("vs Run 15 (epochs and cosine differ): +4.99 points, +102% time — "
+                                         "named in its text")
 
 
 # --------------------------------------------------------------------------- runs that do not count
@@ -272,6 +274,8 @@ def test_compare_three_summary_only_runs_of_a_series(store, cli):
 | Peak accuracy | 62.35% | 71.20% | **74.85%** |
 | Training time | **95.2 s** | 101.7 s | 103.1 s |
 
+- Run 26b vs Run 26a: only bn differs
+- Run 26c vs Run 26a: bn and augment differ
 - Final accuracy: Run 26b is ahead by 8.85 points: likely real (n=1 vs 1; 12× the standard error of the difference, 0.72 points; spread 0.51 points per run, a default: the binomial error of 10,000 test images at 66.78% (0.47) with seed-to-seed 0.20; no repeats on T4 measure it yet; confirm with repeats)
 - Training time: Run 26b − Run 26a = 6.5 s, 1.07× the time: inconclusive (n=1 vs 1; 1.6× the standard error of the difference, 4.2%; spread 3.0% of the mean per run, a default: no repeats on T4 measure it yet; about 5 runs per side would settle it)
 - Final accuracy: Run 26c is ahead by 12.50 points: likely real (n=1 vs 1; 17× the standard error of the difference, 0.71 points; spread 0.51 points per run, a default: the binomial error of 10,000 test images at 68.60% (0.46) with seed-to-seed 0.20; no repeats on T4 measure it yet; confirm with repeats)
@@ -359,3 +363,47 @@ def test_times_to_a_target_take_their_spread_from_the_users_repeats(store, cli):
         "the difference, 3.4%; spread 2.4% of the mean per run, from your 1 group of repeats of the same model, "
         "epochs and precision on T4; confirm with repeats)"
     )
+
+
+# --------------------------------------------------------------------------- what differs: one function
+
+
+def test_report_compare_and_stats_say_the_same_thing_differs(store, cli):
+    # Run 21 turned AMP on; Run 20 never states amp. Before, the report said "(no stated setting differs)"
+    # while compare's table showed amp: the two paths disagreed.
+    store.add_run(noted(20, 90.10, 600.0, params=resnet(lr=0.03)))
+    store.add_run(noted(21, 89.86, 426.0, params=resnet(lr=0.03, amp=True),
+                        description="Same as Run 20 but with mixed precision."))
+    assert versus(cli("report").stdout, "21")[0] == "vs Run 20 (only amp differs): −0.24 points, −29% time — named in its text"
+    assert [d["line"] for d in json.loads(cli("compare", "20", "21", "--json").stdout)["differences"]] == [
+        "Run 21 vs Run 20: only amp differs"]
+    assert [d["line"] for d in json.loads(cli("stats", "20", "21", "--json").stdout)["differences"]] == [
+        "Run 21 vs Run 20: only amp differs"]
+    assert "- Run 21 vs Run 20: only amp differs" in cli("compare", "20", "21", "--format", "md").stdout
+    assert "Run 21 vs Run 20: only amp differs" in cli("stats", "20", "21").stdout
+
+
+def test_prose_that_changes_what_trains_makes_runs_no_repeats(store, cli):
+    # Same parsed settings; the second run's text moved the data onto the device (1.7x faster). Before,
+    # the two were repeats, and their 1.7x "noise" set the timing spread of every T4 run.
+    store.add_run(noted(5, 88.0, 700.0, params=resnet(seed=0)))
+    store.add_run(noted(6, 88.1, 410.0, params=resnet(seed=1),
+                        description="Same set-up, but the data now lives on the device: no DataLoader."))
+    data = json.loads(cli("stats", "5", "--json").stdout)
+    assert [s["name"] for s in data["sets"]] == ["Run 5"]  # not "Run 5 and repeats"
+    compared = json.loads(cli("compare", "5", "6", "--json").stdout)
+    assert compared["differences"][0]["line"] == "Run 6 vs Run 5: only data_on_device differs"
+    assert "## Groups" not in cli("report").stdout
+
+
+def test_prose_settings_read_only_what_the_configuration_does_not_state():
+    def run(text, **params):
+        return SimpleNamespace(title=None, hypothesis=None, description=text, param_dict=params)
+
+    assert groups.prose_settings(run("The data now lives on the GPU.")) == {"data_on_device": True}
+    assert groups.prose_settings(run("Removed BatchNorm from every block.")) == {"bn": False}
+    assert groups.prose_settings(run("Same, with BatchNorm after each conv.")) == {"bn": True}
+    assert groups.prose_settings(run("A plain CNN without BatchNorm.", bn=True)) == {}  # stated: the table wins
+    assert groups.prose_settings(run("Switched the model to torchvision's ResNet-18.")) == {"model": "ResNet-18"}
+    assert groups.prose_settings(run("Without BatchNorm, then with BatchNorm.")) == {}  # both ways: neither
+    assert groups.prose_settings(run("Tried lr 0.04 instead.")) == {}
