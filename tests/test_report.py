@@ -132,7 +132,8 @@ def test_log_imported_section_has_the_notebook_shape_and_hand_computed_facts(not
     # Imported from a log: the report says so, and that the log gave no date.
     assert lines[3].startswith("- Imported ") and lines[3].endswith(" from run15-bs64-t4.txt; no date of its own\n")
     assert "".join(lines[4:]) == (
-        "- vs Run 8 (only batch_size differs): +3.07 points, +0% time — the best earlier run on T4 at 10 epochs\n"
+        "- vs Run 8 (only batch_size differs): +3.07 points, +0% time — the nearest earlier run (neither states its "
+        "model) on T4 with the fewest differing settings\n"
         "- Final accuracy: Run 9 is ahead by 3.07 points: likely real (n=1 vs 1; 5.2× the standard error of the "
         "difference, 0.59 points; spread 0.42 points per run, a default: the binomial error of 10,000 test images "
         "at 84.16% (0.37) with seed-to-seed 0.20; no repeats on T4 measure it yet; confirm with repeats)\n"
@@ -154,10 +155,10 @@ def test_trained_run_gets_a_rebuilt_log_and_environment_hardware(notebook_db, cl
     assert "Using device: cuda\nSetting random seed: 0\nPre-loading data...\nData loaders created in 1.50 seconds.\n" in text
     assert "Epoch [3/4], Loss: 0.5000, Val Accuracy: 86.00%, Duration: 40.00s, Total: 120.0s\n" in text
     assert "Finished Training. Training loop time: 160.00 seconds\nFinal Validation Accuracy: 85.50%\n" in text
-    # Runs 8 and 9 trained 10 epochs: a 4-epoch run has no earlier run to stand against.
+    # Runs 8 and 9 state no model: a resnet9 run has no earlier run of its model to stand against.
     assert "- Final accuracy 85.50%, peak 86.00% at epoch 3 (drop from peak 0.50 points)\n" in text
     assert "- Mean epoch 40.0 s, total 160.00 s; time to 85%: 120.0 s\n" in text
-    assert "- First run with a final accuracy on T4 at 4 epochs\n" in text
+    assert "- First run of resnet9 with a final accuracy on T4\n" in text
 
 
 def test_summary_only_run_has_no_log_block(notebook_db, cli):
@@ -165,7 +166,7 @@ def test_summary_only_run_has_no_log_block(notebook_db, cli):
     assert "```" not in text
     assert "**Final Validation Accuracy:** 69.39%\n- **Training Time**: 123.15s\n" in text
     assert "- **Description**: Summary only; the log was lost.\n" in text
-    assert "- First run with a final accuracy on T4\n" in text
+    assert "- First run of resnet18 with a final accuracy on T4\n" in text
     assert text.rstrip().endswith("**Analysis**:\nUnderfits.")
 
 
@@ -232,7 +233,7 @@ def test_hardware_classes_are_separate_records(store, cli):
     assert "| CPU | 2 epochs | Best final accuracy | 84.00% | Run 2 |" in out
     assert "| T4 | 2 epochs | Best final accuracy | 86.00% | Run 1 |" in out
     assert "- **Hardware**: AMD Ryzen 7 5700U (CPU)\n" in out
-    assert "- First run with a final accuracy on CPU at 2 epochs\n" in out
+    assert "- First run of resnet9 with a final accuracy on CPU\n" in out
 
 
 # --------------------------------------------------------------------------- escaping and templates
