@@ -344,7 +344,7 @@ def test_report_imports_back_as_the_same_runs(notebook_db, cli, tmp_path):
 
     def runs(db):
         listed = json.loads(cli("list", "--json", db=db).stdout)
-        return [json.loads(cli("show", str(r["id"]), "--json", db=db).stdout) for r in listed]
+        return [json.loads(cli("show", f"#{r['id']}", "--json", db=db).stdout) for r in listed]
 
     def comparable(run):
         r2 = lambda v: None if v is None else round(v, 2)  # noqa: E731

@@ -515,3 +515,30 @@ def test_a_resnet_run_is_never_compared_with_a_simplecnn_run_unless_named(notebo
 def test_full_stops_after_values_are_no_part_of_them(notebook):
     shown = json.loads(notebook("show", "1", "--json").stdout)
     assert shown["params"]["epochs"] == 10
+
+
+# --------------------------------------------------------------------------- identity
+
+
+def test_labels_name_runs_in_every_command_after_an_import_into_a_database_with_runs(store, cli):
+    # Three trained runs hold numbers 1-3; the notebook's Runs 1-3 are stored under other numbers and keep
+    # their labels. Before, `show 2`, `compare 2 14` and `report --runs 2` silently took the trained Run #2.
+    for seed in range(3):
+        store.add_run(trained([60.0, 80.0], seed=seed, title=f"trained {seed}"))
+    assert cli("import-md", str(NOTEBOOK)).exit_code == 0
+    notebook_2 = next(r for r in json.loads(cli("list", "--json").stdout)
+                      if r["label"] == "2" and r["title"].startswith("ResNet-18 baseline"))
+    assert notebook_2["id"] > 3
+    # A label two runs answer to is an error listing both; `#2` is the database number.
+    for args in (("show", "2"), ("compare", "2", "14"), ("stats", "2"), ("report", "--runs", "2"), ("rm", "2", "--yes")):
+        result = cli(*args)
+        assert result.exit_code == 1, args
+        assert f"Run 2 is ambiguous: runs #2, #{notebook_2['id']} answer to it" in result.stderr, args
+    assert json.loads(cli("show", "#2", "--json").stdout)["title"] == "trained 1"
+    # A label only the notebook uses names the notebook's run wherever it is stored.
+    assert json.loads(cli("show", "14", "--json").stdout)["title"].startswith("lr 0.03")
+    assert json.loads(cli("compare", "#" + str(notebook_2["id"]), "14", "--json").stdout)["differences"][0]["line"] \
+        == "Run 14 vs Run 2: only lr differs"
+    assert re.findall(r"^## Run (\S+?):", cli("report", "--runs", "14").stdout, re.M) == ["14"]
+    assert cli("rm", "#2", "--yes").exit_code == 0
+    assert json.loads(cli("show", "2", "--json").stdout)["id"] == notebook_2["id"]  # now one run answers
