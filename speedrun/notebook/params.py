@@ -214,6 +214,8 @@ def canonical_augment(text: str) -> str | None:
     known: list[str] = []
     other: list[str] = []
     for piece in _split_calls(text):
+        # A parenthetical after a transform is a remark, not its arguments: `RandomRotation(15) (No ColorJitter)`.
+        piece = _REMARK.sub("", piece)
         match = _TRANSFORM.fullmatch(piece)
         if match is None:
             return None
@@ -230,6 +232,9 @@ def canonical_augment(text: str) -> str | None:
         return None
     ordered = [name for name in AUGMENTATIONS if name in known] + list(dict.fromkeys(other))
     return ",".join(ordered)
+
+
+_REMARK = re.compile(r"\s+\([^()]{0,200}\)$")
 
 
 def _split_calls(text: str) -> list[str]:
