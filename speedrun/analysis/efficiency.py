@@ -308,20 +308,31 @@ def _epoch_images(run: Any) -> int:
 def best_by_hardware(runs: Any) -> list[dict[str, Any]]:
     """Per hardware class, the run that came closest to the device's peak: how close, and which run.
 
-    Only runs with an MFU count (a known network, duration, precision and peak):
-    a run whose precision is not stated has a range, not a figure, and is left
-    out; classes in the order their first such run appears.
+    Only runs with an MFU compete (a known network, duration, precision and peak):
+    a run whose precision is not stated has a range, not a figure. A class none
+    of whose runs states its precision names its fastest run, with the range.
     """
     from speedrun.analysis.views import hardware_class_of  # views reads this module's figures
 
     best: dict[str, tuple[Any, Efficiency]] = {}
+    ranged: dict[str, tuple[Any, Efficiency]] = {}  # classes where no run states its precision
     for run in runs:
         e = run_efficiency(run)
-        if e is None or e.mfu is None:
+        if e is None:
             continue
         cls = hardware_class_of(run)
-        if cls not in best or e.mfu > best[cls][1].mfu:
-            best[cls] = (run, e)
-    return [{"hardware": cls, "run": run.display_label, "run_id": run.id, "mfu": e.mfu,
-             "text": f"Run {run.display_label}, {fmt_efficiency(e)}"}
-            for cls, (run, e) in best.items()]
+        if e.mfu is not None:
+            if cls not in best or e.mfu > best[cls][1].mfu:
+                best[cls] = (run, e)
+        elif e.mfu_range is not None and (cls not in ranged or e.tflops > ranged[cls][1].tflops):
+            ranged[cls] = (run, e)
+    rows = {cls: {"hardware": cls, "run": run.display_label, "run_id": run.id, "mfu": e.mfu,
+                  "text": f"Run {run.display_label}, {fmt_efficiency(e)}"}
+            for cls, (run, e) in best.items()}
+    for cls, (run, e) in ranged.items():
+        if cls not in rows:  # the fastest, by achieved FLOP/s: its share of the peak is only a range
+            rows[cls] = {"hardware": cls, "run": run.display_label, "run_id": run.id, "mfu": None,
+                         "text": f"no run states its precision; the fastest, Run {run.display_label}, "
+                                 f"{fmt_efficiency(e)}"}
+    order = list(dict.fromkeys(hardware_class_of(r) for r in runs))
+    return [rows[cls] for cls in order if cls in rows]
