@@ -697,3 +697,18 @@ def test_welch_needs_three_runs_a_side_to_call_a_difference_real():
     assert c.p_value < 0.05 and c.kind == "inconclusive" and c.winner is None
     assert c.text.endswith("fewer than 3 runs a side cannot settle it: 1 more on the smaller side)")
     assert compare([88.0, 88.1, 88.05], [89.0, 89.1, 89.05]).kind == "significant"
+
+
+def test_probability_of_improvement_beside_welchs_test():
+    # Every run of B beats every run of A: P = 1 in every resample.
+    c = compare([88.0, 88.2, 88.1], [88.6, 88.8, 88.7])
+    assert c.p_improvement == 1.0 and c.p_improvement_ci == (1.0, 1.0)
+    # 4 × 4 pairs: B wins 7 and ties 3 (88.0, 88.1, 88.2 on both sides): (7 + 0.5 · 3) / 16 = 0.53125.
+    c = compare([88.0, 88.2, 88.1, 88.3], [88.1, 88.4, 88.2, 88.0])
+    wins = sum((b > a) + 0.5 * (b == a) for a in [88.0, 88.2, 88.1, 88.3] for b in [88.1, 88.4, 88.2, 88.0])
+    assert c.p_improvement == pytest.approx(wins / 16)
+    low, high = c.p_improvement_ci
+    assert 0.0 <= low < c.p_improvement < high <= 1.0
+    # Times: lower is better.
+    assert compare([3.5, 3.6, 3.55], [3.3, 3.2, 3.25], metric=TRAINING_TIME).p_improvement == 1.0
+    assert compare([88.0], [88.5]).p_improvement is None  # no repeats, no bootstrap

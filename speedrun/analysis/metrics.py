@@ -449,6 +449,9 @@ class Verdict:
     spreads: float | None = None  # the gap in standard errors of the difference
     needed_n: int | None = None
     ratio: float | None = None  # B / A, for times
+    # P(a run of B beats a run of A) with its bootstrap interval, beside Welch's test (`stats.Improvement`)
+    p_improvement: float | None = None
+    p_improvement_ci: tuple[float, float] | None = None
 
     @property
     def line(self) -> str:
@@ -561,8 +564,12 @@ def verdict(
         p_text = stats.format_p(welch.p_value, alpha)
         sd = stats.pooled_sd((da, db))
         measured = f"{counts}; spread {metric.amount(sd)} per run, from the runs' own repeats"
+        better = stats.probability_of_improvement(va, vb, higher_is_better=metric.higher_is_better,
+                                                  confidence=1 - alpha)
         found = dict(p_value=welch.p_value, ci_low=welch.ci_low, ci_high=welch.ci_high, spread=sd,
-                     spread_source="from the runs' own repeats")
+                     spread_source="from the runs' own repeats",
+                     p_improvement=better.p if better else None,
+                     p_improvement_ci=(better.ci_low, better.ci_high) if better else None)
         interval = f"{fmt_num(welch.ci_low, f'.{metric.digits}f')} to {fmt_num(welch.ci_high, f'.{metric.digits}f')}"
         if welch.p_value < alpha and min(da.n, db.n) >= MIN_REPEATS:
             lo, hi = (welch.ci_low, welch.ci_high) if diff > 0 else (-welch.ci_high, -welch.ci_low)
