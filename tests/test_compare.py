@@ -42,16 +42,22 @@ def test_single_runs_are_judged_by_the_gap_in_run_to_run_spreads(pair, cli):
     data = json.loads(cli("compare", "1", "2", "--json").stdout)
     assert [v["metric"] for v in data["verdicts"]] == ["final_accuracy", "training_time", "time_to_85"]
     final, time, to85 = (v["line"] for v in data["verdicts"])
-    # 86.25 − 85.50 = 0.75 points, 3.75 default spreads of 0.20: at least 3, so likely real.
-    assert final == ("Final accuracy: Run 2 is ahead by 0.75 points: likely real (3.8× the typical run-to-run "
-                     "spread of 0.20 points, a default: no repeats on T4 measure it yet; confirm with repeats)")
-    # Both trained 4 × 40 s; the default timing spread is 3% of 160 s.
-    assert time == ("Training time: Run 2 − Run 1 = 0.0 s: within run-to-run noise (0.0× the typical "
-                    "run-to-run spread of 4.8 s, a default: no repeats on T4 measure it yet)")
-    # 85% after 120 s (epoch 3) vs 80 s (epoch 2): 40 s is 4 spreads of 10% of their mean (100 s).
-    assert to85 == ("Time to 85%: Run 2 is faster by 40.0 s: likely real (4.0× the typical run-to-run "
-                    "spread of 10.0 s, a default: no repeats on T4 measure it yet; confirm with repeats)")
-    assert [v["winner_name"] for v in data["verdicts"]] == ["Run 2", None, "Run 2"]
+    # 86.25 − 85.50 = 0.75 points at 85.875%: the 10,000 test images err by √(0.85875 · 0.14125 / 10,000)
+    # = 0.35 points, a run by √(0.35² + 0.2²) = 0.40, the difference of two single runs by 0.57: 1.3
+    # standard errors, under √2: noise (the old "likely real" measured it in 0.20 alone).
+    assert final == ("Final accuracy: Run 2 − Run 1 = 0.75 points: within run-to-run noise (n=1 vs 1; 1.3× the "
+                     "standard error of the difference, 0.57 points; spread 0.40 points per run, a default: the "
+                     "binomial error of 10,000 test images at 85.88% (0.35) with seed-to-seed 0.20; no repeats on "
+                     "T4 measure it yet)")
+    # Both trained 4 × 40 s: a ratio of 1.00.
+    assert time == ("Training time: Run 2 − Run 1 = 0.0 s, 1.00× the time: within run-to-run noise (n=1 vs 1; "
+                    "0.0× the standard error of the difference, 4.2%; spread 3.0% of the mean per run, a default: "
+                    "no repeats on T4 measure it yet)")
+    # 85% after 120 s (epoch 3) vs 80 s (epoch 2): ln 1.5 = 0.405 against 10% · √2 = 14.1%: 2.9.
+    assert to85 == ("Time to 85%: Run 2 is faster by 40.0 s, 0.67× the time: likely real (n=1 vs 1; 2.9× the "
+                    "standard error of the difference, 14.1%; spread 10.0% of the mean per run, a default: no "
+                    "repeats on T4 measure it yet; confirm with repeats)")
+    assert [v["winner_name"] for v in data["verdicts"]] == [None, None, "Run 2"]
 
 
 def test_terminal_table_hides_equal_params_and_marks_the_best(pair, cli):

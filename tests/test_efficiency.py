@@ -252,3 +252,24 @@ def test_the_parameter_count_names_the_network_before_the_users_name_for_it(cli,
 
     figures = json.loads(cli("show", "1", "--json").output)["efficiency"]
     assert figures["tflops"] == pytest.approx(50_000 / 10.5 * 3_328_997_376 / 1e12)
+
+
+def test_an_imported_log_that_states_no_precision_gets_a_range_and_no_best_efficiency(cli, tmp_path):
+    import json
+
+    # The T4 pair: the slow run of a recipe (no AMP on its Config line, once taken as fp32: 48% of
+    # the fp32 peak) was named "most efficient" over the fast one (AMP stated: 9.1%).
+    fast = T4_LOG.replace("60.00s", "35.00s").replace("Total: 60.0s", "Total: 35.0s").replace("120.0s", "70.0s")
+    slow = T4_LOG.replace(", AMP=True", "").replace("60.00s", "120.00s").replace("Total: 60.0s", "Total: 120.0s") \
+        .replace("120.0s", "240.0s")
+    for name, text in [("fast.txt", fast), ("slow.txt", slow)]:
+        (tmp_path / name).write_text(text)
+        assert cli("import-log", str(tmp_path / name), "--hardware", "Colab T4").exit_code == 0
+    figures = json.loads(cli("show", "2", "--json").output)["efficiency"]
+    tflops = 50_000 / 120.0 * 3_328_997_376 / 1e12  # 1.39 TFLOP/s: 2.1% of 65, 17.1% of 8.1
+    assert figures["precision"] == "precision not stated" and figures["mfu"] is None
+    assert figures["mfu_range"] == [pytest.approx(tflops / 65), pytest.approx(tflops / 8.1)]
+    assert (f"{tflops / 65:.1%} to {tflops / 8.1:.1%} of the peak (65 TFLOP/s fp16/bf16 to 8.1 fp32, published; "
+            "precision not stated)") in cli("show", "2").output
+    section = cli("report").output.split("## Distance from the hardware's limit", 1)[1].split("##", 1)[0]
+    assert "- T4: Run 1, " in section and "Run 2" not in section

@@ -237,7 +237,7 @@ def lines_of(path) -> list[str]:
 def everything(cli, db=None) -> list[dict]:
     """Every run as `show --json` has it, minus what differs between databases by nature."""
     listed = json.loads(cli("list", "--json", db=db).stdout)
-    shown = [json.loads(cli("show", str(r["id"]), "--json", db=db).stdout) for r in listed]
+    shown = [json.loads(cli("show", f"#{r['id']}", "--json", db=db).stdout) for r in listed]
     for run in shown:
         for key in ("created_at", "date", "source_file", "content_hash"):
             run.pop(key, None)
@@ -329,9 +329,13 @@ def test_duplicate_labels_and_dates(user_db, cli, tmp_path):
     twice = [r for r in rows if r["label"] == "24"]
     assert [r["id"] for r in twice] == [24, 32]
     assert "32 (24)" in cli("list").stdout
-    assert json.loads(cli("show", "24", "--json").stdout)["id"] == 24  # the number wins
+    # Two runs answer to "Run 24": an error that lists them, never a silent pick (it used to be #24).
+    shown = cli("show", "24", "--json")
+    assert shown.exit_code == 1 and "Run 24 is ambiguous: runs #24, #32 answer to it" in shown.stderr
+    assert json.loads(cli("show", "#32", "--json").stdout)["id"] == 32  # the database number, by #
     assert all(r["date"].startswith("imported ") for r in rows)  # no date of their own
-    out = cli("report", "--runs", "24,32,26a,26b,26c,30-31")
+    assert "Run 24 is ambiguous" in cli("report", "--runs", "24,26a").stderr
+    out = cli("report", "--runs", "#24,#32,26a,26b,26c,30-31")
     assert re.findall(r"^#{2,3} Run (\S+?):", out.stdout, re.M) == ["24", "24", "26", "26a", "26b", "26c", "30", "31"]
     plots = tmp_path / "plots"
     assert cli("report", "--plots", str(plots), "-o", str(tmp_path / "r.md")).exit_code == 0
@@ -381,7 +385,7 @@ def test_hand_edit_flows_back(user_db, cli, tmp_path):
     report.write_text(text)
     result = cli("import-md", str(report))
     assert result.stdout.splitlines()[-1] == "experiments.md: 0 added, 1 updated, 13 unchanged."
-    assert json.loads(cli("show", "24", "--json").stdout)["analysis"] == "Within noise of Run 2; needs repeats."
+    assert json.loads(cli("show", "#24", "--json").stdout)["analysis"] == "Within noise of Run 2; needs repeats."
     assert cli("report").stdout == text  # the edit, as written
 
 
@@ -470,7 +474,7 @@ def test_a_directory_is_one_error(cli, tmp_path):
 
 def test_note_and_tag_edit_an_imported_section_in_place(user_db, cli, tmp_path):
     """`note` and `tag` on an imported run write into its section; the rest stays as the user wrote it."""
-    assert cli("note", "24", "--analysis", "Within noise.\n## Run 99: not a run", "--title", "Smoothing 0.1").exit_code == 0
+    assert cli("note", "#24", "--analysis", "Within noise.\n## Run 99: not a run", "--title", "Smoothing 0.1").exit_code == 0
     assert cli("note", "3", "--description", "Written later").exit_code == 0
     assert cli("tag", "26b", "bn").exit_code == 0
     report = cli("report").stdout
@@ -482,7 +486,7 @@ def test_note_and_tag_edit_an_imported_section_in_place(user_db, cli, tmp_path):
     notes = tmp_path / "experiments.md"
     notes.write_text(report)
     assert cli("import-md", str(notes)).stdout == "experiments.md: 0 added, 0 updated, 14 unchanged.\n"
-    assert json.loads(cli("show", "24", "--json").stdout)["analysis"] == "Within noise.\n## Run 99: not a run"
+    assert json.loads(cli("show", "#24", "--json").stdout)["analysis"] == "Within noise.\n## Run 99: not a run"
     assert len(runs(cli)) == 14
 
 

@@ -118,25 +118,29 @@ def test_log_imported_section_has_the_notebook_shape_and_hand_computed_facts(not
     )
     # Peak 86.47 at epoch 9, final 85.69: drop 0.78. Durations sum to 436.97 s over 10 epochs: 43.7 s.
     # 85% is first reached at epoch 8 (85.72%), whose Total is 348.7 s. Run 8 (10 epochs on T4 too)
-    # ended at 82.62% in the same 436.99 s: +3.07 points is 15× the default spread of 0.20 points;
-    # the default timing spread is 3% of 436.99 s = 13.1 s.
+    # ended at 82.62% in the same 436.99 s: +3.07 points at 84.155%, where the test set errs by 0.37, a run
+    # by √(0.37² + 0.2²) = 0.42 and the difference by 0.59: 5.2 standard errors. The times' ratio is 1.00.
     lines = computed.splitlines(keepends=True)
     assert "".join(lines[:2]) == (
         "- Final accuracy 85.69%, peak 86.47% at epoch 9 (drop from peak 0.78 points)\n"
         "- Mean epoch 43.7 s, total 436.99 s; time to 85%: 348.7 s\n"
     )
-    # ResNet-18 (by its 11,173,962 parameters), no AMP on the Config line: fp32. 50,000 images per
-    # 43.697 s at 3,328,997,376 FLOP each: 3.81 TFLOP/s, 47.0% of the T4's published 8.1 TFLOP/s.
-    assert lines[2] == ("- Efficiency: 1,144 img/s, 3.81 TFLOP/s, 47.0% of the 8.1 TFLOP/s fp32 peak (published) "
-                        "[derived from logged durations]\n")
+    # ResNet-18 (by its 11,173,962 parameters). 50,000 images per 43.697 s at 3,328,997,376 FLOP each:
+    # 3.81 TFLOP/s. No AMP on the Config line says nothing either way (it was once taken as fp32): 5.9% of
+    # the T4's published 65 TFLOP/s fp16/bf16 peak to 47.0% of its 8.1 fp32 peak.
+    assert lines[2] == ("- Efficiency: 1,144 img/s, 3.81 TFLOP/s, 5.9% to 47.0% of the peak (65 TFLOP/s fp16/bf16 "
+                        "to 8.1 fp32, published; precision not stated) [derived from logged durations]\n")
     # Imported from a log: the report says so, and that the log gave no date.
     assert lines[3].startswith("- Imported ") and lines[3].endswith(" from run15-bs64-t4.txt; no date of its own\n")
     assert "".join(lines[4:]) == (
-        "- vs Run 8 (no stated setting differs): +3.07 points, +0% time — the best earlier run on T4 at 10 epochs\n"
-        "- Final accuracy: Run 9 is ahead by 3.07 points: likely real (15× the typical run-to-run spread of "
-        "0.20 points, a default: no repeats on T4 measure it yet; confirm with repeats)\n"
-        "- Training time: Run 9 − Run 8 = 0.0 s: within run-to-run noise (0.0× the typical run-to-run spread of "
-        "13.1 s, a default: no repeats on T4 measure it yet)\n"
+        "- vs Run 8 (only batch_size differs): +3.07 points, +0% time — the nearest earlier run (neither states its "
+        "model) on T4 with the fewest differing settings\n"
+        "- Final accuracy: Run 9 is ahead by 3.07 points: likely real (n=1 vs 1; 5.2× the standard error of the "
+        "difference, 0.59 points; spread 0.42 points per run, a default: the binomial error of 10,000 test images "
+        "at 84.16% (0.37) with seed-to-seed 0.20; no repeats on T4 measure it yet; confirm with repeats)\n"
+        "- Training time: Run 9 − Run 8 = 0.0 s, 1.00× the time: within run-to-run noise (n=1 vs 1; 0.0× the "
+        "standard error of the difference, 4.2%; spread 3.0% of the mean per run, a default: no repeats on T4 "
+        "measure it yet)\n"
     )
     # The log as pasted, verbatim, then the analysis verbatim.
     assert "```\n$ python main.py\nUsing device: cuda\n" in text
@@ -152,10 +156,10 @@ def test_trained_run_gets_a_rebuilt_log_and_environment_hardware(notebook_db, cl
     assert "Using device: cuda\nSetting random seed: 0\nPre-loading data...\nData loaders created in 1.50 seconds.\n" in text
     assert "Epoch [3/4], Loss: 0.5000, Val Accuracy: 86.00%, Duration: 40.00s, Total: 120.0s\n" in text
     assert "Finished Training. Training loop time: 160.00 seconds\nFinal Validation Accuracy: 85.50%\n" in text
-    # Runs 8 and 9 trained 10 epochs: a 4-epoch run has no earlier run to stand against.
+    # Runs 8 and 9 state no model: a resnet9 run has no earlier run of its model to stand against.
     assert "- Final accuracy 85.50%, peak 86.00% at epoch 3 (drop from peak 0.50 points)\n" in text
     assert "- Mean epoch 40.0 s, total 160.00 s; time to 85%: 120.0 s\n" in text
-    assert "- First run with a final accuracy on T4 at 4 epochs\n" in text
+    assert "- First run of resnet9 with a final accuracy on T4\n" in text
 
 
 def test_summary_only_run_has_no_log_block(notebook_db, cli):
@@ -163,7 +167,7 @@ def test_summary_only_run_has_no_log_block(notebook_db, cli):
     assert "```" not in text
     assert "**Final Validation Accuracy:** 69.39%\n- **Training Time**: 123.15s\n" in text
     assert "- **Description**: Summary only; the log was lost.\n" in text
-    assert "- First run with a final accuracy on T4\n" in text
+    assert "- First run of resnet18 with a final accuracy on T4\n" in text
     assert text.rstrip().endswith("**Analysis**:\nUnderfits.")
 
 
@@ -230,7 +234,7 @@ def test_hardware_classes_are_separate_records(store, cli):
     assert "| CPU | 2 epochs | Best final accuracy | 84.00% | Run 2 |" in out
     assert "| T4 | 2 epochs | Best final accuracy | 86.00% | Run 1 |" in out
     assert "- **Hardware**: AMD Ryzen 7 5700U (CPU)\n" in out
-    assert "- First run with a final accuracy on CPU at 2 epochs\n" in out
+    assert "- First run of resnet9 with a final accuracy on CPU\n" in out
 
 
 # --------------------------------------------------------------------------- escaping and templates
@@ -341,7 +345,7 @@ def test_report_imports_back_as_the_same_runs(notebook_db, cli, tmp_path):
 
     def runs(db):
         listed = json.loads(cli("list", "--json", db=db).stdout)
-        return [json.loads(cli("show", str(r["id"]), "--json", db=db).stdout) for r in listed]
+        return [json.loads(cli("show", f"#{r['id']}", "--json", db=db).stdout) for r in listed]
 
     def comparable(run):
         r2 = lambda v: None if v is None else round(v, 2)  # noqa: E731

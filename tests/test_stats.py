@@ -21,7 +21,7 @@ from types import SimpleNamespace
 
 from speedrun.errors import InsufficientData, SpeedrunError
 from speedrun.analysis.groups import config_key, group_runs
-from speedrun.analysis.metrics import FINAL_ACCURACY, TRAINING_TIME, Metric, Verdict, verdict
+from speedrun.analysis.metrics import FINAL_ACCURACY, TRAINING_TIME, Metric, Verdict, binomial_error, verdict
 from speedrun.analysis.stats import (
     Description,
     describe,
@@ -247,7 +247,13 @@ def test_welch_needs_two_runs_and_a_spread_per_side():
 def runs(values, metric=FINAL_ACCURACY):
     """Runs of unknown hardware that carry only the metric's value."""
     attr = {"final_accuracy": "final_val_acc", "training_time": "train_time_s"}.get(metric.key, "value")
-    return [SimpleNamespace(environment=None, **{attr: v}) for v in values]
+    return [SimpleNamespace(environment=None, status="completed", param_dict={}, epochs=[], epochs_completed=None,
+                            epochs_planned=None, **{attr: v}) for v in values]
+
+
+def pooled(*samples):
+    """The pooled sd of samples of one size: √(mean of the variances)."""
+    return math.sqrt(np.mean([np.var(x, ddof=1) for x in samples]))
 
 
 def compare(a, b, *, metric=FINAL_ACCURACY, alpha=0.05, names=("A", "B")) -> Verdict:
@@ -267,7 +273,8 @@ def test_verdict_clear_difference():
     diff = np.mean(BETTER) - np.mean(BASE)
     assert c.text == (
         f"B is ahead by {diff:.2f} points (95% CI {ci.low:.2f} to {ci.high:.2f}, "
-        f"p<0.001, n=5 vs 5)"
+        f"p<0.001, Welch's t-test; n=5 vs 5; spread {pooled(BASE, BETTER):.2f} points per run, "
+        "from the runs' own repeats)"
     )
     assert c.line == "Final accuracy: " + c.text
     # p < 0.001 also meets the record rule (p < 0.01)
@@ -282,7 +289,9 @@ def test_verdict_clear_difference_with_p_shown():
     assert 0.001 < ref.pvalue < 0.05
     ci = ref.confidence_interval(0.95)
     assert (round(ci.low, 2), round(ci.high, 2), round(ref.pvalue, 2)) == (0.05, 0.43, 0.02)
-    assert c.text == "B is ahead by 0.24 points (95% CI 0.05 to 0.43, p=0.02, n=5 vs 5)"
+    # Both sides have variance 0.068 / 4 = 0.017: a spread of 0.13 points.
+    assert c.text == ("B is ahead by 0.24 points (95% CI 0.05 to 0.43, p=0.02, Welch's t-test; n=5 vs 5; "
+                      "spread 0.13 points per run, from the runs' own repeats)")
     # Real at α=0.05, but p=0.02 does not confirm a record (p<0.01).
     assert not c.confirms_record()
 
@@ -307,63 +316,94 @@ def test_verdict_within_noise():
     low = f"{ci.low:.2f}".replace("-", MINUS)
     assert c.text == (
         f"No significant difference: B {MINUS} A = {c.diff:.2f} points "
-        f"(95% CI {low} to {ci.high:.2f}, p={ref.pvalue:.2f}, n=5 vs 5); "
-        "within run-to-run noise"
+        f"(95% CI {low} to {ci.high:.2f}, p={ref.pvalue:.2f}, Welch's t-test; n=5 vs 5; "
+        f"spread {pooled(BASE, CLOSE):.2f} points per run, from the runs' own repeats); within run-to-run noise"
     )
 
 
 def test_verdict_single_runs_issue_example():
-    # "ColorJitter is a winner: 88.14% vs 88.08%": 0.06 points is 0.3 default spreads of 0.20.
+    # "ColorJitter is a winner: 88.14% vs 88.08%". At their mean 88.11% the 10,000 test images alone
+    # err by √(0.8811 · 0.1189 / 10,000) = 0.324 points; with the default seed-to-seed 0.20 a run spreads
+    # by √(0.324² + 0.2²) = 0.380, and the difference of two single runs by 0.380 · √2 = 0.538:
+    # 0.06 points is 0.1 of that.
     c = compare([88.08], [88.14], names=("baseline", "ColorJitter"))
     assert c.kind == "noise"
     assert c.winner is None
     assert c.p_value is c.ci_low is c.ci_high is None
     assert c.diff == pytest.approx(0.06)
-    assert c.spread == 0.2 and c.spreads == pytest.approx(0.3)
+    assert c.spread == pytest.approx(0.3805, abs=1e-4) and c.spreads == pytest.approx(0.1115, abs=1e-3)
     assert c.text == (
-        f"ColorJitter {MINUS} baseline = 0.06 points: within run-to-run noise "
-        "(0.3\u00d7 the typical run-to-run spread of 0.20 points, a default: no repeats measure it yet)"
+        f"ColorJitter {MINUS} baseline = 0.06 points: within run-to-run noise (n=1 vs 1; 0.1\u00d7 the standard "
+        "error of the difference, 0.54 points; spread 0.38 points per run, a default: the binomial error of "
+        "10,000 test images at 88.11% (0.32) with seed-to-seed 0.20; no repeats measure it yet)"
     )
 
 
+def test_the_binomial_error_of_a_test_set():
+    assert binomial_error(88.0, 10_000) == pytest.approx(0.325, abs=1e-3)  # the issue's "about 0.3 points"
+    assert binomial_error(13.0, 500) == pytest.approx(1.504, abs=1e-3)
+    assert binomial_error(100.0, 10_000) == 0.0
+
+
 def test_verdict_twelve_points_between_single_runs_is_likely_real():
-    # The issue's contradiction: 12.21 points is 61 spreads of 0.20, not a matter for repeats.
+    # 12.21 points between single runs at a mean of 78.875%: binomial √(0.78875 · 0.21125 / 10,000) = 0.408,
+    # per run √(0.408² + 0.2²) = 0.455, the difference 0.643: 19 standard errors.
     c = compare([72.77], [84.98], names=("Run 8f", "Run 19"))
     assert c.kind == "likely_real" and c.winner == "b"
     assert c.text == (
-        "Run 19 is ahead by 12.21 points: likely real (61\u00d7 the typical run-to-run spread of 0.20 points, "
-        "a default: no repeats measure it yet; confirm with repeats)"
+        "Run 19 is ahead by 12.21 points: likely real (n=1 vs 1; 19\u00d7 the standard error of the difference, "
+        "0.64 points; spread 0.45 points per run, a default: the binomial error of 10,000 test images at 78.88% "
+        "(0.41) with seed-to-seed 0.20; no repeats measure it yet; confirm with repeats)"
     )
     assert not c.confirms_record()  # a single run is never a record
 
 
-def test_verdict_between_two_and_three_spreads_is_inconclusive():
-    c = compare([88.0], [88.5])
-    # 0.5 / 0.2 = 2.5 spreads; a two-sided test at α=0.05 with 80% power needs 4 runs per side.
+def test_verdict_between_noise_and_likely_real_is_inconclusive():
+    c = compare([88.0], [89.0])
+    # At 88.5%: binomial 0.319, per run 0.377, the difference 0.532: 1.0 / 0.532 = 1.9 standard errors,
+    # between √2 (noise) and 3/√2 (likely real).
     assert c.kind == "inconclusive"
-    assert c.needed_n == required_runs(0.5, 0.2) == 4
+    assert c.needed_n == required_runs(1.0, c.spread) == 4
     assert c.text == (
-        f"B {MINUS} A = 0.50 points: inconclusive (2.5\u00d7 the typical run-to-run spread of 0.20 points, "
-        "a default: no repeats measure it yet; about 4 runs per side would settle it)"
+        f"B {MINUS} A = 1.00 points: inconclusive (n=1 vs 1; 1.9\u00d7 the standard error of the difference, "
+        "0.53 points; spread 0.38 points per run, a default: the binomial error of 10,000 test images at 88.50% "
+        "(0.32) with seed-to-seed 0.20; no repeats measure it yet; about 4 runs per side would settle it)"
     )
+
+
+def test_single_runs_four_tenths_apart_are_within_noise():
+    # The issue's ResNet-18 pair: 0.43 points between single runs at 88% is 0.8 standard errors (0.537).
+    assert compare([88.0], [88.43]).kind == "noise"
 
 
 def test_likely_real_follows_alpha():
-    # 0.7 points is 3.5 spreads: real at α=0.05 (3 spreads), not at α=0.01 (z·√2 = 3.64 spreads).
-    assert compare([88.0], [88.7]).kind == "likely_real"
-    assert compare([88.0], [88.7], alpha=0.01).kind == "inconclusive"
+    # 1.25 points at 88.625%: 2.36 standard errors of 0.531, real at α=0.05 (3/√2 = 2.12), not at
+    # α=0.01 (z = 2.58).
+    assert compare([88.0], [89.25]).kind == "likely_real"
+    assert compare([88.0], [89.25], alpha=0.01).kind == "inconclusive"
 
 
-def test_verdict_single_run_on_one_side_uses_other_sides_spread():
+def test_verdict_single_run_on_one_side_never_goes_below_the_binomial_error():
     c = compare(BASE, [88.5])
     sd = np.std(BASE, ddof=1)
+    mean = (sum(BASE) + 88.5) / 6
+    floor = binomial_error(mean, 10_000)
+    # The 5 runs of A spread by 0.11 points, less than the test set's own error at 88.15%: 0.32.
+    assert sd < floor and c.spread == pytest.approx(floor)
     gap = 88.5 - np.mean(BASE)
-    assert c.spread == pytest.approx(sd) and c.spread_source == "from the 5 runs of A"
-    assert c.kind == "likely_real"  # 0.42 points is 3.8 spreads of 0.11
+    se = floor * math.sqrt(1 / 5 + 1)
+    assert c.kind == "noise"  # 0.42 points is 1.2 standard errors, under √2
     assert c.text == (
-        f"B is ahead by {gap:.2f} points: likely real ({gap / sd:.1f}\u00d7 the typical run-to-run spread of "
-        f"{sd:.2f} points, from the 5 runs of A; confirm with repeats)"
+        f"B {MINUS} A = {gap:.2f} points: within run-to-run noise (n=5 vs 1; {gap / se:.1f}\u00d7 the standard error of the "
+        f"difference, {se:.2f} points; spread {floor:.2f} points per run, the binomial error of 10,000 test images "
+        f"at {mean:.2f}%, above the {sd:.2f} points from the 5 runs of A)"
     )
+
+
+def test_a_spread_from_two_runs_is_not_a_measurement():
+    # One repeat is one degree of freedom: its sd is a guess, so the default is used.
+    c = compare([88.0, 88.02], [88.5])
+    assert "a default" in c.spread_source
 
 
 def test_verdict_single_runs_no_difference():
@@ -371,7 +411,7 @@ def test_verdict_single_runs_no_difference():
     assert c.kind == "noise"
     assert c.needed_n is None
     assert "nan" not in c.text.lower() and "inf" not in c.text.lower()
-    assert c.text.startswith(f"B {MINUS} A = 0.00 points: within run-to-run noise (0.0\u00d7")
+    assert c.text.startswith(f"B {MINUS} A = 0.00 points: within run-to-run noise (n=1 vs 1; 0.0\u00d7")
 
 
 def test_float_rounding_difference_is_no_difference():
@@ -383,7 +423,10 @@ def test_float_rounding_difference_is_no_difference():
 
 def test_tiny_spreads_keep_their_digits():
     c = compare([3.001, 3.02, 3.011], [3.0], metric=TRAINING_TIME)
-    assert "spread of 0.01 s" in c.text and "0.0 s," not in c.text
+    # sd 0.0095 s over a mean of 3.008 s
+    assert "spread 0.3% of the mean per run" in c.text
+    c = compare([3.0001, 3.0002, 3.0003], [3.0], metric=TRAINING_TIME)
+    assert "spread 0.003% of the mean per run" in c.text and "0.0%" not in c.text
 
 
 # --------------------------------------------------------------------------- #
@@ -400,7 +443,9 @@ def test_time_metric_b_faster():
     assert c.winner == "b"
     assert c.diff < 0
     ci = sps.ttest_ind(SLOW, FAST, equal_var=False).confidence_interval(0.95)
-    assert c.text.startswith(f"B is faster by {-c.diff:.1f} s (95% CI {ci.low:.1f} to {ci.high:.1f}, ")
+    ratio = np.mean(FAST) / np.mean(SLOW)
+    assert c.text.startswith(f"B is faster by {-c.diff:.1f} s, {ratio:.2f}\u00d7 the time "
+                             f"(95% CI {ci.low:.1f} to {ci.high:.1f}, ")
     assert c.metric == "training_time" and c.title == "Training time"
 
 
@@ -408,7 +453,7 @@ def test_time_metric_a_faster():
     c = compare(FAST, SLOW, metric=TRAINING_TIME)
     assert c.winner == "a"
     assert c.diff > 0
-    assert c.text.startswith(f"A is faster by {c.diff:.1f} s (")
+    assert c.text.startswith(f"A is faster by {c.diff:.1f} s, ")
 
 
 def test_lower_is_better_generic_unit_says_ahead():
@@ -421,11 +466,12 @@ def test_time_metric_noise_and_single_runs():
     c = compare([3.5, 3.7, 3.6], [3.55, 3.65, 3.62], metric=TRAINING_TIME)
     assert c.kind == "noise"
     assert f"B {MINUS} A = 0.01 s" in c.text
-    # 3.4 − 3.5 = −0.1 s; the default timing spread is 3% of their mean 3.45 s = 0.10 s.
+    # 3.4 / 3.5 = 0.971: ln 0.971 = −0.029 against 3% · √2 = 4.2% for two single runs: 0.7 standard errors.
     c = compare([3.5], [3.4], metric=TRAINING_TIME)
     assert c.text == (
-        f"B {MINUS} A = {MINUS}0.1 s: within run-to-run noise (1.0\u00d7 the typical run-to-run spread "
-        "of 0.1 s, a default: no repeats measure it yet)"
+        f"B {MINUS} A = {MINUS}0.1 s, 0.97\u00d7 the time: within run-to-run noise (n=1 vs 1; 0.7\u00d7 the "
+        "standard error of the difference, 4.2%; spread 3.0% of the mean per run, a default: no repeats measure "
+        "it yet)"
     )
 
 
@@ -448,7 +494,8 @@ def test_identical_values_both_sides_different():
     # spread says nothing, so the gap is measured in the default spread.
     c = compare([88.1, 88.1], [88.2, 88.2, 88.2])
     assert c.p_value is None
-    assert c.spread == 0.2 and "a default" in c.spread_source
+    assert c.spread == pytest.approx(math.hypot(binomial_error(88.16, 10_000), 0.2))
+    assert "a default" in c.spread_source
     assert c.kind == "noise"
     assert "nan" not in c.text.lower() and "inf" not in c.text.lower()
 
@@ -642,3 +689,26 @@ def test_property_target_test(xs, target, higher):
         assert r.holds == (r.p_value < r.alpha)
     assert r.half_width is not None and r.half_width >= 0
     assert "nan" not in r.text.lower()
+
+
+def test_welch_needs_three_runs_a_side_to_call_a_difference_real():
+    # 88.0/88.1 vs 89.0/89.1: t = 1.0 / 0.0707 = 14 with 2 df, p = 0.005; two runs a side are too few.
+    c = compare([88.0, 88.1], [89.0, 89.1])
+    assert c.p_value < 0.05 and c.kind == "inconclusive" and c.winner is None
+    assert c.text.endswith("fewer than 3 runs a side cannot settle it: 1 more on the smaller side)")
+    assert compare([88.0, 88.1, 88.05], [89.0, 89.1, 89.05]).kind == "significant"
+
+
+def test_probability_of_improvement_beside_welchs_test():
+    # Every run of B beats every run of A: P = 1 in every resample.
+    c = compare([88.0, 88.2, 88.1], [88.6, 88.8, 88.7])
+    assert c.p_improvement == 1.0 and c.p_improvement_ci == (1.0, 1.0)
+    # 4 × 4 pairs: B wins 7 and ties 3 (88.0, 88.1, 88.2 on both sides): (7 + 0.5 · 3) / 16 = 0.53125.
+    c = compare([88.0, 88.2, 88.1, 88.3], [88.1, 88.4, 88.2, 88.0])
+    wins = sum((b > a) + 0.5 * (b == a) for a in [88.0, 88.2, 88.1, 88.3] for b in [88.1, 88.4, 88.2, 88.0])
+    assert c.p_improvement == pytest.approx(wins / 16)
+    low, high = c.p_improvement_ci
+    assert 0.0 <= low < c.p_improvement < high <= 1.0
+    # Times: lower is better.
+    assert compare([3.5, 3.6, 3.55], [3.3, 3.2, 3.25], metric=TRAINING_TIME).p_improvement == 1.0
+    assert compare([88.0], [88.5]).p_improvement is None  # no repeats, no bootstrap

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 from datetime import datetime, timedelta
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -44,7 +45,9 @@ def lines(cli, *args) -> list[str]:
 
 def versus(report: str, label: str) -> list[str]:
     """The baseline lines of a run's computed block: from "vs Run …" (or why there is none) on."""
-    block = re.search(r"<!-- speedrun:computed[^>]*-->\n(.*?)<!-- /speedrun:computed -->", section(report, label), re.S)[1]
+    found = re.search(rf"^###? Run {re.escape(label)}:.*?(?=^###? |\Z)", report, re.M | re.S)
+    assert found, f"no section for run {label}"
+    block = re.search(r"<!-- speedrun:computed[^>]*-->\n(.*?)<!-- /speedrun:computed -->", found[0], re.S)[1]
     found = [line[2:] for line in block.splitlines()]
     starts = ("vs Run ", "First run ", "Not compared: ", "Repeat of ", "No baseline: ")
     return found[next(i for i, line in enumerate(found) if line.startswith(starts)):]
@@ -56,32 +59,39 @@ def versus(report: str, label: str) -> list[str]:
 def test_a_twelve_point_gap_between_single_runs_is_likely_real(store, cli):
     store.add_run(noted(8, 72.77, 300.0, params=resnet(model="SimpleCNN"), title="SimpleCNN baseline"))
     store.add_run(noted(19, 84.98, 450.0, params=resnet()))
-    # 84.98 − 72.77 = 12.21 points = 61 spreads of 0.20; 450 s is +50% of 300 s.
-    expected = ("Final accuracy: Run 19 is ahead by 12.21 points: likely real (61× the typical run-to-run "
-                "spread of 0.20 points, a default: no repeats on T4 measure it yet; confirm with repeats)")
+    # 84.98 − 72.77 = 12.21 points at a mean of 78.875%: the test set errs by √(0.78875 · 0.21125 / 10,000)
+    # = 0.41 points, with seed-to-seed 0.20 a run by 0.45, the difference of two single runs by 0.64:
+    # 19 standard errors. 450 s is +50% of 300 s.
+    expected = ("Final accuracy: Run 19 is ahead by 12.21 points: likely real (n=1 vs 1; 19× the standard error "
+                "of the difference, 0.64 points; spread 0.45 points per run, a default: the binomial error of 10,000 "
+                "test images at 78.88% (0.41) with seed-to-seed 0.20; no repeats on T4 measure it yet; "
+                "confirm with repeats)")
     assert lines(cli, "compare", "8", "19")[0] == expected
-    mine = versus(cli("report").stdout, "19")
-    assert mine[0] == "vs Run 8 (only model differs): +12.21 points, +50% time — the best earlier run on T4 at 10 epochs"
-    assert mine[1] == expected
+    # The report never picks a run of another model as the baseline unless the text names it.
+    assert versus(cli("report").stdout, "19") == ["First run of ResNet-9 with a final accuracy on T4"]
 
 
-def test_a_six_hundredths_gap_is_within_noise_measured_on_the_users_own_repeats(store, cli):
+def test_a_six_hundredths_gap_is_within_noise_and_the_users_repeats_never_go_below_the_test_sets_error(store, cli):
     store.add_run(noted(1, 88.08, 400.0, params=resnet(augment="crop,flip")))
     store.add_run(noted(2, 88.14, 400.0, params=resnet(augment="crop,flip,jitter")))
-    # Without repeats: 0.06 points is 0.3 default spreads.
+    # Without repeats: at 88.11% the test set errs by 0.32 points, a run by √(0.32² + 0.2²) = 0.38, the
+    # difference of two single runs by 0.54; 0.06 points is 0.1 of that.
     assert lines(cli, "compare", "1", "2")[0] == (
-        "Final accuracy: Run 2 − Run 1 = 0.06 points: within run-to-run noise (0.3× the typical run-to-run "
-        "spread of 0.20 points, a default: no repeats on T4 measure it yet)"
+        "Final accuracy: Run 2 − Run 1 = 0.06 points: within run-to-run noise (n=1 vs 1; 0.1× the standard error "
+        "of the difference, 0.54 points; spread 0.38 points per run, a default: the binomial error of 10,000 test "
+        "images at 88.11% (0.32) with seed-to-seed 0.20; no repeats on T4 measure it yet)"
     )
     # Two groups of repeats of ResNet-9 on T4: 88.0/88.2/88.1 (sd 0.1) and 87.5/87.7 (sd 0.1414):
-    # pooled sd √((2·0.01 + 1·0.02)/3) = 0.115; 0.06 / 0.115 = 0.5 spreads.
+    # pooled sd √((2·0.01 + 1·0.02)/3) = 0.115, less than the test set's own 0.32: the spread is 0.32, the
+    # difference's 0.46; 0.06 / 0.46 = 0.1.
     for i, final in enumerate([88.0, 88.2, 88.1]):
         store.add_run(noted(10 + i, final, 400.0, params=resnet(lr=0.05, seed=i)))
     for i, final in enumerate([87.5, 87.7]):
         store.add_run(noted(20 + i, final, 400.0, params=resnet(lr=0.1, seed=i)))
     assert lines(cli, "compare", "1", "2")[0] == (
-        "Final accuracy: Run 2 − Run 1 = 0.06 points: within run-to-run noise (0.5× the typical run-to-run "
-        "spread of 0.12 points, from your 2 groups of repeats on T4)"
+        "Final accuracy: Run 2 − Run 1 = 0.06 points: within run-to-run noise (n=1 vs 1; 0.1× the standard error "
+        "of the difference, 0.46 points; spread 0.32 points per run, the binomial error of 10,000 test images at "
+        "88.11%, above the 0.12 points from your 2 groups of repeats of the same model, epochs and precision on T4)"
     )
 
 
@@ -100,16 +110,18 @@ def two_setups(store):
 
 # Means 88.1 and 88.7, sd 0.1 each: se = √(0.01/3 + 0.01/3) = 0.0816, t = 7.35 with 4 df,
 # p = 0.0018 (scipy: 0.00183); 95% CI 0.6 ± 2.776 · 0.0816 = 0.37 to 0.83.
-WELCH = "Final accuracy: Run 4 and repeats is ahead by 0.60 points (95% CI 0.37 to 0.83, p=0.002, n=3 vs 3)"
+WELCH = ("Final accuracy: Run 4 and repeats is ahead by 0.60 points (95% CI 0.37 to 0.83, p=0.002, Welch's t-test; "
+         "n=3 vs 3; spread 0.10 points per run, from the runs' own repeats)")
 
 
 def test_a_gap_with_repeats_on_both_sides_gets_welchs_test_everywhere(two_setups, cli):
     assert lines(cli, "stats", "1", "4")[0] == WELCH
-    # Run 4's baseline is the best earlier run that is not its repeat: Run 2 (88.2), with its
-    # repeats; a set of repeats is named by its first run everywhere.
+    # Run 4's baseline is the nearest earlier ResNet-9 run with the fewest differing settings that is not
+    # its repeat: Run 3 (88.1), with its repeats; a set of repeats is named by its first run everywhere.
     report = cli("report").stdout
     mine = versus(report, "4")
-    assert mine[0] == "vs Run 2 (only lr differs): +0.40 points, +2% time — the best earlier run on T4 at 10 epochs"
+    assert mine[0] == ("vs Run 3 (only lr differs): +0.50 points, +2% time — the nearest earlier ResNet-9 run on T4 "
+                       "with the fewest differing settings")
     assert mine[1] == WELCH
     assert versus(report, "6")[1] == WELCH
     assert lines(cli, "stats", "2", "5")[0] == WELCH
@@ -145,14 +157,17 @@ def test_a_speed_experiment_names_its_baseline_and_gets_time_and_accuracy_deltas
     store.add_run(noted(20, 90.10, 600.0, params=resnet(lr=0.03, amp=False)))
     store.add_run(noted(21, 89.86, 426.0, params=resnet(lr=0.03, amp=True),
                         description="Same as Run 20 but with mixed precision."))
-    # Run 19 is the best earlier run, but Run 21's text names Run 20. 89.86 − 90.10 = −0.24 points
-    # (1.2 spreads of 0.20); 426 / 600 = 0.71: −29% time, 174.0 s = 11 spreads of 3% of 513 s (15.4 s).
+    # Run 19 is the best earlier run, but Run 21's text names Run 20. 89.86 − 90.10 = −0.24 points; at 89.98%
+    # the test set errs by 0.30, a run by √(0.30² + 0.2²) = 0.36, the difference by 0.51: 0.5 standard errors.
+    # 426 / 600 = 0.71: −29% time; ln 0.71 = −0.342 against 3% · √2 = 4.2%: 8.1 standard errors.
     assert versus(cli("report").stdout, "21") == [
         "vs Run 20 (only amp differs): −0.24 points, −29% time — named in its text",
-        "Final accuracy: Run 21 − Run 20 = −0.24 points: within run-to-run noise (1.2× the typical run-to-run "
-        "spread of 0.20 points, a default: no repeats on T4 measure it yet)",
-        "Training time: Run 21 is faster by 174.0 s: likely real (11× the typical run-to-run spread of 15.4 s, "
-        "a default: no repeats on T4 measure it yet; confirm with repeats)",
+        "Final accuracy: Run 21 − Run 20 = −0.24 points: within run-to-run noise (n=1 vs 1; 0.5× the standard error "
+        "of the difference, 0.51 points; spread 0.36 points per run, a default: the binomial error of 10,000 test "
+        "images at 89.98% (0.30) with seed-to-seed 0.20; no repeats on T4 measure it yet)",
+        "Training time: Run 21 is faster by 174.0 s, 0.71× the time: likely real (n=1 vs 1; 8.1× the standard "
+        "error of the difference, 4.2%; spread 3.0% of the mean per run, a default: no repeats on T4 measure it "
+        "yet; confirm with repeats)",
     ]
 
 
@@ -166,12 +181,14 @@ def test_a_20_epoch_run_does_not_hide_the_10_epoch_records(store, cli):
     rows = [r for r in report.splitlines() if "| Best final accuracy |" in r]
     assert rows[0].startswith("| T4 | 10 epochs | Best final accuracy | 87.18% | Run 16 |")
     assert rows[1].startswith("| T4 | 20 epochs | Best final accuracy | 90.68% | Run 18 |")
-    # Run 20's best earlier run is the best 10-epoch one (Run 16), not Run 18's 20 epochs: −1.18 points,
-    # 440 / 534.28 = 0.82: −18% time.
-    assert versus(report, "20")[0] == ("vs Run 16 (batch_size and lr differ): −1.18 points, −18% time — "
-                                         "the best earlier run on T4 at 10 epochs")
-    # Run 18 names Run 15; cosine is not stated for Run 15, so only the epochs differ.
-    assert versus(report, "18")[0] == "vs Run 15 (only epochs differs): +4.99 points, +102% time — named in its text"
+    # Run 20's baseline is the earlier run that differs in the fewest settings: Run 15 (only lr), not
+    # Run 16 (batch size too) nor Run 18 (epochs and cosine): +0.31 points, 440 / 436.99: +1% time.
+    assert versus(report, "20")[0] == ("vs Run 15 (only lr differs): +0.31 points, +1% time — "
+                                         "the nearest earlier ResNet-9 run on T4 with the fewest differing settings")
+    # Run 18 names Run 15; Run 18 added cosine, which Run 15 does not state: both differ (the old "only
+    # epochs differs" credited cosine's gain to the epochs).
+    assert versus(report, "18")[0] == ("vs Run 15 (epochs and cosine differ): +4.99 points, +102% time — "
+                                         "named in its text")
 
 
 # --------------------------------------------------------------------------- runs that do not count
@@ -224,7 +241,8 @@ def test_repeats_need_the_same_set_up_and_completed_runs():
 def test_a_group_the_user_made_stays_as_made_with_a_warning(two_setups, cli):
     assert cli("group", "mixed", "1", "4").exit_code == 0
     report = cli("report").stdout
-    assert "| T4 | 10 epochs | mixed | 1, 4 | 88.30% ± 0.42 (n=2) |" in report
+    # Members that differ in set-up are shown side by side: a mean ± std over them would pass for noise.
+    assert "| T4 | 10 epochs | mixed | 1, 4 | 88.00% / 88.60% |" in report
     assert "- mixed: members differ in lr: not repeats of one set-up\n" in report
     stats = json.loads(cli("stats", "g:mixed", "--json").stdout)
     assert stats["sets"][0]["notes"] == ["members differ in lr: not repeats of one set-up"]
@@ -242,9 +260,11 @@ def test_compare_three_summary_only_runs_of_a_series(store, cli):
                         group="26", minutes=3))
     result = cli("compare", "26a", "26b", "26c", "--format", "md")
     assert result.exit_code == 0, result.stderr
-    # 26b − 26a: +8.85 points (44 spreads); 101.7 − 95.2 = 6.5 s against 3% of 98.45 s = 2.95 s (3.0): 2.2
-    # spreads, inconclusive; a two-sided test at 0.05 with 80% power needs 5 runs per side.
-    # 26c − 26a: +12.50 points (62 spreads); 7.9 s against 3% of 99.15 s = 2.97 s (3.0): 2.7 spreads.
+    # 26b − 26a: +8.85 points at 66.775%: binomial 0.47, a run 0.51, the difference 0.72: 12 standard errors.
+    # 101.7 / 95.2 = 1.068: ln 1.068 = 0.066 against 3% · √2 = 4.2%: 1.6 standard errors, inconclusive; a
+    # two-sided test at 0.05 with 80% power needs 5 runs per side.
+    # 26c − 26a: +12.50 points at 68.6%: binomial 0.46, a run 0.51, the difference 0.71: 17 standard errors;
+    # 103.1 / 95.2 = 1.083: ln 1.083 = 0.080, 1.9 standard errors; 4 runs per side.
     assert result.stdout == """\
 | | Run 26a (T4) | Run 26b (T4) | Run 26c (T4) |
 |---|---:|---:|---:|
@@ -258,10 +278,12 @@ def test_compare_three_summary_only_runs_of_a_series(store, cli):
 | Peak accuracy | 62.35% | 71.20% | **74.85%** |
 | Training time | **95.2 s** | 101.7 s | 103.1 s |
 
-- Final accuracy: Run 26b is ahead by 8.85 points: likely real (44× the typical run-to-run spread of 0.20 points, a default: no repeats on T4 measure it yet; confirm with repeats)
-- Training time: Run 26b − Run 26a = 6.5 s: inconclusive (2.2× the typical run-to-run spread of 3.0 s, a default: no repeats on T4 measure it yet; about 5 runs per side would settle it)
-- Final accuracy: Run 26c is ahead by 12.50 points: likely real (62× the typical run-to-run spread of 0.20 points, a default: no repeats on T4 measure it yet; confirm with repeats)
-- Training time: Run 26c − Run 26a = 7.9 s: inconclusive (2.7× the typical run-to-run spread of 3.0 s, a default: no repeats on T4 measure it yet; about 4 runs per side would settle it)
+- Run 26b vs Run 26a: only bn differs
+- Run 26c vs Run 26a: bn and augment differ
+- Final accuracy: Run 26b is ahead by 8.85 points: likely real (n=1 vs 1; 12× the standard error of the difference, 0.72 points; spread 0.51 points per run, a default: the binomial error of 10,000 test images at 66.78% (0.47) with seed-to-seed 0.20; no repeats on T4 measure it yet; confirm with repeats)
+- Training time: Run 26b − Run 26a = 6.5 s, 1.07× the time: inconclusive (n=1 vs 1; 1.6× the standard error of the difference, 4.2%; spread 3.0% of the mean per run, a default: no repeats on T4 measure it yet; about 5 runs per side would settle it)
+- Final accuracy: Run 26c is ahead by 12.50 points: likely real (n=1 vs 1; 17× the standard error of the difference, 0.71 points; spread 0.51 points per run, a default: the binomial error of 10,000 test images at 68.60% (0.46) with seed-to-seed 0.20; no repeats on T4 measure it yet; confirm with repeats)
+- Training time: Run 26c − Run 26a = 7.9 s, 1.08× the time: inconclusive (n=1 vs 1; 1.9× the standard error of the difference, 4.2%; spread 3.0% of the mean per run, a default: no repeats on T4 measure it yet; about 4 runs per side would settle it)
 """
 
 
@@ -339,8 +361,200 @@ def test_times_to_a_target_take_their_spread_from_the_users_repeats(store, cli):
     base = trained([80.0, 86.0]).params
     store.add_run(trained([86.0, 87.0], params={**base, "lr": 0.04}))  # run 4: 85% after 40 s
     store.add_run(trained([80.0, 86.0], params={**base, "lr": 0.08}))  # run 5: 85% after 80 s
-    # 80 − 40 = 40 s against 2.44% of their mean 60 s = 1.46 s: 27 spreads.
+    # 40 / 80 = 0.5: ln 2 = 0.69 against 2.44% · √2 = 3.45% for two single runs: 20 standard errors.
     assert lines(cli, "compare", "4", "5")[-1] == (
-        "Time to 85%: Run 4 is faster by 40.0 s: likely real (27× the typical run-to-run spread of 1.5 s, "
-        "from your 1 group of repeats on T4; confirm with repeats)"
+        "Time to 85%: Run 4 is faster by 40.0 s, 0.50× the time: likely real (n=1 vs 1; 20× the standard error of "
+        "the difference, 3.4%; spread 2.4% of the mean per run, from your 1 group of repeats of the same model, "
+        "epochs and precision on T4; confirm with repeats)"
     )
+
+
+# --------------------------------------------------------------------------- what differs: one function
+
+
+def test_report_compare_and_stats_say_the_same_thing_differs(store, cli):
+    # Run 21 turned AMP on; Run 20 never states amp. Before, the report said "(no stated setting differs)"
+    # while compare's table showed amp: the two paths disagreed.
+    store.add_run(noted(20, 90.10, 600.0, params=resnet(lr=0.03)))
+    store.add_run(noted(21, 89.86, 426.0, params=resnet(lr=0.03, amp=True),
+                        description="Same as Run 20 but with mixed precision."))
+    assert versus(cli("report").stdout, "21")[0] == "vs Run 20 (only amp differs): −0.24 points, −29% time — named in its text"
+    assert [d["line"] for d in json.loads(cli("compare", "20", "21", "--json").stdout)["differences"]] == [
+        "Run 21 vs Run 20: only amp differs"]
+    assert [d["line"] for d in json.loads(cli("stats", "20", "21", "--json").stdout)["differences"]] == [
+        "Run 21 vs Run 20: only amp differs"]
+    assert "- Run 21 vs Run 20: only amp differs" in cli("compare", "20", "21", "--format", "md").stdout
+    assert "Run 21 vs Run 20: only amp differs" in cli("stats", "20", "21").stdout
+
+
+def test_prose_that_changes_what_trains_makes_runs_no_repeats(store, cli):
+    # Same parsed settings; the second run's text moved the data onto the device (1.7x faster). Before,
+    # the two were repeats, and their 1.7x "noise" set the timing spread of every T4 run.
+    store.add_run(noted(5, 88.0, 700.0, params=resnet(seed=0)))
+    store.add_run(noted(6, 88.1, 410.0, params=resnet(seed=1),
+                        description="Same set-up, but the data now lives on the device: no DataLoader."))
+    data = json.loads(cli("stats", "5", "--json").stdout)
+    assert [s["name"] for s in data["sets"]] == ["Run 5"]  # not "Run 5 and repeats"
+    compared = json.loads(cli("compare", "5", "6", "--json").stdout)
+    assert compared["differences"][0]["line"] == "Run 6 vs Run 5: only data_on_device differs"
+    assert "## Groups" not in cli("report").stdout
+
+
+def test_prose_settings_read_only_what_the_configuration_does_not_state():
+    def run(text, **params):
+        return SimpleNamespace(title=None, hypothesis=None, description=text, param_dict=params)
+
+    assert groups.prose_settings(run("The data now lives on the GPU.")) == {"data_on_device": True}
+    assert groups.prose_settings(run("Removed BatchNorm from every block.")) == {"bn": False}
+    assert groups.prose_settings(run("Same, with BatchNorm after each conv.")) == {"bn": True}
+    assert groups.prose_settings(run("A plain CNN without BatchNorm.", bn=True)) == {}  # stated: the table wins
+    assert groups.prose_settings(run("Switched the model to torchvision's ResNet-18.")) == {"model": "ResNet-18"}
+    assert groups.prose_settings(run("Without BatchNorm, then with BatchNorm.")) == {}  # both ways: neither
+    assert groups.prose_settings(run("Tried lr 0.04 instead.")) == {}
+
+
+# --------------------------------------------------------------------------- the table: one sentence everywhere
+
+NOTEBOOK = Path(__file__).resolve().parent / "data" / "verdicts-notebook.md"
+SINGLE = ("a default: the binomial error of 10,000 test images at {acc} ({binomial}) with seed-to-seed 0.20; "
+          "no repeats on {hw} measure it yet")
+
+# Each pair: (report section, its baseline line, the compare/stats references, the verdict lines), worked by hand.
+TABLE = {
+    # Run 4 (A100) names Run 2 (T4). Accuracy at 88.20%: binomial √(0.882 · 0.118 / 10,000) = 0.32, a run
+    # √(0.32² + 0.2²) = 0.38, the difference 0.54; 0.20 is 0.4 of it. Time: 163.90 / 442.49 = 0.37 —
+    # a ratio of machines, never "within noise".
+    "hardware differs": ("4", "vs Run 2 (only hardware differs): +0.20 points, −63% time — named in its text",
+                         ("2", "4"), [
+        "Final accuracy: Run 4 − Run 2 = 0.20 points: within run-to-run noise (n=1 vs 1; 0.4× the standard error "
+        "of the difference, 0.54 points; spread 0.38 points per run, "
+        + SINGLE.format(acc="88.20%", binomial="0.32", hw="A100, T4") + ")",
+        "Training time: Run 4 − Run 2 = −278.6 s, 0.37× the time: the hardware differs (T4 vs A100), so this is "
+        "a ratio of machines, not a verdict on the set-up (n=1 vs 1)",
+    ]),
+    # The issue's ResNet-18 pair: 0.40 points between single runs at 88.30%. The user's two groups of ResNet-18
+    # repeats on T4 at 10 epochs spread by 0.10, less than the test set's binomial error √(0.883 · 0.117 /
+    # 10,000) = 0.32: the spread is 0.32, the difference's 0.45, and 0.40 is 0.9 of it: noise, not "likely
+    # real". Time: ln(443.0 / 442.49) = 0.0012 against the groups' 0.23% · √2 = 0.32%: 0.4.
+    "single runs 0.4 points apart": ("14", "vs Run 2 (only lr differs): +0.40 points, +0% time — named in its text",
+                                     ("2", "14"), [
+        "Final accuracy: Run 14 − Run 2 = 0.40 points: within run-to-run noise (n=1 vs 1; 0.9× the standard error "
+        "of the difference, 0.45 points; spread 0.32 points per run, the binomial error of 10,000 test images at "
+        "88.30%, above the 0.10 points from your 2 groups of repeats of the same model, epochs and precision on T4)",
+        "Training time: Run 14 − Run 2 = 0.5 s, 1.00× the time: within run-to-run noise (n=1 vs 1; 0.4× the "
+        "standard error of the difference, 0.3%; spread 0.2% of the mean per run, from your 2 groups of repeats "
+        "of the same model, epochs and precision on T4)",
+    ]),
+    # Runs 6-8 (88.6, 88.8, 88.7; 440-442 s) and 9-11 (87.9, 88.1, 88.0; 430-432 s), sd 0.1 and 1.0 s each:
+    # se √(0.01/3 · 2) = 0.0816, t = 8.57 with 4 df, p = 0.001, 95% CI 0.7 ± 2.776 · 0.0816 = 0.47 to 0.93;
+    # times 10 ± 2.776 · 0.816 = 7.7 to 12.3 s, t = 12.2, p < 0.001. Run 9's nearest earlier run with the
+    # fewest differing settings is Run 8 (only lr).
+    "repeats n=3 vs 3": ("9", "vs Run 8 (only lr differs): −0.80 points, −3% time — the nearest earlier resnet18 "
+                              "run on T4 with the fewest differing settings", ("6", "9"), [
+        "Final accuracy: Run 6 and repeats is ahead by 0.70 points (95% CI 0.47 to 0.93, p=0.001, Welch's t-test; "
+        "n=3 vs 3; spread 0.10 points per run, from the runs' own repeats)",
+        "Training time: Run 9 and repeats is faster by 10.0 s, 0.98× the time (95% CI 7.7 to 12.3, p<0.001, "
+        "Welch's t-test; n=3 vs 3; spread 1.0 s per run, from the runs' own repeats)",
+    ]),
+    # A series: 12b's baseline is the series' previous member, 12a. At 86.65% the binomial error (0.34) is above
+    # the 0.10 the user's two groups of ResNet-18 repeats on T4 measure, so it is the spread; the difference
+    # 0.48: 0.90 points is 1.9 standard errors, between √2 and 2.1; 4 runs a side would settle it.
+    # 451.3 / 450.1 = 1.003: the groups' timing spread is 1.0 / 441 and 1.0 / 431 s, 0.2%.
+    "a series": ("12b", "vs Run 12a (only lr differs): +0.90 points, +0% time — the previous run of its series",
+                 ("12a", "12b"), [
+        "Final accuracy: Run 12b − Run 12a = 0.90 points: inconclusive (n=1 vs 1; 1.9× the standard error of the "
+        "difference, 0.48 points; spread 0.34 points per run, the binomial error of 10,000 test images at 86.65%, "
+        "above the 0.10 points from your 2 groups of repeats of the same model, epochs and precision on T4; about "
+        "4 runs per side would settle it)",
+        "Training time: Run 12b − Run 12a = 1.2 s, 1.00× the time: within run-to-run noise (n=1 vs 1; 0.8× the "
+        "standard error of the difference, 0.3%; spread 0.2% of the mean per run, from your 2 groups of repeats "
+        "of the same model, epochs and precision on T4)",
+    ]),
+}
+
+
+@pytest.fixture
+def notebook(cli):
+    result = cli("import-md", str(NOTEBOOK))
+    assert result.exit_code == 0, result.stderr
+    return cli
+
+
+@pytest.mark.parametrize("case", list(TABLE))
+def test_each_pair_gets_one_sentence_from_report_compare_and_stats(notebook, case):
+    label, baseline, refs, expected = TABLE[case]
+    mine = versus(notebook("report").stdout, label)
+    assert mine[0] == baseline
+    assert mine[1:] == expected
+    compare = [*refs, "--repeats"] if case == "repeats n=3 vs 3" else list(refs)
+    assert lines(notebook, "compare", *compare)[:2] == expected
+    assert lines(notebook, "stats", *refs)[:2] == expected
+
+
+def test_subset_runs_are_judged_on_their_own_test_set_and_never_likely_real_without_repeats(store, cli):
+    # Two 500-image trials at 13.0% and 19.5%: at 16.25% the 10,000 test images err by
+    # √(0.1625 · 0.8375 / 10,000) = 0.37 points, the difference by 0.52: 6.5 points is 12 standard errors, yet
+    # nothing measures how a 500-image training spreads from seed to seed (the old verdict: "likely real, 33×").
+    store.add_run(noted(1, 13.0, 8.0, params=resnet(subset=500, lr=0.01)))
+    store.add_run(noted(2, 19.5, 8.1, params=resnet(subset=500, lr=0.02)))
+    expected = ("Final accuracy: Run 2 − Run 1 = 6.50 points: inconclusive (n=1 vs 1; 12× the standard error of the "
+                "difference, 0.52 points; spread 0.37 points per run, the binomial error of 10,000 test images at "
+                "16.25% alone: no repeats measure the seed-to-seed spread of a 500-image subset; only repeats can "
+                "settle it)")
+    assert lines(cli, "compare", "1", "2")[0] == lines(cli, "stats", "1", "2")[0] == expected
+
+
+def test_a_resnet_run_is_never_compared_with_a_simplecnn_run_unless_named(notebook):
+    report = notebook("report").stdout
+    assert versus(report, "2") == ["First run of resnet18 with a final accuracy on T4"]
+    assert versus(report, "5") == ["First run of resnet18 with a final accuracy on CPU"]
+    # Run 3 differs from Run 2 only in what its prose says: the data now lives on the device.
+    assert versus(report, "3")[0].startswith("vs Run 2 (only data_on_device differs): +0.04 points, −41% time")
+
+
+def test_full_stops_after_values_are_no_part_of_them(notebook):
+    shown = json.loads(notebook("show", "1", "--json").stdout)
+    assert shown["params"]["epochs"] == 10
+
+
+# --------------------------------------------------------------------------- identity
+
+
+def test_labels_name_runs_in_every_command_after_an_import_into_a_database_with_runs(store, cli):
+    # Three trained runs hold numbers 1-3; the notebook's Runs 1-3 are stored under other numbers and keep
+    # their labels. Before, `show 2`, `compare 2 14` and `report --runs 2` silently took the trained Run #2.
+    for seed in range(3):
+        store.add_run(trained([60.0, 80.0], seed=seed, title=f"trained {seed}"))
+    assert cli("import-md", str(NOTEBOOK)).exit_code == 0
+    notebook_2 = next(r for r in json.loads(cli("list", "--json").stdout)
+                      if r["label"] == "2" and r["title"].startswith("ResNet-18 baseline"))
+    assert notebook_2["id"] > 3
+    # A label two runs answer to is an error listing both; `#2` is the database number.
+    for args in (("show", "2"), ("compare", "2", "14"), ("stats", "2"), ("report", "--runs", "2"), ("rm", "2", "--yes")):
+        result = cli(*args)
+        assert result.exit_code == 1, args
+        assert f"Run 2 is ambiguous: runs #2, #{notebook_2['id']} answer to it" in result.stderr, args
+    assert json.loads(cli("show", "#2", "--json").stdout)["title"] == "trained 1"
+    # A label only the notebook uses names the notebook's run wherever it is stored.
+    assert json.loads(cli("show", "14", "--json").stdout)["title"].startswith("lr 0.03")
+    assert json.loads(cli("compare", "#" + str(notebook_2["id"]), "14", "--json").stdout)["differences"][0]["line"] \
+        == "Run 14 vs Run 2: only lr differs"
+    assert re.findall(r"^## Run (\S+?):", cli("report", "--runs", "14").stdout, re.M) == ["14"]
+    assert cli("rm", "#2", "--yes").exit_code == 0
+    assert json.loads(cli("show", "2", "--json").stdout)["id"] == notebook_2["id"]  # now one run answers
+
+
+@pytest.mark.parametrize("text, value", [
+    ("10.", 10), ("True.", True), ("'True.'", True), ("0.02.", 0.02), ("resnet.", "resnet."), ("1.5", 1.5),
+])
+def test_a_sentences_full_stop_after_a_value_is_no_part_of_it(text, value):
+    from speedrun.notebook.params import parse_value
+
+    assert parse_value(text) == value and type(parse_value(text)) is type(value)
+
+
+def test_a_remark_in_brackets_after_a_transform_is_not_its_arguments():
+    from speedrun.notebook.params import canonical_augment
+
+    assert canonical_augment("RandomCrop(32, padding=4), RandomRotation(15) (No ColorJitter)") == "crop,randomrotation(15)"
+    assert canonical_augment("RandomCrop(32, padding=4), TrivialAugmentWide (default)") == "crop,trivialaugmentwide"

@@ -1,12 +1,15 @@
 """The run a practitioner would compare a run with, and the "versus" lines of the report.
 
 A run's baseline is the run its own text names ("Same as Run 20", "vs Run
-15", "Building on Run 15's success"), else the best earlier run (notebook,
-then creation order: `groups.order_key`) on the same hardware class and epoch
-budget that completed on the full data and is not one of its repeats. The
-lines give the accuracy and time deltas together, say what differs, and give
-the verdicts (`metrics.verdict`, the same sentences `compare` and `stats`
-print for the same runs).
+15", "Building on Run 15's success"); else, for a member of a series, the
+series' previous member; else the nearest earlier run (notebook, then creation
+order: `groups.order_key`) of the same model and hardware class that differs
+from it in the fewest settings (`groups.differences`), completed on the full
+data and not one of its repeats. A run of another model or hardware class is
+never chosen unless the run's text names it. The lines give the accuracy and
+time deltas together, say every setting that differs, and give the verdicts
+(`metrics.verdict`, the same sentences `compare` and `stats` print for the
+same runs).
 """
 
 from __future__ import annotations
@@ -33,8 +36,8 @@ def named_label(run: Any) -> str | None:
     return None
 
 
-def _budget_text(budget: int | None) -> str:
-    return f" at {budget} epochs" if budget else ""
+# Earlier runs of the same model and hardware a baseline is looked for among (the nearest ones).
+_NEAREST_CONSIDERED = 200
 
 
 class Baselines:
@@ -49,43 +52,43 @@ class Baselines:
         for run in self.ordered:  # a label shared by several runs names none of them
             for label in {run.display_label, str(run.id)}:
                 self.by_label[label] = None if label in self.by_label else run
-        self._earlier = self._best_earlier_all()
+        self.position = {r.id: i for i, r in enumerate(self.ordered)}
         self._verdicts: dict[tuple, list[str]] = {}  # every run of a set-up shares its set's verdicts
 
     def repeats(self, run: Any) -> list[Any]:
         """The run and its true repeats among the runs that count."""
         return self.index.of(run) if groups.counts(run) else [run]
 
-    def _best_earlier_all(self) -> dict[int, Any]:
-        """For every run, the best final accuracy among earlier runs of its hardware class and epoch
-        budget that count and are not its repeats (ties: the earliest). One pass in order: per class,
-        the best run of each set-up so far and the two best of different set-ups."""
-        found: dict[int, Any] = {}
-        classes: dict[tuple, dict[str, Any]] = {}
-        for run in self.ordered:
-            hardware = groups.hardware_of(run)
-            if hardware == groups.UNKNOWN_HARDWARE:
-                continue
-            state = classes.setdefault((hardware, groups.epoch_budget(run)), {"top": []})
-            key = self.index.key(run) or f"run {run.id}"
-            top = state["top"]
-            found[run.id] = next((r for k, r in top if k != key), None)
-            if not groups.counts(run) or run.final_val_acc is None:
-                continue
-            ranked = [(k, r) for k, r in top if k != key]
-            mine = next((r for k, r in top if k == key), None)
-            if mine is None or run.final_val_acc > mine.final_val_acc:
-                mine = run
-            ranked.append((key, mine))
-            # Best first; ties go to the earlier run.
-            ranked.sort(key=lambda kr: (-kr[1].final_val_acc, groups.order_key(kr[1])))
-            state["top"] = ranked[:2]
-        return found
+    def _usable(self, candidate: Any, run: Any) -> bool:
+        """Whether `candidate` can stand as `run`'s baseline: another set-up that counts, with a result."""
+        return (candidate.id != run.id and candidate.final_val_acc is not None and groups.counts(candidate)
+                and (self.index.key(candidate) is None or self.index.key(candidate) != self.index.key(run)))
 
-    def best_earlier(self, run: Any) -> Any | None:
-        """The best final accuracy among earlier runs of the same hardware class and epoch
-        budget that count and are not the run's repeats (ties: the earliest)."""
-        return self._earlier.get(run.id)
+    def _earlier(self, run: Any) -> list[Any]:
+        position = self.position.get(run.id)
+        return self.ordered[:position] if position is not None else []
+
+    def _series_previous(self, run: Any) -> Any | None:
+        """The previous member of the run's series that can stand as its baseline."""
+        series = getattr(run, "series_id", None)
+        if series is None:
+            return None
+        members = [r for r in self._earlier(run) if getattr(r, "series_id", None) == series]
+        return next((r for r in reversed(members) if self._usable(r, run)), None)
+
+    def _nearest(self, run: Any) -> Any | None:
+        """The nearest earlier run of the same model and hardware class with the fewest differing
+        settings (`groups.differences`); ties go to the nearer run."""
+        hardware, model = groups.hardware_of(run), groups.recipe_of(run)
+        if hardware == groups.UNKNOWN_HARDWARE:
+            return None
+        candidates = [r for r in self._earlier(run)
+                      if groups.hardware_of(r) == hardware and groups.recipe_of(r) == model and self._usable(r, run)]
+        candidates = candidates[-_NEAREST_CONSIDERED:]
+        if not candidates:
+            return None
+        distance = {r.id: len(groups.differences([r], [run])) for r in candidates}
+        return min(reversed(candidates), key=lambda r: distance[r.id])
 
     def baseline(self, run: Any) -> tuple[Any | None, str]:
         """(baseline, why it was chosen) for `run`."""
@@ -93,9 +96,13 @@ class Baselines:
         named = self.by_label.get(label) if label else None
         if named is not None and named.id != run.id and named.final_val_acc is not None and groups.counts(named):
             return named, "named in its text"
-        earlier = self.best_earlier(run)
-        why = f"the best earlier run on {groups.hardware_of(run)}{_budget_text(groups.epoch_budget(run))}"
-        return earlier, why
+        previous = self._series_previous(run)
+        if previous is not None:
+            return previous, "the previous run of its series"
+        nearest = self._nearest(run)
+        model = groups.setup_of(run).get("model")
+        what = f"{model} run" if model else "run (neither states its model)"
+        return nearest, f"the nearest earlier {what} on {groups.hardware_of(run)} with the fewest differing settings"
 
     def versus_lines(self, run: Any) -> list[str]:
         """"vs Run 20 (only amp differs): −0.24 points, −29% time — …", then the verdicts."""
@@ -104,7 +111,7 @@ class Baselines:
         why_not = groups.exclusion(run)
         if why_not:
             return [f"Not compared: {why_not}, so its numbers do not stand for its set-up"]
-        hardware, budget = groups.hardware_of(run), groups.epoch_budget(run)
+        hardware = groups.hardware_of(run)
         base, why = self.baseline(run)
         if base is None:
             if hardware == groups.UNKNOWN_HARDWARE:
@@ -112,7 +119,8 @@ class Baselines:
             mine = self.repeats(run)
             if mine[0].id != run.id:
                 return [f"Repeat of Run {mine[0].display_label} ({len(mine)} runs of this set-up)"]
-            return [f"First run with a final accuracy on {hardware}{_budget_text(budget)}"]
+            model = groups.setup_of(run).get("model")
+            return [f"First run{f' of {model}' if model else ''} with a final accuracy on {hardware}"]
         return [self._delta_line(run, base, why), *self.verdict_lines(run, base)]
 
     def _delta_line(self, run: Any, base: Any, why: str) -> str:
@@ -120,7 +128,7 @@ class Baselines:
         if run.train_time_s is not None and base.train_time_s:
             parts.append(fmt_num(100 * (run.train_time_s / base.train_time_s - 1), "+.0f", "% time"))
         differs = groups.differences([base], [run])
-        what = groups.differences_text(differs) if differs else "no stated setting differs"
+        what = groups.differences_text(differs)
         return f"vs Run {base.display_label} ({what}): {', '.join(parts)} \u2014 {why}"
 
     def verdict_lines(self, run: Any, base: Any) -> list[str]:

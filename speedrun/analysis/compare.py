@@ -23,6 +23,7 @@ per-epoch rows are shown for the sides that have them.
       "curve": {"key": "epoch" | "elapsed_s", "sides": [int, ...], "loss": "val loss" | "train loss" | None,
                 "rows": [{"at": float, "val_acc": [float|None], "diff": [float|None], "loss": [float|None]}]}
                | None,
+      "differences": [{"side", "against", "names", "line"}],   # groups.differences, one per other side
       "verdicts": [{"metric", "title", "side", "kind", "winner_name", "text", "line", ...}],
     }
 """
@@ -139,6 +140,7 @@ def build_comparison(
         "runs": _run_rows(sides),
         "metrics": _metrics(sides, targets),
         "curve": _curve(sides, by),
+        "differences": [groups.differs_entry(sides[0].name, sides[0].runs, s.name, s.runs) for s in sides[1:]],
         "verdicts": _verdicts(sides, targets, alpha, pool),
     }
 
@@ -497,6 +499,8 @@ def render_table(data: dict[str, Any], *, show_all: bool = False):
     for side in data["sides"]:
         if side["warning"]:
             parts.append(Text(f"{side['name']}: {side['warning']}", style="yellow"))
+    for d in data["differences"]:
+        parts.append(Text(d["line"]))
     for v in data["verdicts"]:
         parts.append(Text(v["line"], style="bold" if v["kind"] == "significant" else ""))
     return Group(*parts)
@@ -535,6 +539,7 @@ def render_markdown(data: dict[str, Any], *, show_all: bool = False) -> str:
             row(_at_text(data, r), curve_cells(data, r))
     lines.append("")
     lines += [f"- {s['name']}: {s['warning']}" for s in data["sides"] if s["warning"]]
+    lines += [f"- {d['line']}" for d in data["differences"]]
     lines += [f"- {v['line']}" for v in data["verdicts"]]
     return "\n".join(lines) + "\n"
 

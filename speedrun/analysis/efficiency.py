@@ -22,6 +22,9 @@ from pathlib import Path
 from speedrun.notebook.hardware import hardware_class
 
 HALF, FP32 = "fp16/bf16", "fp32"
+# An imported run that does not state whether it trained with AMP: one flag moves its MFU by 8-16x,
+# so its figure is the range between the two peaks, and it is no candidate for "most efficient".
+UNKNOWN_PRECISION = "precision not stated"
 
 
 @dataclass(frozen=True)
@@ -34,6 +37,8 @@ class Peak:
     source: str  # "published (vendor datasheet, dense)" or "measured (torch.matmul probe)"
 
     def for_precision(self, precision: str) -> float | None:
+        if precision == UNKNOWN_PRECISION:
+            return None
         return self.half_tflops if precision == HALF else self.fp32_tflops
 
 
@@ -134,11 +139,20 @@ class Efficiency:
     precision: str
     peak_source: str | None
     derived: bool  # True: from a logged duration (imported), not measured while training
+    peak_range: tuple[float, float] | None = None  # (fp16/bf16, fp32) peaks when the precision is unknown
 
     @property
     def mfu(self) -> float | None:
-        """Model FLOPs utilisation: achieved FLOP/s over the peak, a fraction."""
+        """Model FLOPs utilisation: achieved FLOP/s over the peak, a fraction; None when the
+        precision, so the peak, is unknown (see `mfu_range`)."""
         return self.tflops / self.peak_tflops if self.peak_tflops else None
+
+    @property
+    def mfu_range(self) -> tuple[float, float] | None:
+        """(against the fp16/bf16 peak, against the fp32 peak) when the precision is unknown."""
+        if self.peak_range is None:
+            return None
+        return self.tflops / self.peak_range[0], self.tflops / self.peak_range[1]
 
 
 def efficiency(images: int, seconds: float, flops_per_image: int, *, peak: Peak | None, precision: str,
@@ -159,11 +173,16 @@ def at_rate(images_per_s: float, flops_per_image: int, *, peak: Peak | None, pre
         precision=precision,
         peak_source=peak.source if peak else None,
         derived=derived,
+        peak_range=((peak.half_tflops, peak.fp32_tflops)
+                    if peak and precision == UNKNOWN_PRECISION and peak.half_tflops and peak.fp32_tflops else None),
     )
 
 
-def precision_of(amp: bool | None) -> str:
-    """The precision whose peak a run is measured against: AMP trains in fp16/bf16, else fp32."""
+def precision_of(amp: bool | None, *, stated: bool = True) -> str:
+    """The precision whose peak a run is measured against: AMP trains in fp16/bf16, else fp32.
+    A run that does not state `amp` (`stated=False`: an imported log or notebook) has none."""
+    if amp is None and not stated:
+        return UNKNOWN_PRECISION
     return HALF if amp else FP32
 
 
@@ -172,6 +191,7 @@ def efficiency_json(e: Efficiency | None) -> dict[str, Any] | None:
     if e is None:
         return None
     return {"images_per_s": e.images_per_s, "tflops": e.tflops, "peak_tflops": e.peak_tflops, "mfu": e.mfu,
+            "mfu_range": list(e.mfu_range) if e.mfu_range else None,
             "precision": e.precision, "peak_source": e.peak_source, "derived": e.derived}
 
 
@@ -180,9 +200,13 @@ def fmt_efficiency(e: Efficiency | None) -> str:
     if e is None:
         return "—"
     text = f"{e.images_per_s:,.0f} img/s, {e.tflops:.3g} TFLOP/s"
+    kind = (e.peak_source or "").split(" ")[0]
     if e.mfu is not None:
-        kind = (e.peak_source or "").split(" ")[0]
         text += f", {e.mfu:.1%} of the {e.peak_tflops:g} TFLOP/s {e.precision} peak ({kind})"
+    elif e.mfu_range is not None:
+        low, high = e.mfu_range
+        text += (f", {low:.1%} to {high:.1%} of the peak ({e.peak_range[0]:g} TFLOP/s {HALF} to "
+                 f"{e.peak_range[1]:g} {FP32}, {kind}; {e.precision})")
     return text + (" [derived from logged durations]" if e.derived else "")
 
 
@@ -240,7 +264,8 @@ def _basis(run: Any) -> _Basis | None:
     flops = flops_per_trained_image(run)
     if flops is None:
         return None
-    return _Basis(flops, run_peak(run), precision_of((run.param_dict or {}).get("amp")), run.source != "train")
+    amp = (run.param_dict or {}).get("amp")
+    return _Basis(flops, run_peak(run), precision_of(amp, stated=run.source == "train"), run.source != "train")
 
 
 def run_efficiency(run: Any) -> Efficiency | None:
@@ -283,19 +308,31 @@ def _epoch_images(run: Any) -> int:
 def best_by_hardware(runs: Any) -> list[dict[str, Any]]:
     """Per hardware class, the run that came closest to the device's peak: how close, and which run.
 
-    Only runs with an MFU count (a known network, duration and peak); classes
-    in the order their first such run appears.
+    Only runs with an MFU compete (a known network, duration, precision and peak):
+    a run whose precision is not stated has a range, not a figure. A class none
+    of whose runs states its precision names its fastest run, with the range.
     """
     from speedrun.analysis.views import hardware_class_of  # views reads this module's figures
 
     best: dict[str, tuple[Any, Efficiency]] = {}
+    ranged: dict[str, tuple[Any, Efficiency]] = {}  # classes where no run states its precision
     for run in runs:
         e = run_efficiency(run)
-        if e is None or e.mfu is None:
+        if e is None:
             continue
         cls = hardware_class_of(run)
-        if cls not in best or e.mfu > best[cls][1].mfu:
-            best[cls] = (run, e)
-    return [{"hardware": cls, "run": run.display_label, "run_id": run.id, "mfu": e.mfu,
-             "text": f"Run {run.display_label}, {fmt_efficiency(e)}"}
-            for cls, (run, e) in best.items()]
+        if e.mfu is not None:
+            if cls not in best or e.mfu > best[cls][1].mfu:
+                best[cls] = (run, e)
+        elif e.mfu_range is not None and (cls not in ranged or e.tflops > ranged[cls][1].tflops):
+            ranged[cls] = (run, e)
+    rows = {cls: {"hardware": cls, "run": run.display_label, "run_id": run.id, "mfu": e.mfu,
+                  "text": f"Run {run.display_label}, {fmt_efficiency(e)}"}
+            for cls, (run, e) in best.items()}
+    for cls, (run, e) in ranged.items():
+        if cls not in rows:  # the fastest, by achieved FLOP/s: its share of the peak is only a range
+            rows[cls] = {"hardware": cls, "run": run.display_label, "run_id": run.id, "mfu": None,
+                         "text": f"no run states its precision; the fastest, Run {run.display_label}, "
+                                 f"{fmt_efficiency(e)}"}
+    order = list(dict.fromkeys(hardware_class_of(r) for r in runs))
+    return [rows[cls] for cls in order if cls in rows]

@@ -62,6 +62,54 @@ def params_of(run: Any) -> dict[str, Any]:
     return _memo(run, "params", lambda r: r.param_dict)
 
 
+# Statements in a run's prose that change what trains, read as settings (only where the
+# configuration does not state the setting itself): "the data now lives on the device" made a
+# run 1.7x faster with the same parsed settings; "without BatchNorm", "switched to ResNet-18".
+_BATCHNORM = r"(?:batch\s*-?norm\w*|bn)"
+_PROSE = (
+    ("data_on_device", True, re.compile(
+        r"\b(?:data(?:set)?|images|tensors)\b[^.\n]{0,40}?\b(?:on|onto|to|in)\s+(?:the\s+)?(?:gpu|device|cuda|vram)\b"
+        r"|\bpre-?load\w*\b[^.\n]{0,30}?\b(?:gpu|device|cuda)\b", re.IGNORECASE)),
+    ("bn", False, re.compile(
+        rf"\b(?:without|no|remov\w*|drop\w*|disabl\w*)\s+(?:the\s+|any\s+)?{_BATCHNORM}\b"
+        rf"|\b{_BATCHNORM}\s+(?:is\s+|was\s+)?(?:removed|dropped|disabled|off)\b", re.IGNORECASE)),
+    ("bn", True, re.compile(rf"\b(?:add\w*|with|enabl\w*)\s+(?:the\s+)?{_BATCHNORM}\b", re.IGNORECASE)),
+    ("amp", False, re.compile(r"\b(?:without|no|disabl\w*)\s+(?:mixed[\s-]precision|amp|autocast)\b", re.IGNORECASE)),
+    ("amp", True, re.compile(r"\b(?:with|enabl\w*|add\w*|turn\w*\s+on|us\w*)\s+(?:mixed[\s-]precision|amp|autocast)\b",
+                             re.IGNORECASE)),
+)
+_SWITCHED_MODEL = re.compile(
+    r"\b(?:switch\w*|chang\w*|mov\w*|replac\w*)\b[^.\n]{0,40}?\b(?:to|with)\s+(?:\w+'s\s+)?"
+    r"(resnet-?\d+|simple\s*cnn|resnet)\b", re.IGNORECASE)
+
+
+def prose_settings(run: Any) -> dict[str, Any]:
+    """Settings the run's title, hypothesis and description state in words, for the settings its
+    configuration does not state. A setting stated both ways in one run is left out (read
+    neither way)."""
+    return _memo(run, "prose", _prose_settings)
+
+
+def _prose_settings(run: Any) -> dict[str, Any]:
+    text = "\n".join(t for t in (getattr(run, f, None) for f in ("title", "hypothesis", "description"))
+                     if isinstance(t, str))
+    if not text:
+        return {}
+    stated = params_of(run)
+    found: dict[str, set] = {}
+    for name, value, pattern in _PROSE:
+        if name not in stated and pattern.search(text):
+            found.setdefault(name, set()).add(value)
+    if "model" not in stated and (match := _SWITCHED_MODEL.search(text)):
+        found["model"] = {match.group(1)}
+    return {name: next(iter(vals)) for name, vals in found.items() if len(vals) == 1}
+
+
+def setup_of(run: Any) -> dict[str, Any]:
+    """What the run trained with: its stated settings, and those its prose states (`prose_settings`)."""
+    return _memo(run, "setup", lambda r: {**prose_settings(r), **params_of(r)})
+
+
 def hardware_of(run: Any) -> str:
     """The run's hardware class ("T4", "A100", "CPU", or "unknown")."""
     return hardware_class_of(run)
@@ -95,9 +143,33 @@ def subset_of(run: Any) -> int | None:
     return subset if isinstance(subset, int) and not isinstance(subset, bool) else None
 
 
+# CIFAR-10's test set: what every run is evaluated on unless it states another test size.
+CIFAR10_TEST_IMAGES = 10_000
+
+
+def evaluated_on(run: Any) -> int:
+    """The images the run's accuracy was measured on: its `test_size` setting, else CIFAR-10's
+    10,000. The binomial error of an accuracy depends on it (`metrics`)."""
+    size = params_of(run).get("test_size")
+    return size if isinstance(size, int) and not isinstance(size, bool) and size > 0 else CIFAR10_TEST_IMAGES
+
+
+def precision_of(run: Any) -> str:
+    """"amp" when the run states mixed precision, "fp32" when it states none, "unstated" otherwise."""
+    amp = setup_of(run).get("amp")
+    return "unstated" if amp is None else "amp" if setting_key(amp) in (True, 1, "true") else "fp32"
+
+
+def noise_kind(run: Any) -> tuple:
+    """Runs whose spreads measure one another's noise: the same hardware class, recipe, epoch
+    budget and precision. A spread measured on another model, machine, length or precision says
+    nothing about this run's."""
+    return (hardware_of(run), recipe_of(run), epoch_budget(run), precision_of(run))
+
+
 def recipe_of(run: Any) -> str | None:
     """The training set-up family a run belongs to: its recipe, else its model."""
-    params = params_of(run)
+    params = setup_of(run)
     name = params.get("recipe") or params.get("model")
     return None if name is None else setting_key(name)
 
@@ -184,7 +256,7 @@ def setting_key(value: Any) -> Any:
 def settings(run: Any) -> dict[str, Any]:
     """The run's stated settings as compared (`setting_key`), the seed left out."""
     return _memo(run, "settings", lambda r: {
-        name: setting_key(v) for name, v in params_of(r).items() if name not in REPEAT_VARIES and v is not None
+        name: setting_key(v) for name, v in setup_of(r).items() if name not in REPEAT_VARIES and v is not None
     })
 
 
@@ -217,7 +289,7 @@ def _repeat_key(run: Any) -> str | None:
     if hardware == UNKNOWN_HARDWARE or not counts(run):
         return None
     payload = {
-        "config": config_key(params_of(run), hardware),
+        "config": config_key(setup_of(run), hardware),
         "unparsed": unparsed_config(run),
         "epochs": epoch_budget(run),
         "subset": subset_of(run),
@@ -272,19 +344,26 @@ def repeat_sets(runs: Iterable[Any]) -> list[list[Any]]:
 
 
 def differences(a: Sequence[Any], b: Sequence[Any]) -> list[str]:
-    """What differs in set-up between two sets of runs: setting names, then hardware, text.
+    """The one answer to "what differs in set-up" between two sets of runs, for report, compare,
+    stats and baselines alike: settings (the configuration's and those its prose states), then
+    hardware, then the unparsed configuration text.
 
-    A setting that one side never states is no difference: nothing says it differs.
+    A setting one side states and the other does not is a difference: nothing says the other
+    ran with the same value (the run that turned AMP on states amp, its baseline may not).
     """
     def stated(runs: Sequence[Any]) -> dict[str, set]:
         values: dict[str, set] = {}
         for run in runs:
             for name, value in settings(run).items():
                 values.setdefault(name, set()).add(repr(value))
+        for run in runs:  # a run that leaves a setting unstated makes its side's value unknown
+            for name in values:
+                if name not in settings(run):
+                    values[name].add("not stated")
         return values
 
     left, right = stated(a), stated(b)
-    names = [n for n in dict.fromkeys([*left, *right]) if n in left and n in right and left[n] != right[n]]
+    names = [n for n in dict.fromkeys([*left, *right]) if left.get(n, {"not stated"}) != right.get(n, {"not stated"})]
     if {hardware_of(r) for r in a} != {hardware_of(r) for r in b}:
         names.append("hardware")
     if {unparsed_config(r) for r in a} != {unparsed_config(r) for r in b}:
@@ -293,14 +372,21 @@ def differences(a: Sequence[Any], b: Sequence[Any]) -> list[str]:
 
 
 def differences_text(names: Sequence[str]) -> str:
-    """"only amp differs", "lr and cosine differ", "lr, cosine and 3 more differ", "same settings"."""
+    """"only amp differs", "lr and cosine differ", "lr, cosine, amp and epochs differ", "same settings":
+    every setting that differs, named."""
     if not names:
         return "same settings"
     if len(names) == 1:
         return f"only {names[0]} differs"
-    if len(names) <= 3:
-        return f"{', '.join(names[:-1])} and {names[-1]} differ"
-    return f"{', '.join(names[:2])} and {len(names) - 2} more differ"
+    return f"{', '.join(names[:-1])} and {names[-1]} differ"
+
+
+def differs_entry(name_a: str, a: Sequence[Any], name_b: str, b: Sequence[Any]) -> dict[str, Any]:
+    """What differs between two sets of runs, as `compare` and `stats` give it: the names and the
+    line "Run 21 vs Run 20: only amp differs" (the report's baseline line says the same words)."""
+    names = differences(a, b)
+    return {"side": name_b, "against": name_a, "names": names,
+            "line": f"{name_b} vs {name_a}: {differences_text(names)}"}
 
 
 def setup_difference(members: Sequence[Any]) -> str | None:

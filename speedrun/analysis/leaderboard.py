@@ -174,10 +174,18 @@ def group_sets(runs: Sequence[Any]) -> list[tuple[str, bool, list[Any]]]:
 
 
 def group_rows(runs: Sequence[Any]) -> list[dict[str, Any]]:
-    """One row per group: its runs, and mean ± std of the members that count."""
+    """One row per group: its runs, and mean ± std of the members that count; a group the user made
+    whose members differ in set-up (a series) shows its members' values side by side instead."""
     rows = []
     for name, made, members in group_sets(runs):
         counted = [m for m in members if groups.counts(m)]
+        side_by_side = made and groups.setup_difference(members) is not None
+        if side_by_side:  # a series, an ablation: its members differ on purpose, so no mean ± std
+            def summary(metric: Metric, members: Sequence[Any] = members) -> str:
+                return " / ".join(metric.text(metric.value(m)) for m in members)
+        else:
+            def summary(metric: Metric, counted: Sequence[Any] = counted) -> str:
+                return mean_std_text(metric, metrics.values(metric, counted))
         hardware = ", ".join(dict.fromkeys(groups.hardware_of(m) for m in members))
         budgets = list(dict.fromkeys(groups.epoch_budget(m) for m in members))
         rows.append({
@@ -189,9 +197,10 @@ def group_rows(runs: Sequence[Any]) -> list[dict[str, Any]]:
             "configuration": configuration_text(members[0].param_dict),
             "runs": _run_list(members),
             "n": len(counted),
-            "final": mean_std_text(metrics.FINAL_ACCURACY, metrics.values(metrics.FINAL_ACCURACY, counted)),
-            "peak": mean_std_text(metrics.PEAK_ACCURACY, metrics.values(metrics.PEAK_ACCURACY, counted)),
-            "time": mean_std_text(metrics.TRAINING_TIME, metrics.values(metrics.TRAINING_TIME, counted)),
+            "side_by_side": side_by_side,
+            "final": summary(metrics.FINAL_ACCURACY),
+            "peak": summary(metrics.PEAK_ACCURACY),
+            "time": summary(metrics.TRAINING_TIME),
             "warnings": groups.setup_warnings(members) if made else [],
             "members": members,
             "plot": None,

@@ -11,21 +11,35 @@ sentence everywhere. Two significance levels, each with one job:
   repeats beats the bar with p<0.01; `report` holds its records and `stats
   --claim` its claims to that rule.
 
-Without repeats on a side there is no test. The gap is then measured in
-run-to-run spreads: the spread observed on the side that has repeats, else the
-spread of the user's own groups of repeats on the same hardware class and
-recipe ("from your 3 groups of repeats on T4"), else the metric's documented
-default, and the sentence says which. A gap of `likely_real_spreads(alpha)`
-spreads or more (3 at α=0.05) is "likely real (…; confirm with repeats)", one
-of `NOISE_SPREADS` (2) or less "within run-to-run noise", anything between
-"inconclusive". Why these sizes: two single runs differ by σ·√2 from noise
-alone, so a gap of 2σ is about 1.4 standard deviations of that difference,
-common by chance (p≈0.16), while 3σ is about 2.1 (p≈0.03, under α=0.05) —
-and since σ itself is only estimated, "several" is held to at least 3.
+Both sides with repeats: Welch's t-test, and "significant" only with at least
+3 runs a side (`MIN_REPEATS`): two runs a side are "inconclusive" whatever p
+says, since two runs cannot show how a set-up spreads. Otherwise the gap is
+measured in standard errors of the difference, √(σ²/n_a + σ²/n_b), with σ the
+spread of one run, taken in this order:
+
+1. the sides' own repeats, when they hold at least 2 degrees of freedom
+   (`MIN_DOF`: the sd of two runs is a guess);
+2. the user's repeats of the same kind of run (`groups.noise_kind`: hardware
+   class, model, epoch budget and precision; never another model's);
+3. a default: for accuracy the test set's binomial error √(p(1 − p)/n) at
+   that accuracy and test size with the default seed-to-seed spread on top;
+   for a subset or stopped run, whose seed-to-seed spread nothing measures, the
+   binomial error alone, and such a gap is never "likely real".
+
+An accuracy spread is never below the binomial error: 10,000 test images at
+88% are uncertain by 0.32 points whatever the seed. Times (and MFU) are
+compared as a ratio, their spread a fraction of the mean, and only within one
+hardware class: across classes the sentence gives the ratio and says the
+hardware differs. A gap of `likely_real_spreads(alpha)` standard errors or
+more (3/√2 = 2.1 at α=0.05, the gap of three spreads between two single runs)
+is "likely real (…; confirm with repeats)", one of √2 or less "within
+run-to-run noise", anything between "inconclusive". Every sentence states n,
+the spread per run and where it came from, in the same words everywhere.
 
 Default spreads, used only when no repeats measure one:
 
-* accuracy: 0.2 points. Seed-to-seed spread of CIFAR-10 test accuracy for a
+* accuracy: 0.2 points of seed-to-seed spread, on top of the binomial error.
+  Seed-to-seed spread of CIFAR-10 test accuracy for a
   fixed recipe is about 0.1–0.2 points for well-tuned short trainings (Jordan,
   "Calibrated chaos", arXiv:2304.01910: tens of thousands of identically
   trained ResNets); the upper end is taken, since the user's shorter,
@@ -53,7 +67,6 @@ from speedrun.text import MINUS, fmt_num, fmt_target
 ALPHA = 0.05
 RECORD_ALPHA = 0.01
 DEFAULT_TARGETS = (85.0, 90.0, 94.0)
-NOISE_SPREADS = 2.0
 _SEVERAL_SPREADS = 3.0
 # Power of a two-sided test when sizing the repeats an inconclusive gap needs.
 POWER = 0.8
@@ -269,18 +282,38 @@ def mean_text(metric: Metric, runs_values: Sequence[float]) -> str:
 
 # --------------------------------------------------------------------------- noise
 
+# Default seed-to-seed spread of accuracy on top of the test set's binomial error (the module
+# docstring has the source); used only when no repeats of the set-up measure one.
+SEED_SPREAD = 0.2
+# A spread is measured on at least 3 runs (2 degrees of freedom): the sd of two runs is a guess.
+MIN_DOF = 2
+
 
 @dataclass(frozen=True)
 class Spread:
-    """A run-to-run spread in the metric's unit, and where it comes from (said in sentences)."""
+    """A run-to-run spread per run, and where it comes from (said in every sentence).
+
+    `sigma` is in the metric's unit, or a fraction of the mean for relative metrics (times,
+    MFU). `conclusive` is False when nothing measures the seed-to-seed part (a subset or a
+    stopped run without repeats): such a spread cannot make a gap "likely real".
+    """
 
     sigma: float
     source: str
-    kind: Literal["observed", "groups", "default"]
+    kind: Literal["observed", "groups", "floor", "default"]
+    conclusive: bool = True
 
 
-def _pooled(groups_values: Iterable[Sequence[float]], relative: bool) -> tuple[float, int] | None:
-    """Pooled standard deviation (or coefficient of variation) over groups with a spread."""
+def binomial_error(accuracy: float, images: int) -> float:
+    """The test set's own standard error of an accuracy, in points: √(p(1 − p)/n). A single
+    evaluation on 10,000 images at 88% is uncertain by 0.32 points whatever the seed."""
+    p = min(max(accuracy / 100.0, 0.0), 1.0)
+    return 100.0 * math.sqrt(p * (1.0 - p) / images)
+
+
+def _pooled(groups_values: Iterable[Sequence[float]], relative: bool) -> tuple[float, int, int] | None:
+    """Pooled standard deviation (or coefficient of variation) over groups with a spread:
+    (spread, groups used, degrees of freedom)."""
     from speedrun.analysis.stats import describe
 
     num, dof, used = 0.0, 0, 0
@@ -292,17 +325,18 @@ def _pooled(groups_values: Iterable[Sequence[float]], relative: bool) -> tuple[f
         num += (d.n - 1) * s * s
         dof += d.n - 1
         used += 1
-    return (math.sqrt(num / dof), used) if dof else None
+    return (math.sqrt(num / dof), used, dof) if dof else None
 
 
 class NoisePool:
-    """Run-to-run spreads measured on the user's own repeats, per hardware class and recipe.
+    """Run-to-run spreads measured on the user's own repeats of the same kind of run.
 
     `runs` is every run that may hold repeats: a list, or a function that loads
     the runs of one hardware class (more is fine: they are filtered), called only
     when a spread on that class is needed. Only true repeats (`groups.Repeats`)
-    count: a group the user made of different set-ups measures the set-ups,
-    not the noise.
+    count, and only those of the same hardware class, model, epoch budget and
+    precision as the runs compared (`groups.noise_kind`): a spread measured on
+    SimpleCNN says nothing about ResNet-18, nor a T4's timing about a CPU's.
     """
 
     def __init__(
@@ -313,8 +347,8 @@ class NoisePool:
     ):
         self._source = runs if callable(runs) else list(runs)
         self._with_epochs = with_epochs  # loads runs by id with their epochs, for times to targets
-        self._sets: dict[str, dict[str | None, list[list[Any]]]] = {}
-        self._pooled: dict[tuple, tuple[float, int] | None] = {}
+        self._sets: dict[str, dict[tuple, list[list[Any]]]] = {}
+        self._pooled: dict[tuple, tuple[float, int, int] | None] = {}
         self._loaded: dict[int, Any] = {}
 
     @classmethod
@@ -330,46 +364,68 @@ class NoisePool:
             self._loaded.update((r.id, r) for r in self._with_epochs(missing))
         return [[self._loaded.get(r.id, r) for r in s] for s in sets]
 
-    def _sets_on(self, hardware: str) -> dict[str | None, list[list[Any]]]:
-        """The sets of true repeats on one hardware class, by recipe."""
+    def _sets_on(self, hardware: str) -> dict[tuple, list[list[Any]]]:
+        """The sets of true repeats on one hardware class, by kind of run."""
         if hardware not in self._sets:
             runs = self._source(hardware) if callable(self._source) else self._source
-            by_recipe: dict[str | None, list[list[Any]]] = {}
+            by_kind: dict[tuple, list[list[Any]]] = {}
             for members in groups.repeat_sets(r for r in runs if groups.hardware_of(r) == hardware):
-                by_recipe.setdefault(groups.recipe_of(members[0]), []).append(members)
-            self._sets[hardware] = by_recipe
+                by_kind.setdefault(groups.noise_kind(members[0]), []).append(members)
+            self._sets[hardware] = by_kind
         return self._sets[hardware]
 
-    def spread(self, metric: Metric, runs: Sequence[Any], scale: float) -> Spread | None:
-        """The pooled spread of `metric` over the groups of repeats of the kinds of `runs`."""
-        kinds = {(groups.hardware_of(r), groups.recipe_of(r)) for r in runs}
-        kinds = {(h, recipe) for h, recipe in kinds if h != groups.UNKNOWN_HARDWARE}
+    def spread(self, metric: Metric, runs: Sequence[Any]) -> Spread | None:
+        """The pooled spread of `metric` over the user's repeats of every kind among `runs`; None
+        unless each kind has repeats and they hold at least `MIN_DOF` degrees of freedom."""
+        kinds = {groups.noise_kind(r) for r in runs}
+        if any(kind[0] == groups.UNKNOWN_HARDWARE for kind in kinds):
+            return None
         memo = (metric.key, frozenset(kinds))
         if memo not in self._pooled:
-            sets = [s for h, recipe in kinds for s in self._sets_on(h).get(recipe, [])]
+            per_kind = [self._sets_on(kind[0]).get(kind, []) for kind in kinds]
+            sets = [s for found in per_kind for s in found]
             if metric.needs_epochs:
                 sets = self._epochs_for(sets)
-            self._pooled[memo] = _pooled((values(metric, s) for s in sets), metric.relative_noise)
+            pooled = _pooled((values(metric, s) for s in sets), metric.relative_noise)
+            self._pooled[memo] = pooled if pooled and all(per_kind) and pooled[2] >= MIN_DOF else None
         pooled = self._pooled[memo]
         if pooled is None:
             return None
-        sigma, used = pooled
-        hardware = ", ".join(sorted({h for h, _ in kinds}))
+        sigma, used, _ = pooled
+        hardware = ", ".join(sorted({kind[0] for kind in kinds}))
         plural = "s" if used > 1 else ""
-        return Spread(sigma * scale if metric.relative_noise else sigma,
-                      f"from your {used} group{plural} of repeats on {hardware}", "groups")
+        return Spread(sigma, f"from your {used} group{plural} of repeats of the same model, epochs and "
+                             f"precision on {hardware}", "groups")
 
 
-def default_spread(metric: Metric, scale: float, runs: Sequence[Any]) -> Spread:
+def _hardware_text(runs: Sequence[Any]) -> str:
     known = sorted({groups.hardware_of(r) for r in runs} - {groups.UNKNOWN_HARDWARE})
-    where = f" on {', '.join(known)}" if known else ""
-    sigma = metric.noise * abs(scale) if metric.relative_noise else metric.noise
-    return Spread(sigma, f"a default: no repeats{where} measure it yet", "default")
+    return f" on {', '.join(known)}" if known else ""
+
+
+def default_spread(metric: Metric, runs: Sequence[Any], accuracy: float | None = None) -> Spread:
+    """The spread when no repeats measure one. Accuracy: the test set's binomial error at that
+    accuracy and test size with the default seed-to-seed spread on top (√(b² + s²)); for a
+    subset or a stopped run nothing measures the seed-to-seed part, so the binomial error alone,
+    and the spread cannot make a gap likely real. Other metrics: their documented default."""
+    if metric.unit == "%" and not metric.relative_noise and accuracy is not None:
+        images = min(groups.evaluated_on(r) for r in runs)
+        floor = binomial_error(accuracy, images)
+        binomial = f"the binomial error of {images:,} test images at {fmt_num(accuracy, '.2f', '%')}"
+        odd = list(dict.fromkeys(why for r in runs if (why := groups.exclusion(r))))
+        if odd:
+            return Spread(floor, f"{binomial} alone: no repeats measure the seed-to-seed spread of "
+                                 f"{' or '.join(odd)}", "floor", conclusive=False)
+        return Spread(math.hypot(floor, metric.noise),
+                      f"a default: {binomial} ({fmt_num(floor, f'.{metric.digits}f')}) with seed-to-seed "
+                      f"{fmt_num(metric.noise, f'.{metric.digits}f')}; no repeats{_hardware_text(runs)} "
+                      f"measure it yet", "floor")
+    return Spread(metric.noise, f"a default: no repeats{_hardware_text(runs)} measure it yet", "default")
 
 
 # --------------------------------------------------------------------------- the verdict
 
-Kind = Literal["significant", "likely_real", "noise", "inconclusive"]
+Kind = Literal["significant", "likely_real", "noise", "inconclusive", "hardware"]
 
 
 @dataclass(frozen=True)
@@ -388,10 +444,14 @@ class Verdict:
     p_value: float | None = None  # Welch's test, when both sides have repeats
     ci_low: float | None = None
     ci_high: float | None = None
-    spread: float | None = None  # the run-to-run spread a gap was measured in
+    spread: float | None = None  # the run-to-run spread per run (a fraction of the mean for times)
     spread_source: str | None = None
-    spreads: float | None = None  # the gap in spreads
+    spreads: float | None = None  # the gap in standard errors of the difference
     needed_n: int | None = None
+    ratio: float | None = None  # B / A, for times
+    # P(a run of B beats a run of A) with its bootstrap interval, beside Welch's test (`stats.Improvement`)
+    p_improvement: float | None = None
+    p_improvement_ci: tuple[float, float] | None = None
 
     @property
     def line(self) -> str:
@@ -403,7 +463,8 @@ class Verdict:
 
     def confirms_record(self) -> bool:
         """The record rule: B beats A with p < RECORD_ALPHA (Welch, so repeats on both sides)."""
-        return self.winner == "b" and self.p_value is not None and self.p_value < RECORD_ALPHA
+        return (self.kind == "significant" and self.winner == "b" and self.p_value is not None
+                and self.p_value < RECORD_ALPHA)
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -412,18 +473,42 @@ class Verdict:
         return data
 
 
+# Repeats a side needs before Welch's test may call a difference real.
+MIN_REPEATS = 3
+# A gap of at most √2 standard errors of the difference (two spreads of one run) is noise.
+NOISE_SPREADS = math.sqrt(2.0)
+
+
 def likely_real_spreads(alpha: float) -> float:
-    """Spreads a single-run gap must reach to be "likely real": the gap of two single runs
-    that a two-sided test at `alpha` would call real (z·√2), and never fewer than 3."""
+    """Standard errors of the difference a gap must reach to be "likely real": the two-sided
+    z at `alpha`, and never fewer than 3/√2 (three spreads of one run) since the spread itself
+    is only estimated."""
     from scipy import special
 
-    return max(_SEVERAL_SPREADS, float(special.ndtri(1 - alpha / 2)) * math.sqrt(2))
+    return max(_SEVERAL_SPREADS / math.sqrt(2.0), float(special.ndtri(1 - alpha / 2)))
 
 
 def _times(ratio: float) -> str:
     if math.isinf(ratio):
         return "many"
     return f"{ratio:,.0f}" if ratio >= 10 else f"{ratio:.1f}"
+
+
+def _percent(fraction: float) -> str:
+    """A fraction as a percentage, with the digits that stop a non-zero one reading as 0.0%."""
+    digits = 1
+    while digits < 6 and fraction != 0 and round(100 * fraction, digits) == 0:
+        digits += 1
+    return f"{100 * fraction:.{digits}f}%"
+
+
+def _hardware_differs(a: Sequence[Any], b: Sequence[Any]) -> tuple[str, str] | None:
+    """The two sides' hardware classes when they are known and differ."""
+    ha = {groups.hardware_of(r) for r in a}
+    hb = {groups.hardware_of(r) for r in b}
+    if groups.UNKNOWN_HARDWARE in ha | hb or ha == hb:
+        return None
+    return ", ".join(sorted(ha)), ", ".join(sorted(hb))
 
 
 def verdict(
@@ -437,8 +522,11 @@ def verdict(
 ) -> Verdict:
     """The one verdict on B − A for `metric`, over two sets of runs.
 
-    Both sides with repeats (and some spread): Welch's t-test at `alpha`. Else
-    the gap is measured in run-to-run spreads (see the module docstring).
+    Times (and MFU) are compared as a ratio, and only on one hardware class: across classes the
+    sentence gives the ratio and says the hardware differs. Both sides with repeats: Welch's
+    t-test at `alpha`, "significant" only with `MIN_REPEATS` runs a side. Else the gap is
+    measured in standard errors of the difference, √(σ²/n_a + σ²/n_b), σ the spread per run
+    (`_spread`). Every sentence states n, the spread and where it came from.
     """
     from speedrun.analysis import stats
 
@@ -451,60 +539,110 @@ def verdict(
     diff = db.mean - da.mean
     if abs(diff) <= 1e-9 * max(1.0, abs(da.mean), abs(db.mean)):
         diff = 0.0  # float rounding (mean(88.1, 88.3) is 88.19999999999999), not a difference
-    common = dict(metric=metric.key, title=metric.title, names=names, diff=diff, n_a=da.n, n_b=db.n)
+    relative = metric.relative_noise and da.mean > 0 and db.mean > 0
+    ratio = db.mean / da.mean if relative else None
+    common = dict(metric=metric.key, title=metric.title, names=names, diff=diff, n_a=da.n, n_b=db.n, ratio=ratio)
     name_a, name_b = names
     counts = f"n={da.n} vs {db.n}"
-    diff_text = f"{name_b} {MINUS} {name_a} = {metric.amount(diff)}"
+    times = f", {ratio:.2f}\u00d7 the time" if ratio is not None and metric.unit == "s" else ""
+    diff_text = f"{name_b} {MINUS} {name_a} = {metric.amount(diff)}{times}"
     better_b = (diff > 0) == metric.higher_is_better
     winner: Literal["a", "b"] = "b" if better_b else "a"
     who = name_b if better_b else name_a
+    if times and not better_b:
+        times = f", {1 / ratio:.2f}\u00d7 the time"  # the winner's time over the other's
+    ahead = f"{who} is {metric.better_word} by {metric.amount(abs(diff))}{times}"
+
+    if metric.relative_noise and (classes := _hardware_differs(a, b)):
+        text = (f"{diff_text}: the hardware differs ({classes[0]} vs {classes[1]}), so this is a ratio of "
+                f"machines, not a verdict on the set-up ({counts})")
+        return Verdict(kind="hardware", winner=None, text=text, **common)
 
     welch = stats.welch(da, db, alpha) if da.n >= 2 and db.n >= 2 else None
     if welch is not None:
         ci = f"{(1 - alpha) * 100:g}% CI"
         p_text = stats.format_p(welch.p_value, alpha)
-        if welch.p_value < alpha:
+        sd = stats.pooled_sd((da, db))
+        measured = f"{counts}; spread {metric.amount(sd)} per run, from the runs' own repeats"
+        better = stats.probability_of_improvement(va, vb, higher_is_better=metric.higher_is_better,
+                                                  confidence=1 - alpha)
+        found = dict(p_value=welch.p_value, ci_low=welch.ci_low, ci_high=welch.ci_high, spread=sd,
+                     spread_source="from the runs' own repeats",
+                     p_improvement=better.p if better else None,
+                     p_improvement_ci=(better.ci_low, better.ci_high) if better else None)
+        interval = f"{fmt_num(welch.ci_low, f'.{metric.digits}f')} to {fmt_num(welch.ci_high, f'.{metric.digits}f')}"
+        if welch.p_value < alpha and min(da.n, db.n) >= MIN_REPEATS:
             lo, hi = (welch.ci_low, welch.ci_high) if diff > 0 else (-welch.ci_high, -welch.ci_low)
-            text = (f"{who} is {metric.better_word} by {metric.amount(abs(diff))} "
-                    f"({ci} {fmt_num(lo, f'.{metric.digits}f')} to {fmt_num(hi, f'.{metric.digits}f')}, "
-                    f"{p_text}, {counts})")
-            return Verdict(kind="significant", winner=winner, text=text, p_value=welch.p_value,
-                           ci_low=welch.ci_low, ci_high=welch.ci_high, **common)
-        text = (f"No significant difference: {diff_text} ({ci} {fmt_num(welch.ci_low, f'.{metric.digits}f')} "
-                f"to {fmt_num(welch.ci_high, f'.{metric.digits}f')}, {p_text}, {counts}); within run-to-run noise")
-        return Verdict(kind="noise", winner=None, text=text, p_value=welch.p_value,
-                       ci_low=welch.ci_low, ci_high=welch.ci_high, **common)
+            text = (f"{ahead} ({ci} {fmt_num(lo, f'.{metric.digits}f')} to {fmt_num(hi, f'.{metric.digits}f')}, "
+                    f"{p_text}, Welch's t-test; {measured})")
+            return Verdict(kind="significant", winner=winner, text=text, **found, **common)
+        if welch.p_value < alpha:
+            needed = MIN_REPEATS - min(da.n, db.n)
+            text = (f"{diff_text}: inconclusive ({ci} {interval}, {p_text}, Welch's t-test; {measured}; "
+                    f"fewer than {MIN_REPEATS} runs a side cannot settle it: {needed} more on the smaller side)")
+            return Verdict(kind="inconclusive", winner=None, text=text, **found, **common)
+        text = (f"No significant difference: {diff_text} ({ci} {interval}, {p_text}, Welch's t-test; {measured}); "
+                f"within run-to-run noise")
+        return Verdict(kind="noise", winner=None, text=text, **found, **common)
     if da.n >= 2 and db.n >= 2 and diff == 0:
         text = f"No significant difference: {diff_text} (all runs identical, {counts}); within run-to-run noise"
         return Verdict(kind="noise", winner=None, text=text, p_value=1.0, **common)
 
     spread = _spread(metric, (da, db), names, a, b, pool)
-    ratio = abs(diff) / spread.sigma if spread.sigma > 0 else (0.0 if diff == 0 else math.inf)
-    measured = f"{_times(ratio)}\u00d7 the typical run-to-run spread of {metric.amount(spread.sigma)}, {spread.source}"
-    gap = dict(spread=spread.sigma, spread_source=spread.source, spreads=ratio, **common)
-    if ratio >= likely_real_spreads(alpha):
-        text = f"{who} is {metric.better_word} by {metric.amount(abs(diff))}: likely real ({measured}; confirm with repeats)"
-        return Verdict(kind="likely_real", winner=winner, text=text, **gap)
-    if ratio <= NOISE_SPREADS:
-        return Verdict(kind="noise", winner=None, text=f"{diff_text}: within run-to-run noise ({measured})", **gap)
-    needed = stats.required_runs(diff, spread.sigma, alpha=alpha, power=POWER)
+    scale = math.sqrt(1 / da.n + 1 / db.n)
+    if relative:
+        gap, se = abs(math.log(db.mean / da.mean)), spread.sigma * scale
+        spread_text, se_text = f"{_percent(spread.sigma)} of the mean", _percent(se)
+    else:
+        gap, se = abs(diff), spread.sigma * scale
+        spread_text, se_text = metric.amount(spread.sigma), metric.amount(se)
+    z = gap / se if se > 0 else (0.0 if gap == 0 else math.inf)
+    measured = (f"{counts}; {_times(z)}\u00d7 the standard error of the difference, {se_text}; "
+                f"spread {spread_text} per run, {spread.source}")
+    found = dict(spread=spread.sigma, spread_source=spread.source, spreads=z, **common)
+    if z <= NOISE_SPREADS:
+        return Verdict(kind="noise", winner=None, text=f"{diff_text}: within run-to-run noise ({measured})", **found)
+    if z >= likely_real_spreads(alpha) and spread.conclusive:
+        text = f"{ahead}: likely real ({measured}; confirm with repeats)"
+        return Verdict(kind="likely_real", winner=winner, text=text, **found)
+    if not spread.conclusive:
+        text = f"{diff_text}: inconclusive ({measured}; only repeats can settle it)"
+        return Verdict(kind="inconclusive", winner=None, text=text, **found)
+    needed = stats.required_runs(gap, spread.sigma, alpha=alpha, power=POWER)
     text = f"{diff_text}: inconclusive ({measured}; about {needed:,} runs per side would settle it)"
-    return Verdict(kind="inconclusive", winner=None, text=text, needed_n=needed, **gap)
+    return Verdict(kind="inconclusive", winner=None, text=text, needed_n=needed, **found)
 
 
 def _spread(metric: Metric, descs: Sequence[Any], names: Sequence[str], a: Sequence[Any], b: Sequence[Any],
             pool: NoisePool | None) -> Spread:
-    """The spread a gap is measured in: the sides' own repeats, the user's groups, the default."""
+    """The spread per run a gap is measured in, in order: the sides' own repeats (at least
+    `MIN_DOF` degrees of freedom), the user's repeats of the same kind of run (`NoisePool`),
+    the default (`default_spread`). An accuracy spread is never smaller than the test set's
+    binomial error at that accuracy and test size."""
     from speedrun.analysis.stats import pooled_sd
 
-    observed = pooled_sd(descs)
-    if observed > 0:
-        sides = [name for name, d in zip(names, descs) if d.n >= 2 and d.std]
-        runs = sum(d.n for d in descs if d.n >= 2 and d.std)
-        return Spread(observed, f"from the {runs} runs of {' and '.join(sides)}", "observed")
-    scale = sum(d.mean * d.n for d in descs) / sum(d.n for d in descs)
-    found = pool.spread(metric, [*a, *b], scale) if pool is not None else None
-    return found or default_spread(metric, scale, [*a, *b])
+    runs = [*a, *b]
+    total = sum(d.n for d in descs)
+    mean = sum(d.mean * d.n for d in descs) / total
+    accuracy = mean if metric.unit == "%" and not metric.relative_noise else None
+    floor = binomial_error(accuracy, min(groups.evaluated_on(r) for r in runs)) if accuracy is not None else 0.0
+    repeated = [(name, d) for name, d in zip(names, descs) if d.n >= 2 and d.std]
+    found: Spread | None = None
+    if sum(d.n - 1 for _, d in repeated) >= MIN_DOF:
+        observed = pooled_sd(descs)
+        if metric.relative_noise:
+            observed /= mean
+        found = Spread(observed, f"from the {sum(d.n for _, d in repeated)} runs of "
+                                 f"{' and '.join(name for name, _ in repeated)}", "observed")
+    if found is None and pool is not None:
+        found = pool.spread(metric, runs)
+    if found is None:
+        return default_spread(metric, runs, accuracy)
+    if found.sigma < floor:
+        images = min(groups.evaluated_on(r) for r in runs)
+        return Spread(floor, f"the binomial error of {images:,} test images at {fmt_num(accuracy, '.2f', '%')}, "
+                             f"above the {metric.amount(found.sigma)} {found.source}", "floor")
+    return found
 
 
 def verdict_line(metric: Metric, a: Sequence[Any], b: Sequence[Any], **kwargs: Any) -> str:

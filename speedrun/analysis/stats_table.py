@@ -84,7 +84,7 @@ def summarize_sets(
     chosen = _metrics(targets)
     pool = pool if pool is not None else metrics.NoisePool([r for s in shown for r in s.runs])
     result: dict[str, Any] = {"alpha": alpha, "record_alpha": metrics.RECORD_ALPHA, "notes": notes,
-                              "sets": [], "verdicts": []}
+                              "sets": [], "differences": [], "verdicts": []}
     used: list[list[Any]] = []
     for run_set in shown:
         runs, left_out = counted(run_set)
@@ -103,6 +103,7 @@ def summarize_sets(
         result["sets"].append(entry)
 
     for other, other_runs in zip(shown[1:], used[1:]):
+        result["differences"].append(groups.differs_entry(shown[0].name, shown[0].runs, other.name, other.runs))
         for metric in chosen:
             if metric is metrics.PEAK_ACCURACY:  # the final accuracy is what a run delivers
                 continue

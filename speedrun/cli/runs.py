@@ -43,6 +43,8 @@ def _with_waiting(data: dict, run, waiting: dict) -> dict:
 def _mfu(run) -> str:
     """The list's MFU cell: share of the device's peak, `~` where derived from logged durations."""
     e = run_efficiency(run)
+    if e is not None and e.mfu_range is not None:  # precision not stated: between the two peaks
+        return ("~" if e.derived else "") + f"{e.mfu_range[0]:.1%}–{e.mfu_range[1]:.1%}"
     if e is None or e.mfu is None:
         return "—"
     return ("~" if e.derived else "") + f"{e.mfu:.1%}"

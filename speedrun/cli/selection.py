@@ -61,9 +61,9 @@ _RANGE = re.compile(r"(\d{1,18})\s*-\s*(\d{1,18})")
 
 
 def select_runs(store: Any, text: str) -> list[int]:
-    """`15-18,20,7a` → run numbers: numbers and ranges of numbers as they are, labels
-    (`7a`, or `24` where two runs carry it... then the number decides) resolved by the store."""
-    numbers: list[int] = []
+    """`15-18,20,7a,#38` → run numbers. Numbers, ranges and labels name runs by the store's one
+    identity rule (a number is the run the notebook labels so; `#38` is database number 38)."""
+    typed: list[int | str] = []
     for part in text.split(","):
         part = part.strip()
         if not part:
@@ -73,12 +73,22 @@ def select_runs(store: Any, text: str) -> list[int]:
             start, end = int(match.group(1)), int(match.group(2))
             if end < start or end - start > 1_000_000:
                 raise SpeedrunError(f"not a run range: {part!r} (expected e.g. 15-18,20)")
-            numbers.extend(range(start, end + 1))
+            typed.extend(range(start, end + 1))
         elif part.isdigit() and len(part) <= 18:
-            numbers.append(int(part))
+            typed.append(int(part))
         else:
-            try:
-                numbers.append(store.get_run(part).id)
-            except SpeedrunError:
-                raise SpeedrunError(f"not a run, range or label: {part!r} (expected e.g. 15-18,20,7a)") from None
-    return list(dict.fromkeys(numbers))
+            typed.append(part)
+    numbers = iter(store.resolve_numbers([t for t in typed if isinstance(t, int)]))
+    resolved = dict(zip((t for t in typed if isinstance(t, int)), numbers))
+    ids: list[int] = []
+    for item in typed:
+        if isinstance(item, int):
+            ids.append(resolved[item])
+            continue
+        try:
+            ids.append(store.get_run(item).id)
+        except SpeedrunError as exc:
+            if "ambiguous" in str(exc):
+                raise
+            raise SpeedrunError(f"not a run, range or label: {item!r} (expected e.g. 15-18,20,7a)") from None
+    return list(dict.fromkeys(ids))

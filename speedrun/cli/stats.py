@@ -81,5 +81,7 @@ def stats(
         console.print(table)
         if entry.get("claim"):
             console.print(entry["claim"], markup=False)
+    for differs in result["differences"]:
+        console.print(differs["line"], markup=False)
     for verdict in result["verdicts"]:
         console.print(verdict["line"], markup=False)

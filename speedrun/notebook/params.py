@@ -136,6 +136,13 @@ def parse_value(text: str) -> Any:
     meaningful hyperparameter and would not survive JSON.
     """
     value = text.strip().strip("`").strip()
+    if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+        value = value[1:-1].strip()  # amp='True' is amp=True
+    if value.endswith(".") and not value.endswith(".."):
+        # A sentence's full stop after a value (`EPOCHS=10.`, `amp='True.'`) is no part of it.
+        head = value[:-1].rstrip()
+        if head.lower() in _BOOL_WORDS or _INT.fullmatch(head) or _FLOAT.fullmatch(head):
+            value = head
     low = value.lower()
     if low in _BOOL_WORDS:
         return _BOOL_WORDS[low]
@@ -207,6 +214,8 @@ def canonical_augment(text: str) -> str | None:
     known: list[str] = []
     other: list[str] = []
     for piece in _split_calls(text):
+        # A parenthetical after a transform is a remark, not its arguments: `RandomRotation(15) (No ColorJitter)`.
+        piece = _REMARK.sub("", piece)
         match = _TRANSFORM.fullmatch(piece)
         if match is None:
             return None
@@ -223,6 +232,9 @@ def canonical_augment(text: str) -> str | None:
         return None
     ordered = [name for name in AUGMENTATIONS if name in known] + list(dict.fromkeys(other))
     return ",".join(ordered)
+
+
+_REMARK = re.compile(r"\s+\([^()]{0,200}\)$")
 
 
 def _split_calls(text: str) -> list[str]:

@@ -1209,16 +1209,36 @@ class Store:
         return run
 
     def _resolve_id(self, session: Session, ref: str | int) -> int:
-        """The run number that `ref` (a number or a label) names."""
+        """The run number that `ref` names: the one identity rule.
+
+        An int is a database number (the program's own references). Text is what a user
+        typed: `#38` is database number 38; anything else is a run's label, as the notebook
+        and every output name it (a run without a label is labelled by its number), so a
+        bare `24` means the run the notebook calls Run 24 even when an import stored it under
+        another number. Two runs answering to one label are an error that lists them, never
+        a silent pick.
+        """
+        if isinstance(ref, int) and not isinstance(ref, bool):
+            if 0 < ref <= RUN_NUMBER_MAX and session.scalar(select(Run.id).where(Run.id == ref)) is not None:
+                return ref
+            raise RunNotFound(f"no run #{ref} in {self.label}")
         wanted = str(ref).strip()
+        if wanted.startswith("#"):
+            number = wanted[1:]
+            if number.isascii() and number.isdigit() and 0 < int(number) <= RUN_NUMBER_MAX:
+                if session.scalar(select(Run.id).where(Run.id == int(number))) is not None:
+                    return int(number)
+            raise RunNotFound(f"no run {wanted} in {self.label}")
+        candidates = self._labelled(session, [wanted]).get(wanted, [])
+        if len(candidates) == 1:
+            return candidates[0]
+        if len(candidates) > 1:
+            raise RunNotFound(ambiguous_label(wanted, candidates))
         if wanted.isascii() and wanted.isdigit() and 0 < int(wanted) <= RUN_NUMBER_MAX:
-            if session.scalar(select(Run.id).where(Run.id == int(wanted))) is not None:
-                return int(wanted)
-        matches = list(session.scalars(select(Run.id).where(Run.label == wanted)))
-        if len(matches) == 1:
-            return matches[0]
-        if len(matches) > 1:
-            raise RunNotFound(f"label {wanted!r} is ambiguous: runs {', '.join(map(str, matches))}; use the run number")
+            other = session.scalar(select(Run.label).where(Run.id == int(wanted)))
+            if other is not None:
+                raise RunNotFound(f"no run labelled {wanted!r} in {self.label}; run #{wanted} is Run {other}: "
+                                  f"write #{wanted} for it")
         members = list(session.execute(
             select(Run.id, Run.label).join(Series, Run.series_id == Series.id).where(Series.name == wanted)
             .order_by(Run.position, Run.id)))
@@ -1227,6 +1247,37 @@ class Store:
             raise RunNotFound(f"no run {wanted!r} in {self.label}: {wanted} is a series (runs {shown}); "
                               f"name one of them, or the whole series as g:{wanted} (compare, stats)")
         raise RunNotFound(f"no run {wanted!r} in {self.label}")
+
+    @staticmethod
+    def _labelled(session: Session, labels: Sequence[str]) -> dict[str, list[int]]:
+        """The runs each label names: those carrying it, and the unlabelled run whose number it is."""
+        found: dict[str, list[int]] = {}
+        wanted = list(dict.fromkeys(labels))
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start:start + 500]
+            for run_id, label in session.execute(select(Run.id, Run.label).where(Run.label.in_(chunk))):
+                found.setdefault(label, []).append(run_id)
+            numbers = [int(x) for x in chunk if x.isascii() and x.isdigit() and 0 < int(x) <= RUN_NUMBER_MAX]
+            if numbers:
+                for run_id, label in session.execute(
+                        select(Run.id, Run.label).where(Run.id.in_(numbers), Run.label.is_(None))):
+                    found.setdefault(str(run_id), []).append(run_id)
+        return {label: sorted(ids) for label, ids in found.items()}
+
+    @_tolerant
+    def resolve_numbers(self, numbers: Sequence[int]) -> list[int]:
+        """Run numbers as a user typed them in a range (`15-18`), by the identity rule: each is the
+        run labelled so; a number no run answers to is kept as it is (it selects nothing). One
+        answer per number, in order."""
+        with self._read() as session:
+            named = self._labelled(session, [str(n) for n in numbers])
+        out = []
+        for n in numbers:
+            ids = named.get(str(n), [])
+            if len(ids) > 1:
+                raise RunNotFound(ambiguous_label(str(n), ids))
+            out.append(ids[0] if ids else n)
+        return out
 
     def _resolve(self, session: Session, ref: str | int) -> Run:
         """The ORM run that `ref` names, for changing it."""
@@ -1270,6 +1321,12 @@ class _StoredParams(Mapping):
 
     def __len__(self) -> int:
         return sum(1 for _ in self)
+
+
+def ambiguous_label(label: str, ids: Sequence[int]) -> str:
+    """The error for a label several runs answer to: the candidates by database number."""
+    return (f"Run {label} is ambiguous: runs {', '.join(f'#{i}' for i in ids)} answer to it; "
+            f"name one by its database number (#{ids[0]})")
 
 
 def _unreachable(exc: SQLAlchemyError, engine) -> bool:
