@@ -38,7 +38,7 @@ function runChart() {
   let last = s.epoch.length ? s.epoch[s.epoch.length - 1] : 0;
   const root = document.querySelector("nav a").getAttribute("href");
   const timer = setInterval(async () => {
-    const response = await fetch(`${root}api/runs/${data.id}/live?after=${last}`);
+    const response = await fetch(`${root}api/runs/%23${data.id}/live?after=${last}`);
     if (!response.ok) return;
     const live = await response.json();
     for (const e of live.new_epochs) {
