@@ -12,7 +12,6 @@ from speedrun.cli.app import app, console, err_console, open_store
 from speedrun.cli.selection import parse_run_ranges
 from speedrun.outputs import check_output, write_output
 from speedrun.text import terminal_safe
-from speedrun.tracking.exchange import damaged_runs, export_runs, load_records, merge_records
 
 
 @app.command()
@@ -29,6 +28,8 @@ def export(
         speedrun --db colab.db export -o colab-runs.json
         speedrun export 15-18 -o some-runs.json
     """
+    from speedrun.tracking.exchange import damaged_runs, export_runs
+
     if output is not None:
         check_output(output, force=force)  # before any work
     store = open_store()
@@ -59,6 +60,8 @@ def merge(
         speedrun merge colab-runs.json
         speedrun merge /content/drive/MyDrive/runs.db
     """
+    from speedrun.tracking.exchange import load_records, merge_records
+
     loaded = load_records(other)  # checked before this database is even opened
     store = open_store()
     result = merge_records(store, loaded)

@@ -10,8 +10,6 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from speedrun.analysis.efficiency import fmt_efficiency, run_efficiency
-from speedrun.analysis.views import hardware_class_of, run_date, run_detail, run_summary
 from speedrun.cli.app import app, console, fail, open_store
 from speedrun.cli.choices import SortKey, Status, chosen
 from speedrun.errors import SpeedrunError
@@ -41,6 +39,8 @@ def _with_waiting(data: dict, run, waiting: dict) -> dict:
 
 def _mfu(run) -> str:
     """The list's MFU cell: share of the device's peak, `~` where derived from logged durations."""
+    from speedrun.analysis.efficiency import run_efficiency
+
     e = run_efficiency(run)
     if e is None or e.mfu is None:
         return "—"
@@ -86,6 +86,8 @@ def list_runs(
         speedrun list --hardware T4 --status completed --sort final_val_acc --desc
         speedrun list --since 2026-11-01 --json
     """
+    from speedrun.analysis.views import hardware_class_of, run_date, run_summary
+
     store = open_store()
     runs = store.list_runs(
         status=chosen(status), model=model, hardware=hardware, tag=tag, since=parse_since(since),
@@ -143,6 +145,9 @@ def show(
         speedrun show 15
         speedrun show 7a --json
     """
+    from speedrun.analysis.efficiency import fmt_efficiency, run_efficiency
+    from speedrun.analysis.views import run_detail
+
     store = open_store()
     record = store.get_run(run)
     waiting = _waiting_to_sync(store)

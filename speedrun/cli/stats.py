@@ -10,8 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from speedrun.cli.app import app, console, open_store
-from speedrun.analysis.groups import resolve
-from speedrun.analysis.metrics import ALPHA
+from speedrun.analysis.levels import ALPHA
 
 
 @app.command()
@@ -52,6 +51,7 @@ def stats(
         speedrun stats g:bs64 g:bs32
         speedrun stats 15 --claim 94 --target 85
     """
+    from speedrun.analysis.groups import resolve
     from speedrun.analysis.metrics import NoisePool
     from speedrun.analysis.stats_table import summarize_sets
 

@@ -61,6 +61,7 @@ from speedrun.notebook.hardware import hardware_class
 from speedrun.notebook.params import typed_value, value_type
 from speedrun.tracking import db as dbmod
 from speedrun.tracking import liveness
+from speedrun.tracking.orders import SORTABLE_COLUMNS
 from speedrun.tracking.models import Environment, EpochMetric, Param, Run, RunLabels, Series, Tag, is_json
 from speedrun.tracking.validation import check_name
 from speedrun.tracking.records import (
@@ -97,21 +98,7 @@ ENV_FIELDS = (
     "hostname",
     "is_colab",
 )
-SORTABLE = {
-    "id": Run.id,
-    "created": Run.created_at,
-    "created_at": Run.created_at,
-    "status": Run.status,
-    "epochs": Run.epochs_completed,
-    "final": Run.final_val_acc,
-    "final_val_acc": Run.final_val_acc,
-    "peak": Run.peak_val_acc,
-    "peak_val_acc": Run.peak_val_acc,
-    "time": Run.train_time_s,
-    "train_time_s": Run.train_time_s,
-    "epoch_time": Run.mean_epoch_s,
-    "mean_epoch_s": Run.mean_epoch_s,
-}
+SORTABLE = {name: getattr(Run, column) for name, column in SORTABLE_COLUMNS.items()}
 # The orders of `page_runs` (speedrun ui's runs table): notebook order, then the SORTABLE columns.
 PAGE_ORDERS = {
     "notebook": (Run.position, Run.id),
