@@ -157,6 +157,15 @@ class Stored:
         return self.requested is not None and self.number is not None and self.number != self.requested
 
 
+class Runs(list):
+    """The runs `list_runs` returns, and how many matched before `limit` kept the last ones
+    (`speedrun list` shows a page and says how many more there are, without reading them)."""
+
+    def __init__(self, runs: Iterable[RunView] = (), matching: int | None = None):
+        super().__init__(runs)
+        self.matching = len(self) if matching is None else matching
+
+
 @lru_cache(maxsize=65536)
 def _json(raw: str | None) -> Any:
     """Decoded JSON of a column, shared between equal texts: views are read-only."""
@@ -835,8 +844,9 @@ class Store:
         descending: bool = False,
         limit: int | None = None,
         with_epochs: bool = False,
-    ) -> list[RunView]:
-        """Runs matching every given filter, sorted; `limit` keeps the last ones of that order.
+    ) -> Runs:
+        """Runs matching every given filter, sorted; `limit` keeps the last ones of that order
+        (and the result's `matching` says how many matched in all: counted only when there are more).
 
         Status is the status a run reads as: a `running` run whose process is
         gone is listed as `died` (see `liveness`), so those two are filtered after reading.
@@ -887,15 +897,20 @@ class Store:
             query = query.order_by(*order)
         with self._read() as session:
             ordered = list(session.scalars(query))
+            matching = len(ordered)
             if sql_limit is not None:
                 ordered.reverse()
+                if matching == sql_limit:  # perhaps more: count them, reading none
+                    every = query.order_by(None).limit(None).subquery()
+                    matching = session.scalar(select(func.count()).select_from(every)) or 0
             views = self._views(session, query, with_epochs=with_epochs)
         runs = [views[i] for i in ordered]
         if live_status:
             runs = [r for r in runs if r.status == status]
+            matching = len(runs)
             if limit is not None:
                 runs = runs[-limit:] if limit else []
-        return runs
+        return Runs(runs, matching)
 
     def _views(self, session: Session, run_ids, *, with_epochs: bool) -> dict[int, RunView]:
         """Plain views of the runs whose ids `run_ids` (a list or a SELECT of ids) names.
