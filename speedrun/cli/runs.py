@@ -21,9 +21,11 @@ from speedrun.tracking.records import FINAL_MEASURED_AFTER_EPOCHS
 
 def _waiting_to_sync(store) -> dict:
     """What trainings on this machine could not yet send to this database server (see tracking.spool)."""
+    if store.engine.dialect.name == "sqlite":
+        return {}
     from speedrun.tracking.spool import Spool
 
-    return {} if store.engine.dialect.name == "sqlite" else Spool.default().waiting(store.label)
+    return Spool.default().waiting(store.label)
 
 
 def _status_text(run, waiting: dict) -> str:
