@@ -96,3 +96,43 @@ def test_commands_that_read_import_neither_torch_nor_optuna():
     code = f"import sys, speedrun.cli; print(sorted(m for m in {heavy!r} if m in sys.modules))"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
+
+
+# The modules a start-up must not pay for: the database layer, the training stack, the statistics.
+HEAVY_AT_START = ("sqlalchemy", "torch", "scipy", "matplotlib", "numpy", "optuna")
+
+
+def _imported_modules(*argv: str) -> tuple[set[str], str]:
+    """The modules `python -X importtime -m speedrun ARGV` imported (as `import time:` lines name them)."""
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-X", "importtime", "-m", "speedrun", *argv],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    names = {line.rsplit("|", 1)[1].strip() for line in result.stderr.splitlines() if line.startswith("import time:")}
+    return names - {"package"}, result.stdout
+
+
+@pytest.mark.parametrize("argv", [("--help",), ("--version",), ("list", "--help")], ids=" ".join)
+def test_help_and_version_import_nothing_heavy(argv):
+    # `speedrun --help` once took half a second of CPU: SQLAlchemy came with the `db` command's
+    # module, the sort keys (tracking.store) and `--alpha`'s default (analysis.metrics).
+    imported, _ = _imported_modules(*argv)
+    assert "typer" in imported  # the measurement itself works
+    heavy = sorted(m for m in imported if m.split(".")[0] in HEAVY_AT_START)
+    assert heavy == []
+    # Nor the store, the notebook parsers or the statistics: each command loads those itself.
+    assert sorted(m for m in imported if m.startswith(("speedrun.tracking.store", "speedrun.notebook.",
+                                                       "speedrun.analysis.metrics"))) == []
+
+
+def test_version_prints_the_package_version():
+    from importlib.metadata import version
+
+    import speedrun
+
+    _, out = _imported_modules("--version")
+    assert out == f"speedrun {speedrun.__version__}\n"
+    assert speedrun.__version__ == version("speedrun")  # the one in pyproject.toml
+    assert CliRunner().invoke(app, ["--version"]).output == out

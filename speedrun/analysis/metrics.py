@@ -64,8 +64,7 @@ from speedrun.analysis.efficiency import run_efficiency
 from speedrun.tracking.records import times_to_targets
 from speedrun.text import MINUS, fmt_num, fmt_target
 
-ALPHA = 0.05
-RECORD_ALPHA = 0.01
+from speedrun.analysis.levels import ALPHA, RECORD_ALPHA  # defined apart: the CLI shows them at start-up
 DEFAULT_TARGETS = (85.0, 90.0, 94.0)
 _SEVERAL_SPREADS = 3.0
 # Power of a two-sided test when sizing the repeats an inconclusive gap needs.

@@ -104,8 +104,19 @@ class State:
 state = State()
 
 
+def _print_version(wanted: bool) -> None:
+    """`speedrun --version`: answered before anything else is parsed or opened."""
+    if wanted:
+        from speedrun import __version__
+
+        typer.echo(f"speedrun {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
 def main(
+    version: bool = typer.Option(False, "--version", is_eager=True, expose_value=False, callback=_print_version,
+                                 help="Print speedrun's version and exit."),
     db: Optional[str] = typer.Option(
         None,
         "--db",

@@ -1,7 +1,8 @@
 """The fixed sets of values that options accept, as Enums so `--help` lists them and Typer checks them.
 
 Each set is built from the one place that defines it (statuses in tracking.records,
-sort keys in tracking.store), never spelled out again here.
+sort keys in tracking.orders), never spelled out again here. Those places are light
+modules: `speedrun --help` builds these Enums, and must not import the database layer.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from enum import Enum
 
 from speedrun.sweep.space import SAMPLERS
 from speedrun.tracking.records import STATUSES
-from speedrun.tracking.store import SORTABLE
+from speedrun.tracking.orders import SORTABLE_COLUMNS as SORTABLE
 
 
 def _choices(name: str, values) -> type[Enum]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from speedrun.cli.app import app, console, db_app, open_store
-from speedrun.tracking import db as dbmod
 
 
 @db_app.command()
@@ -16,6 +15,8 @@ def upgrade() -> None:
         speedrun db upgrade
         speedrun --db colab.db db upgrade
     """
+    from speedrun.tracking import db as dbmod
+
     store = open_store(migrate=False)
     applied = dbmod.upgrade(store.engine, store.url, label=store.label)
     head = dbmod.head_revision(store.url)
@@ -31,6 +32,8 @@ def current() -> None:
     \b
         speedrun db current
     """
+    from speedrun.tracking import db as dbmod
+
     store = open_store(migrate=False)
     revision = store.current_revision()
     head = dbmod.head_revision(store.url)

@@ -12,8 +12,6 @@ from speedrun.cli.app import app, console, err_console, open_store
 from speedrun.cli.selection import Where, parse_run_ranges
 from speedrun.outputs import check_output, write_output
 from speedrun.text import terminal_safe
-from speedrun.tracking.db import display_name
-from speedrun.tracking.exchange import damaged_runs, export_runs, load_records, merge_records
 
 
 @app.command()
@@ -32,6 +30,8 @@ def export(
         speedrun export 15-18 -o some-runs.json
         speedrun export --where "hardware = T4 and tag = baseline" -o t4-baselines.json
     """
+    from speedrun.tracking.exchange import damaged_runs, export_runs
+
     if output is not None:
         check_output(output, force=force)  # before any work
     store = open_store()
@@ -62,9 +62,13 @@ def merge(
         speedrun merge colab-runs.json
         speedrun merge /content/drive/MyDrive/runs.db
     """
+    from speedrun.tracking.exchange import load_records, merge_records
+
     loaded = load_records(other)  # checked before this database is even opened
     store = open_store()
     result = merge_records(store, loaded)
+    from speedrun.tracking.db import display_name
+
     name = terminal_safe(display_name(other))  # a URL without its password
     for theirs, ours in result.renumbered:
         console.print(f"Run {theirs} of {name} is run {ours} here (number {theirs} was taken).", markup=False)

@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-from typing import List, Optional
+from typing import TYPE_CHECKING, List, Optional
 
 import typer
 
 from speedrun.cli.app import app, fail, open_store
 from speedrun.errors import DuplicateImport, SpeedrunError
-from speedrun.notebook.inputs import read_input
-from speedrun.notebook.overrides import Overrides, apply_overrides, fill_content_hash
-from speedrun.notebook.params import parse_assignment
 from speedrun.text import terminal_safe
 from speedrun.tracking.records import RunRecord, default_title, summarize_record
-from speedrun.tracking.store import Stored
+
+if TYPE_CHECKING:  # the notebook parsers and the store load with the command that uses them
+    from speedrun.tracking.store import Stored
 
 
 # Held by an import from the moment it reads what the database holds until its writes commit.
@@ -65,6 +64,9 @@ def import_log(
         pbpaste | speedrun import-log - --param lr=0.04
     """
     from speedrun.notebook import parse_log
+    from speedrun.notebook.inputs import read_input
+    from speedrun.notebook.overrides import Overrides, apply_overrides, fill_content_hash
+    from speedrun.notebook.params import parse_assignment
 
     try:
         params = dict(parse_assignment(p) for p in param)
@@ -130,7 +132,9 @@ def import_md(
         speedrun import-md experiments.md
     """
     from speedrun.notebook import parse_notebook
+    from speedrun.notebook.inputs import read_input
     from speedrun.notebook.sync import plan_import
+    from speedrun.tracking.store import Stored
 
     source, text = read_input(notebook)
     parsed = parse_notebook(text, source)

@@ -13,7 +13,7 @@ from speedrun.cli.choices import CompareFormat, ReportFormat, chosen
 from speedrun.cli.runs import parse_since
 from speedrun.errors import SpeedrunError
 from speedrun.cli.selection import Where, select_runs, where_sets_and_refs
-from speedrun.analysis.metrics import ALPHA
+from speedrun.analysis.levels import ALPHA
 from speedrun.outputs import check_image_path, check_output, write_output
 from speedrun.text import terminal_safe_tree
 

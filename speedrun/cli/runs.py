@@ -10,11 +10,10 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from speedrun.analysis.efficiency import fmt_efficiency, run_efficiency
-from speedrun.analysis.views import hardware_class_of, run_date, run_detail, run_summary
 from speedrun.cli.app import app, console, fail, open_store
 from speedrun.cli.choices import SortKey, Status, chosen
 from speedrun.cli.selection import Where
+from speedrun.cli.table import Column, render
 from speedrun.errors import SpeedrunError
 from speedrun.text import fmt_num as _num
 from speedrun.text import terminal_safe
@@ -23,9 +22,11 @@ from speedrun.tracking.records import FINAL_MEASURED_AFTER_EPOCHS
 
 def _waiting_to_sync(store) -> dict:
     """What trainings on this machine could not yet send to this database server (see tracking.spool)."""
+    if store.engine.dialect.name == "sqlite":
+        return {}
     from speedrun.tracking.spool import Spool
 
-    return {} if store.engine.dialect.name == "sqlite" else Spool.default().waiting(store.label)
+    return Spool.default().waiting(store.label)
 
 
 def _status_text(run, waiting: dict) -> str:
@@ -42,6 +43,8 @@ def _with_waiting(data: dict, run, waiting: dict) -> dict:
 
 def _mfu(run) -> str:
     """The list's MFU cell: share of the device's peak, `~` where derived from logged durations."""
+    from speedrun.analysis.efficiency import run_efficiency
+
     e = run_efficiency(run)
     if e is not None and e.mfu_range is not None:  # precision not stated: between the two peaks
         return ("~" if e.derived else "") + f"{e.mfu_range[0]:.1%}–{e.mfu_range[1]:.1%}"
@@ -53,6 +56,19 @@ def _mfu(run) -> str:
 def _safe(value) -> str:
     """User text for a Rich cell: markup escaped, control characters shown, never obeyed."""
     return escape(terminal_safe(str(value)))
+
+
+# How many runs `speedrun list` shows unless told --all or --limit: the most recent page.
+PAGE = 50
+
+# The list's columns: numbers are never shortened; when the line is too wide, text gives
+# first, then whole columns go, highest `drop` first (see cli.table).
+LIST_COLUMNS = (
+    Column("Run"), Column("Date", drop=7), Column("Series", shortest=6, drop=9), Column("Status"),
+    Column("HW", shortest=4, drop=3), Column("Model", shortest=6, drop=4), Column("BS", numeric=True, drop=5),
+    Column("LR", numeric=True, drop=6), Column("Ep", numeric=True, drop=2), Column("Final", numeric=True),
+    Column("Peak", numeric=True, drop=8), Column("Time", numeric=True, drop=1), Column("MFU", numeric=True, drop=10),
+)
 
 
 def print_json(data) -> None:
@@ -75,26 +91,40 @@ def list_runs(
     hardware: Optional[str] = typer.Option(None, help="Only runs whose hardware contains this text (e.g. T4, cpu)."),
     tag: Optional[str] = typer.Option(None, help="Only runs with this tag."),
     since: Optional[str] = typer.Option(None, help="Only runs created on or after this date (YYYY-MM-DD)."),
-    limit: Optional[int] = typer.Option(None, min=1, help="Show only the last N runs of the order."),
+    limit: Optional[int] = typer.Option(
+        None, min=1, help=f"Show only the last N runs of the order. [default: {PAGE} in the table; all with --json]"
+    ),
+    show_all: bool = typer.Option(False, "--all", help=f"Show every matching run in the table, not only the last {PAGE}."),
     sort: SortKey = typer.Option("id", help="Sort by this field."),
     desc: bool = typer.Option(False, "--desc", help="Sort in descending order."),
-    as_json: bool = typer.Option(False, "--json", help="Print a JSON array instead of a table."),
+    as_json: bool = typer.Option(
+        False, "--json", help="Print a JSON array instead of a table: every matching run, unless --limit N."
+    ),
     where: Where = None,
 ) -> None:
     """List recorded runs, newest last.
+
+    The table shows the last page of runs in the order and says how many more there are;
+    --all shows every one. --json prints every matching run (scripts get them all) unless --limit.
 
     Example:
 
     \b
         speedrun list
+        speedrun list --all
         speedrun list --hardware T4 --status completed --sort final_val_acc --desc
         speedrun list --since 2026-11-01 --json
         speedrun list --where "hardware = T4 and batch_size <= 64 and (cosine or final_val_acc > 88)"
     """
+    from speedrun.analysis.views import run_summary
+
+    if show_all and limit is not None:
+        fail("give --all or --limit N, not both")
+    paged = limit is None and not show_all and not as_json
     store = open_store()
     runs = store.list_runs(
         status=chosen(status), model=model, hardware=hardware, tag=tag, since=parse_since(since), where=where,
-        limit=limit, sort=chosen(sort), descending=desc,
+        limit=PAGE if paged else limit, sort=chosen(sort), descending=desc,
     )
     waiting = _waiting_to_sync(store)
     if as_json:
@@ -107,32 +137,43 @@ def list_runs(
             console.print("No runs recorded yet. Start one with `speedrun train` or `speedrun import-log`.",
                           markup=False)
         return
-    table = Table(show_edge=False, header_style="bold")
-    for name, justify in [
-        ("Run", "right"), ("Date", "left"), ("Series", "left"), ("Status", "left"), ("HW", "left"), ("Model", "left"),
-        ("BS", "right"), ("LR", "right"), ("Ep", "right"), ("Final", "right"), ("Peak", "right"), ("Time", "right"),
-        ("MFU", "right"),
-    ]:
-        table.add_column(name, justify=justify)
-    for run in runs:
-        params = run.param_dict
-        epochs = f"{run.epochs_completed}" + (f"/{run.epochs_planned}" if run.epochs_planned else "")
-        table.add_row(
-            _safe(run.number_and_label),
-            run_date(run),
-            _safe(run.series_name or "—"),
-            _safe(_status_text(run, waiting)) + (" (damaged)" if run.damaged else ""),
-            _safe(hardware_class_of(run)),
-            _safe(params.get("model", "—")),
-            _safe(params.get("batch_size", "—")),
-            _safe(params.get("lr", "—")),
-            epochs,
-            _num(run.final_val_acc, ".2f", "%"),
-            _num(run.peak_val_acc, ".2f", "%"),
-            _num(run.train_time_s, ".1f", "s"),
-            _mfu(run),
-        )
-    console.print(table)
+    typer.echo(render(LIST_COLUMNS, _list_rows(runs, waiting), console.width))
+    if paged and runs.matching > len(runs):
+        typer.echo(f"… and {runs.matching - len(runs):,} more before these ({runs.matching:,} runs in all): "
+                   "see them with `speedrun list --all`.")
+
+
+def _list_rows(runs, waiting: dict) -> list[list[str]]:
+    """The list's cells, plain text (user text made terminal-safe), in LIST_COLUMNS' order."""
+    from speedrun.analysis.views import hardware_class_of, run_date
+
+    return [_list_row(run, waiting, hardware_class_of(run), run_date(run)) for run in runs]
+
+
+def _cell(value) -> str:
+    """User text in one cell of a plain table: on one line (a tab or newline would break the
+    columns; runs of whitespace read as one space, as in Markdown cells), control characters shown."""
+    return terminal_safe(" ".join(str(value).split()))
+
+
+def _list_row(run, waiting: dict, hardware: str, date: str) -> list[str]:
+    params = run.param_dict
+    epochs = f"{run.epochs_completed}" + (f"/{run.epochs_planned}" if run.epochs_planned else "")
+    return [
+        _cell(run.number_and_label),
+        date,
+        _cell(run.series_name or "—"),
+        _cell(_status_text(run, waiting)) + (" (damaged)" if run.damaged else ""),
+        _cell(hardware),
+        _cell(params.get("model", "—")),
+        _cell(params.get("batch_size", "—")),
+        _cell(params.get("lr", "—")),
+        epochs,
+        _num(run.final_val_acc, ".2f", "%"),
+        _num(run.peak_val_acc, ".2f", "%"),
+        _num(run.train_time_s, ".1f", "s"),
+        _mfu(run),
+    ]
 
 
 @app.command()
@@ -148,6 +189,9 @@ def show(
         speedrun show 15
         speedrun show 7a --json
     """
+    from speedrun.analysis.efficiency import fmt_efficiency, run_efficiency
+    from speedrun.analysis.views import run_detail
+
     store = open_store()
     record = store.get_run(run)
     waiting = _waiting_to_sync(store)

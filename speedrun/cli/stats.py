@@ -11,8 +11,7 @@ from rich.table import Table
 
 from speedrun.cli.app import app, console, open_store
 from speedrun.cli.selection import By, Where, where_sets_and_refs
-from speedrun.analysis.groups import resolve
-from speedrun.analysis.metrics import ALPHA
+from speedrun.analysis.levels import ALPHA
 
 
 @app.command()
@@ -57,6 +56,7 @@ def stats(
         speedrun stats 15 --claim 94 --target 85
         speedrun stats --where "model = resnet9 and hardware = T4" --by batch_size
     """
+    from speedrun.analysis.groups import resolve
     from speedrun.analysis.metrics import NoisePool
     from speedrun.analysis.stats_table import summarize_sets
 

@@ -12,7 +12,7 @@ from rich.table import Table
 from speedrun.cli.app import app, console, err_console, open_store
 from speedrun.cli.choices import Sampler, chosen
 from speedrun.cli.runs import _safe, print_json
-from speedrun.analysis.metrics import ALPHA
+from speedrun.analysis.levels import ALPHA
 
 LIST_OR_RANGE = "one value, a list (A,B,C) or a range (LOW:HIGH, LOW:HIGH:log)"
 

@@ -10,12 +10,13 @@ import typer
 from speedrun.cli.app import app, console, err_console, open_store
 from speedrun.tracking.environment import command_line
 from speedrun.tracking.records import RunRecord
-from speedrun.tracking.spool import spooled
 
 
 def make_recorder():
     """Where the runs go: the Store of `--db` (a Recorder itself), opened before training so that a
     database problem stops the run at once. A server's outage mid-run waits in the local spool."""
+    from speedrun.tracking.spool import spooled
+
     return spooled(open_store(), notify=_note)
 
 

@@ -1,6 +1,18 @@
-"""Parsers for pasted console logs and the user's Markdown notebook (pure: no CLI, no database)."""
+"""Parsers for pasted console logs and the user's Markdown notebook (pure: no CLI, no database).
 
-from speedrun.notebook.logs import parse_log
-from speedrun.notebook.markdown import NotebookParse, parse_notebook
+The parsers load on first use (PEP 562): the store imports this package's small modules
+(hardware classes, parameter values) for every command, and none of those needs the parsers.
+"""
+
+from importlib import import_module
+
+_HOMES = {"parse_log": "speedrun.notebook.logs", "NotebookParse": "speedrun.notebook.markdown",
+          "parse_notebook": "speedrun.notebook.markdown"}
 
 __all__ = ["NotebookParse", "parse_log", "parse_notebook"]
+
+
+def __getattr__(name: str):
+    if name in _HOMES:
+        return getattr(import_module(_HOMES[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

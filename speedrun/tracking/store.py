@@ -61,6 +61,7 @@ from speedrun.notebook.hardware import hardware_class
 from speedrun.notebook.params import typed_value, value_type
 from speedrun.tracking import db as dbmod
 from speedrun.tracking import liveness
+from speedrun.tracking.orders import SORTABLE_COLUMNS
 from speedrun.tracking.models import Environment, EpochMetric, Param, Run, RunLabels, Series, Tag, is_json
 from speedrun.tracking.validation import check_name
 from speedrun.tracking.records import (
@@ -97,21 +98,7 @@ ENV_FIELDS = (
     "hostname",
     "is_colab",
 )
-SORTABLE = {
-    "id": Run.id,
-    "created": Run.created_at,
-    "created_at": Run.created_at,
-    "status": Run.status,
-    "epochs": Run.epochs_completed,
-    "final": Run.final_val_acc,
-    "final_val_acc": Run.final_val_acc,
-    "peak": Run.peak_val_acc,
-    "peak_val_acc": Run.peak_val_acc,
-    "time": Run.train_time_s,
-    "train_time_s": Run.train_time_s,
-    "epoch_time": Run.mean_epoch_s,
-    "mean_epoch_s": Run.mean_epoch_s,
-}
+SORTABLE = {name: getattr(Run, column) for name, column in SORTABLE_COLUMNS.items()}
 # The orders of `page_runs` (speedrun ui's runs table): notebook order, then the SORTABLE columns.
 PAGE_ORDERS = {
     "notebook": (Run.position, Run.id),
@@ -168,6 +155,15 @@ class Stored:
     @property
     def renumbered(self) -> bool:
         return self.requested is not None and self.number is not None and self.number != self.requested
+
+
+class Runs(list):
+    """The runs `list_runs` returns, and how many matched before `limit` kept the last ones
+    (`speedrun list` shows a page and says how many more there are, without reading them)."""
+
+    def __init__(self, runs: Iterable[RunView] = (), matching: int | None = None):
+        super().__init__(runs)
+        self.matching = len(self) if matching is None else matching
 
 
 @lru_cache(maxsize=65536)
@@ -880,8 +876,9 @@ class Store:
         descending: bool = False,
         limit: int | None = None,
         with_epochs: bool = False,
-    ) -> list[RunView]:
-        """Runs matching every given filter, sorted; `limit` keeps the last ones of that order.
+    ) -> Runs:
+        """Runs matching every given filter, sorted; `limit` keeps the last ones of that order
+        (and the result's `matching` says how many matched in all: counted only when there are more).
         `where` is a query of speedrun.query (`lr < 0.05 and cosine`), run in the database.
 
         Status is the status a run reads as: a `running` run whose process is
@@ -935,16 +932,21 @@ class Store:
             if where is not None:
                 query = query.where(self._where(session, where))
             ordered = list(session.scalars(query))
+            matching = len(ordered)
             if sql_limit is not None:
                 ordered.reverse()
+                if matching == sql_limit:  # perhaps more: count them, reading none
+                    every = query.order_by(None).limit(None).subquery()
+                    matching = session.scalar(select(func.count()).select_from(every)) or 0
             # A `--where` query is run once: the views read the matching numbers, not the query again per table.
             views = self._views(session, query if where is None else ordered, with_epochs=with_epochs)
         runs = [views[i] for i in ordered]
         if live_status:
             runs = [r for r in runs if r.status == status]
+            matching = len(runs)
             if limit is not None:
                 runs = runs[-limit:] if limit else []
-        return runs
+        return Runs(runs, matching)
 
     def where_query(self, text: str):
         """A `--where` query parsed and checked against the names this database holds
