@@ -154,16 +154,48 @@ def replay(store, row, *, run_id: int | None = None) -> None:
         store.finish_run(run_id, **payload)
 
 
-def sync(store, spool: Spool) -> tuple[int, int]:
-    """Send everything waiting for `store`'s server, in order. Returns (epochs sent, runs finished)."""
+@dataclass(frozen=True)
+class Orphan:
+    """Records waiting for a run that the server no longer holds (deleted there since)."""
+
+    run_id: int
+    run_uuid: str
+    records: int
+
+    def describe(self, label: str) -> str:
+        return (f"run {self.run_id} ({self.run_uuid}) is no longer in {label}: its {self.records} spooled "
+                f"record{'s' * (self.records != 1)} stay in the spool")
+
+
+@dataclass(frozen=True)
+class Synced:
+    """What `sync` did: epochs sent, run ends sent, and the orphans it left in the spool."""
+
+    epochs: int
+    finished: int
+    orphans: tuple[Orphan, ...] = ()
+
+
+def sync(store, spool: Spool) -> Synced:
+    """Send everything waiting for `store`'s server, in order.
+
+    A run the server no longer holds keeps its records in the spool and is
+    reported; every other run's are sent (one orphan blocks nobody)."""
     epochs = finished = 0
-    for row in spool.pending(store.label):
-        replay(store, row)
+    rows = spool.pending(store.label)
+    known = store.runs_by_uuid({row.run_uuid for row in rows}) if rows else {}
+    orphans: dict[str, Orphan] = {}
+    for row in rows:
+        if row.run_uuid not in known:
+            seen = orphans.get(row.run_uuid)
+            orphans[row.run_uuid] = Orphan(row.run_id, row.run_uuid, (seen.records if seen else 0) + 1)
+            continue
+        replay(store, row, run_id=known[row.run_uuid])
         spool.done(row.seq)
         epochs += row.kind == "epoch"
         finished += row.kind == "finish"
     spool.remove_if_empty()
-    return epochs, finished
+    return Synced(epochs, finished, tuple(orphans.values()))
 
 
 class SpooledRecorder:
