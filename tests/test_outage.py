@@ -7,13 +7,22 @@ orphaned record, a locked or slow database, and the trainer's clock.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+import os
+import sqlite3
+import threading
+import time
+from pathlib import Path
 
+import pytest
+from rich.console import Console
 from typer.testing import CliRunner
 
 from speedrun.cli import app
 from speedrun.tracking.records import EpochRecord, RunRecord
-from speedrun.tracking.spool import Spool
+from speedrun.tracking.spool import Spool, spooled
 from speedrun.tracking.store import Store
 
 
@@ -49,3 +58,140 @@ def test_an_orphaned_spool_record_does_not_block_the_other_runs(db_path, tmp_pat
     again = invoke(db_path, "sync")  # the orphan stays in the spool, reported again; nothing else is sent
     assert "Sent" not in again.stdout and "no longer in" in again.stderr
     assert json.loads(invoke(db_path, "list", "--json").stdout)[0]["status"] == "completed"
+
+
+# --------------------------------------------------------------------------- a locked, slow or hung database
+
+
+def fake_training(recorder, *, epochs: int = 3, batches: int = 3, between=None):
+    """A run through `recording()` with fake epochs (no model): `between(epoch)` runs before each epoch."""
+    import torch
+
+    from speedrun.training.config import TrainConfig
+    from speedrun.training.recording import Reporter, Setup, recording
+
+    setup = Setup(torch.device("cpu"), param_count=1, data_load_s=0.0, started=time.perf_counter())
+    lines: list[str] = []
+    reporter = Reporter(Console(file=io.StringIO()), progress=False)
+    reporter.line = lines.append
+    record = RunRecord(source="train", status="running", pid=os.getpid())
+    with recording(recorder, TrainConfig(device="cpu", seed=1, epochs=epochs), setup, record=record,
+                   reporter=reporter) as run:
+        for n in range(1, epochs + 1):
+            if between:
+                between(n)
+            with run.training(n, epochs, batches) as after_batch:
+                for _ in range(batches):
+                    time.sleep(0.02)
+                    after_batch(8)
+            run.epoch(n, epochs, train_loss=1.0, train_acc=10.0, val_loss=1.0, val_acc=50.0 + n, lr=0.1, images=24)
+    return run, lines
+
+
+@pytest.fixture
+def quick(monkeypatch, tmp_path):
+    """Short waits, no CPU peak probe, a spool of the test's own."""
+    from speedrun.tracking import spool
+    from speedrun.training import recording
+
+    monkeypatch.setattr(spool, "WAIT_S", 0.5)
+    monkeypatch.setattr(spool, "RETRY_AFTER_S", 0.0)
+    monkeypatch.setattr(recording, "device_peak", lambda device, threads: None)
+    monkeypatch.setenv("SPEEDRUN_SPOOL", str(tmp_path / "spool.db"))
+
+
+@contextlib.contextmanager
+def write_lock_held(db, seconds: float):
+    """Another connection holds the database's write lock (SQLite: BEGIN IMMEDIATE; PostgreSQL: LOCK
+    TABLE runs) for `seconds`, from now."""
+    if getattr(db, "backend", "sqlite") == "postgresql":
+        import psycopg
+
+        conn = psycopg.connect(str(db).replace("+psycopg", ""))
+        conn.execute("LOCK TABLE runs IN ACCESS EXCLUSIVE MODE")
+    else:
+        conn = sqlite3.connect(str(db), isolation_level=None, check_same_thread=False)
+        conn.execute("BEGIN IMMEDIATE")
+    timer = threading.Timer(seconds, conn.rollback)
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.join()
+        conn.close()
+
+
+def test_a_database_locked_by_another_writer_sends_the_epochs_to_the_spool(db_path, quick):
+    """D7: another connection holds the write lock for 3 s during epoch 2; the training does not wait
+    for it (nor die), and every epoch arrives."""
+    notes: list[str] = []
+    recorder = spooled(Store.open(str(db_path)), notify=notes.append)
+    waits: list[float] = []
+    holding = contextlib.ExitStack()
+
+    def between(n):
+        if n == 2:
+            holding.enter_context(write_lock_held(db_path, 3.0))
+        if n == 3:
+            holding.close()  # the other writer commits: the lock is free again
+
+    original = recorder.add_epoch
+
+    def timed_add_epoch(run_id, epoch):
+        start = time.monotonic()
+        original(run_id, epoch)
+        waits.append(time.monotonic() - start)
+
+    recorder.add_epoch = timed_add_epoch
+    run, _ = fake_training(recorder, between=between)
+    assert run.result.status == "completed"
+    assert waits[1] < 2.0, waits  # epoch 2 did not wait for the lock
+    assert any("training goes on" in n for n in notes), notes
+    stored = Store.open(str(db_path)).get_run(run.run_id)
+    assert ([e.epoch for e in stored.epochs], stored.status) == ([1, 2, 3], "completed")
+    assert not Path(os.environ["SPEEDRUN_SPOOL"]).exists()  # everything was sent: the spool is gone
+
+
+def test_database_time_is_never_training_time(db_path, quick, monkeypatch):
+    """D8: heartbeats that take 0.3 s each (a slow server) are not in the timed span."""
+    from speedrun.training import recording
+
+    monkeypatch.setattr(recording, "HEARTBEAT_S", 0.0)
+    beats: list[int] = []
+
+    def slow_heartbeat(self, run_id):
+        time.sleep(0.3)
+        beats.append(run_id)
+
+    monkeypatch.setattr(Store, "heartbeat", slow_heartbeat)
+    run, _ = fake_training(spooled(Store.open(str(db_path))), epochs=2, batches=4)
+    assert run.train_time_s < 0.9, run.train_time_s  # 8 batches of 0.02 s; each beat would add 0.3 s
+    assert beats  # heartbeats were sent meanwhile
+    stored = Store.open(str(db_path)).get_run(run.run_id)
+    assert ([e.epoch for e in stored.epochs], stored.status) == ([1, 2], "completed")
+
+
+def test_a_hung_server_does_not_stall_the_training(db_path, quick, monkeypatch):
+    """D8: epoch 2's write never returns while the server is stopped (no driver timeout fires); the
+    training goes on, and once the server answers again everything arrives, in order."""
+    hung = threading.Event()
+    original = Store.add_epoch
+
+    def add_epoch(self, run_id, epoch):
+        if epoch.epoch == 2 and not hung.is_set():
+            hung.wait(30)
+        return original(self, run_id, epoch)
+
+    monkeypatch.setattr(Store, "add_epoch", add_epoch)
+    started = time.monotonic()
+    notes: list[str] = []
+    recorder = spooled(Store.open(str(db_path)), notify=notes.append)
+    run, _ = fake_training(recorder, between=lambda n: n == 3 or None, epochs=3)
+    assert time.monotonic() - started < 10
+    assert any("did not answer within 0.5 s" in n for n in notes), notes
+    hung.set()  # the server answers again
+    assert Store.open(str(db_path)).get_run(run.run_id).status in ("running", "completed")
+    synced = invoke(db_path, "sync")
+    assert synced.exit_code == 0, synced.output
+    stored = Store.open(str(db_path)).get_run(run.run_id)
+    assert ([e.epoch for e in stored.epochs], stored.status) == ([1, 2, 3], "completed")

@@ -56,8 +56,8 @@ def sync() -> None:
     from speedrun.tracking.spool import sync as send_waiting
 
     store = open_store()
-    spool = Spool.default()
-    synced = send_waiting(store, spool)
+    with Spool.default() as spool:
+        synced = send_waiting(store, spool)
     for orphan in synced.orphans:
         err_console.print(f"Warning: {orphan.describe(store.label)}", markup=False, highlight=False)
     if synced.epochs or synced.finished:

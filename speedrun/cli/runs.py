@@ -21,10 +21,11 @@ from speedrun.tracking.records import FINAL_MEASURED_AFTER_EPOCHS
 
 
 def _waiting_to_sync(store) -> dict:
-    """What trainings on this machine could not yet send to this database server (see tracking.spool)."""
-    from speedrun.tracking.spool import Spool
+    """What trainings on this machine could not yet send to this database (see tracking.spool)."""
+    from speedrun.tracking.spool import Spool, key_of
 
-    return {} if store.engine.dialect.name == "sqlite" else Spool.default().waiting(store.label)
+    with Spool.default() as spool:
+        return spool.waiting(key_of(store))
 
 
 def _status_text(run, waiting: dict) -> str:

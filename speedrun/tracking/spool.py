@@ -16,8 +16,12 @@ from __future__ import annotations
 
 import json
 import os
+import queue
+import threading
 import time
 import uuid as uuidlib
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -26,10 +30,12 @@ from sqlalchemy import Column, Integer, MetaData, String, Table, Text, create_en
 from sqlalchemy.exc import SQLAlchemyError
 
 from speedrun.errors import DatabaseError, DatabaseUnreachable, RunNotFound
+from speedrun.tracking.db import sqlite_file
 from speedrun.tracking.records import EpochRecord, RunRecord
 
 DEFAULT_PATH = "speedrun-spool.db"
 RETRY_AFTER_S = 30.0  # after a failure, records go straight to the spool for this long
+WAIT_S = 5.0  # a training waits this long at most for the database to take a record
 
 _metadata = MetaData()
 _pending = Table(
@@ -60,21 +66,50 @@ class Waiting:
 
 
 class Spool:
-    """The local queue file. Created on the first record that needs it; removed when emptied."""
+    """The local queue file. Created on the first record that needs it; removed when emptied, but
+    only when no other process has it open: every process that uses the file holds a shared
+    `flock` on it, and the one that removes it an exclusive one (a training still spooling into
+    the file keeps it, whatever a `sync` beside it sends)."""
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self._engine = None
+        self._fd: int | None = None  # the open file our shared lock is on
 
     @classmethod
     def default(cls) -> Spool:
         return cls(os.environ.get("SPEEDRUN_SPOOL") or DEFAULT_PATH)
 
+    def __enter__(self) -> Spool:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
     def _db(self):
         if self._engine is None:
-            self._engine = create_engine(f"sqlite:///{self.path.resolve()}", connect_args={"timeout": 60})
-            _metadata.create_all(self._engine)
+            with self._errors():
+                self._hold()
+                self._engine = create_engine(f"sqlite:///{self.path.resolve()}", connect_args={"timeout": 60})
+                _metadata.create_all(self._engine)
         return self._engine
+
+    def _hold(self) -> None:
+        """Open the file (created when missing) under a shared lock; a file removed while we waited
+        for the lock is opened again, so what we write never goes into a removed file."""
+        while True:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            if not _flock(fd, shared=True):
+                self._fd = fd  # a filesystem without flock: held without a lock, never removed
+                return
+            try:
+                same = os.fstat(fd).st_ino == os.stat(self.path).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                self._fd = fd
+                return
+            os.close(fd)
 
     def add(self, server: str, run_uuid: str, run_id: int, kind: str, payload: dict[str, Any]) -> None:
         with self._errors(), self._db().begin() as conn:
@@ -108,21 +143,46 @@ class Spool:
         return found
 
     def remove_if_empty(self) -> None:
+        """Remove the file when nothing waits in it and no other process has it open."""
         if not self.path.exists():
             return
-        with self._errors(), self._db().connect() as conn:
-            left = conn.execute(select(_pending.c.seq).limit(1)).first()
-        if left is None:
+        self._db()
+        try:
+            # A failed upgrade may have dropped our shared lock too (flock converts in two steps):
+            # we close either way, and the next use opens the file afresh.
+            if not _flock(self._fd, shared=False, wait=False):
+                return  # another process uses it (or no flock here): it stays
+            with self._errors(), self._db().connect() as conn:
+                left = conn.execute(select(_pending.c.seq).limit(1)).first()
+            if left is None:
+                self.path.unlink(missing_ok=True)  # under the exclusive lock: nobody else has it open
+        finally:
             self.close()
-            self.path.unlink(missing_ok=True)
 
     def close(self) -> None:
         if self._engine is not None:
             self._engine.dispose()
             self._engine = None
+        if self._fd is not None:
+            os.close(self._fd)  # and with it our lock
+            self._fd = None
 
     def _errors(self):
         return _SpoolErrors(self.path)
+
+
+def _flock(fd: int, *, shared: bool, wait: bool = True) -> bool:
+    """Take an flock on `fd`; False when it is held elsewhere (not waiting) or flock is unsupported."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: no flock; the spool is then never removed
+        return False
+    mode = (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | (0 if wait else fcntl.LOCK_NB)
+    try:
+        fcntl.flock(fd, mode)
+    except OSError:
+        return False
+    return True
 
 
 class _SpoolErrors:
@@ -182,7 +242,7 @@ def sync(store, spool: Spool) -> Synced:
     A run the server no longer holds keeps its records in the spool and is
     reported; every other run's are sent (one orphan blocks nobody)."""
     epochs = finished = 0
-    rows = spool.pending(store.label)
+    rows = spool.pending(key_of(store))
     known = store.runs_by_uuid({row.run_uuid for row in rows}) if rows else {}
     orphans: dict[str, Orphan] = {}
     for row in rows:
@@ -198,21 +258,67 @@ def sync(store, spool: Spool) -> Synced:
     return Synced(epochs, finished, tuple(orphans.values()))
 
 
-class SpooledRecorder:
-    """The store's recording methods, made to survive a server that goes away mid-run.
+class Courier:
+    """One thread that carries the recorder's calls to the database, so that the training waits
+    for none longer than it chooses to: a locked file or a stopped server (where no timeout of the
+    driver fires) holds up the courier, not the training. A daemon: a call stuck at the exit is dropped
+    (what it carried is in the spool)."""
 
-    `begin_run` needs the server (a run that cannot start is better refused at
-    once); after that, what the server does not take waits in the spool, in
-    order, and is sent before the next record once the server answers again.
-    Every other attribute is the store's own.
+    def __init__(self):
+        self._jobs: queue.SimpleQueue = queue.SimpleQueue()
+        self._count = threading.Lock()
+        self._under_way = 0  # calls sent and not yet done
+        self._thread = threading.Thread(target=self._serve, name="speedrun-courier", daemon=True)
+        self._thread.start()
+
+    @property
+    def busy(self) -> bool:
+        """Whether a call is under way (or queued): another one would wait behind it."""
+        return self._under_way > 0
+
+    def send(self, call: Callable[[], Any]) -> Future:
+        done: Future = Future()
+        with self._count:
+            self._under_way += 1
+        self._jobs.put((call, done))
+        return done
+
+    def _serve(self) -> None:
+        while True:
+            call, done = self._jobs.get()
+            try:
+                result = call()
+            except BaseException as exc:  # handed to whoever waits; the courier goes on
+                outcome = (done.set_exception, exc)
+            else:
+                outcome = (done.set_result, result)
+            with self._count:
+                self._under_way -= 1
+            outcome[0](outcome[1])
+
+
+class SpooledRecorder:
+    """The store's recording methods, made to survive a database that is away, locked or slow.
+
+    `begin_run` needs the database (a run that cannot start is better refused at
+    once). After that, every record goes through the `Courier` and the training
+    waits for it at most `wait_s`: what the database did not take by then waits in
+    the spool, in order, and is sent before the next record once it answers again.
+    A heartbeat never waits at all (it is sent from inside the timed span): it is
+    handed to the courier when the courier is free, and skipped when it is not.
+    Sending a record twice (a call that timed out here but landed later) writes the
+    same values again. Every other attribute is the store's own.
     """
 
     def __init__(self, store, spool: Spool, *, notify: Callable[[str], None] | None = None,
-                 retry_after_s: float = RETRY_AFTER_S):
+                 retry_after_s: float = RETRY_AFTER_S, wait_s: float = WAIT_S):
         self.store, self.spool, self.notify = store, spool, notify
-        self.retry_after_s = retry_after_s
+        self.retry_after_s, self.wait_s = retry_after_s, wait_s
+        self.key = key_of(store)
         self._uuids: dict[int, str] = {}
         self._quiet_until = 0.0
+        self._courier = Courier()
+        self._stuck: Future | None = None  # a record's call that did not return in time
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.store, name)
@@ -228,15 +334,21 @@ class SpooledRecorder:
         self._record(run_id, "epoch", asdict(epoch))
 
     def heartbeat(self, run_id: int) -> None:
-        if self._server_may_answer() and self._send_waiting(run_id):
-            try:
-                self.store.heartbeat(run_id)
-            except DatabaseUnreachable:
-                self._went_away()
+        if not self._server_may_answer() or self._courier.busy:
+            return
+        uuid = self._uuid(run_id)
+
+        def beat() -> None:
+            self._send_waiting(run_id, uuid)
+            self.store.heartbeat(run_id)
+
+        self._courier.send(beat).add_done_callback(self._note_failure)
 
     def finish_run(self, run_id: int, status: str, **details: Any) -> None:
         self._record(run_id, "finish", {"status": status, **details})
-        left = self.spool.pending(self.store.label, self._uuid(run_id))
+        left = self.spool.pending(self.key, self._uuid(run_id))
+        if not self._courier.busy:  # let go of the spool (a `sync` may remove it once it is empty)
+            self.spool.close() if left else self.spool.remove_if_empty()
         if left and self.notify:
             epochs = sum(row.kind == "epoch" for row in left)
             self.notify(f"Run {run_id}: {status}; {epochs} epochs and its end are waiting to sync in "
@@ -249,33 +361,43 @@ class SpooledRecorder:
         return self._uuids[run_id]
 
     def _record(self, run_id: int, kind: str, payload: dict[str, Any]) -> None:
-        if self._server_may_answer() and self._send_waiting(run_id):
-            row = _Row(self._uuid(run_id), run_id, kind, json.dumps(payload))
-            try:
-                replay(self.store, row, run_id=run_id)
-                return
-            except DatabaseUnreachable:
-                self._went_away()
-        self.spool.add(self.store.label, self._uuid(run_id), run_id, kind, payload)
+        uuid = self._uuid(run_id)
+        stuck = self._stuck is not None and not self._stuck.done()
+        if self._server_may_answer() and not stuck:
+            row = _Row(uuid, run_id, kind, json.dumps(payload))
 
-    def _send_waiting(self, run_id: int) -> bool:
-        """Send what waits for this run, oldest first; False when the server went away meanwhile."""
-        try:
-            for row in self.spool.pending(self.store.label, self._uuid(run_id)):
+            def send() -> None:
+                self._send_waiting(run_id, uuid)
                 replay(self.store, row, run_id=run_id)
-                self.spool.done(row.seq)
-        except DatabaseUnreachable:
-            self._went_away()
-            return False
-        return True
+
+            sent = self._courier.send(send)  # behind a heartbeat under way, if one is
+            try:
+                sent.result(timeout=self.wait_s)
+                return
+            except FutureTimeout:
+                self._stuck = sent  # records go to the spool until it returns
+                self._went_away(f"{self.store.label} did not answer within {self.wait_s:g} s")
+            except DatabaseUnreachable as exc:
+                self._went_away(str(exc))
+        self.spool.add(self.key, uuid, run_id, kind, payload)
+
+    def _send_waiting(self, run_id: int, uuid: str) -> None:
+        """Send what waits for this run, oldest first (on the courier, the one thread that sends)."""
+        for row in self.spool.pending(self.key, uuid):
+            replay(self.store, row, run_id=run_id)
+            self.spool.done(row.seq)
+
+    def _note_failure(self, done: Future) -> None:
+        if isinstance(done.exception(), DatabaseUnreachable):
+            self._went_away(str(done.exception()))
 
     def _server_may_answer(self) -> bool:
         return time.monotonic() >= self._quiet_until
 
-    def _went_away(self) -> None:
+    def _went_away(self, why: str) -> None:
         if self.notify and self._quiet_until == 0.0:
-            self.notify(f"{self.store.label} cannot be reached; training goes on, and its records wait in "
-                        f"{self.spool.path} until the server is back.")
+            self.notify(f"{self.store.label} cannot be used now ({why}); training goes on, and its records "
+                        f"wait in {self.spool.path} until the database answers again.")
         self._quiet_until = time.monotonic() + self.retry_after_s
 
 
@@ -287,8 +409,15 @@ class _Row:
     payload: str
 
 
-def spooled(store, *, notify: Callable[[str], None] | None = None):
-    """The store to record a training into: spooled when it is a server, as it is when it is a local file."""
-    if store.engine.dialect.name == "sqlite":
-        return store
-    return SpooledRecorder(store, Spool.default(), notify=notify)
+def key_of(store) -> str:
+    """The name the spool files a database's records under: an SQLite file's full path (however it
+    was typed), a server's URL without its password."""
+    file = sqlite_file(store.url)
+    return str(file) if file is not None else store.label
+
+
+def spooled(store, *, notify: Callable[[str], None] | None = None) -> SpooledRecorder:
+    """The recorder of a training into `store`: its own connections, each wait bounded by WAIT_S,
+    and whatever the database does not take in time kept in the local spool (`Spool.default()`)."""
+    return SpooledRecorder(store.with_timeout(WAIT_S), Spool.default(), notify=notify, retry_after_s=RETRY_AFTER_S,
+                           wait_s=WAIT_S)
