@@ -195,3 +195,29 @@ def test_a_hung_server_does_not_stall_the_training(db_path, quick, monkeypatch):
     assert synced.exit_code == 0, synced.output
     stored = Store.open(str(db_path)).get_run(run.run_id)
     assert ([e.epoch for e in stored.epochs], stored.status) == ([1, 2, 3], "completed")
+
+
+def test_the_training_and_list_tell_one_story_until_the_sync(db_path, quick, monkeypatch):
+    """Issue 27: while its last epochs wait, the run's final line says so, as `list` does; not
+    'Run 1 recorded in …' next to 'completed (2 epochs waiting to sync)'."""
+    from speedrun.errors import DatabaseUnreachable
+    from speedrun.training.recording import recorded_line
+
+    away = threading.Event()
+    for name in ("add_epoch", "finish_run", "heartbeat"):
+        original = getattr(Store, name)
+
+        def failing(self, *args, _original=original, **kwargs):
+            if away.is_set():
+                raise DatabaseUnreachable("cannot write to database: connection refused")
+            return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(Store, name, failing)
+    recorder = spooled(Store.open(str(db_path)))
+    run, _ = fake_training(recorder, between=lambda n: n == 2 and away.set())
+    line = recorded_line(recorder, run.run_id)
+    assert line.startswith(f"Run {run.run_id} recorded in ") and "but for 2 epochs and its end: waiting to sync" in line
+    away.clear()
+    assert "completed (2 epochs waiting to sync)" in invoke(db_path, "list").stdout
+    assert "Sent 2 epochs and 1 run ends" in invoke(db_path, "sync").stdout
+    assert recorded_line(recorder, run.run_id) == f"Run {run.run_id} recorded in {recorder.label}"

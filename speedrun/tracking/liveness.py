@@ -7,7 +7,7 @@ stored as `running` reads as `died` when
 - its process is on this machine, in this boot and pid namespace, and is gone:
   the pid is free, or it now belongs to another process (a different start
   time: pids are reused); or
-- its heartbeat is older than `STALE_AFTER` and its process cannot be seen
+- its heartbeat is older than `OUTAGE_AFTER` and its process cannot be seen
   alive (it runs elsewhere, in a container's pid namespace, or its start time
   was never recorded).
 
@@ -23,7 +23,14 @@ from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
-# A run on another machine is declared dead only after this long without a heartbeat.
+# A run whose process cannot be seen from here (another machine, another pid namespace) is declared
+# dead only after this long without a heartbeat: long enough for a network outage, during which its
+# trainer keeps training into its local spool (tracking/spool.py) and syncs later.
+OUTAGE_AFTER = timedelta(hours=2)
+# Without a heartbeat for this long (a trainer beats every 10 s), a running run is shown as out of
+# contact: "no contact since 14:05 UTC (training may continue offline)".
+CONTACT_LOST_AFTER = timedelta(minutes=2)
+# A sweep trial that began no run is given up after this long (sweep/runner.py).
 STALE_AFTER = timedelta(minutes=15)
 
 
@@ -131,7 +138,7 @@ def is_dead(
         state = _process_state(pid, started)
         if state != "unknown":
             return state == "gone"
-    return heartbeat_at is None or now - heartbeat_at > STALE_AFTER
+    return heartbeat_at is None or now - heartbeat_at > OUTAGE_AFTER
 
 
 def effective_status(row: Any, now: datetime) -> str:
@@ -140,6 +147,16 @@ def effective_status(row: Any, now: datetime) -> str:
         return row.status
     dead = is_dead(pid=row.pid, host=row.host, started=row.process_start, heartbeat_at=row.heartbeat_at, now=now)
     return "died" if dead else "running"
+
+
+def contact_note(row: Any, now: datetime) -> str | None:
+    """For a run that reads as `running` but has not beaten for CONTACT_LOST_AFTER (its trainer lost
+    the database, or it died far away and OUTAGE_AFTER has not passed): what others are told."""
+    if effective_status(row, now) != "running" or row.heartbeat_at is None:
+        return None
+    if now - row.heartbeat_at <= CONTACT_LOST_AFTER:
+        return None
+    return f"no contact since {row.heartbeat_at:%Y-%m-%d %H:%M} UTC (training may continue offline)"
 
 
 def identity(pid: int | None) -> dict[str, Any]:

@@ -354,6 +354,20 @@ class SpooledRecorder:
             self.notify(f"Run {run_id}: {status}; {epochs} epochs and its end are waiting to sync in "
                         f"{self.spool.path} ({self.store.label} cannot be reached); `speedrun sync` sends them.")
 
+    def recorded(self, run_id: int) -> str:
+        """The training's last word on the run, in the words `list` uses while records wait here."""
+        left = self.spool.pending(self.key, self._uuid(run_id))
+        if not self._courier.busy:
+            self.spool.close()
+        if not left:
+            return f"Run {run_id} recorded in {self.store.label}"
+        epochs = sum(row.kind == "epoch" for row in left)
+        ends = any(row.kind == "finish" for row in left)
+        what = " and ".join(filter(None, [f"{epochs} epoch{'s' * (epochs != 1)}" if epochs else "",
+                                          "its end" if ends else ""]))
+        return (f"Run {run_id} recorded in {self.store.label}, but for {what}: waiting to sync in "
+                f"{self.spool.path} (`speedrun sync` sends them)")
+
     # ---------------------------------------------------------------- helpers
     def _uuid(self, run_id: int) -> str:
         if run_id not in self._uuids:

@@ -350,6 +350,13 @@ class Recording:
                            measured_final_val_acc=self.final_val_acc)
 
 
+def recorded_line(recorder: Recorder, run_id: int) -> str:
+    """'Run 5 recorded in runs.db', or what a recorder that keeps records locally (the spool) says
+    is still on its way: one account of where the run is, agreeing with `list`."""
+    describe = getattr(recorder, "recorded", None)
+    return describe(run_id) if callable(describe) else f"Run {run_id} recorded in {recorder.label}"
+
+
 # Errors of the environment a training run meets (torch raises RuntimeError for out-of-memory and CUDA
 # errors): the user's to act on. Anything else is a bug, recorded as failed and reported as one.
 ENVIRONMENT_ERRORS = (RuntimeError, OSError, MemoryError)
