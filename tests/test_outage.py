@@ -221,3 +221,48 @@ def test_the_training_and_list_tell_one_story_until_the_sync(db_path, quick, mon
     assert "completed (2 epochs waiting to sync)" in invoke(db_path, "list").stdout
     assert "Sent 2 epochs and 1 run ends" in invoke(db_path, "sync").stdout
     assert recorded_line(recorder, run.run_id) == f"Run {run.run_id} recorded in {recorder.label}"
+
+
+# --------------------------------------------------------------------------- issue 27: an offline start
+
+
+@pytest.fixture
+def server_not_yet_started(pg_server):
+    """A PostgreSQL server that is down when the training starts (its port closed), started later."""
+    from tests.pgserver import PostgresServer
+
+    server = PostgresServer(pg_server.bindir)
+    yield server
+    server.remove()
+
+
+def test_a_training_started_while_the_server_is_down_is_recorded_by_sync(server_not_yet_started, tmp_path,
+                                                                          monkeypatch):
+    from speedrun.training.data import write_synthetic_cifar10
+
+    monkeypatch.chdir(tmp_path)  # the spool is ./speedrun-spool.db
+    data = tmp_path / "cifar"
+    write_synthetic_cifar10(data, n_train=48, n_test=16)
+    url = server_not_yet_started.url("postgres")
+    train = ("train", "--model", "resnet9", "--bs", "16", "--epochs", "2", "--device", "cpu", "--no-amp",
+             "--seed", "1", "--data-dir", str(data), "--title", "offline")
+    refused = invoke(url, *train, "--no-spool")
+    assert refused.exit_code == 1 and refused.stderr.count("Error:") == 1, refused.output
+    assert not (tmp_path / "speedrun-spool.db").exists()
+
+    result = invoke(url, *train)
+    assert result.exit_code == 0, result.output
+    notices = [line for line in result.stderr.splitlines() if "cannot be reached" in line]
+    assert len(notices) == 1 and "speedrun-spool.db" in notices[0] and "--no-spool" in notices[0], result.stderr
+    assert "waiting to sync" in result.stdout.splitlines()[-1]
+    assert "Error" not in result.output
+
+    server_not_yet_started.start()
+    synced = invoke(url, "sync")
+    assert synced.exit_code == 0, synced.output
+    assert "Recorded 1 run that began offline" in synced.stdout and "Sent 2 epochs and 1 run ends" in synced.stdout
+    run = Store.open(url).get_run(1)
+    assert (run.title, run.status, [e.epoch for e in run.epochs]) == ("offline", "completed", [1, 2])
+    assert run.param_dict["batch_size"] == 16 and run.train_time_s > 0
+    assert "Nothing waits" in invoke(url, "sync").stdout
+    assert not (tmp_path / "speedrun-spool.db").exists()

@@ -60,9 +60,11 @@ def sync() -> None:
         synced = send_waiting(store, spool)
     for orphan in synced.orphans:
         err_console.print(f"Warning: {orphan.describe(store.label)}", markup=False, highlight=False)
+    if synced.begun:
+        console.print(f"Recorded {synced.begun} run{'s' * (synced.begun != 1)} that began offline.", markup=False)
     if synced.epochs or synced.finished:
         left = "nothing else waits now" if synced.orphans else "nothing waits now"
         console.print(f"Sent {synced.epochs} epochs and {synced.finished} run ends to {store.label}; {left}.",
                       markup=False)
-    elif not synced.orphans:
+    elif not synced.orphans and not synced.begun:
         console.print(f"Nothing waits for {store.label} in {spool.path}.", markup=False)

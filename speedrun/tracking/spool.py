@@ -45,7 +45,7 @@ _pending = Table(
     Column("server", Text, nullable=False),
     Column("run_uuid", String(36), nullable=False),
     Column("run_id", Integer, nullable=False),
-    Column("kind", String(16), nullable=False),  # "epoch" | "finish"
+    Column("kind", String(16), nullable=False),  # "begin" (a run that began offline) | "epoch" | "finish"
     Column("payload", Text, nullable=False),
     Column("queued_at", Integer, nullable=False),
 )
@@ -137,7 +137,7 @@ class Spool:
             known = found.get(row.run_uuid, Waiting(row.run_id, 0, None))
             if row.kind == "epoch":
                 known = Waiting(known.run_id, known.epochs + 1, known.status)
-            else:
+            elif row.kind == "finish":
                 known = Waiting(known.run_id, known.epochs, json.loads(row.payload)["status"])
             found[row.run_uuid] = known
         return found
@@ -199,11 +199,13 @@ class _SpoolErrors:
         return False
 
 
-def replay(store, row, *, run_id: int | None = None) -> None:
+def replay(store, row, *, run_id: int | None = None) -> int | None:
     """Send one spooled record to the server (raises DatabaseUnreachable while it is away).
 
     Another process than the training (`speedrun sync`) finds the run by its UUID."""
     payload = json.loads(row.payload)
+    if row.kind == "begin":
+        return begin_again(store, row.run_uuid, payload)
     run_id = run_id or store.runs_by_uuid([row.run_uuid]).get(row.run_uuid)
     if run_id is None:
         raise RunNotFound(f"run {row.run_id} ({row.run_uuid}) is no longer in {store.label}; its spooled records "
@@ -229,11 +231,26 @@ class Orphan:
 
 @dataclass(frozen=True)
 class Synced:
-    """What `sync` did: epochs sent, run ends sent, and the orphans it left in the spool."""
+    """What `sync` did: epochs sent, run ends sent, the orphans it left in the spool, runs begun."""
 
     epochs: int
     finished: int
     orphans: tuple[Orphan, ...] = ()
+    begun: int = 0  # runs that began offline, recorded now
+
+
+def begin_again(store, run_uuid: str, payload: dict[str, Any]) -> int:
+    """The server's number for a run that began offline: recorded now (once: a begin sent twice
+    finds the run by its UUID). Its pid is kept only when this is the process that trains it."""
+    from speedrun.tracking.exchange import record_from_json
+
+    known = store.runs_by_uuid([run_uuid]).get(run_uuid)
+    if known is not None:
+        return known
+    record = record_from_json(payload)
+    if record.pid != os.getpid():
+        record.pid = None  # a pid of this machine's process table would name another process
+    return store.begin_run(record)
 
 
 def sync(store, spool: Spool) -> Synced:
@@ -241,11 +258,16 @@ def sync(store, spool: Spool) -> Synced:
 
     A run the server no longer holds keeps its records in the spool and is
     reported; every other run's are sent (one orphan blocks nobody)."""
-    epochs = finished = 0
+    epochs = finished = begun = 0
     rows = spool.pending(key_of(store))
     known = store.runs_by_uuid({row.run_uuid for row in rows}) if rows else {}
     orphans: dict[str, Orphan] = {}
     for row in rows:
+        if row.kind == "begin":
+            known[row.run_uuid] = begin_again(store, row.run_uuid, json.loads(row.payload))
+            spool.done(row.seq)
+            begun += 1
+            continue
         if row.run_uuid not in known:
             seen = orphans.get(row.run_uuid)
             orphans[row.run_uuid] = Orphan(row.run_id, row.run_uuid, (seen.records if seen else 0) + 1)
@@ -255,7 +277,7 @@ def sync(store, spool: Spool) -> Synced:
         epochs += row.kind == "epoch"
         finished += row.kind == "finish"
     spool.remove_if_empty()
-    return Synced(epochs, finished, tuple(orphans.values()))
+    return Synced(epochs, finished, tuple(orphans.values()), begun)
 
 
 class Courier:
@@ -413,6 +435,73 @@ class SpooledRecorder:
             self.notify(f"{self.store.label} cannot be used now ({why}); training goes on, and its records "
                         f"wait in {self.spool.path} until the database answers again.")
         self._quiet_until = time.monotonic() + self.retry_after_s
+
+
+class OfflineRecorder:
+    """A training that starts while its database server cannot be reached: the run, its epochs and
+    its end all go to the spool, and `speedrun sync` records them (the run gets its number then).
+    Nothing is sent meanwhile; the notice says so once."""
+
+    def __init__(self, label: str, spool: Spool, *, notify: Callable[[str], None] | None = None):
+        self.label, self.spool, self.notify = label, spool, notify
+        self._uuids: dict[int, str] = {}  # provisional (negative) run ids
+
+    def begin_run(self, record: RunRecord) -> int:
+        from speedrun.tracking.exchange import record_to_json
+
+        record.uuid = record.uuid or str(uuidlib.uuid4())
+        run_id = -(len(self._uuids) + 1)
+        self._uuids[run_id] = record.uuid
+        self.spool.add(self.label, record.uuid, run_id, "begin", record_to_json(record))
+        if self.notify and run_id == -1:
+            self.notify(f"{self.label} cannot be reached: training goes on, recorded in {self.spool.path}; "
+                        f"`speedrun sync` sends it when the server answers (--no-spool refuses to start instead).")
+        return run_id
+
+    def add_epoch(self, run_id: int, epoch: EpochRecord) -> None:
+        self.spool.add(self.label, self._uuids[run_id], run_id, "epoch", asdict(epoch))
+
+    def heartbeat(self, run_id: int) -> None:
+        pass  # nobody to tell
+
+    def finish_run(self, run_id: int, status: str, **details: Any) -> None:
+        self.spool.add(self.label, self._uuids[run_id], run_id, "finish", {"status": status, **details})
+        self.spool.close()
+
+    def recorded(self, run_id: int) -> str:
+        return (f"Run recorded in {self.spool.path}, waiting to sync: {self.label} could not be reached at its "
+                f"start; `speedrun sync` records it there (and gives it its number)")
+
+
+def unreachable(db: str) -> bool:
+    """Whether `db` names a database server that does not answer now: refused, timed out, no route.
+    An SQLite file never is; a server that answers with an error (a wrong password, no such
+    database) is not unreachable but wrong."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import InterfaceError, OperationalError
+
+    from speedrun.tracking.db import make_engine, resolve_url
+
+    url = resolve_url(db)
+    if make_url(url).get_backend_name() == "sqlite":
+        return False
+    engine = make_engine(url, timeout_s=WAIT_S)
+    try:
+        with engine.connect():
+            return False
+    except (OperationalError, InterfaceError) as exc:
+        return getattr(exc.orig, "sqlstate", None) is None
+    except SQLAlchemyError:
+        return False
+    finally:
+        engine.dispose()
+
+
+def offline(db: str, *, notify: Callable[[str], None] | None = None) -> OfflineRecorder:
+    """The recorder of a training whose database server cannot be reached at its start."""
+    from speedrun.tracking.db import display_name
+
+    return OfflineRecorder(display_name(db), Spool.default(), notify=notify)
 
 
 @dataclass(frozen=True)
