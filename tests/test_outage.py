@@ -266,3 +266,23 @@ def test_a_training_started_while_the_server_is_down_is_recorded_by_sync(server_
     assert run.param_dict["batch_size"] == 16 and run.train_time_s > 0
     assert "Nothing waits" in invoke(url, "sync").stdout
     assert not (tmp_path / "speedrun-spool.db").exists()
+
+
+def test_a_database_locked_when_the_run_begins_takes_the_run_once_it_is_free(db_path, quick):
+    """D7 at the start: the lock is held for 2 s as the run begins; the training starts at once, and
+    its beginning, epochs and end arrive once the lock is free (the run gets its number then)."""
+    from speedrun.training.recording import recorded_line
+
+    notes: list[str] = []
+    recorder = spooled(Store.open(str(db_path)), notify=notes.append)
+    started = time.monotonic()
+    with write_lock_held(db_path, 2.0):
+        run, lines = fake_training(recorder, between=lambda n: n == 2 and time.sleep(2.5))
+    assert run.run_id < 0  # provisional: the database had not taken the run when it began
+    assert time.monotonic() - started < 9
+    assert any("training goes on" in n for n in notes), notes
+    stored = Store.open(str(db_path)).list_runs()
+    assert len(stored) == 1 and stored[0].uuid == recorder._uuid(run.run_id)
+    full = Store.open(str(db_path)).get_run(stored[0].id)
+    assert ([e.epoch for e in full.epochs], full.status) == ([1, 2, 3], "completed")
+    assert recorded_line(recorder, run.run_id) == f"Run {stored[0].id} recorded in {recorder.label}"

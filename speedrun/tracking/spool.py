@@ -322,10 +322,11 @@ class Courier:
 class SpooledRecorder:
     """The store's recording methods, made to survive a database that is away, locked or slow.
 
-    `begin_run` needs the database (a run that cannot start is better refused at
-    once). After that, every record goes through the `Courier` and the training
-    waits for it at most `wait_s`: what the database did not take by then waits in
-    the spool, in order, and is sent before the next record once it answers again.
+    Every record, the run's beginning included, goes through the `Courier` and the
+    training waits for it at most `wait_s`: what the database did not take by then
+    waits in the spool, in order, and is sent before the next record once it answers
+    again. A run whose beginning waits has a provisional (negative) number here
+    until the database gives it its own.
     A heartbeat never waits at all (it is sent from inside the timed span): it is
     handed to the courier when the courier is free, and skipped when it is not.
     Sending a record twice (a call that timed out here but landed later) writes the
@@ -341,15 +342,30 @@ class SpooledRecorder:
         self._quiet_until = 0.0
         self._courier = Courier()
         self._stuck: Future | None = None  # a record's call that did not return in time
+        self._numbers: dict[int, int] = {}  # provisional run id -> the database's, once it took the run
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.store, name)
 
     # ---------------------------------------------------------------- recording
     def begin_run(self, record: RunRecord) -> int:
+        from speedrun.tracking.exchange import record_to_json
+
         record.uuid = record.uuid or str(uuidlib.uuid4())  # the name the spool knows the run by
-        run_id = self.store.begin_run(record)
+        if self._server_may_answer() and not self._is_stuck():
+            sent = self._courier.send(lambda: self.store.begin_run(record))
+            try:
+                run_id = sent.result(timeout=self.wait_s)
+                self._uuids[run_id] = record.uuid
+                return run_id
+            except FutureTimeout:
+                self._stuck = sent
+                self._went_away(f"{self.store.label} did not answer within {self.wait_s:g} s")
+            except DatabaseUnreachable as exc:
+                self._went_away(str(exc))
+        run_id = -(sum(n < 0 for n in self._uuids) + 1)
         self._uuids[run_id] = record.uuid
+        self.spool.add(self.key, record.uuid, run_id, "begin", record_to_json(record))
         return run_id
 
     def add_epoch(self, run_id: int, epoch: EpochRecord) -> None:
@@ -362,7 +378,8 @@ class SpooledRecorder:
 
         def beat() -> None:
             self._send_waiting(run_id, uuid)
-            self.store.heartbeat(run_id)
+            if self._number(run_id) is not None:
+                self.store.heartbeat(self._number(run_id))
 
         self._courier.send(beat).add_done_callback(self._note_failure)
 
@@ -373,7 +390,7 @@ class SpooledRecorder:
             self.spool.close() if left else self.spool.remove_if_empty()
         if left and self.notify:
             epochs = sum(row.kind == "epoch" for row in left)
-            self.notify(f"Run {run_id}: {status}; {epochs} epochs and its end are waiting to sync in "
+            self.notify(f"{self._name(run_id)}: {status}; {epochs} epochs and its end are waiting to sync in "
                         f"{self.spool.path} ({self.store.label} cannot be reached); `speedrun sync` sends them.")
 
     def recorded(self, run_id: int) -> str:
@@ -382,12 +399,15 @@ class SpooledRecorder:
         if not self._courier.busy:
             self.spool.close()
         if not left:
-            return f"Run {run_id} recorded in {self.store.label}"
+            return f"{self._name(run_id)} recorded in {self.store.label}"
+        if any(row.kind == "begin" for row in left):
+            return (f"Run recorded in {self.spool.path}, waiting to sync: {self.store.label} did not take its "
+                    f"beginning; `speedrun sync` records it there (and gives it its number)")
         epochs = sum(row.kind == "epoch" for row in left)
         ends = any(row.kind == "finish" for row in left)
         what = " and ".join(filter(None, [f"{epochs} epoch{'s' * (epochs != 1)}" if epochs else "",
                                           "its end" if ends else ""]))
-        return (f"Run {run_id} recorded in {self.store.label}, but for {what}: waiting to sync in "
+        return (f"{self._name(run_id)} recorded in {self.store.label}, but for {what}: waiting to sync in "
                 f"{self.spool.path} (`speedrun sync` sends them)")
 
     # ---------------------------------------------------------------- helpers
@@ -396,15 +416,25 @@ class SpooledRecorder:
             self._uuids[run_id] = self.store.get_run(run_id).uuid
         return self._uuids[run_id]
 
+    def _number(self, run_id: int) -> int | None:
+        """The database's number of a run (None: its beginning still waits in the spool)."""
+        return run_id if run_id > 0 else self._numbers.get(run_id)
+
+    def _name(self, run_id: int) -> str:
+        number = self._number(run_id)
+        return f"Run {number}" if number is not None else "The run"
+
+    def _is_stuck(self) -> bool:
+        return self._stuck is not None and not self._stuck.done()
+
     def _record(self, run_id: int, kind: str, payload: dict[str, Any]) -> None:
         uuid = self._uuid(run_id)
-        stuck = self._stuck is not None and not self._stuck.done()
-        if self._server_may_answer() and not stuck:
+        if self._server_may_answer() and not self._is_stuck():
             row = _Row(uuid, run_id, kind, json.dumps(payload))
 
             def send() -> None:
                 self._send_waiting(run_id, uuid)
-                replay(self.store, row, run_id=run_id)
+                replay(self.store, row, run_id=self._number(run_id))
 
             sent = self._courier.send(send)  # behind a heartbeat under way, if one is
             try:
@@ -420,7 +450,9 @@ class SpooledRecorder:
     def _send_waiting(self, run_id: int, uuid: str) -> None:
         """Send what waits for this run, oldest first (on the courier, the one thread that sends)."""
         for row in self.spool.pending(self.key, uuid):
-            replay(self.store, row, run_id=run_id)
+            number = replay(self.store, row, run_id=self._number(run_id))
+            if row.kind == "begin":
+                self._numbers[run_id] = number
             self.spool.done(row.seq)
 
     def _note_failure(self, done: Future) -> None:
