@@ -1,15 +1,20 @@
-"""Nothing lost when the network drops: what a training could not send waits in a local file.
+"""Nothing lost, and no training held up, when the database is away, locked or slow.
 
-A `train` recording into a database server (a Colab session into the team's
-PostgreSQL) keeps training when the server cannot be reached: each epoch, and
-the end of the run, goes to a small SQLite queue beside the data
-(`./speedrun-spool.db`, or `$SPEEDRUN_SPOOL`), in order. What waits is sent
-before the next record whenever the server answers again, at the end of the
-run, or by `speedrun sync`. Meanwhile `list` and `show` say what is waiting.
+A `train` keeps training whatever its database does: a PostgreSQL server that
+cannot be reached (a Colab session into the team's server), one that hangs, or
+an SQLite file another writer keeps locked. Every record goes to the database
+through one courier thread, and the training waits for it at most WAIT_S; what
+the database did not take by then (the run's beginning, each epoch, the run's
+end) goes to a small SQLite queue beside the data (`./speedrun-spool.db`, or
+`$SPEEDRUN_SPOOL`), in order. What waits is sent before the next record whenever
+the database answers again, or by `speedrun sync`. Meanwhile `list` and `show`
+say what is waiting. A server that cannot be reached at all at the start: the
+whole run goes to the queue (`OfflineRecorder`), and `sync` records it.
 
-The queue holds the recorder's calls (epoch rows, the finish) as JSON, keyed
-by the server (its URL without password) and the run's UUID; it is not a
-speedrun database and is never migrated: a row leaves it when the server took it.
+The queue holds the recorder's calls (begin, epoch rows, the finish) as JSON,
+keyed by the database (a server's URL without password, an SQLite file's full
+path) and the run's UUID; it is not a speedrun database and is never migrated: a
+row leaves it when the database took it.
 """
 
 from __future__ import annotations

@@ -48,6 +48,8 @@ class Recorder(Protocol):
 
     def add_epoch(self, run_id: int, epoch: EpochRecord) -> None: ...
 
+    # Called from inside the timed span: a recorder that writes to a database must not wait for it
+    # here (tracking.spool.SpooledRecorder hands it to a thread, or skips it).
     def heartbeat(self, run_id: int) -> None: ...
 
     def finish_run(self, run_id: int, status: str, *, error: str | None = None,
