@@ -112,6 +112,8 @@ def make_engine(url: str, *, label: str | None = None, timeout_s: float | None =
             engine = create_engine(url, connect_args={"timeout": timeout_s or BUSY_TIMEOUT_S})
         elif backend == "postgresql":
             engine = create_engine(url, connect_args=postgres_connect_args(timeout_s), pool_pre_ping=True)
+            if timeout_s is not None:
+                _bound_statements(engine, timeout_s)
         else:
             engine = create_engine(url)
     except ImportError as exc:
@@ -124,13 +126,25 @@ def make_engine(url: str, *, label: str | None = None, timeout_s: float | None =
 
 
 def postgres_connect_args(timeout_s: float | None = None) -> dict:
-    """libpq's settings: keepalives always; with `timeout_s`, connecting and every statement (and
-    every lock it waits for) give up after that long (libpq connects in whole seconds, at least 2)."""
+    """libpq's settings: keepalives always; with `timeout_s`, connecting gives up after that long
+    (libpq counts whole seconds, at least 2)."""
     if timeout_s is None:
         return dict(POSTGRES_CONNECT_ARGS)
+    return {**POSTGRES_CONNECT_ARGS, "connect_timeout": max(2, math.ceil(timeout_s))}
+
+
+def _bound_statements(engine: Engine, timeout_s: float) -> None:
+    """Every statement, and every lock it waits for, gives up after `timeout_s` on this engine's
+    connections: set per session once connected (a connection pooler such as PgBouncer refuses
+    them as startup options)."""
     ms = max(1, round(timeout_s * 1000))
-    return {**POSTGRES_CONNECT_ARGS, "connect_timeout": max(2, math.ceil(timeout_s)),
-            "options": f"-c statement_timeout={ms} -c lock_timeout={ms}"}
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn, _record):
+        with dbapi_conn.cursor() as cursor:
+            cursor.execute(f"SET statement_timeout = {ms}")
+            cursor.execute(f"SET lock_timeout = {ms}")
+        dbapi_conn.commit()
 
 
 def _missing_driver(url: str, exc: ImportError) -> str:
