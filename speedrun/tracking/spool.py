@@ -103,7 +103,12 @@ class Spool:
         """Open the file (created when missing) under a shared lock; a file removed while we waited
         for the lock is opened again, so what we write never goes into a removed file."""
         while True:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            except OSError:
+                if not self.path.exists():
+                    raise
+                fd = os.open(self.path, os.O_RDONLY)  # a read-only file or folder: still readable
             if not _flock(fd, shared=True):
                 self._fd = fd  # a filesystem without flock: held without a lock, never removed
                 return
@@ -198,7 +203,7 @@ class _SpoolErrors:
         return self
 
     def __exit__(self, kind, exc, tb):
-        if isinstance(exc, SQLAlchemyError):
+        if isinstance(exc, (SQLAlchemyError, OSError)):
             reason = getattr(exc, "orig", None) or exc
             raise DatabaseError(f"cannot use the spool {self.path}: {reason}") from None
         return False
