@@ -29,7 +29,7 @@ def _private_database(tmp_path, monkeypatch):
 # Test modules whose every test that takes `db_path` runs twice: on SQLite and on a real PostgreSQL server.
 BOTH_BACKENDS = {
     "test_store_cli", "test_import_cli", "test_report", "test_compare", "test_stats_cli", "test_exchange",
-    "test_concurrency", "test_recording", "test_migrations", "test_sweep", "test_ui", "test_where",
+    "test_concurrency", "test_recording", "test_migrations", "test_sweep", "test_ui", "test_where", "test_outage",
 }
 NO_POSTGRES = ("the PostgreSQL half of the tests cannot run: {why} (set up: `apt install postgresql` and "
                "`pip install 'speedrun[postgres]'`)")

@@ -14,7 +14,7 @@ from speedrun.errors import SpeedrunError
 from speedrun.training import loop
 from speedrun.training.config import TrainConfig
 from speedrun.training.data import load_cifar10, write_synthetic_cifar10
-from speedrun.training.graphed import GraphedEpochs, graphable, prime_state
+from speedrun.training.graphed import graphable, prime_state
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 
 from speedrun.cli import app
 from speedrun.tracking.records import EpochRecord, RunRecord
-from speedrun.tracking.spool import Spool, SpooledRecorder, sync
+from speedrun.tracking.spool import Spool, SpooledRecorder, Synced, sync
 from speedrun.tracking.store import Store
 from tests.conftest import SEED_NOTEBOOK
 from tests.test_hostile_input import one_error
@@ -155,7 +155,7 @@ def test_waiting_records_go_first_when_the_server_is_back_mid_run(own_server, tm
     recorder.finish_run(run_id, "completed")
     run = Store.open(url).get_run(run_id)
     assert ([e.epoch for e in run.epochs], run.status) == ([1, 2, 3], "completed")
-    assert sync(Store.open(url), spool) == (0, 0)
+    assert sync(Store.open(url), spool) == Synced(0, 0)
 
 
 def test_train_command_survives_a_server_stopped_mid_run(own_server, tmp_path, monkeypatch):

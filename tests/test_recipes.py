@@ -331,7 +331,7 @@ def test_recipes_json():
 def recorders(monkeypatch):
     """The runs `speedrun train` records (into memory), in order."""
     recorder = MemoryRecorder(label="test.db")
-    monkeypatch.setattr(train_cli, "make_recorder", lambda: recorder)
+    monkeypatch.setattr(train_cli, "make_recorder", lambda **options: recorder)
     return recorder.runs
 
 

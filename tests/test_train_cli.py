@@ -20,7 +20,7 @@ def one_line(text):
 @pytest.fixture
 def recorder(monkeypatch):
     recorder = MemoryRecorder(label="test.db")
-    monkeypatch.setattr(train_cli, "make_recorder", lambda: recorder)
+    monkeypatch.setattr(train_cli, "make_recorder", lambda **options: recorder)
     return recorder
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import sys
-from pathlib import Path
 from typing import NoReturn, Optional, Sequence
 
 import typer
@@ -56,10 +55,8 @@ class SpeedrunGroup(TyperGroup):
         except _CONTROL_FLOW:
             raise
         except SpeedrunError as exc:
-            _forget_created_database()
             fail(str(exc), details=getattr(exc, "details", ()))
         except Exception as exc:  # a bug, not the user's input
-            _forget_created_database()
             if state.debug or os.environ.get("SPEEDRUN_DEBUG") not in (None, "", "0"):
                 raise
             fail(f"internal error (a bug in speedrun, please report it): {type(exc).__name__}: {exc} "
@@ -97,7 +94,6 @@ class State:
     db: str = DEFAULT_DB
     debug: bool = False
     store = None  # the store `open_store` opened for this command
-    created: Path | None = None  # the database file this command created, if it did
     args: list[str] = []  # the URLs among the command's arguments
 
 
@@ -130,7 +126,7 @@ def main(
     state.db = DEFAULT_DB if db is None else db  # an empty --db is refused when the database is opened
     outputs.guard(state.db)  # no file a command writes may land on it
     state.debug = debug
-    state.store, state.created = None, None
+    state.store = None
 
 
 def fail(message: str, code: int = 1, details: Sequence[str] = ()) -> NoReturn:
@@ -151,14 +147,15 @@ def fail(message: str, code: int = 1, details: Sequence[str] = ()) -> NoReturn:
 
 
 def open_store(*, migrate: bool = True):
-    """The store for `--db`, upgraded to the current schema (with a notice when it was)."""
-    from speedrun.tracking.db import resolve_url, sqlite_file
+    """The store for `--db`, upgraded to the current schema (with a notice when it was).
+
+    A command that fails after this leaves the database it created in place, empty or not:
+    another process may have opened it meanwhile (a second `train` on the same new file),
+    and no lock tells a speedrun command when none has. Commands check their inputs before
+    opening the database, so that a bad argument creates nothing."""
     from speedrun.tracking.store import Store
 
-    file = sqlite_file(resolve_url(state.db))
-    fresh = file is not None and not file.exists()
     state.store = Store.open(state.db, migrate=migrate, notify=lambda msg: err_console.print(msg, markup=False))
-    state.created = file if fresh and file.exists() else None
     return state.store
 
 
@@ -169,18 +166,3 @@ def _close_store() -> None:
     if store is not None:
         store.close()
 
-
-def _forget_created_database() -> None:
-    """A command that fails leaves no new, empty database behind (e.g. an import of a bad file)."""
-    store, created = state.store, state.created
-    state.store = state.created = None
-    if store is None or created is None:
-        return
-    try:
-        empty = store.count_runs() == 0
-    except SpeedrunError:
-        return
-    store.close()
-    if empty:
-        for suffix in ("", "-wal", "-shm", "-journal"):
-            Path(f"{created}{suffix}").unlink(missing_ok=True)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from speedrun.cli.app import app, console, db_app, open_store
+from speedrun.cli.app import app, console, db_app, err_console, open_store
 
 
 @db_app.command()
@@ -59,10 +59,15 @@ def sync() -> None:
     from speedrun.tracking.spool import sync as send_waiting
 
     store = open_store()
-    spool = Spool.default()
-    epochs, finished = send_waiting(store, spool)
-    if epochs or finished:
-        console.print(f"Sent {epochs} epochs and {finished} run ends to {store.label}; nothing waits now.",
+    with Spool.default() as spool:
+        synced = send_waiting(store, spool)
+    for orphan in synced.orphans:
+        err_console.print(f"Warning: {orphan.describe(store.label)}", markup=False, highlight=False)
+    if synced.begun:
+        console.print(f"Recorded {synced.begun} run{'s' * (synced.begun != 1)} that began offline.", markup=False)
+    if synced.epochs or synced.finished:
+        left = "nothing else waits now" if synced.orphans else "nothing waits now"
+        console.print(f"Sent {synced.epochs} epochs and {synced.finished} run ends to {store.label}; {left}.",
                       markup=False)
-    else:
+    elif not synced.orphans and not synced.begun:
         console.print(f"Nothing waits for {store.label} in {spool.path}.", markup=False)

@@ -17,27 +17,32 @@ from speedrun.cli.table import Column, render
 from speedrun.errors import SpeedrunError
 from speedrun.text import fmt_num as _num
 from speedrun.text import terminal_safe
-from speedrun.tracking.records import FINAL_MEASURED_AFTER_EPOCHS
+from speedrun.tracking.liveness import contact_note
+from speedrun.tracking.records import FINAL_MEASURED_AFTER_EPOCHS, utcnow
 
 
 def _waiting_to_sync(store) -> dict:
-    """What trainings on this machine could not yet send to this database server (see tracking.spool)."""
-    if store.engine.dialect.name == "sqlite":
-        return {}
-    from speedrun.tracking.spool import Spool
+    """What trainings on this machine could not yet send to this database (see tracking.spool)."""
+    from speedrun.tracking.spool import Spool, key_of
 
-    return Spool.default().waiting(store.label)
+    with Spool.default() as spool:
+        return spool.waiting(key_of(store))
 
 
 def _status_text(run, waiting: dict) -> str:
     """'completed (3 epochs waiting to sync)' while a run's records wait in this machine's spool."""
-    return waiting[run.uuid].describe(run.status) if run.uuid in waiting else run.status
+    if run.uuid in waiting:
+        return waiting[run.uuid].describe(run.status)
+    note = contact_note(run, utcnow())
+    return f"{run.status}, {note}" if note else run.status
 
 
 def _with_waiting(data: dict, run, waiting: dict) -> dict:
     if run.uuid in waiting:
         w = waiting[run.uuid]
         data["waiting_to_sync"] = {"epochs": w.epochs, "status": w.status}
+    elif note := contact_note(run, utcnow()):
+        data["contact"] = note
     return data
 
 

@@ -7,17 +7,25 @@ from typing import List, Optional
 
 import typer
 
-from speedrun.cli.app import app, console, err_console, open_store
+from speedrun.cli.app import app, console, err_console, open_store, state
+from speedrun.errors import DatabaseError
 from speedrun.tracking.environment import command_line
 from speedrun.tracking.records import RunRecord
 
 
-def make_recorder():
-    """Where the runs go: the Store of `--db` (a Recorder itself), opened before training so that a
-    database problem stops the run at once. A server's outage mid-run waits in the local spool."""
-    from speedrun.tracking.spool import spooled
+def make_recorder(*, offline_start: bool = True):
+    """Where the runs go: the Store of `--db`, opened before training so that a database problem
+    stops the run at once; a server's outage mid-run waits in the local spool. A server that cannot
+    be reached at all at the start (`offline_start`): the whole run goes to the spool."""
+    from speedrun.tracking.spool import offline, spooled, unreachable
 
-    return spooled(open_store(), notify=_note)
+    try:
+        store = open_store()
+    except DatabaseError:
+        if offline_start and unreachable(state.db):
+            return offline(state.db, notify=_note)
+        raise
+    return spooled(store, notify=_note)
 
 
 def _note(message: str) -> None:
@@ -93,6 +101,7 @@ def train_command(
     notes: Optional[str] = typer.Option(None, "--notes", help="Notes, kept as the run's analysis."),
     tag: Optional[List[str]] = typer.Option(None, "--tag", metavar="TAG", help="A tag for the run; repeat for more."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Resolve and print the configuration; train nothing, record nothing."),
+    spool: bool = typer.Option(True, "--spool/--no-spool", help="When the database server cannot be reached at the start, train and record into the local spool (./speedrun-spool.db) for `speedrun sync`; --no-spool refuses to start instead."),
 ) -> None:
     """Train CIFAR-10 with a recipe and record the run, epoch by epoch, in the database.
 
@@ -129,7 +138,7 @@ def train_command(
     template = RunRecord(source="train", status="running", title=title, hypothesis=hypothesis, analysis=notes,
                          tags=tags, command=command_line())
     try:
-        train_runs(chosen, config, make_recorder(), template, seeds=seed_list, group=group,
+        train_runs(chosen, config, make_recorder(offline_start=spool), template, seeds=seed_list, group=group,
                    reporter=Reporter(console))
     except KeyboardInterrupt as exc:  # Ctrl-C is no error: the runs say how far they got; exit 130 as a shell does
         err_console.print(str(exc) or "Interrupted.", markup=False, highlight=False, soft_wrap=True)

@@ -8,6 +8,7 @@ locked" when it upgrades a read lock half way through.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from pathlib import Path
@@ -206,14 +207,19 @@ POSTGRES_CONNECT_ARGS = {"connect_timeout": 10, "keepalives": 1, "keepalives_idl
                          "keepalives_count": 3}
 
 
-def make_engine(url: str, *, label: str | None = None) -> Engine:
+def make_engine(url: str, *, label: str | None = None, timeout_s: float | None = None) -> Engine:
+    """The engine for `url`. `timeout_s` (a training's recorder) bounds every wait on the database:
+    SQLite's busy timeout, and PostgreSQL's connect, statement and lock timeouts; without it a
+    command waits for SQLite's lock as long as BUSY_TIMEOUT_S and for a statement as long as it takes."""
     label = label or display_name(url)
     try:
         backend = make_url(url).get_backend_name()
         if backend == "sqlite":
-            engine = create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_S})
+            engine = create_engine(url, connect_args={"timeout": timeout_s or BUSY_TIMEOUT_S})
         elif backend == "postgresql":
-            engine = create_engine(url, connect_args=POSTGRES_CONNECT_ARGS, pool_pre_ping=True)
+            engine = create_engine(url, connect_args=postgres_connect_args(timeout_s), pool_pre_ping=True)
+            if timeout_s is not None:
+                _bound_statements(engine, timeout_s)
             from speedrun.tracking.models import postgresql_indexes
 
             postgresql_indexes()
@@ -224,8 +230,30 @@ def make_engine(url: str, *, label: str | None = None) -> Engine:
     except (ArgumentError, ValueError, SQLAlchemyError) as exc:
         raise DatabaseError(f"cannot use database {label}: {scrub(str(exc), url)}") from None
     if engine.dialect.name == "sqlite":
-        _configure_sqlite(engine)
+        _configure_sqlite(engine, busy_timeout_s=timeout_s or BUSY_TIMEOUT_S)
     return engine
+
+
+def postgres_connect_args(timeout_s: float | None = None) -> dict:
+    """libpq's settings: keepalives always; with `timeout_s`, connecting gives up after that long
+    (libpq counts whole seconds, at least 2)."""
+    if timeout_s is None:
+        return dict(POSTGRES_CONNECT_ARGS)
+    return {**POSTGRES_CONNECT_ARGS, "connect_timeout": max(2, math.ceil(timeout_s))}
+
+
+def _bound_statements(engine: Engine, timeout_s: float) -> None:
+    """Every statement, and every lock it waits for, gives up after `timeout_s` on this engine's
+    connections: set per session once connected (a connection pooler such as PgBouncer refuses
+    them as startup options)."""
+    ms = max(1, round(timeout_s * 1000))
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn, _record):
+        with dbapi_conn.cursor() as cursor:
+            cursor.execute(f"SET statement_timeout = {ms}")
+            cursor.execute(f"SET lock_timeout = {ms}")
+        dbapi_conn.commit()
 
 
 def _missing_driver(url: str, exc: ImportError) -> str:
@@ -252,13 +280,13 @@ def read_text_tolerantly(connection) -> None:
         driver.text_factory = _tolerant_text
 
 
-def _configure_sqlite(engine: Engine) -> None:
+def _configure_sqlite(engine: Engine, *, busy_timeout_s: float = BUSY_TIMEOUT_S) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn, _record):
         # Take transaction control from the driver so `begin` below decides the mode.
         dbapi_conn.isolation_level = None
         cursor = dbapi_conn.cursor()
-        cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_S * 1000}")
+        cursor.execute(f"PRAGMA busy_timeout = {round(busy_timeout_s * 1000)}")
         cursor.execute("PRAGMA foreign_keys = ON")
         try:
             if _speedrun_or_empty(cursor):  # another program's file is left in its own journal mode

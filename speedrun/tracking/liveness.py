@@ -4,10 +4,12 @@ A training records its host, its process id and that process's start time when
 it begins, and a heartbeat at least every few seconds while it trains. A run
 stored as `running` reads as `died` when
 
-- its process is on this machine and is gone: the pid is free, or it now
-  belongs to another process (a different start time: pids are reused); or
-- its heartbeat is older than `STALE_AFTER` and its process cannot be seen
-  alive (it runs elsewhere, or its start time was never recorded).
+- its process is on this machine, in this boot and pid namespace, and is gone:
+  the pid is free, or it now belongs to another process (a different start
+  time: pids are reused); or
+- its heartbeat is older than `OUTAGE_AFTER` and its process cannot be seen
+  alive (it runs elsewhere, in a container's pid namespace, or its start time
+  was never recorded).
 
 Nothing is written: a read-only database reads the same, and a run that was
 only suspended reads as `running` again once it beats.
@@ -21,7 +23,14 @@ from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
-# A run on another machine is declared dead only after this long without a heartbeat.
+# A run whose process cannot be seen from here (another machine, another pid namespace) is declared
+# dead only after this long without a heartbeat: long enough for a network outage, during which its
+# trainer keeps training into its local spool (tracking/spool.py) and syncs later.
+OUTAGE_AFTER = timedelta(hours=2)
+# Without a heartbeat for this long (a trainer beats every 10 s), a running run is shown as out of
+# contact: "no contact since 14:05 UTC (training may continue offline)".
+CONTACT_LOST_AFTER = timedelta(minutes=2)
+# A sweep trial that began no run is given up after this long (sweep/runner.py).
 STALE_AFTER = timedelta(minutes=15)
 
 
@@ -38,21 +47,54 @@ def _boot_id() -> str | None:
         return None
 
 
-def process_start(pid: int | None) -> str | None:
-    """Who process `pid` is: the boot and the clock tick it started at (Linux), else None.
-
-    Two processes that share a pid never share this, so a reused pid is not
-    mistaken for the training that used to have it.
-    """
-    if pid is None or _boot_id() is None:
+@lru_cache(maxsize=1)
+def _namespace() -> str | None:
+    """This process's pid namespace (the inode of /proc/self/ns/pid), or None where there is none
+    to read. A pid names a process only inside its namespace: a training in a container on this
+    host has a pid that means nothing (or another process) out here."""
+    try:
+        link = os.readlink("/proc/self/ns/pid")  # "pid:[4026531836]"
+    except OSError:
         return None
+    return link[link.find("[") + 1:link.rfind("]")] or None
+
+
+def _start_tick(pid: int) -> str | None:
     try:
         with open(f"/proc/{pid}/stat") as f:
             fields = f.read().rsplit(")", 1)[1].split()
     except (OSError, IndexError):
         return None
     # Field 22 of proc(5), `starttime`; the split starts at field 3, `state`.
-    return f"{_boot_id()}/{fields[19]}" if len(fields) > 19 else None
+    return fields[19] if len(fields) > 19 else None
+
+
+def process_start(pid: int | None) -> str | None:
+    """Who process `pid` of this pid namespace is: the boot, the namespace and the clock tick it
+    started at (Linux; `boot/namespace/tick`, the boot id without dashes to fit 64 characters),
+    else None.
+
+    Two processes that share a pid never share this, so a reused pid is not
+    mistaken for the training that used to have it.
+    """
+    if pid is None or _boot_id() is None:
+        return None
+    tick = _start_tick(pid)
+    if tick is None:
+        return None
+    namespace = _namespace()
+    return f"{_boot_id().replace('-', '')}/{namespace}/{tick}" if namespace else f"{_boot_id()}/{tick}"
+
+
+def _checkable_here(started: str) -> bool:
+    """Whether a process recorded as `started` has its pid in this boot and pid namespace (a
+    `boot/tick` identity from before namespaces were recorded is taken to be)."""
+    parts = started.split("/")
+    if len(parts) != 3:
+        return True
+    here = _namespace()
+    return _boot_id() is not None and parts[0] == _boot_id().replace("-", "") and here is not None \
+        and parts[1] == here
 
 
 def _pid_alive(pid: int) -> bool:
@@ -74,12 +116,17 @@ def _pid_alive(pid: int) -> bool:
 
 
 def _process_state(pid: int, started: str | None) -> str:
-    """'gone', 'same' (the very process that began the run) or 'unknown'."""
+    """'gone', 'same' (the very process that began the run) or 'unknown' (among them: a process of
+    another pid namespace or boot, whose pid cannot be looked up from here)."""
+    if started is not None and not _checkable_here(started):
+        return "unknown"
     if not _pid_alive(pid):
         return "gone"
     now_started = process_start(pid)
     if started is None or now_started is None:
         return "unknown"
+    if started.count("/") == 1:  # recorded as boot/tick
+        now_started = f"{_boot_id()}/{_start_tick(pid)}"
     return "same" if now_started == started else "gone"
 
 
@@ -91,7 +138,7 @@ def is_dead(
         state = _process_state(pid, started)
         if state != "unknown":
             return state == "gone"
-    return heartbeat_at is None or now - heartbeat_at > STALE_AFTER
+    return heartbeat_at is None or now - heartbeat_at > OUTAGE_AFTER
 
 
 def effective_status(row: Any, now: datetime) -> str:
@@ -100,6 +147,16 @@ def effective_status(row: Any, now: datetime) -> str:
         return row.status
     dead = is_dead(pid=row.pid, host=row.host, started=row.process_start, heartbeat_at=row.heartbeat_at, now=now)
     return "died" if dead else "running"
+
+
+def contact_note(row: Any, now: datetime) -> str | None:
+    """For a run that reads as `running` but has not beaten for CONTACT_LOST_AFTER (its trainer lost
+    the database, or it died far away and OUTAGE_AFTER has not passed): what others are told."""
+    if effective_status(row, now) != "running" or row.heartbeat_at is None:
+        return None
+    if now - row.heartbeat_at <= CONTACT_LOST_AFTER:
+        return None
+    return f"no contact since {row.heartbeat_at:%Y-%m-%d %H:%M} UTC (training may continue offline)"
 
 
 def identity(pid: int | None) -> dict[str, Any]:

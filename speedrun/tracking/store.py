@@ -216,6 +216,7 @@ class Store:
         # Runs this process records epoch by epoch: their summary so far, so the next
         # epoch updates it instead of reading every earlier one back.
         self._running: dict[int, RunningSummary] = {}
+        self._companions: list[Store] = []  # stores on the same database made by `with_timeout`
 
     # ----------------------------------------------------------------- opening
     @classmethod
@@ -277,9 +278,21 @@ class Store:
         dbmod.upgrade(engine, "sqlite://", label=label)
         return cls(engine, "sqlite://", label, read_only="it is a snapshot")
 
+    def with_timeout(self, seconds: float) -> Store:
+        """The same database through an engine of its own whose every wait is bounded by `seconds`
+        (a training's recorder: a locked or slow database sends its records to the spool instead
+        of holding up the training). A store in memory (a read-only file's copy) is itself."""
+        if self.read_only or dbmod.sqlite_file(self.url) is None and self.engine.dialect.name == "sqlite":
+            return self
+        bounded = Store(dbmod.make_engine(self.url, label=self.label, timeout_s=seconds), self.url, self.label)
+        self._companions.append(bounded)  # closed with this one
+        return bounded
+
     def close(self) -> None:
         """Release the database: every connection closed, so SQLite folds its write-ahead
         log into the file (and removes it) as the last connection goes."""
+        for companion in self._companions:
+            companion.close()
         self.engine.dispose()
 
     def current_revision(self) -> str | None:
@@ -1332,9 +1345,12 @@ def ambiguous_label(label: str, ids: Sequence[int]) -> str:
 
 
 def _unreachable(exc: SQLAlchemyError, engine) -> bool:
-    """A server we cannot talk to now: connecting failed, or the connection broke (restart, network)."""
+    """A database we cannot use now but may later: a server that cannot be reached (connecting
+    failed, the connection broke, a statement or lock timed out), or an SQLite file that another
+    writer held locked past the busy timeout."""
     if engine.dialect.name == "sqlite":
-        return False
+        reason = str(getattr(exc, "orig", None) or exc)
+        return isinstance(exc, OperationalError) and ("database is locked" in reason or "busy" in reason)
     return bool(getattr(exc, "connection_invalidated", False)) or isinstance(exc, (OperationalError, InterfaceError))
 
 

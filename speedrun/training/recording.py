@@ -48,6 +48,8 @@ class Recorder(Protocol):
 
     def add_epoch(self, run_id: int, epoch: EpochRecord) -> None: ...
 
+    # Called from inside the timed span: a recorder that writes to a database must not wait for it
+    # here (tracking.spool.SpooledRecorder hands it to a thread, or skips it).
     def heartbeat(self, run_id: int) -> None: ...
 
     def finish_run(self, run_id: int, status: str, *, error: str | None = None,
@@ -350,6 +352,13 @@ class Recording:
         return TrainResult(self.run_id, status, self.epochs, self.setup.param_count, self.setup.data_load_s,
                            self.train_time_s, self.eval_time_s, wall_time, self.target_time_s,
                            measured_final_val_acc=self.final_val_acc)
+
+
+def recorded_line(recorder: Recorder, run_id: int) -> str:
+    """'Run 5 recorded in runs.db', or what a recorder that keeps records locally (the spool) says
+    is still on its way: one account of where the run is, agreeing with `list`."""
+    describe = getattr(recorder, "recorded", None)
+    return describe(run_id) if callable(describe) else f"Run {run_id} recorded in {recorder.label}"
 
 
 # Errors of the environment a training run meets (torch raises RuntimeError for out-of-memory and CUDA

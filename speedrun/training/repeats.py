@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from speedrun.errors import SpeedrunError
 from speedrun.tracking.records import RunRecord
 from speedrun.training.config import TrainConfig, random_seed
-from speedrun.training.recording import Recorder, Reporter, TrainResult
+from speedrun.training.recording import Recorder, Reporter, TrainResult, recorded_line
 
 if TYPE_CHECKING:
     from speedrun.recipes import Recipe
@@ -91,7 +91,7 @@ def train_one(recipe: Recipe, config: TrainConfig, recorder: Recorder, record: R
     record.env = detect_environment(config.device)
     record.git_commit, record.git_dirty = git_info(Path.cwd())
     result = recipe.train(config, recorder, record=record, reporter=reporter)
-    reporter.line(f"Run {result.run_id} recorded in {recorder.label}")
+    reporter.line(recorded_line(recorder, result.run_id))
     return result
 
 
