@@ -75,7 +75,7 @@ from speedrun.analysis.baselines import Baselines
 from speedrun.analysis.efficiency import best_by_hardware, fmt_efficiency, run_efficiency
 from speedrun.notebook import syntax
 from speedrun.tracking.records import notebook_order, notebook_order_key, times_to_targets
-from speedrun.text import fmt_param, fmt_target, hardware_text, md_cell
+from speedrun.text import fmt_param, fmt_target, hardware_text, md_cell, terminal_safe
 
 DEFAULT_TARGETS = metrics.DEFAULT_TARGETS
 TITLE = "Experiment Results: CIFAR-10 Speedrun"
@@ -201,6 +201,7 @@ def run_section(f: RunFacts, targets: Sequence[float], versus: Sequence[str]) ->
         if value:
             facts.append({"name": name, "value": value, "md": _fact_markdown(name, value, run)})
     log = run.log_text or rebuilt_log(run, f.params)
+    log = terminal_safe(log) if log else log  # a fence shows references literally: control characters visibly
     summary = []
     if log is None:
         if f.final is not None:

@@ -5,12 +5,19 @@ on `app`; they stay thin: parse options, call the library, print.
 
 Errors have one path: anything below the CLI raises `SpeedrunError` (or a
 subclass) for a problem the user can act on, and `SpeedrunGroup` turns it into
-one `Error: ...` line and exit 1. Any other exception is a bug: one line that
-says so, and the traceback under `--debug` or `SPEEDRUN_DEBUG=1`.
+one `Error: ...` line and exit 1; so is an `OSError` (a file name too long, a
+disk full, a permission denied: the user's environment, never a bug). Any other
+exception is a bug: one line that says so, and the traceback under `--debug` or
+`SPEEDRUN_DEBUG=1`.
+
+What a user types is checked once, here, before any command sees it: every
+argument must be UTF-8 text (`_check_arguments`), and every integer option and
+argument of every command takes 64-bit values only (`_bounded_ints`).
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 from pathlib import Path
@@ -37,9 +44,82 @@ def _control_flow_exceptions() -> tuple[type[BaseException], ...]:
 
 _CONTROL_FLOW = _control_flow_exceptions()
 
+# The integers a user may type: what the database stores (BIGINT) and the libraries compute with.
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
+
+def _click_types():
+    """The parameter types Typer builds commands from: its own copy of click from 0.20 on, click before."""
+    try:
+        from typer._click import types
+    except ImportError:  # Typer releases before 0.20
+        from click import types
+    return types
+
+
+@functools.cache
+def _bounded_class(base: type) -> type:
+    """`base` (INT, or an IntRange) that also refuses what does not fit 64 bits, as a usage error."""
+
+    class Bounded(base):
+        def convert(self, value, param, ctx):
+            number = super().convert(value, param, ctx)
+            if isinstance(number, int) and not INT64_MIN <= number <= INT64_MAX:
+                self.fail(f"{value!r} does not fit 64 bits (at most {INT64_MAX:,} in size)", param, ctx)
+            return number
+
+    Bounded.__name__ = Bounded.__qualname__ = f"Bounded{base.__name__}"
+    return Bounded
+
+
+def _bounded_ints(command) -> None:
+    """Every integer option and argument of `command` and the commands under it takes 64-bit values
+    only: a larger number is a usage error naming the option, not an OverflowError deep inside
+    (SQLite, `range`, torch's seed). The types keep their own ranges and help texts."""
+    int_type = _click_types().IntParamType
+    for param in command.params:
+        if isinstance(param.type, int_type) and not type(param.type).__name__.startswith("Bounded"):
+            bounded = object.__new__(_bounded_class(type(param.type)))
+            bounded.__dict__.update(vars(param.type))
+            param.type = bounded
+    for sub in (getattr(command, "commands", None) or {}).values():
+        _bounded_ints(sub)
+
+
+def _check_arguments(args: list[str]) -> None:
+    """Every argument is UTF-8 text. Bytes that are not arrive as lone surrogates (Python's
+    surrogateescape), which no database, file or terminal can take: one Error line names them."""
+    for arg in args:
+        try:
+            arg.encode("utf-8")
+        except UnicodeEncodeError:
+            raw = os.fsencode(arg)
+            shown = raw if len(raw) <= 60 else raw[:57] + b"..."
+            fail(f"argument {shown!r} is not UTF-8 text; speedrun takes its arguments (file names too) in UTF-8")
+
+
+def _os_error_text(exc: OSError) -> str:
+    """`NAME: File name too long`: an OSError as the user's environment says it."""
+    reason = exc.strerror or str(exc)
+    name = exc.filename if exc.filename is not None else None
+    if name is None:
+        return reason
+    name = os.fsdecode(name) if isinstance(name, bytes) else str(name)
+    shown = name if len(name) <= 200 else name[:100] + "..." + name[-60:]
+    return f"{shown}: {reason}"
+
 
 class SpeedrunGroup(TyperGroup):
-    """Commands listed in the order of the workflow; every error through one path."""
+    """Commands listed in the order of the workflow; every error through one path; what the
+    user types checked once (`_check_arguments`, `_bounded_ints`)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        _bounded_ints(self)
+
+    def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:
+        _check_arguments(args)
+        return super().parse_args(ctx, args)
 
     def list_commands(self, ctx: typer.Context) -> list[str]:
         order = {name: i for i, name in enumerate(WORKFLOW_ORDER)}
@@ -53,6 +133,9 @@ class SpeedrunGroup(TyperGroup):
         except SpeedrunError as exc:
             _forget_created_database()
             fail(str(exc))
+        except OSError as exc:  # the user's environment: a name too long, a disk full, a permission
+            _forget_created_database()
+            fail(_os_error_text(exc))
         except Exception as exc:  # a bug, not the user's input
             _forget_created_database()
             if state.debug or os.environ.get("SPEEDRUN_DEBUG") not in (None, "", "0"):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import List, Optional
 
 import typer
@@ -12,6 +11,7 @@ from rich.table import Table
 from speedrun.cli.app import app, console, open_store
 from speedrun.analysis.groups import resolve
 from speedrun.analysis.metrics import ALPHA
+from speedrun.text import json_text
 
 
 @app.command()
@@ -60,7 +60,7 @@ def stats(
     pool = NoisePool.from_store(store)
     result = summarize_sets(sets, targets=target, claim=claim, alpha=alpha, pool=pool)
     if as_json:
-        typer.echo(json.dumps(result, indent=2, ensure_ascii=False))
+        typer.echo(json_text(result))
         return
     for note in result["notes"]:
         console.print(note, markup=False)

@@ -67,6 +67,7 @@ from speedrun.tracking.records import (
     EPOCH_FIELDS,
     FINAL_MEASURED_AFTER_EPOCHS,
     RUN_NUMBER_MAX,
+    run_number,
     SOURCES,
     STATUSES,
     EpochRecord,
@@ -1080,9 +1081,9 @@ class Store:
     def _resolve_id(self, session: Session, ref: str | int) -> int:
         """The run number that `ref` (a number or a label) names."""
         wanted = str(ref).strip()
-        if wanted.isascii() and wanted.isdigit() and 0 < int(wanted) <= RUN_NUMBER_MAX:
-            if session.scalar(select(Run.id).where(Run.id == int(wanted))) is not None:
-                return int(wanted)
+        number = run_number(wanted)
+        if number is not None and session.scalar(select(Run.id).where(Run.id == number)) is not None:
+            return number
         matches = list(session.scalars(select(Run.id).where(Run.label == wanted)))
         if len(matches) == 1:
             return matches[0]
