@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import sys
 from pathlib import Path
 from typing import NoReturn, Optional
@@ -101,12 +102,10 @@ def _check_arguments(args: list[str]) -> None:
 def _os_error_text(exc: OSError) -> str:
     """`NAME: File name too long`: an OSError as the user's environment says it."""
     reason = exc.strerror or str(exc)
-    name = exc.filename if exc.filename is not None else None
+    name = exc.filename
     if name is None:
         return reason
-    name = os.fsdecode(name) if isinstance(name, bytes) else str(name)
-    shown = name if len(name) <= 200 else name[:100] + "..." + name[-60:]
-    return f"{shown}: {reason}"
+    return f"{os.fsdecode(name) if isinstance(name, bytes) else name}: {reason}"
 
 
 class SpeedrunGroup(TyperGroup):
@@ -198,6 +197,14 @@ def main(
     state.store, state.created = None, None
 
 
+_LONG_WORD = re.compile(r"\S{201,}")
+
+
+def _shortened(match: re.Match) -> str:
+    word = match.group()
+    return f"{word[:120]}...({len(word):,} characters)...{word[-40:]}"
+
+
 def fail(message: str, code: int = 1) -> NoReturn:
     """One clear line on stderr and a non-zero exit."""
     from speedrun.text import terminal_safe
@@ -206,9 +213,10 @@ def fail(message: str, code: int = 1) -> NoReturn:
     password = password_of(state.db)
     if password:  # whatever a library quoted, the database password is never shown
         message = message.replace(password, "***")
-    # One line, whatever the underlying library put into its message.
-    err_console.print(f"Error: {terminal_safe(' '.join(message.split()))}", markup=False, highlight=False,
-                      soft_wrap=True)
+    # One line, whatever the underlying library put into its message, and of a readable length
+    # whatever the user typed (a 5,000-digit run number, a 10 MB title).
+    message = _LONG_WORD.sub(_shortened, " ".join(message.split()))
+    err_console.print(f"Error: {terminal_safe(message)}", markup=False, highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
