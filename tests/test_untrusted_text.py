@@ -183,3 +183,19 @@ def test_a_lone_surrogate_in_a_merged_title_is_refused_naming_the_field(filled, 
 def test_a_64_bit_seed_still_works(filled):
     result = invoke(filled, "train", "--seed", str(2**63 - 1), "--dry-run")
     assert result.exit_code == 0 and str(2**63 - 1) in result.stdout
+
+
+def test_stats_shows_a_group_name_with_a_bidi_override_escaped(hostile_db):
+    name = f"g{RLO}x"
+    assert invoke(hostile_db, "group", name, "1", "2").exit_code == 0
+    result = invoke(hostile_db, "stats", f"g:{name}")
+    assert result.exit_code == 0, result.output
+    assert raw_in(result.stdout) == [] and "\\u202e" in result.stdout
+
+
+def test_import_md_dry_run_shows_titles_escaped(tmp_path):
+    notebook = tmp_path / "n.md"
+    notebook.write_text(f"## Run 3: {HOSTILE}\n- **Hardware**: T4\n\nFinal Validation Accuracy: 50.00%\n")
+    result = invoke(tmp_path / "n.db", "import-md", str(notebook), "--dry-run")
+    assert result.exit_code == 0, result.output
+    assert "would add Run 3" in result.stdout and raw_in(result.stdout) == []

@@ -11,7 +11,7 @@ from rich.table import Table
 from speedrun.cli.app import app, console, open_store
 from speedrun.analysis.groups import resolve
 from speedrun.analysis.metrics import ALPHA
-from speedrun.text import json_text
+from speedrun.text import json_text, terminal_safe_tree
 
 
 @app.command()
@@ -62,6 +62,7 @@ def stats(
     if as_json:
         typer.echo(json_text(result))
         return
+    result = terminal_safe_tree(result)  # group names and labels may come from anyone's notebook
     for note in result["notes"]:
         console.print(note, markup=False)
     for entry in result["sets"]:
