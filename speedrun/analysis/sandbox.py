@@ -23,13 +23,14 @@ Each limit ends the render with `TemplateLimit`, which the report turns into one
 from __future__ import annotations
 
 import contextlib
+import functools
 import re
 import time
 from typing import Any, Iterable, Iterator
 
-from jinja2 import nodes
+from jinja2 import Environment, nodes
 from jinja2.exceptions import SecurityError
-from jinja2.runtime import markup_join, str_join
+from jinja2.runtime import Context, markup_join, str_join
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.visitor import NodeTransformer
 
@@ -156,7 +157,6 @@ def _environment_call(method: str, argument: nodes.Expr, where: nodes.Node) -> n
 
 def _guarded_filter(env: Sandbox, name: str, function: Any) -> Any:
     """A filter that keeps the budget: sizes it is asked for checked first, what it made after."""
-    import functools
 
     @functools.wraps(function)
     def guarded(*args: Any, **kwargs: Any) -> Any:
@@ -172,12 +172,7 @@ def _guarded_filter(env: Sandbox, name: str, function: Any) -> Any:
 
 def _without_context(args: tuple) -> tuple:
     """A filter's arguments without the context or environment Jinja passes first to some."""
-    from jinja2.runtime import Context
-
-    from jinja2 import Environment
-    from jinja2.nodes import EvalContext
-
-    while args and isinstance(args[0], (Context, Environment, EvalContext)):
+    while args and isinstance(args[0], (Context, Environment, nodes.EvalContext)):
         args = args[1:]
     return args
 

@@ -58,19 +58,20 @@ def _click_types():
     return types
 
 
+class _Fits64Bits:
+    """Mixed into an integer parameter type: a number past 64 bits is a usage error."""
+
+    def convert(self, value, param, ctx):
+        number = super().convert(value, param, ctx)
+        if isinstance(number, int) and not INT64_MIN <= number <= INT64_MAX:
+            self.fail(f"{value!r} is too large: numbers here fit 64 bits (up to {INT64_MAX:,})", param, ctx)
+        return number
+
+
 @functools.cache
 def _bounded_class(base: type) -> type:
-    """`base` (INT, or an IntRange) that also refuses what does not fit 64 bits, as a usage error."""
-
-    class Bounded(base):
-        def convert(self, value, param, ctx):
-            number = super().convert(value, param, ctx)
-            if isinstance(number, int) and not INT64_MIN <= number <= INT64_MAX:
-                self.fail(f"{value!r} does not fit 64 bits (at most {INT64_MAX:,} in size)", param, ctx)
-            return number
-
-    Bounded.__name__ = Bounded.__qualname__ = f"Bounded{base.__name__}"
-    return Bounded
+    """`base` (INT, or an IntRange) that also refuses what does not fit 64 bits."""
+    return type(f"Bounded{base.__name__}", (_Fits64Bits, base), {})
 
 
 def _bounded_ints(command) -> None:
@@ -79,7 +80,7 @@ def _bounded_ints(command) -> None:
     (SQLite, `range`, torch's seed). The types keep their own ranges and help texts."""
     int_type = _click_types().IntParamType
     for param in command.params:
-        if isinstance(param.type, int_type) and not type(param.type).__name__.startswith("Bounded"):
+        if isinstance(param.type, int_type) and not isinstance(param.type, _Fits64Bits):
             bounded = object.__new__(_bounded_class(type(param.type)))
             bounded.__dict__.update(vars(param.type))
             param.type = bounded
