@@ -104,6 +104,12 @@ def terminal_safe(text: str) -> str:
     return _CONTROL.sub(lambda m: _shown(m.group()), text)
 
 
+def as_references(text: str) -> str:
+    """Text for HTML: the characters `terminal_safe` shows escaped as numeric references (`&#27;`),
+    the same document to a browser, and nothing a terminal showing the file obeys."""
+    return _CONTROL.sub(lambda m: f"&#{ord(m.group())};", text)
+
+
 def has_unsafe(text: str) -> bool:
     """Whether `terminal_safe` would change `text`."""
     return _CONTROL.search(text) is not None

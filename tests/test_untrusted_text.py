@@ -51,7 +51,8 @@ def invoke(db, *args, **kwargs):
     return CliRunner().invoke(app, ["--db", str(db), *args], catch_exceptions=False, **kwargs)
 
 
-@pytest.mark.parametrize("args", [("report",), ("compare", "1", "2", "--format", "md"), ("compare", "1", "2"),
+@pytest.mark.parametrize("args", [("report",), ("report", "--format", "html"), ("compare", "1", "2", "--format", "md"),
+                                  ("compare", "1", "2"),
                                   ("show", "1"), ("list",), ("stats", "1", "2")])
 def test_terminal_outputs_show_escapes_instead_of_obeying_them(hostile_db, args):
     result = invoke(hostile_db, *args)

@@ -74,7 +74,7 @@ from speedrun.analysis.baselines import Baselines
 from speedrun.analysis.efficiency import best_by_hardware, fmt_efficiency, run_efficiency
 from speedrun.notebook import syntax
 from speedrun.tracking.records import notebook_order, notebook_order_key, times_to_targets
-from speedrun.text import fmt_param, fmt_target, hardware_text, md_cell, terminal_safe
+from speedrun.text import as_references, fmt_param, fmt_target, hardware_text, md_cell, terminal_safe
 
 DEFAULT_TARGETS = metrics.DEFAULT_TARGETS
 TITLE = "Experiment Results: CIFAR-10 Speedrun"
@@ -565,6 +565,8 @@ def render(context: dict[str, Any], fmt: str = "md", template: Path | None = Non
     except Exception as exc:  # noqa: BLE001 - a template is the user's program: any failure is theirs
         message = exc.message if isinstance(exc, jinja2.TemplateError) and exc.message else f"{type(exc).__name__}: {exc}"
         raise SpeedrunError(f"template {name}{_template_line(name, exc)}: {message}") from None
+    if autoescape:  # control characters and bidi overrides in the user's text: as references
+        text = as_references(text)
     return text.rstrip("\n") + "\n" if fmt == "md" and template is None else text
 
 
