@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any, Iterable
 
-# C0 and C1 control characters except tab and newline, and DEL: what a terminal would act on.
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+# What a terminal (or a reader of Markdown) would act on instead of showing: C0 controls but tab and
+# newline, DEL and the C1 controls (ESC's one-character twins: U+009B is a CSI), and the bidirectional
+# embeddings, overrides and isolates (U+202A-U+202E, U+2066-U+2069), which reorder the text after them
+# up to the end of the line ("Trojan Source"). The marks U+200E/U+200F/U+061C are kept: they steer
+# only the neutral characters beside them and belong to right-to-left text. Lone surrogates (bytes
+# that were not UTF-8) cannot be written at all.
+UNSAFE = "\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff"
+_CONTROL = re.compile(f"[{UNSAFE}]")
+# The same in JSON text, where json.dumps already escapes C0 (and tab and newline) itself.
+_JSON_UNSAFE = re.compile("[\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
 # A formatted number whose digits are all zero ("-0.00", "-0"): its sign is rounding, not data.
 _NEGATIVE_ZERO = re.compile(r"-[0.,]*")
 
@@ -75,16 +84,48 @@ def hardware_text(run: Any) -> str | None:
 
 
 def md_cell(value: Any) -> str:
-    """Text for a Markdown table cell: a pipe or a newline would end the cell."""
-    return " ".join(str(value).split()).replace("|", "\\|")
+    """Text for a Markdown table cell (or a one-line item): a pipe or a newline would end the cell;
+    control characters are shown (`terminal_safe`), since the cell is read, not read back."""
+    return terminal_safe(" ".join(str(value).split())).replace("|", "\\|")
+
+
+def _shown(char: str) -> str:
+    code = ord(char)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
 def terminal_safe(text: str) -> str:
-    """User text for a terminal: control characters (escape sequences) shown, never obeyed.
+    """User text for a terminal: control characters (escape sequences), bidirectional overrides
+    and lone surrogates shown as `\\x1b`, `\\u202e`, never obeyed.
 
-    Only for output to a terminal; the database and exports keep the text byte for byte.
+    Only for output to a terminal or a reader; the database keeps the text byte for byte, and
+    JSON keeps it exactly (`json_text`).
     """
-    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+    return _CONTROL.sub(lambda m: _shown(m.group()), text)
+
+
+def as_references(text: str) -> str:
+    """Text for HTML: the characters `terminal_safe` shows escaped as numeric references (`&#27;`),
+    the same document to a browser, and nothing a terminal showing the file obeys."""
+    return _CONTROL.sub(lambda m: f"&#{ord(m.group())};", text)
+
+
+def has_unsafe(text: str) -> bool:
+    """Whether `terminal_safe` would change `text`."""
+    return _CONTROL.search(text) is not None
+
+
+def json_text(data: Any, *, indent: int | None = 2) -> str:
+    """JSON for output (list/show --json, export): the data exactly, and nothing a terminal obeys.
+
+    Non-ASCII text stays readable (ensure_ascii off), but the characters `terminal_safe` shows
+    escaped are written as JSON escapes (`\\u009b`, `\\u202e`, `\\udcff`): any JSON reader gets
+    the same strings back, while `cat` or a terminal sees six harmless characters. (json.dumps
+    escapes the C0 controls itself.) The escaped characters occur only inside strings, so
+    replacing them keeps the document valid.
+    """
+    text = json.dumps(data, indent=indent, ensure_ascii=False)
+    return _JSON_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
 def terminal_safe_tree(data: Any) -> Any:

@@ -77,3 +77,101 @@ def test_any_arguments_end_in_success_or_one_error_line(seeded, tmp_path_factory
     assert len(errors) == 1 and "internal error" not in errors[0], (args, result.stderr)
     assert "Traceback" not in result.output
     assert digest(db) == before, args
+
+
+# --------------------------------------------------------------------------- every command (issue 24)
+
+
+def _commands() -> list[tuple[list[str], object]]:
+    """Every command of the app as a user reaches it (`list`, `sweep show`, `db current`, `sweep`
+    itself), found in the app, so that a command added tomorrow is fuzzed too."""
+    import typer.main
+
+    found = []
+
+    def walk(group, path):
+        for name, command in sorted(group.commands.items()):
+            found.append(([*path, name], command))
+            if getattr(command, "commands", None):
+                walk(command, [*path, name])
+
+    walk(typer.main.get_command(app), [])
+    return found
+
+
+COMMANDS = _commands()
+# What a user can type: any text (controls, bidi, emoji), numbers of any size, bytes that are not
+# UTF-8 (they arrive as lone surrogates), long names. Not NUL: no program's argv can hold one.
+TYPED = st.one_of(
+    st.text(alphabet=st.characters(blacklist_characters="\x00", blacklist_categories=("Cs",)), max_size=30),
+    NUMBERS,
+    st.text(alphabet="0123456789-,.:g ", max_size=30),
+    st.sampled_from([
+        "a" * 300, "9" * 5000, str(2**64), str(-(2**63) - 1), str(2**63 - 1), "-", "--", "g:", "²", "٣",
+        "\x1b[2J\x1b]0;x\x07", "\u202eevil", "\x9b31m", "a\udcffb", "\udc80", "x.png", "plots", "1-3,5", "nan",
+    ]),
+)
+
+
+def _safe(value: str) -> str:
+    """Relative paths only: a fuzzed `-o /usr/...` run as root must not land outside the test's folder."""
+    return "x" + value if value.startswith(("/", "~")) else value
+
+
+@st.composite
+def invocations(draw) -> list[str]:
+    """A command with random values in a random choice of its arguments and options."""
+    path, command = draw(st.sampled_from(COMMANDS))
+    argv = list(path)
+    for param in command.params:
+        if param.param_type_name == "argument":
+            if not param.required and draw(st.booleans()):
+                continue
+            count = 1 if param.nargs == 1 else draw(st.integers(1, 3))
+            argv += [_safe(draw(TYPED)) for _ in range(count)]
+        elif draw(st.integers(0, 3)) == 0:  # an option, now and then
+            if param.is_flag:
+                argv.append(draw(st.sampled_from([*param.opts, *param.secondary_opts])))
+            else:
+                for _ in range(draw(st.integers(1, 2)) if param.multiple else 1):
+                    argv += [draw(st.sampled_from(param.opts)), _safe(draw(TYPED))]
+    return argv
+
+
+def _no_training(*args, **kwargs):
+    from speedrun.errors import SpeedrunError
+
+    raise SpeedrunError("the fuzz trains nothing")
+
+
+def test_every_command_is_fuzzed():
+    names = {" ".join(path) for path, _ in COMMANDS}
+    assert {"train", "sweep", "sweep show", "sweep list", "db current", "db upgrade", "report", "merge"} <= names
+
+
+@settings(max_examples=400, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(argv=invocations())
+def test_random_arguments_to_every_command_end_in_success_or_one_error_line(seeded, tmp_path_factory, monkeypatch,
+                                                                            argv):
+    """Issue 24's closing test: digits, unicode, control bytes, non-UTF-8 bytes and long names in every
+    argument and option of every command: never "internal error". Training is replaced by a
+    failure (a fuzz must not train), so train and sweep run everything up to it."""
+    from speedrun.sweep import runner
+    from speedrun.training import repeats
+
+    monkeypatch.setattr(repeats, "train_runs", _no_training)
+    monkeypatch.setattr(runner, "run_worker", _no_training)
+    folder = tmp_path_factory.mktemp("cmd")
+    monkeypatch.chdir(folder)  # outputs with fuzzed names land here
+    db = folder / "runs.db"
+    shutil.copy(seeded, db)
+    result = CliRunner().invoke(app, ["--db", str(db), *argv], input="n\n")
+    assert result.exception is None or isinstance(result.exception, SystemExit), (argv, repr(result.exception))
+    assert "internal error" not in result.output and "Traceback" not in result.output, (argv, result.output)
+    if result.exit_code != 0:
+        errors = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
+        if result.exit_code == 2 and not errors:  # a group without its command: its help
+            assert result.output.startswith("Usage:"), (argv, result.output)
+            return
+        assert result.exit_code in (1, 2) and len(errors) == 1, (argv, result.output)

@@ -64,18 +64,17 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import jinja2
-from jinja2.exceptions import SecurityError
-from jinja2.sandbox import SandboxedEnvironment
 
 from speedrun.notebook import logformat
 from speedrun.tracking.db import resource_dir
 from speedrun.errors import SpeedrunError
 from speedrun.analysis import groups, leaderboard, metrics
+from speedrun.analysis.sandbox import MAX_MEMORY, Sandbox, render_bounded
 from speedrun.analysis.baselines import Baselines
 from speedrun.analysis.efficiency import best_by_hardware, fmt_efficiency, run_efficiency
 from speedrun.notebook import syntax
 from speedrun.tracking.records import notebook_order, notebook_order_key, times_to_targets
-from speedrun.text import fmt_param, fmt_target, hardware_text, md_cell
+from speedrun.text import as_references, fmt_param, fmt_target, hardware_text, md_cell, terminal_safe
 
 DEFAULT_TARGETS = metrics.DEFAULT_TARGETS
 TITLE = "Experiment Results: CIFAR-10 Speedrun"
@@ -201,6 +200,7 @@ def run_section(f: RunFacts, targets: Sequence[float], versus: Sequence[str]) ->
         if value:
             facts.append({"name": name, "value": value, "md": _fact_markdown(name, value, run)})
     log = run.log_text or rebuilt_log(run, f.params)
+    log = terminal_safe(log) if log else log  # a fence shows references literally: control characters visibly
     summary = []
     if log is None:
         if f.final is not None:
@@ -509,27 +509,6 @@ def _join(link: str, name: str) -> str:
 
 # --------------------------------------------------------------------------- rendering
 
-# Repetition and powers a template may ask for: enough for any report, far from a machine's memory.
-MAX_REPEAT = 1_000_000
-MAX_EXPONENT = 1_000
-
-
-class Sandbox(SandboxedEnvironment):
-    """Jinja's sandbox for every template, the user's included: no attribute a template
-    reaches leads to Python's internals, and `'x' * 10**12` is refused, not attempted."""
-
-    intercepted_binops = frozenset({"*", "**"})
-
-    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
-        if operator == "**" and isinstance(right, (int, float)) and abs(right) > MAX_EXPONENT:
-            raise SecurityError(f"exponent {right} is larger than {MAX_EXPONENT}")
-        if operator == "*":
-            for seq, times in ((left, right), (right, left)):
-                if isinstance(seq, (str, list, tuple)) and isinstance(times, int) and len(seq) * times > MAX_REPEAT:
-                    raise SecurityError(f"repetition beyond {MAX_REPEAT:,} items")
-        return super().call_binop(context, operator, left, right)
-
-
 def environment(autoescape: bool, search_path: Path | None = None) -> jinja2.Environment:
     env = Sandbox(
         loader=jinja2.FileSystemLoader([str(p) for p in (search_path, resource_dir("templates")) if p]),
@@ -550,8 +529,9 @@ def render(context: dict[str, Any], fmt: str = "md", template: Path | None = Non
     User text reaches templates only as values, never as template source, so
     `{{ 7*7 }}` in a title comes out literally. HTML is autoescaped, and the
     user's Markdown in it is rendered by markdown-it-py with raw HTML escaped.
-    Every template runs in the sandbox; whatever goes wrong while rendering one is
-    one SpeedrunError naming the template and its line.
+    Every template runs in the sandbox (speedrun.analysis.sandbox), within its limits of
+    time, loops, sizes and memory; whatever goes wrong while rendering one is one
+    SpeedrunError naming the template and its line.
     """
     if fmt not in FORMATS:
         raise SpeedrunError(f"unknown format {fmt!r}; choose md or html")
@@ -569,7 +549,7 @@ def render(context: dict[str, Any], fmt: str = "md", template: Path | None = Non
     if autoescape:
         context = with_html(context)
     try:
-        text = env.get_template(name).render(**context)
+        text = render_bounded(env.get_template(name), context)
     except jinja2.TemplateSyntaxError as exc:
         raise SpeedrunError(f"template {Path(exc.filename).name if exc.filename else name}, line {exc.lineno}: {exc.message}") from None
     except jinja2.TemplateNotFound as exc:
@@ -578,9 +558,14 @@ def render(context: dict[str, Any], fmt: str = "md", template: Path | None = Non
         raise SpeedrunError(f"template {name}: not a UTF-8 text file") from None
     except RecursionError:
         raise SpeedrunError(f"template {name}{_template_line(name)}: recursion too deep") from None
+    except MemoryError:
+        raise SpeedrunError(f"template {name}{_template_line(name)}: it needed more than the "
+                            f"{MAX_MEMORY // 1024**3} GB of memory a report may take") from None
     except Exception as exc:  # noqa: BLE001 - a template is the user's program: any failure is theirs
         message = exc.message if isinstance(exc, jinja2.TemplateError) and exc.message else f"{type(exc).__name__}: {exc}"
         raise SpeedrunError(f"template {name}{_template_line(name, exc)}: {message}") from None
+    if autoescape:  # control characters and bidi overrides in the user's text: as references
+        text = as_references(text)
     return text.rstrip("\n") + "\n" if fmt == "md" and template is None else text
 
 

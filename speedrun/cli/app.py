@@ -5,13 +5,21 @@ on `app`; they stay thin: parse options, call the library, print.
 
 Errors have one path: anything below the CLI raises `SpeedrunError` (or a
 subclass) for a problem the user can act on, and `SpeedrunGroup` turns it into
-one `Error: ...` line and exit 1. Any other exception is a bug: one line that
-says so, and the traceback under `--debug` or `SPEEDRUN_DEBUG=1`.
+one `Error: ...` line and exit 1; so is an `OSError` (a file name too long, a
+disk full, a permission denied: the user's environment, never a bug). Any other
+exception is a bug: one line that says so, and the traceback under `--debug` or
+`SPEEDRUN_DEBUG=1`.
+
+What a user types is checked once, here, before any command sees it: every
+argument must be UTF-8 text (`_check_arguments`), and every integer option and
+argument of every command takes 64-bit values only (`_bounded_ints`).
 """
 
 from __future__ import annotations
 
+import functools
 import os
+import re
 import sys
 from typing import NoReturn, Optional, Sequence
 
@@ -37,9 +45,81 @@ def _control_flow_exceptions() -> tuple[type[BaseException], ...]:
 
 _CONTROL_FLOW = _control_flow_exceptions()
 
+# The integers a user may type: what the database stores (BIGINT) and the libraries compute with.
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
+
+def _click_types():
+    """The parameter types Typer builds commands from: its own copy of click from 0.20 on, click before."""
+    try:
+        from typer._click import types
+    except ImportError:  # Typer releases before 0.20
+        from click import types
+    return types
+
+
+class _Fits64Bits:
+    """Mixed into an integer parameter type: a number past 64 bits is a usage error."""
+
+    def convert(self, value, param, ctx):
+        number = super().convert(value, param, ctx)
+        if isinstance(number, int) and not INT64_MIN <= number <= INT64_MAX:
+            self.fail(f"{value!r} is too large: numbers here fit 64 bits (up to {INT64_MAX:,})", param, ctx)
+        return number
+
+
+@functools.cache
+def _bounded_class(base: type) -> type:
+    """`base` (INT, or an IntRange) that also refuses what does not fit 64 bits."""
+    return type(f"Bounded{base.__name__}", (_Fits64Bits, base), {})
+
+
+def _bounded_ints(command) -> None:
+    """Every integer option and argument of `command` and the commands under it takes 64-bit values
+    only: a larger number is a usage error naming the option, not an OverflowError deep inside
+    (SQLite, `range`, torch's seed). The types keep their own ranges and help texts."""
+    int_type = _click_types().IntParamType
+    for param in command.params:
+        if isinstance(param.type, int_type) and not isinstance(param.type, _Fits64Bits):
+            bounded = object.__new__(_bounded_class(type(param.type)))
+            bounded.__dict__.update(vars(param.type))
+            param.type = bounded
+    for sub in (getattr(command, "commands", None) or {}).values():
+        _bounded_ints(sub)
+
+
+def _check_arguments(args: list[str]) -> None:
+    """Every argument is UTF-8 text. Bytes that are not arrive as lone surrogates (Python's
+    surrogateescape), which no database, file or terminal can take: one Error line names them."""
+    for arg in args:
+        try:
+            arg.encode("utf-8")
+        except UnicodeEncodeError:
+            raw = os.fsencode(arg)
+            shown = raw if len(raw) <= 60 else raw[:57] + b"..."
+            fail(f"argument {shown!r} is not UTF-8 text; speedrun takes its arguments (file names too) in UTF-8")
+
+
+def _os_error_text(exc: OSError) -> str:
+    """`NAME: File name too long`: an OSError as the user's environment says it."""
+    reason = exc.strerror or str(exc)
+    name = exc.filename
+    if name is None:
+        return reason
+    return f"{os.fsdecode(name) if isinstance(name, bytes) else name}: {reason}"
+
 
 class SpeedrunGroup(TyperGroup):
-    """Commands listed in the order of the workflow; every error through one path."""
+    """Commands listed in the order of the workflow; every error through one path; what the
+    user types checked once (`_check_arguments`, `_bounded_ints`)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        _bounded_ints(self)
+
+    def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:
+        _check_arguments(args)
+        return super().parse_args(ctx, args)
 
     def list_commands(self, ctx: typer.Context) -> list[str]:
         order = {name: i for i, name in enumerate(WORKFLOW_ORDER)}
@@ -56,6 +136,8 @@ class SpeedrunGroup(TyperGroup):
             raise
         except SpeedrunError as exc:
             fail(str(exc), details=getattr(exc, "details", ()))
+        except OSError as exc:  # the user's environment: a name too long, a disk full, a permission
+            fail(_os_error_text(exc))
         except Exception as exc:  # a bug, not the user's input
             if state.debug or os.environ.get("SPEEDRUN_DEBUG") not in (None, "", "0"):
                 raise
@@ -129,6 +211,14 @@ def main(
     state.store = None
 
 
+_LONG_WORD = re.compile(r"\S{201,}")
+
+
+def _shortened(match: re.Match) -> str:
+    word = match.group()
+    return f"{word[:120]}...({len(word):,} characters)...{word[-40:]}"
+
+
 def fail(message: str, code: int = 1, details: Sequence[str] = ()) -> NoReturn:
     """One clear line on stderr and a non-zero exit; `details` (a query echoed with a caret
     under the fault) follow it as they are, made terminal-safe."""
@@ -138,9 +228,10 @@ def fail(message: str, code: int = 1, details: Sequence[str] = ()) -> NoReturn:
     # Whatever a library quoted, no credential of a URL the user gave (--db, SPEEDRUN_DB, an
     # argument: merge's source, an -o) is ever shown.
     message = scrub(message, state.db, *state.args)
-    # One line, whatever the underlying library put into its message.
-    err_console.print(f"Error: {terminal_safe(' '.join(message.split()))}", markup=False, highlight=False,
-                      soft_wrap=True)
+    # One line, whatever the underlying library put into its message, and of a readable length
+    # whatever the user typed (a 5,000-digit run number, a 10 MB title).
+    message = _LONG_WORD.sub(_shortened, " ".join(message.split()))
+    err_console.print(f"Error: {terminal_safe(message)}", markup=False, highlight=False, soft_wrap=True)
     for line in details:
         err_console.print(terminal_safe(line), markup=False, highlight=False, soft_wrap=True)
     raise typer.Exit(code)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Optional
 
@@ -11,7 +10,7 @@ import typer
 from speedrun.cli.app import app, console, err_console, open_store
 from speedrun.cli.selection import Where, parse_run_ranges
 from speedrun.outputs import check_output, write_output
-from speedrun.text import terminal_safe
+from speedrun.text import json_text, terminal_safe
 
 
 @app.command()
@@ -40,7 +39,7 @@ def export(
     for damaged in damaged_runs(store, ids, where):
         err_console.print(f"Warning: {terminal_safe(damaged)}: damaged values left out of the export",
                           markup=False, highlight=False)
-    text = json.dumps(data, indent=1, ensure_ascii=False)
+    text = json_text(data, indent=1)  # the data exactly; C1 controls and bidi overrides as \u escapes
     if output is None:
         typer.echo(text)
         return

@@ -158,7 +158,7 @@ def import_md(
         _warn(warning)
     if dry_run:
         for record in plan.add:
-            typer.echo(f"would add Run {record.label or record.number}: {record.title or ''}")
+            typer.echo(terminal_safe(f"would add Run {record.label or record.number}: {record.title or ''}"))
         for update in plan.update:
             typer.echo(f"would update Run {update.record.label or update.record.number} (run {update.run_id})")
         typer.echo(plan.summary(source) + " Nothing written (--dry-run).")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import List, Optional
 
@@ -15,7 +14,7 @@ from speedrun.errors import SpeedrunError
 from speedrun.cli.selection import Where, select_runs, where_sets_and_refs
 from speedrun.analysis.levels import ALPHA
 from speedrun.outputs import check_image_path, check_output, write_output
-from speedrun.text import terminal_safe_tree
+from speedrun.text import json_text, terminal_safe_tree
 
 TARGET_HELP = "Accuracy target in percent for time-to-target (repeatable; default 85, 90 and 94)."
 
@@ -152,9 +151,9 @@ def compare(
     pool = NoisePool.from_store(store)
     data = build_comparison(sides, targets=target or DEFAULT_TARGETS, alpha=alpha, by=by, pool=pool)
     if as_json:
-        typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
+        typer.echo(json_text(data))
     elif fmt == "md":
-        typer.echo(render_markdown(data, show_all=show_all), nl=False)
+        typer.echo(render_markdown(terminal_safe_tree(data), show_all=show_all), nl=False)
     else:
         console.print(render_table(terminal_safe_tree(data), show_all=show_all))
     if plot:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from typing import List, Optional
 
 import typer
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from speedrun.cli.app import app, console, fail, open_store
 from speedrun.cli.choices import SortKey, Status, chosen
@@ -16,7 +16,7 @@ from speedrun.cli.selection import Where
 from speedrun.cli.table import Column, render
 from speedrun.errors import SpeedrunError
 from speedrun.text import fmt_num as _num
-from speedrun.text import terminal_safe
+from speedrun.text import json_text, terminal_safe
 from speedrun.tracking.liveness import contact_note
 from speedrun.tracking.records import FINAL_MEASURED_AFTER_EPOCHS, utcnow
 
@@ -76,8 +76,15 @@ LIST_COLUMNS = (
 )
 
 
+def _text(value) -> Text:
+    """User text for `show`: a plain Rich Text, never markup, never highlighted (Rich's highlighter
+    is quadratic in a long line), control characters shown."""
+    return Text(terminal_safe(str(value)))
+
+
 def print_json(data) -> None:
-    typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
+    """JSON on stdout: the data exactly, nothing a terminal obeys (`speedrun.text.json_text`)."""
+    typer.echo(json_text(data))
 
 
 def parse_since(text: str | None) -> datetime | None:
@@ -204,9 +211,11 @@ def show(
     if as_json:
         print_json(data)
         return
-    console.print(f"[bold]Run {_safe(data['label'])}: {_safe(data['title'] or '')}[/bold]")
+    console.print(Text.assemble("Run ", _text(data["label"]), ": ", _text(data["title"] or ""), style="bold"),
+                  highlight=False)
     if record.damaged:
-        console.print(f"Damaged: {_safe(', '.join(record.damaged))} (could not be read; left out)", style="red")
+        console.print(_text(f"Damaged: {', '.join(record.damaged)} (could not be read; left out)"), style="red",
+                      highlight=False)
     facts = Table.grid(padding=(0, 2))
     facts.add_column(style="dim")
     facts.add_column()
@@ -227,7 +236,7 @@ def show(
         ("Command", data["command"] or "—"),
         ("Git", f"{data['git_commit']}{' (dirty)' if data['git_dirty'] else ''}" if data["git_commit"] else "—"),
     ]:
-        facts.add_row(name, _safe(value))
+        facts.add_row(name, _text(value))
     console.print(facts)
     for name in ("hypothesis", "description", "analysis"):
         if data[name]:
@@ -247,7 +256,7 @@ def show(
         grid.add_column(style="dim")
         grid.add_column()
         for key, value in data["params"].items():
-            grid.add_row(_safe(key), _safe(repr(value) if isinstance(value, str) else value))
+            grid.add_row(_text(key), _text(repr(value) if isinstance(value, str) else value))
         console.print(grid)
     env = {k: v for k, v in data["env"].items() if v is not None and k != "hardware"}
     if env:
@@ -256,7 +265,7 @@ def show(
         grid.add_column(style="dim")
         grid.add_column()
         for key, value in env.items():
-            grid.add_row(key, _safe(value))
+            grid.add_row(key, _text(value))
         console.print(grid)
     if data["epoch_metrics"]:
         console.print("\n[bold]Epochs[/bold]")

@@ -8,6 +8,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from speedrun.errors import SpeedrunError
+from speedrun.tracking.records import run_number
 
 # `--where QUERY` on every command that selects runs: one option, one help text (speedrun.query has the language).
 WHERE_HELP = (
@@ -37,27 +38,35 @@ def where_sets_and_refs(store: Any, refs: Optional[list[str]], where: Optional[s
 
 
 def parse_run_ranges(text: str) -> list[int]:
-    """`15-18,20` → [15, 16, 17, 18, 20]."""
+    """`15-18,20` → [15, 16, 17, 18, 20]: numbers and ranges of numbers only (ASCII digits)."""
     numbers: list[int] = []
     for part in text.split(","):
         part = part.strip()
         if not part:
             continue
-        low, sep, high = part.partition("-")
-        try:
-            if sep:
-                start, end = int(low), int(high)
-                if end < start or end - start > 1_000_000:
-                    raise ValueError
-                numbers.extend(range(start, end + 1))
-            else:
-                numbers.append(int(part))
-        except ValueError:
-            raise SpeedrunError(f"not a run range: {part!r} (expected e.g. 15-18,20)") from None
+        match = _RANGE.fullmatch(part)
+        if match:
+            numbers.extend(_span(part, match))
+        elif run_number(part) is not None:
+            numbers.append(run_number(part))
+        else:
+            raise SpeedrunError(f"not a run range: {_shown(part)} (expected e.g. 15-18,20)")
     return list(dict.fromkeys(numbers))
 
 
-_RANGE = re.compile(r"(\d{1,18})\s*-\s*(\d{1,18})")
+def _span(part: str, match: re.Match) -> range:
+    start, end = int(match.group(1)), int(match.group(2))
+    if end < start or end - start > 1_000_000:
+        raise SpeedrunError(f"not a run range: {_shown(part)} (expected e.g. 15-18,20)")
+    return range(start, end + 1)
+
+
+def _shown(part: str) -> str:
+    """What the user typed, for a message: short (a 5,000-digit number is cut) and quoted."""
+    return repr(part if len(part) <= 40 else part[:37] + "...")
+
+
+_RANGE = re.compile(r"(\d{1,18})\s*-\s*(\d{1,18})", re.ASCII)
 
 
 def select_runs(store: Any, text: str) -> list[int]:
@@ -70,12 +79,9 @@ def select_runs(store: Any, text: str) -> list[int]:
             continue
         match = _RANGE.fullmatch(part)
         if match:
-            start, end = int(match.group(1)), int(match.group(2))
-            if end < start or end - start > 1_000_000:
-                raise SpeedrunError(f"not a run range: {part!r} (expected e.g. 15-18,20)")
-            typed.extend(range(start, end + 1))
-        elif part.isdigit() and len(part) <= 18:
-            typed.append(int(part))
+            typed.extend(_span(part, match))
+        elif run_number(part) is not None:
+            typed.append(run_number(part))
         else:
             typed.append(part)
     numbers = iter(store.resolve_numbers([t for t in typed if isinstance(t, int)]))
@@ -90,5 +96,5 @@ def select_runs(store: Any, text: str) -> list[int]:
         except SpeedrunError as exc:
             if "ambiguous" in str(exc):
                 raise
-            raise SpeedrunError(f"not a run, range or label: {item!r} (expected e.g. 15-18,20,7a)") from None
+            raise SpeedrunError(f"not a run, range or label: {_shown(item)} (expected e.g. 15-18,20,7a)") from None
     return list(dict.fromkeys(ids))

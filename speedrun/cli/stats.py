@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import List, Optional
 
 import typer
@@ -12,6 +11,7 @@ from rich.table import Table
 from speedrun.cli.app import app, console, open_store
 from speedrun.cli.selection import By, Where, where_sets_and_refs
 from speedrun.analysis.levels import ALPHA
+from speedrun.text import json_text, terminal_safe_tree
 
 
 @app.command()
@@ -65,8 +65,9 @@ def stats(
     pool = NoisePool.from_store(store)
     result = summarize_sets(sets, targets=target, claim=claim, alpha=alpha, pool=pool)
     if as_json:
-        typer.echo(json.dumps(result, indent=2, ensure_ascii=False))
+        typer.echo(json_text(result))
         return
+    result = terminal_safe_tree(result)  # group names and labels may come from anyone's notebook
     for note in result["notes"]:
         console.print(note, markup=False)
     for entry in result["sets"]:

@@ -26,6 +26,8 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
+from speedrun.text import UNSAFE
+
 COMPUTED_TAG = "speedrun:computed"
 COMPUTED_CLOSE = f"<!-- /{COMPUTED_TAG} -->"
 _COMPUTED_OPEN = re.compile(rf" {{0,3}}<!-- {COMPUTED_TAG}((?: [a-z]{{1,16}}=[\w.\-]{{1,64}}){{0,8}}) -->[ \t]*")
@@ -101,6 +103,8 @@ def run_heading(level: int, label: str, title: str | None) -> str:
 # --------------------------------------------------------------------------- escapes
 
 _ENTITY = re.compile(r"&(?:#[0-9]{1,7}|#[xX][0-9a-fA-F]{1,6}|[A-Za-z][A-Za-z0-9]{1,31});")
+# NUL aside: no terminal acts on it, and CommonMark reads `&#0;` as U+FFFD, so it could not read back.
+_UNSAFE = re.compile(f"(?!\\x00)[{UNSAFE}]")
 
 
 def encode_inline(text: str) -> str:
@@ -108,20 +112,27 @@ def encode_inline(text: str) -> str:
 
     `&` becomes `&amp;` and line breaks become character references, which
     CommonMark shows as the characters; a trailing `#` is one too, so that a
-    heading's closing sequence cannot eat it.
+    heading's closing sequence cannot eat it. So do control characters and
+    bidirectional overrides (`speedrun.text.UNSAFE`): a terminal showing the
+    notebook sees `&#27;`, never an escape sequence.
     """
     out = text.strip().replace("&", "&amp;").replace("\r", "&#13;").replace("\n", "&#10;")
+    out = _UNSAFE.sub(_reference, out)
     if out.endswith("#"):
         out = out[:-1] + "&#35;"
     return out
 
 
-_TAG_SPECIAL = re.compile(r"[&;,`\r\n]")
+def _reference(match: re.Match) -> str:
+    return f"&#{ord(match.group())};"
+
+
+_TAG_SPECIAL = re.compile(f"[&;,`\r\n]|{_UNSAFE.pattern}")
 
 
 def encode_tag(tag: str) -> str:
     """A tag in a `- **Tags**: a, b` list: separators, a leading `#` and backticks as references."""
-    out = _TAG_SPECIAL.sub(lambda m: f"&#{ord(m.group())};", tag.strip())
+    out = _TAG_SPECIAL.sub(_reference, tag.strip())
     if out.startswith("#"):
         out = "&#35;" + out[1:]
     if out.endswith("#"):
@@ -133,13 +144,22 @@ def decode_inline(text: str) -> str:
     """Character references (`&amp;`, `&#10;`) as CommonMark reads them; everything else as written."""
     if "&" not in text:
         return text
-    return _ENTITY.sub(lambda m: _character(m.group()), text)
+    return _ENTITY.sub(_character, text)
+
+
+def _character(match: re.Match) -> str:
+    return _referenced(match.group())
 
 
 @lru_cache(maxsize=1024)
-def _character(reference: str) -> str:
-    """A title of a million `&#10;` names few distinct characters: each is looked up once."""
-    return html.unescape(reference)
+def _referenced(ref: str) -> str:
+    """A reference's character. Numeric ones are the code point itself, as CommonMark reads them
+    (HTML would read `&#155;` as cp1252's `›`); 0 and what is no character read as U+FFFD.
+    A title of a million `&#10;` names few distinct references: each is read once."""
+    if ref[1] != "#":
+        return html.unescape(ref)
+    code = int(ref[3:-1], 16) if ref[2] in "xX" else int(ref[2:-1])
+    return chr(code) if 0 < code <= 0x10FFFF and not 0xD800 <= code <= 0xDFFF else "\ufffd"
 
 
 # A line that would start structure, after any list or quote markers in front of it:
@@ -168,10 +188,34 @@ def escape_block(text: str) -> str:
 
     Each line that would otherwise start structure (also inside a list item or a
     quote) gets a backslash before its first character: CommonMark shows the line
-    as written, and the parser takes the backslash away again.
+    as written, and the parser takes the backslash away again. Control characters
+    and bidirectional overrides (`speedrun.text.UNSAFE`) become references such as
+    `&#27;`, and so that those read back as written, a `&` before `#` (or before
+    `amp;...#`) gains one `amp;`: `&#27;` typed is `&amp;#27;`.
     """
     lines = [line.rstrip() for line in canonical_text(text).split("\n")]
-    return "\n".join(_escape_line(line) for line in lines)
+    return "\n".join(_escape_line(_encode_unsafe(line)) for line in lines)
+
+
+_AMP_HASH = re.compile(r"&((?:amp;)*#)")
+_UNSAFE_REFERENCE = re.compile(r"&(amp;(?:amp;)*#)|&#([0-9]{1,7});")
+
+
+def _encode_unsafe(line: str) -> str:
+    return _UNSAFE.sub(_reference, _AMP_HASH.sub(r"&amp;\1", line))
+
+
+def _decode_unsafe(line: str) -> str:
+    """`_encode_unsafe` undone: `&amp;#` → `&#`, `&#27;` → ESC; any other reference stays as written."""
+
+    def one(match: re.Match) -> str:
+        if match.group(1) is not None:
+            return "&" + match.group(1)[len("amp;"):]
+        code = int(match.group(2))
+        char = chr(code) if code < 0xD800 or 0xDFFF < code <= 0x10FFFF else ""  # never half a surrogate pair
+        return char if char and _UNSAFE.fullmatch(char) else match.group()
+
+    return _UNSAFE_REFERENCE.sub(one, line) if "&" in line else line
 
 
 def _escape_line(line: str) -> str:
@@ -186,7 +230,8 @@ def _escape_line(line: str) -> str:
 
 
 def unescape_line(line: str) -> str:
-    """One line of free text as the user meant it: `\\## Run 7` is the text `## Run 7`."""
+    """One line of free text as the user meant it: `\\## Run 7` is the text `## Run 7`, `&#27;` an ESC."""
+    line = _decode_unsafe(line)
     if "\\" not in line:
         return line
     start = _content_start(line)

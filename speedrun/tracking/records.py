@@ -19,6 +19,19 @@ def utcnow() -> datetime:
 STATUSES = ("running", "completed", "interrupted", "failed", "died", "incomplete", "pruned")
 # Run numbers fit a 32-bit INTEGER column on every backend (PostgreSQL's `integer`).
 RUN_NUMBER_MAX = 2**31 - 1
+
+
+def run_number(text: str) -> int | None:
+    """The run number `text` spells (ASCII digits, 1 to RUN_NUMBER_MAX), else None. Only
+    short texts are parsed: a 5,000-digit "number" is no run and no work (nor Python's
+    limit on int conversions)."""
+    text = text.strip()
+    if not (0 < len(text) <= len(str(RUN_NUMBER_MAX)) and text.isascii() and text.isdigit()):
+        return None
+    number = int(text)
+    return number if 0 < number <= RUN_NUMBER_MAX else None
+
+
 SOURCES = ("train", "log", "notebook")
 
 EPOCH_FIELDS = (

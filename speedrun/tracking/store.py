@@ -68,6 +68,7 @@ from speedrun.tracking.records import (
     EPOCH_FIELDS,
     FINAL_MEASURED_AFTER_EPOCHS,
     RUN_NUMBER_MAX,
+    run_number,
     SOURCES,
     STATUSES,
     EpochRecord,
@@ -1239,18 +1240,17 @@ class Store:
             raise RunNotFound(f"no run #{ref} in {self.label}")
         wanted = str(ref).strip()
         if wanted.startswith("#"):
-            number = wanted[1:]
-            if number.isascii() and number.isdigit() and 0 < int(number) <= RUN_NUMBER_MAX:
-                if session.scalar(select(Run.id).where(Run.id == int(number))) is not None:
-                    return int(number)
+            number = run_number(wanted[1:])
+            if number is not None and session.scalar(select(Run.id).where(Run.id == number)) is not None:
+                return number
             raise RunNotFound(f"no run {wanted} in {self.label}")
         candidates = self._labelled(session, [wanted]).get(wanted, [])
         if len(candidates) == 1:
             return candidates[0]
         if len(candidates) > 1:
             raise RunNotFound(ambiguous_label(wanted, candidates))
-        if wanted.isascii() and wanted.isdigit() and 0 < int(wanted) <= RUN_NUMBER_MAX:
-            other = session.scalar(select(Run.label).where(Run.id == int(wanted)))
+        if (number := run_number(wanted)) is not None:
+            other = session.scalar(select(Run.label).where(Run.id == number))
             if other is not None:
                 raise RunNotFound(f"no run labelled {wanted!r} in {self.label}; run #{wanted} is Run {other}: "
                                   f"write #{wanted} for it")

@@ -32,6 +32,7 @@ INT64 = 2**63 - 1
 LABEL = re.compile(r"[\w.\-]{1,64}")
 UUID = re.compile(r"[\w\-]{1,36}")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 PERCENT = {"final_val_acc", "peak_val_acc", "target_acc", "val_acc", "train_acc"}
 MAY_BE_NON_FINITE = {"train_loss", "val_loss"}  # a diverged training's loss
@@ -128,6 +129,7 @@ def _check_str(path: str, name: str, value: Any) -> str:
     limit = _LENGTHS.get(name, MAX_TEXT)
     if len(value) > limit:
         raise InvalidRun(path, f"{len(value):,} characters, more than the {limit:,} allowed")
+    _check_unicode(path, value)
     if name == "status" and value not in STATUSES:
         raise InvalidRun(path, f"{_shown(value)} is not a status ({', '.join(STATUSES)})")
     if name == "source" and value not in SOURCES:
@@ -139,6 +141,12 @@ def _check_str(path: str, name: str, value: Any) -> str:
     if name in ("tags", "group") and (not value.strip() or _CONTROL.search(value)):
         raise InvalidRun(path, f"{_shown(value)}: empty or with control characters")
     return value
+
+
+def _check_unicode(path: str, value: str) -> None:
+    """Text is Unicode characters: JSON's `\\ud800` (half a pair) is none, and no database stores it."""
+    if _SURROGATE.search(value):
+        raise InvalidRun(path, f"{_shown(value)} holds a lone surrogate (not a character; not UTF-8 text)")
 
 
 def _check_int(path: str, name: str, value: Any) -> int:
@@ -257,6 +265,7 @@ def _check_json(path: str, value: Any, *, depth: int) -> Any:
     if isinstance(value, str):
         if len(value) > MAX_TEXT:
             raise InvalidRun(path, f"{len(value):,} characters, more than the {MAX_TEXT:,} allowed")
+        _check_unicode(path, value)
         return value
     if isinstance(value, list):
         _check_list(path, "extra", value)
@@ -273,6 +282,7 @@ def _check_dict_size(path: str, value: dict) -> None:
     for key in value:
         if not isinstance(key, str):
             raise InvalidRun(path, "names must be text")
+        _check_unicode(path, key)
 
 
 # ------------------------------------------------------------------ derived rules

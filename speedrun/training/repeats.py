@@ -24,15 +24,20 @@ if TYPE_CHECKING:
     from speedrun.recipes import Recipe
 
 
+MAX_REPEATS = 10_000  # runs of one configuration: far more than any study, far less than a machine's memory
+
+
 def seed_plan(seed: int | None, repeat: int | None, seeds: str | None) -> list[int | None] | None:
     """The seed of every repeat (None: draw one), or None for a plain single run."""
-    if repeat is not None and repeat < 1:
-        raise SpeedrunError(f"--repeat must be at least 1, not {repeat}")
+    if repeat is not None and not 1 <= repeat <= MAX_REPEATS:
+        raise SpeedrunError(f"--repeat must be from 1 to {MAX_REPEATS:,}, not {repeat:,}")
     if seeds is not None:
         try:
             listed = [int(s) for s in seeds.split(",") if s.strip()]
         except ValueError:
             raise SpeedrunError(f"--seeds must be comma-separated integers, not {seeds!r}") from None
+        if len(listed) > MAX_REPEATS:
+            raise SpeedrunError(f"--seeds lists {len(listed):,} seeds; at most {MAX_REPEATS:,} are allowed")
         if not listed or len(set(listed)) != len(listed):
             raise SpeedrunError(f"--seeds must list distinct integers, not {seeds!r}")
         if repeat is not None and repeat != len(listed):
