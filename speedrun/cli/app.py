@@ -119,15 +119,12 @@ class SpeedrunGroup(TyperGroup):
 
     def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:
         _check_arguments(args)
+        state.args = [arg for arg in args if "://" in arg]  # URLs typed: `fail` scrubs their credentials
         return super().parse_args(ctx, args)
 
     def list_commands(self, ctx: typer.Context) -> list[str]:
         order = {name: i for i, name in enumerate(WORKFLOW_ORDER)}
         return sorted(super().list_commands(ctx), key=lambda name: (order.get(name, len(order)), name))
-
-    def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:
-        state.args = [arg for arg in args if "://" in arg]  # URLs typed: `fail` scrubs their credentials
-        return super().parse_args(ctx, args)
 
     def invoke(self, ctx: typer.Context):
         try:
