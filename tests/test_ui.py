@@ -159,7 +159,8 @@ def test_every_route_leaves_the_database_unchanged_and_writes_are_refused(client
     db_path, run_id = ui_db
     before = _fingerprint(db_path, backend)
     for path in ("/", "/api/runs", "/runs/1", "/api/runs/1", f"/api/runs/{run_id}/live", "/runs/1/verdict",
-                 "/compare?runs=1,2", "/api/compare?runs=1,2", "/records", "/report", "/runs/1/row"):
+                 "/compare?runs=1,2", "/api/compare?runs=1,2", "/records", "/report", "/runs/1/row", "/sweeps",
+                 "/api/sweeps"):
         assert client.get(path).status_code == 200, path
     assert _fingerprint(db_path, backend) == before
     reader = Store.open_read_only(str(db_path))
@@ -243,3 +244,27 @@ def test_a_malformed_filter_says_where_with_a_caret(client):
     assert partial.status_code == 200 and 'id="where-error"' in partial.text
     unknown = client.get("/api/runs", params={"where": "batch_sise = 64"}).json()["error"]
     assert "batch_size" in unknown  # did you mean
+
+
+def test_the_sweeps_page_ranks_the_trials_as_sweep_show_does(cli, db_path, tmp_path):
+    """A two-trial sweep of the tiniest training: the page shows its table, its answer and its picture,
+    and its JSON twin is `sweep show --json`."""
+    from speedrun.training.data import write_synthetic_cifar10
+
+    write_synthetic_cifar10(tmp_path / "data", n_train=64, n_test=32)
+    result = cli("sweep", "--name", "tiny", "--lr", "0.02,0.04", "--model", "resnet9", "--epochs", "1", "--bs", "32",
+                 "--device", "cpu", "--amp", "off", "--data-dir", str(tmp_path / "data"))
+    assert result.exit_code == 0, result.output
+    shown = json.loads(cli("sweep", "show", "tiny", "--json").stdout)
+    store = Store.open_read_only(str(db_path))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        client = TestClient(create_app(store), raise_server_exceptions=False)
+    page = client.get("/sweeps")
+    assert page.status_code == 200 and "Sweep tiny" in page.text
+    for row in shown["trials"]:
+        assert f"<td>{row['label']}</td>" in page.text
+    assert 'src="data:image/png;base64,' in page.text
+    api = client.get("/api/sweeps").json()
+    assert [a["name"] for a in api] == ["tiny"] and api[0]["trials"] == shown["trials"]
+    store.close()

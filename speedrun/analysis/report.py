@@ -378,7 +378,7 @@ def build_context(
         "targets": [fmt_target(t) for t in targets],
         "leaderboard": leaderboard.leaderboard(ordered, targets, alpha, pool),
         "efficiency": best_by_hardware(ordered),
-        "sweeps": [_sweep_section(spec, trials, answer, plots, plots_link, svg) for spec, trials, answer in sweeps],
+        "sweeps": [sweep_section(spec, trials, answer, plots, plots_link, svg) for spec, trials, answer in sweeps],
         "groups": group_rows,
         "runs": sections,
         "preamble": preamble,
@@ -471,7 +471,7 @@ def _attach_plots(
                                         colours=[colours[r.id] for r in with_epochs], legend=True)
 
 
-def _sweep_section(spec: Any, trials: Sequence[Any], answer: dict[str, Any], folder: Path | None,
+def sweep_section(spec: Any, trials: Sequence[Any], answer: dict[str, Any], folder: Path | None,
                    link: str | None, inline: bool) -> dict[str, Any]:
     """A sweep in the report: its table, its answer in sentences, and its pictures (linked PNGs
     with --plots; inline in HTML)."""

@@ -127,22 +127,27 @@ def _quiet_optuna():
 STUDY_TABLE = "studies"  # Optuna's; absent until the database's first sweep
 
 
-def storage_of(store: Any):
+def storage_of(store: Any, *, reading: bool = False):
     """Optuna's storage in the store's own database.
 
     Optuna keeps its schema version in Alembic's default `alembic_version`;
     speedrun keeps its own in `speedrun_version` (tracking/db.py), so Optuna's
     schema check, `optuna.load_study` and optuna-dashboard all see Optuna's.
+    `reading`: only to read sweeps back; a store open for reading only (`speedrun ui`)
+    then gets a storage whose connections refuse writes too (db.read_only_connection).
     """
     optuna = _quiet_optuna()
-    from speedrun.tracking.db import POSTGRES_CONNECT_ARGS, BUSY_TIMEOUT_S
+    from speedrun.tracking.db import BUSY_TIMEOUT_S, POSTGRES_CONNECT_ARGS, read_only_connection
 
-    if store.read_only:
+    if store.read_only and not reading:
         raise SpeedrunError(f"cannot sweep in database {store.label}: {store.read_only}")
     postgres = store.engine.dialect.name == "postgresql"
     engine_kwargs = ({"connect_args": POSTGRES_CONNECT_ARGS, "pool_pre_ping": True} if postgres
                      else {"connect_args": {"timeout": BUSY_TIMEOUT_S}})
-    return optuna.storages.RDBStorage(store.url, engine_kwargs=engine_kwargs)
+    url = store.url
+    if store.read_only:
+        url, engine_kwargs = read_only_connection(url, engine_kwargs)
+    return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, skip_table_creation=bool(store.read_only))
 
 
 def sweep_names(store: Any) -> list[str]:
@@ -150,7 +155,7 @@ def sweep_names(store: Any) -> list[str]:
     if not store.has_table(STUDY_TABLE):
         return []
     optuna = _quiet_optuna()
-    storage = storage_of(store)
+    storage = storage_of(store, reading=True)
     return [s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False)
             if SPEC_ATTR in s.user_attrs]
 
@@ -161,7 +166,7 @@ def load(store: Any, name: str):
     try:
         if not store.has_table(STUDY_TABLE):
             raise KeyError(name)
-        study = optuna.load_study(study_name=name, storage=storage_of(store))
+        study = optuna.load_study(study_name=name, storage=storage_of(store, reading=True))
     except KeyError:
         known = sweep_names(store)
         hint = f"; sweeps here: {', '.join(known)}" if known else "; there are no sweeps here yet"

@@ -12,7 +12,7 @@ import math
 import os
 import re
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
@@ -543,3 +543,16 @@ def refuse_writes(engine: Engine) -> None:
 
     event.listen(engine, "connect", read_only)
     engine.dispose()
+
+
+def read_only_connection(url: str, engine_kwargs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """(url, engine options) of an engine another library opens on a read-only store (Optuna's
+    storage under `speedrun ui`): its connections refuse writes as the store's do (`refuse_writes`)."""
+    file = sqlite_file(url)
+    if file is not None:
+        return f"sqlite:///file:{file.resolve()}?mode=ro&uri=true", engine_kwargs
+    if make_url(url).get_backend_name() == "postgresql":
+        args = dict(engine_kwargs.get("connect_args", {}))
+        args["options"] = (args.get("options", "") + " -c default_transaction_read_only=on").strip()
+        return url, {**engine_kwargs, "connect_args": args}
+    return url, engine_kwargs

@@ -222,6 +222,24 @@ class UI:
                          leaderboard=leaderboard.leaderboard(ordered, metrics.DEFAULT_TARGETS, metrics.ALPHA,
                                                              metrics.NoisePool(ordered)))
 
+    def _sweeps(self) -> list[tuple]:
+        """(spec, trials, answer) of every sweep, as `sweep show` and the report answer them."""
+        from speedrun.analysis.metrics import ALPHA, NoisePool
+        from speedrun.sweep.runner import summaries
+
+        return summaries(self.store, alpha=ALPHA, pool=NoisePool.from_store(self.store))
+
+    def sweeps(self, request: Request) -> Response:
+        """Each sweep's trials ranked, its answer (the winner's verdict, the importances) and the
+        objective against each option, drawn as the report draws them."""
+        from speedrun.analysis.report import sweep_section
+
+        sections = [sweep_section(spec, trials, answer, None, None, True) for spec, trials, answer in self._sweeps()]
+        return self.page(request, "sweeps.html.j2", sweeps=sections)
+
+    def api_sweeps(self, request: Request) -> Response:
+        return JSONResponse([answer for _, _, answer in self._sweeps()])
+
     def report(self, request: Request) -> Response:
         from speedrun.analysis.report import build_context, load_runs, render
         from speedrun.analysis.metrics import NoisePool
@@ -277,11 +295,13 @@ def create_app(store: Store) -> Starlette:
         Route("/runs/{ref}/verdict", ui.run_verdict),
         Route("/compare", ui.compare),
         Route("/records", ui.records),
+        Route("/sweeps", ui.sweeps),
         Route("/report", ui.report),
         Route("/api/runs", ui.api_runs),
         Route("/api/runs/{ref}", ui.api_run),
         Route("/api/runs/{ref}/live", ui.api_live),
         Route("/api/compare", ui.api_compare),
+        Route("/api/sweeps", ui.api_sweeps),
         Mount("/static", StaticFiles(directory=str(STATIC)), name="static"),
     ]
     handlers = {HTTPException: ui.error, SpeedrunError: ui.error, Exception: ui.error}
