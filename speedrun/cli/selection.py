@@ -39,19 +39,28 @@ def where_sets_and_refs(store: Any, refs: Optional[list[str]], where: Optional[s
 
 def parse_run_ranges(text: str) -> list[int]:
     """`15-18,20` → [15, 16, 17, 18, 20]: numbers and ranges of numbers only (ASCII digits)."""
-    numbers: list[int] = []
+    typed = _typed_parts(text)
+    for item in typed:
+        if isinstance(item, str):
+            raise SpeedrunError(f"not a run range: {_shown(item)} (expected e.g. 15-18,20)")
+    return list(dict.fromkeys(typed))
+
+
+def _typed_parts(text: str) -> list[int | str]:
+    """`15-18,20,7a` → [15, 16, 17, 18, 20, "7a"]: ranges and numbers as numbers, the rest as typed."""
+    typed: list[int | str] = []
     for part in text.split(","):
         part = part.strip()
         if not part:
             continue
         match = _RANGE.fullmatch(part)
         if match:
-            numbers.extend(_span(part, match))
+            typed.extend(_span(part, match))
         elif run_number(part) is not None:
-            numbers.append(run_number(part))
+            typed.append(run_number(part))
         else:
-            raise SpeedrunError(f"not a run range: {_shown(part)} (expected e.g. 15-18,20)")
-    return list(dict.fromkeys(numbers))
+            typed.append(part)
+    return typed
 
 
 def _span(part: str, match: re.Match) -> range:
@@ -72,18 +81,7 @@ _RANGE = re.compile(r"(\d{1,18})\s*-\s*(\d{1,18})", re.ASCII)
 def select_runs(store: Any, text: str) -> list[int]:
     """`15-18,20,7a,#38` → run numbers. Numbers, ranges and labels name runs by the store's one
     identity rule (a number is the run the notebook labels so; `#38` is database number 38)."""
-    typed: list[int | str] = []
-    for part in text.split(","):
-        part = part.strip()
-        if not part:
-            continue
-        match = _RANGE.fullmatch(part)
-        if match:
-            typed.extend(_span(part, match))
-        elif run_number(part) is not None:
-            typed.append(run_number(part))
-        else:
-            typed.append(part)
+    typed = _typed_parts(text)
     numbers = iter(store.resolve_numbers([t for t in typed if isinstance(t, int)]))
     resolved = dict(zip((t for t in typed if isinstance(t, int)), numbers))
     ids: list[int] = []
