@@ -29,11 +29,13 @@ Every figure comes from fresh processes: the peers run inside their own virtual
 environment (`--venvs`, created with pip from the package registry when absent, skipped
 with a message when the install fails or times out), speedrun inside this interpreter's;
 each process is this file run as a driver (`--driver TOOL ACTION`), which imports nothing
-but the standard library until it knows its tool. "op" is the operation timed inside the
-process (opening the store included, interpreter start and imports not); "process" is the
-whole process as a user waits for it. Each repetition runs the tools in turn, the order
-reversed every other time (A B C, C B A, ...), and each figure is the median of `--repeat`
-repetitions with its range. Peers record with their background extras off (Aim's system
+but the standard library until it knows its tool. "op" is timed inside the process: the
+tool's import, opening its store and the operation (at a few hundred runs the import is
+most of it); "process" is the whole process as a user waits for it, interpreter start and
+exit included. "wall" is elapsed time, "CPU" the process's user and system time: on a
+loaded machine the CPU figures are the steadier ones. Each repetition runs the tools in
+turn, the order reversed every other time (A B C, C B A, ...), and each figure is the median
+of `--repeat` repetitions with its range. Peers record with their background extras off (Aim's system
 metrics and terminal capture, MLflow's telemetry).
 """
 
