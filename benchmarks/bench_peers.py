@@ -21,8 +21,10 @@ bench_report.py, given to every tool as the same plain data):
 and, independent of the size:
 
 - W concurrent live writers (`--writers 8 16`): W processes each record one run of
-  `--epochs` epochs, one write per epoch, started together; the crowd's wall time,
-  and the epochs counted afterwards in a fresh process (nothing may be lost);
+  `--epochs` epochs, one write per epoch, started together once all have imported and
+  opened their store; the crowd's wall time from the go to the last close, its CPU time
+  (whole processes, imports included), and the epochs counted afterwards in a fresh
+  process (nothing may be lost);
 - live per-epoch cost: one run of `--record-epochs` epochs, mean milliseconds per epoch write.
 
 Every figure comes from fresh processes: the peers run inside their own virtual
