@@ -146,7 +146,7 @@ def _no_training(*args, **kwargs):
 
 def test_every_command_is_fuzzed():
     names = {" ".join(path) for path, _ in COMMANDS}
-    assert {"train", "sweep", "sweep show", "sweep list", "db current", "db upgrade", "report", "merge"} <= names
+    assert {"train", "sweep", "sweep show", "sweep list", "db current", "db upgrade", "report", "merge", "ui"} <= names
 
 
 @settings(max_examples=400, deadline=None, derandomize=True,
@@ -156,12 +156,16 @@ def test_random_arguments_to_every_command_end_in_success_or_one_error_line(seed
                                                                             argv):
     """Issue 24's closing test: digits, unicode, control bytes, non-UTF-8 bytes and long names in every
     argument and option of every command: never "internal error". Training is replaced by a
-    failure (a fuzz must not train), so train and sweep run everything up to it."""
+    failure (a fuzz must not train), so train and sweep run everything up to it; `ui` runs up to
+    its server, which serves nothing."""
     from speedrun.sweep import runner
     from speedrun.training import repeats
 
     monkeypatch.setattr(repeats, "train_runs", _no_training)
     monkeypatch.setattr(runner, "run_worker", _no_training)
+    import uvicorn
+
+    monkeypatch.setattr(uvicorn, "run", lambda *a, **k: None)  # `ui` checks all it is given, then serves nothing
     folder = tmp_path_factory.mktemp("cmd")
     monkeypatch.chdir(folder)  # outputs with fuzzed names land here
     db = folder / "runs.db"
