@@ -572,7 +572,8 @@ def trained_uuid(db_path):
         store.close()
 
 
-def shown(cli, run: str = "1") -> dict:
+def shown(cli, run: str = "#1") -> dict:
+    """`show --json` of a run by its database number (a notebook section labelled 1 may also answer to 1)."""
     return json.loads(cli("show", run, "--json").stdout)
 
 
@@ -600,7 +601,7 @@ def test_a_forged_identity_marker_does_not_rewrite_a_trained_run(cli, tmp_path, 
     assert shown(cli) == before
     new = [r for r in runs(cli) if r["id"] != 1]
     assert len(new) == 1 and new[0]["final_val_acc"] == 99.99 and new[0]["source"] == "notebook"
-    assert shown(cli, str(new[0]["id"]))["uuid"] != trained_uuid
+    assert shown(cli, f"#{new[0]['id']}")["uuid"] != trained_uuid
 
 
 def test_a_trained_runs_own_marker_updates_only_its_texts_and_tags(cli, tmp_path, trained_uuid):

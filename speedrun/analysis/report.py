@@ -229,7 +229,8 @@ def run_section(f: RunFacts, targets: Sequence[float], versus: Sequence[str]) ->
         "params_md": [syntax.encode_inline(fmt_param(k, v)) for k, v in f.params.items()],
         "unparsed": unparsed,
         "unparsed_md": [syntax.encode_inline(line) for line in unparsed],
-        "computed": computed_lines(f, targets, ()) + notebook_lines(f) + list(versus),
+        # Computed lines quote settings and labels the user wrote: nothing in them reaches a terminal raw.
+        "computed": [as_references(line) for line in computed_lines(f, targets, ()) + notebook_lines(f) + list(versus)],
         "marker": syntax.computed_open(run=run.id, uuid=run.uuid),
         "heading": heading,
         "verbatim": section_text is not None,

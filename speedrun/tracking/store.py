@@ -1272,7 +1272,7 @@ class Store:
             chunk = wanted[start:start + 500]
             for run_id, label in session.execute(select(Run.id, Run.label).where(Run.label.in_(chunk))):
                 found.setdefault(label, []).append(run_id)
-            numbers = [int(x) for x in chunk if x.isascii() and x.isdigit() and 0 < int(x) <= RUN_NUMBER_MAX]
+            numbers = [n for x in chunk if (n := run_number(x)) is not None]
             if numbers:
                 for run_id, label in session.execute(
                         select(Run.id, Run.label).where(Run.id.in_(numbers), Run.label.is_(None))):
