@@ -59,6 +59,11 @@ HERE = Path(__file__).resolve()
 ROOT = HERE.parent.parent
 PEERS = {"mlflow": "MLflow", "aim": "Aim"}
 NAMES = {"speedrun": "speedrun", **PEERS}
+# The same filter in both languages (issue 29): three conditions and no `or`, which MLflow's search
+# syntax lacks; MLflow compares params as text only (= != LIKE), so the batch size is matched exactly.
+SPEEDRUN_FILTER = "hardware_text ~ \"*T4*\" and batch_size = 64 and final_val_acc > 85"
+MLFLOW_FILTER = "tags.hardware LIKE '%T4%' and params.batch_size = '64' and metrics.val_acc > 85"
+FILTERS = ("speedrun", "mlflow")  # Aim's queries are Python expressions: nothing to compare with
 METRICS = ("train_loss", "train_acc", "val_loss", "val_acc", "duration_s", "elapsed_s", "lr", "images_per_s")
 QUIET_ENV = {  # MLflow's telemetry off (Aim 3.29's SDK has none), MLflow logging synchronous as by default
     "DO_NOT_TRACK": "true", "MLFLOW_DISABLE_TELEMETRY": "true", "MLFLOW_ENABLE_ASYNC_LOGGING": "false",
@@ -129,6 +134,12 @@ class SpeedrunDriver:
         best = store.list_runs(sort="final_val_acc", limit=10)[::-1]  # `limit` keeps the last of the order
         store.close()
         return [(r.title, r.final_val_acc) for r in best]
+
+    def filter(self) -> list[str]:
+        store = self.Store.open(self.db)
+        found = store.list_runs(where=SPEEDRUN_FILTER)  # what `speedrun list --where` runs
+        store.close()
+        return [r.title for r in found]
 
     def live(self, title: str, epochs: int) -> tuple[list[float], float, int]:
         from speedrun.tracking.records import EpochRecord, RunRecord
@@ -221,6 +232,10 @@ class MlflowDriver:
     def top10(self) -> list[tuple[str, float]]:
         runs = self.client.search_runs([self._experiment()], order_by=["metrics.val_acc DESC"], max_results=10)
         return [(r.info.run_name, r.data.metrics["val_acc"]) for r in runs]
+
+    def filter(self) -> list[str]:
+        runs = self.client.search_runs([self._experiment()], filter_string=MLFLOW_FILTER, max_results=50_000)
+        return [r.info.run_name for r in runs]
 
     def live(self, title: str, epochs: int) -> tuple[list[float], float, int]:
         mlflow = self.mlflow
@@ -354,6 +369,9 @@ def driver_main(tool: str, action: str, args: dict) -> None:
         best = driver.top10()
         _emit(op_s=time.perf_counter() - start, op_cpu_s=time.process_time() - start_cpu,
               top=[[name, round(acc, 4)] for name, acc in best])
+    elif action == "filter":
+        titles = driver.filter()
+        _emit(op_s=time.perf_counter() - start, op_cpu_s=time.process_time() - start_cpu, titles=sorted(titles))
     elif action == "record":
         times, cpu, errors = driver.live("record", args["epochs"])
         _emit(mean_ms=statistics.mean(times) * 1e3, cpu_ms=cpu / len(times) * 1e3,
@@ -578,6 +596,24 @@ def bench_size(tools: list[Tool], n: int, args, tmp: Path) -> Table:
                 table.add(f"{label}, op CPU", tool, result["op_cpu_s"])
                 table.add(f"{label}, process wall", tool, result["process_s"])
                 table.add(f"{label}, process CPU", tool, result["process_cpu_s"])
+    filtered = [t for t in tools if t.key in kept and t.key in FILTERS]
+    answers: dict[str, list[str]] = {}
+    for rep, order in orders(filtered, args.repeat):
+        for tool in order:
+            try:
+                result = tool.run("filter", {"dest": str(kept[tool.key])}, kept[tool.key], args.timeout)
+            except Failed as exc:
+                table.fail(exc)
+                continue
+            answers[tool.key] = result["titles"]
+            table.add("filter (3 conditions), op wall", tool, result["op_s"])
+            table.add("filter (3 conditions), op CPU", tool, result["op_cpu_s"])
+            table.add("filter (3 conditions), process wall", tool, result["process_s"])
+    if len(set(map(tuple, answers.values()))) > 1:
+        table.notes.append(f"the filter's runs differ between tools: {', '.join(f'{k} {len(v)}' for k, v in answers.items())}")
+    elif answers:
+        table.notes.append(f"filter: speedrun `{SPEEDRUN_FILTER}`, MLflow `{MLFLOW_FILTER}`: the same "
+                           f"{len(next(iter(answers.values())))} runs")
     if "size on disk" in table.rows:
         table.rows["size on disk"] = table.rows.pop("size on disk")  # last, below the timings
     if "aim" in kept:

@@ -10,6 +10,10 @@ conditions and an `or`:
   match --json`, which lists the same runs (tagged beforehand) without a query (target:
   no slower).
 
+The same filter through MLflow's `search_runs` (without the `or`, which MLflow's syntax lacks) is
+measured side by side on the same runs by `benchmarks/bench_peers.py` (its "filter" rows), where
+MLflow runs in a virtual environment of its own.
+
 Run it from the repository root:
 
     .venv/bin/python benchmarks/bench_where.py            # 10,000 runs
