@@ -268,3 +268,19 @@ def test_the_sweeps_page_ranks_the_trials_as_sweep_show_does(cli, db_path, tmp_p
     api = client.get("/api/sweeps").json()
     assert [a["name"] for a in api] == ["tiny"] and api[0]["trials"] == shown["trials"]
     store.close()
+
+
+def test_the_noise_pool_is_kept_until_the_runs_change(ui_db, db_path):
+    """Compare pages reuse the spreads of the user's repeats until a run is added or records an epoch."""
+    from speedrun.ui.app import UI
+
+    reader = Store.open_read_only(str(db_path))
+    view = UI(reader)
+    first = view.noise_pool()
+    assert view.noise_pool() is first
+    _, run_id = ui_db
+    writer = Store.open(str(db_path))
+    writer.add_epoch(run_id, EpochRecord(3, train_loss=0.3, val_acc=44.0, duration_s=1.0, elapsed_s=3.0))
+    writer.close()
+    assert view.noise_pool() is not first
+    reader.close()

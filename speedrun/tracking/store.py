@@ -1187,6 +1187,16 @@ class Store:
             views = self._views(session, page, with_epochs=False)
         return [views[i] for i in page if i in views], total
 
+    def data_version(self) -> tuple:
+        """A cheap fingerprint of what the runs hold: it changes when a run is added, removed or
+        renumbered, records an epoch, finishes, beats, or has its texts edited (a long-lived reader
+        such as `speedrun ui` keeps what it derived from all runs until this changes)."""
+        with self._read() as session:
+            return tuple(session.execute(select(
+                func.count(Run.id), func.max(Run.id), func.sum(Run.id), func.sum(Run.epochs_completed),
+                func.max(Run.heartbeat_at), func.max(Run.finished_at), func.max(Run.edited_at),
+                func.max(Run.created_at))).one())
+
     def param_names(self) -> list[str]:
         """Every parameter name some run records, sorted (the UI's column picker)."""
         with self._read() as session:

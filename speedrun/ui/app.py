@@ -100,8 +100,20 @@ class UI:
         self.env.filters["num"] = lambda v, spec=".2f": fmt_num(v, spec)
         self.env.filters["markdown"] = lambda text: jinja2.utils.markupsafe.Markup(self.md.render(text or ""))
         self.env.globals["live_poll_ms"] = LIVE_POLL_MS
+        self._pool: tuple[tuple, Any] | None = None
 
     # ------------------------------------------------------------------ helpers
+    def noise_pool(self) -> Any:
+        """The user's repeats that verdicts measure spreads against (metrics.NoisePool over the store),
+        kept while the runs do not change (`Store.data_version`): building it reads every run of a
+        hardware class, seconds at 10,000 runs, and a page that compares must not pay that each time."""
+        from speedrun.analysis.metrics import NoisePool
+
+        version = self.store.data_version()
+        if self._pool is None or self._pool[0] != version:
+            self._pool = (version, NoisePool.from_store(self.store))
+        return self._pool[1]
+
     def page(self, request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
         """A template rendered; `root` is where the app is mounted (behind a proxy's path prefix too)."""
         root = request.scope.get("root_path", "").rstrip("/") + "/"
@@ -194,13 +206,12 @@ class UI:
 
     def _comparison(self, request: Request) -> tuple[dict[str, Any], list[str]]:
         from speedrun.analysis.compare import build_comparison, load_sides
-        from speedrun.analysis.metrics import NoisePool
 
         refs = [r for value in request.query_params.getlist("runs") for r in value.split(",") if r.strip()]
         by = request.query_params.get("by", "epoch")
         try:
             sides = load_sides(self.store, refs)
-            data = build_comparison(sides, by=by, pool=NoisePool.from_store(self.store))
+            data = build_comparison(sides, by=by, pool=self.noise_pool())
         except RunNotFound as exc:
             raise HTTPException(404, str(exc)) from None
         except SpeedrunError as exc:
@@ -224,10 +235,10 @@ class UI:
 
     def _sweeps(self) -> list[tuple]:
         """(spec, trials, answer) of every sweep, as `sweep show` and the report answer them."""
-        from speedrun.analysis.metrics import ALPHA, NoisePool
+        from speedrun.analysis.metrics import ALPHA
         from speedrun.sweep.runner import summaries
 
-        return summaries(self.store, alpha=ALPHA, pool=NoisePool.from_store(self.store))
+        return summaries(self.store, alpha=ALPHA, pool=self.noise_pool())
 
     def sweeps(self, request: Request) -> Response:
         """Each sweep's trials ranked, its answer (the winner's verdict, the importances) and the
