@@ -226,6 +226,7 @@ class Recording:
         self.final_from: str | None = None
         self.extra: dict[str, Any] = {}  # more figures for the run's `extra`
         self.peak = device_peak(setup.device, config.threads)
+        self._peak_refreshed = False
         self.precision = precision_of(config.amp)
         self.result: TrainResult | None = None  # set when the run completed
         self._last_beat = time.monotonic()
@@ -317,7 +318,15 @@ class Recording:
     def _efficiency(self, images_per_s: float | None) -> Efficiency | None:
         if self.setup.flops is None or not images_per_s:
             return None
-        return at_rate(images_per_s, self.setup.flops.train, peak=self.peak, precision=self.precision)
+        rate = at_rate(images_per_s, self.setup.flops.train, peak=self.peak, precision=self.precision)
+        if rate.mfu is not None and rate.mfu > 1 and self.setup.device.type == "cpu" and not self._peak_refreshed:
+            # Beating the peak means the cached probe ran while the machine was busy: probe again (the
+            # higher figure is kept) and judge this run, and record its peak, against that.
+            self._peak_refreshed = True
+            self.peak = measured_cpu_peak(cpu_model(), self.config.threads or torch.get_num_threads(), refresh=True)
+            self.extra["peak"] = asdict(self.peak)
+            rate = at_rate(images_per_s, self.setup.flops.train, peak=self.peak, precision=self.precision)
+        return rate
 
     def summary(self, final_val_acc: float | None = None, final_from: str | None = None) -> None:
         """The log's closing lines: time and final accuracy, the target (measured without TTA), and
