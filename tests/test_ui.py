@@ -100,9 +100,10 @@ def test_user_text_is_escaped_and_markdown_keeps_no_raw_html(client):
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page.text
     table = client.get("/?per=500")
     assert SCRIPT_TITLE not in table.text
-    from speedrun.ui.app import _markdown, _script_json
+    from speedrun.analysis.report import markdown_renderer
+    from speedrun.ui.app import _script_json
 
-    assert "<img" not in _markdown().render("<img src=x onerror=alert(1)>")
+    assert "<img" not in markdown_renderer().render("<img src=x onerror=alert(1)>")
     assert "</script>" not in _script_json({"title": "</script><script>alert(1)</script>"})
 
 

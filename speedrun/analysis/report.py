@@ -580,11 +580,17 @@ def _template_line(name: str, exc: BaseException | None = None) -> str:
     return f", line {frames[-1].lineno}" if frames else ""
 
 
-def with_html(context: dict[str, Any]) -> dict[str, Any]:
-    """A copy of the context whose runs, series and texts carry their Markdown rendered as HTML."""
+def markdown_renderer():
+    """The user's Markdown as HTML, wherever it is shown (the HTML report, `speedrun ui`): CommonMark
+    with tables, raw HTML escaped, never passed through."""
     from markdown_it import MarkdownIt
 
-    md = MarkdownIt("commonmark", {"html": False}).enable("table")
+    return MarkdownIt("commonmark", {"html": False}).enable("table")
+
+
+def with_html(context: dict[str, Any]) -> dict[str, Any]:
+    """A copy of the context whose runs, series and texts carry their Markdown rendered as HTML."""
+    md = markdown_renderer()
     bodies = environment(False).get_template("partials/run_body.md.j2")
     context = dict(context)
     context["preamble_html"] = md.render(context["preamble"]) if context.get("preamble") else None

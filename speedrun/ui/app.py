@@ -20,7 +20,6 @@ import math
 from typing import Any, Sequence
 
 import jinja2
-from markdown_it import MarkdownIt
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -28,6 +27,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from speedrun.analysis.report import markdown_renderer
 from speedrun.analysis.views import hardware_class_of, run_detail, run_summary
 from speedrun.errors import QueryError, RunNotFound, SpeedrunError
 from speedrun.text import fmt_num
@@ -56,10 +56,6 @@ def downsample(points: Sequence[Any], limit: int = MAX_POINTS) -> list[Any]:
 def query_message(exc: QueryError) -> str:
     """A bad filter as the CLI says it: the reason, the query, and a caret under the place."""
     return f"{exc}\n  {exc.query}\n  {' ' * exc.position}^"
-
-
-def _markdown() -> MarkdownIt:
-    return MarkdownIt("commonmark", {"html": False}).enable("table")
 
 
 def _script_json(data: Any) -> str:
@@ -91,7 +87,7 @@ class UI:
 
     def __init__(self, store: Store):
         self.store = store
-        self.md = _markdown()
+        self.md = markdown_renderer()
         self.env = jinja2.Environment(
             loader=jinja2.FileSystemLoader(str(resource_dir("templates") / "ui")),
             autoescape=True,
