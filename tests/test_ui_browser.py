@@ -141,7 +141,17 @@ def test_a_run_page_draws_its_chart_with_a_legend(page, server):
     assert page.locator("#chart .u-legend").count() == 1
     assert "val acc" in page.locator("#chart .u-legend").inner_text()
     assert page.get_attribute("#chart", "data-points") == "3"
-    page.wait_for_selector("#verdict ul.verdict li, #verdict p.muted >> text=/baseline/")
+    # the fragment replaces its "Comparing…" placeholder; wait for the answer itself, not any text
+    first = page.wait_for_selector("#verdict ul.verdict li")
+    assert first.inner_text() == "First run of resnet18 with a final accuracy on T4"
+
+
+def test_a_run_page_names_its_baseline_and_the_verdict(page, server):
+    page.goto(server + "runs/5")
+    page.wait_for_selector("#verdict ul.verdict li")
+    lines = page.locator("#verdict ul.verdict li").all_inner_texts()
+    assert lines[0].startswith("vs Run 1 (only lr differs): +0.40 points"), lines
+    assert any(line.startswith("Final accuracy: No significant difference") for line in lines), lines
 
 
 def test_compare_of_two_groups_reads_the_verdict(page, server):
