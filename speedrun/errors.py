@@ -4,6 +4,15 @@
 class SpeedrunError(Exception):
     """Base for every error that is the user's input or environment, not a bug."""
 
+    exit_code = 1
+
+
+class UsageError(SpeedrunError):
+    """A command line that asks for something the command cannot do (an option the recipe does not
+    read): exit 2, as a shell's usage errors."""
+
+    exit_code = 2
+
 
 class DatabaseError(SpeedrunError):
     """The database cannot be opened, read, written or upgraded."""

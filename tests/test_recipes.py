@@ -268,15 +268,16 @@ def test_without_tta_the_last_epochs_evaluation_is_final_and_nothing_more_is_tim
 # --- the command line ----------------------------------------------------------------------------
 
 def rows(output):
-    return dict(re.findall(r"^\s+(\w+)\s+(.+?)\s*$", output, re.MULTILINE))
+    """The `--dry-run` rows as {name: value}, without the unit shown after a value: `1024  (images)`."""
+    return {k: re.sub(r"\s+\(.*\)$", "", v) for k, v in re.findall(r"^\s+(\w+)\s+(.+?)\s*$", output, re.MULTILINE)}
 
 
 def test_recipe_options_override_the_recipe_and_nothing_else():
     result = runner.invoke(app, ["train", "--recipe", "airbench94", "--dry-run", "--device", "cpu", "--seed", "1",
-                                 "--bs", "512", "--lr", "5", "--no-lookahead", "--tta", "1"])
+                                 "--bs", "512", "--lr-per-1024", "5", "--no-lookahead", "--tta", "1"])
     assert result.exit_code == 0, result.output
     got = rows(result.output)
-    assert (got["recipe"], got["batch_size"], got["lr"], got["lookahead"], got["tta"]) == \
+    assert (got["recipe"], got["batch_size"], got["lr_per_1024"], got["lookahead"], got["tta"]) == \
         ("airbench94", "512", "5.0", "False", "1")
     assert (got["momentum"], got["label_smoothing"], got["epochs"], got["model"]) == ("0.85", "0.2", "9.9", "airbench94")
 
@@ -324,7 +325,7 @@ def test_recipes_json():
     recipes = {r["name"]: r for r in json.loads(result.stdout)}
     assert set(recipes) == set(all_recipes())
     assert recipes["resnet18"]["default"] is True and recipes["airbench94"]["default"] is False
-    assert recipes["airbench94"]["defaults"]["batch_size"] == 1024 and recipes["airbench94"]["defaults"]["lr"] == 11.5
+    assert recipes["airbench94"]["defaults"]["batch_size"] == 1024 and recipes["airbench94"]["defaults"]["lr_per_1024"] == 11.5
 
 
 @pytest.fixture

@@ -13,6 +13,9 @@ from speedrun.training.recording import MemoryRecorder
 runner = CliRunner()
 
 
+UNIT = r"(?:\s+\(.+\))?"  # --dry-run shows a unit after a value: `64  (images)`
+
+
 def one_line(text):
     return re.sub(r"\s+", " ", text)
 
@@ -43,7 +46,7 @@ def test_dry_run_prints_the_defaults_and_records_nothing(recorder):
     for key, value in [("model", "resnet18"), ("optimizer", "sgd"), ("lr", "0.04"), ("momentum", "0.9"),
                        ("batch_size", "64"), ("epochs", "10"), ("cosine", "True"), ("augment", "crop,flip"),
                        ("seed", "5"), ("device", "cpu")]:
-        assert re.search(rf"^\s+{key}\s+{re.escape(value)}$", out, re.MULTILINE), key
+        assert re.search(rf"^\s+{key}\s+{re.escape(value)}{UNIT}$", out, re.MULTILINE), key
     assert "Config: LR=0.04, BATCH_SIZE=64, EPOCHS=10, COSINE=True" in out
     assert recorder.run is None
 
@@ -60,7 +63,7 @@ def test_options_reach_the_configuration(recorder):
                        ("nesterov", "True"), ("cosine", "False"), ("warmup", "2"), ("bn", "False"),
                        ("amp", "False"), ("augment", "crop,cutout"), ("subset", "1000"), ("target", "94.0"),
                        ("title", "big batch"), ("tags", "bs, page")]:
-        assert re.search(rf"^\s+{key}\s+{re.escape(value)}$", out, re.MULTILINE), key
+        assert re.search(rf"^\s+{key}\s+{re.escape(value)}{UNIT}$", out, re.MULTILINE), key
 
 
 @pytest.mark.parametrize("args, message", [
@@ -127,9 +130,9 @@ def test_missing_data_is_one_clear_error_and_no_run(recorder, tmp_path, monkeypa
 
 def test_epochs_may_be_fractional_only_in_the_fast_recipes(recorder):
     whole = runner.invoke(app, ["train", "--dry-run", "--device", "cpu", "--epochs", "12"])
-    assert whole.exit_code == 0 and re.search(r"^\s+epochs\s+12$", whole.output, re.MULTILINE)
+    assert whole.exit_code == 0 and re.search(r"^\s+epochs\s+12" + UNIT + "$", whole.output, re.MULTILINE)
     fast = runner.invoke(app, ["train", "--dry-run", "--device", "cpu", "--recipe", "airbench94", "--epochs", "7.5"])
-    assert fast.exit_code == 0 and re.search(r"^\s+epochs\s+7.5$", fast.output, re.MULTILINE)
+    assert fast.exit_code == 0 and re.search(r"^\s+epochs\s+7.5" + UNIT + "$", fast.output, re.MULTILINE)
     result = runner.invoke(app, ["train", "--dry-run", "--device", "cpu", "--epochs", "9.9"])
     assert result.exit_code == 1
     assert "--epochs must be a whole number in the resnet recipes" in one_line(result.output)
@@ -142,7 +145,7 @@ def test_dry_run_prints_the_config_line_the_log_will_print():
     assert result.exit_code == 0, result.output
     assert re.search(r"^Config: .*EPOCHS=10,", result.output, re.MULTILINE)
     assert "Epoch budget: 9.9 epochs = 476 steps of 1024 images; epoch 10 stops after 44 of 48" in result.output
-    assert re.search(r"^\s+epochs\s+9.9$", result.output, re.MULTILINE)  # the setting itself, as given
+    assert re.search(r"^\s+epochs\s+9.9" + UNIT + "$", result.output, re.MULTILINE)  # the setting itself, as given
 
 
 def test_val_subset_evaluates_a_fixed_seeded_part_of_the_test_set_and_is_recorded(recorder, fake_cifar,

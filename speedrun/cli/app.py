@@ -132,7 +132,7 @@ class SpeedrunGroup(TyperGroup):
         except _CONTROL_FLOW:
             raise
         except SpeedrunError as exc:
-            fail(str(exc), details=getattr(exc, "details", ()))
+            fail(str(exc), code=exc.exit_code, details=getattr(exc, "details", ()))
         except OSError as exc:  # the user's environment: a name too long, a disk full, a permission
             fail(_os_error_text(exc))
         except Exception as exc:  # a bug, not the user's input

@@ -11,10 +11,10 @@ from rich.table import Table
 
 from speedrun.cli.app import app, console, err_console, open_store
 from speedrun.cli.choices import Sampler, chosen
+from speedrun.cli.hyperopts import hyperparameter_options
 from speedrun.cli.runs import _safe, print_json
 from speedrun.analysis.levels import ALPHA
 
-LIST_OR_RANGE = "one value, a list (A,B,C) or a range (LOW:HIGH, LOW:HIGH:log)"
 
 sweep_app = typer.Typer(
     invoke_without_command=True,
@@ -28,29 +28,12 @@ def _note(message: str) -> None:
 
 
 @sweep_app.callback()
+@hyperparameter_options("sweep")
 def sweep(
     ctx: typer.Context,
     name: Optional[str] = typer.Option(None, "--name", help="Name of the sweep (its runs' group); the same name and search on several machines makes them workers of one sweep. [default: <recipe>-sweep-<yyyymmdd-hhmmss>]", show_default=False),
     resume: Optional[str] = typer.Option(None, "--resume", metavar="NAME", help="Continue sweep NAME as it was started: failed and unfinished trials run again, nothing else."),
     recipe: str = typer.Option("resnet18", "--recipe", help="Training set-up to start from (see `speedrun recipes`)."),
-    model: Optional[str] = typer.Option(None, "--model", help="Network(s): resnet18,resnet9 ...", show_default=False),
-    batch_size: Optional[str] = typer.Option(None, "--batch-size", "--bs", help=f"Batch size: {LIST_OR_RANGE}.", show_default=False),
-    lr: Optional[str] = typer.Option(None, "--lr", help=f"Peak learning rate: {LIST_OR_RANGE}.", show_default=False),
-    epochs: Optional[str] = typer.Option(None, "--epochs", help=f"Epochs: {LIST_OR_RANGE}.", show_default=False),
-    momentum: Optional[str] = typer.Option(None, "--momentum", help=f"Momentum: {LIST_OR_RANGE}.", show_default=False),
-    weight_decay: Optional[str] = typer.Option(None, "--weight-decay", "--wd", help=f"Weight decay: {LIST_OR_RANGE}.", show_default=False),
-    warmup: Optional[str] = typer.Option(None, "--warmup", help=f"Warm-up epochs: {LIST_OR_RANGE}.", show_default=False),
-    label_smoothing: Optional[str] = typer.Option(None, "--label-smoothing", help=f"Label smoothing (fast recipes): {LIST_OR_RANGE}.", show_default=False),
-    tta: Optional[str] = typer.Option(None, "--tta", help="Test-time augmentation level(s): 0,1,2.", show_default=False),
-    whiten_bias_epochs: Optional[str] = typer.Option(None, "--whiten-bias-epochs", help=f"Whitening bias epochs (fast recipes): {LIST_OR_RANGE}.", show_default=False),
-    optimizer: Optional[str] = typer.Option(None, "--optimizer", help="Optimizer(s): sgd,adamw ...", show_default=False),
-    aug: Optional[str] = typer.Option(None, "--aug", help="Augmentations; alternatives split by |: 'crop,flip|crop,flip,jitter'.", show_default=False),
-    cosine: Optional[str] = typer.Option(None, "--cosine", help="Cosine decay: on, off or on,off.", show_default=False),
-    nesterov: Optional[str] = typer.Option(None, "--nesterov", help="Nesterov momentum: on, off or on,off.", show_default=False),
-    bn: Optional[str] = typer.Option(None, "--bn", help="BatchNorm: on, off or on,off.", show_default=False),
-    amp: Optional[str] = typer.Option(None, "--amp", help="Mixed precision: on, off or on,off.", show_default=False),
-    lookahead: Optional[str] = typer.Option(None, "--lookahead", help="Lookahead (fast recipes): on, off or on,off.", show_default=False),
-    compile_model: Optional[str] = typer.Option(None, "--compile", help="torch.compile: on, off or on,off.", show_default=False),
     repeat: int = typer.Option(1, "--repeat", metavar="N", help="Runs per trial, seeds S, S+1, ... the same in every trial."),
     trials: Optional[int] = typer.Option(None, "--trials", metavar="K", help="Trials to run (random/TPE). [default: a grid's every point]", show_default=False),
     sampler: Optional[Sampler] = typer.Option(None, "--sampler", help="Search: grid (lists only), random or tpe. [default: grid for lists, tpe with a range]", show_default=False),
@@ -66,6 +49,7 @@ def sweep(
     tag: Optional[List[str]] = typer.Option(None, "--tag", metavar="TAG", help="A tag for every run; repeat for more.", show_default=False),
     alpha: float = typer.Option(ALPHA, "--alpha", help="Significance level of the winner's verdict."),
     as_json: bool = typer.Option(False, "--json", help="Print the sweep's answer as JSON when it ends."),
+    hyper: dict | None = None,
 ) -> None:
     """Search settings with Optuna: every trial is a recorded run (or --repeat runs), all in one group named after the sweep.
 
@@ -104,12 +88,8 @@ def sweep(
         chosen_recipe = get_recipe(recipe.lower())
         recipe = chosen_recipe.name
         name = check_name(name or f"{recipe}-sweep-{datetime.now():%Y%m%d-%H%M%S}", "group name")
-        space = parse_space(whole_epochs=chosen_recipe.config.recipe is None, options={
-            "model": model, "batch_size": batch_size, "lr": lr, "epochs": epochs, "momentum": momentum,
-            "weight_decay": weight_decay, "warmup": warmup, "label_smoothing": label_smoothing, "tta": tta,
-            "whiten_bias_epochs": whiten_bias_epochs, "optimizer": optimizer, "augment": aug, "cosine": cosine,
-            "nesterov": nesterov, "bn": bn, "amp": amp, "lookahead": lookahead, "compile": compile_model,
-        })
+        chosen_recipe.check_options([k for k, v in (hyper or {}).items() if v is not None])
+        space = parse_space(hyper or {}, whole_epochs=chosen_recipe.config.recipe is None)
         for key, value in (("subset", subset), ("val_subset", val_subset), ("eval_every", eval_every)):
             if value is not None:
                 space.fixed[key] = value

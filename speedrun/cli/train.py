@@ -8,6 +8,7 @@ from typing import List, Optional
 import typer
 
 from speedrun.cli.app import app, console, err_console, open_store, state
+from speedrun.cli.hyperopts import hyperparameter_options
 from speedrun.errors import DatabaseError
 from speedrun.tracking.environment import command_line
 from speedrun.tracking.records import RunRecord
@@ -34,13 +35,14 @@ def _note(message: str) -> None:
 
 def _print_dry_run(config, title: str | None, tags: list[str]) -> None:
     from speedrun.analysis.efficiency import CIFAR10_TRAIN_IMAGES
+    from speedrun.domain.hyperparams import HYPER
     from speedrun.notebook.logformat import config_line
     from speedrun.training import fastloop, loop
 
     extra_keys = fastloop.EXTRA_CONFIG_KEYS if config.recipe else loop.EXTRA_CONFIG_KEYS
 
     console.print("Dry run: nothing will be trained or recorded.", markup=False, highlight=False)
-    rows = {"device": config.device, **config.to_params(), "data_dir": config.data_dir}
+    rows = {"device": config.device, **config.to_params(), **config.machine(), "data_dir": config.data_dir}
     if config.target is not None:
         rows["target"] = config.target
     if title:
@@ -48,8 +50,11 @@ def _print_dry_run(config, title: str | None, tags: list[str]) -> None:
     if tags:
         rows["tags"] = ", ".join(tags)
     width = max(map(len, rows))
+    vwidth = max(len(str(v)) for v in rows.values())
     for key, value in rows.items():
-        console.print(f"  {key:<{width}}  {value}", markup=False, highlight=False, soft_wrap=True)
+        unit = HYPER[key].unit if key in HYPER else ""
+        line = f"  {key:<{width}}  {value!s:<{vwidth}}  ({unit})" if unit else f"  {key:<{width}}  {value}"
+        console.print(line.rstrip(), markup=False, highlight=False, soft_wrap=True)
     # The Config line as the run's log will print it: a fractional budget counts the epochs begun,
     # and the budget line says where the last one stops.
     shown, notes = config.to_params(), ()
@@ -61,31 +66,10 @@ def _print_dry_run(config, title: str | None, tags: list[str]) -> None:
         console.print(line, markup=False, highlight=False, soft_wrap=True)
 
 
-RECIPE_DEFAULT = "[default: from the recipe]"
-
-
 @app.command("train")
+@hyperparameter_options("train")
 def train_command(
-    recipe: str = typer.Option("resnet18", "--recipe", help="Training set-up to start from (see `speedrun recipes`); every other option overrides one of its fields."),
-    model: Optional[str] = typer.Option(None, "--model", help=f"Network: resnet18 (the user's, 11,173,962 parameters), resnet9 (Page's DAWNBench net) or airbench94. {RECIPE_DEFAULT}", show_default=False),
-    batch_size: Optional[int] = typer.Option(None, "--batch-size", "--bs", help=f"Training batch size. {RECIPE_DEFAULT}", show_default=False),
-    lr: Optional[float] = typer.Option(None, "--lr", help=f"Peak learning rate (fast recipes: per 1024 images, decoupled). {RECIPE_DEFAULT}", show_default=False),
-    epochs: Optional[float] = typer.Option(None, "--epochs", help=f"Number of epochs; the fast recipes take a fractional budget (9.9: the tenth epoch stops early). {RECIPE_DEFAULT}", show_default=False),
-    momentum: Optional[float] = typer.Option(None, "--momentum", help=f"SGD (or Muon) momentum. {RECIPE_DEFAULT}", show_default=False),
-    weight_decay: Optional[float] = typer.Option(None, "--weight-decay", "--wd", help=f"Weight decay (L2 for sgd/adam, decoupled for adamw and the fast recipes). {RECIPE_DEFAULT}", show_default=False),
-    nesterov: Optional[bool] = typer.Option(None, "--nesterov/--no-nesterov", help=f"Nesterov momentum (sgd, muon). {RECIPE_DEFAULT}", show_default=False),
-    optimizer: Optional[str] = typer.Option(None, "--optimizer", help=f"Optimizer: sgd, adam, adamw or muon (as the recipe allows). {RECIPE_DEFAULT}", show_default=False),
-    cosine: Optional[bool] = typer.Option(None, "--cosine/--no-cosine", help=f"Cosine learning-rate decay to zero, stepped per epoch (resnet recipes). {RECIPE_DEFAULT}", show_default=False),
-    warmup: Optional[int] = typer.Option(None, "--warmup", metavar="EPOCHS", help=f"Epochs of linear learning-rate warm-up before the decay (resnet recipes). {RECIPE_DEFAULT}", show_default=False),
-    bn: Optional[bool] = typer.Option(None, "--bn/--no-bn", help=f"BatchNorm after every convolution (resnet recipes). {RECIPE_DEFAULT}", show_default=False),
-    amp: Optional[bool] = typer.Option(None, "--amp/--no-amp", help="Mixed precision: bf16 on CPUs and GPUs with native bf16 (Ampere and newer), else fp16 with a GradScaler. [default: on for CUDA and CPUs with native bf16]", show_default=False),
-    graph: Optional[bool] = typer.Option(None, "--graph/--no-graph", help="Capture the whole training step (augmentation, forward, backward, optimizer) as one CUDA graph, replayed per batch (resnet recipes on CUDA; recorded). [default: on for CUDA without fp16 GradScaler or --compile]", show_default=False),
-    compile_model: Optional[bool] = typer.Option(None, "--compile/--no-compile", help=f"Compile the model with torch.compile (slow start, faster steps; warm-up not timed). {RECIPE_DEFAULT}", show_default=False),
-    aug: Optional[str] = typer.Option(None, "--aug", help=f"Augmentations, comma-separated from crop, flip, cutout, jitter (resnet recipes) or altflip, translate (fast recipes); or none. {RECIPE_DEFAULT}", show_default=False),
-    label_smoothing: Optional[float] = typer.Option(None, "--label-smoothing", help=f"Label smoothing of the loss (fast recipes). {RECIPE_DEFAULT}", show_default=False),
-    tta: Optional[int] = typer.Option(None, "--tta", metavar="LEVEL", help=f"Test-time augmentation of the final evaluation: 0 none, 1 mirror, 2 mirror + 1-pixel translations (fast recipes). {RECIPE_DEFAULT}", show_default=False),
-    lookahead: Optional[bool] = typer.Option(None, "--lookahead/--no-lookahead", help=f"Lookahead (slow weights) with the cubic schedule (fast recipes). {RECIPE_DEFAULT}", show_default=False),
-    whiten_bias_epochs: Optional[int] = typer.Option(None, "--whiten-bias-epochs", metavar="EPOCHS", help=f"Epochs the whitening bias trains before it is frozen (fast recipes). {RECIPE_DEFAULT}", show_default=False),
+    recipe: str = typer.Option("resnet18", "--recipe", help="Training set-up to start from (see `speedrun recipes NAME` for the options it reads); every other option overrides one of its fields, and an option the recipe does not read is refused."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Random seed (with --repeat: of the first repeat, then +1 each). [default: a random one, recorded]", show_default=False),
     repeat: Optional[int] = typer.Option(None, "--repeat", metavar="N", help="Train the same configuration N times with distinct seeds, as one group.", show_default=False),
     seeds: Optional[str] = typer.Option(None, "--seeds", metavar="S1,S2,..", help="Train once per listed seed, as one group.", show_default=False),
@@ -102,6 +86,7 @@ def train_command(
     tag: Optional[List[str]] = typer.Option(None, "--tag", metavar="TAG", help="A tag for the run; repeat for more."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Resolve and print the configuration; train nothing, record nothing."),
     spool: bool = typer.Option(True, "--spool/--no-spool", help="When the database server cannot be reached at the start, train and record into the local spool (./speedrun-spool.db) for `speedrun sync`; --no-spool refuses to start instead."),
+    hyper: dict | None = None,
 ) -> None:
     """Train CIFAR-10 with a recipe and record the run, epoch by epoch, in the database.
 
@@ -109,7 +94,7 @@ def train_command(
 
     \b
         speedrun train --bs 64 --cosine
-        speedrun train --recipe airbench94 --repeat 5
+        speedrun train --recipe airbench94 --repeat 5 --lr-per-1024 12
         speedrun train --subset 2000 --val-subset 1000 --epochs 2 --dry-run
     """
     from speedrun.recipes import get_recipe
@@ -118,13 +103,13 @@ def train_command(
     from speedrun.training.repeats import seed_plan, train_runs
 
     chosen = get_recipe(recipe.lower())
-    config = chosen.configure(
-        model=model, batch_size=batch_size, lr=lr, epochs=epochs, momentum=momentum, weight_decay=weight_decay,
-        nesterov=nesterov, optimizer=optimizer.lower() if optimizer else None, cosine=cosine, warmup=warmup,
-        bn=bn, amp=amp, compile=compile_model, graph=graph, augment=parse_augment(aug) if aug is not None else None,
-        label_smoothing=label_smoothing, tta=tta, lookahead=lookahead, whiten_bias_epochs=whiten_bias_epochs,
-        seed=seed, device=device.lower(), data_dir=str(data_dir), subset=subset, val_subset=val_subset,
-        eval_every=eval_every, target=target)
+    hyper = dict(hyper or {})
+    for word in ("model", "optimizer"):
+        hyper[word] = hyper[word].lower() if hyper.get(word) else None
+    if hyper.get("augment") is not None:
+        hyper["augment"] = parse_augment(hyper["augment"])
+    config = chosen.configure(**hyper, seed=seed, device=device.lower(), data_dir=str(data_dir), subset=subset,
+                              val_subset=val_subset, eval_every=eval_every, target=target)
     seed_list = seed_plan(seed, repeat, seeds)
     config = config.resolve()
     tags = list(dict.fromkeys(tag or []))

@@ -26,6 +26,9 @@ from speedrun.training.optim import group
 from speedrun.training.schedules import triangle
 
 
+TRIANGLE = {"start": 0.2, "peak": 0.23, "end": 0.07}  # of the peak lr, at the start, at 23% of the steps, at the end
+
+
 def build_model(config: TrainConfig) -> AirbenchNet:
     return AirbenchNet(bn_momentum=config.bn_momentum, head_scale=1 / 9)
 
@@ -42,9 +45,9 @@ def make_optimizers(model: AirbenchNet, config: TrainConfig, steps: Steps) -> li
     # With Nesterov momentum m a constant gradient moves the weights 1 + 1/(1-m) times per step;
     # dividing by that (and by 1024 images) makes `lr` a per-image step size that survives changes of m.
     kilostep_scale = 1024 * (1 + 1 / (1 - config.momentum))
-    lr = config.lr / kilostep_scale
+    lr = config.lr_per_1024 / kilostep_scale
     wd = config.weight_decay * config.batch_size / kilostep_scale
-    schedule = partial(triangle, start=0.2, peak=0.23, end=0.07)
+    schedule = partial(triangle, **TRIANGLE)
     biases = bn_biases(model)
     bias_ids = {id(p) for p in biases}
     others = [p for p in model.parameters() if p.requires_grad and id(p) not in bias_ids]  # incl. whitening bias
@@ -57,8 +60,8 @@ RECIPE = Recipe(
     name="airbench94",
     summary="Jordan's airbench94: whitened 64/256/256 net, Nesterov SGD + lookahead, alt-flip, TTA; ~94% in 9.9 epochs.",
     config=TrainConfig(
-        recipe="airbench94", model="airbench94", batch_size=1024, lr=11.5, epochs=9.9, momentum=0.85,
-        weight_decay=0.0153, nesterov=True, optimizer="sgd", cosine=False, schedule="triangle",
+        recipe="airbench94", model="airbench94", batch_size=1024, lr_per_1024=11.5, epochs=9.9, momentum=0.85,
+        weight_decay=0.0153, nesterov=True, optimizer="sgd", cosine=False,
         augment=("altflip", "translate"), label_smoothing=0.2, tta=2, lookahead=True, whiten_bias_epochs=3,
         bn_momentum=0.6, bias_lr_scale=64.0,
     ),
@@ -66,4 +69,12 @@ RECIPE = Recipe(
     models=("airbench94",),
     optimizers=("sgd",),
     augmentations=("altflip", "translate"),
+    options=("model", "optimizer", "batch_size", "lr_per_1024", "epochs", "momentum", "weight_decay", "nesterov", "amp", "compile",
+             "augment", "label_smoothing", "tta", "lookahead", "whiten_bias_epochs", "bn_momentum",
+             "bias_lr_scale"),
+    fixed=("model: airbench94 (whitened 64/256/256 net, head scaled 1/9); optimizer: Nesterov SGD",
+           "learning rate: triangular per step, {start:g}× the peak at the start, the peak at {peak:.0%} of the steps, "
+           "{end:g}× at the end".format(**TRIANGLE),
+           "weight decay: given per 1,024 images (× batch / (1024 × (1 + 1/(1 − momentum))))",
+           "loss: label-smoothed cross-entropy summed over the batch; BatchNorm in every conv group"),
 )

@@ -41,7 +41,7 @@ def make_optimizers(model: AirbenchNet, config: TrainConfig, steps: Steps) -> li
                   group([model.head.weight], config.head_lr, linear_decay, wd)]
     device = next(model.parameters()).device
     newton_schulz = compiled(orthogonalize) if compiles(config, device) else orthogonalize
-    muon = Muon([group(filters, config.lr, linear_decay)], lr=config.lr, momentum=config.momentum,
+    muon = Muon([group(filters, config.muon_lr, linear_decay)], lr=config.muon_lr, momentum=config.momentum,
                 nesterov=config.nesterov, orthogonalize=newton_schulz)
     return [muon, torch.optim.SGD(sgd_groups, momentum=config.sgd_momentum, nesterov=True,
                                   fused=on_fused_device(model) or None)]
@@ -51,8 +51,8 @@ RECIPE = Recipe(
     name="airbench94-muon",
     summary="airbench94 with Muon on the conv filters (Newton–Schulz), batch 2000, 8 epochs, linear decay.",
     config=TrainConfig(
-        recipe="airbench94-muon", model="airbench94", batch_size=2000, lr=0.24, epochs=8, momentum=0.6,
-        weight_decay=2e-6 * 2000, nesterov=True, optimizer="muon", cosine=False, schedule="linear",
+        recipe="airbench94-muon", model="airbench94", batch_size=2000, muon_lr=0.24, epochs=8, momentum=0.6,
+        weight_decay=2e-6 * 2000, nesterov=True, optimizer="muon", cosine=False,
         augment=("altflip", "translate"), label_smoothing=0.2, tta=2, lookahead=False, whiten_bias_epochs=3,
         bn_momentum=0.6, bias_lr=0.053, head_lr=0.67, sgd_momentum=0.85,
     ),
@@ -60,4 +60,11 @@ RECIPE = Recipe(
     models=("airbench94",),
     optimizers=("muon",),
     augmentations=("altflip", "translate"),
+    options=("model", "optimizer", "batch_size", "muon_lr", "epochs", "momentum", "weight_decay", "nesterov", "amp", "compile", "augment",
+             "label_smoothing", "tta", "lookahead", "whiten_bias_epochs", "bn_momentum", "bias_lr", "head_lr",
+             "sgd_momentum"),
+    fixed=("model: airbench94 (head scaled 1/256 on a unit-std init); optimizers: Muon on the conv filters, "
+           "Nesterov SGD on the biases and the head",
+           "learning rates: linear decay to zero per step; the whitening bias decays over its epochs",
+           "loss: label-smoothed cross-entropy summed over the batch; BatchNorm in every conv group"),
 )

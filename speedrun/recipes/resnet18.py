@@ -9,6 +9,12 @@ from speedrun.training import loop
 from speedrun.training.config import TrainConfig
 from speedrun.training.nets import MODELS
 
+
+def unread(config: TrainConfig) -> frozenset[str]:
+    """Adam and AdamW have no momentum option of their own (their betas are fixed)."""
+    return frozenset({"momentum", "nesterov"}) if config.optimizer in ("adam", "adamw") else frozenset()
+
+
 RECIPE = Recipe(
     name="resnet18",
     summary="The user's ResNet-18: SGD 0.04 momentum 0.9, batch 64, 10 epochs, cosine per epoch, crop+flip.",
@@ -17,4 +23,8 @@ RECIPE = Recipe(
     models=MODELS,
     optimizers=("sgd", "adam", "adamw"),
     augmentations=("crop", "flip", "cutout", "jitter"),
+    options=("model", "optimizer", "batch_size", "lr", "epochs", "momentum", "weight_decay", "nesterov", "cosine",
+             "warmup", "bn", "amp", "graph", "compile", "augment"),
+    fixed=("loss: cross-entropy, averaged over the batch", "learning rate: stepped once per epoch"),
+    unread=unread,
 )

@@ -21,28 +21,19 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from speedrun.domain.hyperparams import HYPERS, flag
 from speedrun.errors import SpeedrunError
 
 SAMPLERS = ("grid", "random", "tpe")  # how a sweep walks its space: every point, or Optuna's samplers
 
-# TrainConfig fields a sweep can search, by the kind of value each takes.
-NUMERIC: dict[str, type] = {
-    "lr": float, "batch_size": int, "epochs": float, "momentum": float, "weight_decay": float, "warmup": int,
-    "label_smoothing": float, "tta": int, "whiten_bias_epochs": int,
-}
-SWITCHES = ("cosine", "nesterov", "bn", "amp", "lookahead", "compile")
-WORDS = ("model", "optimizer")
+# TrainConfig fields a sweep can search, by the kind of value each takes (speedrun.domain.hyperparams).
+_KINDS = {"float": float, "int": int}
+NUMERIC: dict[str, type] = {h.name: _KINDS[h.kind] for h in HYPERS if h.searchable and h.kind in _KINDS}
+SWITCHES = tuple(h.name for h in HYPERS if h.searchable and h.kind == "bool")
+WORDS = tuple(h.name for h in HYPERS if h.searchable and h.kind == "word")
 AUGMENT = "augment"
 SEARCHABLE = (*NUMERIC, *SWITCHES, *WORDS, AUGMENT)
-
-# How the options are spelt on the command line, for messages.
-FLAGS = {"batch_size": "--bs", "weight_decay": "--wd", "augment": "--aug", "label_smoothing": "--label-smoothing",
-         "whiten_bias_epochs": "--whiten-bias-epochs"}
 _ON, _OFF = ("on", "true", "yes", "1"), ("off", "false", "no", "0")
-
-
-def flag(name: str) -> str:
-    return FLAGS.get(name, f"--{name.replace('_', '-')}")
 
 
 @dataclass(frozen=True)

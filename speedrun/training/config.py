@@ -14,6 +14,7 @@ import math
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
+from speedrun.domain.hyperparams import HYPER, flag
 from speedrun.errors import SpeedrunError
 from speedrun.training.augment import DEFAULT_AUGMENT
 from speedrun.training.nets import MODELS
@@ -21,7 +22,6 @@ from speedrun.training.tta import TTA_LEVELS
 
 ALL_MODELS = (*MODELS, "airbench94")
 OPTIMIZERS = ("sgd", "adam", "adamw", "muon")
-SCHEDULES = ("triangle", "linear")
 DEVICES = ("auto", "cuda", "mps", "cpu")
 
 
@@ -49,14 +49,13 @@ class TrainConfig:
     warmup: int = 0  # epochs of linear warm-up before the cosine decay
     compile: bool = False
     graph: bool | None = None  # the step as one CUDA graph (resnet loop on CUDA; None elsewhere: not recorded)
-    amp_dtype: str | None = field(default=None, compare=False)  # filled by resolve()
     subset: int | None = None
     val_subset: int | None = None  # evaluate on a fixed, seeded N of the 10,000 test images (quick trials)
     eval_every: int | None = None  # evaluate every K epochs, and always after the last (None: every epoch)
-    threads: int | None = field(default=None, compare=False)  # filled by resolve()
     # Fields of the fast recipes (None: not used, not recorded):
     recipe: str | None = None  # None: the default recipe (resnet18), recorded as before
-    schedule: str | None = None  # per-step lr schedule: triangle or linear (None: cosine/flat per epoch)
+    lr_per_1024: float | None = None  # airbench94: peak lr per 1,024 images, decoupled from batch and momentum
+    muon_lr: float | None = None  # airbench94-muon: Muon's peak lr on the conv filters
     label_smoothing: float | None = None
     tta: int | None = None  # test-time augmentation level of the final evaluation (0, 1, 2)
     lookahead: bool | None = None
@@ -70,6 +69,12 @@ class TrainConfig:
     device: str = field(default="auto", metadata=NOT_A_PARAM)  # recorded with the environment
     data_dir: str = field(default="./data", metadata=NOT_A_PARAM)
     target: float | None = field(default=None, metadata=NOT_A_PARAM)  # val accuracy (%) whose first crossing is timed; a column of the run
+    # Facts of the machine, decided by resolve() and recorded with the run's environment, not as params:
+    threads: int | None = field(default=None, compare=False, metadata=NOT_A_PARAM)
+    amp_dtype: str | None = field(default=None, compare=False, metadata=NOT_A_PARAM)  # the autocast dtype used
+    # The hyperparameters the recipe's loop reads (Recipe.configure); only those are recorded.
+    # None: every field (a bare TrainConfig, as the tests build them).
+    reads: frozenset[str] | None = field(default=None, compare=False, repr=False, metadata=NOT_A_PARAM)
 
     def __post_init__(self) -> None:
         if isinstance(self.epochs, float) and self.epochs.is_integer():
@@ -86,7 +91,8 @@ class TrainConfig:
             (self.recipe is not None or isinstance(self.epochs, int),
              f"--epochs must be a whole number in the resnet recipes (fractional budgets are for the fast "
              f"recipes), not {self.epochs}"),
-            (math.isfinite(self.lr) and self.lr > 0, f"--lr must be a positive number, not {self.lr}"),
+            *((v is None or (math.isfinite(v) and v > 0), f"{flag(name)} must be a positive number, not {v}")
+              for name, v in (("lr", self.lr), ("lr_per_1024", self.lr_per_1024), ("muon_lr", self.muon_lr))),
             (0 <= self.momentum < 1, f"--momentum must be in [0, 1), not {self.momentum}"),
             (self.weight_decay >= 0, f"--weight-decay must not be negative, not {self.weight_decay}"),
             (0 <= self.warmup < self.epochs, f"--warmup must be in [0, epochs), not {self.warmup}"),
@@ -100,7 +106,6 @@ class TrainConfig:
             (self.recipe is None or self.subset is None or self.batch_size <= self.subset,
              f"--batch-size {self.batch_size} is larger than the {self.subset} images of --subset"),
             (self.target is None or 0 < self.target <= 100, f"--target is a val accuracy in (0, 100], not {self.target}"),
-            (self.schedule is None or self.schedule in SCHEDULES, f"schedule must be one of {', '.join(SCHEDULES)}"),
             (self.label_smoothing is None or 0 <= self.label_smoothing < 1,
              f"--label-smoothing must be in [0, 1), not {self.label_smoothing}"),
             (self.tta is None or self.tta in TTA_LEVELS, f"--tta must be one of 0, 1, 2, not {self.tta}"),
@@ -160,10 +165,17 @@ class TrainConfig:
         """Whether 1-based `epoch` of `epochs` is evaluated: every `eval_every`-th, and always the last."""
         return epoch == epochs or epoch % (self.eval_every or 1) == 0
 
+    def machine(self) -> dict[str, Any]:
+        """What resolve() decided about this machine, recorded with the run (its `extra`), not as params."""
+        return {k: v for k, v in (("threads", self.threads), ("amp_dtype", self.amp_dtype)) if v is not None}
+
     def to_params(self) -> dict[str, Any]:
-        """The fields as recorded params: canonical names (speedrun.notebook.params), typed values, None left out."""
+        """The fields as recorded params: canonical names (speedrun.notebook.params), typed values, None
+        left out, and of the hyperparameters only those the recipe reads (`reads`)."""
         params: dict[str, Any] = {}
         for f in fields(self):
+            if self.reads is not None and f.name in HYPER and f.name not in self.reads:
+                continue
             value = getattr(self, f.name)
             if f.name == "augment":
                 value = ",".join(value) or "none"

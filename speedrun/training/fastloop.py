@@ -42,7 +42,7 @@ from speedrun.training.tta import TTA_LEVELS, evaluate_tta, view_count
 WHITEN_IMAGES = 5000  # enough patches for a stable 12×12 covariance, cheap to compute
 LOOKAHEAD_EVERY = 5  # steps between lookahead syncs
 EVAL_BATCH = {"cuda": 2000, "mps": 1000, "cpu": 500}
-EXTRA_CONFIG_KEYS = ("recipe", "model", "optimizer", "momentum", "weight_decay", "label_smoothing", "tta",
+EXTRA_CONFIG_KEYS = ("recipe", "lr_per_1024", "muon_lr", "model", "optimizer", "momentum", "weight_decay", "label_smoothing", "tta",
                      "val_subset", "eval_every")
 
 
