@@ -55,6 +55,8 @@ ENV_ROWS = (
     ("CUDA", "cuda_version"),
     ("Driver", "driver_version"),
     ("OS", "os"),
+    ("Threads", "machine:threads"),  # what the run decided on its machine (run.extra["machine"])
+    ("Autocast", "machine:amp_dtype"),
 )
 # Rows of the results, in order; time-to-target rows follow.
 RESULT_METRICS = (
@@ -202,6 +204,10 @@ def _environment(sides: Sequence[Side]) -> list[dict[str, Any]]:
             for r in s.runs:
                 if attr is None:
                     texts.append(hardware_text(r) or groups.hardware_of(r))
+                elif attr.startswith("machine:"):
+                    machine = (getattr(r, "extra", None) or {}).get("machine")
+                    value = machine.get(attr[len("machine:"):]) if isinstance(machine, dict) else None
+                    texts.append(MISSING if value is None else str(value))
                 else:
                     value = getattr(r.environment, attr, None) if r.environment else None
                     texts.append(MISSING if value is None else str(value))

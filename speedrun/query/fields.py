@@ -63,9 +63,9 @@ RUN_ALIASES = {
 PARAMS = {
     "model": TEXT, "optimizer": TEXT, "lr": NUMBER, "momentum": NUMBER, "weight_decay": NUMBER,
     "batch_size": NUMBER, "epochs": NUMBER, "cosine": BOOL, "amp": BOOL, "bn": BOOL, "augment": TEXT,
-    "seed": NUMBER, "nesterov": BOOL, "warmup": NUMBER, "compile": BOOL, "graph": BOOL, "amp_dtype": TEXT,
+    "seed": NUMBER, "nesterov": BOOL, "warmup": NUMBER, "compile": BOOL, "graph": BOOL,
     "subset": NUMBER, "val_subset": NUMBER, "eval_every": NUMBER,
-    "threads": NUMBER, "recipe": TEXT, "schedule": TEXT, "label_smoothing": NUMBER, "tta": NUMBER,
+    "recipe": TEXT, "lr_per_1024": NUMBER, "muon_lr": NUMBER, "label_smoothing": NUMBER, "tta": NUMBER,
     "lookahead": BOOL, "whiten_bias_epochs": NUMBER, "bn_momentum": NUMBER, "bias_lr_scale": NUMBER,
     "bias_lr": NUMBER, "head_lr": NUMBER, "sgd_momentum": NUMBER,
 }

@@ -249,6 +249,7 @@ class Recording:
         # What its MFU is measured with (against the peak of the precision its `amp` says), kept
         # from the start so that a run that dies still shows it.
         record.extra = dict(record.extra)
+        record.extra["machine"] = config.machine()  # threads and autocast dtype: facts of the machine, not params
         if self.peak is not None:
             record.extra["peak"] = asdict(self.peak)
         if setup.flops is not None:
