@@ -138,7 +138,7 @@ def gpu_state() -> str:
 
 def summary(label: str, values: list[float], unit: str) -> str:
     """"94.01 ± 0.05 (n=25), interval width 0.10, std 0.13" for one side."""
-    from speedrun.analysis.stats import describe, fmt_mean_ci
+    from speedrun.domain.stats import describe, fmt_mean_ci
 
     desc = describe(values)
     width = f", interval width {2 * desc.ci_half_width:.3f}{unit}" if desc.ci_half_width is not None else ""

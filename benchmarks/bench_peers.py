@@ -108,7 +108,7 @@ class SpeedrunDriver:
     def ingest(self, runs: list[dict]) -> None:
         from datetime import datetime
 
-        from speedrun.tracking.records import EpochRecord, RunRecord
+        from speedrun.domain.records import EpochRecord, RunRecord
 
         store = self.Store.open(self.db)
         batch = 2_000
@@ -142,7 +142,7 @@ class SpeedrunDriver:
         return [r.title for r in found]
 
     def live(self, title: str, epochs: int) -> tuple[list[float], float, int]:
-        from speedrun.tracking.records import EpochRecord, RunRecord
+        from speedrun.domain.records import EpochRecord, RunRecord
 
         store = self.Store.open(self.db)
         run_id = store.begin_run(RunRecord(source="train", status="running", title=title, pid=os.getpid(),

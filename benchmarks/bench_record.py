@@ -28,7 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from speedrun.tracking.records import EpochRecord, RunRecord  # noqa: E402
+from speedrun.domain.records import EpochRecord, RunRecord  # noqa: E402
 from speedrun.tracking.store import Store  # noqa: E402
 
 TARGET_RATIO = 1.2

@@ -38,7 +38,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from speedrun.tracking.records import EpochRecord, RunRecord
+from speedrun.domain.records import EpochRecord, RunRecord
 from speedrun.training.augment import MEAN, STD
 from speedrun.training.config import TrainConfig
 from speedrun.training.data import Cifar10, load_cifar10, locate_cifar10, read_cifar10

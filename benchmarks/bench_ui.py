@@ -36,7 +36,7 @@ RSS_TARGET_MB = 150
 
 
 def build(path: Path, runs: int, epochs: int) -> None:
-    from speedrun.tracking.records import EpochRecord, RunRecord
+    from speedrun.domain.records import EpochRecord, RunRecord
     from speedrun.tracking.store import Store
 
     rng = random.Random(0)

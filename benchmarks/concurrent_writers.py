@@ -29,7 +29,7 @@ SHARED_NUMBER = 7  # every importer's first run asks for it: one gets it, the ot
 
 
 def trainer(db: str, index: int, epochs: int, start_at: float) -> None:
-    from speedrun.tracking.records import EpochRecord, RunRecord
+    from speedrun.domain.records import EpochRecord, RunRecord
     from speedrun.tracking.store import Store
 
     store = Store.open(db)
@@ -45,7 +45,7 @@ def trainer(db: str, index: int, epochs: int, start_at: float) -> None:
 
 
 def importer(db: str, index: int, epochs: int, start_at: float) -> None:
-    from speedrun.tracking.records import EpochRecord, RunRecord
+    from speedrun.domain.records import EpochRecord, RunRecord
     from speedrun.tracking.store import Store
 
     store = Store.open(db)

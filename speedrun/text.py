@@ -57,32 +57,6 @@ def configuration_text(params: dict[str, Any], ignore: Iterable[str] = ("seed",)
     return ", ".join(fmt_param(k, v) for k, v in params.items() if k not in skip) or "(no parameters)"
 
 
-def hardware_text(run: Any) -> str | None:
-    """The user's hardware text, else a description built from the detected environment.
-
-    The built text always classifies (speedrun.notebook.hardware) to the stored class,
-    so a report imported back lands in the same hardware class.
-    """
-    from speedrun.notebook.hardware import hardware_class
-
-    env = run.environment
-    if env is None:
-        return None
-    if env.hardware:
-        return env.hardware
-    if env.gpu_name:
-        text = env.gpu_name + (f" x{env.gpu_count}" if env.gpu_count and env.gpu_count > 1 else "")
-    elif env.cpu_model:
-        text = f"{env.cpu_model} (CPU)" if env.device_type == "cpu" else env.cpu_model
-    elif env.device_type:
-        text = env.device_type.upper()
-    else:
-        return env.hardware_class if env.hardware_class != "unknown" else None
-    if env.hardware_class not in ("unknown", hardware_class(text, env.device_type)):
-        text += f" ({env.hardware_class})"
-    return text
-
-
 def md_cell(value: Any) -> str:
     """Text for a Markdown table cell (or a one-line item): a pipe or a newline would end the cell;
     control characters are shown (`terminal_safe`), since the cell is read, not read back."""

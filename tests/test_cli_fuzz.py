@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from speedrun.cli import app
-from speedrun.tracking.records import EpochRecord
+from speedrun.domain.records import EpochRecord
 from speedrun.tracking.store import Store
 from tests.test_hostile_input import digest
 from tests.test_store_cli import make_record

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from speedrun.tracking.records import EpochRecord, RunRecord
+from speedrun.domain.records import EpochRecord, RunRecord
 from tests.test_report import trained
 
 

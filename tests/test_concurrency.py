@@ -31,7 +31,7 @@ def test_sixteen_processes_training_and_importing_at_once_lose_nothing(db_path, 
 
 
 def test_readers_see_consistent_data_while_a_writer_writes(db_path):
-    from speedrun.tracking.records import EpochRecord, RunRecord
+    from speedrun.domain.records import EpochRecord, RunRecord
     from speedrun.tracking.store import Store
 
     db = str(db_path)

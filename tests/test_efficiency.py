@@ -7,7 +7,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from speedrun.analysis.efficiency import (
+from speedrun.domain.efficiency import (
     FP32, HALF, Peak, efficiency, fmt_efficiency, measured_cpu_peak, precision_of, published_peak,
 )
 from speedrun.training.flops import MODELS_BY_PARAMETERS, count_flops, model_flops
@@ -104,7 +104,7 @@ def test_no_duration_no_figure():
 def test_cpu_peak_is_measured_once_and_cached(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     calls = []
-    import speedrun.analysis.efficiency as eff
+    import speedrun.domain.efficiency as eff
 
     monkeypatch.setattr(eff, "_matmul_tflops", lambda dtype, **kw: calls.append(dtype) or 0.5)
     first = measured_cpu_peak("Test CPU", 2)
@@ -121,7 +121,7 @@ def test_cpu_peak_is_measured_once_and_cached(tmp_path, monkeypatch):
     ("airbench94", AirbenchNet),
 ])
 def test_the_written_flop_table_is_the_count(name, build):
-    from speedrun.analysis.efficiency import FLOPS_PER_TRAINED_IMAGE
+    from speedrun.domain.efficiency import FLOPS_PER_TRAINED_IMAGE
 
     assert FLOPS_PER_TRAINED_IMAGE[name] == count_flops(build(), f"table-{name}").train
 
@@ -156,7 +156,7 @@ def test_an_imported_a100_log_gets_derived_figures(cli, tmp_path):
 def test_a_cpu_training_is_measured_against_the_measured_peak(cli, tmp_path, monkeypatch):
     import json
 
-    import speedrun.analysis.efficiency as eff
+    import speedrun.domain.efficiency as eff
     from speedrun.training.data import write_synthetic_cifar10
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
@@ -193,7 +193,7 @@ def test_tta_view_counts():
 def test_a_fast_recipe_counts_its_tta_passes_in_the_evaluation(cli, tmp_path, monkeypatch):
     import json
 
-    import speedrun.analysis.efficiency as eff
+    import speedrun.domain.efficiency as eff
     from speedrun.training.data import write_synthetic_cifar10
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
@@ -283,7 +283,7 @@ def test_a_run_that_beats_a_stale_cpu_peak_probes_again(tmp_path, monkeypatch):
     from speedrun.training.data import write_synthetic_cifar10
     from speedrun.training.recording import MemoryRecorder, Reporter
 
-    import speedrun.analysis.efficiency as eff
+    import speedrun.domain.efficiency as eff
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     probes = iter([1e-3, 1e-3, 1e3, 1e3])  # the busy probe (bf16, fp32), then the real one

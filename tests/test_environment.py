@@ -4,7 +4,7 @@ import pytest
 
 from speedrun.tracking import environment
 from speedrun.tracking.environment import detect_environment, git_info, hardware_text
-from speedrun.notebook.hardware import hardware_class
+from speedrun.domain.hardware import hardware_class
 
 KEYS = {"device_type", "gpu_name", "gpu_count", "gpu_memory_gb", "cuda_version", "driver_version", "cpu_model",
         "cpu_cores", "ram_gb", "os", "python_version", "torch_version", "torchvision_version", "hostname",

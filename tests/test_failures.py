@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import event
 
 from speedrun.errors import DatabaseError
-from speedrun.tracking.records import EpochRecord, RunRecord
+from speedrun.domain.records import EpochRecord, RunRecord
 from speedrun.tracking.store import Store
 from tests.test_store_cli import make_record
 
@@ -59,7 +59,7 @@ from speedrun.tracking.store import Store
 store = Store.open(sys.argv[1])  # the database another command just created: open, no run yet
 print("open", flush=True)
 sys.stdin.readline()  # ... until the test says: now record a run
-run = store.begin_run(__import__("speedrun.tracking.records", fromlist=["RunRecord"]).RunRecord(source="train",
+run = store.begin_run(__import__("speedrun.domain.records", fromlist=["RunRecord"]).RunRecord(source="train",
                       status="running"))
 store.finish_run(run, "completed")
 print(run, flush=True)

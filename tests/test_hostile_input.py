@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from speedrun.tracking.records import EpochRecord
+from speedrun.domain.records import EpochRecord
 from speedrun.tracking.store import Store, utcnow
 from tests.test_store_cli import make_record
 

@@ -10,7 +10,7 @@ from rich.cells import cell_len
 
 from speedrun.cli.runs import PAGE
 from speedrun.cli.table import Column, fit, render
-from speedrun.tracking.records import EpochRecord, RunRecord
+from speedrun.domain.records import EpochRecord, RunRecord
 from speedrun.tracking.store import Store
 
 

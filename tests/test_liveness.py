@@ -10,7 +10,7 @@ from datetime import timedelta
 import pytest
 
 from speedrun.tracking import liveness
-from speedrun.tracking.records import RunRecord, utcnow
+from speedrun.domain.records import RunRecord, utcnow
 from speedrun.tracking.store import Store
 
 NOT_A_PID_HERE = 4_194_000  # above any pid_max in use: no process has it in this namespace

@@ -21,7 +21,7 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from speedrun.cli import app
-from speedrun.tracking.records import EpochRecord, RunRecord
+from speedrun.domain.records import EpochRecord, RunRecord
 from speedrun.tracking.spool import Spool, spooled
 from speedrun.tracking.store import Store
 

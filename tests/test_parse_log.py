@@ -9,7 +9,7 @@ import pytest
 from speedrun.errors import ParseError
 from speedrun.notebook.logformat import epoch_line, footer_lines, header_lines
 from speedrun.notebook import parse_log
-from speedrun.tracking.records import summarize
+from speedrun.domain.records import summarize
 from tests.conftest import SEED_LOGS
 
 EPOCH3 = "Epoch [3/10], Loss: 0.7856, Val Accuracy: 75.63%"

@@ -9,7 +9,7 @@ import pytest
 from speedrun.errors import ParseError
 from speedrun.notebook.logformat import epoch_line, footer_lines, header_lines
 from speedrun.notebook import NotebookParse, parse_log, parse_notebook
-from speedrun.tracking.records import RunRecord
+from speedrun.domain.records import RunRecord
 from tests.conftest import SEED_LOGS, SEED_NOTEBOOK
 
 VARIANTS = Path(__file__).parent / "data" / "notebook_variants.md"

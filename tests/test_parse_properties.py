@@ -186,7 +186,7 @@ def test_user_text_never_forges_structure(title, hypothesis, description, analys
     from markdown_it import MarkdownIt
 
     from speedrun.notebook.syntax import canonical_text
-    from speedrun.tracking.records import EpochRecord, RunRecord
+    from speedrun.domain.records import EpochRecord, RunRecord
 
     tags = [t.strip() for t in tags if t.strip()]
     tags = list(dict.fromkeys(tags))

@@ -17,7 +17,7 @@ import pytest
 from typer.testing import CliRunner
 
 from speedrun.cli import app
-from speedrun.tracking.records import EpochRecord, RunRecord
+from speedrun.domain.records import EpochRecord, RunRecord
 from speedrun.tracking.spool import Spool, SpooledRecorder, Synced, sync
 from speedrun.tracking.store import Store
 from tests.conftest import SEED_NOTEBOOK

@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import event
 
-from speedrun.tracking.records import EpochRecord, RunRecord, summarize
+from speedrun.domain.records import EpochRecord, RunRecord, summarize
 from speedrun.tracking.store import Store
 
 SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from speedrun.tracking.records import EpochRecord, RunRecord, time_to_target, times_to_targets
+from speedrun.domain.records import EpochRecord, RunRecord, time_to_target, times_to_targets
 from speedrun.analysis.report import build_context, render
 
 from tests.conftest import SEED_LOGS

@@ -18,9 +18,10 @@ from typer.testing import CliRunner
 
 import speedrun.cli
 from speedrun.cli import app
-from speedrun.notebook.memo import MAX_CACHED_TEXT, per_text
-from speedrun.notebook.params import split_outside_brackets
-from speedrun.tracking.store import Store, json_text
+from speedrun.domain.memo import MAX_CACHED_TEXT, per_text
+from speedrun.domain.params import split_outside_brackets
+from speedrun.tracking.models import json_text
+from speedrun.tracking.store import Store
 
 NOTEBOOK = """# Experiments
 

@@ -1,4 +1,4 @@
-"""Tests for speedrun.analysis.stats, and for the verdict wording of speedrun.analysis.metrics.
+"""Tests for speedrun.domain.stats, and for the verdict wording of speedrun.analysis.metrics.
 
 Every number is checked against a reference computed independently of the
 module: hand-worked arithmetic for small samples, scipy.stats' own tests
@@ -22,7 +22,7 @@ from types import SimpleNamespace
 from speedrun.errors import InsufficientData, SpeedrunError
 from speedrun.analysis.groups import config_key, group_runs
 from speedrun.analysis.metrics import FINAL_ACCURACY, TRAINING_TIME, Metric, Verdict, binomial_error, verdict
-from speedrun.analysis.stats import (
+from speedrun.domain.stats import (
     Description,
     describe,
     fmt_mean_ci,

@@ -8,7 +8,7 @@ import math
 import pytest
 from scipy import stats as sps
 
-from speedrun.tracking.records import EpochRecord, RunRecord
+from speedrun.domain.records import EpochRecord, RunRecord
 from speedrun.tracking.store import Store
 
 LR04 = [93.9, 94.1, 94.0, 94.2, 93.95]
@@ -54,7 +54,7 @@ def test_stats_of_a_run_covers_its_repeats(cli, repeats_db):
 def test_stats_verdict_between_groups(cli, repeats_db):
     data = json.loads(cli("stats", "1", "6", "--json").stdout)
     verdict = next(v["line"] for v in data["verdicts"] if v["metric"] == "final_accuracy")
-    from speedrun.analysis.stats import format_p
+    from speedrun.domain.stats import format_p
 
     p = sps.ttest_ind(LR08, LR04, equal_var=False).pvalue
     diff = sum(LR08) / 5 - sum(LR04) / 5

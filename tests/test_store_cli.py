@@ -9,7 +9,7 @@ import pytest
 
 from speedrun.tracking import db as dbmod
 from speedrun.errors import DatabaseError, DuplicateImport, RunNotFound
-from speedrun.tracking.records import EpochRecord, RunRecord
+from speedrun.domain.records import EpochRecord, RunRecord
 from speedrun.tracking.store import Store
 
 

@@ -419,7 +419,7 @@ def test_importances_are_shown_only_when_the_completed_trials_can_rank_the_optio
                                   for lr in (0.02, 0.04) for bs in (32, 64)])
     values, why = runner.importances(grid, spec)
     assert why is None and set(values) == {"lr", "batch_size"} and values["lr"] > values["batch_size"]
-    from speedrun.analysis.sweeps import importance_lines
+    from speedrun.sweep.summary import importance_lines
 
     assert importance_lines({"importances": None, "importance_note": "x took one value only"}) == \
         ["not shown: x took one value only."]

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from speedrun.errors import SpeedrunError
-from speedrun.notebook.params import CANONICAL
+from speedrun.domain.params import CANONICAL
 from speedrun.training import device, loop, recording
 from speedrun.training.augment import MEAN, STD, Preprocess, cutout, parse_augment, random_crop, random_flip
 from speedrun.training.config import TrainConfig

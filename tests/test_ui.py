@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from speedrun.tracking.records import EpochRecord, RunRecord
+from speedrun.domain.records import EpochRecord, RunRecord
 from speedrun.tracking.store import Store
 from tests.conftest import DATA
 

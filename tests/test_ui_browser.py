@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from speedrun.tracking.records import EpochRecord, RunRecord
+from speedrun.domain.records import EpochRecord, RunRecord
 from speedrun.tracking.store import Store
 
 SCRIPT_TITLE = "<script>alert(1)</script>"
@@ -174,7 +174,7 @@ def test_a_running_run_grows_on_the_open_page_without_reload(page, server, datab
     feeder = subprocess.Popen([sys.executable, "-c", (
         "import sys, time\n"
         "from speedrun.tracking.store import Store\n"
-        "from speedrun.tracking.records import EpochRecord\n"
+        "from speedrun.domain.records import EpochRecord\n"
         "store = Store.open(sys.argv[1])\n"
         "for n in (2, 3, 4):\n"
         "    time.sleep(0.5)\n"

@@ -17,7 +17,7 @@ from types import SimpleNamespace
 import pytest
 
 from speedrun.analysis import groups
-from speedrun.tracking.records import RunRecord
+from speedrun.domain.records import RunRecord
 from tests.test_report import curve, section, trained
 
 COLAB = "Google Colab, T4 GPU"
@@ -548,13 +548,13 @@ def test_labels_name_runs_in_every_command_after_an_import_into_a_database_with_
     ("10.", 10), ("True.", True), ("'True.'", True), ("0.02.", 0.02), ("resnet.", "resnet."), ("1.5", 1.5),
 ])
 def test_a_sentences_full_stop_after_a_value_is_no_part_of_it(text, value):
-    from speedrun.notebook.params import parse_value
+    from speedrun.domain.params import parse_value
 
     assert parse_value(text) == value and type(parse_value(text)) is type(value)
 
 
 def test_a_remark_in_brackets_after_a_transform_is_not_its_arguments():
-    from speedrun.notebook.params import canonical_augment
+    from speedrun.domain.params import canonical_augment
 
     assert canonical_augment("RandomCrop(32, padding=4), RandomRotation(15) (No ColorJitter)") == "crop,randomrotation(15)"
     assert canonical_augment("RandomCrop(32, padding=4), TrivialAugmentWide (default)") == "crop,trivialaugmentwide"

@@ -13,7 +13,7 @@ from sqlalchemy import delete
 from speedrun.errors import QueryError
 from speedrun.query import parse
 from speedrun.query.evaluate import matches
-from speedrun.tracking.records import RunRecord
+from speedrun.domain.records import RunRecord
 
 # ---------------------------------------------------------------- random runs and queries
 
@@ -52,7 +52,7 @@ def runs(draw):
 
 def _add(store, records):
     """Records and the notebook series they name."""
-    from speedrun.tracking.records import SeriesRecord
+    from speedrun.domain.records import SeriesRecord
 
     names = sorted({r.series for r in records if r.series})
     store.add_runs(records, force=True, label_clashes=False, series=[SeriesRecord(name) for name in names])

@@ -18,6 +18,7 @@ import re
 from typing import Any, Sequence
 
 from speedrun.analysis import groups, metrics
+from speedrun.domain.hardware import UNKNOWN_HARDWARE, hardware_class_of
 from speedrun.text import fmt_num
 
 # "Same as Run 14 but ...", "vs Run 15", "compared to Run 7a", "Building on Run 15's success".
@@ -79,11 +80,11 @@ class Baselines:
     def _nearest(self, run: Any) -> Any | None:
         """The nearest earlier run of the same model and hardware class with the fewest differing
         settings (`groups.differences`); ties go to the nearer run."""
-        hardware, model = groups.hardware_of(run), groups.recipe_of(run)
-        if hardware == groups.UNKNOWN_HARDWARE:
+        hardware, model = hardware_class_of(run), groups.recipe_of(run)
+        if hardware == UNKNOWN_HARDWARE:
             return None
         candidates = [r for r in self._earlier(run)
-                      if groups.hardware_of(r) == hardware and groups.recipe_of(r) == model and self._usable(r, run)]
+                      if hardware_class_of(r) == hardware and groups.recipe_of(r) == model and self._usable(r, run)]
         candidates = candidates[-_NEAREST_CONSIDERED:]
         if not candidates:
             return None
@@ -102,7 +103,7 @@ class Baselines:
         nearest = self._nearest(run)
         model = groups.setup_of(run).get("model")
         what = f"{model} run" if model else "run (neither states its model)"
-        return nearest, f"the nearest earlier {what} on {groups.hardware_of(run)} with the fewest differing settings"
+        return nearest, f"the nearest earlier {what} on {hardware_class_of(run)} with the fewest differing settings"
 
     def versus_lines(self, run: Any) -> list[str]:
         """"vs Run 20 (only amp differs): −0.24 points, −29% time — …", then the verdicts."""
@@ -111,10 +112,10 @@ class Baselines:
         why_not = groups.exclusion(run)
         if why_not:
             return [f"Not compared: {why_not}, so its numbers do not stand for its set-up"]
-        hardware = groups.hardware_of(run)
+        hardware = hardware_class_of(run)
         base, why = self.baseline(run)
         if base is None:
-            if hardware == groups.UNKNOWN_HARDWARE:
+            if hardware == UNKNOWN_HARDWARE:
                 return ["No baseline: the hardware is unknown, so no run is known to be comparable"]
             mine = self.repeats(run)
             if mine[0].id != run.id:

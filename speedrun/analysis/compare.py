@@ -40,7 +40,8 @@ from typing import Any, Sequence
 from speedrun.analysis import groups, metrics
 from speedrun.analysis.metrics import Metric
 from speedrun.errors import SpeedrunError
-from speedrun.text import MISSING, fmt_num, fmt_target, fmt_value, hardware_text, md_cell
+from speedrun.domain.hardware import hardware_class_of, hardware_text
+from speedrun.text import MISSING, fmt_num, fmt_target, fmt_value, md_cell
 
 NOT_STATED = "not stated"
 UNPARSED_ROW = "configuration text (not parsed)"
@@ -152,7 +153,7 @@ def _side_info(side: Side) -> dict[str, Any]:
     return {
         "name": side.name,
         "runs": [r.id for r in side.runs],
-        "hardware": ", ".join(dict.fromkeys(groups.hardware_of(r) for r in side.runs)),
+        "hardware": ", ".join(dict.fromkeys(hardware_class_of(r) for r in side.runs)),
         "title": side.runs[0].title if len(side.runs) == 1 else f"{len(side.runs)} runs",
         "status": "; ".join(reasons) or "completed",
         "counts": not reasons,
@@ -203,7 +204,7 @@ def _environment(sides: Sequence[Side]) -> list[dict[str, Any]]:
             texts = []
             for r in s.runs:
                 if attr is None:
-                    texts.append(hardware_text(r) or groups.hardware_of(r))
+                    texts.append(hardware_text(r) or hardware_class_of(r))
                 elif attr.startswith("machine:"):
                     machine = (getattr(r, "extra", None) or {}).get("machine")
                     value = machine.get(attr[len("machine:"):]) if isinstance(machine, dict) else None

@@ -29,12 +29,11 @@ from typing import Any, Sequence, TypeVar
 from weakref import WeakKeyDictionary
 
 from speedrun.errors import SpeedrunError
-from speedrun.analysis.views import hardware_class_of
+from speedrun.domain.hardware import UNKNOWN_HARDWARE, hardware_class_of
 
 T = TypeVar("T")
 K = TypeVar("K", bound=Hashable)
 
-UNKNOWN_HARDWARE = "unknown"
 # Settings that vary between repeats by design.
 REPEAT_VARIES = ("seed",)
 
@@ -110,11 +109,6 @@ def setup_of(run: Any) -> dict[str, Any]:
     return _memo(run, "setup", lambda r: {**prose_settings(r), **params_of(r)})
 
 
-def hardware_of(run: Any) -> str:
-    """The run's hardware class ("T4", "A100", "CPU", or "unknown")."""
-    return hardware_class_of(run)
-
-
 def unparsed_config(run: Any) -> str | None:
     """The configuration text the importer did not understand, None when it understood all.
 
@@ -164,7 +158,7 @@ def noise_kind(run: Any) -> tuple:
     """Runs whose spreads measure one another's noise: the same hardware class, recipe, epoch
     budget and precision. A spread measured on another model, machine, length or precision says
     nothing about this run's."""
-    return (hardware_of(run), recipe_of(run), epoch_budget(run), precision_of(run))
+    return (hardware_class_of(run), recipe_of(run), epoch_budget(run), precision_of(run))
 
 
 def recipe_of(run: Any) -> str | None:
@@ -285,7 +279,7 @@ def _repeat_key(run: Any) -> str | None:
     Hardware class, every setting but the seed, the unparsed configuration
     text, the epoch budget and the data must all match.
     """
-    hardware = hardware_of(run)
+    hardware = hardware_class_of(run)
     if hardware == UNKNOWN_HARDWARE or not counts(run):
         return None
     payload = {
@@ -364,7 +358,7 @@ def differences(a: Sequence[Any], b: Sequence[Any]) -> list[str]:
 
     left, right = stated(a), stated(b)
     names = [n for n in dict.fromkeys([*left, *right]) if left.get(n, {"not stated"}) != right.get(n, {"not stated"})]
-    if {hardware_of(r) for r in a} != {hardware_of(r) for r in b}:
+    if {hardware_class_of(r) for r in a} != {hardware_class_of(r) for r in b}:
         names.append("hardware")
     if {unparsed_config(r) for r in a} != {unparsed_config(r) for r in b}:
         names.append("configuration text")

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-from speedrun.analysis import groups, metrics, stats
+from speedrun.analysis import groups, metrics
+from speedrun.domain import stats
+from speedrun.domain.hardware import UNKNOWN_HARDWARE, hardware_class_of
 from speedrun.analysis.metrics import Metric
 from speedrun.text import configuration_text, fmt_num, fmt_target
 
@@ -138,10 +140,10 @@ def leaderboard(
     """Record rows per hardware class and epoch budget, from the runs that count."""
     counted = sorted((r for r in runs if groups.counts(r)), key=groups.order_key)
     pool = pool if pool is not None else metrics.NoisePool(runs)
-    classes = groups.group_runs(counted, lambda r: (groups.hardware_of(r), groups.epoch_budget(r)))
+    classes = groups.group_runs(counted, lambda r: (hardware_class_of(r), groups.epoch_budget(r)))
     index = groups.Repeats(counted)
     rows = []
-    for hardware, budget in sorted(classes, key=lambda k: (k[0] == groups.UNKNOWN_HARDWARE, k[0], k[1] is None, k[1] or 0)):
+    for hardware, budget in sorted(classes, key=lambda k: (k[0] == UNKNOWN_HARDWARE, k[0], k[1] is None, k[1] or 0)):
         for metric in record_metrics(targets):
             row = record_row(metric, hardware, budget, classes[(hardware, budget)], alpha, pool, index)
             if row is not None:
@@ -186,7 +188,7 @@ def group_rows(runs: Sequence[Any]) -> list[dict[str, Any]]:
         else:
             def summary(metric: Metric, counted: Sequence[Any] = counted) -> str:
                 return mean_std_text(metric, metrics.values(metric, counted))
-        hardware = ", ".join(dict.fromkeys(groups.hardware_of(m) for m in members))
+        hardware = ", ".join(dict.fromkeys(hardware_class_of(m) for m in members))
         budgets = list(dict.fromkeys(groups.epoch_budget(m) for m in members))
         rows.append({
             "key": name,

@@ -60,8 +60,9 @@ from typing import Any, Callable, Iterable, Literal, Sequence
 
 from speedrun.errors import InsufficientData, SpeedrunError
 from speedrun.analysis import groups
-from speedrun.analysis.efficiency import run_efficiency
-from speedrun.tracking.records import times_to_targets
+from speedrun.domain.efficiency import run_efficiency
+from speedrun.domain.hardware import UNKNOWN_HARDWARE, hardware_class_of
+from speedrun.domain.records import times_to_targets
 from speedrun.text import MINUS, fmt_num, fmt_target
 
 from speedrun.analysis.levels import ALPHA, RECORD_ALPHA  # defined apart: the CLI shows them at start-up
@@ -265,7 +266,7 @@ def bounded(metric: Metric, desc: Any) -> bool:
 def mean_text(metric: Metric, runs_values: Sequence[float]) -> str:
     """One run: its value. Several: "93.01% ± 0.12 (n=4)", the ± a 95% interval's half-width,
     or "(n=2; 2 runs cannot bound it)" when that interval leaves the metric's range."""
-    from speedrun.analysis.stats import describe
+    from speedrun.domain.stats import describe
 
     if not runs_values:
         return fmt_num(None)
@@ -313,7 +314,7 @@ def binomial_error(accuracy: float, images: int) -> float:
 def _pooled(groups_values: Iterable[Sequence[float]], relative: bool) -> tuple[float, int, int] | None:
     """Pooled standard deviation (or coefficient of variation) over groups with a spread:
     (spread, groups used, degrees of freedom)."""
-    from speedrun.analysis.stats import describe
+    from speedrun.domain.stats import describe
 
     num, dof, used = 0.0, 0, 0
     for vals in groups_values:
@@ -368,7 +369,7 @@ class NoisePool:
         if hardware not in self._sets:
             runs = self._source(hardware) if callable(self._source) else self._source
             by_kind: dict[tuple, list[list[Any]]] = {}
-            for members in groups.repeat_sets(r for r in runs if groups.hardware_of(r) == hardware):
+            for members in groups.repeat_sets(r for r in runs if hardware_class_of(r) == hardware):
                 by_kind.setdefault(groups.noise_kind(members[0]), []).append(members)
             self._sets[hardware] = by_kind
         return self._sets[hardware]
@@ -377,7 +378,7 @@ class NoisePool:
         """The pooled spread of `metric` over the user's repeats of every kind among `runs`; None
         unless each kind has repeats and they hold at least `MIN_DOF` degrees of freedom."""
         kinds = {groups.noise_kind(r) for r in runs}
-        if any(kind[0] == groups.UNKNOWN_HARDWARE for kind in kinds):
+        if any(kind[0] == UNKNOWN_HARDWARE for kind in kinds):
             return None
         memo = (metric.key, frozenset(kinds))
         if memo not in self._pooled:
@@ -398,7 +399,7 @@ class NoisePool:
 
 
 def _hardware_text(runs: Sequence[Any]) -> str:
-    known = sorted({groups.hardware_of(r) for r in runs} - {groups.UNKNOWN_HARDWARE})
+    known = sorted({hardware_class_of(r) for r in runs} - {UNKNOWN_HARDWARE})
     return f" on {', '.join(known)}" if known else ""
 
 
@@ -503,9 +504,9 @@ def _percent(fraction: float) -> str:
 
 def _hardware_differs(a: Sequence[Any], b: Sequence[Any]) -> tuple[str, str] | None:
     """The two sides' hardware classes when they are known and differ."""
-    ha = {groups.hardware_of(r) for r in a}
-    hb = {groups.hardware_of(r) for r in b}
-    if groups.UNKNOWN_HARDWARE in ha | hb or ha == hb:
+    ha = {hardware_class_of(r) for r in a}
+    hb = {hardware_class_of(r) for r in b}
+    if UNKNOWN_HARDWARE in ha | hb or ha == hb:
         return None
     return ", ".join(sorted(ha)), ", ".join(sorted(hb))
 
@@ -527,7 +528,7 @@ def verdict(
     measured in standard errors of the difference, √(σ²/n_a + σ²/n_b), σ the spread per run
     (`_spread`). Every sentence states n, the spread and where it came from.
     """
-    from speedrun.analysis import stats
+    from speedrun.domain import stats
 
     check_alpha(alpha)
     va, vb = values(metric, a), values(metric, b)
@@ -618,7 +619,7 @@ def _spread(metric: Metric, descs: Sequence[Any], names: Sequence[str], a: Seque
     `MIN_DOF` degrees of freedom), the user's repeats of the same kind of run (`NoisePool`),
     the default (`default_spread`). An accuracy spread is never smaller than the test set's
     binomial error at that accuracy and test size."""
-    from speedrun.analysis.stats import pooled_sd
+    from speedrun.domain.stats import pooled_sd
 
     runs = [*a, *b]
     total = sum(d.n for d in descs)

@@ -30,6 +30,11 @@ def safe_name(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("._") or "run"
 
 
+def link_to(link: str, name: str) -> str:
+    """How a document refers to the picture `name` in the plots folder it calls `link`."""
+    return f"{link.rstrip('/')}/{name}" if link else name
+
+
 def run_colours(runs: Sequence[Any]) -> dict[int, str]:
     """Each run's colour, by its place in the report: the same run is the same colour in every chart."""
     return {run.id: PALETTE[i % len(PALETTE)] for i, run in enumerate(runs)}

@@ -68,13 +68,14 @@ import jinja2
 from speedrun.notebook import logformat
 from speedrun.tracking.db import resource_dir
 from speedrun.errors import SpeedrunError
-from speedrun.analysis import groups, leaderboard, metrics
+from speedrun.analysis import leaderboard, metrics
 from speedrun.analysis.sandbox import MAX_MEMORY, Sandbox, render_bounded
 from speedrun.analysis.baselines import Baselines
-from speedrun.analysis.efficiency import best_by_hardware, fmt_efficiency, run_efficiency
+from speedrun.domain.efficiency import best_by_hardware, fmt_efficiency, run_efficiency
 from speedrun.notebook import syntax
-from speedrun.tracking.records import notebook_order, notebook_order_key, times_to_targets
-from speedrun.text import as_references, fmt_param, fmt_target, hardware_text, md_cell, terminal_safe
+from speedrun.domain.records import notebook_order, notebook_order_key, times_to_targets
+from speedrun.domain.hardware import hardware_class_of, hardware_text
+from speedrun.text import as_references, fmt_param, fmt_target, md_cell, terminal_safe
 
 DEFAULT_TARGETS = metrics.DEFAULT_TARGETS
 TITLE = "Experiment Results: CIFAR-10 Speedrun"
@@ -118,7 +119,7 @@ def collect_facts(runs: Sequence[Any], targets: Sequence[float]) -> list[RunFact
             RunFacts(
                 run=run,
                 params=run.param_dict,
-                hardware_class=groups.hardware_of(run),
+                hardware_class=hardware_class_of(run),
                 final=run.final_val_acc,
                 peak=run.peak_val_acc,
                 times=times_to_targets(run.epochs, targets),
@@ -341,7 +342,7 @@ def build_context(
     plots_link: str | None = None,
     svg: bool = False,
     series: Sequence[Any] = (),
-    sweeps: Sequence[tuple] = (),
+    sweeps: Sequence[dict[str, Any]] = (),
 ) -> dict[str, Any]:
     """The template context of a report of `runs`, in notebook order (`notebook_order`).
 
@@ -352,7 +353,7 @@ def build_context(
     `plots`: directory to write PNG curves to; `plots_link` is how the
     document refers to that directory (relative to where the document lies).
     `svg`: inline SVG curves (HTML).
-    `sweeps`: (spec, trials, answer) of the sweeps to show (`speedrun.sweep.runner.summaries`).
+    `sweeps`: the sections of the sweeps to show (`speedrun.sweep.summary.sweep_section`).
     """
     metrics.check_alpha(alpha)
     targets = metrics.check_targets(targets)
@@ -379,7 +380,7 @@ def build_context(
         "targets": [fmt_target(t) for t in targets],
         "leaderboard": leaderboard.leaderboard(ordered, targets, alpha, pool),
         "efficiency": best_by_hardware(ordered),
-        "sweeps": [sweep_section(spec, trials, answer, plots, plots_link, svg) for spec, trials, answer in sweeps],
+        "sweeps": list(sweeps),
         "groups": group_rows,
         "runs": sections,
         "preamble": preamble,
@@ -455,7 +456,7 @@ def _attach_plots(
         if folder is not None:
             name = f"run-{f.run.id}.png"  # by number: two runs labelled 24 never share a picture
             plots.learning_curve_png(f.run, folder / name, colour=colours[f.run.id])
-            section["plot"] = _join(link, name)
+            section["plot"] = plots.link_to(link, name)
         if svg:
             section["svg"] = plots.curves_svg([plots.series(f.run)], colours=[colours[f.run.id]])
     for i, g in enumerate(group_rows, 1):
@@ -466,46 +467,10 @@ def _attach_plots(
             name = f"group-{i:03d}.png"
             plots.overlay_png(with_epochs, folder / name, title=f"{g['name']} ({g['hardware']})",
                               colours=[colours[r.id] for r in with_epochs])
-            g["plot"] = _join(link, name)
+            g["plot"] = plots.link_to(link, name)
         if svg:
             g["svg"] = plots.curves_svg([plots.series(r) for r in with_epochs],
                                         colours=[colours[r.id] for r in with_epochs], legend=True)
-
-
-def sweep_section(spec: Any, trials: Sequence[Any], answer: dict[str, Any], folder: Path | None,
-                   link: str | None, inline: bool) -> dict[str, Any]:
-    """A sweep in the report: its table, its answer in sentences, and its pictures (linked PNGs
-    with --plots; inline in HTML)."""
-    import base64
-    import tempfile
-
-    from speedrun.analysis import sweeps
-
-    section = {
-        "name": answer["name"],
-        "heading": sweeps.heading(answer),
-        "columns": list(answer["searched"]),
-        "objective": spec.metric.title,
-        "rows": answer["trials"],
-        "lines": sweeps.answer_lines(answer),
-        "plots": [],
-        "images": [],
-    }
-    if folder is None and not inline:
-        return section
-    with tempfile.TemporaryDirectory() as tmp:  # drawn once: into --plots, else a folder that goes away
-        pngs = sweeps.plot_pngs(spec, trials, folder if folder is not None else Path(tmp))
-        if folder is not None:
-            link = link if link is not None else str(folder)
-            section["plots"] = [_join(link, p.name) for p in pngs]
-        if inline:
-            section["images"] = ["data:image/png;base64," + base64.b64encode(p.read_bytes()).decode("ascii")
-                                 for p in pngs]
-    return section
-
-
-def _join(link: str, name: str) -> str:
-    return f"{link.rstrip('/')}/{name}" if link else name
 
 
 # --------------------------------------------------------------------------- rendering

@@ -1,6 +1,6 @@
 """What `speedrun stats` shows: each set of runs described, the verdicts between them, a claim.
 
-The statistics are `speedrun.analysis.stats`, the metrics and verdicts
+The statistics are `speedrun.domain.stats`, the metrics and verdicts
 `speedrun.analysis.metrics`; this module applies them to the sets the user
 named. It returns plain data (also the `--json` output); the CLI only lays it
 out. A set is described over the runs that count (completed, full data, every
@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-from speedrun.analysis import groups, metrics, stats
+from speedrun.analysis import groups, metrics
+from speedrun.domain import stats
 from speedrun.analysis.groups import RunSet
 from speedrun.analysis.metrics import Metric
 from speedrun.text import fmt_num

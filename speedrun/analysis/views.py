@@ -4,15 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from speedrun.analysis.efficiency import efficiency_json, epoch_efficiencies, run_efficiency
-from speedrun.tracking.records import EPOCH_FIELDS
+from speedrun.domain.efficiency import efficiency_json, epoch_efficiencies, run_efficiency
+from speedrun.domain.hardware import hardware_class_of
+from speedrun.domain.records import EPOCH_FIELDS
 from speedrun.tracking.store import ENV_FIELDS, RunView
-
-
-def hardware_class_of(run: RunView) -> str:
-    """The hardware class a run competes in ("T4", "A100", "CPU"; "unknown" without an environment)."""
-    env = run.environment
-    return env.hardware_class if env else "unknown"
 
 
 def run_date(run: Any) -> str:

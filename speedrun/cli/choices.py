@@ -1,6 +1,6 @@
 """The fixed sets of values that options accept, as Enums so `--help` lists them and Typer checks them.
 
-Each set is built from the one place that defines it (statuses in tracking.records,
+Each set is built from the one place that defines it (statuses in domain.records,
 sort keys in tracking.orders), never spelled out again here. Those places are light
 modules: `speedrun --help` builds these Enums, and must not import the database layer.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 from enum import Enum
 
 from speedrun.sweep.space import SAMPLERS
-from speedrun.tracking.records import STATUSES
+from speedrun.domain.records import STATUSES
 from speedrun.tracking.orders import SORTABLE_COLUMNS as SORTABLE
 
 

@@ -9,7 +9,7 @@ import typer
 from speedrun.cli.app import app, fail, open_store
 from speedrun.errors import DuplicateImport, SpeedrunError
 from speedrun.text import terminal_safe
-from speedrun.tracking.records import RunRecord, default_title, summarize_record
+from speedrun.domain.records import RunRecord, default_title, summarize_record
 
 if TYPE_CHECKING:  # the notebook parsers and the store load with the command that uses them
     from speedrun.tracking.store import Stored
@@ -66,7 +66,7 @@ def import_log(
     from speedrun.notebook import parse_log
     from speedrun.notebook.inputs import read_input
     from speedrun.notebook.overrides import Overrides, apply_overrides, fill_content_hash
-    from speedrun.notebook.params import parse_assignment
+    from speedrun.domain.params import parse_assignment
 
     try:
         params = dict(parse_assignment(p) for p in param)
@@ -173,7 +173,7 @@ def import_md(
 def stored_runs(store):
     """What `plan_import` needs to know of the database."""
     from speedrun.notebook.sync import StoredRuns
-    from speedrun.text import hardware_text
+    from speedrun.domain.hardware import hardware_text
 
     def section_markdown(run):
         if run.section_text is not None:  # printed as written: no need to load the report (and scipy with it)

@@ -76,8 +76,11 @@ def report(
 
         when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     from speedrun.sweep.runner import summaries
+    from speedrun.sweep.summary import sweep_section
 
-    sweeps = summaries(store, alpha=alpha, pool=pool, runs={r.id for r in selected} if filtered else None)
+    plots_link = plots_link_for(plots, output) if plots else None
+    sweeps = [sweep_section(spec, trials, answer, plots, plots_link, fmt == "html") for spec, trials, answer
+              in summaries(store, alpha=alpha, pool=pool, runs={r.id for r in selected} if filtered else None)]
     context = build_context(
         selected,
         targets=target or DEFAULT_TARGETS,
@@ -85,7 +88,7 @@ def report(
         pool=pool,
         stamp=when,
         plots=plots,
-        plots_link=plots_link_for(plots, output) if plots else None,
+        plots_link=plots_link,
         svg=fmt == "html",
         series=store.list_series(),
         sweeps=sweeps,

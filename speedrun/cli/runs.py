@@ -18,7 +18,7 @@ from speedrun.errors import SpeedrunError
 from speedrun.text import fmt_num as _num
 from speedrun.text import json_text, terminal_safe
 from speedrun.tracking.liveness import contact_note
-from speedrun.tracking.records import FINAL_MEASURED_AFTER_EPOCHS, utcnow
+from speedrun.domain.records import FINAL_MEASURED_AFTER_EPOCHS, utcnow
 
 
 def _waiting_to_sync(store) -> dict:
@@ -48,7 +48,7 @@ def _with_waiting(data: dict, run, waiting: dict) -> dict:
 
 def _mfu(run) -> str:
     """The list's MFU cell: share of the device's peak, `~` where derived from logged durations."""
-    from speedrun.analysis.efficiency import run_efficiency
+    from speedrun.domain.efficiency import run_efficiency
 
     e = run_efficiency(run)
     if e is not None and e.mfu_range is not None:  # precision not stated: between the two peaks
@@ -157,7 +157,8 @@ def list_runs(
 
 def _list_rows(runs, waiting: dict) -> list[list[str]]:
     """The list's cells, plain text (user text made terminal-safe), in LIST_COLUMNS' order."""
-    from speedrun.analysis.views import hardware_class_of, run_date
+    from speedrun.analysis.views import run_date
+    from speedrun.domain.hardware import hardware_class_of
 
     return [_list_row(run, waiting, hardware_class_of(run), run_date(run)) for run in runs]
 
@@ -201,7 +202,7 @@ def show(
         speedrun show 15
         speedrun show 7a --json
     """
-    from speedrun.analysis.efficiency import fmt_efficiency, run_efficiency
+    from speedrun.domain.efficiency import fmt_efficiency, run_efficiency
     from speedrun.analysis.views import run_detail
 
     store = open_store()

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from speedrun.errors import SpeedrunError
-from speedrun.tracking.records import run_number
+from speedrun.domain.records import run_number
 
 # `--where QUERY` on every command that selects runs: one option, one help text (speedrun.query has the language).
 WHERE_HELP = (

@@ -70,7 +70,7 @@ def sweep(
     from speedrun.sweep import runner
     from speedrun.sweep.space import parse_space
     from speedrun.tracking.environment import command_line
-    from speedrun.tracking.records import RunRecord
+    from speedrun.domain.records import RunRecord
     from speedrun.tracking.validation import check_name
     from speedrun.cli.train import make_recorder
     from speedrun.recipes import get_recipe
@@ -137,7 +137,7 @@ def list_command(as_json: bool = typer.Option(False, "--json", help="Print the s
         speedrun sweep list
         speedrun sweep list --json
     """
-    from speedrun.analysis.sweeps import searched_text
+    from speedrun.sweep.summary import searched_text
     from speedrun.sweep import runner
 
     store = open_store()
@@ -169,7 +169,7 @@ def list_command(as_json: bool = typer.Option(False, "--json", help="Print the s
 
 
 def _show(store, name: str, *, alpha: float, as_json: bool, plots: Path | None) -> None:
-    from speedrun.analysis import sweeps
+    from speedrun.sweep import summary as sweeps
     from speedrun.analysis.metrics import NoisePool, check_alpha
     from speedrun.sweep import runner
 

@@ -11,7 +11,7 @@ from speedrun.cli.app import app, console, err_console, open_store, state
 from speedrun.cli.hyperopts import hyperparameter_options
 from speedrun.errors import DatabaseError
 from speedrun.tracking.environment import command_line
-from speedrun.tracking.records import RunRecord
+from speedrun.domain.records import RunRecord
 
 
 def make_recorder(*, offline_start: bool = True):
@@ -34,7 +34,7 @@ def _note(message: str) -> None:
 
 
 def _print_dry_run(config, title: str | None, tags: list[str]) -> None:
-    from speedrun.analysis.efficiency import CIFAR10_TRAIN_IMAGES
+    from speedrun.domain.efficiency import CIFAR10_TRAIN_IMAGES
     from speedrun.domain.hyperparams import HYPER
     from speedrun.notebook.logformat import config_line
     from speedrun.training import fastloop, loop

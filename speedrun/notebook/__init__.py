@@ -1,7 +1,7 @@
 """Parsers for pasted console logs and the user's Markdown notebook (pure: no CLI, no database).
 
-The parsers load on first use (PEP 562): the store imports this package's small modules
-(hardware classes, parameter values) for every command, and none of those needs the parsers.
+The parsers load on first use (PEP 562): the trainer and the report import this package's
+small modules (logformat, syntax), and neither needs the parsers.
 """
 
 from importlib import import_module

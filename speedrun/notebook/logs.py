@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from speedrun.errors import ParseError
-from speedrun.notebook.memo import per_text
-from speedrun.notebook.params import normalize, split_outside_brackets
-from speedrun.tracking.records import FINAL_MEASURED_AFTER_EPOCHS, EpochRecord, RunRecord
+from speedrun.domain.memo import per_text
+from speedrun.domain.params import normalize, split_outside_brackets
+from speedrun.domain.records import FINAL_MEASURED_AFTER_EPOCHS, EpochRecord, RunRecord
 
 MAX_EPOCHS = 1_000_000
 MAX_INT = 2**63 - 1  # what SQLite can store

@@ -23,7 +23,7 @@ from typing import Any
 
 from speedrun.errors import ParseError
 from speedrun.notebook import syntax
-from speedrun.notebook.memo import per_text
+from speedrun.domain.memo import per_text
 from speedrun.notebook.logs import (
     EPOCH_FIELD_NAMES,
     content_hash,
@@ -33,8 +33,8 @@ from speedrun.notebook.logs import (
     split_assignments,
     split_lines,
 )
-from speedrun.notebook.params import CANONICAL, canonical_augment, canonical_name, canonical_value, model_name, parse_value
-from speedrun.tracking.records import STATUSES, EpochRecord, RunRecord, SeriesRecord
+from speedrun.domain.params import CANONICAL, canonical_augment, canonical_name, canonical_value, model_name, parse_value
+from speedrun.domain.records import STATUSES, EpochRecord, RunRecord, SeriesRecord
 
 
 @dataclass

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from speedrun.errors import ParseError
-from speedrun.notebook.hardware import hardware_class
-from speedrun.tracking.records import RunRecord
+from speedrun.domain.hardware import hardware_class
+from speedrun.domain.records import RunRecord
 
 
 @dataclass

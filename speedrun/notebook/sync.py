@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
 from speedrun.notebook.markdown import NotebookParse, comparable_text
-from speedrun.tracking.records import RunRecord, RunUpdate, SeriesRecord, notebook_order_key, summarize_record
+from speedrun.domain.records import RunRecord, RunUpdate, SeriesRecord, notebook_order_key, summarize_record
 
 # The runs a notebook may rewrite: those that came from the user's own files in the first place.
 IMPORTED_SOURCES = frozenset({"log", "notebook"})

@@ -2,7 +2,7 @@
 
 Three families: the run's own fields (`status`, `hardware`, `final_val_acc`, ...:
 the names `list --json` prints and the stored metrics of analysis.metrics under
-their keys), the parameters (the canonical names of notebook.params, those
+their keys), the parameters (the canonical names of domain.params, those
 `speedrun train` records, and any other name a run in the database holds), and
 names that are computed when shown (MFU, time to a target), which are refused
 with a reason rather than matching nothing.
@@ -20,8 +20,8 @@ from datetime import date, datetime, timezone
 from typing import Any, Mapping
 
 from speedrun.errors import QueryError
-from speedrun.notebook.hardware import hardware_class
-from speedrun.notebook.params import canonical_name, canonical_value, parse_value
+from speedrun.domain.hardware import hardware_class
+from speedrun.domain.params import canonical_name, canonical_value, parse_value
 from speedrun.query.ast import And, Cond, Expr, Literal, Not, Or
 
 NUMBER, BOOL, TEXT, DATE = "number", "bool", "text", "date"
@@ -58,7 +58,7 @@ RUN_ALIASES = {
     "seconds_per_epoch": "mean_epoch_s", "epoch_time": "mean_epoch_s",
     "time_to_target": "target_time_s", "target": "target_acc",
 }
-# Parameters every database may hold: notebook.params' canonical names and what `speedrun train`
+# Parameters every database may hold: domain.params' canonical names and what `speedrun train`
 # records (training.config.TrainConfig.to_params; tests/test_where.py keeps the two in step).
 PARAMS = {
     "model": TEXT, "optimizer": TEXT, "lr": NUMBER, "momentum": NUMBER, "weight_decay": NUMBER,
@@ -173,7 +173,7 @@ def _typed(cond: Cond, field: Field, literal: Literal, query: str) -> Any:
         try:
             if len(text) == 10:
                 return date.fromisoformat(text)
-            moment = datetime.fromisoformat(text)  # runs keep naive UTC (tracking.records.utcnow)
+            moment = datetime.fromisoformat(text)  # runs keep naive UTC (domain.records.utcnow)
             return moment.astimezone(timezone.utc).replace(tzinfo=None) if moment.tzinfo else moment
         except ValueError:
             raise QueryError(f"{cond.name} takes a date such as 2026-11-01 or 2026-11-01T12:00, not {text!r}",

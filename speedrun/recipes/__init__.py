@@ -10,80 +10,8 @@ schedule's shape) is described with the recipe, not recorded as a free knob.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, replace
-from typing import Any, Callable
-
-from speedrun.domain.hyperparams import HYPER, flag
-from speedrun.errors import SpeedrunError, UsageError
-from speedrun.training.config import TrainConfig
-
-
-def _nothing_unread(config: TrainConfig) -> frozenset[str]:
-    return frozenset()
-
-
-@dataclass(frozen=True)
-class Recipe:
-    name: str
-    summary: str  # one line, shown by `speedrun recipes`
-    config: TrainConfig  # the recipe's defaults
-    train: Callable[..., Any]  # train(config, recorder, *, record=None, reporter=None) -> TrainResult
-    models: tuple[str, ...]  # what its trainer can build
-    optimizers: tuple[str, ...]
-    augmentations: tuple[str, ...]
-    options: tuple[str, ...]  # the hyperparameters its loop reads, in the order they are shown
-    fixed: tuple[str, ...] = ()  # what the recipe fixes, in words (shown by `speedrun recipes NAME`)
-    # Of `options`, those a given config leaves unread (momentum under Adam): refused when given, not recorded.
-    unread: Callable[[TrainConfig], frozenset[str]] = _nothing_unread
-
-    def configure(self, **overrides: Any) -> TrainConfig:
-        """The recipe's config with every non-None override applied. A hyperparameter the recipe does not
-        read is refused (UsageError, naming its options and the recipe that reads it); unknown names
-        are a programming error."""
-        names = {f.name for f in fields(TrainConfig)}
-        unknown = set(overrides) - names
-        if unknown:
-            raise TypeError(f"not TrainConfig fields: {', '.join(sorted(unknown))}")
-        given = {k: v for k, v in overrides.items() if v is not None}
-        self.check_options(list(given))
-        config = replace(self.config, **given)
-        self.check_options(list(given), config)
-        config = replace(config, reads=frozenset(self.options) - self.unread(config))
-        config.validate()  # the generic errors first, then what this recipe cannot do
-        if config.model not in self.models:
-            raise SpeedrunError(f"--model {config.model} is not available in recipe {self.name} "
-                                f"(choose {', '.join(self.models)})")
-        if config.optimizer not in self.optimizers:
-            raise SpeedrunError(f"--optimizer {config.optimizer} is not available in recipe {self.name} "
-                                f"(choose {', '.join(self.optimizers)})")
-        unsupported = [a for a in config.augment if a not in self.augmentations]
-        if unsupported:
-            raise SpeedrunError(f"--aug {','.join(unsupported)} is not available in recipe {self.name} "
-                                f"(choose from {', '.join(self.augmentations)})")
-        return config
-
-    def check_options(self, given: list[str], config: TrainConfig | None = None) -> None:
-        """UsageError when any hyperparameter named in `given` is one this recipe does not read (with
-        `config`: does not read with that config's choices, as momentum under Adam)."""
-        names = [n for n in given if n in HYPER and n not in self.options]
-        if names:
-            flags = ", ".join(flag(n) for n in names)
-            elsewhere = [r.name for r in _load().values() if r is not self and all(n in r.options for n in names)]
-            where = f"; {flags} {'is an option' if len(names) == 1 else 'are options'} of recipe " \
-                    f"{' and '.join(elsewhere)}" if elsewhere else ""
-            raise UsageError(f"recipe {self.name} does not read {flags}{where}. Its options: "
-                             f"{', '.join(flag(n) for n in self.options)} (see `speedrun recipes {self.name}`)")
-        unread = [n for n in given if config is not None and n in self.unread(config)]
-        if unread:
-            raise UsageError(f"recipe {self.name} does not read {', '.join(flag(n) for n in unread)} with "
-                             f"--optimizer {config.optimizer} (only sgd and muon have momentum)")
-
-    def defaults(self) -> dict[str, Any]:
-        """The recipe's settings as recorded params (seed and machine-dependent choices left out)."""
-        params = replace(self.config, reads=frozenset(self.options) - self.unread(self.config)).to_params()
-        if self.config.amp is None:
-            params["amp"] = "auto"  # decided per machine by resolve()
-        return params
+from speedrun.errors import SpeedrunError
+from speedrun.recipes.recipe import Recipe, set_registry
 
 
 def _load() -> dict[str, Recipe]:
@@ -104,3 +32,6 @@ def get_recipe(name: str) -> Recipe:
     if name not in recipes:
         raise SpeedrunError(f"--recipe must be one of {', '.join(recipes)}, not {name!r}")
     return recipes[name]
+
+
+set_registry(all_recipes)

@@ -17,7 +17,7 @@ from functools import partial
 
 import torch
 
-from speedrun.recipes import Recipe
+from speedrun.recipes.recipe import Recipe
 from speedrun.training.config import TrainConfig
 from speedrun.training.device import fused
 from speedrun.training.fastloop import FastParts, Steps, train_fast

@@ -14,7 +14,7 @@ from functools import partial
 
 import torch
 
-from speedrun.recipes import Recipe
+from speedrun.recipes.recipe import Recipe
 from speedrun.recipes.airbench94 import bn_biases, on_fused_device
 from speedrun.training.config import TrainConfig
 from speedrun.training.device import compiled, compiles

@@ -4,7 +4,7 @@ SGD lr 0.04 momentum 0.9, batch 64, 10 epochs, cosine per epoch, crop + flip,
 bf16/fp16 autocast where it pays off; trained by the classic epoch loop.
 """
 
-from speedrun.recipes import Recipe
+from speedrun.recipes.recipe import Recipe
 from speedrun.training import loop
 from speedrun.training.config import TrainConfig
 from speedrun.training.nets import MODELS

@@ -44,7 +44,7 @@ from speedrun.analysis.metrics import Metric, metric_named
 from speedrun.errors import RunNotFound, SettingRefused, SpeedrunError
 from speedrun.sweep.space import SAMPLERS, SearchSpace, config_values, setting_text
 from speedrun.tracking import liveness
-from speedrun.tracking.records import EpochRecord, RunRecord, utcnow
+from speedrun.domain.records import EpochRecord, RunRecord, utcnow
 
 if TYPE_CHECKING:  # torch comes with the trainer: imported when a sweep trains, not to read one
     from speedrun.training.recording import Recorder, Reporter
@@ -503,7 +503,7 @@ def _run_trial(store, recorder, study, trial, spec: SweepSpec, recipe, *, device
 def trial_infos(store: Any, study) -> list:
     """The sweep's trials with their runs (RunViews) read from the store, each in the state its runs
     tell (`trial_state`); a trial given back before it trained is left out."""
-    from speedrun.analysis.sweeps import TrialInfo
+    from speedrun.sweep.summary import TrialInfo
 
     trials = study.get_trials(deepcopy=False)
     wanted = [i for t in trials for i in t.user_attrs.get(RUNS_ATTR) or []]
@@ -548,12 +548,12 @@ def importances(study, spec: SweepSpec) -> tuple[dict[str, float] | None, str | 
     """(importances, None), Optuna's (its default evaluator, PED-ANOVA, which needs no other library)
     over the completed trials: how much each option decides whether a trial reaches the top
     `importance_quantile` of them; or (None, why not) while the completed trials cannot rank the
-    searched options (`analysis.sweeps.importance_gap`)."""
+    searched options (`sweep.summary.importance_gap`)."""
     import warnings
 
     import optuna
 
-    from speedrun.analysis.sweeps import importance_gap, importance_quantile
+    from speedrun.sweep.summary import importance_gap, importance_quantile
 
     finished = [t for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
                 if t.value is not None and math.isfinite(t.value)]
@@ -578,7 +578,7 @@ def answer(store: Any, name: str, *, alpha: float, pool: Any) -> tuple:
 
 
 def _answer(study, spec: SweepSpec, infos: list, *, alpha: float, pool: Any) -> tuple:
-    from speedrun.analysis.sweeps import summarize
+    from speedrun.sweep.summary import summarize
 
     values, why = importances(study, spec)
     return spec, infos, summarize(spec, infos, importances=values, importance_note=why, alpha=alpha, pool=pool)

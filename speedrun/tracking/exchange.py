@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from speedrun.errors import SpeedrunError
-from speedrun.tracking.records import RunRecord, SeriesRecord, default_title
+from speedrun.domain.records import RunRecord, SeriesRecord, default_title
 from speedrun.tracking.store import Store, record_from_run
 from speedrun.tracking.validation import InvalidRun, run_from_json, series_from_json
 

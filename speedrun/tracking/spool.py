@@ -36,7 +36,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from speedrun.errors import DatabaseError, DatabaseUnreachable, RunNotFound
 from speedrun.tracking.db import sqlite_file
-from speedrun.tracking.records import EpochRecord, RunRecord
+from speedrun.domain.records import EpochRecord, RunRecord
 
 DEFAULT_PATH = "speedrun-spool.db"
 RETRY_AFTER_S = 30.0  # after a failure, records go straight to the spool for this long

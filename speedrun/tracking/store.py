@@ -16,7 +16,6 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-import math
 import uuid as uuidlib
 from collections import namedtuple
 from contextlib import contextmanager
@@ -57,14 +56,14 @@ from speedrun.errors import (
     RunNotFound,
     SpeedrunError,
 )
-from speedrun.notebook.hardware import hardware_class
-from speedrun.notebook.params import typed_value, value_type
+from speedrun.domain.hardware import hardware_class
+from speedrun.domain.params import typed_value, value_type
 from speedrun.tracking import db as dbmod
 from speedrun.tracking import liveness
 from speedrun.tracking.orders import SORTABLE_COLUMNS
-from speedrun.tracking.models import Environment, EpochMetric, Param, Run, RunLabels, Series, Tag, is_json
+from speedrun.tracking.models import Environment, EpochMetric, Param, Run, RunLabels, Series, Tag, is_json, json_text
 from speedrun.tracking.validation import check_name
-from speedrun.tracking.records import (
+from speedrun.domain.records import (
     EPOCH_FIELDS,
     FINAL_MEASURED_AFTER_EPOCHS,
     RUN_NUMBER_MAX,
@@ -1521,26 +1520,6 @@ def _insert_params(session: Session, rows: list[dict[str, Any]]) -> None:
         _INSERT_PARAMS,
         [(r["run_id"], r["name"], json_text(r["value"]), r["type"], r["position"]) for r in rows],
     )
-
-
-_encode_str = json.encoder.encode_basestring_ascii  # what json.dumps does with a str
-
-
-def json_text(value: Any) -> str:
-    """`json.dumps(value)`, character for character, without its machinery for the
-    scalars that nearly every parameter is (a 2,000-run notebook has 24,000)."""
-    kind = type(value)
-    if kind is str:
-        return _encode_str(value)
-    if kind is int:
-        return int.__repr__(value)
-    if kind is float and math.isfinite(value):
-        return float.__repr__(value)
-    if value is None:
-        return "null"
-    if kind is bool:
-        return "true" if value else "false"
-    return json.dumps(value)
 
 
 def _epoch_row(epoch: EpochRecord) -> EpochMetric:

@@ -20,7 +20,7 @@ from typing import Any
 
 from speedrun.errors import SpeedrunError
 from speedrun.tracking.models import Environment, Param, Run, Series, Tag
-from speedrun.tracking.records import RUN_NUMBER_MAX, SOURCES, STATUSES, EpochRecord, RunRecord, SeriesRecord
+from speedrun.domain.records import RUN_NUMBER_MAX, SOURCES, STATUSES, EpochRecord, RunRecord, SeriesRecord
 
 # Sizes: a run's texts are notes and logs; a 100,000-line log is about 10 MB.
 MAX_TEXT = 64 * 1024 * 1024

@@ -22,7 +22,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from speedrun.query.ast import And, Cond, Expr, Not, Or
 from speedrun.query.evaluate import ascii_lower, atoms, holds
 from speedrun.query.fields import BOOL, NUMBER, TEXT
-from speedrun.tracking.models import Environment, Param, Run, Series, Tag
+from speedrun.tracking.models import Environment, Param, Run, Series, Tag, json_text
 
 _UPPER, _LOWER = "ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz"
 
@@ -181,6 +181,4 @@ def _among(reference: ColumnElement, ids) -> ColumnElement:
 
 
 def _json(value: Any) -> str:
-    from speedrun.tracking.store import json_text
-
     return json_text(value)

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from speedrun.errors import SpeedrunError
-from speedrun.notebook.params import AUGMENTATIONS  # the vocabulary; "altflip" and "translate" are the fast recipes
+from speedrun.domain.params import AUGMENTATIONS  # the vocabulary; "altflip" and "translate" are the fast recipes
 
 DEFAULT_AUGMENT = ("crop", "flip")
 MEAN = (0.4914, 0.4822, 0.4465)

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from speedrun.errors import SettingRefused
-from speedrun.tracking.records import RunRecord
+from speedrun.domain.records import RunRecord
 from speedrun.training.augment import AlternatingFlipTranslate, normalize
 from speedrun.training.config import TrainConfig
 from speedrun.training.data import Cifar10, load_cifar10

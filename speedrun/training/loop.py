@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from speedrun.tracking.records import RunRecord
+from speedrun.domain.records import RunRecord
 from speedrun.training.augment import Preprocess
 from speedrun.training.config import TrainConfig
 from speedrun.training.data import Cifar10, load_cifar10

@@ -25,11 +25,11 @@ import torch
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from speedrun.analysis.efficiency import Efficiency, Peak, at_rate, fmt_efficiency, measured_cpu_peak, precision_of, \
+from speedrun.domain.efficiency import Efficiency, Peak, at_rate, fmt_efficiency, measured_cpu_peak, precision_of, \
     published_peak
 from speedrun.errors import SpeedrunError
 from speedrun.notebook.logformat import epoch_line, footer_lines, header_lines
-from speedrun.tracking.records import EpochRecord, RunRecord, default_title, utcnow
+from speedrun.domain.records import EpochRecord, RunRecord, default_title, utcnow
 from speedrun.training.config import TrainConfig
 from speedrun.tracking.environment import cpu_model
 from speedrun.training.device import Stopwatch, synchronize

@@ -13,15 +13,20 @@ import copy
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from speedrun.errors import SpeedrunError
-from speedrun.tracking.records import RunRecord
+from speedrun.domain.records import RunRecord
 from speedrun.training.config import TrainConfig, random_seed
 from speedrun.training.recording import Recorder, Reporter, TrainResult, recorded_line
 
-if TYPE_CHECKING:
-    from speedrun.recipes import Recipe
+
+class Trainer(Protocol):
+    """What a run needs of a recipe (speedrun.recipes.Recipe is one): its name and its trainer."""
+
+    name: str
+
+    def train(self, config: TrainConfig, recorder: Recorder, *, record: RunRecord, reporter: Reporter) -> TrainResult: ...
 
 
 MAX_REPEATS = 10_000  # runs of one configuration: far more than any study, far less than a machine's memory
@@ -66,7 +71,7 @@ def default_group(recipe_name: str) -> str:
     return f"{recipe_name}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
 
 
-def train_runs(recipe: Recipe, config: TrainConfig, recorder: Recorder, template: RunRecord, *,
+def train_runs(recipe: Trainer, config: TrainConfig, recorder: Recorder, template: RunRecord, *,
                seeds: list[int | None] | None, group: str | None, reporter: Reporter) -> list[TrainResult]:
     """Train `config` once (no `seeds`) or once per seed in `group`; every run is recorded as it goes.
 
@@ -88,7 +93,7 @@ def train_runs(recipe: Recipe, config: TrainConfig, recorder: Recorder, template
     return results
 
 
-def train_one(recipe: Recipe, config: TrainConfig, recorder: Recorder, record: RunRecord,
+def train_one(recipe: Trainer, config: TrainConfig, recorder: Recorder, record: RunRecord,
               reporter: Reporter) -> TrainResult:
     """One run, with the machine's environment and the code's git state recorded alongside."""
     from speedrun.tracking.environment import detect_environment, git_info
@@ -102,7 +107,7 @@ def train_one(recipe: Recipe, config: TrainConfig, recorder: Recorder, record: R
 
 def group_summary(group: str, finals: list[float | None], planned: int) -> str:
     """`Group g1: final accuracy over 2 repeats: 94.01 ± 0.12 (n=2), std 0.05 (mean ± 95% CI half-width)`."""
-    from speedrun.analysis.stats import describe, fmt_mean_ci
+    from speedrun.domain.stats import describe, fmt_mean_ci
 
     desc = describe(finals)
     spread = f", std {desc.std:.2f}" if desc.std is not None else ""

@@ -28,11 +28,12 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from speedrun.analysis.report import markdown_renderer
-from speedrun.analysis.views import hardware_class_of, run_detail, run_summary
+from speedrun.analysis.views import run_detail, run_summary
+from speedrun.domain.hardware import hardware_class_of
 from speedrun.errors import QueryError, RunNotFound, SpeedrunError
 from speedrun.text import fmt_num
 from speedrun.tracking.db import resource_dir
-from speedrun.tracking.records import EPOCH_FIELDS
+from speedrun.domain.records import EPOCH_FIELDS
 from speedrun.tracking.store import PAGE_ORDERS, Store
 
 from pathlib import Path
@@ -239,7 +240,7 @@ class UI:
     def sweeps(self, request: Request) -> Response:
         """Each sweep's trials ranked, its answer (the winner's verdict, the importances) and the
         objective against each option, drawn as the report draws them."""
-        from speedrun.analysis.report import sweep_section
+        from speedrun.sweep.summary import sweep_section
 
         sections = [sweep_section(spec, trials, answer, None, None, True) for spec, trials, answer in self._sweeps()]
         return self.page(request, "sweeps.html.j2", sweeps=sections)

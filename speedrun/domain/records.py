@@ -342,7 +342,7 @@ def default_title(record: RunRecord) -> str:
 
     Importers, the trainer and merge give it to untitled runs before storing them.
     """
-    from speedrun.notebook.hardware import hardware_class
+    from speedrun.domain.hardware import hardware_class
 
     params = record.params
     parts = [str(params.get("model", "run"))]

@@ -11,7 +11,7 @@ import math
 import re
 from typing import Any
 
-from speedrun.notebook.memo import per_text
+from speedrun.domain.memo import per_text
 
 CANONICAL = (
     "model",

@@ -2,7 +2,7 @@
 
 `summarize` takes a sweep's spec and trials (speedrun.sweep.runner reads them
 from the study) and returns plain data, what `sweep show --json` prints and
-what `sweep show` and the report lay out. The verdict on the best setting
+what `sweep show` and the report lay out (`sweep_section`). The verdict on the best setting
 against the runner-up is the one `metrics.verdict`, over the trials' runs: a
 t-test where both have repeats, run-to-run spreads where not. Both were
 picked after the results were seen, so the sentence says that its p-value is
@@ -193,6 +193,38 @@ def importance_lines(data: dict[str, Any]) -> list[str]:
         return [f"not shown: {data.get('importance_note') or 'no completed trials yet'}."]
     return [f"{name}: {value:.2f}" for name, value in
             sorted(data["importances"].items(), key=lambda kv: -kv[1])]
+
+
+def sweep_section(spec: Any, trials: Sequence[Any], answer: dict[str, Any], folder: Path | None,
+                   link: str | None, inline: bool) -> dict[str, Any]:
+    """A sweep in the report: its table, its answer in sentences, and its pictures (linked PNGs
+    with --plots; inline in HTML)."""
+    import base64
+    import tempfile
+
+    from speedrun.analysis.plots import link_to
+
+    section = {
+        "name": answer["name"],
+        "heading": heading(answer),
+        "columns": list(answer["searched"]),
+        "objective": spec.metric.title,
+        "rows": answer["trials"],
+        "lines": answer_lines(answer),
+        "plots": [],
+        "images": [],
+    }
+    if folder is None and not inline:
+        return section
+    with tempfile.TemporaryDirectory() as tmp:  # drawn once: into --plots, else a folder that goes away
+        pngs = plot_pngs(spec, trials, folder if folder is not None else Path(tmp))
+        if folder is not None:
+            link = link if link is not None else str(folder)
+            section["plots"] = [link_to(link, p.name) for p in pngs]
+        if inline:
+            section["images"] = ["data:image/png;base64," + base64.b64encode(p.read_bytes()).decode("ascii")
+                                 for p in pngs]
+    return section
 
 
 # --------------------------------------------------------------------------- pictures

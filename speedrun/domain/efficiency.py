@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 from pathlib import Path
 
-from speedrun.notebook.hardware import hardware_class
+from speedrun.domain.hardware import hardware_class, hardware_class_of
 
 HALF, FP32 = "fp16/bf16", "fp32"
 # An imported run that does not state whether it trained with AMP: one flag moves its MFU by 8-16x,
@@ -312,8 +312,6 @@ def best_by_hardware(runs: Any) -> list[dict[str, Any]]:
     a run whose precision is not stated has a range, not a figure. A class none
     of whose runs states its precision names its fastest run, with the range.
     """
-    from speedrun.analysis.views import hardware_class_of  # views reads this module's figures
-
     best: dict[str, tuple[Any, Efficiency]] = {}
     ranged: dict[str, tuple[Any, Efficiency]] = {}  # classes where no run states its precision
     for run in runs:

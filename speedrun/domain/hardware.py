@@ -3,12 +3,17 @@
 A CPU run and an A100 run do not compete, so records and groups are kept per
 class. The class comes from a detected GPU name, or from the free text the
 user wrote ("Google Colab (...), T4 GPU", "AMD Ryzen 7 5700U, WSL (CPU)").
+`hardware_class` reads a class from such a text; `hardware_class_of` is the
+class a stored run competes in; `hardware_text` is the line a report prints.
 """
 
 from __future__ import annotations
 
 import re
 from functools import lru_cache
+from typing import Any
+
+UNKNOWN_HARDWARE = "unknown"
 
 # Most specific first: "A100" must not be read as "A10", "H200" not as "H20".
 _GPU_CLASSES = (
@@ -64,4 +69,34 @@ def hardware_class(description: str | None, device_type: str | None = None) -> s
         return "CPU"
     if re.search(r"\bgpu\b|\bcuda\b", text, re.IGNORECASE):
         return "GPU"
-    return "unknown"
+    return UNKNOWN_HARDWARE
+
+
+def hardware_class_of(run: Any) -> str:
+    """The hardware class a run competes in ("T4", "A100", "CPU"; "unknown" without an environment)."""
+    env = run.environment
+    return env.hardware_class if env else UNKNOWN_HARDWARE
+
+
+def hardware_text(run: Any) -> str | None:
+    """The user's hardware text, else a description built from the detected environment.
+
+    The built text always classifies (`hardware_class`) to the stored class,
+    so a report imported back lands in the same hardware class.
+    """
+    env = run.environment
+    if env is None:
+        return None
+    if env.hardware:
+        return env.hardware
+    if env.gpu_name:
+        text = env.gpu_name + (f" x{env.gpu_count}" if env.gpu_count and env.gpu_count > 1 else "")
+    elif env.cpu_model:
+        text = f"{env.cpu_model} (CPU)" if env.device_type == "cpu" else env.cpu_model
+    elif env.device_type:
+        text = env.device_type.upper()
+    else:
+        return env.hardware_class if env.hardware_class != UNKNOWN_HARDWARE else None
+    if env.hardware_class not in (UNKNOWN_HARDWARE, hardware_class(text, env.device_type)):
+        text += f" ({env.hardware_class})"
+    return text
