@@ -117,6 +117,18 @@ def store(db_path):
 
 
 @pytest.fixture
+def tiny_nets(monkeypatch):
+    """Trainings build thousand-parameter stand-ins for the networks (tests/tinynets.py): for tests of what a
+    training records and prints, not of what it learns. The FLOP counts cached meanwhile are the stand-ins'
+    and are dropped afterwards, so a later test of the real network's counts gets the real ones."""
+    from speedrun.training import flops
+    from tests import tinynets
+
+    tinynets.install(monkeypatch.setattr)
+    monkeypatch.setattr(flops, "_cache", {})
+
+
+@pytest.fixture
 def ctrl_c_in_second_evaluation(monkeypatch):
     """The user presses Ctrl-C while epoch 2 is being evaluated (of a run, or of two one-epoch runs).
     Returns what takes the finger off the key: evaluations after it run as usual."""

@@ -161,16 +161,16 @@ def test_a_cpu_training_is_measured_against_the_measured_peak(cli, tmp_path, mon
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.setattr(eff, "_matmul_tflops", lambda dtype, **kw: 0.25)  # the probe, made exact
-    write_synthetic_cifar10(tmp_path / "data", n_train=128, n_test=32)
+    write_synthetic_cifar10(tmp_path / "data", n_train=32, n_test=16)  # the real resnet9: its FLOPs are checked
     result = cli("train", "--data-dir", str(tmp_path / "data"), "--epochs", "1", "--device", "cpu", "--no-amp",
-                 "--model", "resnet9", "--seed", "1")
+                 "--model", "resnet9", "--bs", "16", "--seed", "1")
     assert result.exit_code == 0, result.output
     detail = json.loads(cli("show", "1", "--json").output)
     figures = detail["efficiency"]
     assert figures["derived"] is False and figures["precision"] == FP32
     assert figures["peak_source"].startswith("measured") and figures["peak_tflops"] == 0.25
     seconds = detail["mean_epoch_s"]
-    assert figures["tflops"] == pytest.approx(128 / seconds * 2_272_032_768 / 1e12)
+    assert figures["tflops"] == pytest.approx(32 / seconds * 2_272_032_768 / 1e12)
     assert figures["mfu"] == pytest.approx(figures["tflops"] / 0.25)
     # Recorded as it trains: each epoch's figures, the FLOPs and the peak with the run, and the log's line.
     assert detail["extra"]["flops"] == {"train": 2_272_032_768, "evaluate": model_flops("resnet9").evaluate}
@@ -198,9 +198,9 @@ def test_a_fast_recipe_counts_its_tta_passes_in_the_evaluation(cli, tmp_path, mo
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.setattr(eff, "_matmul_tflops", lambda dtype, **kw: 0.25)
-    write_synthetic_cifar10(tmp_path / "data", n_train=256, n_test=32)
+    write_synthetic_cifar10(tmp_path / "data", n_train=64, n_test=16)  # the real airbench net: its FLOPs are checked
     result = cli("train", "--recipe", "airbench94", "--data-dir", str(tmp_path / "data"), "--epochs", "1",
-                 "--device", "cpu", "--bs", "128", "--tta", "2", "--seed", "1")
+                 "--device", "cpu", "--bs", "32", "--tta", "2", "--seed", "1")
     assert result.exit_code == 0, result.output
     flops = json.loads(cli("show", "1", "--json").output)["extra"]["flops"]
     once = count_flops(AirbenchNet(), "airbench94-tta", eval_views=1)

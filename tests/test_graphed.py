@@ -34,7 +34,7 @@ def weights(parts):
     return {k: v.clone() for k, v in parts.model.state_dict().items()}
 
 
-def test_the_static_step_trains_exactly_as_the_eager_loop(data):
+def test_the_static_step_trains_exactly_as_the_eager_loop(data, tiny_nets):
     """Two epochs, the last batch partial (50 = 3×16 + 2), lr changed between them: same losses, same
     accuracies, same weights, bit for bit."""
     _, eager = parts_for(3)
@@ -57,7 +57,7 @@ def test_the_static_step_trains_exactly_as_the_eager_loop(data):
     assert all(torch.equal(after_eager[k], after_static[k]) for k in after_eager)
 
 
-def test_the_lr_is_one_device_tensor_read_at_every_step(data):
+def test_the_lr_is_one_device_tensor_read_at_every_step(data, tiny_nets):
     _, parts = parts_for(1)
     graphed = loop.graphed_epochs(parts, data, 16, capture=False)
     lrs = [group["lr"] for group in parts.optimizer.param_groups]
@@ -72,7 +72,7 @@ def test_the_lr_is_one_device_tensor_read_at_every_step(data):
     assert not all(torch.equal(before[k], weights(parts)[k]) for k in before)
 
 
-def test_the_last_partial_batch_has_its_own_static_step(data):
+def test_the_last_partial_batch_has_its_own_static_step(data, tiny_nets):
     _, parts = parts_for(1)
     graphed = loop.graphed_epochs(parts, data, 16, capture=False)
     assert sorted(graphed.steps) == [2, 16]

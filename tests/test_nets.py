@@ -62,3 +62,16 @@ def test_convolutions_use_kaiming_normal_fan_out():
 def test_unknown_model_is_rejected():
     with pytest.raises(ValueError, match="resnet18"):
         build_model("vgg")
+
+
+@pytest.mark.parametrize("name, bn, count", [("resnet18", True, 11_173_962), ("resnet18", False, 11_164_362),
+                                             ("resnet9", True, 6_573_120)])
+def test_the_training_loop_builds_the_network_its_configuration_names(name, bn, count):
+    # The loop's bookkeeping tests train stand-ins (tests/tinynets.py); this is what they stand in for.
+    from speedrun.training import loop
+    from speedrun.training.config import TrainConfig
+
+    config = TrainConfig(model=name, bn=bn, device="cpu", amp=False, seed=0).resolve()
+    parts = loop.build_parts(config, torch.device("cpu"))
+    assert count_parameters(parts.model) == count
+    assert next(parts.model.parameters()).is_contiguous(memory_format=torch.channels_last)

@@ -246,7 +246,7 @@ def server_not_yet_started(pg_server):
 
 
 def test_a_training_started_while_the_server_is_down_is_recorded_by_sync(server_not_yet_started, tmp_path,
-                                                                          monkeypatch):
+                                                                          monkeypatch, tiny_nets):
     from speedrun.training.data import write_synthetic_cifar10
 
     monkeypatch.chdir(tmp_path)  # the spool is ./speedrun-spool.db

@@ -158,7 +158,7 @@ def test_waiting_records_go_first_when_the_server_is_back_mid_run(own_server, tm
     assert sync(Store.open(url), spool) == Synced(0, 0)
 
 
-def test_train_command_survives_a_server_stopped_mid_run(own_server, tmp_path, monkeypatch):
+def test_train_command_survives_a_server_stopped_mid_run(own_server, tmp_path, monkeypatch, tiny_nets):
     """`speedrun train` into a server that is stopped after epoch 1 and started again after the run."""
     from speedrun.training import loop
     from speedrun.training.data import write_synthetic_cifar10

@@ -220,7 +220,7 @@ def test_one_training_step_lowers_the_loss_on_a_tiny_batch(name):
 
 # --- the fast trainer ----------------------------------------------------------------------------
 
-def test_fast_trainer_records_tta_as_final_and_both_times(fake_cifar):
+def test_fast_trainer_records_tta_as_final_and_both_times(fake_cifar, tiny_nets):
     recipe = get_recipe("airbench94")
     config = recipe.configure(device="cpu", amp=False, seed=0, batch_size=16, epochs=2,
                               data_dir=str(fake_cifar)).resolve()
@@ -242,7 +242,7 @@ def test_fast_trainer_records_tta_as_final_and_both_times(fake_cifar):
     assert any(line.startswith("Speedrun time (whitening init") for line in lines)
 
 
-def test_without_tta_the_last_epochs_evaluation_is_final_and_nothing_more_is_timed(fake_cifar, monkeypatch):
+def test_without_tta_the_last_epochs_evaluation_is_final_and_nothing_more_is_timed(fake_cifar, monkeypatch, tiny_nets):
     # --tta 0 ran a final evaluation anyway, the same as the last epoch's, and counted it as speedrun time
     # (issue 27: 85 s of an airbench94 run on a CPU).
     levels = []
@@ -341,7 +341,7 @@ def tiny_fast(fake_cifar, *more):
             "--data-dir", str(fake_cifar), *more]
 
 
-def test_repeat_records_runs_with_distinct_seeds_in_one_group(recorders, fake_cifar):
+def test_repeat_records_runs_with_distinct_seeds_in_one_group(recorders, fake_cifar, tiny_nets):
     result = runner.invoke(app, tiny_fast(fake_cifar, "--repeat", "2", "--group", "g1"))
     assert result.exit_code == 0, result.output
     assert len(recorders) == 2 and all(r.status == "completed" for r in recorders)
@@ -353,7 +353,7 @@ def test_repeat_records_runs_with_distinct_seeds_in_one_group(recorders, fake_ci
     assert min(finals) >= 0
 
 
-def test_seeds_and_auto_group_name(recorders, fake_cifar):
+def test_seeds_and_auto_group_name(recorders, fake_cifar, tiny_nets):
     result = runner.invoke(app, tiny_fast(fake_cifar, "--seeds", "7,9"))
     assert result.exit_code == 0, result.output
     assert [r.record.params["seed"] for r in recorders] == [7, 9]
@@ -361,7 +361,7 @@ def test_seeds_and_auto_group_name(recorders, fake_cifar):
     assert re.fullmatch(r"airbench94-\d{8}-\d{6}", group) and recorders[1].record.group == group
 
 
-def test_ctrl_c_keeps_finished_repeats_and_records_the_interrupted_one(recorders, fake_cifar, monkeypatch):
+def test_ctrl_c_keeps_finished_repeats_and_records_the_interrupted_one(recorders, fake_cifar, monkeypatch, tiny_nets):
     original, calls = fastloop.evaluate_tta, []
 
     def interrupt_in_second_run(*args, **kwargs):
@@ -455,7 +455,7 @@ def test_alternating_flip_looks_up_only_the_batchs_flips():
 
 
 @pytest.mark.parametrize("name", ["airbench94", "airbench94-muon"])
-def test_a_fast_epoch_reads_from_the_device_only_once_at_its_end(fake_cifar, host_reads, name):
+def test_a_fast_epoch_reads_from_the_device_only_once_at_its_end(fake_cifar, host_reads, name, tiny_nets):
     config = get_recipe(name).configure(device="cpu", amp=False, seed=0, batch_size=8, data_dir=str(fake_cifar))
     config = config.resolve()
     cpu = torch.device("cpu")
@@ -476,7 +476,7 @@ def test_a_fast_epoch_reads_from_the_device_only_once_at_its_end(fake_cifar, hos
 
 
 @pytest.mark.parametrize("name", ["airbench94", "airbench94-muon"])
-def test_compiled_fast_recipes_compile_nothing_while_the_clock_runs(fake_cifar, compilations, name):
+def test_compiled_fast_recipes_compile_nothing_while_the_clock_runs(fake_cifar, compilations, name, tiny_nets):
     recipe = get_recipe(name)
     # 48 images in batches of 16: 3 steps per epoch; 4 epochs, so the whitening bias trains, then freezes.
     config = recipe.configure(device="cpu", amp=False, seed=0, batch_size=16, epochs=4, whiten_bias_epochs=2,
@@ -490,7 +490,7 @@ def test_compiled_fast_recipes_compile_nothing_while_the_clock_runs(fake_cifar, 
     assert recorder.finish_args["extra"]["warmup_s"] > 0
 
 
-def test_a_warmed_up_run_is_the_same_run(fake_cifar, monkeypatch):
+def test_a_warmed_up_run_is_the_same_run(fake_cifar, monkeypatch, tiny_nets):
     recipe = get_recipe("airbench94")
     config = recipe.configure(device="cpu", amp=False, seed=3, batch_size=16, epochs=1,
                               data_dir=str(fake_cifar)).resolve()
@@ -503,7 +503,7 @@ def test_a_warmed_up_run_is_the_same_run(fake_cifar, monkeypatch):
     assert warmed.finish_args["final_val_acc"] == plain.finish_args["final_val_acc"]
 
 
-def test_a_fractional_budget_stops_inside_the_last_epoch(fake_cifar):
+def test_a_fractional_budget_stops_inside_the_last_epoch(fake_cifar, tiny_nets):
     recipe = get_recipe("airbench94")
     # 48 images, batches of 16: 3 steps an epoch; 1.5 epochs = 5 steps, the second epoch stops after 2.
     config = recipe.configure(device="cpu", amp=False, seed=0, batch_size=16, epochs=1.5,

@@ -334,9 +334,8 @@ def test_times_to_targets_by_hand():
 
 def test_report_imports_back_as_the_same_runs(notebook_db, cli, tmp_path):
     """report → import-md into an empty database → the same runs at printed precision."""
-    parsing = pytest.importorskip("speedrun.notebook")
-    if not hasattr(parsing, "parse_notebook"):
-        pytest.skip("speedrun.parsing.parse_notebook is not there yet")
+    from speedrun.notebook import parse_notebook  # noqa: F401  (import-md reads the report back with it)
+
     notes = tmp_path / "experiments.md"
     assert cli("report", "-o", str(notes)).exit_code == 0
     copy = tmp_path / "copy.db"

@@ -295,7 +295,7 @@ def alice(pg_server):
     pg_server.drop_database(f"x/{name}")
 
 
-def test_a_password_is_never_stored_or_printed_on_a_real_server(alice, tmp_path, monkeypatch):
+def test_a_password_is_never_stored_or_printed_on_a_real_server(alice, tmp_path, monkeypatch, tiny_nets):
     """Issue 27's grep: train, show, export, merge and fail with a password-bearing URL (scram)."""
     from speedrun.training.data import write_synthetic_cifar10
 

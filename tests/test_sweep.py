@@ -14,8 +14,10 @@ from speedrun.errors import SpeedrunError
 from speedrun.sweep.space import parse_space
 from tests.conftest import ROOT
 
-# One epoch of resnet9 on 64 synthetic images: a trial is a couple of seconds.
+# One epoch of resnet9 on 64 synthetic images, the net a thousand-parameter stand-in (tests/tinynets.py):
+# what a sweep records and decides does not depend on what its trials learn.
 TINY = ("--model", "resnet9", "--epochs", "1", "--bs", "32", "--device", "cpu", "--amp", "off")
+pytestmark = pytest.mark.usefixtures("tiny_nets")
 
 
 @pytest.fixture
@@ -195,7 +197,7 @@ def test_show_of_an_unknown_sweep_names_the_known_ones(cli, data):
 
 def test_three_workers_split_a_grid_with_no_trial_run_twice(db_path, data, tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    command = [sys.executable, "-m", "speedrun", "--db", str(db_path), "sweep", "--name", "team",
+    command = [sys.executable, "-m", "tests.tinynets", "--db", str(db_path), "sweep", "--name", "team",
                "--lr", "0.01,0.02,0.03,0.04,0.05,0.06", *TINY, "--data-dir", data, "--no-prune"]
     workers = [subprocess.Popen(command, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 text=True) for _ in range(3)]

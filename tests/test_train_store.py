@@ -14,6 +14,8 @@ import pytest
 
 from speedrun.notebook import parse_log
 from speedrun.training.data import write_synthetic_cifar10
+from tests.conftest import ROOT
+from tests.tinynets import tiny_param_count
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +25,7 @@ def fake_data(tmp_path_factory):
     return root
 
 
-def test_trained_run_is_recorded_completely(cli, fake_data):
+def test_trained_run_is_recorded_completely(cli, fake_data, tiny_nets):
     result = cli(
         "train", "--data-dir", str(fake_data), "--device", "cpu", "--epochs", "2", "--bs", "32",
         "--cosine", "--seed", "7", "--title", "tiny", "--tag", "smoke", "--target", "1",
@@ -35,7 +37,7 @@ def test_trained_run_is_recorded_completely(cli, fake_data):
     run = json.loads(cli("show", "1", "--json").stdout)
     assert run["title"] == "tiny" and run["tags"] == ["smoke"]
     assert run["params"]["batch_size"] == 32 and run["params"]["cosine"] is True and run["params"]["seed"] == 7
-    assert run["params"]["model"] == "resnet18" and run["param_count"] == 11_173_962
+    assert run["params"]["model"] == "resnet18" and run["param_count"] == tiny_param_count()
     assert run["env"]["device_type"] == "cpu" and run["env"]["torch_version"]
     assert run["command"] and run["data_load_s"] is not None
     for epoch in run["epoch_metrics"]:
@@ -54,10 +56,11 @@ def test_trained_run_is_recorded_completely(cli, fake_data):
 
 def test_sigkill_mid_epoch_leaves_a_clean_database_and_a_died_run(tmp_path, fake_data, cli):
     db = tmp_path / "killed.db"
-    env = {**os.environ, "SPEEDRUN_DB": str(db)}
+    env = {**os.environ, "SPEEDRUN_DB": str(db), "PYTHONPATH": str(ROOT)}
+    # The speedrun program with the tiny nets (tests/tinynets.py): epochs of milliseconds, killed long before the last.
     proc = subprocess.Popen(
-        [sys.executable, "-m", "speedrun", "train", "--data-dir", str(fake_data), "--device", "cpu",
-         "--epochs", "500", "--bs", "16", "--subset", "32", "--no-amp"],
+        [sys.executable, "-m", "tests.tinynets", "train", "--data-dir", str(fake_data), "--device", "cpu",
+         "--epochs", "100000", "--bs", "16", "--subset", "32", "--no-amp"],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )
     try:

@@ -12,15 +12,12 @@ import warnings
 from pathlib import Path
 
 import pytest
+from starlette.testclient import TestClient
 
 from speedrun.domain.records import EpochRecord, RunRecord
 from speedrun.tracking.store import Store
+from speedrun.ui.app import MAX_POINTS, create_app, downsample
 from tests.conftest import DATA
-
-starlette = pytest.importorskip("starlette")
-from starlette.testclient import TestClient  # noqa: E402
-
-from speedrun.ui.app import MAX_POINTS, create_app, downsample  # noqa: E402
 
 SCRIPT_TITLE = "<script>alert(1)</script>"
 
@@ -247,7 +244,7 @@ def test_a_malformed_filter_says_where_with_a_caret(client):
     assert "batch_size" in unknown  # did you mean
 
 
-def test_the_sweeps_page_ranks_the_trials_as_sweep_show_does(cli, db_path, tmp_path):
+def test_the_sweeps_page_ranks_the_trials_as_sweep_show_does(cli, db_path, tmp_path, tiny_nets):
     """A two-trial sweep of the tiniest training: the page shows its table, its answer and its picture,
     and its JSON twin is `sweep show --json`."""
     from speedrun.training.data import write_synthetic_cifar10
