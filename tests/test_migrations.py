@@ -296,3 +296,87 @@ def test_a_database_of_another_program_is_refused_on_either_backend(db_path):
 
         assert inspect(conn).get_table_names() == ["invoices"]
     engine.dispose()
+
+
+# --------------------------------------------------------------------------- 0008: recipes own their params
+
+
+def _insert_0007_runs(conn) -> None:
+    """Runs as speedrun recorded them before 0008: every config field, `lr` in three meanings, machine facts."""
+    runs = {  # id: (source, hardware env id, params)
+        21: ("train", 1, {"recipe": "airbench94", "model": "airbench94", "lr": 11.5, "cosine": False, "bn": True,
+                          "warmup": 0, "schedule": "triangle", "batch_size": 1024, "threads": 8,
+                          "amp_dtype": "float16"}),
+        22: ("train", 1, {"recipe": "airbench94-muon", "model": "airbench94", "optimizer": "muon", "lr": 0.24,
+                          "cosine": False, "schedule": "linear", "threads": 8}),
+        23: ("train", 2, {"model": "resnet18", "optimizer": "adam", "lr": 0.001, "momentum": 0.9,
+                          "nesterov": False, "threads": 4, "amp_dtype": "bfloat16"}),
+        24: ("log", 2, {"model": "resnet18", "optimizer": "adam", "lr": 0.001, "momentum": 0.9}),
+        25: ("train", 2, {"model": "resnet18", "optimizer": "sgd", "lr": 0.04, "threads": 4}),
+        26: ("train", 3, {"model": "resnet18", "optimizer": "sgd", "lr": 0.04, "threads": 16}),
+    }
+    for env, cls in ((1, "A100"), (2, "CPU"), (3, "CPU")):
+        conn.execute(text("insert into environments (id, fingerprint, hardware_class, device_type) "
+                          "values (:id, :fp, :cls, 'cpu')"), {"id": env, "fp": f"fp{env}", "cls": cls})
+    for run_id, (source, env, params) in runs.items():
+        conn.execute(text("insert into runs (id, uuid, title, status, source, created_at, epochs_completed, "
+                          "final_val_acc, extra, environment_id) values (:id, :uuid, 't', 'completed', :source, "
+                          "'2026-01-02 03:04:05', 1, 90.0, '{\"eval_time_s\": 1.5}', :env)"),
+                     {"id": run_id, "uuid": f"u-{run_id}", "source": source, "env": env})
+        for position, (name, value) in enumerate(params.items()):
+            conn.execute(text("insert into params (run_id, name, value, type, position) values "
+                              "(:run, :name, :value, :type, :position)"),
+                         {"run": run_id, "name": name, "value": json.dumps(value), "type": type(value).__name__,
+                          "position": position})
+    if conn.dialect.name == "postgresql":
+        for t in ("environments", "runs", "params"):
+            conn.execute(text(f"select setval(pg_get_serial_sequence('{t}', 'id'), (select max(id) from {t}))"))
+    conn.commit()
+
+
+def test_0008_gives_old_runs_the_names_and_params_new_runs_record(db_path):
+    from speedrun.recipes import get_recipe
+
+    url = url_of(db_path)
+    build_at("0007_where_indexes", url)
+    engine = dbmod.make_engine(url)
+    with engine.connect() as conn:
+        _insert_0007_runs(conn)
+    engine.dispose()
+
+    store = Store.open(str(db_path))
+    airbench, muon, adam, imported, cpu_a, cpu_b = (store.get_run(i) for i in range(21, 27))
+    assert airbench.param_dict == {"recipe": "airbench94", "model": "airbench94", "lr_per_1024": 11.5,
+                                   "batch_size": 1024}
+    assert airbench.extra == {"eval_time_s": 1.5, "machine": {"threads": 8, "amp_dtype": "float16"}}
+    assert muon.param_dict == {"recipe": "airbench94-muon", "model": "airbench94", "optimizer": "muon",
+                               "muon_lr": 0.24}
+    assert adam.param_dict == {"model": "resnet18", "optimizer": "adam", "lr": 0.001}
+    assert imported.param_dict == {"model": "resnet18", "optimizer": "adam", "lr": 0.001, "momentum": 0.9}
+    # The same setting on two machines: one set-up now, the machines told apart by their environment.
+    assert cpu_a.param_dict == cpu_b.param_dict == {"model": "resnet18", "optimizer": "sgd", "lr": 0.04}
+    assert (cpu_a.extra["machine"], cpu_b.extra["machine"]) == ({"threads": 4}, {"threads": 16})
+    # What a new airbench94 run records uses the same names as the migrated one.
+    new = get_recipe("airbench94").configure().to_params()
+    assert set(airbench.param_dict) <= set(new) and "lr" not in new
+    store.close()
+
+
+def test_0008_downgrade_puts_the_rates_and_machine_facts_back(db_path):
+    url = url_of(db_path)
+    build_at("0007_where_indexes", url)
+    engine = dbmod.make_engine(url)
+    with engine.connect() as conn:
+        _insert_0007_runs(conn)
+    build_at("0008_recipe_params", url)
+    config = dbmod.alembic_config(url)
+    with engine.connect() as conn:
+        config.attributes["connection"] = conn
+        command.downgrade(config, "0007_where_indexes")
+        conn.commit()
+        names = {(r, n): v for r, n, v in conn.execute(text("select run_id, name, value from params"))}
+        sqlite = conn.dialect.name == "sqlite"
+    engine.dispose()
+    value = lambda v: json.loads(v) if sqlite and isinstance(v, str) else v  # noqa: E731  (JSON text on SQLite)
+    assert value(names[(21, "lr")]) == 11.5 and value(names[(22, "lr")]) == 0.24
+    assert value(names[(26, "threads")]) == 16 and value(names[(21, "amp_dtype")]) == "float16"

@@ -1,7 +1,7 @@
 """Every recorded setting took effect: each recipe's declared options reach its loop, others are refused.
 
 For each recipe and each option it declares, a tiny real training (64 synthetic images, 2 epochs,
-the recipe's own loop) runs once with the recipe's value and once with another; a trace of what
+the recipe's own loop around tests/tinynets.py's stand-in nets, the model name asked for traced) runs once with the recipe's value and once with another; a trace of what
 the loop did (the optimizers' param groups at every step, the modules called and their BatchNorm
 momentum, the autocast dtype, the loss's label smoothing, the augmentation built, the TTA level,
 lookahead updates, compilation, the steps and batch sizes) must differ. A declared option whose
@@ -11,8 +11,6 @@ Every option a recipe does not declare is refused by `train`, `train --dry-run` 
 
 from __future__ import annotations
 
-import contextlib
-from dataclasses import replace
 
 import pytest
 import torch
@@ -23,12 +21,12 @@ from typer.testing import CliRunner
 
 from speedrun.cli import app
 from speedrun.domain.hyperparams import HYPER, HYPERS
-from speedrun.errors import SpeedrunError, UsageError
+from speedrun.errors import SpeedrunError
 from speedrun.recipes import all_recipes, get_recipe
-from speedrun.training import device as device_module
 from speedrun.training import fastloop, loop
 from speedrun.training.data import Cifar10
 from speedrun.training.recording import MemoryRecorder
+from tests import tinynets
 
 runner = CliRunner()
 RECIPES = tuple(all_recipes())
@@ -84,6 +82,9 @@ def traced():
 
     def _train(recipe, config, monkeypatch):
         trace = Trace()
+        tinynets.install(monkeypatch.setattr)  # the real loop, around a net of a thousand parameters
+        monkeypatch.setattr(loop, "build_model", lambda name, **k: (trace("model", name, tuple(sorted(k.items()))),
+                                                                    tinynets.tiny_model(name, **k))[1])
         monkeypatch.setattr(loop, "load_cifar10", _tiny_cifar)
         monkeypatch.setattr(fastloop, "load_cifar10", _tiny_cifar)
         real_ce, real_tta, real_images = F.cross_entropy, fastloop.evaluate_tta, fastloop.AlternatingFlipTranslate
@@ -99,7 +100,9 @@ def traced():
         real_prep = loop.Preprocess
         monkeypatch.setattr(loop, "Preprocess", lambda augment, dev: (trace("augment", tuple(augment)),
                                                                         real_prep(augment, dev))[1])
-        for module in (loop, fastloop):  # compiling on this CPU takes minutes: note it, run eagerly
+        from speedrun.recipes import airbench94_muon
+
+        for module in (loop, fastloop, airbench94_muon):  # compiling on this CPU takes minutes: note it, run eagerly
             monkeypatch.setattr(module, "compiled", lambda fn: (trace("compiled", type(fn).__name__), fn)[1])
         real_lookahead = fastloop.Lookahead
 

@@ -54,7 +54,7 @@ class Recipe:
         config = replace(self.config, **given)
         self.check_options(list(given), config)
         config = replace(config, reads=frozenset(self.options) - self.unread(config))
-        config.validate()  # the generic errors first, then what this recipe cannot do
+        # What this recipe cannot do first (the generic checks assume a model and optimizer it has).
         if config.model not in self.models:
             raise SpeedrunError(f"--model {config.model} is not available in recipe {self.name} "
                                 f"(choose {', '.join(self.models)})")
@@ -65,6 +65,7 @@ class Recipe:
         if unsupported:
             raise SpeedrunError(f"--aug {','.join(unsupported)} is not available in recipe {self.name} "
                                 f"(choose from {', '.join(self.augmentations)})")
+        config.validate()
         return config
 
     def check_options(self, given: list[str], config: TrainConfig | None = None) -> None:
