@@ -131,16 +131,19 @@ def test_to_params_uses_canonical_names():
     assert TrainConfig(augment=()).to_params()["augment"] == "none"
 
 
-def test_to_params_records_every_field_but_the_run_settings():
-    from dataclasses import fields
-
+def test_to_params_records_what_the_recipe_reads_and_the_run_settings():
+    from speedrun.errors import UsageError
     from speedrun.recipes import get_recipe
 
-    muon = get_recipe("airbench94-muon").configure(device="cpu", amp=True, seed=1, subset=4000, target=90.0,
-                                                   bias_lr_scale=2.0, lookahead=True, val_subset=1000,
-                                                   eval_every=2).resolve()
-    # `graph` is the resnet loop's on CUDA only: a run it cannot apply to records nothing about it.
-    assert set(muon.to_params()) == {f.name for f in fields(TrainConfig)} - {"device", "data_dir", "target", "graph"}
+    recipe = get_recipe("airbench94-muon")
+    muon = recipe.configure(device="cpu", amp=True, seed=1, subset=4000, target=90.0, lookahead=True,
+                            val_subset=1000, eval_every=2).resolve()
+    # Its options and the run's settings; not cosine, bn, warmup or graph (its loop reads none of
+    # them), nor the machine's threads and autocast dtype (muon.machine(), recorded apart).
+    assert set(muon.to_params()) == set(recipe.options) | {"recipe", "seed", "subset", "val_subset", "eval_every"}
+    assert set(muon.machine()) >= {"threads", "amp_dtype"}
+    with pytest.raises(UsageError, match="does not read --bias-lr-scale"):
+        recipe.configure(bias_lr_scale=2.0)  # airbench94's knob: Muon's recipe never reads it
     assert TrainConfig(amp=None).to_params()["amp"] is False  # off until resolve() decides
 
 

@@ -12,7 +12,7 @@ from typing import Any, Callable, Mapping
 
 from speedrun.domain.hyperparams import HYPER, flag
 from speedrun.errors import SpeedrunError, UsageError
-from speedrun.training.config import TrainConfig
+from speedrun.training.config import ALL_MODELS, OPTIMIZERS, TrainConfig
 
 _registry: Callable[[], Mapping[str, "Recipe"]] = dict
 
@@ -54,11 +54,12 @@ class Recipe:
         config = replace(self.config, **given)
         self.check_options(list(given), config)
         config = replace(config, reads=frozenset(self.options) - self.unread(config))
-        # What this recipe cannot do first (the generic checks assume a model and optimizer it has).
-        if config.model not in self.models:
+        # A model or optimizer speedrun has but this recipe does not: said so before the generic checks
+        # (which assume the recipe's own); an unknown name gets the generic list of every one.
+        if config.model in ALL_MODELS and config.model not in self.models:
             raise SpeedrunError(f"--model {config.model} is not available in recipe {self.name} "
                                 f"(choose {', '.join(self.models)})")
-        if config.optimizer not in self.optimizers:
+        if config.optimizer in OPTIMIZERS and config.optimizer not in self.optimizers:
             raise SpeedrunError(f"--optimizer {config.optimizer} is not available in recipe {self.name} "
                                 f"(choose {', '.join(self.optimizers)})")
         unsupported = [a for a in config.augment if a not in self.augmentations]
