@@ -28,6 +28,13 @@ def fmt_value(value: Any) -> str:
     return repr(value) if isinstance(value, float) else str(value)
 
 
+def epochs_text(completed: int | None, planned: int | None, final_val_acc: float | None, *, of: str = "/") -> str:
+    """`2/10`. A run with a final accuracy but no epoch logged (a notebook that states only the
+    results) has `—/10`: not zero epochs done, but none on record."""
+    done = MISSING if not completed and final_val_acc is not None else str(completed or 0)
+    return done + (f"{of}{planned}" if planned else "")
+
+
 def fmt_num(value: float | int | None, spec: str = ".2f", suffix: str = "") -> str:
     """A number for tables and sentences: "—" when unknown, a typographic minus, never "-0.00".
 

@@ -8,7 +8,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from speedrun.domain.efficiency import (
-    FP32, HALF, Peak, efficiency, fmt_efficiency, measured_cpu_peak, precision_of, published_peak,
+    FP32, HALF, TF32, Peak, efficiency, fmt_efficiency, measured_cpu_peak, precision_of, published_peak,
 )
 from speedrun.training.flops import MODELS_BY_PARAMETERS, count_flops, model_flops
 from speedrun.training.nets import AirbenchNet, build_model, count_parameters
@@ -94,6 +94,33 @@ def test_fp32_runs_are_measured_against_the_fp32_peak():
     e = efficiency(1000, 1.0, 10**9, peak=peak, precision=precision_of(False))
     assert e.precision == FP32 and e.peak_tflops == 10.0 and e.mfu == pytest.approx(0.1)
     assert precision_of(True) == HALF
+
+
+def test_tf32_counts_as_its_own_peak_where_the_training_ran_fp32_on_tensor_cores():
+    # An fp32 ResNet on an A100 runs its convolutions in TF32 by PyTorch's default: against the fp32
+    # peak of 19.5 TFLOP/s its MFU read 3.2x the truth (and could pass 100%).
+    a100 = published_peak("A100")
+    assert precision_of(False, tf32=True) == TF32 and precision_of(True, tf32=True) == HALF
+    e = efficiency(50_000, 20.0, 3_328_997_376, peak=a100, precision=precision_of(False, tf32=True))
+    assert e.peak_tflops == 156.0 and "of the 156 TFLOP/s tf32 peak" in fmt_efficiency(e)
+    assert published_peak("T4").for_precision(TF32) == 8.1  # no TF32 cores: the fp32 peak
+
+
+def test_a_trained_runs_recorded_tf32_picks_the_tf32_peak():
+    from dataclasses import asdict
+    from types import SimpleNamespace
+
+    from speedrun.domain.efficiency import run_efficiency
+
+    def run(machine):
+        return SimpleNamespace(source="train", param_dict={"model": "resnet18", "amp": False, "bn": True},
+                               extra={"machine": machine, "train_images": 50_000,
+                                      "peak": asdict(published_peak("A100"))}, mean_epoch_s=20.0,
+                               param_count=11_173_962, hardware="NVIDIA A100-SXM4-40GB", environment=None,
+                               epochs=[])
+
+    assert run_efficiency(run({"tf32": True})).peak_tflops == 156.0
+    assert run_efficiency(run({})).peak_tflops == 19.5
 
 
 def test_no_duration_no_figure():

@@ -271,3 +271,22 @@ def test_dry_run_shows_units():
     result = runner.invoke(app, ["train", "--dry-run", "--device", "cpu", "--recipe", "airbench94"])
     assert result.exit_code == 0
     assert any(line.split()[:1] == ["batch_size"] and line.endswith("(images)") for line in result.output.splitlines())
+
+
+def test_the_importer_reads_every_declared_name_and_flag():
+    from speedrun.domain.params import canonical_name
+
+    for h in HYPERS:
+        for spelling in (h.name, h.name.upper(), *(f.lstrip("-") for f in h.flags_all)):
+            assert canonical_name(spelling) == h.name, spelling
+
+
+def test_a_fast_recipes_log_reads_back_with_its_own_rate():
+    from speedrun.notebook.logformat import config_line, epoch_line
+    from speedrun.notebook.logs import parse_log_lines
+
+    params = _config("airbench94").to_params()
+    lines = [config_line(params, fastloop.EXTRA_CONFIG_KEYS), epoch_line(1, 2, 1.0, 50.0, 1.0, 1.0)]
+    assert "LR_PER_1024=11.5" in lines[0]
+    (record,) = parse_log_lines(lines, "log.txt")
+    assert record.params["lr_per_1024"] == 11.5 and "lr" not in record.params

@@ -141,6 +141,11 @@ def test_a_run_page_draws_its_chart_with_a_legend(page, server):
     assert page.locator("#chart .u-legend").count() == 1
     assert "val acc" in page.locator("#chart .u-legend").inner_text()
     assert page.get_attribute("#chart", "data-points") == "3"
+    # beside it, the losses and the epoch time, from the same epochs
+    page.wait_for_selector("#chart-loss canvas")
+    assert "train loss" in page.locator("#chart-loss .u-legend").inner_text()
+    assert "epoch time" in page.locator("#chart-time .u-legend").inner_text()
+    assert page.get_attribute("#chart-time", "data-points") == "3"
     # the fragment replaces its "Comparing…" placeholder; wait for the answer itself, not any text
     first = page.wait_for_selector("#verdict ul.verdict li")
     assert first.inner_text() == "First run of resnet18 with a final accuracy on T4"
@@ -187,6 +192,7 @@ def test_a_running_run_grows_on_the_open_page_without_reload(page, server, datab
         feeder.kill()
     page.wait_for_function("document.getElementById('run-epochs').textContent === '4'", timeout=15_000)
     page.wait_for_function("document.getElementById('chart').dataset.points === '4'", timeout=15_000)
+    page.wait_for_function("document.getElementById('chart-time').dataset.points === '4'", timeout=15_000)
     assert page.evaluate("window.__speedrun_marker") == marker == 42
 
 

@@ -58,6 +58,7 @@ ENV_ROWS = (
     ("OS", "os"),
     ("Threads", "machine:threads"),  # what the run decided on its machine (run.extra["machine"])
     ("Autocast", "machine:amp_dtype"),
+    ("TF32", "machine:tf32"),
 )
 # Rows of the results, in order; time-to-target rows follow.
 RESULT_METRICS = (

@@ -7,6 +7,7 @@ from typing import Any
 from speedrun.domain.efficiency import efficiency_json, epoch_efficiencies, run_efficiency
 from speedrun.domain.hardware import hardware_class_of
 from speedrun.domain.records import EPOCH_FIELDS
+from speedrun.text import epochs_text
 from speedrun.tracking.store import ENV_FIELDS, RunView
 
 
@@ -35,6 +36,7 @@ def run_summary(run: RunView) -> dict[str, Any]:
         "series": getattr(run, "series_name", None),
         "epochs": run.epochs_planned,
         "epochs_completed": run.epochs_completed,
+        "epochs_text": epochs_text(run.epochs_completed, run.epochs_planned, run.final_val_acc),
         "final_val_acc": run.final_val_acc,
         "peak_val_acc": run.peak_val_acc,
         "peak_epoch": run.peak_epoch,

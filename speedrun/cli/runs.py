@@ -16,7 +16,7 @@ from speedrun.cli.selection import Where
 from speedrun.cli.table import Column, render
 from speedrun.errors import SpeedrunError
 from speedrun.text import fmt_num as _num
-from speedrun.text import json_text, terminal_safe
+from speedrun.text import epochs_text, json_text, terminal_safe
 from speedrun.tracking.liveness import contact_note
 from speedrun.domain.records import FINAL_MEASURED_AFTER_EPOCHS, utcnow
 
@@ -171,7 +171,7 @@ def _cell(value) -> str:
 
 def _list_row(run, waiting: dict, hardware: str, date: str) -> list[str]:
     params = run.param_dict
-    epochs = f"{run.epochs_completed}" + (f"/{run.epochs_planned}" if run.epochs_planned else "")
+    epochs = epochs_text(run.epochs_completed, run.epochs_planned, run.final_val_acc)
     return [
         _cell(run.number_and_label),
         date,
@@ -230,7 +230,9 @@ def show(
         ("Peak", _num(data["peak_val_acc"], ".2f", "%") + (f" at epoch {data['peak_epoch']}" if data["peak_epoch"] else "")),
         ("Training time", _num(data["train_time_s"], ".2f", " s")),
         ("Efficiency", fmt_efficiency(run_efficiency(record))),
-        ("Epochs", f"{data['epochs_completed']}" + (f" of {data['epochs']}" if data["epochs"] else "")),
+        ("Epochs", epochs_text(data["epochs_completed"], data["epochs"], data["final_val_acc"], of=" of ")
+         + (" (none logged: the notebook states only the results)"
+            if not data["epochs_completed"] and data["final_val_acc"] is not None else "")),
         ("Parameters", _num(data["param_count"], ",")),
         ("Tags", ", ".join(data["tags"]) or "—"),
         ("Group", data["group"] or "—"),

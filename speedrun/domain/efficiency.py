@@ -21,7 +21,7 @@ from pathlib import Path
 
 from speedrun.domain.hardware import hardware_class, hardware_class_of
 
-HALF, FP32 = "fp16/bf16", "fp32"
+HALF, FP32, TF32 = "fp16/bf16", "fp32", "tf32"  # TF32: fp32 math on the tensor cores (Ampere and newer)
 # An imported run that does not state whether it trained with AMP: one flag moves its MFU by 8-16x,
 # so its figure is the range between the two peaks, and it is no candidate for "most efficient".
 UNKNOWN_PRECISION = "precision not stated"
@@ -35,30 +35,34 @@ class Peak:
     half_tflops: float | None
     fp32_tflops: float | None
     source: str  # "published (vendor datasheet, dense)" or "measured (torch.matmul probe)"
+    tf32_tflops: float | None = None  # GPUs with TF32 tensor cores (Ampere and newer)
 
     def for_precision(self, precision: str) -> float | None:
         if precision == UNKNOWN_PRECISION:
             return None
+        if precision == TF32:
+            return self.tf32_tflops or self.fp32_tflops
         return self.half_tflops if precision == HALF else self.fp32_tflops
 
 
 _PUBLISHED = "published (vendor datasheet, dense)"
 
 # (hardware class, a pattern the GPU name must match too or None, peak). Most specific first.
-# Half precision is the dense tensor-core rate with fp32 accumulation, what autocast runs.
+# Half precision is the dense tensor-core rate with fp32 accumulation, what autocast runs; TF32 the
+# dense TF32 tensor-core rate, what fp32 convolutions run at by PyTorch's default (cudnn.allow_tf32).
 PUBLISHED_PEAKS: tuple[tuple[str, str | None, Peak], ...] = (
-    ("H200", r"nvl", Peak("NVIDIA H200 NVL", 835.5, 60.0, _PUBLISHED)),
-    ("H200", None, Peak("NVIDIA H200 SXM", 989.4, 66.9, _PUBLISHED)),
-    ("H100", r"pcie", Peak("NVIDIA H100 PCIe", 756.0, 51.2, _PUBLISHED)),
-    ("H100", None, Peak("NVIDIA H100 SXM", 989.4, 66.9, _PUBLISHED)),
-    ("A100", None, Peak("NVIDIA A100 (40 or 80 GB)", 312.0, 19.5, _PUBLISHED)),
-    ("A10", None, Peak("NVIDIA A10", 125.0, 31.2, _PUBLISHED)),
-    ("L40S", None, Peak("NVIDIA L40S", 362.1, 91.6, _PUBLISHED)),
-    ("L4", None, Peak("NVIDIA L4", 121.0, 30.3, _PUBLISHED)),
+    ("H200", r"nvl", Peak("NVIDIA H200 NVL", 835.5, 60.0, _PUBLISHED, tf32_tflops=417.5)),
+    ("H200", None, Peak("NVIDIA H200 SXM", 989.4, 66.9, _PUBLISHED, tf32_tflops=494.7)),
+    ("H100", r"pcie", Peak("NVIDIA H100 PCIe", 756.0, 51.2, _PUBLISHED, tf32_tflops=378.0)),
+    ("H100", None, Peak("NVIDIA H100 SXM", 989.4, 66.9, _PUBLISHED, tf32_tflops=494.7)),
+    ("A100", None, Peak("NVIDIA A100 (40 or 80 GB)", 312.0, 19.5, _PUBLISHED, tf32_tflops=156.0)),
+    ("A10", None, Peak("NVIDIA A10", 125.0, 31.2, _PUBLISHED, tf32_tflops=62.5)),
+    ("L40S", None, Peak("NVIDIA L40S", 362.1, 91.6, _PUBLISHED, tf32_tflops=183.0)),
+    ("L4", None, Peak("NVIDIA L4", 121.0, 30.3, _PUBLISHED, tf32_tflops=60.0)),
     ("T4", None, Peak("NVIDIA T4", 65.0, 8.1, _PUBLISHED)),
     ("V100", None, Peak("NVIDIA V100 SXM2", 125.0, 15.7, _PUBLISHED)),
-    ("RTX 4090", None, Peak("NVIDIA GeForce RTX 4090", 165.2, 82.6, _PUBLISHED)),
-    ("RTX 3090", None, Peak("NVIDIA GeForce RTX 3090", 71.0, 35.6, _PUBLISHED)),
+    ("RTX 4090", None, Peak("NVIDIA GeForce RTX 4090", 165.2, 82.6, _PUBLISHED, tf32_tflops=82.6)),
+    ("RTX 3090", None, Peak("NVIDIA GeForce RTX 3090", 71.0, 35.6, _PUBLISHED, tf32_tflops=35.6)),
 )
 
 
@@ -178,12 +182,13 @@ def at_rate(images_per_s: float, flops_per_image: int, *, peak: Peak | None, pre
     )
 
 
-def precision_of(amp: bool | None, *, stated: bool = True) -> str:
-    """The precision whose peak a run is measured against: AMP trains in fp16/bf16, else fp32.
+def precision_of(amp: bool | None, *, stated: bool = True, tf32: bool = False) -> str:
+    """The precision whose peak a run is measured against: AMP trains in fp16/bf16, else fp32, or
+    TF32 where the fp32 math ran on TF32 tensor cores (`tf32`, as the training recorded it).
     A run that does not state `amp` (`stated=False`: an imported log or notebook) has none."""
     if amp is None and not stated:
         return UNKNOWN_PRECISION
-    return HALF if amp else FP32
+    return HALF if amp else TF32 if tf32 else FP32
 
 
 def efficiency_json(e: Efficiency | None) -> dict[str, Any] | None:
@@ -265,7 +270,10 @@ def _basis(run: Any) -> _Basis | None:
     if flops is None:
         return None
     amp = (run.param_dict or {}).get("amp")
-    return _Basis(flops, run_peak(run), precision_of(amp, stated=run.source == "train"), run.source != "train")
+    machine = (run.extra or {}).get("machine")
+    tf32 = isinstance(machine, dict) and machine.get("tf32") is True
+    return _Basis(flops, run_peak(run), precision_of(amp, stated=run.source == "train", tf32=tf32),
+                  run.source != "train")
 
 
 def run_efficiency(run: Any) -> Efficiency | None:

@@ -438,9 +438,12 @@ def probability_of_improvement(
         xa, xb = -xa, -xb
 
     def statistic(x: Any, y: Any, axis: int = -1) -> Any:
+        # The Mann-Whitney U of B over n·m: average ranks count a tie half. O((n+m) log(n+m)) per
+        # resample, where comparing every pair cost n·m (seconds at a few hundred runs a side).
         x, y = np.moveaxis(x, axis, -1), np.moveaxis(y, axis, -1)
-        wins = (y[..., None, :] > x[..., :, None]) + 0.5 * (y[..., None, :] == x[..., :, None])
-        return wins.mean(axis=(-2, -1))
+        n, m = x.shape[-1], y.shape[-1]
+        ranks = sps.rankdata(np.concatenate([x, y], axis=-1), axis=-1)
+        return (ranks[..., n:].sum(axis=-1) - m * (m + 1) / 2) / (n * m)
 
     p = float(statistic(xa, xb))
     if p in (0.0, 1.0):  # every pair agrees: every resample does too

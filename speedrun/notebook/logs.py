@@ -18,7 +18,7 @@ from typing import Any
 
 from speedrun.errors import ParseError
 from speedrun.domain.memo import per_text
-from speedrun.domain.params import normalize, split_outside_brackets
+from speedrun.domain.params import normalize, parse_value, split_outside_brackets
 from speedrun.domain.records import FINAL_MEASURED_AFTER_EPOCHS, EpochRecord, RunRecord
 
 MAX_EPOCHS = 1_000_000
@@ -173,6 +173,11 @@ def split_assignments(text: str) -> tuple[tuple[str, str], ...]:
         key, sep, value = piece.partition("=")
         key = key.strip()
         if sep and _ASSIGN_KEY.fullmatch(key):
+            sentence = _VALUE_THEN_SENTENCE.fullmatch(value.strip())
+            if sentence and not isinstance(parse_value(sentence.group(1)), str):
+                # `AMP=True. Without BatchNorm.`: the value ends at the full stop; the next sentence is free text.
+                pairs += [(key, sentence.group(1)), ("", sentence.group(2))]
+                continue
             pairs.append((key, value.strip()))
         elif pairs and pairs[-1][0] and pairs[-1][1].endswith(")"):
             pairs[-1] = (pairs[-1][0], f"{pairs[-1][1]}, {piece}")
@@ -182,6 +187,7 @@ def split_assignments(text: str) -> tuple[tuple[str, str], ...]:
 
 
 _ASSIGN_KEY = re.compile(r"[A-Za-z_][\w.\-]{0,60}")
+_VALUE_THEN_SENTENCE = re.compile(r"(['\"]?[\w.+-]{1,40}?['\"]?)\.\s+([A-Z(].*)", re.DOTALL)
 
 
 

@@ -26,6 +26,9 @@ from speedrun.notebook import syntax
 from speedrun.domain.memo import per_text
 from speedrun.notebook.logs import (
     EPOCH_FIELD_NAMES,
+    FINAL,
+    FINAL_TTA,
+    classify,
     content_hash,
     epoch_field_key,
     number,
@@ -285,6 +288,7 @@ class _Section:
     stated: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
     candidates: list[RunRecord] = field(default_factory=list)  # per-epoch data, in order of appearance
+    loose_results: list[tuple[int, str]] = field(default_factory=list)  # fenced summaries without epoch lines
     pre_analysis: list[str] = field(default_factory=list)
     analysis: list[str] = field(default_factory=list)
     # Where things are, as indices into the section body: for rewriting a field in place.
@@ -689,7 +693,10 @@ def _read_section(blocks: list[_Block], section: _Section) -> None:
                 continue
             section.analysis.extend(_render(block))
             if block.kind == FENCE:
-                section.candidates.extend(_log_candidates(block, section))
+                found = _log_candidates(block, section)
+                section.candidates.extend(found)
+                if not found:
+                    section.loose_results.extend(_results_without_epochs(block))
             continue
         if block.kind in (BLANK, HRULE):
             continue
@@ -700,6 +707,7 @@ def _read_section(blocks: list[_Block], section: _Section) -> None:
                 section.metadata_end = block.end
             else:
                 section.pre_analysis.extend(block.lines + [""])
+                section.loose_results.extend(_results_without_epochs(block))
             continue
         if block.kind == TABLE:
             if section.config_table(block):
@@ -794,6 +802,14 @@ def _log_candidates(block: _Block, section: _Section) -> list[RunRecord]:
     return parse_log_lines(inner, section.source, block.lineno + 1, last_line_complete=block.closed)
 
 
+def _results_without_epochs(block: _Block) -> list[tuple[int, str]]:
+    """(line, text) of each final-accuracy line in a fenced block that holds no epoch lines: a result
+    (a re-run, a check on other hardware) that no log backs, so no run is made of it."""
+    inner = block.lines[1:-1] if block.closed else block.lines[1:]
+    return [(lineno, " ".join(line.split())[:80]) for lineno, line in enumerate(inner, block.lineno + 1)
+            if classify(line.strip()).kind in (FINAL, FINAL_TTA)]
+
+
 def _analysis_text(lines: list[str]) -> str | None:
     """Joined analysis without the blank lines around it, a trailing `---` separator or escapes."""
     lines = list(lines)
@@ -840,6 +856,9 @@ def _build_record(raw: _RawSection, section: _Section) -> RunRecord:
         if name in section.stated:
             setattr(record, name, section.stated[name])
 
+    for lineno, line in section.loose_results:
+        record.warnings.append(f"line {lineno}: a result without epoch lines ({line}) is kept as text, not as a "
+                               f"run (give it a heading of its own, such as a sub-run's, to record it)")
     candidates = section.candidates
     if not candidates:
         record.status = section.status or "completed"

@@ -72,6 +72,7 @@ class TrainConfig:
     # Facts of the machine, decided by resolve() and recorded with the run's environment, not as params:
     threads: int | None = field(default=None, compare=False, metadata=NOT_A_PARAM)
     amp_dtype: str | None = field(default=None, compare=False, metadata=NOT_A_PARAM)  # the autocast dtype used
+    tf32: bool | None = field(default=None, compare=False, metadata=NOT_A_PARAM)  # fp32 convs on TF32 cores (CUDA)
     # The hyperparameters the recipe's loop reads (Recipe.configure); only those are recorded.
     # None: every field (a bare TrainConfig, as the tests build them).
     reads: frozenset[str] | None = field(default=None, compare=False, repr=False, metadata=NOT_A_PARAM)
@@ -133,7 +134,7 @@ class TrainConfig:
         amp_dtype = None if not amp else ("bfloat16" if bf16 else "float16")
         seed = self.seed if self.seed is not None else random_seed()
         return replace(self, device=device, amp=amp, amp_dtype=amp_dtype, seed=seed, threads=physical_cores(),
-                       graph=self._graph(device, amp_dtype))
+                       graph=self._graph(device, amp_dtype), tf32=_tf32(device) if not amp else None)
 
     def _graph(self, device: str, amp_dtype: str | None) -> bool | None:
         """Whether the resnet loop captures its step as a CUDA graph (training.graphed): on by default on
@@ -167,7 +168,8 @@ class TrainConfig:
 
     def machine(self) -> dict[str, Any]:
         """What resolve() decided about this machine, recorded with the run (its `extra`), not as params."""
-        return {k: v for k, v in (("threads", self.threads), ("amp_dtype", self.amp_dtype)) if v is not None}
+        facts = (("threads", self.threads), ("amp_dtype", self.amp_dtype), ("tf32", self.tf32))
+        return {k: v for k, v in facts if v is not None}
 
     def to_params(self) -> dict[str, Any]:
         """The fields as recorded params: canonical names (speedrun.notebook.params), typed values, None
@@ -193,6 +195,16 @@ def _cuda_bf16(device: str) -> bool:
     import torch
 
     return torch.cuda.is_bf16_supported(including_emulation=False)
+
+
+def _tf32(device: str) -> bool | None:
+    """Whether fp32 convolutions run on TF32 tensor cores here: a CUDA GPU of compute capability 8
+    or more with cuDNN's TF32 allowed (PyTorch's default); None off CUDA."""
+    if device != "cuda":
+        return None
+    import torch
+
+    return bool(torch.backends.cudnn.allow_tf32 and torch.cuda.get_device_capability()[0] >= 8)
 
 
 def _check_device(device: str) -> None:

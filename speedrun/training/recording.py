@@ -227,7 +227,7 @@ class Recording:
         self.extra: dict[str, Any] = {}  # more figures for the run's `extra`
         self.peak = device_peak(setup.device, config.threads)
         self._peak_refreshed = False
-        self.precision = precision_of(config.amp)
+        self.precision = precision_of(config.amp, tf32=bool(config.tf32))
         self.result: TrainResult | None = None  # set when the run completed
         self._last_beat = time.monotonic()
         self.run_id = self._begin(record or RunRecord(source="train"))

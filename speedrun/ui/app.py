@@ -187,12 +187,19 @@ class UI:
 
     def run_verdict(self, request: Request) -> Response:
         """The run against its baseline: the report's versus lines (a fragment loaded after the page)."""
-        from speedrun.analysis.baselines import Baselines
-        from speedrun.analysis.metrics import NoisePool
+        from speedrun.analysis.baselines import Baselines, named_label
 
         run = self.run_or_404(request.path_params["ref"])
-        runs = self.store.list_runs(with_epochs=True)
-        baselines = Baselines(runs, pool=NoisePool(runs))
+        # A baseline is of the run's hardware class, or the run its text names: only those are read
+        # (the page of one run must not read every run of every machine).
+        runs = self.store.list_runs(hardware=hardware_class_of(run))
+        label = named_label(run)
+        if label is not None and not any(label in (r.display_label, str(r.id)) for r in runs):
+            try:
+                runs.append(self.store.get_run(label))
+            except SpeedrunError:  # no such run, or a label several runs share: none is named
+                pass
+        baselines = Baselines(runs, pool=self.noise_pool())
         same = next((r for r in runs if r.id == run.id), run)
         return self.page(request, "verdict.html.j2", lines=baselines.versus_lines(same))
 

@@ -8,7 +8,7 @@ function readJSON(id) {
 
 const COLOURS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2"];
 
-function chartOptions(title, seriesNames, width) {
+function chartOptions(title, seriesNames, width, yLabel = "val accuracy (%)") {
   return {
     title: title,
     width: width,
@@ -16,7 +16,7 @@ function chartOptions(title, seriesNames, width) {
     scales: { x: { time: false } },
     // Whole epochs on the x axis (uPlot would put ticks at 1.5 too).
     axes: [{ label: "epoch", incrs: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000] },
-           { label: "val accuracy (%)" }],
+           { label: yLabel }],
     legend: { live: true },
     series: [{ label: "epoch" }].concat(seriesNames.map((name, i) => ({
       label: name, stroke: COLOURS[i % COLOURS.length], width: 2, spanGaps: true,
@@ -25,15 +25,30 @@ function chartOptions(title, seriesNames, width) {
   };
 }
 
-// The run page: val accuracy by epoch, growing while the run trains (polls /api/runs/ID/live?after=N).
+// The run page: val accuracy, losses and epoch time by epoch, each a chart, growing while the run
+// trains (polls /api/runs/ID/live?after=N).
+const RUN_CHARTS = [
+  { holder: "chart", title: "Val accuracy", y: "val accuracy (%)", keys: ["val_acc"], names: ["val acc"] },
+  { holder: "chart-loss", title: "Loss", y: "loss", keys: ["train_loss", "val_loss"], names: ["train loss", "val loss"] },
+  { holder: "chart-time", title: "Epoch time", y: "seconds", keys: ["duration_s"], names: ["epoch time"] },
+];
+
 function runChart() {
   const data = readJSON("chart-data");
-  const holder = document.getElementById("chart");
-  if (!data || !holder) return;
+  if (!data || !document.getElementById("chart")) return;
   const s = data.series;
-  const columns = [s.epoch, s.val_acc];
-  const plot = new uPlot(chartOptions("Val accuracy", ["val acc"], holder.clientWidth || 800), columns, holder);
-  holder.dataset.points = String(s.epoch.length);
+  const charts = [];
+  for (const spec of RUN_CHARTS) {
+    const holder = document.getElementById(spec.holder);
+    if (!holder) continue;
+    // A series the run never logged (no val loss in an imported log) is left out, not drawn empty.
+    const keys = spec.keys.filter((k, i) => i === 0 || s[k].some((v) => v !== null));
+    const names = keys.map((k) => spec.names[spec.keys.indexOf(k)]);
+    const columns = [s.epoch.slice()].concat(keys.map((k) => s[k].slice()));
+    const plot = new uPlot(chartOptions(spec.title, names, holder.clientWidth || 800, spec.y), columns, holder);
+    holder.dataset.points = String(s.epoch.length);
+    charts.push({ holder, keys, columns, plot });
+  }
   if (!data.live) return;
   let last = s.epoch.length ? s.epoch[s.epoch.length - 1] : 0;
   const root = document.querySelector("nav a").getAttribute("href");
@@ -42,13 +57,17 @@ function runChart() {
     if (!response.ok) return;
     const live = await response.json();
     for (const e of live.new_epochs) {
-      columns[0].push(e.epoch);
-      columns[1].push(e.val_acc);
+      for (const chart of charts) {
+        chart.columns[0].push(e.epoch);
+        chart.keys.forEach((k, i) => chart.columns[i + 1].push(e[k] === undefined ? null : e[k]));
+      }
       last = e.epoch;
     }
     if (live.new_epochs.length) {
-      plot.setData(columns);
-      holder.dataset.points = String(columns[0].length);
+      for (const chart of charts) {
+        chart.plot.setData(chart.columns);
+        chart.holder.dataset.points = String(chart.columns[0].length);
+      }
     }
     document.getElementById("run-epochs").textContent = live.epochs_completed;
     document.getElementById("run-status").textContent = live.status;
