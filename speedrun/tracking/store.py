@@ -340,8 +340,8 @@ class Store:
     ) -> list[Stored]:
         """Bulk-insert runs with their params, tags and epochs: one executemany per table.
 
-        Numbers are assigned here, under the write lock (`_lock_run_numbers`), so no
-        other writer can take them between choosing and inserting.
+        Numbers and labels are decided here (`numbering.decide`), under the write lock
+        (`_lock_run_numbers`), so no other writer can take them between choosing and inserting.
         """
         known: dict[str, int] | None = None
         if skip_known:
@@ -673,7 +673,7 @@ class Store:
         if run is None:
             raise RunNotFound(f"no run {item.run_id} in {self.label}")
         if item.texts_only:
-            for name in ("title", "hypothesis", "description", "analysis", "preamble"):
+            for name in (*EDITABLE_TEXTS, "preamble"):
                 setattr(run, name, getattr(record, name))
             if record.position is not None:
                 run.position = record.position
