@@ -760,38 +760,8 @@ class Store:
         if sort not in SORTABLE:
             raise SpeedrunError(f"cannot sort by {sort!r}; choose from {', '.join(sorted(SORTABLE))}")
         live_status = status in ("running", "died")
-        query = select(Run.id)
-        if status:
-            query = query.where(Run.status.in_(("running", "died")) if live_status else Run.status == status)
-        if source:
-            query = query.where(Run.source == source)
-        if group:  # a group of runs, or a notebook series (`g:7`)
-            query = query.where(
-                (Run.group_name == group) | Run.series_id.in_(select(Series.id).where(Series.name == group))
-            )
-        if ids is not None:
-            # Numbers no run can have (beyond any integer column) cannot match: leave them out of the SQL.
-            query = query.where(Run.id.in_([i for i in ids if 0 < i <= RUN_NUMBER_MAX]))
-        if since:
-            query = query.where(Run.created_at >= since)
-        if tag:
-            query = query.where(Run.tags.any(Tag.tag == tag))
-        if model:
-            query = query.where(
-                Run.params.any(
-                    (Param.name == "model") & func.lower(cast(Param.value, String)).contains(model.lower())
-                )
-            )
-        if hardware:
-            needle = f"%{hardware.lower()}%"
-            query = query.where(
-                Run.environment.has(
-                    func.lower(Environment.hardware_class).like(needle)
-                    | func.lower(func.coalesce(Environment.hardware, "")).like(needle)
-                    | func.lower(func.coalesce(Environment.gpu_name, "")).like(needle)
-                    | func.lower(func.coalesce(Environment.cpu_model, "")).like(needle)
-                )
-            )
+        query = select(Run.id).where(*_filters(status=status, model=model, hardware=hardware, tag=tag, since=since,
+                                               source=source, group=group, ids=ids))
         column = SORTABLE[sort]
         # NULLs last whatever the direction, then the run number for a stable order.
         order = [column.is_(None), column.desc() if descending else column.asc(), Run.id]
@@ -1102,6 +1072,41 @@ class _StoredParams(Mapping):
 
     def __len__(self) -> int:
         return sum(1 for _ in self)
+
+
+def _filters(*, status, model, hardware, tag, since, source, group, ids) -> list:
+    """The WHERE conditions of `list_runs`' filters. A `running` or `died` run is read as either:
+    which it is, `liveness` decides after reading."""
+    conditions = []
+    if status:
+        live_status = status in ("running", "died")
+        conditions.append(Run.status.in_(("running", "died")) if live_status else Run.status == status)
+    if source:
+        conditions.append(Run.source == source)
+    if group:  # a group of runs, or a notebook series (`g:7`)
+        conditions.append((Run.group_name == group) | Run.series_id.in_(select(Series.id).where(Series.name == group)))
+    if ids is not None:
+        # Numbers no run can have (beyond any integer column) cannot match: leave them out of the SQL.
+        conditions.append(Run.id.in_([i for i in ids if 0 < i <= RUN_NUMBER_MAX]))
+    if since:
+        conditions.append(Run.created_at >= since)
+    if tag:
+        conditions.append(Run.tags.any(Tag.tag == tag))
+    if model:
+        conditions.append(
+            Run.params.any((Param.name == "model") & func.lower(cast(Param.value, String)).contains(model.lower()))
+        )
+    if hardware:
+        needle = f"%{hardware.lower()}%"
+        conditions.append(
+            Run.environment.has(
+                func.lower(Environment.hardware_class).like(needle)
+                | func.lower(func.coalesce(Environment.hardware, "")).like(needle)
+                | func.lower(func.coalesce(Environment.gpu_name, "")).like(needle)
+                | func.lower(func.coalesce(Environment.cpu_model, "")).like(needle)
+            )
+        )
+    return conditions
 
 
 def _unreachable(exc: SQLAlchemyError, engine) -> bool:
