@@ -44,10 +44,10 @@ from speedrun.domain.hardware import hardware_class
 from speedrun.domain.params import typed_value, value_type
 from speedrun.tracking import db as dbmod
 from speedrun.tracking import liveness, numbering, salvage
-from speedrun.tracking.numbering import Stored, ambiguous_label  # noqa: F401 (callers import them from here)
+from speedrun.tracking.numbering import Stored, ambiguous_label
 from speedrun.tracking.orders import SORTABLE_COLUMNS
 from speedrun.tracking.models import Environment, EpochMetric, Param, Run, Series, Tag, json_text
-from speedrun.tracking.rows import (  # noqa: F401 (RunView, ENV_FIELDS: callers import them from here)
+from speedrun.tracking.rows import (
     ENV_FIELDS,
     EPOCH_COLUMNS,
     EpochView,
@@ -974,15 +974,8 @@ class Store:
         return run
 
     def _resolve_id(self, session: Session, ref: str | int) -> int:
-        """The run number that `ref` names: the one identity rule.
-
-        An int is a database number (the program's own references). Text is what a user
-        typed: `#38` is database number 38; anything else is a run's label, as the notebook
-        and every output name it (a run without a label is labelled by its number), so a
-        bare `24` means the run the notebook calls Run 24 even when an import stored it under
-        another number. Two runs answering to one label are an error that lists them, never
-        a silent pick.
-        """
+        """The run number that `ref` names, by the one identity rule (`numbering.reference`).
+        Two runs answering to one label are an error that lists them, never a silent pick."""
         wanted = numbering.reference(ref)
         if wanted.label is None:
             if wanted.number is not None and session.scalar(select(Run.id).where(Run.id == wanted.number)) is not None:
