@@ -16,7 +16,8 @@ from typing import Any
 
 from speedrun.errors import SpeedrunError
 from speedrun.domain.records import RunRecord, SeriesRecord, default_title
-from speedrun.tracking.store import Store, record_from_run
+from speedrun.tracking.rows import record_from_run
+from speedrun.tracking.store import Store
 from speedrun.tracking.validation import InvalidRun, run_from_json, series_from_json
 
 FORMAT = "speedrun-export"

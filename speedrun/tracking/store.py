@@ -1,14 +1,21 @@
-"""The storage layer: every SQL statement of speedrun lives here.
+"""The storage layer: a speedrun database's runs, read and written.
 
 Callers hand in plain `RunRecord`/`EpochRecord`s and get plain `RunView`s back.
-Writes are short transactions that take the write lock up front (SQLite:
-BEGIN IMMEDIATE, see db.py; PostgreSQL: an advisory lock where run numbers are
-chosen), so concurrent trainings and imports queue instead of failing.
+Every method works through one session helper (`Store._session`): a transaction that
+is committed when the block ends, rolled back when it fails, and whose SQLAlchemy
+errors become speedrun's DatabaseError kinds. Writes take the write lock up front
+(SQLite: BEGIN IMMEDIATE, see db.py; PostgreSQL: an advisory lock where run numbers
+are chosen), so concurrent trainings and imports queue instead of failing.
 
-The store decides nothing about what a run *means*: titles come from whoever
-makes the record, whether a `running` run still runs from `liveness`, the
-summary rules from `records`. Reads survive a damaged stored value: the run
-is returned with the value left out and its name in `RunView.damaged`.
+The store decides nothing about what a run *means*: which number and label a run
+gets is `numbering`'s, the converters between records and rows are `rows`', titles
+come from whoever makes the record, whether a `running` run still runs from
+`liveness`, the summary rules from `records`. Reads survive a damaged stored value
+(`salvage`): the run is returned with the value left out and its name in `RunView.damaged`.
+
+SQL lives here, and also where it belongs to one job: `where` compiles `--where` queries,
+`db` makes engines, migrates and copies databases, `salvage` finds damaged values, and
+`spool` keeps the records a training could not write (its own SQLite file).
 """
 
 from __future__ import annotations
@@ -16,37 +23,14 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-import uuid as uuidlib
-from collections import namedtuple
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import datetime
-from functools import lru_cache, wraps
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
-from sqlalchemy import (
-    Boolean,
-    DateTime,
-    Float,
-    Integer,
-    String,
-    Text,
-    and_,
-    cast,
-    delete,
-    func,
-    insert,
-    not_,
-    or_,
-    select,
-    text,
-    type_coerce,
-    update,
-)
+from sqlalchemy import String, Text, cast, delete, func, insert, select, text, update
 from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, selectinload
-from sqlalchemy.types import NullType
 
 from speedrun.errors import (
     DatabaseError,
@@ -59,45 +43,40 @@ from speedrun.errors import (
 from speedrun.domain.hardware import hardware_class
 from speedrun.domain.params import typed_value, value_type
 from speedrun.tracking import db as dbmod
-from speedrun.tracking import liveness
+from speedrun.tracking import liveness, numbering, salvage
+from speedrun.tracking.numbering import Stored, ambiguous_label
 from speedrun.tracking.orders import SORTABLE_COLUMNS
-from speedrun.tracking.models import Environment, EpochMetric, Param, Run, RunLabels, Series, Tag, is_json, json_text
+from speedrun.tracking.models import Environment, EpochMetric, Param, Run, Series, Tag, json_text
+from speedrun.tracking.rows import (
+    ENV_FIELDS,
+    EPOCH_COLUMNS,
+    EpochView,
+    ParamView,
+    RunView,
+    TagView,
+    as_int,
+    epoch_row,
+    epoch_tuple,
+    json_value,
+    new_series_row,
+    run_row,
+    set_series,
+    summary_columns,
+)
 from speedrun.tracking.validation import check_name
 from speedrun.domain.records import (
-    EPOCH_FIELDS,
     FINAL_MEASURED_AFTER_EPOCHS,
     RUN_NUMBER_MAX,
     run_number,
-    SOURCES,
-    STATUSES,
     EpochRecord,
     RunningSummary,
     RunRecord,
     RunUpdate,
     SeriesRecord,
-    Summary,
     summarize,
-    summarize_record,
     utcnow,
 )
 
-ENV_FIELDS = (
-    "device_type",
-    "gpu_name",
-    "gpu_count",
-    "gpu_memory_gb",
-    "cuda_version",
-    "driver_version",
-    "cpu_model",
-    "cpu_cores",
-    "ram_gb",
-    "os",
-    "python_version",
-    "torch_version",
-    "torchvision_version",
-    "hostname",
-    "is_colab",
-)
 SORTABLE = {name: getattr(Run, column) for name, column in SORTABLE_COLUMNS.items()}
 # The orders of `page_runs` (speedrun ui's runs table): notebook order, then the SORTABLE columns.
 PAGE_ORDERS = {
@@ -110,53 +89,6 @@ PAGE_ORDERS = {
 _RUN_NUMBERS_LOCK = 0x72756E73
 
 
-class RunView(RunLabels):
-    """A stored run as plain data, with the attribute names of `models.Run`.
-
-    Reads return these rather than ORM objects: they are cheap to build in bulk
-    and cannot lazily touch the database after the session is gone.
-    `params`, `tags`, `epochs` and `environment` hold plain rows. `damaged`
-    names the stored values that could not be read (left out of the view).
-    """
-
-    def __init__(
-        self, columns, params: list, tags: list, epochs: list, environment, damaged=(), series_name: str | None = None
-    ) -> None:
-        self.__dict__.update(columns)
-        self.params = params
-        self.tags = tags
-        self.epochs = epochs
-        self.environment = environment
-        self.damaged = list(damaged)
-        self.series_name = series_name  # the notebook series (`g:NAME`) the run belongs to
-
-
-# Rows of a RunView. Reading 200,000 epochs, decoding JSON through SQLAlchemy's
-# type machinery cost more than the query; these decode once per distinct text.
-ParamView = namedtuple("ParamView", "name value type position")
-EpochView = namedtuple("EpochView", ("run_id", "epoch", *EPOCH_FIELDS, "extra"))
-TagView = namedtuple("TagView", "run_id tag")
-EnvironmentView = namedtuple("EnvironmentView", [c.name for c in Environment.__table__.columns])
-
-
-@dataclass(frozen=True)
-class Stored:
-    """What `add_runs` decided for one record (the record itself is left as it was)."""
-
-    number: int | None  # the run's number here; None when skipped
-    requested: int | None  # the number the record asked for
-    label: str | None  # its label here: a clash may have given it the requested number as label
-    existing: int | None = None  # skipped: the run already here with the same UUID
-
-    @property
-    def skipped(self) -> bool:
-        return self.existing is not None
-
-    @property
-    def renumbered(self) -> bool:
-        return self.requested is not None and self.number is not None and self.number != self.requested
-
-
 class Runs(list):
     """The runs `list_runs` returns, and how many matched before `limit` kept the last ones
     (`speedrun list` shows a page and says how many more there are, without reading them)."""
@@ -164,33 +96,6 @@ class Runs(list):
     def __init__(self, runs: Iterable[RunView] = (), matching: int | None = None):
         super().__init__(runs)
         self.matching = len(self) if matching is None else matching
-
-
-@lru_cache(maxsize=65536)
-def _json(raw: str | None) -> Any:
-    """Decoded JSON of a column, shared between equal texts: views are read-only."""
-    return None if raw is None else json.loads(raw)
-
-
-class _UndecodableText(Exception):
-    """SQLite handed back text that is not UTF-8: read again, tolerantly."""
-
-
-def _tolerant(method: Callable) -> Callable:
-    """Run a store method again, reading damaged text as such, when SQLite finds bytes that are not UTF-8."""
-
-    @wraps(method)
-    def wrapper(self: Store, *args, **kwargs):
-        try:
-            return method(self, *args, **kwargs)
-        except _UndecodableText:
-            self._tolerate_bad_text = True
-            try:
-                return method(self, *args, **kwargs)
-            except _UndecodableText:
-                raise DatabaseError(f"cannot read database {self.label}: text that is not UTF-8") from None
-
-    return wrapper
 
 
 class Store:
@@ -300,6 +205,21 @@ class Store:
             return dbmod.current_revision(self.engine)
 
     @contextmanager
+    def _session(self, *, write: bool = False) -> Iterator[Session]:
+        """The one way to the tables: a session in one transaction, committed when the block
+        ends and rolled back when it fails (a write is all of it, or none of it), its database
+        failures turned into speedrun's DatabaseError kinds (`_errors`). A write takes the
+        write lock up front; a read sees one snapshot from its first statement to its last."""
+        if write and self.read_only:
+            raise ReadOnlyDatabase(f"cannot write to database {self.label}: {self.read_only}")
+        bind = self._writer if write else self._reader
+        with self._errors("write to" if write else "read"), Session(bind, expire_on_commit=False) as session:
+            with session.begin():
+                if self._tolerate_bad_text and self.engine.dialect.name == "sqlite":
+                    dbmod.read_text_tolerantly(session.connection().connection)
+                yield session
+
+    @contextmanager
     def _errors(self, action: str) -> Iterator[None]:
         """Database failures become one DatabaseError naming the database (the CLI prints it)."""
         try:
@@ -308,38 +228,11 @@ class Store:
             raise
         except SQLAlchemyError as exc:
             reason = str(getattr(exc, "orig", None) or exc)
-            if "Could not decode to UTF-8" in reason:
-                raise _UndecodableText from None
+            if salvage.undecodable(reason):
+                raise salvage.UndecodableText from None
             reason = dbmod.scrub(reason, self.url)
             kind = DatabaseUnreachable if _unreachable(exc, self.engine) else DatabaseError
             raise kind(f"cannot {action} database {self.label}: {' '.join(reason.split())}") from None
-
-    @contextmanager
-    def _write(self) -> Iterator[Session]:
-        """One write transaction: all of it is committed, or none of it."""
-        if self.read_only:
-            raise ReadOnlyDatabase(f"cannot write to database {self.label}: {self.read_only}")
-        with self._errors("write to"), Session(self._writer, expire_on_commit=False) as session, session.begin():
-            self._prepare(session)
-            yield session
-
-    @contextmanager
-    def _write_rows(self) -> Iterator[Any]:
-        """`_write` without the ORM: a Core connection in one transaction, for the per-epoch hot path."""
-        if self.read_only:
-            raise ReadOnlyDatabase(f"cannot write to database {self.label}: {self.read_only}")
-        with self._errors("write to"), self._writer.begin() as conn:
-            yield conn
-
-    @contextmanager
-    def _read(self) -> Iterator[Session]:
-        with self._errors("read"), Session(self._reader, expire_on_commit=False) as session:
-            self._prepare(session)
-            yield session
-
-    def _prepare(self, session: Session) -> None:
-        if self._tolerate_bad_text and self.engine.dialect.name == "sqlite":
-            dbmod.read_text_tolerantly(session.connection().connection)
 
     def has_table(self, name: str) -> bool:
         """Whether the database holds table `name` (another library's, such as Optuna's `studies`)."""
@@ -388,7 +281,7 @@ class Store:
         """Record a run that is starting now (status from the record, normally `running`)."""
         now = utcnow()
         live = {"started_at": record.started_at or now, "heartbeat_at": now, **liveness.identity(record.pid)}
-        with self._write() as session:
+        with self._session(write=True) as session:
             self._lock_run_numbers(session)
             stored = self._insert_records(session, [record], label_clashes=False, live=live)[0]
         self._running[stored.number] = RunningSummary.of(record.epochs)
@@ -398,7 +291,7 @@ class Store:
         """Record a finished run (imports, merges) with its epochs, in one transaction. Returns its number."""
         return self.add_runs([record])[0].number
 
-    @_tolerant
+    @salvage.tolerant
     def add_runs(
         self,
         records: Sequence[RunRecord],
@@ -418,7 +311,7 @@ class Store:
         `series`: the notebook series the runs name (`record.series`), found here
         by UUID or added as they are (merges).
         """
-        with self._write() as session:
+        with self._session(write=True) as session:
             self._lock_run_numbers(session)
             if not force:
                 self._refuse_duplicates(session, records)
@@ -447,51 +340,17 @@ class Store:
     ) -> list[Stored]:
         """Bulk-insert runs with their params, tags and epochs: one executemany per table.
 
-        Numbers are assigned here, under the write lock (`_lock_run_numbers`), so no
-        other writer can take them between choosing and inserting.
+        Numbers and labels are decided here (`numbering.decide`), under the write lock
+        (`_lock_run_numbers`), so no other writer can take them between choosing and inserting.
         """
-        known: dict[str, int] = {}
+        known: dict[str, int] | None = None
         if skip_known:
             uuids = [r.uuid for r in records if r.uuid]
-            if uuids:
-                known = {u: i for u, i in session.execute(select(Run.uuid, Run.id).where(Run.uuid.in_(uuids)))}
-        decisions: list[Stored | None] = [None] * len(records)
-        first_copy: dict[int, int] = {}  # index of a UUID's second copy in this batch → index of its first
-        if skip_known:
-            seen: dict[str, int] = {}
-            for i, record in enumerate(records):
-                if record.uuid and record.uuid not in known:
-                    first_copy.update({i: seen[record.uuid]} if record.uuid in seen else {})
-                    seen.setdefault(record.uuid, i)
-        wanted = {r.number for r in records if r.number is not None and not r.label}
-        wanted |= {r.reported_id for r in records if r.reported_id is not None}
-        claimed = set(session.scalars(select(Run.id).where(Run.id.in_(wanted)))) if wanted else set()
-        for i, record in enumerate(records):
-            if record.uuid in known or i in first_copy:
-                decisions[i] = Stored(None, record.number, record.label, existing=known.get(record.uuid, 0))
-        # A number a report gave the run first (its computed marker), then the number of its heading;
-        # a run given its reported number keeps the heading's number as its label where they differ.
-        for i, record in enumerate(records):
-            if decisions[i] is None and record.reported_id is not None and record.reported_id not in claimed:
-                claimed.add(record.reported_id)
-                label = record.label or (str(record.number) if record.number not in (None, record.reported_id) else None)
-                decisions[i] = Stored(record.reported_id, record.reported_id, label)
-        for i, record in enumerate(records):
-            if decisions[i] is None and record.number is not None and not record.label and record.number not in claimed:
-                claimed.add(record.number)
-                decisions[i] = Stored(record.number, record.number, None)
-        # Runs without a number of their own follow every number asked for, in the order given.
-        next_id = max([self._next_run_id(session), *(n + 1 for n in wanted if n is not None)])
-        for i, record in enumerate(records):
-            if decisions[i] is not None:
-                continue
-            while next_id in claimed:
-                next_id += 1
-            claimed.add(next_id)
-            clash = record.number is not None and not record.label and label_clashes
-            decisions[i] = Stored(next_id, record.number, str(record.number) if clash else record.label)
-        for i, first in first_copy.items():
-            decisions[i] = Stored(None, records[i].number, records[i].label, existing=decisions[first].number)
+            known = dict(session.execute(select(Run.uuid, Run.id).where(Run.uuid.in_(uuids))).all()) if uuids else {}
+        wanted = numbering.wanted_numbers(records)
+        taken = session.scalars(select(Run.id).where(Run.id.in_(wanted))).all() if wanted else ()
+        decisions = numbering.decide(records, taken=taken, next_free=self._next_run_id(session),
+                                     label_clashes=label_clashes, known=known)
         new = [(d, r) for d, r in zip(decisions, records) if not d.skipped]
 
         environments: dict[Any, Environment] = {}
@@ -501,17 +360,17 @@ class Store:
         run_rows, param_rows, tag_rows, epoch_rows = [], [], [], []
         for (decision, record), env in zip(new, envs):
             run_id = decision.number
-            row = _run_row(record, run_id, decision.label, env)
+            series_id = (series_ids or {}).get(record.series) if record.series else None
+            row = run_row(record, run_id, decision.label, env.id if env else None, series_id)
             if row["position"] is None:  # new runs follow the notebook, in the order they were made
                 row["position"], next_position = next_position, next_position + 1
-            row["series_id"] = (series_ids or {}).get(record.series) if record.series else None
             run_rows.append({**row, **(live or {})})
             param_rows += [
                 {"run_id": run_id, "name": name, "value": value, "type": value_type(value), "position": i}
                 for i, (name, value) in enumerate(record.params.items())
             ]
             tag_rows += [{"run_id": run_id, "tag": tag} for tag in dict.fromkeys(record.tags)]
-            epoch_rows += [_epoch_tuple(run_id, e) for e in record.epochs]
+            epoch_rows += [epoch_tuple(run_id, e) for e in record.epochs]
         # Core inserts: executemany without the ORM's per-row bookkeeping.
         for model, rows in ((Run, run_rows), (Tag, tag_rows)):
             if rows:
@@ -612,7 +471,8 @@ class Store:
         The summary is updated from the one new epoch (constant time per epoch);
         only a rewritten or out-of-order epoch reads the run's epochs back.
         """
-        with self._write_rows() as conn:
+        with self._session(write=True) as session:
+            conn = session.connection()  # Core statements: the per-epoch hot path builds no ORM objects
             row = conn.execute(
                 select(Run.epochs_completed, Run.stated_final_val_acc, Run.stated_train_time_s, Run.extra)
                 .where(Run.id == run_id)
@@ -628,7 +488,7 @@ class Store:
             else:  # first epoch this process records for the run, or one written again
                 conn.execute(delete(EpochMetric).where(EpochMetric.run_id == run_id, EpochMetric.epoch == epoch.epoch))
                 running = None
-            _insert_epochs(conn, [_epoch_tuple(run_id, epoch)])
+            _insert_epochs(conn, [epoch_tuple(run_id, epoch)])
             if running is None:
                 running = RunningSummary.of(
                     conn.execute(
@@ -643,12 +503,12 @@ class Store:
                 final_after_epochs=FINAL_MEASURED_AFTER_EPOCHS in (row.extra or {}),
             )
             conn.execute(
-                update(Run).where(Run.id == run_id).values(heartbeat_at=utcnow(), **_summary_columns(summary))
+                update(Run).where(Run.id == run_id).values(heartbeat_at=utcnow(), **summary_columns(summary))
             )
         self._running[run_id] = running
 
     def heartbeat(self, run_id: int) -> None:
-        with self._write() as session:
+        with self._session(write=True) as session:
             self._get_for_update(session, run_id).heartbeat_at = utcnow()
 
     def finish_run(
@@ -670,7 +530,7 @@ class Store:
         the run's target accuracy was first reached (its target_acc was recorded
         at begin_run)."""
         self._running.pop(run_id, None)
-        with self._write() as session:
+        with self._session(write=True) as session:
             run = self._get_for_update(session, run_id)
             run.status = status
             if final_val_acc is not None:
@@ -690,10 +550,10 @@ class Store:
             run.peak_val_acc = run.peak_epoch = None  # a live run states no peak: its epochs' is derived
             self._refresh_summary(run)
 
-    @_tolerant
+    @salvage.tolerant
     def update_texts(self, ref: str | int, **texts: str | None) -> Run:
         allowed = set(EDITABLE_TEXTS)
-        with self._write() as session:
+        with self._session(write=True) as session:
             run = self._resolve(session, ref)
             for name, value in texts.items():
                 if name not in allowed:
@@ -705,10 +565,10 @@ class Store:
                     run.edited_at = utcnow()
             return run
 
-    @_tolerant
+    @salvage.tolerant
     def add_tags(self, ref: str | int, tags: Iterable[str], *, remove: bool = False) -> list[str]:
         tags = [check_name(tag, "tag") for tag in tags] if not remove else list(tags)
-        with self._write() as session:
+        with self._session(write=True) as session:
             run = self._resolve(session, ref)
             current = {t.tag: t for t in run.tags}
             for tag in tags:
@@ -721,7 +581,7 @@ class Store:
                     run.edited_at = utcnow()
             return sorted(current)
 
-    @_tolerant
+    @salvage.tolerant
     def carry_edits(self, records: Sequence[RunRecord]) -> tuple[list[int], list[int]]:
         """The user's texts and tags of runs already here, as another database's copies (`records`,
         by UUID) have them where those were edited later. A run edited here too, since the edit
@@ -732,7 +592,7 @@ class Store:
         conflicts: list[int] = []
         if not incoming:
             return updated, conflicts
-        with self._write() as session:
+        with self._session(write=True) as session:
             runs = session.scalars(select(Run).where(Run.uuid.in_(list(incoming))).options(selectinload(Run.tags)))
             for run in runs:
                 theirs = incoming[run.uuid]
@@ -751,18 +611,18 @@ class Store:
                 updated.append(run.id)
         return sorted(updated), sorted(conflicts)
 
-    @_tolerant
+    @salvage.tolerant
     def set_group(self, refs: Iterable[str | int], group: str | None) -> list[int]:
         if group is not None:
             check_name(group, "group name")
-        with self._write() as session:
+        with self._session(write=True) as session:
             ids = [self._resolve_id(session, ref) for ref in refs]
             session.execute(update(Run).where(Run.id.in_(ids)).values(group_name=group))
             return ids
 
-    @_tolerant
+    @salvage.tolerant
     def delete_run(self, ref: str | int) -> int:
-        with self._write() as session:
+        with self._session(write=True) as session:
             run_id = self._resolve_id(session, ref)
             session.execute(delete(Run).where(Run.id == run_id))
             self._running.pop(run_id, None)
@@ -771,7 +631,7 @@ class Store:
     # ----------------------------------------------------------------- the notebook
     def list_series(self) -> list[Series]:
         """Every notebook series, detached from the session, in notebook order."""
-        with self._read() as session:
+        with self._session() as session:
             return list(session.scalars(select(Series).order_by(Series.position, Series.id)))
 
     def apply_notebook(
@@ -787,7 +647,7 @@ class Store:
         ones updated in place (`series`: (id or None for a new one, record)), and the
         positions of existing runs and series changed to the notebook's order.
         Returns what was decided for each added run, in order."""
-        with self._write() as session:
+        with self._session(write=True) as session:
             self._lock_run_numbers(session)
             series_ids = {}
             for series_id, record in series:
@@ -795,7 +655,7 @@ class Store:
                 if row is None:
                     row = _add_series(session, record)
                 else:
-                    _set_series(row, record)
+                    set_series(row, record)
                 series_ids[record.name] = row.id
             for item in update:
                 self._update_run(session, item, series_ids)
@@ -813,7 +673,7 @@ class Store:
         if run is None:
             raise RunNotFound(f"no run {item.run_id} in {self.label}")
         if item.texts_only:
-            for name in ("title", "hypothesis", "description", "analysis", "preamble"):
+            for name in (*EDITABLE_TEXTS, "preamble"):
                 setattr(run, name, getattr(record, name))
             if record.position is not None:
                 run.position = record.position
@@ -845,19 +705,19 @@ class Store:
         if item.replace_hardware:
             run.environment = self._environment(session, record, {})
         if item.replace_epochs:
-            run.epochs.extend(_epoch_row(e) for e in record.epochs)
+            run.epochs.extend(epoch_row(e) for e in record.epochs)
             run.log_text = record.log_text
             run.stated_final_val_acc = record.final_val_acc
             run.stated_train_time_s = record.train_time_s
             run.param_count = record.param_count if record.param_count is not None else run.param_count
             run.data_load_s = record.data_load_s if record.data_load_s is not None else run.data_load_s
-            run.epochs_planned = _as_int(record.params.get("epochs"))
+            run.epochs_planned = as_int(record.params.get("epochs"))
             session.flush()
             self._refresh_summary(run, stated_peak=record.peak_val_acc, stated_peak_epoch=record.peak_epoch)
 
     def set_section_text(self, ref: str | int, text: str | None) -> None:
         """Replace a run's notebook section (after its fields were edited with `note` or `tag`)."""
-        with self._write() as session:
+        with self._session(write=True) as session:
             self._resolve(session, ref).section_text = text
 
     # ----------------------------------------------------------------- reading
@@ -865,14 +725,14 @@ class Store:
         """A run by its number or label, with everything loaded."""
         return self.get_runs([ref])[0]
 
-    @_tolerant
+    @salvage.tolerant
     def get_runs(self, refs: Iterable[str | int]) -> list[RunView]:
-        with self._read() as session:
+        with self._session() as session:
             ids = [self._resolve_id(session, ref) for ref in refs]
             views = self._views(session, ids, with_epochs=True)
             return [views[i] for i in ids]
 
-    @_tolerant
+    @salvage.tolerant
     def list_runs(
         self,
         *,
@@ -900,38 +760,8 @@ class Store:
         if sort not in SORTABLE:
             raise SpeedrunError(f"cannot sort by {sort!r}; choose from {', '.join(sorted(SORTABLE))}")
         live_status = status in ("running", "died")
-        query = select(Run.id)
-        if status:
-            query = query.where(Run.status.in_(("running", "died")) if live_status else Run.status == status)
-        if source:
-            query = query.where(Run.source == source)
-        if group:  # a group of runs, or a notebook series (`g:7`)
-            query = query.where(
-                (Run.group_name == group) | Run.series_id.in_(select(Series.id).where(Series.name == group))
-            )
-        if ids is not None:
-            # Numbers no run can have (beyond any integer column) cannot match: leave them out of the SQL.
-            query = query.where(Run.id.in_([i for i in ids if 0 < i <= RUN_NUMBER_MAX]))
-        if since:
-            query = query.where(Run.created_at >= since)
-        if tag:
-            query = query.where(Run.tags.any(Tag.tag == tag))
-        if model:
-            query = query.where(
-                Run.params.any(
-                    (Param.name == "model") & func.lower(cast(Param.value, String)).contains(model.lower())
-                )
-            )
-        if hardware:
-            needle = f"%{hardware.lower()}%"
-            query = query.where(
-                Run.environment.has(
-                    func.lower(Environment.hardware_class).like(needle)
-                    | func.lower(func.coalesce(Environment.hardware, "")).like(needle)
-                    | func.lower(func.coalesce(Environment.gpu_name, "")).like(needle)
-                    | func.lower(func.coalesce(Environment.cpu_model, "")).like(needle)
-                )
-            )
+        query = select(Run.id).where(*_filters(status=status, model=model, hardware=hardware, tag=tag, since=since,
+                                               source=source, group=group, ids=ids))
         column = SORTABLE[sort]
         # NULLs last whatever the direction, then the run number for a stable order.
         order = [column.is_(None), column.desc() if descending else column.asc(), Run.id]
@@ -941,7 +771,7 @@ class Store:
             query = query.order_by(*reverse).limit(sql_limit)
         else:
             query = query.order_by(*order)
-        with self._read() as session:
+        with self._session() as session:
             if where is not None:
                 query = query.where(self._where(session, where))
             ordered = list(session.scalars(query))
@@ -964,7 +794,7 @@ class Store:
     def where_query(self, text: str):
         """A `--where` query parsed and checked against the names this database holds
         (speedrun.query.resolve); QueryError when it is not one."""
-        with self._read() as session:
+        with self._session() as session:
             return self._resolved(session, text)
 
     @staticmethod
@@ -990,21 +820,21 @@ class Store:
 
         One query per table, whatever the number of runs: reports over 10,000
         runs would spend most of their time building ORM objects otherwise.
-        Runs holding a value their column cannot hold (found by `_damaged_ids`,
+        Runs holding a value their column cannot hold (found by `salvage.damaged_ids`,
         or by a failure to decode) are read value by value instead.
         """
         conn = session.connection()  # Core rows: the ORM's result machinery would cost more than the query
-        damaged = self._damaged_ids(conn, run_ids, with_epochs=with_epochs)
+        damaged = salvage.damaged_ids(conn, run_ids, with_epochs=with_epochs)
         try:
             views = self._plain_views(conn, run_ids, damaged, with_epochs=with_epochs)
         except (ValueError, TypeError, KeyError):  # a damage the checks did not foresee: read all carefully
             damaged = set(conn.scalars(select(Run.id).where(Run.id.in_(run_ids))))
             views = {}
         if damaged:
-            views.update(self._careful_views(conn, sorted(damaged), with_epochs=with_epochs))
+            views.update(salvage.careful_views(conn, sorted(damaged), with_epochs=with_epochs))
         if self._tolerate_bad_text:
             for view in views.values():
-                _note_damaged_text(view)
+                salvage.note_damaged_text(view)
         now = utcnow()
         for view in views.values():
             if view.status == "running":
@@ -1031,19 +861,19 @@ class Store:
             .where(in_runs(Param.run_id))
             .order_by(Param.run_id, Param.position)
         ):
-            params.setdefault(run_id, []).append(ParamView(name, typed_value(_json(raw), kind), kind, position))
+            params.setdefault(run_id, []).append(ParamView(name, typed_value(json_value(raw), kind), kind, position))
         tags: dict[int, list] = {}
         for row in conn.execute(select(Tag.run_id, Tag.tag).where(in_runs(Tag.run_id)).order_by(Tag.tag)):
             tags.setdefault(row.run_id, []).append(TagView(*row))
         epochs: dict[int, list] = {}
         if with_epochs:
-            columns = [getattr(EpochMetric, name) for name in _EPOCH_COLUMNS[:-1]]
+            columns = [getattr(EpochMetric, name) for name in EPOCH_COLUMNS[:-1]]
             for row in conn.execute(
                 select(*columns, cast(EpochMetric.extra, Text))
                 .where(in_runs(EpochMetric.run_id))
                 .order_by(EpochMetric.run_id, EpochMetric.epoch)
             ):
-                epochs.setdefault(row[0], []).append(EpochView(*row[:-1], _json(row[-1])))
+                epochs.setdefault(row[0], []).append(EpochView(*row[:-1], json_value(row[-1])))
         environments = self._environments(conn, {r.environment_id for r in runs})
         series_ids = {r.series_id for r in runs if r.series_id is not None}
         series_names = (
@@ -1070,98 +900,8 @@ class Store:
             return {}
         return {e.id: e for e in conn.execute(select(Environment.__table__).where(Environment.id.in_(env_ids)))}
 
-    # --------------------------------------------------------- damaged values
-    def _damaged_ids(self, conn, run_ids, *, with_epochs: bool) -> set[int]:
-        """Runs holding a value their column cannot hold: text in a number column, JSON
-        that does not parse, a date that is not one, a status nobody writes.
-
-        Only SQLite lets a column hold another type; PostgreSQL refuses such values
-        on the way in, so there is nothing to look for there.
-        """
-        if conn.dialect.name != "sqlite":
-            return set()
-        damaged = set(conn.scalars(select(Run.id).where(Run.id.in_(run_ids), not_(_HEALTHY_RUN))))
-        damaged |= set(
-            conn.scalars(
-                select(Run.id).where(
-                    Run.id.in_(run_ids),
-                    Run.environment_id.in_(select(Environment.id).where(not_(_healthy(Environment)))),
-                )
-            )
-        )
-        for table, column in ((Param, Param.run_id), (Tag, Tag.run_id)) + (
-            ((EpochMetric, EpochMetric.run_id),) if with_epochs else ()
-        ):
-            damaged |= set(
-                conn.scalars(select(column).where(column.in_(run_ids), not_(_healthy(table))).distinct())
-            )
-        return damaged
-
-    def _careful_views(self, conn, run_ids: list[int], *, with_epochs: bool) -> dict[int, RunView]:
-        """Views of damaged runs, read value by value: what cannot be read is left out and named."""
-        views: dict[int, RunView] = {}
-        raw_runs = conn.execute(select(*_raw(Run.__table__)).where(Run.id.in_(run_ids))).all()
-        params: dict[int, list] = {}
-        broken: dict[int, list[str]] = {}
-        for row in conn.execute(
-            select(*_raw(Param.__table__)).where(Param.run_id.in_(run_ids)).order_by(Param.run_id, Param.position)
-        ):
-            try:
-                value = typed_value(_json(row.value), row.type) if isinstance(row.value, str) else row.value
-                if not isinstance(row.name, str) or not isinstance(row.position, int):
-                    raise ValueError
-                params.setdefault(row.run_id, []).append(ParamView(row.name, value, row.type, row.position))
-            except (ValueError, TypeError):
-                broken.setdefault(row.run_id, []).append(f"params.{row.name}")
-        tags: dict[int, list] = {}
-        for row in conn.execute(select(*_raw(Tag.__table__)).where(Tag.run_id.in_(run_ids))):
-            if isinstance(row.tag, str):
-                tags.setdefault(row.run_id, []).append(TagView(row.run_id, row.tag))
-            else:
-                broken.setdefault(row.run_id, []).append("tags")
-        epochs: dict[int, list] = {}
-        if with_epochs:
-            for row in conn.execute(
-                select(*_raw(EpochMetric.__table__)).where(EpochMetric.run_id.in_(run_ids))
-            ):
-                values, bad = _decode_row(EpochMetric.__table__, row._mapping)
-                if "epoch" in bad:
-                    broken.setdefault(row.run_id, []).append("epochs")
-                    continue
-                broken.setdefault(row.run_id, []).extend(f"epoch {values['epoch']}: {name}" for name in bad)
-                epochs.setdefault(row.run_id, []).append(
-                    EpochView(**{name: values[name] for name in EpochView._fields})
-                )
-        for run_epochs in epochs.values():
-            run_epochs.sort(key=lambda e: e.epoch)
-        env_ids = {r.environment_id for r in raw_runs if isinstance(r.environment_id, int)}
-        environments, env_damage = {}, {}
-        if env_ids:
-            for row in conn.execute(select(*_raw(Environment.__table__)).where(Environment.id.in_(env_ids))):
-                values, bad = _decode_row(Environment.__table__, row._mapping)
-                environments[row.id] = EnvironmentView(**values)
-                env_damage[row.id] = [f"environment.{name}" for name in bad]
-        series_ids = {r.series_id for r in raw_runs if isinstance(r.series_id, int)}
-        series_names = (
-            dict(conn.execute(select(Series.id, Series.name).where(Series.id.in_(series_ids))).all()) if series_ids else {}
-        )
-        for row in raw_runs:
-            values, bad = _decode_row(Run.__table__, row._mapping)
-            tags.get(row.id, []).sort(key=lambda t: t.tag)
-            env_id = values["environment_id"]
-            views[row.id] = RunView(
-                values,
-                params.get(row.id, []),
-                tags.get(row.id, []),
-                epochs.get(row.id, []),
-                environments.get(env_id),
-                damaged=bad + broken.get(row.id, []) + env_damage.get(env_id, []),
-                series_name=series_names.get(values.get("series_id")),
-            )
-        return views
-
     # ----------------------------------------------------------------- pages (speedrun ui)
-    @_tolerant
+    @salvage.tolerant
     def page_runs(self, *, sort: str = "notebook", descending: bool = False, offset: int = 0, limit: int = 50,
                   ids: Sequence[int] | None = None, where: str | None = None) -> tuple[list[RunView], int]:
         """One page of runs in an order (`PAGE_ORDERS`), and how many runs match in all; `where` is a
@@ -1178,7 +918,7 @@ class Store:
         query = select(Run.id)
         if ids is not None:
             query = query.where(Run.id.in_([i for i in ids if 0 < i <= RUN_NUMBER_MAX]))
-        with self._read() as session:
+        with self._session() as session:
             if where is not None:
                 query = query.where(self._where(session, where))
             total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
@@ -1190,7 +930,7 @@ class Store:
         """A cheap fingerprint of what the runs hold: it changes when a run is added, removed or
         renumbered, records an epoch, finishes, beats, or has its texts edited (a long-lived reader
         such as `speedrun ui` keeps what it derived from all runs until this changes)."""
-        with self._read() as session:
+        with self._session() as session:
             return tuple(session.execute(select(
                 func.count(Run.id), func.max(Run.id), func.sum(Run.id), func.sum(Run.epochs_completed),
                 func.max(Run.heartbeat_at), func.max(Run.finished_at), func.max(Run.edited_at),
@@ -1198,31 +938,31 @@ class Store:
 
     def param_names(self) -> list[str]:
         """Every parameter name some run records, sorted (the UI's column picker)."""
-        with self._read() as session:
+        with self._session() as session:
             return sorted(session.scalars(select(Param.name).distinct()))
 
-    @_tolerant
+    @salvage.tolerant
     def live_state(self, ref: str | int, *, after_epoch: int = 0) -> tuple[RunView, list[EpochView]]:
         """A run without its epochs, and its epochs numbered above `after_epoch`: what a page that
         watches a run needs every few seconds, without reading the run's whole history again."""
-        with self._read() as session:
+        with self._session() as session:
             run_id = self._resolve_id(session, ref)
             view = self._views(session, [run_id], with_epochs=False)[run_id]
-            columns = [getattr(EpochMetric, name) for name in _EPOCH_COLUMNS[:-1]]
+            columns = [getattr(EpochMetric, name) for name in EPOCH_COLUMNS[:-1]]
             rows = session.connection().execute(
                 select(*columns, cast(EpochMetric.extra, Text))
                 .where(EpochMetric.run_id == run_id, EpochMetric.epoch > after_epoch)
                 .order_by(EpochMetric.epoch)
             ).all()
-        return view, [EpochView(*row[:-1], _json(row[-1])) for row in rows]
+        return view, [EpochView(*row[:-1], json_value(row[-1])) for row in rows]
 
     # ----------------------------------------------------------------- other reads
     def count_runs(self) -> int:
-        with self._read() as session:
+        with self._session() as session:
             return session.scalar(select(func.count(Run.id))) or 0
 
     def runs_by_uuid(self, uuids: Iterable[str]) -> dict[str, int]:
-        with self._read() as session:
+        with self._session() as session:
             rows = session.execute(select(Run.uuid, Run.id).where(Run.uuid.in_(list(uuids))))
             return {u: i for u, i in rows}
 
@@ -1234,74 +974,54 @@ class Store:
         return run
 
     def _resolve_id(self, session: Session, ref: str | int) -> int:
-        """The run number that `ref` names: the one identity rule.
-
-        An int is a database number (the program's own references). Text is what a user
-        typed: `#38` is database number 38; anything else is a run's label, as the notebook
-        and every output name it (a run without a label is labelled by its number), so a
-        bare `24` means the run the notebook calls Run 24 even when an import stored it under
-        another number. Two runs answering to one label are an error that lists them, never
-        a silent pick.
-        """
-        if isinstance(ref, int) and not isinstance(ref, bool):
-            if 0 < ref <= RUN_NUMBER_MAX and session.scalar(select(Run.id).where(Run.id == ref)) is not None:
-                return ref
-            raise RunNotFound(f"no run #{ref} in {self.label}")
-        wanted = str(ref).strip()
-        if wanted.startswith("#"):
-            number = run_number(wanted[1:])
-            if number is not None and session.scalar(select(Run.id).where(Run.id == number)) is not None:
-                return number
-            raise RunNotFound(f"no run {wanted} in {self.label}")
-        candidates = self._labelled(session, [wanted]).get(wanted, [])
+        """The run number that `ref` names, by the one identity rule (`numbering.reference`).
+        Two runs answering to one label are an error that lists them, never a silent pick."""
+        wanted = numbering.reference(ref)
+        if wanted.label is None:
+            if wanted.number is not None and session.scalar(select(Run.id).where(Run.id == wanted.number)) is not None:
+                return wanted.number
+            raise RunNotFound(f"no run {wanted.shown} in {self.label}")
+        label = wanted.label
+        candidates = self._labelled(session, [label]).get(label, [])
         if len(candidates) == 1:
             return candidates[0]
         if len(candidates) > 1:
-            raise RunNotFound(ambiguous_label(wanted, candidates))
-        if (number := run_number(wanted)) is not None:
+            raise RunNotFound(ambiguous_label(label, candidates))
+        if (number := run_number(label)) is not None:
             other = session.scalar(select(Run.label).where(Run.id == number))
             if other is not None:
-                raise RunNotFound(f"no run labelled {wanted!r} in {self.label}; run #{wanted} is Run {other}: "
-                                  f"write #{wanted} for it")
+                raise RunNotFound(f"no run labelled {label!r} in {self.label}; run #{label} is Run {other}: "
+                                  f"write #{label} for it")
         members = list(session.execute(
-            select(Run.id, Run.label).join(Series, Run.series_id == Series.id).where(Series.name == wanted)
+            select(Run.id, Run.label).join(Series, Run.series_id == Series.id).where(Series.name == label)
             .order_by(Run.position, Run.id)))
         if members:  # a series' parent heading (`## Run 7` over 7a, 7b) is no run of its own
-            shown = ", ".join(label or str(run_id) for run_id, label in members)
-            raise RunNotFound(f"no run {wanted!r} in {self.label}: {wanted} is a series (runs {shown}); "
-                              f"name one of them, or the whole series as g:{wanted} (compare, stats)")
-        raise RunNotFound(f"no run {wanted!r} in {self.label}")
+            shown = ", ".join(member or str(run_id) for run_id, member in members)
+            raise RunNotFound(f"no run {label!r} in {self.label}: {label} is a series (runs {shown}); "
+                              f"name one of them, or the whole series as g:{label} (compare, stats)")
+        raise RunNotFound(f"no run {label!r} in {self.label}")
 
     @staticmethod
     def _labelled(session: Session, labels: Sequence[str]) -> dict[str, list[int]]:
         """The runs each label names: those carrying it, and the unlabelled run whose number it is."""
-        found: dict[str, list[int]] = {}
+        labelled: list = []
+        unlabelled: list[int] = []
         wanted = list(dict.fromkeys(labels))
-        for start in range(0, len(wanted), 500):
-            chunk = wanted[start:start + 500]
-            for run_id, label in session.execute(select(Run.id, Run.label).where(Run.label.in_(chunk))):
-                found.setdefault(label, []).append(run_id)
-            numbers = [n for x in chunk if (n := run_number(x)) is not None]
-            if numbers:
-                for run_id, label in session.execute(
-                        select(Run.id, Run.label).where(Run.id.in_(numbers), Run.label.is_(None))):
-                    found.setdefault(str(run_id), []).append(run_id)
-        return {label: sorted(ids) for label, ids in found.items()}
+        for start in range(0, len(wanted), numbering.LABELS_PER_QUERY):
+            chunk = wanted[start:start + numbering.LABELS_PER_QUERY]
+            labelled += session.execute(select(Run.id, Run.label).where(Run.label.in_(chunk))).all()
+            if numbers := numbering.label_numbers(chunk):
+                unlabelled += session.scalars(select(Run.id).where(Run.id.in_(numbers), Run.label.is_(None))).all()
+        return numbering.answering(labelled, unlabelled)
 
-    @_tolerant
+    @salvage.tolerant
     def resolve_numbers(self, numbers: Sequence[int]) -> list[int]:
         """Run numbers as a user typed them in a range (`15-18`), by the identity rule: each is the
         run labelled so; a number no run answers to is kept as it is (it selects nothing). One
         answer per number, in order."""
-        with self._read() as session:
+        with self._session() as session:
             named = self._labelled(session, [str(n) for n in numbers])
-        out = []
-        for n in numbers:
-            ids = named.get(str(n), [])
-            if len(ids) > 1:
-                raise RunNotFound(ambiguous_label(str(n), ids))
-            out.append(ids[0] if ids else n)
-        return out
+        return numbering.one_each(numbers, named)
 
     def _resolve(self, session: Session, ref: str | int) -> Run:
         """The ORM run that `ref` names, for changing it."""
@@ -1317,7 +1037,7 @@ class Store:
             stated_peak_epoch=stated_peak_epoch if stated_peak_epoch is not None else run.peak_epoch,
             final_after_epochs=FINAL_MEASURED_AFTER_EPOCHS in (run.extra or {}),
         )
-        for name, value in _summary_columns(summary).items():
+        for name, value in summary_columns(summary).items():
             setattr(run, name, value)
 
 
@@ -1347,10 +1067,39 @@ class _StoredParams(Mapping):
         return sum(1 for _ in self)
 
 
-def ambiguous_label(label: str, ids: Sequence[int]) -> str:
-    """The error for a label several runs answer to: the candidates by database number."""
-    return (f"Run {label} is ambiguous: runs {', '.join(f'#{i}' for i in ids)} answer to it; "
-            f"name one by its database number (#{ids[0]})")
+def _filters(*, status, model, hardware, tag, since, source, group, ids) -> list:
+    """The WHERE conditions of `list_runs`' filters. A `running` or `died` run is read as either:
+    which it is, `liveness` decides after reading."""
+    conditions = []
+    if status:
+        live_status = status in ("running", "died")
+        conditions.append(Run.status.in_(("running", "died")) if live_status else Run.status == status)
+    if source:
+        conditions.append(Run.source == source)
+    if group:  # a group of runs, or a notebook series (`g:7`)
+        conditions.append((Run.group_name == group) | Run.series_id.in_(select(Series.id).where(Series.name == group)))
+    if ids is not None:
+        # Numbers no run can have (beyond any integer column) cannot match: leave them out of the SQL.
+        conditions.append(Run.id.in_([i for i in ids if 0 < i <= RUN_NUMBER_MAX]))
+    if since:
+        conditions.append(Run.created_at >= since)
+    if tag:
+        conditions.append(Run.tags.any(Tag.tag == tag))
+    if model:
+        conditions.append(
+            Run.params.any((Param.name == "model") & func.lower(cast(Param.value, String)).contains(model.lower()))
+        )
+    if hardware:
+        needle = f"%{hardware.lower()}%"
+        conditions.append(
+            Run.environment.has(
+                func.lower(Environment.hardware_class).like(needle)
+                | func.lower(func.coalesce(Environment.hardware, "")).like(needle)
+                | func.lower(func.coalesce(Environment.gpu_name, "")).like(needle)
+                | func.lower(func.coalesce(Environment.cpu_model, "")).like(needle)
+            )
+        )
+    return conditions
 
 
 def _unreachable(exc: SQLAlchemyError, engine) -> bool:
@@ -1363,145 +1112,19 @@ def _unreachable(exc: SQLAlchemyError, engine) -> bool:
     return bool(getattr(exc, "connection_invalidated", False)) or isinstance(exc, (OperationalError, InterfaceError))
 
 
-def _summary_columns(summary: Summary) -> dict[str, Any]:
-    return {
-        "final_val_acc": summary.final_val_acc,
-        "peak_val_acc": summary.peak_val_acc,
-        "peak_epoch": summary.peak_epoch,
-        "train_time_s": summary.train_time_s,
-        "mean_epoch_s": summary.mean_epoch_s,
-        "epochs_completed": summary.epochs_completed,
-    }
-
-
-# ------------------------------------------------------------------- what a column may hold
-_DICT_COLUMNS = {("runs", "extra"), ("epoch_metrics", "extra")}
-_VOCABULARIES = {("runs", "status"): STATUSES, ("runs", "source"): SOURCES}
-
-
-def _healthy_column(column) -> Any:
-    """SQL that is true when an SQLite column holds a value of its declared kind."""
-    kind = func.typeof(column)
-    table_column = (column.table.name, column.name)
-    if is_json(column):
-        ok = func.json_valid(column) == 1
-        if table_column in _DICT_COLUMNS:
-            ok = ok & (func.json_type(column) == "object")
-    elif isinstance(column.type, Boolean):
-        ok = (kind == "integer") & column.in_((0, 1))
-    elif isinstance(column.type, Integer):
-        ok = kind == "integer"
-    elif isinstance(column.type, Float):
-        ok = kind.in_(("real", "integer"))
-    elif isinstance(column.type, DateTime):
-        ok = (kind == "text") & func.datetime(column).is_not(None) & func.length(column).in_((10, 19, 26))
-    else:
-        ok = kind == "text"
-        if table_column in _VOCABULARIES:
-            ok = ok & column.in_(_VOCABULARIES[table_column])
-    return or_(column.is_(None), ok) if column.nullable else ok
-
-
-def _healthy(model) -> Any:
-    return and_(*[_healthy_column(c) for c in model.__table__.columns])
-
-
-_HEALTHY_RUN = _healthy(Run)
-
-
-def _raw(table) -> list:
-    """Every column of `table` as the driver returns it, JSON as text: nothing decoded on the way."""
-    return [
-        (cast(c, Text) if is_json(c) else type_coerce(c, NullType())).label(c.name)
-        for c in table.columns
-    ]
-
-
-def _decode(column, value: Any) -> Any:
-    """A raw value as its column's kind; ValueError when it is not one."""
-    if value is None:
-        if not column.nullable:
-            raise ValueError("missing")
-        return None
-    if is_json(column):
-        decoded = _json(value) if isinstance(value, str) else value
-        if (column.table.name, column.name) in _DICT_COLUMNS and not isinstance(decoded, dict):
-            raise ValueError("not an object")
-        return decoded
-    if isinstance(column.type, Boolean):
-        if value in (0, 1):
-            return bool(value)
-    elif isinstance(column.type, Integer):
-        if type(value) is int:
-            return value
-    elif isinstance(column.type, Float):
-        if type(value) in (int, float):
-            return float(value)
-    elif isinstance(column.type, DateTime):
-        if isinstance(value, datetime):
-            return value
-        if isinstance(value, str):
-            parsed = datetime.fromisoformat(value)
-            if parsed.tzinfo is None:
-                return parsed
-    elif isinstance(value, str) and not isinstance(value, dbmod.DamagedText):
-        allowed = _VOCABULARIES.get((column.table.name, column.name))
-        if allowed is None or value in allowed:
-            return value
-    raise ValueError("wrong kind")
-
-
-# What a damaged required value reads as (it is also named in `RunView.damaged`).
-_STAND_INS = {"extra": {}, "epochs_completed": 0}
-
-
-def _decode_row(table, raw: Any) -> tuple[dict[str, Any], list[str]]:
-    values: dict[str, Any] = {}
-    bad: list[str] = []
-    for column in table.columns:
-        value = raw[column.name]
-        try:
-            values[column.name] = _decode(column, value)
-        except (ValueError, TypeError):
-            bad.append(column.name)
-            # Text that is not in the vocabulary is still shown (escaped), so the user can see what is wrong.
-            keep = isinstance(value, str) and isinstance(column.type, String) and not is_json(column)
-            values[column.name] = value if keep else _STAND_INS.get(column.name)
-    return values, bad
-
-
-def _note_damaged_text(view: RunView) -> None:
-    """After a tolerant read: name the text columns that held bytes that are not UTF-8."""
-    for name, value in list(vars(view).items()):
-        if isinstance(value, dbmod.DamagedText) and name not in view.damaged:
-            view.damaged.append(name)
-    for param in view.params:
-        if isinstance(param.value, dbmod.DamagedText) or isinstance(param.name, dbmod.DamagedText):
-            view.damaged.append(f"params.{param.name}")
-    if any(isinstance(t.tag, dbmod.DamagedText) for t in view.tags):
-        view.damaged.append("tags")
-
-
-_EPOCH_COLUMNS = ("run_id", "epoch", *EPOCH_FIELDS, "extra")
 _INSERT_EPOCHS = (
-    f"INSERT INTO epoch_metrics ({', '.join(_EPOCH_COLUMNS)}) VALUES ({', '.join('?' * len(_EPOCH_COLUMNS))})"
+    f"INSERT INTO epoch_metrics ({', '.join(EPOCH_COLUMNS)}) VALUES ({', '.join('?' * len(EPOCH_COLUMNS))})"
 )
 
 
-def _epoch_tuple(run_id: int, e: EpochRecord) -> tuple:
-    extra = json.dumps(e.extra) if e.extra else "{}"
-    return (run_id, e.epoch, e.train_loss, e.train_acc, e.val_loss, e.val_acc, e.duration_s, e.elapsed_s, e.lr,
-            e.images_per_s, extra)
-
-
 def _insert_epochs(conn, rows: list[tuple]) -> None:
-    """Epoch rows (`_epoch_tuple`s) straight to the driver: a 100,000-line log has as
+    """Epoch rows (`rows.epoch_tuple`s) straight to the driver: a 100,000-line log has as
     many epochs, and SQLAlchemy's per-row parameter processing would cost more than
     SQLite's own insert."""
     if conn.dialect.name == "sqlite":
         conn.exec_driver_sql(_INSERT_EPOCHS, rows)
         return
-    dicts = [dict(zip(_EPOCH_COLUMNS, row)) for row in rows]
+    dicts = [dict(zip(EPOCH_COLUMNS, row)) for row in rows]
     for row in dicts:
         row["extra"] = json.loads(row["extra"])
     conn.execute(insert(EpochMetric.__table__), dicts)
@@ -1522,11 +1145,6 @@ def _insert_params(session: Session, rows: list[dict[str, Any]]) -> None:
     )
 
 
-def _epoch_row(epoch: EpochRecord) -> EpochMetric:
-    values = dict(zip(_EPOCH_COLUMNS[1:-1], _epoch_tuple(0, epoch)[1:-1]))
-    return EpochMetric(**values, extra=dict(epoch.extra))
-
-
 # The user's texts of a run (`note`): with its tags, what a merge carries as an edit.
 EDITABLE_TEXTS = ("title", "hypothesis", "description", "analysis")
 
@@ -1536,120 +1154,9 @@ def _later(when, than) -> bool:
     return when is not None and (than is None or when > than)
 
 
-def _run_row(record: RunRecord, run_id: int, label: str | None, env: Environment | None) -> dict[str, Any]:
-    """The `runs` row of a record, with its summary derived from its epochs."""
-    summary = summarize_record(record)
-    return {
-        "id": run_id,
-        "uuid": record.uuid or str(uuidlib.uuid4()),
-        "label": label,
-        "title": record.title,
-        "status": record.status,
-        "source": record.source,
-        "created_at": record.created_at or utcnow(),
-        "started_at": record.started_at,
-        "finished_at": record.finished_at,
-        "pid": record.pid,
-        "hypothesis": record.hypothesis,
-        "description": record.description,
-        "analysis": record.analysis,
-        "group_name": record.group,
-        "epochs_planned": _as_int(record.params.get("epochs")),
-        **_summary_columns(summary),
-        "wall_time_s": record.wall_time_s,
-        "data_load_s": record.data_load_s,
-        "param_count": record.param_count,
-        "target_acc": record.target_acc,
-        "target_time_s": record.target_time_s,
-        "stated_final_val_acc": record.final_val_acc,
-        "stated_train_time_s": record.train_time_s,
-        "extra": dict(record.extra),
-        "error": record.error,
-        "command": dbmod.mask_urls(record.command),  # a URL's password is never stored
-        "edited_at": record.edited_at,
-        "merged_edit_at": record.edited_at,  # as merged: both databases agree on this edit
-        "git_commit": record.git_commit,
-        "git_dirty": record.git_dirty,
-        "source_file": record.source_file,
-        "source_line": record.source_line,
-        "content_hash": record.content_hash,
-        "log_text": record.log_text,
-        "environment_id": env.id if env else None,
-        "section_text": record.section_text,
-        "preamble": record.preamble,
-        "unparsed_config": record.unparsed_config,
-        "position": record.position,
-    }
-
-
 def _add_series(session: Session, record: SeriesRecord) -> Series:
     """A new series row for `record` (its UUID, or a new one), with its id."""
-    row = Series(uuid=record.uuid or str(uuidlib.uuid4()), created_at=utcnow())
-    _set_series(row, record)
+    row = new_series_row(record)
     session.add(row)
     session.flush()
     return row
-
-
-def _set_series(row: Series, record: SeriesRecord) -> None:
-    for name in ("name", "title", "hypothesis", "description", "hardware", "analysis", "section_text",
-                 "closing_text", "preamble", "source_file", "source_line"):
-        setattr(row, name, getattr(record, name))
-    if record.position is not None:
-        row.position = record.position
-
-
-def _as_int(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) and abs(value) <= RUN_NUMBER_MAX else None
-
-
-def record_from_run(run: Run | RunView) -> RunRecord:
-    """The plain record of a stored run (for export, merge and round trips)."""
-    env = run.environment
-    return RunRecord(
-        source=run.source,
-        status=run.status,
-        label=run.label,
-        title=run.title,
-        hypothesis=run.hypothesis,
-        description=run.description,
-        analysis=run.analysis,
-        tags=[t.tag for t in run.tags],
-        params=run.param_dict,
-        hardware=env.hardware if env else None,
-        env={k: getattr(env, k) for k in ENV_FIELDS} if env else {},
-        epochs=[
-            EpochRecord(epoch=e.epoch, extra=dict(e.extra or {}), **{f: getattr(e, f) for f in EPOCH_FIELDS})
-            for e in run.epochs
-        ],
-        final_val_acc=run.stated_final_val_acc,
-        peak_val_acc=run.peak_val_acc if not run.epochs else None,
-        peak_epoch=run.peak_epoch if not run.epochs else None,
-        train_time_s=run.stated_train_time_s,
-        wall_time_s=run.wall_time_s,
-        data_load_s=run.data_load_s,
-        param_count=run.param_count,
-        target_acc=run.target_acc,
-        target_time_s=run.target_time_s,
-        created_at=run.created_at,
-        started_at=run.started_at,
-        finished_at=run.finished_at,
-        edited_at=run.edited_at,
-        merged_edit_at=run.merged_edit_at,
-        error=run.error,
-        command=dbmod.mask_urls(run.command),  # whatever an older speedrun left, exported without a password
-        git_commit=run.git_commit,
-        git_dirty=run.git_dirty,
-        source_file=run.source_file,
-        source_line=run.source_line,
-        content_hash=run.content_hash,
-        uuid=run.uuid,
-        group=run.group_name,
-        log_text=run.log_text,
-        extra=dict(run.extra or {}),
-        unparsed_config=run.unparsed_config,
-        section_text=run.section_text,
-        preamble=run.preamble,
-        position=run.position,
-        series=getattr(run, "series_name", None),
-    )
