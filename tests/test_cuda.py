@@ -44,7 +44,8 @@ from speedrun.training.config import TrainConfig  # noqa: E402
 from speedrun.training.data import Cifar10, write_synthetic_cifar10  # noqa: E402
 from speedrun.training.device import Stopwatch, setup_torch, synchronize  # noqa: E402
 from speedrun.training.optim import Lookahead  # noqa: E402
-from speedrun.training.recording import MemoryRecorder, Reporter  # noqa: E402
+from speedrun.training.recording import Reporter  # noqa: E402
+from tests.helpers import MemoryRecorder  # noqa: E402
 
 needs_gpu = pytest.mark.skipif(not ON_GPU, reason="a CUDA-only property")
 

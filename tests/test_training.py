@@ -11,7 +11,8 @@ from speedrun.training.augment import MEAN, STD, Preprocess, cutout, parse_augme
 from speedrun.training.config import TrainConfig
 from speedrun.training.data import Cifar10, load_cifar10, write_synthetic_cifar10
 from speedrun.training.loop import train
-from speedrun.training.recording import MemoryRecorder, Reporter, TrainingFailed
+from speedrun.training.recording import Reporter, TrainingFailed
+from tests.helpers import MemoryRecorder
 from tests.tinynets import tiny_param_count
 
 # The loop's tests check what a training records and prints, not what it learns: thousand-parameter nets.

@@ -2,6 +2,6 @@
 
 from speedrun.training.config import TrainConfig
 from speedrun.training.loop import train
-from speedrun.training.recording import MemoryRecorder, Recorder, Reporter, TrainResult
+from speedrun.training.recording import Recorder, Reporter, TrainResult
 
-__all__ = ["MemoryRecorder", "Recorder", "Reporter", "TrainConfig", "TrainResult", "train"]
+__all__ = ["Recorder", "Reporter", "TrainConfig", "TrainResult", "train"]

@@ -65,9 +65,3 @@ def count_flops(model: nn.Module, key: Hashable, *, eval_views: int = 1) -> Flop
         )
     return _cache[cache_key]
 
-
-def model_flops(name: str, *, bn: bool = True) -> FlopCount:
-    """FLOPs per image of one of the networks `speedrun train` builds, by name (no TTA)."""
-    from speedrun.training.nets import build_model
-
-    return count_flops(build_model(name, bn=bn), (name, bn))
