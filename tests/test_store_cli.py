@@ -341,7 +341,7 @@ def test_note_tag_rm(cli, db_path):
     assert data["tags"] == ["bs", "t4"]
     assert cli("tag", "1", "--remove", "bs").exit_code == 0
     assert json.loads(cli("show", "1", "--json").stdout)["tags"] == ["t4"]
-    assert cli("note", "1").exit_code == 1  # nothing to change
+    assert cli("note", "1").exit_code == 2  # nothing to change: a usage error
     result = cli("rm", "1", input="n\n")
     assert result.exit_code == 1 and cli("show", "1").exit_code == 0
     assert cli("rm", "1", input="y\n").exit_code == 0

@@ -14,6 +14,7 @@ from speedrun.cli.choices import Sampler, chosen
 from speedrun.cli.hyperopts import hyperparameter_options
 from speedrun.cli.runs import _safe, print_json
 from speedrun.analysis.levels import ALPHA
+from speedrun.errors import UsageError
 
 
 sweep_app = typer.Typer(
@@ -77,11 +78,11 @@ def sweep(
     from speedrun.training.recording import Reporter
 
     if budget is not None and not budget > 0:
-        raise typer.BadParameter("must be positive", param_hint="--budget")
+        raise UsageError(f"--budget must be positive, got {budget:g}")
     store = open_store()
     if resume is not None:
         if name is not None and name != resume:
-            raise typer.BadParameter(f"--resume {resume} names another sweep than --name {name}", param_hint="--resume")
+            raise UsageError(f"--resume {resume} names another sweep than --name {name}")
         spec = None
         name = resume
     else:
