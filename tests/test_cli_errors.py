@@ -1,5 +1,6 @@
-"""Errors have one path: a command raises SpeedrunError (UsageError for a command line it cannot take),
-and `SpeedrunGroup.invoke` prints it as one `Error:` line with the error's exit code."""
+"""Rules of the CLI code, kept by scanning it, and the error lines they give. Errors have one path: a command
+raises SpeedrunError (UsageError for a command line it cannot take), and `SpeedrunGroup.invoke` prints it as one
+`Error:` line with the error's exit code."""
 
 from __future__ import annotations
 
@@ -65,3 +66,13 @@ def test_declining_rm_is_an_error_line(cli, store):
     add_run(store, RunRecord(source="log", title="kept"))
     _one_error(cli("rm", "1", input="n\n"), 1, "not deleted")
     assert cli("show", "1").exit_code == 0
+
+
+def test_each_cli_helper_is_defined_once():
+    """One message printer (`app.notify`), one of each helper: no module keeps a copy of another's."""
+    homes: dict[str, list[str]] = {}
+    for path in sorted(CLI.glob("*.py")):
+        for node in ast.parse(path.read_text(), str(path)).body:
+            if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+                homes.setdefault(node.name, []).append(path.name)
+    assert {name: files for name, files in homes.items() if len(files) > 1} == {}

@@ -166,6 +166,11 @@ app.add_typer(db_app, name="db")
 console = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 200)
 err_console = Console(stderr=True, soft_wrap=True)  # messages stay one line, greppable
 
+
+def notify(message: str) -> None:
+    """A message for the user on stderr, as it is (no markup, no highlighting), on one line."""
+    err_console.print(message, markup=False, highlight=False, soft_wrap=True)
+
 DEFAULT_DB = "runs.db"
 
 
@@ -228,9 +233,9 @@ def fail(message: str, code: int = 1, details: Sequence[str] = ()) -> NoReturn:
     # One line, whatever the underlying library put into its message, and of a readable length
     # whatever the user typed (a 5,000-digit run number, a 10 MB title).
     message = _LONG_WORD.sub(_shortened, " ".join(message.split()))
-    err_console.print(f"Error: {terminal_safe(message)}", markup=False, highlight=False, soft_wrap=True)
+    notify(f"Error: {terminal_safe(message)}")
     for line in details:
-        err_console.print(terminal_safe(line), markup=False, highlight=False, soft_wrap=True)
+        notify(terminal_safe(line))
     raise typer.Exit(code)
 
 
@@ -243,7 +248,7 @@ def open_store(*, migrate: bool = True):
     opening the database, so that a bad argument creates nothing."""
     from speedrun.tracking.store import Store
 
-    state.store = Store.open(state.db, migrate=migrate, notify=lambda msg: err_console.print(msg, markup=False))
+    state.store = Store.open(state.db, migrate=migrate, notify=notify)
     return state.store
 
 

@@ -7,7 +7,7 @@ from typing import List, Optional
 
 import typer
 
-from speedrun.cli.app import app, console, err_console, open_store
+from speedrun.cli.app import app, console, notify, open_store
 from speedrun.cli.choices import CompareFormat, ReportFormat, chosen
 from speedrun.cli.runs import parse_since
 from speedrun.errors import SpeedrunError, UsageError
@@ -161,4 +161,4 @@ def compare(
         console.print(render_table(terminal_safe_tree(data), show_all=show_all))
     if plot:
         written = plot_png(sides, Path(png[0]) if png else default_plot_path(sides), by)
-        err_console.print(f"Wrote {written}", markup=False, highlight=False)
+        notify(f"Wrote {written}")

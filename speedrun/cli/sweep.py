@@ -9,7 +9,7 @@ from typing import List, Optional
 import typer
 from rich.table import Table
 
-from speedrun.cli.app import app, console, err_console, open_store
+from speedrun.cli.app import app, console, err_console, notify, open_store
 from speedrun.cli.choices import Sampler, chosen
 from speedrun.cli.hyperopts import hyperparameter_options
 from speedrun.cli.runs import _safe, print_json
@@ -22,10 +22,6 @@ sweep_app = typer.Typer(
     no_args_is_help=False,
 )
 app.add_typer(sweep_app, name="sweep")
-
-
-def _note(message: str) -> None:
-    err_console.print(message, markup=False, highlight=False, soft_wrap=True)
 
 
 @sweep_app.callback()
@@ -96,7 +92,7 @@ def sweep(
                 space.fixed[key] = value
         spec = runner.plan(name, recipe, space, sampler=chosen(sampler), trials=trials, repeat=repeat,
                            objective=objective, prune=prune, seed=seed)
-    study, spec = runner.open_sweep(store, spec, name, _note)
+    study, spec = runner.open_sweep(store, spec, name, notify)
     template = RunRecord(source="train", status="running", tags=list(dict.fromkeys(tag or [])),
                          command=command_line())
     try:
@@ -104,8 +100,8 @@ def sweep(
                           template=template, reporter=Reporter(console if not as_json else err_console),
                           budget_s=budget * 60 if budget is not None else None)
     except KeyboardInterrupt as exc:
-        _note(str(exc) or "Interrupted.")
-        _note(f"Sweep {name}: the finished trials are kept; continue with `speedrun sweep --resume {name}`.")
+        notify(str(exc) or "Interrupted.")
+        notify(f"Sweep {name}: the finished trials are kept; continue with `speedrun sweep --resume {name}`.")
         raise typer.Exit(130) from None
     _show(store, name, alpha=alpha, as_json=as_json, plots=None)
 
