@@ -6,7 +6,6 @@ from datetime import datetime
 from typing import List, Optional
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -56,11 +55,6 @@ def _mfu(run) -> str:
     if e is None or e.mfu is None:
         return "—"
     return ("~" if e.derived else "") + f"{e.mfu:.1%}"
-
-
-def _safe(value) -> str:
-    """User text for a Rich cell: markup escaped, control characters shown, never obeyed."""
-    return escape(terminal_safe(str(value)))
 
 
 # How many runs `speedrun list` shows unless told --all or --limit: the most recent page.

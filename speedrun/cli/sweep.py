@@ -7,14 +7,21 @@ from pathlib import Path
 from typing import List, Optional
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from speedrun.cli.app import app, console, err_console, notify, open_store
 from speedrun.cli.choices import Sampler, chosen
 from speedrun.cli.hyperopts import hyperparameter_options
-from speedrun.cli.runs import _safe, print_json
+from speedrun.cli.runs import print_json
 from speedrun.analysis.levels import ALPHA
 from speedrun.errors import UsageError
+from speedrun.text import terminal_safe
+
+
+def _safe(value) -> str:
+    """User text for a Rich cell: markup escaped, control characters shown, never obeyed."""
+    return escape(terminal_safe(str(value)))
 
 
 sweep_app = typer.Typer(
