@@ -1,11 +1,14 @@
 """The Typer application and what every command shares: the database option and errors.
 
 Command modules (`runs.py`, `imports.py`, `train.py`, ...) register themselves
-on `app`; they stay thin: parse options, call the library, print.
+on `app`; they stay thin: parse options, call the library, print (messages to
+stderr through `notify`).
 
-Errors have one path: anything below the CLI raises `SpeedrunError` (or a
-subclass) for a problem the user can act on, and `SpeedrunGroup` turns it into
-one `Error: ...` line and exit 1; so is an `OSError` (a file name too long, a
+Errors have one path: the commands and everything below them raise
+`SpeedrunError` (or a subclass) for a problem the user can act on, and
+`SpeedrunGroup` turns it into one `Error: ...` line (through `fail`, which no
+command calls) and the error's exit code: 1, or 2 for a `UsageError` (a command
+line the command cannot take); so is an `OSError` (a file name too long, a
 disk full, a permission denied: the user's environment, never a bug). Any other
 exception is a bug: one line that says so, and the traceback under `--debug` or
 `SPEEDRUN_DEBUG=1`.
