@@ -298,7 +298,7 @@ def test_a_run_that_beats_a_stale_cpu_peak_probes_again(tmp_path, monkeypatch):
     from rich.console import Console
 
     recorder = MemoryRecorder()
-    loop.train(config, recorder, reporter=Reporter(Console(file=StringIO()), progress=False))
+    loop.train_resnet(config, recorder, reporter=Reporter(Console(file=StringIO()), progress=False))
     epoch = recorder.epochs[0]
     assert 0 < epoch.extra["mfu"] <= 1
     assert recorder.finish_args["extra"]["peak"]["fp32_tflops"] == 1e3
