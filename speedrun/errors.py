@@ -9,7 +9,8 @@ class SpeedrunError(Exception):
 
 class UsageError(SpeedrunError):
     """A command line that asks for something the command cannot do (an option the recipe does not
-    read): exit 2, as a shell's usage errors."""
+    read, options that exclude each other, a value outside an option's choices): exit 2, as a shell's
+    usage errors."""
 
     exit_code = 2
 

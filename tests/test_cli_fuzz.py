@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 from speedrun.cli import app
 from speedrun.domain.records import EpochRecord
 from speedrun.tracking.store import Store
+from tests.helpers import add_run
 from tests.test_hostile_input import digest
 from tests.test_store_cli import make_record
 
@@ -53,9 +54,9 @@ SETTINGS = settings(
 def seeded(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("fuzz") / "seed.db"
     store = Store.open(str(path))
-    store.add_run(make_record(tags=["bs"]))
-    store.add_run(make_record(title="second", params={"model": "resnet9", "lr": 0.04, "epochs": 3}))
-    store.add_run(make_record(number=7, label="7a", epochs=[EpochRecord(1, val_acc=50.0)]))
+    add_run(store, make_record(tags=["bs"]))
+    add_run(store, make_record(title="second", params={"model": "resnet9", "lr": 0.04, "epochs": 3}))
+    add_run(store, make_record(number=7, label="7a", epochs=[EpochRecord(1, val_acc=50.0)]))
     store.close()
     return path
 

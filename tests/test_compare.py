@@ -7,14 +7,15 @@ import json
 import pytest
 
 from speedrun.domain.records import EpochRecord, RunRecord
+from tests.helpers import add_run
 from tests.test_report import trained
 
 
 @pytest.fixture
 def pair(store):
     """Run 1: 85.50% final, 85% at 120 s. Run 2: lr 0.04, 86.25% final, 85% at 80 s."""
-    store.add_run(trained([60.0, 80.0, 86.0, 85.5]))
-    store.add_run(
+    add_run(store, trained([60.0, 80.0, 86.0, 85.5]))
+    add_run(store,
         trained([70.0, 85.0, 86.0, 86.25], params={"model": "resnet9", "lr": 0.04, "batch_size": 64, "epochs": 4,
                                                  "cosine": True, "seed": 0})
     )
@@ -79,9 +80,9 @@ def test_markdown_table(pair, cli):
 
 def test_groups_compare_means_and_declare_a_clear_winner(store, cli):
     for seed, final in enumerate([93.0, 93.1, 92.9, 93.05]):
-        store.add_run(trained([80.0, 90.0, final], seed=seed, group="baseline"))
+        add_run(store, trained([80.0, 90.0, final], seed=seed, group="baseline"))
     for seed, final in enumerate([94.0, 94.1, 93.9, 94.05]):
-        store.add_run(trained([80.0, 91.0, final], seed=seed, group="tricks"))
+        add_run(store, trained([80.0, 91.0, final], seed=seed, group="tricks"))
     data = json.loads(cli("compare", "g:baseline", "g:tricks", "--json").stdout)
     assert [s["runs"] for s in data["sides"]] == [[1, 2, 3, 4], [5, 6, 7, 8]]
     final = data["verdicts"][0]
@@ -95,9 +96,9 @@ def test_groups_compare_means_and_declare_a_clear_winner(store, cli):
 
 def test_identical_results_are_within_noise(store, cli):
     for seed, final in enumerate([93.0, 93.2, 92.9]):
-        store.add_run(trained([80.0, final], seed=seed, group="a"))
+        add_run(store, trained([80.0, final], seed=seed, group="a"))
     for seed, final in enumerate([93.1, 92.95, 93.05]):
-        store.add_run(trained([80.0, final], seed=seed, group="b"))
+        add_run(store, trained([80.0, final], seed=seed, group="b"))
     data = json.loads(cli("compare", "g:a", "g:b", "--json", "--target", "80").stdout)
     assert data["verdicts"][0]["kind"] == "noise"
     assert "within run-to-run noise" in data["verdicts"][0]["line"]
@@ -111,7 +112,7 @@ def test_by_time_takes_the_nearest_earlier_epoch(pair, cli):
     assert rows[80.0] == [80.0, 85.0]
     slow = trained([50.0, 70.0], title="slow")
     slow.epochs = [EpochRecord(epoch=1, val_acc=50.0, elapsed_s=100.0), EpochRecord(epoch=2, val_acc=70.0, elapsed_s=200.0)]
-    pair.add_run(slow)
+    add_run(pair, slow)
     data = json.loads(cli("compare", "1", "3", "--by", "time", "--json").stdout)
     rows = {r["at"]: r["val_acc"] for r in data["curve"]["rows"]}
     assert rows[40.0] == [60.0, None]
@@ -135,7 +136,7 @@ def test_plot_file_is_written(pair, cli, tmp_path):
     ],
 )
 def test_errors_are_one_clear_line(pair, cli, args, message):
-    pair.add_run(RunRecord(source="notebook", title="summary only", final_val_acc=70.0))
+    add_run(pair, RunRecord(source="notebook", title="summary only", final_val_acc=70.0))
     result = cli("compare", *args)
     assert result.exit_code == 1
     assert message in result.stderr

@@ -44,7 +44,8 @@ from speedrun.training.config import TrainConfig  # noqa: E402
 from speedrun.training.data import Cifar10, write_synthetic_cifar10  # noqa: E402
 from speedrun.training.device import Stopwatch, setup_torch, synchronize  # noqa: E402
 from speedrun.training.optim import Lookahead  # noqa: E402
-from speedrun.training.recording import MemoryRecorder, Reporter  # noqa: E402
+from speedrun.training.recording import Reporter  # noqa: E402
+from tests.helpers import MemoryRecorder  # noqa: E402
 
 needs_gpu = pytest.mark.skipif(not ON_GPU, reason="a CUDA-only property")
 
@@ -303,7 +304,7 @@ def test_default_loop_trains_end_to_end_on_the_gpu(tmp_path):
     write_synthetic_cifar10(tmp_path, n_train=256, n_test=100)
     config = TrainConfig(device=DEVICE, seed=0, epochs=2, data_dir=str(tmp_path)).resolve()
     recorder = MemoryRecorder()
-    result = loop.train(config, recorder, reporter=quiet())
+    result = loop.train_resnet(config, recorder, reporter=quiet())
     assert result.status == recorder.status == "completed"
     if ON_GPU:
         bf16 = torch.cuda.is_bf16_supported(including_emulation=False)
@@ -413,7 +414,7 @@ def test_compiled_recipe_does_not_recompile_after_warm_up(tmp_path):
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(loop, "warm_up", warm_up_then_forbid)
         mp.setattr(torch._dynamo.config, "error_on_recompile", False)
-        result = loop.train(config, MemoryRecorder(), reporter=quiet())
+        result = loop.train_resnet(config, MemoryRecorder(), reporter=quiet())
     assert result.status == "completed"
 
 

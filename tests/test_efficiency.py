@@ -10,7 +10,8 @@ from torch.utils.flop_counter import FlopCounterMode
 from speedrun.domain.efficiency import (
     FP32, HALF, TF32, Peak, efficiency, fmt_efficiency, measured_cpu_peak, precision_of, published_peak,
 )
-from speedrun.training.flops import MODELS_BY_PARAMETERS, count_flops, model_flops
+from speedrun.training.flops import MODELS_BY_PARAMETERS, count_flops
+from tests.helpers import model_flops
 from speedrun.training.nets import AirbenchNet, build_model, count_parameters
 
 
@@ -308,7 +309,8 @@ def test_a_run_that_beats_a_stale_cpu_peak_probes_again(tmp_path, monkeypatch):
     from speedrun.training import loop
     from speedrun.training.config import TrainConfig
     from speedrun.training.data import write_synthetic_cifar10
-    from speedrun.training.recording import MemoryRecorder, Reporter
+    from speedrun.training.recording import Reporter
+    from tests.helpers import MemoryRecorder
 
     import speedrun.domain.efficiency as eff
 
@@ -323,7 +325,7 @@ def test_a_run_that_beats_a_stale_cpu_peak_probes_again(tmp_path, monkeypatch):
     from rich.console import Console
 
     recorder = MemoryRecorder()
-    loop.train(config, recorder, reporter=Reporter(Console(file=StringIO()), progress=False))
+    loop.train_resnet(config, recorder, reporter=Reporter(Console(file=StringIO()), progress=False))
     epoch = recorder.epochs[0]
     assert 0 < epoch.extra["mfu"] <= 1
     assert recorder.finish_args["extra"]["peak"]["fp32_tflops"] == 1e3

@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 
 from speedrun.tracking.store import Store
+from tests.helpers import add_run
 from tests.test_store_cli import make_record
 
 
 def fill(path, n=2, **kw):
     store = Store.open(str(path))
-    ids = [store.add_run(make_record(title=f"run {i}", tags=["colab"], hypothesis="h", **kw)) for i in range(n)]
+    ids = [add_run(store, make_record(title=f"run {i}", tags=["colab"], hypothesis="h", **kw)) for i in range(n)]
     store.close()
     return ids
 

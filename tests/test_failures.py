@@ -10,12 +10,13 @@ from sqlalchemy import event
 from speedrun.errors import DatabaseError
 from speedrun.domain.records import EpochRecord, RunRecord
 from speedrun.tracking.store import Store
+from tests.helpers import add_run
 from tests.test_store_cli import make_record
 
 
 def test_read_only_database_can_be_read_and_refuses_writes_clearly(cli, db_path):
     store = Store.open(str(db_path))
-    store.add_run(make_record())
+    add_run(store, make_record())
     store.close()
     url = f"sqlite:///file:{db_path}?mode=ro&uri=true"
     listed = cli("list", "--json", db=url)
@@ -30,7 +31,7 @@ def test_read_only_database_can_be_read_and_refuses_writes_clearly(cli, db_path)
 
 def test_full_disk_fails_cleanly_and_loses_nothing(db_path):
     store = Store.open(str(db_path))
-    first = store.add_run(make_record())
+    first = add_run(store, make_record())
     run_id = store.begin_run(RunRecord(source="train", status="running"))
     store.add_epoch(run_id, EpochRecord(epoch=1, val_acc=50.0))
     pages = store.engine.connect().exec_driver_sql("PRAGMA page_count").scalar()
@@ -41,7 +42,7 @@ def test_full_disk_fails_cleanly_and_loses_nothing(db_path):
 
     store.engine.dispose()
     with pytest.raises(DatabaseError, match="full"):
-        store.add_run(make_record(analysis="x" * 2_000_000))
+        add_run(store, make_record(analysis="x" * 2_000_000))
     with pytest.raises(DatabaseError, match="full"):
         store.add_epoch(run_id, EpochRecord(epoch=2, val_acc=60.0, extra={"blob": "y" * 2_000_000}))
     reopened = Store.open(str(db_path))

@@ -16,6 +16,7 @@ import pytest
 
 from speedrun.domain.records import EpochRecord
 from speedrun.tracking.store import Store, utcnow
+from tests.helpers import add_run
 from tests.test_store_cli import make_record
 
 
@@ -41,8 +42,8 @@ def digest(path: Path) -> str:
 @pytest.fixture
 def filled(db_path):
     store = Store.open(str(db_path))
-    store.add_run(make_record(tags=["bs"]))
-    store.add_run(make_record(title="second", params={"model": "resnet9", "lr": 0.02, "epochs": 3}))
+    add_run(store, make_record(tags=["bs"]))
+    add_run(store, make_record(title="second", params={"model": "resnet9", "lr": 0.02, "epochs": 3}))
     store.close()
     return db_path
 
@@ -236,7 +237,7 @@ def test_our_own_live_process_is_running_whatever_its_heartbeat_age(cli, db_path
 def test_died_is_the_same_in_every_command_and_nothing_is_written(cli, db_path, tmp_path):
     run_id = live_run(db_path, pid=1, beat_age=timedelta(days=3))
     other = Store.open(str(db_path))
-    other.add_run(make_record())
+    add_run(other, make_record())
     other.close()
     before = digest(db_path)
     assert json.loads(cli("list", "--json").stdout)[0]["status"] == "died"

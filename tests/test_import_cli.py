@@ -395,7 +395,7 @@ def test_user_text_that_looks_like_structure_round_trips(cli, tmp_path):
     from tests.test_report import trained
 
     store = Store.open(str(tmp_path / "a.db"))
-    store.add_run(trained([60.0, 70.0], title="two\nlines ## Run 77: x", hypothesis="a | b\n## Run 78: y",
+    add_run(store, trained([60.0, 70.0], title="two\nlines ## Run 77: x", hypothesis="a | b\n## Run 78: y",
                           analysis="```\n## Run 79: z\n| Epoch | Acc |\n|---|---|\n| 1 | 99 |\n<!-- speedrun:computed -->"))
     store.close()
     report = tmp_path / "r.md"
@@ -416,6 +416,7 @@ import subprocess  # noqa: E402
 import sys  # noqa: E402
 
 from tests.conftest import ROOT  # noqa: E402
+from tests.helpers import add_run
 
 
 def speedrun_process(args, tmp_path, **kwargs):
@@ -566,7 +567,7 @@ def trained_uuid(db_path):
 
     store = Store.open(str(db_path))
     try:
-        store.add_run(trained([60.0, 70.0], hypothesis="bs 64 is enough", analysis="fine"))
+        add_run(store, trained([60.0, 70.0], hypothesis="bs 64 is enough", analysis="fine"))
         return store.get_run(1).uuid
     finally:
         store.close()
@@ -650,7 +651,7 @@ def test_a_merged_trained_run_is_kept_as_recorded_too(cli, tmp_path):
     from tests.test_report import trained
 
     colab = Store.open(str(tmp_path / "colab.db"))
-    colab.add_run(trained([55.0, 66.0], analysis="from colab"))
+    add_run(colab, trained([55.0, 66.0], analysis="from colab"))
     uuid = colab.get_run(1).uuid
     colab.close()
     assert cli("merge", str(tmp_path / "colab.db")).exit_code == 0

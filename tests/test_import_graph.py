@@ -22,6 +22,10 @@ The layers, lowest first (README, "Layout"): a module may import its own layer a
   summarised with analysis's verdicts, so analysis sits below sweep, not above;
 - `ui`, `cli`, `__main__`.
 
+A module's private names (a leading underscore) are its own: no other module of the package imports one
+(`from m import _name`) or reaches one through the module (`m._name`); a name another module uses is public.
+Tests may use private names.
+
 No exemptions (`REGISTRY_EDGES` is empty): the recipe registry's cycle ended when `Recipe` moved
 into speedrun/recipes/recipe.py; an exemption added later must make a cycle, or the test fails.
 """
@@ -81,6 +85,15 @@ def _known(name: str, known: dict) -> str | None:
     return None
 
 
+def _source(module: str, is_package: bool, node: ast.ImportFrom) -> str:
+    """The module a `from ... import` reads from, relative imports resolved."""
+    if not node.level:
+        return node.module or ""
+    base = module.split(".") if is_package else module.split(".")[:-1]
+    base = base[: len(base) - (node.level - 1)]
+    return ".".join(base + ([node.module] if node.module else []))
+
+
 def edges(known: dict[str, tuple[Path, bool]]) -> dict[tuple[str, str], int]:
     """(importer, imported) -> the line of the first such import, for imports within the package."""
     found: dict[tuple[str, str], int] = {}
@@ -90,18 +103,51 @@ def edges(known: dict[str, tuple[Path, bool]]) -> dict[tuple[str, str], int]:
             if isinstance(node, ast.Import):
                 targets = [alias.name for alias in node.names]
             elif isinstance(node, ast.ImportFrom):
-                if node.level:
-                    base = module.split(".") if is_package else module.split(".")[:-1]
-                    base = base[: len(base) - (node.level - 1)]
-                    source = ".".join(base + ([node.module] if node.module else []))
-                else:
-                    source = node.module or ""
+                source = _source(module, is_package, node)
                 targets = [f"{source}.{alias.name}" if f"{source}.{alias.name}" in known else source
                            for alias in node.names]
             for target in targets:
                 resolved = _known(target, known)
                 if resolved is not None and resolved != module:
                     found.setdefault((module, resolved), node.lineno)
+    return found
+
+
+def _private(name: str) -> bool:
+    return name.startswith("_") and not (name.startswith("__") and name.endswith("__"))
+
+
+def private_uses(known: dict[str, tuple[Path, bool]]) -> list[str]:
+    """"module:line uses other._name" for each private name of a module used by another module."""
+    found: list[str] = []
+    for module, (path, is_package) in known.items():
+        tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+        bound: dict[str, str] = {}  # a local name -> the module of the package it stands for
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                for alias in node.names:
+                    if alias.asname and alias.name in known:
+                        bound[alias.asname] = alias.name
+                    elif not alias.asname and alias.name.split(".")[0] in known:
+                        bound[alias.name.split(".")[0]] = alias.name.split(".")[0]
+            elif isinstance(node, ast.ImportFrom):
+                source = _source(module, is_package, node)
+                for alias in node.names:
+                    if f"{source}.{alias.name}" in known:
+                        bound[alias.asname or alias.name] = f"{source}.{alias.name}"
+                    elif _private(alias.name) and source in known and source != module:
+                        found.append(f"{module}:{node.lineno} uses {source}.{alias.name}")
+        for node in ast.walk(tree):
+            if not (isinstance(node, ast.Attribute) and _private(node.attr)):
+                continue
+            chain, base = [], node.value
+            while isinstance(base, ast.Attribute):
+                chain.append(base.attr)
+                base = base.value
+            if isinstance(base, ast.Name) and base.id in bound:
+                owner = ".".join([bound[base.id], *reversed(chain)])
+                if owner in known and owner != module:
+                    found.append(f"{module}:{node.lineno} uses {owner}.{node.attr}")
     return found
 
 
@@ -238,3 +284,26 @@ def test_no_import_from_a_lower_layer_to_a_higher_one():
         if layer_of(a) is not None and layer_of(b) is not None and layer_of(b) > layer_of(a)
     )
     assert not upward, "upward imports:\n" + "\n".join(upward)
+
+
+def test_the_reader_finds_private_names_used_across_modules(tmp_path):
+    files = {
+        "__init__.py": "",
+        "a.py": "_hidden = 1\n__version__ = '1'\n\ndef _own():\n    return _hidden\n",
+        "b.py": ("from pkg.a import _hidden\nfrom pkg import a\nimport pkg.a\nimport pkg.a as alias\n"
+                 "from pkg.a import __version__\nx = a._hidden + pkg.a._own() + alias._hidden + a.__version__\n"
+                 "y = a.public._attr\n"),
+        "sub/__init__.py": "from ..a import _own\n",
+    }
+    for name, text in files.items():
+        (tmp_path / "pkg" / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "pkg" / name).write_text(text)
+    assert sorted(private_uses(modules(tmp_path / "pkg"))) == [
+        "pkg.b:1 uses pkg.a._hidden", "pkg.b:6 uses pkg.a._hidden", "pkg.b:6 uses pkg.a._hidden", "pkg.b:6 uses pkg.a._own",
+        "pkg.sub:1 uses pkg.a._own",
+    ]
+
+
+def test_no_module_uses_another_modules_private_names():
+    found = private_uses(modules())
+    assert not found, "private names used across modules (make them public, or move them):\n" + "\n".join(found)

@@ -57,7 +57,7 @@ def test_all_limit_and_json_are_not_paged(cli, db_path):
     assert [r["id"] for r in json.loads(cli("list", "--json").stdout)] == list(range(1, PAGE + 13))
     assert [r["id"] for r in json.loads(cli("list", "--json", "--limit", "2").stdout)] == [PAGE + 11, PAGE + 12]
     both = cli("list", "--all", "--limit", "3")
-    assert both.exit_code == 1 and both.output.strip() == "Error: give --all or --limit N, not both"
+    assert both.exit_code == 2 and both.output.strip() == "Error: give --all or --limit N, not both"  # a usage error
 
 
 def test_a_page_that_holds_every_run_says_nothing_more(cli, db_path):

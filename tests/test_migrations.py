@@ -13,6 +13,7 @@ from sqlalchemy import text
 
 from speedrun.tracking import db as dbmod
 from speedrun.tracking.store import Store
+from tests.helpers import add_run
 
 
 def url_of(path_or_url) -> str:
@@ -94,7 +95,7 @@ def test_upgrade_0001_to_head_keeps_everything(db_path):
     store = Store.open(str(db_path))
     from tests.test_store_cli import make_record
 
-    assert store.add_run(make_record()) == 16
+    assert add_run(store, make_record()) == 16
     store.close()
 
 

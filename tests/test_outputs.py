@@ -21,6 +21,7 @@ import pytest
 from speedrun.errors import SpeedrunError
 from speedrun.tracking.store import Store
 from tests.conftest import ROOT
+from tests.helpers import add_run
 from tests.test_hostile_input import digest, filled, one_error  # noqa: F401  (filled is a fixture)
 from tests.test_store_cli import make_record
 
@@ -114,7 +115,7 @@ def test_plots_refuse_a_link_onto_the_databases_wal_and_shm(cli, filled, tmp_pat
     """While another process has the database open, its -wal and -shm are part of it."""
     other = Store.open(str(filled))  # another process, holding the journal files open
     try:
-        other.add_run(make_record(title="held"))
+        add_run(other, make_record(title="held"))
         journal = Path(f"{filled}{companion}")
         assert journal.exists()
         plots = tmp_path / "plots"

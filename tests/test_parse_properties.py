@@ -171,7 +171,7 @@ def report_of(record) -> str:
     if not _STORE:
         _STORE.append(Store.open(str(Path(tempfile.mkdtemp()) / "r.db")))
     store = _STORE[0]
-    run_id = store.add_run(record)
+    run_id = add_run(store, record)
     try:
         return render(build_context(store.list_runs(with_epochs=True)), "md")
     finally:
@@ -217,6 +217,7 @@ def test_user_text_never_forges_structure(title, hypothesis, description, analys
 import time  # noqa: E402
 
 import pytest  # noqa: E402
+from tests.helpers import add_run
 
 MILLION = 1_000_000
 RUN_CHARS = ["7", " ", "%", "|"]  # digits, spaces, percent signs, pipes

@@ -21,6 +21,7 @@ from speedrun.domain.records import EpochRecord, RunRecord
 from speedrun.tracking.spool import Spool, SpooledRecorder, Synced, sync
 from speedrun.tracking.store import Store
 from tests.conftest import SEED_NOTEBOOK
+from tests.helpers import add_run
 from tests.test_hostile_input import one_error
 from tests.test_store_cli import make_record
 
@@ -56,12 +57,12 @@ def test_runs_move_both_ways_once(pg_url, tmp_path):
     laptop = tmp_path / "laptop.db"
     store = Store.open(str(laptop))
     for i in range(3):
-        store.add_run(make_record(title=f"laptop {i}"))
+        add_run(store, make_record(title=f"laptop {i}"))
     store.close()
     assert "Merged 3 runs" in invoke(pg_url, "merge", str(laptop)).stdout
     assert "Merged 0 runs" in invoke(pg_url, "merge", str(laptop)).stdout  # a history goes up once
 
-    Store.open(pg_url).add_run(make_record(title="from colab"))
+    add_run(Store.open(pg_url), make_record(title="from colab"))
     export = tmp_path / "server.json"
     assert invoke(pg_url, "export", "-o", str(export)).exit_code == 0
     assert "Merged 1 runs" in invoke(laptop, "merge", str(export)).stdout  # only the run the laptop lacks

@@ -25,7 +25,7 @@ from speedrun.errors import SpeedrunError
 from speedrun.recipes import all_recipes, get_recipe
 from speedrun.training import fastloop, loop
 from speedrun.training.data import Cifar10
-from speedrun.training.recording import MemoryRecorder
+from tests.helpers import MemoryRecorder
 from tests import tinynets
 
 runner = CliRunner()

@@ -15,7 +15,8 @@ from speedrun.training import fastloop
 from speedrun.training.augment import AlternatingFlipTranslate, channel_constant, color_jitter, normalize
 from speedrun.training.data import load_cifar10, write_synthetic_cifar10
 from speedrun.training.fastloop import Steps
-from speedrun.training.recording import MemoryRecorder, Reporter
+from speedrun.training.recording import Reporter
+from tests.helpers import MemoryRecorder
 from speedrun.training.nets import AirbenchNet, build_model, whitening_filters
 from speedrun.training.optim import Lookahead, Muon, orthogonalize, set_lrs
 from speedrun.training.schedules import linear_decay, lookahead_decay, triangle

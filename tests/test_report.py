@@ -11,6 +11,7 @@ from speedrun.domain.records import EpochRecord, RunRecord, time_to_target, time
 from speedrun.analysis.report import build_context, render
 
 from tests.conftest import SEED_LOGS
+from tests.helpers import add_run
 
 
 def curve(accs, *, epoch_s=40.0, loss0=1.5):
@@ -77,16 +78,16 @@ def section(text: str, label: str) -> str:
 @pytest.fixture
 def notebook_db(store):
     """Run 7 (notebook, summary only), 8 (earlier T4 log), 9 (run 15's log), 10 (trained)."""
-    store.add_run(notebook_summary_run())
+    add_run(store, notebook_summary_run())
     earlier = log_run("run15-bs64-t4.txt", "Google Colab, T4 GPU")
     earlier.epochs = [EpochRecord(epoch=e.epoch, train_loss=e.train_loss, val_acc=e.val_acc - 3.07,
                                   duration_s=e.duration_s, elapsed_s=e.elapsed_s) for e in earlier.epochs]
     earlier.final_val_acc, earlier.log_text, earlier.title = 82.62, None, "Batch 128"
     earlier.content_hash = None
     earlier.params = {"batch_size": 128, "epochs": 10}
-    store.add_run(earlier)
-    store.add_run(log_run("run15-bs64-t4.txt", "Google Colab, T4 GPU"))
-    store.add_run(trained([60.0, 80.0, 86.0, 85.5], title="Trained on T4"))
+    add_run(store, earlier)
+    add_run(store, log_run("run15-bs64-t4.txt", "Google Colab, T4 GPU"))
+    add_run(store, trained([60.0, 80.0, 86.0, 85.5], title="Trained on T4"))
     return store
 
 
@@ -172,7 +173,7 @@ def test_summary_only_run_has_no_log_block(notebook_db, cli):
 
 
 def test_incomplete_run_says_so_and_claims_no_finish(store, cli):
-    store.add_run(trained([50.0, 60.0], status="interrupted", params={"epochs": 5}))
+    add_run(store, trained([50.0, 60.0], status="interrupted", params={"epochs": 5}))
     text = section(cli("report").stdout, "1")
     assert "- **Status**: interrupted\n" in text
     assert "Epoch [2/5]" in text
@@ -211,8 +212,8 @@ def test_single_run_records_are_unconfirmed(notebook_db, cli):
 
 def test_repeated_configuration_is_a_confirmed_record_with_mean_and_std(store, cli):
     for seed, final in enumerate([94.2, 94.3, 94.25]):
-        store.add_run(trained([80.0, 90.0, 93.0, final], seed=seed))
-    store.add_run(trained([80.0, 88.0, 91.0, 92.0], params={"model": "resnet9", "lr": 0.1, "epochs": 4}))
+        add_run(store, trained([80.0, 90.0, 93.0, final], seed=seed))
+    add_run(store, trained([80.0, 88.0, 91.0, 92.0], params={"model": "resnet9", "lr": 0.1, "epochs": 4}))
     out = cli("report", "--target", "94").stdout
     row = next(line for line in out.splitlines() if "| Best final accuracy |" in line)
     # Seeds 0-2 are one configuration: mean 94.25, sample std 0.05; the other config is one run.
@@ -228,8 +229,8 @@ def test_repeated_configuration_is_a_confirmed_record_with_mean_and_std(store, c
 
 
 def test_hardware_classes_are_separate_records(store, cli):
-    store.add_run(trained([80.0, 86.0]))
-    store.add_run(trained([80.0, 84.0], env={"device_type": "cpu", "cpu_model": "AMD Ryzen 7 5700U"}))
+    add_run(store, trained([80.0, 86.0]))
+    add_run(store, trained([80.0, 84.0], env={"device_type": "cpu", "cpu_model": "AMD Ryzen 7 5700U"}))
     out = cli("report").stdout
     assert "| CPU | 2 epochs | Best final accuracy | 84.00% | Run 2 |" in out
     assert "| T4 | 2 epochs | Best final accuracy | 86.00% | Run 1 |" in out
@@ -244,7 +245,7 @@ HOSTILE = "<script>alert(1)</script> {{ 7*7 }} {% raw %}"
 
 
 def test_user_text_is_never_evaluated_and_is_escaped_in_html(store, cli):
-    store.add_run(trained([80.0, 86.0], title=HOSTILE, analysis="{{ 7*7 }} & <b>bold</b>"))
+    add_run(store, trained([80.0, 86.0], title=HOSTILE, analysis="{{ 7*7 }} & <b>bold</b>"))
     md = cli("report").stdout
     assert f"## Run 1: {HOSTILE}\n" in md
     assert "{{ 7*7 }} & <b>bold</b>" in md
@@ -269,7 +270,7 @@ def test_user_template_gets_the_same_context(notebook_db, cli, tmp_path):
 
 def test_plots_are_written_and_linked_relative_to_the_document(store, cli, tmp_path):
     for seed in range(2):
-        store.add_run(trained([80.0, 86.0 + seed], seed=seed))
+        add_run(store, trained([80.0, 86.0 + seed], seed=seed))
     out = tmp_path / "notes" / "experiments.md"
     out.parent.mkdir()
     assert cli("report", "-o", str(out), "--plots", str(tmp_path / "notes" / "plots")).exit_code == 0
@@ -442,7 +443,7 @@ def test_plots_have_whole_epochs_titles_that_fit_and_legends_off_the_data(store,
 
     long = "A group name long enough to be cut at both edges of a figure, " * 3
     for seed in range(3):
-        store.add_run(trained([60.0 + seed, 70.0, 80.0, 84.0 - seed], seed=seed, group=long[:120], title=long))
+        add_run(store, trained([60.0 + seed, 70.0, 80.0, 84.0 - seed], seed=seed, group=long[:120], title=long))
     build_context(store.list_runs(with_epochs=True), plots=tmp_path, plots_link="plots")
     assert {name for name, _, _ in figures} == {"run-1.png", "run-2.png", "run-3.png", "group-001.png"}
     colours = {}
@@ -470,7 +471,7 @@ def test_plots_have_whole_epochs_titles_that_fit_and_legends_off_the_data(store,
 
 def test_html_charts_have_a_legend_and_values_on_hover(store, cli):
     for seed in range(2):
-        store.add_run(trained([60.0, 70.0 + seed], seed=seed, group="pair"))
+        add_run(store, trained([60.0, 70.0 + seed], seed=seed, group="pair"))
     html = cli("report", "--format", "html").stdout
     svgs = re.findall(r"<svg.*?</svg>", html, re.S)
     group_chart = next(svg for svg in svgs if 'class="legend"' in svg)

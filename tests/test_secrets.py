@@ -26,6 +26,7 @@ from speedrun.tracking import db as dbmod
 from speedrun.tracking.spool import Spool
 from speedrun.tracking.store import Store
 from tests.conftest import ROOT
+from tests.helpers import add_run
 from tests.test_hostile_input import one_error
 from tests.test_store_cli import make_record
 
@@ -107,7 +108,7 @@ def test_a_merged_run_keeps_no_password_of_its_command_line(tmp_path):
     """An export from an older speedrun carries the password in its command line: the merge drops it."""
     record = make_record(command=f"speedrun --db postgresql+psycopg://alice:{SECRET}@h/db train --lr 0.1")
     source = tmp_path / "old.db"
-    Store.open(str(source)).add_run(record)
+    add_run(Store.open(str(source)), record)
     con = sqlite3.connect(source)  # as an older speedrun stored it
     con.execute("update runs set command = ?", (record.command,))
     con.commit()
@@ -219,7 +220,7 @@ def _wal_database(folder: Path) -> Path:
     folder.mkdir()
     path = folder / "runs.db"
     store = Store.open(str(path))
-    store.add_run(make_record(title="on the drive"))
+    add_run(store, make_record(title="on the drive"))
     store.close()
     con = sqlite3.connect(path)
     assert con.execute("pragma journal_mode").fetchone()[0] == "wal"

@@ -10,6 +10,7 @@ from scipy import stats as sps
 
 from speedrun.domain.records import EpochRecord, RunRecord
 from speedrun.tracking.store import Store
+from tests.helpers import add_run
 
 LR04 = [93.9, 94.1, 94.0, 94.2, 93.95]
 LR08 = [94.6, 94.8, 94.7, 94.9, 94.65]
@@ -32,7 +33,7 @@ def run(final: float, lr: float, seed: int, **kw) -> RunRecord:
 def repeats_db(db_path):
     store = Store.open(str(db_path))
     store.add_runs([run(v, 0.04, i) for i, v in enumerate(LR04)] + [run(v, 0.08, i) for i, v in enumerate(LR08)])
-    store.add_run(run(94.3, 0.02, 0))  # a single run
+    add_run(store, run(94.3, 0.02, 0))  # a single run
     store.close()
     return db_path
 

@@ -11,6 +11,7 @@ from speedrun.tracking import db as dbmod
 from speedrun.errors import DatabaseError, DuplicateImport, RunNotFound
 from speedrun.domain.records import EpochRecord, RunRecord
 from speedrun.tracking.store import Store
+from tests.helpers import add_run
 
 
 def make_record(**overrides) -> RunRecord:
@@ -135,7 +136,7 @@ def test_unreadable_database_file_is_a_clear_error(tmp_path, cli):
 
 
 def test_summary_is_derived_from_epochs(store):
-    run = store.get_run(store.add_run(make_record()))
+    run = store.get_run(add_run(store, make_record()))
     assert (run.final_val_acc, run.peak_val_acc, run.peak_epoch) == (68.25, 70.5, 2)
     assert run.train_time_s == 123.0
     assert run.mean_epoch_s == pytest.approx(41.0)
@@ -143,9 +144,9 @@ def test_summary_is_derived_from_epochs(store):
 
 
 def test_identical_environments_are_stored_once(store):
-    store.add_run(make_record())
-    store.add_run(make_record(title="again"))
-    store.add_run(make_record(hardware="laptop CPU", env={"device_type": "cpu"}))
+    add_run(store, make_record())
+    add_run(store, make_record(title="again"))
+    add_run(store, make_record(hardware="laptop CPU", env={"device_type": "cpu"}))
     with store.engine.connect() as conn:
         assert conn.exec_driver_sql("select count(*) from environments").scalar() == 2
     classes = [r.environment.hardware_class for r in store.list_runs()]
@@ -154,18 +155,18 @@ def test_identical_environments_are_stored_once(store):
 
 def test_whole_floats_stay_floats(store):
     # SQLite's NUMERIC affinity would hand 0.0 and 1.0 back as integers.
-    run = store.get_run(store.add_run(make_record(params={"weight_decay": 0.0, "lr": 1.0, "epochs": 10})))
+    run = store.get_run(add_run(store, make_record(params={"weight_decay": 0.0, "lr": 1.0, "epochs": 10})))
     assert [(k, type(v)) for k, v in run.param_dict.items()] == [("weight_decay", float), ("lr", float), ("epochs", int)]
 
 
 def test_params_keep_their_types(store):
-    run = store.get_run(store.add_run(make_record(params={"lr": 0.04, "batch_size": 64, "cosine": True, "optimizer": "sgd"})))
+    run = store.get_run(add_run(store, make_record(params={"lr": 0.04, "batch_size": 64, "cosine": True, "optimizer": "sgd"})))
     assert run.param_dict == {"lr": 0.04, "batch_size": 64, "cosine": True, "optimizer": "sgd"}
     assert {p.name: p.type for p in run.params} == {"lr": "float", "batch_size": "int", "cosine": "bool", "optimizer": "str"}
 
 
 def test_notebook_run_numbers_are_kept_and_clashes_relabelled(store):
-    first = store.add_run(make_record(number=15))
+    first = add_run(store, make_record(number=15))
     assert first == 15
     record = make_record(number=15, title="same number again")
     (stored,) = store.add_runs([record])
@@ -173,18 +174,18 @@ def test_notebook_run_numbers_are_kept_and_clashes_relabelled(store):
     assert store.get_run(stored.number).label == "15"
     # The store says what it decided; the record it was handed is left as it was.
     assert (record.label, record.warnings) == (None, [])
-    assert store.add_run(make_record()) > 15  # numbering continues after the largest
+    assert add_run(store, make_record()) > 15  # numbering continues after the largest
 
 
 def test_sub_run_label_resolves(store):
-    run_id = store.add_run(make_record(number=7, label="7a"))
+    run_id = add_run(store, make_record(number=7, label="7a"))
     assert store.get_run("7a").id == run_id
     with pytest.raises(RunNotFound):
         store.get_run("7b")
 
 
 def test_duplicate_content_is_refused_unless_forced(store):
-    store.add_run(make_record(content_hash="abc", source_file="colab.txt"))
+    add_run(store, make_record(content_hash="abc", source_file="colab.txt"))
     with pytest.raises(DuplicateImport, match="run 1 from colab.txt"):
         store.add_runs([make_record(content_hash="abc")])
     assert store.count_runs() == 1
@@ -250,8 +251,8 @@ def test_running_run_of_a_dead_process_is_reported_died(store):
 def seed(cli_db):
     store = Store.open(str(cli_db))
     ids = [
-        store.add_run(make_record(tags=["bs"])),
-        store.add_run(
+        add_run(store, make_record(tags=["bs"])),
+        add_run(store,
             make_record(
                 title="CPU baseline",
                 hardware="AMD Ryzen 7 5700U (CPU)",
@@ -260,7 +261,7 @@ def seed(cli_db):
                 hypothesis="CPU is *slow*",
             )
         ),
-        store.add_run(make_record(number=7, label="7a", status="incomplete", epochs=[])),
+        add_run(store, make_record(number=7, label="7a", status="incomplete", epochs=[])),
     ]
     store.close()
     return ids
@@ -340,7 +341,7 @@ def test_note_tag_rm(cli, db_path):
     assert data["tags"] == ["bs", "t4"]
     assert cli("tag", "1", "--remove", "bs").exit_code == 0
     assert json.loads(cli("show", "1", "--json").stdout)["tags"] == ["t4"]
-    assert cli("note", "1").exit_code == 1  # nothing to change
+    assert cli("note", "1").exit_code == 2  # nothing to change: a usage error
     result = cli("rm", "1", input="n\n")
     assert result.exit_code == 1 and cli("show", "1").exit_code == 0
     assert cli("rm", "1", input="y\n").exit_code == 0

@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 from speedrun.cli import app
 from speedrun.tracking.store import Store
+from tests.helpers import add_run
 from tests.test_hostile_input import one_error
 from tests.test_store_cli import make_record
 
@@ -44,7 +45,7 @@ MEMORY_ATTACKS = [name for name in ATTACKS if name not in ("power", "nested loop
 def db(tmp_path):
     path = tmp_path / "runs.db"
     store = Store.open(str(path))
-    store.add_run(make_record())
+    add_run(store, make_record())
     store.close()
     return path
 

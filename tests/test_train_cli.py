@@ -8,7 +8,7 @@ from speedrun.cli import train as train_cli
 from speedrun.training import data as data_module
 from speedrun.training import loop
 from speedrun.training.data import write_synthetic_cifar10
-from speedrun.training.recording import MemoryRecorder
+from tests.helpers import MemoryRecorder
 from tests.tinynets import tiny_param_count
 
 runner = CliRunner()

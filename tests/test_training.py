@@ -10,8 +10,9 @@ from speedrun.training import device, loop, recording
 from speedrun.training.augment import MEAN, STD, Preprocess, cutout, parse_augment, random_crop, random_flip
 from speedrun.training.config import TrainConfig
 from speedrun.training.data import Cifar10, load_cifar10, write_synthetic_cifar10
-from speedrun.training.loop import train
-from speedrun.training.recording import MemoryRecorder, Reporter, TrainingFailed
+from speedrun.training.loop import train_resnet
+from speedrun.training.recording import Reporter, TrainingFailed
+from tests.helpers import MemoryRecorder
 from tests.tinynets import tiny_param_count
 
 # The loop's tests check what a training records and prints, not what it learns: thousand-parameter nets.
@@ -174,7 +175,7 @@ class Lines:
 
 def test_tiny_run_records_every_epoch(fake_cifar):
     recorder, out = MemoryRecorder(), Lines()
-    result = train(tiny_config(fake_cifar, target=1.0), recorder, reporter=out.reporter)
+    result = train_resnet(tiny_config(fake_cifar, target=1.0), recorder, reporter=out.reporter)
 
     run = recorder.run
     assert run.source == "train" and run.status == "running"  # as it was when the run began
@@ -208,8 +209,8 @@ def test_tiny_run_records_every_epoch(fake_cifar):
 def test_same_seed_gives_the_same_run(fake_cifar):
     runs = [MemoryRecorder(), MemoryRecorder()]
     for recorder in runs:
-        train(tiny_config(fake_cifar, epochs=1, augment=("crop", "flip", "cutout")), recorder,
-              reporter=Lines().reporter)
+        train_resnet(tiny_config(fake_cifar, epochs=1, augment=("crop", "flip", "cutout")), recorder,
+                     reporter=Lines().reporter)
     assert runs[0].epochs[0].train_loss == runs[1].epochs[0].train_loss
 
 
@@ -217,21 +218,21 @@ def test_loss_is_read_back_once_per_epoch_not_per_batch(fake_cifar, monkeypatch)
     calls = []
     original = torch.Tensor.item
     monkeypatch.setattr(torch.Tensor, "item", lambda self: calls.append(1) or original(self))
-    train(tiny_config(fake_cifar, epochs=1, batch_size=4), MemoryRecorder(), reporter=Lines().reporter)
+    train_resnet(tiny_config(fake_cifar, epochs=1, batch_size=4), MemoryRecorder(), reporter=Lines().reporter)
     assert len(calls) <= 6  # 16 batches; train and eval read loss and accuracy once each
 
 
 def test_heartbeat_is_sent_during_long_epochs(fake_cifar, monkeypatch):
     monkeypatch.setattr(recording, "HEARTBEAT_S", 0.0)
     recorder = MemoryRecorder()
-    train(tiny_config(fake_cifar, epochs=1), recorder, reporter=Lines().reporter)
+    train_resnet(tiny_config(fake_cifar, epochs=1), recorder, reporter=Lines().reporter)
     assert recorder.heartbeats >= 3  # 4 batches
 
 
 def test_ctrl_c_records_interrupted_and_keeps_epochs(fake_cifar, ctrl_c_in_second_evaluation):
     recorder = MemoryRecorder()
     with pytest.raises(KeyboardInterrupt):
-        train(tiny_config(fake_cifar, epochs=3), recorder, reporter=Lines().reporter)
+        train_resnet(tiny_config(fake_cifar, epochs=3), recorder, reporter=Lines().reporter)
     assert recorder.status == "interrupted"
     assert [e.epoch for e in recorder.epochs] == [1]
     assert recorder.finish_args["train_time_s"] > recorder.epochs[0].elapsed_s  # epoch 2's training counted
@@ -245,7 +246,7 @@ def test_an_error_records_failed_with_its_text(fake_cifar, monkeypatch):
     recorder = MemoryRecorder(label="test.db")
     with pytest.raises(TrainingFailed, match=r"training failed: RuntimeError: out of memory "
                                              r"\(run 1 recorded as failed in test.db\)") as caught:
-        train(tiny_config(fake_cifar), recorder, reporter=Lines().reporter)
+        train_resnet(tiny_config(fake_cifar), recorder, reporter=Lines().reporter)
     assert isinstance(caught.value.__cause__, RuntimeError)
     assert recorder.status == "failed" and recorder.finish_args["error"] == "RuntimeError: out of memory"
     assert recorder.epochs == []
@@ -255,7 +256,7 @@ def test_a_bug_is_recorded_as_failed_and_travels_on_as_itself(fake_cifar, monkey
     monkeypatch.setattr(loop, "evaluate", lambda *args: None)  # returns nothing to unpack: a TypeError
     recorder = MemoryRecorder()
     with pytest.raises(TypeError):
-        train(tiny_config(fake_cifar), recorder, reporter=Lines().reporter)
+        train_resnet(tiny_config(fake_cifar), recorder, reporter=Lines().reporter)
     assert recorder.status == "failed" and recorder.finish_args["error"].startswith("TypeError")
 
 
@@ -265,7 +266,7 @@ def test_missing_data_fails_before_anything_is_recorded(tmp_path, monkeypatch):
     monkeypatch.setattr(data, "_download", lambda d: (_ for _ in ()).throw(OSError("offline")))
     recorder = MemoryRecorder()
     with pytest.raises(SpeedrunError, match="CIFAR-10 not found"):
-        train(tiny_config(tmp_path / "empty"), recorder, reporter=Lines().reporter)
+        train_resnet(tiny_config(tmp_path / "empty"), recorder, reporter=Lines().reporter)
     assert recorder.run is None and recorder.status is None
 
 
@@ -275,7 +276,7 @@ def test_missing_data_fails_before_anything_is_recorded(tmp_path, monkeypatch):
 ])
 def test_other_options_train(fake_cifar, changes):
     recorder = MemoryRecorder()
-    train(tiny_config(fake_cifar, **changes), recorder, reporter=Lines().reporter)
+    train_resnet(tiny_config(fake_cifar, **changes), recorder, reporter=Lines().reporter)
     assert recorder.status == "completed" and all(math.isfinite(e.train_loss) for e in recorder.epochs)
 
 
@@ -283,7 +284,7 @@ def test_printed_log_reads_back_with_the_same_numbers(fake_cifar):
     from speedrun.notebook import parse_log
 
     recorder, out = MemoryRecorder(), Lines()
-    train(tiny_config(fake_cifar, epochs=3), recorder, reporter=out.reporter)
+    train_resnet(tiny_config(fake_cifar, epochs=3), recorder, reporter=out.reporter)
     parsed = parse_log("$ python main.py\n" + "\n".join(out.lines) + "\n")
     run = parsed[0] if isinstance(parsed, list) else parsed
     assert [e.epoch for e in run.epochs] == [1, 2, 3]
@@ -332,8 +333,19 @@ def test_a_grad_scaler_always_comes_with_a_fused_optimizer_on_cuda():
 def test_compiled_training_compiles_nothing_while_the_clock_runs(fake_cifar, compilations):
     recorder = MemoryRecorder()
     config = tiny_config(fake_cifar, batch_size=24, compile=True)  # 64 images: batches of 24, 24 and 16
-    train(config, recorder, reporter=Lines().reporter)
+    train_resnet(config, recorder, reporter=Lines().reporter)
     assert recorder.status == "completed"
     assert len(compilations) >= 3  # train full, train partial, evaluation: all static graphs
     assert "timed" not in compilations
     assert recorder.finish_args["extra"]["warmup_s"] > 0
+
+
+def test_each_loop_is_named_for_what_it_trains():
+    """`speedrun.training` has no bare `train`: the ResNet loop and the fast loop, each by its name,
+    are what the recipes train with."""
+    import speedrun.training as training
+    from speedrun.recipes import get_recipe
+
+    assert not hasattr(training, "train")
+    assert get_recipe("resnet18").train is training.train_resnet is loop.train_resnet
+    assert {get_recipe(name).train.func for name in ("airbench94", "airbench94-muon")} == {training.train_fast}

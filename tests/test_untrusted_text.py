@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 
 from speedrun.cli import app
 from speedrun.tracking.store import Store
+from tests.helpers import add_run
 from tests.test_hostile_input import digest, one_error
 from tests.test_store_cli import make_record
 
@@ -37,12 +38,12 @@ def hostile_db(tmp_path):
     """Run 1 carries hostile text in every field a user or a merged file can fill; run 2 is plain."""
     path = tmp_path / "runs.db"
     store = Store.open(str(path))
-    store.add_run(make_record(
+    add_run(store, make_record(
         source="train", title=HOSTILE, hypothesis=HOSTILE, description=HOSTILE, analysis=f"line one\n{HOSTILE}",
         hardware=f"T4 {HOSTILE}", tags=[f"tag{RLO}x"],
         params={"model": "resnet18", "lr": 0.04, "epochs": 3, "optimizer": HOSTILE, HOSTILE: 1},
     ))
-    store.add_run(make_record(title="plain"))
+    add_run(store, make_record(title="plain"))
     store.close()
     return path
 
@@ -122,7 +123,7 @@ def test_a_typed_reference_in_an_analysis_reads_back_as_typed(tmp_path):
 def test_show_of_a_one_megabyte_title_is_quick(tmp_path):
     path = tmp_path / "big.db"
     store = Store.open(str(path))
-    store.add_run(make_record(title="x" * 1_000_000, analysis="(1) 'a' 0x1f " * 100_000))
+    add_run(store, make_record(title="x" * 1_000_000, analysis="(1) 'a' 0x1f " * 100_000))
     store.close()
     start = time.perf_counter()
     result = invoke(path, "show", "1")
@@ -138,8 +139,8 @@ def test_show_of_a_one_megabyte_title_is_quick(tmp_path):
 def filled(tmp_path):
     path = tmp_path / "runs.db"
     store = Store.open(str(path))
-    store.add_run(make_record(tags=["bs"]))
-    store.add_run(make_record(title="second"))
+    add_run(store, make_record(tags=["bs"]))
+    add_run(store, make_record(title="second"))
     store.close()
     return path
 

@@ -18,6 +18,7 @@ import pytest
 
 from speedrun.analysis import groups
 from speedrun.domain.records import RunRecord
+from tests.helpers import add_run
 from tests.test_report import curve, section, trained
 
 COLAB = "Google Colab, T4 GPU"
@@ -57,8 +58,8 @@ def versus(report: str, label: str) -> list[str]:
 
 
 def test_a_twelve_point_gap_between_single_runs_is_likely_real(store, cli):
-    store.add_run(noted(8, 72.77, 300.0, params=resnet(model="SimpleCNN"), title="SimpleCNN baseline"))
-    store.add_run(noted(19, 84.98, 450.0, params=resnet()))
+    add_run(store, noted(8, 72.77, 300.0, params=resnet(model="SimpleCNN"), title="SimpleCNN baseline"))
+    add_run(store, noted(19, 84.98, 450.0, params=resnet()))
     # 84.98 − 72.77 = 12.21 points at a mean of 78.875%: the test set errs by √(0.78875 · 0.21125 / 10,000)
     # = 0.41 points, with seed-to-seed 0.20 a run by 0.45, the difference of two single runs by 0.64:
     # 19 standard errors. 450 s is +50% of 300 s.
@@ -72,8 +73,8 @@ def test_a_twelve_point_gap_between_single_runs_is_likely_real(store, cli):
 
 
 def test_a_six_hundredths_gap_is_within_noise_and_the_users_repeats_never_go_below_the_test_sets_error(store, cli):
-    store.add_run(noted(1, 88.08, 400.0, params=resnet(augment="crop,flip")))
-    store.add_run(noted(2, 88.14, 400.0, params=resnet(augment="crop,flip,jitter")))
+    add_run(store, noted(1, 88.08, 400.0, params=resnet(augment="crop,flip")))
+    add_run(store, noted(2, 88.14, 400.0, params=resnet(augment="crop,flip,jitter")))
     # Without repeats: at 88.11% the test set errs by 0.32 points, a run by √(0.32² + 0.2²) = 0.38, the
     # difference of two single runs by 0.54; 0.06 points is 0.1 of that.
     assert lines(cli, "compare", "1", "2")[0] == (
@@ -85,9 +86,9 @@ def test_a_six_hundredths_gap_is_within_noise_and_the_users_repeats_never_go_bel
     # pooled sd √((2·0.01 + 1·0.02)/3) = 0.115, less than the test set's own 0.32: the spread is 0.32, the
     # difference's 0.46; 0.06 / 0.46 = 0.1.
     for i, final in enumerate([88.0, 88.2, 88.1]):
-        store.add_run(noted(10 + i, final, 400.0, params=resnet(lr=0.05, seed=i)))
+        add_run(store, noted(10 + i, final, 400.0, params=resnet(lr=0.05, seed=i)))
     for i, final in enumerate([87.5, 87.7]):
-        store.add_run(noted(20 + i, final, 400.0, params=resnet(lr=0.1, seed=i)))
+        add_run(store, noted(20 + i, final, 400.0, params=resnet(lr=0.1, seed=i)))
     assert lines(cli, "compare", "1", "2")[0] == (
         "Final accuracy: Run 2 − Run 1 = 0.06 points: within run-to-run noise (n=1 vs 1; 0.1× the standard error "
         "of the difference, 0.46 points; spread 0.32 points per run, the binomial error of 10,000 test images at "
@@ -102,9 +103,9 @@ def test_a_six_hundredths_gap_is_within_noise_and_the_users_repeats_never_go_bel
 def two_setups(store):
     """Runs 1-3: lr 0.02 (88.0, 88.2, 88.1); runs 4-6: lr 0.04 (88.6, 88.8, 88.7); all T4, 10 epochs."""
     for i, final in enumerate([88.0, 88.2, 88.1]):
-        store.add_run(noted(1 + i, final, 400.0 + i, params=resnet(seed=i)))
+        add_run(store, noted(1 + i, final, 400.0 + i, params=resnet(seed=i)))
     for i, final in enumerate([88.6, 88.8, 88.7]):
-        store.add_run(noted(4 + i, final, 410.0 + i, params=resnet(lr=0.04, seed=i)))
+        add_run(store, noted(4 + i, final, 410.0 + i, params=resnet(lr=0.04, seed=i)))
     return store
 
 
@@ -141,9 +142,9 @@ def test_stats_shows_each_set_once(two_setups, cli):
 
 
 def test_the_same_pair_gets_the_same_verdict_from_report_compare_and_stats(store, cli):
-    store.add_run(noted(19, 90.30, 610.0, params=resnet(lr=0.03)))
-    store.add_run(noted(20, 90.10, 600.0, params=resnet(lr=0.03, amp=False)))
-    store.add_run(noted(21, 89.86, 426.0, params=resnet(lr=0.03, amp=True),
+    add_run(store, noted(19, 90.30, 610.0, params=resnet(lr=0.03)))
+    add_run(store, noted(20, 90.10, 600.0, params=resnet(lr=0.03, amp=False)))
+    add_run(store, noted(21, 89.86, 426.0, params=resnet(lr=0.03, amp=True),
                         description="Same as Run 20 but with mixed precision."))
     from_report = versus(cli("report").stdout, "21")[1:]
     assert from_report == lines(cli, "compare", "20", "21") == lines(cli, "stats", "20", "21")
@@ -153,9 +154,9 @@ def test_the_same_pair_gets_the_same_verdict_from_report_compare_and_stats(store
 
 
 def test_a_speed_experiment_names_its_baseline_and_gets_time_and_accuracy_deltas(store, cli):
-    store.add_run(noted(19, 90.30, 610.0, params=resnet(lr=0.03)))
-    store.add_run(noted(20, 90.10, 600.0, params=resnet(lr=0.03, amp=False)))
-    store.add_run(noted(21, 89.86, 426.0, params=resnet(lr=0.03, amp=True),
+    add_run(store, noted(19, 90.30, 610.0, params=resnet(lr=0.03)))
+    add_run(store, noted(20, 90.10, 600.0, params=resnet(lr=0.03, amp=False)))
+    add_run(store, noted(21, 89.86, 426.0, params=resnet(lr=0.03, amp=True),
                         description="Same as Run 20 but with mixed precision."))
     # Run 19 is the best earlier run, but Run 21's text names Run 20. 89.86 − 90.10 = −0.24 points; at 89.98%
     # the test set errs by 0.30, a run by √(0.30² + 0.2²) = 0.36, the difference by 0.51: 0.5 standard errors.
@@ -172,11 +173,11 @@ def test_a_speed_experiment_names_its_baseline_and_gets_time_and_accuracy_deltas
 
 
 def test_a_20_epoch_run_does_not_hide_the_10_epoch_records(store, cli):
-    store.add_run(noted(15, 85.69, 436.99, params=resnet()))
-    store.add_run(noted(16, 87.18, 534.28, params=resnet(batch_size=32)))
-    store.add_run(noted(18, 90.68, 884.88, params=resnet(epochs=20, cosine=True),
+    add_run(store, noted(15, 85.69, 436.99, params=resnet()))
+    add_run(store, noted(16, 87.18, 534.28, params=resnet(batch_size=32)))
+    add_run(store, noted(18, 90.68, 884.88, params=resnet(epochs=20, cosine=True),
                         description="Building on Run 15's success, test longer training."))
-    store.add_run(noted(20, 86.00, 440.0, params=resnet(lr=0.03)))
+    add_run(store, noted(20, 86.00, 440.0, params=resnet(lr=0.03)))
     report = cli("report").stdout
     rows = [r for r in report.splitlines() if "| Best final accuracy |" in r]
     assert rows[0].startswith("| T4 | 10 epochs | Best final accuracy | 87.18% | Run 16 |")
@@ -196,13 +197,13 @@ def test_a_20_epoch_run_does_not_hide_the_10_epoch_records(store, cli):
 
 def test_an_incomplete_run_and_a_subset_run_do_not_win(store, cli):
     complete = trained([60.0, 80.0, 86.0, 85.5], title="complete")
-    store.add_run(complete)  # run 1: 4 epochs, 160 s
+    add_run(store, complete)  # run 1: 4 epochs, 160 s
     stopped = trained([60.0, 80.0, 88.0], title="stopped", params={**complete.params, "seed": 1})
-    store.add_run(stopped)  # run 2: 3 of 4 epochs, recorded as completed
-    store.add_run(trained([60.0, 81.0, 89.0, 89.5], seed=2, title="died", status="died"))  # run 3
+    add_run(store, stopped)  # run 2: 3 of 4 epochs, recorded as completed
+    add_run(store, trained([60.0, 81.0, 89.0, 89.5], seed=2, title="died", status="died"))  # run 3
     subset = trained([70.0, 86.0, 89.0, 90.0], title="subset", epochs=curve([70.0, 86.0, 89.0, 90.0], epoch_s=2.0))
     subset.params = {**subset.params, "subset": 500}
-    store.add_run(subset)  # run 4: 500 images, 8 s
+    add_run(store, subset)  # run 4: 500 images, 8 s
     report = cli("report").stdout
     board = [r for r in report.splitlines() if r.startswith("| T4 |")]
     assert board and all("| Run 1 |" in r for r in board)
@@ -254,9 +255,9 @@ def test_a_group_the_user_made_stays_as_made_with_a_warning(two_setups, cli):
 
 def test_compare_three_summary_only_runs_of_a_series(store, cli):
     base = {"model": "SimpleCNN", "epochs": 10}
-    store.add_run(noted(None, 62.35, 95.2, label="26a", params={**base, "bn": False}, group="26", minutes=1))
-    store.add_run(noted(None, 71.20, 101.7, label="26b", params={**base, "bn": True}, group="26", minutes=2))
-    store.add_run(noted(None, 74.85, 103.1, label="26c", params={**base, "bn": True, "augment": "flip"},
+    add_run(store, noted(None, 62.35, 95.2, label="26a", params={**base, "bn": False}, group="26", minutes=1))
+    add_run(store, noted(None, 71.20, 101.7, label="26b", params={**base, "bn": True}, group="26", minutes=2))
+    add_run(store, noted(None, 74.85, 103.1, label="26c", params={**base, "bn": True, "augment": "flip"},
                         group="26", minutes=3))
     result = cli("compare", "26a", "26b", "26c", "--format", "md")
     assert result.exit_code == 0, result.stderr
@@ -288,12 +289,12 @@ def test_compare_three_summary_only_runs_of_a_series(store, cli):
 
 
 def test_compare_shows_curves_only_for_the_runs_that_have_them_and_labels_the_loss(store, cli):
-    store.add_run(trained([60.0, 80.0, 86.0, 85.5]))
-    store.add_run(noted(None, 84.0, 150.0, label="7a", params=resnet(epochs=4)))
+    add_run(store, trained([60.0, 80.0, 86.0, 85.5]))
+    add_run(store, noted(None, 84.0, 150.0, label="7a", params=resnet(epochs=4)))
     log = trained([61.0, 81.0, 86.5, 86.0], title="from a log")
     for e in log.epochs:
         e.val_loss = None  # console logs print the training loss only
-    store.add_run(log)
+    add_run(store, log)
     data = json.loads(cli("compare", "1", "7a", "3", "--json").stdout)
     assert data["curve"]["sides"] == [0, 2]
     assert data["curve"]["loss"] == "train loss"
@@ -330,8 +331,8 @@ def test_every_numeric_option_is_checked_with_one_clear_error(two_setups, cli, a
 
 
 def test_compare_plot_without_a_path_writes_one_named_by_the_runs(store, cli, tmp_path, monkeypatch):
-    store.add_run(trained([60.0, 80.0]))
-    store.add_run(trained([61.0, 82.0], seed=1))
+    add_run(store, trained([60.0, 80.0]))
+    add_run(store, trained([61.0, 82.0], seed=1))
     monkeypatch.chdir(tmp_path)
     result = cli("compare", "1", "2", "--plot")
     assert result.exit_code == 0, result.stderr
@@ -342,8 +343,8 @@ def test_compare_plot_without_a_path_writes_one_named_by_the_runs(store, cli, tm
 
 
 def test_intervals_stay_inside_what_the_metric_can_be(store, cli):
-    store.add_run(noted(1, 40.0, 10.0, params=resnet(seed=1)))
-    store.add_run(noted(2, 90.0, 1000.0, params=resnet(seed=2)))
+    add_run(store, noted(1, 40.0, 10.0, params=resnet(seed=1)))
+    add_run(store, noted(2, 90.0, 1000.0, params=resnet(seed=2)))
     data = json.loads(cli("stats", "1", "--json").stdout)
     rows = {m["key"]: m for m in data["sets"][0]["metrics"]}
     # Two runs 50 points apart: mean 65 ± 12.71 · 35.4 / √2 would run from −253 to 383.
@@ -357,10 +358,10 @@ def test_intervals_stay_inside_what_the_metric_can_be(store, cli):
 def test_times_to_a_target_take_their_spread_from_the_users_repeats(store, cli):
     # Three repeats reach 85% at epoch 2 after 80, 82 and 84 s: sd 2 s, 2.44% of their mean 82 s.
     for seed, epoch_s in enumerate([40.0, 41.0, 42.0]):
-        store.add_run(trained([80.0, 86.0], seed=seed, epochs=curve([80.0, 86.0], epoch_s=epoch_s)))
+        add_run(store, trained([80.0, 86.0], seed=seed, epochs=curve([80.0, 86.0], epoch_s=epoch_s)))
     base = trained([80.0, 86.0]).params
-    store.add_run(trained([86.0, 87.0], params={**base, "lr": 0.04}))  # run 4: 85% after 40 s
-    store.add_run(trained([80.0, 86.0], params={**base, "lr": 0.08}))  # run 5: 85% after 80 s
+    add_run(store, trained([86.0, 87.0], params={**base, "lr": 0.04}))  # run 4: 85% after 40 s
+    add_run(store, trained([80.0, 86.0], params={**base, "lr": 0.08}))  # run 5: 85% after 80 s
     # 40 / 80 = 0.5: ln 2 = 0.69 against 2.44% · √2 = 3.45% for two single runs: 20 standard errors.
     assert lines(cli, "compare", "4", "5")[-1] == (
         "Time to 85%: Run 4 is faster by 40.0 s, 0.50× the time: likely real (n=1 vs 1; 20× the standard error of "
@@ -375,8 +376,8 @@ def test_times_to_a_target_take_their_spread_from_the_users_repeats(store, cli):
 def test_report_compare_and_stats_say_the_same_thing_differs(store, cli):
     # Run 21 turned AMP on; Run 20 never states amp. Before, the report said "(no stated setting differs)"
     # while compare's table showed amp: the two paths disagreed.
-    store.add_run(noted(20, 90.10, 600.0, params=resnet(lr=0.03)))
-    store.add_run(noted(21, 89.86, 426.0, params=resnet(lr=0.03, amp=True),
+    add_run(store, noted(20, 90.10, 600.0, params=resnet(lr=0.03)))
+    add_run(store, noted(21, 89.86, 426.0, params=resnet(lr=0.03, amp=True),
                         description="Same as Run 20 but with mixed precision."))
     assert versus(cli("report").stdout, "21")[0] == "vs Run 20 (only amp differs): −0.24 points, −29% time — named in its text"
     assert [d["line"] for d in json.loads(cli("compare", "20", "21", "--json").stdout)["differences"]] == [
@@ -390,8 +391,8 @@ def test_report_compare_and_stats_say_the_same_thing_differs(store, cli):
 def test_prose_that_changes_what_trains_makes_runs_no_repeats(store, cli):
     # Same parsed settings; the second run's text moved the data onto the device (1.7x faster). Before,
     # the two were repeats, and their 1.7x "noise" set the timing spread of every T4 run.
-    store.add_run(noted(5, 88.0, 700.0, params=resnet(seed=0)))
-    store.add_run(noted(6, 88.1, 410.0, params=resnet(seed=1),
+    add_run(store, noted(5, 88.0, 700.0, params=resnet(seed=0)))
+    add_run(store, noted(6, 88.1, 410.0, params=resnet(seed=1),
                         description="Same set-up, but the data now lives on the device: no DataLoader."))
     data = json.loads(cli("stats", "5", "--json").stdout)
     assert [s["name"] for s in data["sets"]] == ["Run 5"]  # not "Run 5 and repeats"
@@ -495,8 +496,8 @@ def test_subset_runs_are_judged_on_their_own_test_set_and_never_likely_real_with
     # Two 500-image trials at 13.0% and 19.5%: at 16.25% the 10,000 test images err by
     # √(0.1625 · 0.8375 / 10,000) = 0.37 points, the difference by 0.52: 6.5 points is 12 standard errors, yet
     # nothing measures how a 500-image training spreads from seed to seed (the old verdict: "likely real, 33×").
-    store.add_run(noted(1, 13.0, 8.0, params=resnet(subset=500, lr=0.01)))
-    store.add_run(noted(2, 19.5, 8.1, params=resnet(subset=500, lr=0.02)))
+    add_run(store, noted(1, 13.0, 8.0, params=resnet(subset=500, lr=0.01)))
+    add_run(store, noted(2, 19.5, 8.1, params=resnet(subset=500, lr=0.02)))
     expected = ("Final accuracy: Run 2 − Run 1 = 6.50 points: inconclusive (n=1 vs 1; 12× the standard error of the "
                 "difference, 0.52 points; spread 0.37 points per run, the binomial error of 10,000 test images at "
                 "16.25% alone: no repeats measure the seed-to-seed spread of a 500-image subset; only repeats can "
@@ -524,7 +525,7 @@ def test_labels_name_runs_in_every_command_after_an_import_into_a_database_with_
     # Three trained runs hold numbers 1-3; the notebook's Runs 1-3 are stored under other numbers and keep
     # their labels. Before, `show 2`, `compare 2 14` and `report --runs 2` silently took the trained Run #2.
     for seed in range(3):
-        store.add_run(trained([60.0, 80.0], seed=seed, title=f"trained {seed}"))
+        add_run(store, trained([60.0, 80.0], seed=seed, title=f"trained {seed}"))
     assert cli("import-md", str(NOTEBOOK)).exit_code == 0
     notebook_2 = next(r for r in json.loads(cli("list", "--json").stdout)
                       if r["label"] == "2" and r["title"].startswith("ResNet-18 baseline"))

@@ -14,6 +14,7 @@ from speedrun.errors import QueryError
 from speedrun.query import parse
 from speedrun.query.evaluate import matches
 from speedrun.domain.records import RunRecord
+from tests.helpers import add_run
 
 # ---------------------------------------------------------------- random runs and queries
 
@@ -326,7 +327,7 @@ def test_a_where_that_matches_nothing_says_so(notebook):
 def test_a_long_text_parameter_is_stored_and_found(store):
     """The (name, value) index leaves text out on PostgreSQL: a btree entry cannot hold 10,000 characters."""
     long = "x" * 10_000
-    store.add_run(RunRecord(source="log", params={"note": long, "lr": 0.04}))
+    add_run(store, RunRecord(source="log", params={"note": long, "lr": 0.04}))
     assert [r.id for r in store.list_runs(where=f'note = "{long}" and lr = 0.04')] == [1]
     assert [r.id for r in store.list_runs(where='note ~ "xx*"')] == [1]
 
@@ -341,7 +342,7 @@ def test_status_is_the_status_a_run_reads_as(store):
     proc.wait()
     dead = store.begin_run(RunRecord(source="train", status="running", pid=proc.pid))
     alive = store.begin_run(RunRecord(source="train", status="running", pid=os.getpid()))
-    done = store.add_run(RunRecord(source="log", final_val_acc=80.0))
+    done = add_run(store, RunRecord(source="log", final_val_acc=80.0))
     assert [r.id for r in store.list_runs(where="status = died")] == [dead]
     assert [r.id for r in store.list_runs(where="status = running")] == [alive]
     assert [r.id for r in store.list_runs(where="status != died")] == [alive, done]

@@ -154,7 +154,8 @@ def leaderboard(
 # --------------------------------------------------------------------------- groups
 
 
-def _run_list(members: Sequence[Any]) -> str:
+def run_list(members: Sequence[Any]) -> str:
+    """"1, 2, 7a": the runs' labels, the first MAX_LISTED_RUNS of a longer list and how many there are."""
     labels = [m.display_label for m in members]
     if len(labels) <= MAX_LISTED_RUNS:
         return ", ".join(labels)
@@ -197,7 +198,7 @@ def group_rows(runs: Sequence[Any]) -> list[dict[str, Any]]:
             "hardware": hardware,
             "epochs": ", ".join(budget_text(b) for b in budgets),
             "configuration": configuration_text(members[0].param_dict),
-            "runs": _run_list(members),
+            "runs": run_list(members),
             "n": len(counted),
             "side_by_side": side_by_side,
             "final": summary(metrics.FINAL_ACCURACY),

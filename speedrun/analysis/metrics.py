@@ -643,8 +643,3 @@ def _spread(metric: Metric, descs: Sequence[Any], names: Sequence[str], a: Seque
         return Spread(floor, f"the binomial error of {images:,} test images at {fmt_num(accuracy, '.2f', '%')}, "
                              f"above the {metric.amount(found.sigma)} {found.source}", "floor")
     return found
-
-
-def verdict_line(metric: Metric, a: Sequence[Any], b: Sequence[Any], **kwargs: Any) -> str:
-    """`verdict(...).line`: "Final accuracy: Run 2 − Run 1 = …"."""
-    return verdict(metric, a, b, **kwargs).line

@@ -286,7 +286,7 @@ def series_section(row: Any, members: Sequence[RunFacts]) -> dict[str, Any]:
     """A series whose parent has no results of its own: the parent's section and what its runs did."""
     heading, rest = _split_heading(row.section_text or syntax.run_heading(2, row.name, row.title))
     computed = [f"Series {row.name}: {len(members)} run{'s' if len(members) != 1 else ''} "
-                f"({leaderboard._run_list([m.run for m in members])})"]
+                f"({leaderboard.run_list([m.run for m in members])})"]
     finals = [m for m in members if m.final is not None]
     if finals:
         best = max(finals, key=lambda m: m.final)

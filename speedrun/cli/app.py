@@ -1,11 +1,14 @@
 """The Typer application and what every command shares: the database option and errors.
 
 Command modules (`runs.py`, `imports.py`, `train.py`, ...) register themselves
-on `app`; they stay thin: parse options, call the library, print.
+on `app`; they stay thin: parse options, call the library, print (messages to
+stderr through `notify`).
 
-Errors have one path: anything below the CLI raises `SpeedrunError` (or a
-subclass) for a problem the user can act on, and `SpeedrunGroup` turns it into
-one `Error: ...` line and exit 1; so is an `OSError` (a file name too long, a
+Errors have one path: the commands and everything below them raise
+`SpeedrunError` (or a subclass) for a problem the user can act on, and
+`SpeedrunGroup` turns it into one `Error: ...` line (through `fail`, which no
+command calls) and the error's exit code: 1, or 2 for a `UsageError` (a command
+line the command cannot take); so is an `OSError` (a file name too long, a
 disk full, a permission denied: the user's environment, never a bug). Any other
 exception is a bug: one line that says so, and the traceback under `--debug` or
 `SPEEDRUN_DEBUG=1`.
@@ -166,6 +169,11 @@ app.add_typer(db_app, name="db")
 console = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 200)
 err_console = Console(stderr=True, soft_wrap=True)  # messages stay one line, greppable
 
+
+def notify(message: str) -> None:
+    """A message for the user on stderr, as it is (no markup, no highlighting), on one line."""
+    err_console.print(message, markup=False, highlight=False, soft_wrap=True)
+
 DEFAULT_DB = "runs.db"
 
 
@@ -228,9 +236,9 @@ def fail(message: str, code: int = 1, details: Sequence[str] = ()) -> NoReturn:
     # One line, whatever the underlying library put into its message, and of a readable length
     # whatever the user typed (a 5,000-digit run number, a 10 MB title).
     message = _LONG_WORD.sub(_shortened, " ".join(message.split()))
-    err_console.print(f"Error: {terminal_safe(message)}", markup=False, highlight=False, soft_wrap=True)
+    notify(f"Error: {terminal_safe(message)}")
     for line in details:
-        err_console.print(terminal_safe(line), markup=False, highlight=False, soft_wrap=True)
+        notify(terminal_safe(line))
     raise typer.Exit(code)
 
 
@@ -243,7 +251,7 @@ def open_store(*, migrate: bool = True):
     opening the database, so that a bad argument creates nothing."""
     from speedrun.tracking.store import Store
 
-    state.store = Store.open(state.db, migrate=migrate, notify=lambda msg: err_console.print(msg, markup=False))
+    state.store = Store.open(state.db, migrate=migrate, notify=notify)
     return state.store
 
 

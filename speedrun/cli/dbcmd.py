@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from speedrun.cli.app import app, console, db_app, err_console, open_store
+from speedrun.cli.app import app, console, db_app, notify, open_store
 
 
 @db_app.command()
@@ -62,7 +62,7 @@ def sync() -> None:
     with Spool.default() as spool:
         synced = send_waiting(store, spool)
     for orphan in synced.orphans:
-        err_console.print(f"Warning: {orphan.describe(store.label)}", markup=False, highlight=False)
+        notify(f"Warning: {orphan.describe(store.label)}")
     if synced.begun:
         console.print(f"Recorded {synced.begun} run{'s' * (synced.begun != 1)} that began offline.", markup=False)
     if synced.epochs or synced.finished:

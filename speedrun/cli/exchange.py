@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from speedrun.cli.app import app, console, err_console, open_store
+from speedrun.cli.app import app, console, notify, open_store
 from speedrun.cli.selection import Where, parse_run_ranges
 from speedrun.outputs import check_output, write_output
 from speedrun.text import json_text, terminal_safe
@@ -37,8 +37,7 @@ def export(
     ids = parse_run_ranges(runs) if runs else None
     data = export_runs(store, ids, where)
     for damaged in damaged_runs(store, ids, where):
-        err_console.print(f"Warning: {terminal_safe(damaged)}: damaged values left out of the export",
-                          markup=False, highlight=False)
+        notify(f"Warning: {terminal_safe(damaged)}: damaged values left out of the export")
     text = json_text(data, indent=1)  # the data exactly; C1 controls and bidi overrides as \u escapes
     if output is None:
         typer.echo(text)
@@ -72,8 +71,8 @@ def merge(
     for theirs, ours in result.renumbered:
         console.print(f"Run {theirs} of {name} is run {ours} here (number {theirs} was taken).", markup=False)
     for run in result.conflicts:
-        err_console.print(f"Conflict: run {run} was edited here and in {name} since the last merge; its texts and "
-                          f"tags here are kept (edit them with `speedrun note`/`tag`).", markup=False, highlight=False)
+        notify(f"Conflict: run {run} was edited here and in {name} since the last merge; its texts and "
+               f"tags here are kept (edit them with `speedrun note`/`tag`).")
     updated = f", {len(result.updated)} runs updated" if result.updated else ""
     conflicts = f", {len(result.conflicts)} in conflict" if result.conflicts else ""
     console.print(f"Merged {len(result.added)} runs from {name}; {result.skipped} already here{updated}{conflicts}.",

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, List, Optional
 
 import typer
 
-from speedrun.cli.app import app, fail, open_store
+from speedrun.cli.app import app, open_store
 from speedrun.errors import DuplicateImport, SpeedrunError
 from speedrun.text import terminal_safe
 from speedrun.domain.records import RunRecord, default_title, summarize_record
@@ -71,7 +71,7 @@ def import_log(
     try:
         params = dict(parse_assignment(p) for p in param)
     except ValueError as exc:
-        fail(f"--param: {exc}")
+        raise SpeedrunError(f"--param: {exc}") from None
     overrides = Overrides(title, hardware, hypothesis, description, notes, list(tag), params)
     # Every file is read and parsed before anything is written, and all of them go in one
     # transaction: a bad file among several writes nothing, so the fixed rerun is no duplicate.

@@ -7,10 +7,10 @@ from typing import List, Optional
 
 import typer
 
-from speedrun.cli.app import app, console, err_console, fail, open_store
+from speedrun.cli.app import app, console, notify, open_store
 from speedrun.cli.choices import CompareFormat, ReportFormat, chosen
 from speedrun.cli.runs import parse_since
-from speedrun.errors import SpeedrunError
+from speedrun.errors import SpeedrunError, UsageError
 from speedrun.cli.selection import Where, select_runs, where_sets_and_refs
 from speedrun.analysis.levels import ALPHA
 from speedrun.outputs import check_image_path, check_output, write_output
@@ -65,7 +65,7 @@ def report(
     try:
         ids = select_runs(store, runs) if runs else None
     except SpeedrunError as exc:
-        fail(f"--runs: {exc}")
+        raise SpeedrunError(f"--runs: {exc}") from None
     selected = load_runs(store, ids=ids, since=parse_since(since), tag=tag, hardware=hardware, where=where)
     # Spreads come from all the user's repeats, whatever part of the notebook is shown.
     filtered = any(x is not None for x in (ids, since, tag, hardware, where))
@@ -134,8 +134,8 @@ def compare(
 
     fmt = chosen(fmt)
     if by not in ("epoch", "time") and where is None:
-        raise typer.BadParameter(f"{by!r} is not one of 'epoch', 'time' (or, with --where, a parameter such as "
-                                 "batch_size to make one side per value)", param_hint="'--by'")
+        raise UsageError(f"--by: {by!r} is not one of 'epoch', 'time' (or, with --where, a parameter such as "
+                         "batch_size to make one side per value)")
     by, split = (by, None) if by in ("epoch", "time") else ("epoch", by)
     refs = refs or []
     png = [r for r in refs if r.lower().endswith(".png")]
@@ -161,4 +161,4 @@ def compare(
         console.print(render_table(terminal_safe_tree(data), show_all=show_all))
     if plot:
         written = plot_png(sides, Path(png[0]) if png else default_plot_path(sides), by)
-        err_console.print(f"Wrote {written}", markup=False, highlight=False)
+        notify(f"Wrote {written}")

@@ -6,15 +6,14 @@ from datetime import datetime
 from typing import List, Optional
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from speedrun.cli.app import app, console, fail, open_store
+from speedrun.cli.app import app, console, open_store
 from speedrun.cli.choices import SortKey, Status, chosen
 from speedrun.cli.selection import Where
 from speedrun.cli.table import Column, render
-from speedrun.errors import SpeedrunError
+from speedrun.errors import SpeedrunError, UsageError
 from speedrun.text import fmt_num as _num
 from speedrun.text import epochs_text, json_text, terminal_safe
 from speedrun.tracking.liveness import contact_note
@@ -58,11 +57,6 @@ def _mfu(run) -> str:
     return ("~" if e.derived else "") + f"{e.mfu:.1%}"
 
 
-def _safe(value) -> str:
-    """User text for a Rich cell: markup escaped, control characters shown, never obeyed."""
-    return escape(terminal_safe(str(value)))
-
-
 # How many runs `speedrun list` shows unless told --all or --limit: the most recent page.
 PAGE = 50
 
@@ -93,7 +87,7 @@ def parse_since(text: str | None) -> datetime | None:
     try:
         return datetime.fromisoformat(text)
     except ValueError:
-        fail(f"--since wants a date such as 2026-11-01 or 2026-11-01T12:00, got {text!r}")
+        raise SpeedrunError(f"--since wants a date such as 2026-11-01 or 2026-11-01T12:00, got {text!r}") from None
 
 
 @app.command("list")
@@ -131,7 +125,7 @@ def list_runs(
     from speedrun.analysis.views import run_summary
 
     if show_all and limit is not None:
-        fail("give --all or --limit N, not both")
+        raise UsageError("give --all or --limit N, not both")
     paged = limit is None and not show_all and not as_json
     store = open_store()
     runs = store.list_runs(
@@ -305,7 +299,7 @@ def note(
         speedrun note 15 --analysis "85.69%, +3.07 points over batch 128"
     """
     if all(v is None for v in (hypothesis, description, analysis, title)):
-        fail("nothing to change: give --hypothesis, --description, --analysis or --title")
+        raise UsageError("nothing to change: give --hypothesis, --description, --analysis or --title")
     store = open_store()
     changed = store.update_texts(run, hypothesis=hypothesis, description=description, analysis=analysis, title=title)
     _rewrite_section(store, changed.id, hypothesis=hypothesis, description=description, analysis=analysis, title=title)
@@ -364,6 +358,6 @@ def rm(
     if not yes:
         confirmed = typer.confirm(f"Delete run {name} ({terminal_safe(str(target.title))})?", default=False)
         if not confirmed:
-            fail("not deleted")
+            raise SpeedrunError("not deleted")
     store.delete_run(target.id)
     console.print(f"Deleted run {name}.", markup=False)

@@ -7,13 +7,21 @@ from pathlib import Path
 from typing import List, Optional
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
-from speedrun.cli.app import app, console, err_console, open_store
+from speedrun.cli.app import app, console, err_console, notify, open_store
 from speedrun.cli.choices import Sampler, chosen
 from speedrun.cli.hyperopts import hyperparameter_options
-from speedrun.cli.runs import _safe, print_json
+from speedrun.cli.runs import print_json
 from speedrun.analysis.levels import ALPHA
+from speedrun.errors import UsageError
+from speedrun.text import terminal_safe
+
+
+def _safe(value) -> str:
+    """User text for a Rich cell: markup escaped, control characters shown, never obeyed."""
+    return escape(terminal_safe(str(value)))
 
 
 sweep_app = typer.Typer(
@@ -21,10 +29,6 @@ sweep_app = typer.Typer(
     no_args_is_help=False,
 )
 app.add_typer(sweep_app, name="sweep")
-
-
-def _note(message: str) -> None:
-    err_console.print(message, markup=False, highlight=False, soft_wrap=True)
 
 
 @sweep_app.callback()
@@ -77,11 +81,11 @@ def sweep(
     from speedrun.training.recording import Reporter
 
     if budget is not None and not budget > 0:
-        raise typer.BadParameter("must be positive", param_hint="--budget")
+        raise UsageError(f"--budget must be positive, got {budget:g}")
     store = open_store()
     if resume is not None:
         if name is not None and name != resume:
-            raise typer.BadParameter(f"--resume {resume} names another sweep than --name {name}", param_hint="--resume")
+            raise UsageError(f"--resume {resume} names another sweep than --name {name}")
         spec = None
         name = resume
     else:
@@ -95,7 +99,7 @@ def sweep(
                 space.fixed[key] = value
         spec = runner.plan(name, recipe, space, sampler=chosen(sampler), trials=trials, repeat=repeat,
                            objective=objective, prune=prune, seed=seed)
-    study, spec = runner.open_sweep(store, spec, name, _note)
+    study, spec = runner.open_sweep(store, spec, name, notify)
     template = RunRecord(source="train", status="running", tags=list(dict.fromkeys(tag or [])),
                          command=command_line())
     try:
@@ -103,8 +107,8 @@ def sweep(
                           template=template, reporter=Reporter(console if not as_json else err_console),
                           budget_s=budget * 60 if budget is not None else None)
     except KeyboardInterrupt as exc:
-        _note(str(exc) or "Interrupted.")
-        _note(f"Sweep {name}: the finished trials are kept; continue with `speedrun sweep --resume {name}`.")
+        notify(str(exc) or "Interrupted.")
+        notify(f"Sweep {name}: the finished trials are kept; continue with `speedrun sweep --resume {name}`.")
         raise typer.Exit(130) from None
     _show(store, name, alpha=alpha, as_json=as_json, plots=None)
 

@@ -7,7 +7,7 @@ from typing import List, Optional
 
 import typer
 
-from speedrun.cli.app import app, console, err_console, open_store, state
+from speedrun.cli.app import app, console, notify, open_store, state
 from speedrun.cli.hyperopts import hyperparameter_options
 from speedrun.errors import DatabaseError
 from speedrun.tracking.environment import command_line
@@ -24,13 +24,9 @@ def make_recorder(*, offline_start: bool = True):
         store = open_store()
     except DatabaseError:
         if offline_start and unreachable(state.db):
-            return offline(state.db, notify=_note)
+            return offline(state.db, notify=notify)
         raise
-    return spooled(store, notify=_note)
-
-
-def _note(message: str) -> None:
-    err_console.print(message, markup=False, highlight=False, soft_wrap=True)
+    return spooled(store, notify=notify)
 
 
 def _print_dry_run(config, title: str | None, tags: list[str]) -> None:
@@ -126,5 +122,5 @@ def train_command(
         train_runs(chosen, config, make_recorder(offline_start=spool), template, seeds=seed_list, group=group,
                    reporter=Reporter(console))
     except KeyboardInterrupt as exc:  # Ctrl-C is no error: the runs say how far they got; exit 130 as a shell does
-        err_console.print(str(exc) or "Interrupted.", markup=False, highlight=False, soft_wrap=True)
+        notify(str(exc) or "Interrupted.")
         raise typer.Exit(130) from None

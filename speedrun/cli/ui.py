@@ -6,7 +6,7 @@ from typing import Optional
 
 import typer
 
-from speedrun.cli.app import app, err_console, state
+from speedrun.cli.app import app, notify, state
 from speedrun.errors import SpeedrunError
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -40,13 +40,11 @@ def ui_command(
     store = Store.open_read_only(state.db)
     state.store = store
     if host not in LOOPBACK:
-        err_console.print(f"Warning: listening on {host}: anyone who can reach this machine on port {port} can "
-                          "read every run (titles, notes, logs). Use --host 127.0.0.1 to keep it to this machine.",
-                          markup=False, highlight=False, soft_wrap=True)
+        notify(f"Warning: listening on {host}: anyone who can reach this machine on port {port} can "
+               "read every run (titles, notes, logs). Use --host 127.0.0.1 to keep it to this machine.")
     shown = f"[{host}]" if ":" in host else host
     url = f"http://{shown}:{port}/"
-    err_console.print(f"Serving {store.label} read-only at {url} (Ctrl-C to stop)", markup=False, highlight=False,
-                      soft_wrap=True)
+    notify(f"Serving {store.label} read-only at {url} (Ctrl-C to stop)")
     if open_browser:
         import threading
         import webbrowser

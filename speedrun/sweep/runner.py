@@ -377,7 +377,6 @@ class WorkerResult:
     completed: list[int] = field(default_factory=list)
     pruned: list[int] = field(default_factory=list)
     failed: list[int] = field(default_factory=list)
-    stopped_by_budget: bool = False
 
 
 def run_worker(store: Any, recorder: Recorder, study, spec: SweepSpec, *, device: str, data_dir: str,
@@ -393,7 +392,6 @@ def run_worker(store: Any, recorder: Recorder, study, spec: SweepSpec, *, device
     distributions = spec.space.distributions()
     while True:
         if budget_s is not None and time.monotonic() - started >= budget_s:
-            result.stopped_by_budget = True
             reporter.line(f"Sweep {spec.name}: the budget is spent; no new trial starts "
                           f"(resume with `speedrun sweep --resume {spec.name}`)")
             break

@@ -172,7 +172,7 @@ class TrainConfig:
         return {k: v for k, v in facts if v is not None}
 
     def to_params(self) -> dict[str, Any]:
-        """The fields as recorded params: canonical names (speedrun.notebook.params), typed values, None
+        """The fields as recorded params: canonical names (speedrun.domain.params), typed values, None
         left out, and of the hyperparameters only those the recipe reads (`reads`)."""
         params: dict[str, Any] = {}
         for f in fields(self):

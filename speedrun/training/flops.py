@@ -23,7 +23,7 @@ IMAGE_SHAPE = (3, 32, 32)
 _BATCH = 2  # BatchNorm in training mode wants more than one value per channel
 
 # Trainable-parameter counts of the networks `speedrun train` builds, so a log that only
-# prints "Model parameters: 11,173,962" tells which network it trained. tests/test_flops.py
+# prints "Model parameters: 11,173,962" tells which network it trained. tests/test_efficiency.py
 # checks each count against the network itself.
 MODELS_BY_PARAMETERS = {
     11_173_962: ("resnet18", True),   # the user's ResNet-18 ("ResNet-9" in their notebook), BatchNorm on
@@ -65,9 +65,3 @@ def count_flops(model: nn.Module, key: Hashable, *, eval_views: int = 1) -> Flop
         )
     return _cache[cache_key]
 
-
-def model_flops(name: str, *, bn: bool = True) -> FlopCount:
-    """FLOPs per image of one of the networks `speedrun train` builds, by name (no TTA)."""
-    from speedrun.training.nets import build_model
-
-    return count_flops(build_model(name, bn=bn), (name, bn))

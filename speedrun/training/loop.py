@@ -153,9 +153,10 @@ def warm_up(parts: Parts, data: Cifar10, batch_size: int, device: torch.device, 
     return time.perf_counter() - start
 
 
-def train(config: TrainConfig, recorder: Recorder, *, record: RunRecord | None = None,
-          reporter: Reporter | None = None) -> TrainResult:
-    """Train a resolved config, epoch by epoch, into `recorder` (see training.recording).
+def train_resnet(config: TrainConfig, recorder: Recorder, *, record: RunRecord | None = None,
+                 reporter: Reporter | None = None) -> TrainResult:
+    """Train a resolved config of the ResNet recipe (resnet18, resnet9), epoch by epoch, into `recorder`
+    (see training.recording).
 
     `record` carries what the caller knows (title, tags, env, command, git).
     """

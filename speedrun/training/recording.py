@@ -9,8 +9,8 @@ accuracy was first reached, and on the way out records how the run ended:
 before the exception travels on.
 
 Where the records go is a `Recorder`: `speedrun.tracking.store.Store`
-implements the protocol itself; `MemoryRecorder` keeps runs in memory for
-tests and benchmarks.
+implements the protocol itself; `speedrun.tracking.spool.SpooledRecorder` wraps
+one so that the timed span never waits for the database.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any, Callable, Iterator, Protocol
 
 import torch
@@ -56,56 +56,6 @@ class Recorder(Protocol):
                    train_time_s: float | None = None, wall_time_s: float | None = None,
                    final_val_acc: float | None = None, final_from: str | None = None,
                    target_time_s: float | None = None, extra: dict[str, Any] | None = None) -> None: ...
-
-
-@dataclass
-class MemoryRun:
-    record: RunRecord
-    epochs: list[EpochRecord] = field(default_factory=list)
-    heartbeats: int = 0
-    status: str | None = None
-    finish_args: dict[str, Any] = field(default_factory=dict)
-
-
-class MemoryRecorder:
-    """A Recorder that keeps its runs in memory (tests, benchmarks); `run`, `epochs`, ... are the last run's."""
-
-    def __init__(self, label: str = "memory"):
-        self.label = label
-        self.runs: list[MemoryRun] = []
-
-    def begin_run(self, record: RunRecord) -> int:
-        self.runs.append(MemoryRun(record, status=record.status))
-        return len(self.runs)
-
-    def add_epoch(self, run_id: int, epoch: EpochRecord) -> None:
-        self.runs[run_id - 1].epochs.append(epoch)
-
-    def heartbeat(self, run_id: int) -> None:
-        self.runs[run_id - 1].heartbeats += 1
-
-    def finish_run(self, run_id: int, status: str, **kwargs: Any) -> None:
-        self.runs[run_id - 1].status, self.runs[run_id - 1].finish_args = status, kwargs
-
-    @property
-    def run(self) -> RunRecord | None:
-        return self.runs[-1].record if self.runs else None
-
-    @property
-    def epochs(self) -> list[EpochRecord]:
-        return self.runs[-1].epochs if self.runs else []
-
-    @property
-    def heartbeats(self) -> int:
-        return self.runs[-1].heartbeats if self.runs else 0
-
-    @property
-    def status(self) -> str | None:
-        return self.runs[-1].status if self.runs else None
-
-    @property
-    def finish_args(self) -> dict[str, Any]:
-        return self.runs[-1].finish_args if self.runs else {}
 
 
 class Reporter:

@@ -27,7 +27,3 @@ def lookahead_decay(step: int, total: int) -> float:
     training it averages over many steps, which acts like a cheap weight EMA.
     """
     return 0.95**5 * (step / total) ** 3
-
-
-def constant(step: int, total: int) -> float:
-    return 1.0
