@@ -287,10 +287,6 @@ class Store:
         self._running[stored.number] = RunningSummary.of(record.epochs)
         return stored.number
 
-    def add_run(self, record: RunRecord) -> int:
-        """Record a finished run (imports, merges) with its epochs, in one transaction. Returns its number."""
-        return self.add_runs([record])[0].number
-
     @salvage.tolerant
     def add_runs(
         self,
