@@ -335,16 +335,19 @@ def _insert_0007_runs(conn) -> None:
     conn.commit()
 
 
-def test_0008_gives_old_runs_the_names_and_params_new_runs_record(db_path):
-    from speedrun.recipes import get_recipe
-
-    url = url_of(db_path)
+def _at_0007_with_runs(url: str):
+    """A database at 0007 holding `_insert_0007_runs`'s runs; its engine, still open."""
     build_at("0007_where_indexes", url)
     engine = dbmod.make_engine(url)
     with engine.connect() as conn:
         _insert_0007_runs(conn)
-    engine.dispose()
+    return engine
 
+
+def test_0008_gives_old_runs_the_names_and_params_new_runs_record(db_path):
+    from speedrun.recipes import get_recipe
+
+    _at_0007_with_runs(url_of(db_path)).dispose()
     store = Store.open(str(db_path))
     airbench, muon, adam, imported, cpu_a, cpu_b = (store.get_run(i) for i in range(21, 27))
     assert airbench.param_dict == {"recipe": "airbench94", "model": "airbench94", "lr_per_1024": 11.5,
@@ -365,10 +368,7 @@ def test_0008_gives_old_runs_the_names_and_params_new_runs_record(db_path):
 
 def test_0008_downgrade_puts_the_rates_and_machine_facts_back(db_path):
     url = url_of(db_path)
-    build_at("0007_where_indexes", url)
-    engine = dbmod.make_engine(url)
-    with engine.connect() as conn:
-        _insert_0007_runs(conn)
+    engine = _at_0007_with_runs(url)
     build_at("0008_recipe_params", url)
     config = dbmod.alembic_config(url)
     with engine.connect() as conn:

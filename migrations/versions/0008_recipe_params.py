@@ -47,19 +47,26 @@ def _runs_with(conn, name: str, values) -> list[tuple[int, object]]:
     return [(run_id, value) for run_id, value in rows if value in values]
 
 
+def _chunks(run_ids):
+    """The ids in slices a statement's IN list can hold on either backend."""
+    return (run_ids[start:start + 500] for start in range(0, len(run_ids), 500))
+
+
 def _delete(conn, run_ids, names) -> None:
-    for start in range(0, len(run_ids), 500):
-        chunk = run_ids[start:start + 500]
+    for chunk in _chunks(run_ids):
         conn.execute(_params.delete().where(_params.c.run_id.in_(chunk), _params.c.name.in_(names)))
+
+
+def _rename(conn, run_ids, old: str, new: str) -> None:
+    for chunk in _chunks(run_ids):
+        conn.execute(_params.update().where(_params.c.run_id.in_(chunk), _params.c.name == old).values(name=new))
 
 
 def upgrade() -> None:
     conn = op.get_bind()
     for recipe, name in RENAMED.items():
         run_ids = [run_id for run_id, _ in _runs_with(conn, "recipe", (recipe,))]
-        for start in range(0, len(run_ids), 500):
-            conn.execute(_params.update().where(_params.c.run_id.in_(run_ids[start:start + 500]),
-                                                _params.c.name == "lr").values(name=name))
+        _rename(conn, run_ids, "lr", name)
         _delete(conn, run_ids, NOT_READ_BY_FAST_RECIPES)
     trained = {run_id for (run_id,) in conn.execute(sa.select(_runs.c.id).where(_runs.c.source == "train"))}
     recipes = {run_id for run_id, _ in _runs_with(conn, "recipe", tuple(RENAMED))}
@@ -86,10 +93,7 @@ def _move_machine(conn) -> None:
 def downgrade() -> None:
     conn = op.get_bind()
     for recipe, name in RENAMED.items():
-        run_ids = [run_id for run_id, _ in _runs_with(conn, "recipe", (recipe,))]
-        for start in range(0, len(run_ids), 500):
-            conn.execute(_params.update().where(_params.c.run_id.in_(run_ids[start:start + 500]),
-                                                _params.c.name == name).values(name="lr"))
+        _rename(conn, [run_id for run_id, _ in _runs_with(conn, "recipe", (recipe,))], name, "lr")
     for run_id, extra in conn.execute(sa.select(_runs.c.id, _runs.c.extra)).all():
         machine = extra.get("machine") if isinstance(extra, dict) else None
         if not isinstance(machine, dict):
