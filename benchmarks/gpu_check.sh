@@ -573,7 +573,8 @@ if show and show.get("epoch_metrics"):
                   f"**{100 * flops / 1e12 / peak:.1f}%**"]
             break
     L += [f"- final val accuracy after {len(eps)} epochs: {fmt(show.get('final_val_acc'))}%; recorded "
-          f"params: {json.dumps({k: show['params'].get(k) for k in ('batch_size', 'lr', 'cosine', 'amp', 'amp_dtype', 'epochs', 'seed')})}"]
+          f"params: {json.dumps({k: show['params'].get(k) for k in ('batch_size', 'lr', 'cosine', 'amp', 'epochs', 'seed')})}; "
+          f"machine: {json.dumps((show.get('extra') or {}).get('machine'))}"]
     results["resnet18"] = r
 failed_block(L, "resnet18", WORK / "resnet18.log")
 L += [""]
