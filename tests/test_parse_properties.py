@@ -214,6 +214,8 @@ def test_user_text_never_forges_structure(title, hypothesis, description, analys
 
 # --------------------------------------------------------------------------- linear time (issue 14)
 
+import contextlib  # noqa: E402
+import gc  # noqa: E402
 import time  # noqa: E402
 
 import pytest  # noqa: E402
@@ -243,14 +245,28 @@ NOTEBOOK_LINES = [
 LINEAR = settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
+@contextlib.contextmanager
+def no_old_garbage():
+    """The objects earlier tests left are frozen out of the collector while a span is timed: a full
+    collection over a thousand tests' heap (CI once charged 1.13 s to a 0.4 s import) is not the
+    parser's cost."""
+    gc.collect()
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+
+
 def cpu_seconds(func, *args) -> float:
     """CPU time of one call (other work on the machine does not count); ParseError is an answer."""
-    start = time.process_time()
-    try:
-        func(*args)
-    except ParseError:
-        pass
-    return time.process_time() - start
+    with no_old_garbage():
+        start = time.process_time()
+        try:
+            func(*args)
+        except ParseError:
+            pass
+        return time.process_time() - start
 
 
 @LINEAR
@@ -269,15 +285,19 @@ def test_notebook_parser_is_linear_in_long_runs(char, line):
 
 
 @pytest.mark.parametrize("char", RUN_CHARS)
-def test_cli_imports_long_runs_in_under_a_second(cli, tmp_path, char):
+def test_cli_imports_long_runs_in_linear_time(cli, tmp_path, char):
     run = char * MILLION
     log, notebook = tmp_path / "run.txt", tmp_path / "n.md"
     log.write_text(f"Epoch [1/1], Loss: {run}, Val Accuracy: 5{run}%\n{VALID_LOG}")
     notebook.write_text(f"## Run 1: {run}\n- **Configuration**: {run}\n```\n{run}\n{VALID_LOG}```\n")
     for command, path in (("import-log", log), ("import-md", notebook)):
-        start = time.process_time()
-        result = cli(command, str(path))
-        assert time.process_time() - start < 1.0, command  # the parse, the store, the CLI around them
+        with no_old_garbage():
+            start = time.process_time()
+            result = cli(command, str(path))
+            spent = time.process_time() - start
+        # The parse, the store and the CLI around them take 0.2-0.4 s here; a parser quadratic in a
+        # 1 MB run would take hours, so 2 s tells the two apart on a slower or busier machine too.
+        assert spent < 2.0, command
         assert result.exit_code in (0, 1)
         assert "Traceback" not in result.output
 
