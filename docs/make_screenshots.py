@@ -42,7 +42,7 @@ def main() -> None:
                                             args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
                 page = browser.new_page(viewport={"width": 1200, "height": 760})
                 for name, path in (("runs", "?cols=lr,batch_size"), ("run", "runs/4"),
-                                   ("compare", "compare?runs=2&runs=4&runs=24")):
+                                   ("compare", "compare?runs=2&runs=4&runs=%2324")):
                     page.goto(base + path)
                     page.wait_for_load_state("networkidle")
                     page.screenshot(path=str(ROOT / "docs" / f"ui-{name}.png"))

@@ -41,8 +41,14 @@ function runChart() {
   for (const spec of RUN_CHARTS) {
     const holder = document.getElementById(spec.holder);
     if (!holder) continue;
-    // A series the run never logged (no val loss in an imported log) is left out, not drawn empty.
-    const keys = spec.keys.filter((k, i) => i === 0 || s[k].some((v) => v !== null));
+    // A series the run never logged (no val loss in an imported log) is left out, not drawn empty;
+    // so is a chart with nothing logged at all (no epoch times in a notebook's table), but for the first.
+    const logged = spec.keys.filter((k) => s[k].some((v) => v !== null));
+    if (!logged.length && spec.holder !== "chart") {
+      holder.hidden = true;
+      continue;
+    }
+    const keys = logged.length ? logged : spec.keys.slice(0, 1);
     const names = keys.map((k) => spec.names[spec.keys.indexOf(k)]);
     const columns = [s.epoch.slice()].concat(keys.map((k) => s[k].slice()));
     const plot = new uPlot(chartOptions(spec.title, names, holder.clientWidth || 800, spec.y), columns, holder);
