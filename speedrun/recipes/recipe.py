@@ -23,8 +23,8 @@ def set_registry(recipes: Callable[[], Mapping[str, "Recipe"]]) -> None:
     _registry = recipes
 
 
-def _nothing_unread(config: TrainConfig) -> frozenset[str]:
-    return frozenset()
+def _nothing_unread(config: TrainConfig) -> dict[str, str]:
+    return {}
 
 
 @dataclass(frozen=True)
@@ -38,8 +38,9 @@ class Recipe:
     augmentations: tuple[str, ...]
     options: tuple[str, ...]  # the hyperparameters its loop reads, in the order they are shown
     fixed: tuple[str, ...] = ()  # what the recipe fixes, in words (shown by `speedrun recipes NAME`)
-    # Of `options`, those a given config leaves unread (momentum under Adam): refused when given, not recorded.
-    unread: Callable[[TrainConfig], frozenset[str]] = _nothing_unread
+    # Of `options`, those a given config leaves unread, each with why (momentum under Adam): refused
+    # when given, not recorded.
+    unread: Callable[[TrainConfig], Mapping[str, str]] = _nothing_unread
 
     def configure(self, **overrides: Any) -> TrainConfig:
         """The recipe's config with every non-None override applied. A hyperparameter the recipe does not
@@ -53,7 +54,7 @@ class Recipe:
         self.check_options(list(given))
         config = replace(self.config, **given)
         self.check_options(list(given), config)
-        config = replace(config, reads=frozenset(self.options) - self.unread(config))
+        config = replace(config, reads=frozenset(self.options) - set(self.unread(config)))
         # A model or optimizer speedrun has but this recipe does not: said so before the generic checks
         # (which assume the recipe's own); an unknown name gets the generic list of every one.
         if config.model in ALL_MODELS and config.model not in self.models:
@@ -80,14 +81,15 @@ class Recipe:
                     f"{' and '.join(elsewhere)}" if elsewhere else ""
             raise UsageError(f"recipe {self.name} does not read {flags}{where}. Its options: "
                              f"{', '.join(flag(n) for n in self.options)} (see `speedrun recipes {self.name}`)")
-        unread = [n for n in given if config is not None and n in self.unread(config)]
-        if unread:
-            raise UsageError(f"recipe {self.name} does not read {', '.join(flag(n) for n in unread)} with "
-                             f"--optimizer {config.optimizer} (only sgd and muon have momentum)")
+        unread = self.unread(config) if config is not None else {}
+        refused = [n for n in given if n in unread]
+        if refused:
+            raise UsageError(f"recipe {self.name} does not read {', '.join(flag(n) for n in refused)} "
+                             f"{unread[refused[0]]}")
 
     def defaults(self) -> dict[str, Any]:
         """The recipe's settings as recorded params (seed and machine-dependent choices left out)."""
-        params = replace(self.config, reads=frozenset(self.options) - self.unread(self.config)).to_params()
+        params = replace(self.config, reads=frozenset(self.options) - set(self.unread(self.config))).to_params()
         if self.config.amp is None:
             params["amp"] = "auto"  # decided per machine by resolve()
         return params

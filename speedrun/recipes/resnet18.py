@@ -10,9 +10,12 @@ from speedrun.training.config import TrainConfig
 from speedrun.training.nets import MODELS
 
 
-def unread(config: TrainConfig) -> frozenset[str]:
+def unread(config: TrainConfig) -> dict[str, str]:
     """Adam and AdamW have no momentum option of their own (their betas are fixed)."""
-    return frozenset({"momentum", "nesterov"}) if config.optimizer in ("adam", "adamw") else frozenset()
+    if config.optimizer in ("adam", "adamw"):
+        why = f"with --optimizer {config.optimizer} (only sgd has momentum here)"
+        return {"momentum": why, "nesterov": why}
+    return {}
 
 
 RECIPE = Recipe(
