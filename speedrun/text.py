@@ -28,10 +28,14 @@ def fmt_value(value: Any) -> str:
     return repr(value) if isinstance(value, float) else str(value)
 
 
+def summary_only(completed: int | None, final_val_acc: float | None) -> bool:
+    """A run with a final accuracy but no epoch logged: a notebook that states only the results."""
+    return not completed and final_val_acc is not None
+
+
 def epochs_text(completed: int | None, planned: int | None, final_val_acc: float | None, *, of: str = "/") -> str:
-    """`2/10`. A run with a final accuracy but no epoch logged (a notebook that states only the
-    results) has `—/10`: not zero epochs done, but none on record."""
-    done = MISSING if not completed and final_val_acc is not None else str(completed or 0)
+    """`2/10`. A `summary_only` run has `—/10`: not zero epochs done, but none on record."""
+    done = MISSING if summary_only(completed, final_val_acc) else str(completed or 0)
     return done + (f"{of}{planned}" if planned else "")
 
 

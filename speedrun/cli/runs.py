@@ -15,7 +15,7 @@ from speedrun.cli.selection import Where
 from speedrun.cli.table import Column, render
 from speedrun.errors import SpeedrunError, UsageError
 from speedrun.text import fmt_num as _num
-from speedrun.text import epochs_text, json_text, terminal_safe
+from speedrun.text import epochs_text, json_text, summary_only, terminal_safe
 from speedrun.tracking.liveness import contact_note
 from speedrun.domain.records import FINAL_MEASURED_AFTER_EPOCHS, utcnow
 
@@ -226,7 +226,7 @@ def show(
         ("Efficiency", fmt_efficiency(run_efficiency(record))),
         ("Epochs", epochs_text(data["epochs_completed"], data["epochs"], data["final_val_acc"], of=" of ")
          + (" (none logged: the notebook states only the results)"
-            if not data["epochs_completed"] and data["final_val_acc"] is not None else "")),
+            if summary_only(data["epochs_completed"], data["final_val_acc"]) else "")),
         ("Parameters", _num(data["param_count"], ",")),
         ("Tags", ", ".join(data["tags"]) or "—"),
         ("Group", data["group"] or "—"),

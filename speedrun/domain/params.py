@@ -77,11 +77,6 @@ _ALIASES = {
     "torch_compile": "compile",
     "use_compile": "compile",
 }
-# Every hyperparameter `speedrun train` declares (domain.hyperparams), by its name and by each
-# spelling of its flag, so a log or notebook that names one (`LR_PER_1024=11.5`, `--bs`) reads it.
-for _h in HYPERS:
-    for _spelling in (_h.name, *(f.lstrip("-") for f in _h.flags_all)):
-        _ALIASES.setdefault(re.sub(r"[^a-z0-9]+", "_", _spelling.lower()).strip("_"), _h.name)
 
 # The augmentations `speedrun train` knows, in the order it records them (training.augment
 # takes its list from here), and the torchvision names notebooks write for them.
@@ -106,6 +101,13 @@ _TRANSFORM = re.compile(r"(?:[A-Za-z_]\w{0,40}\.){0,3}([A-Za-z_]\w{0,60})(?:\((.
 
 def _key(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", name.strip().lower()).strip("_")
+
+
+# Every hyperparameter `speedrun train` declares (domain.hyperparams), by its name and by each
+# spelling of its flag, so a log or notebook that names one (`LR_PER_1024=11.5`, `--bs`) reads it.
+for _h in HYPERS:
+    for _spelling in (_h.name, *(f.lstrip("-") for f in _h.flags_all)):
+        _ALIASES.setdefault(_key(_spelling), _h.name)
 
 
 @per_text

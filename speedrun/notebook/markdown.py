@@ -795,9 +795,14 @@ def _nested_item(section: _Section, parent_kind: str, block: _Block) -> None:
         section.pre_analysis.extend(_render(block))
 
 
+def _fence_body(block: _Block) -> list[str]:
+    """The lines inside a fenced block, without its fences (an unclosed one runs to the section's end)."""
+    return block.lines[1:-1] if block.closed else block.lines[1:]
+
+
 def _log_candidates(block: _Block, section: _Section) -> list[RunRecord]:
     """Runs in a fenced block; [] when it holds no epoch lines (then it is just code)."""
-    inner = block.lines[1:-1] if block.closed else block.lines[1:]
+    inner = _fence_body(block)
     # An unclosed block may end in a line cut off mid-number.
     return parse_log_lines(inner, section.source, block.lineno + 1, last_line_complete=block.closed)
 
@@ -805,8 +810,7 @@ def _log_candidates(block: _Block, section: _Section) -> list[RunRecord]:
 def _results_without_epochs(block: _Block) -> list[tuple[int, str]]:
     """(line, text) of each final-accuracy line in a fenced block that holds no epoch lines: a result
     (a re-run, a check on other hardware) that no log backs, so no run is made of it."""
-    inner = block.lines[1:-1] if block.closed else block.lines[1:]
-    return [(lineno, " ".join(line.split())[:80]) for lineno, line in enumerate(inner, block.lineno + 1)
+    return [(lineno, " ".join(line.split())[:80]) for lineno, line in enumerate(_fence_body(block), block.lineno + 1)
             if classify(line.strip()).kind in (FINAL, FINAL_TTA)]
 
 
