@@ -116,6 +116,7 @@ def main() -> None:
                 "runs page": base,
                 "filtered page": base + "?where=" + urllib.request.quote("lr < 0.05 and (batch_size = 64 or cosine)"),
                 "run page": base + f"runs/{last // 2}",
+                "run verdict fragment": base + f"runs/%23{last // 2}/verdict",
                 "compare 10 runs": base + "compare?" + "&".join(f"runs={i}" for i in range(1, 11)),
                 "runs JSON (one page)": base + "api/runs",
                 "live poll": base + f"api/runs/{last // 2}/live?after=9",
