@@ -559,3 +559,63 @@ def test_a_remark_in_brackets_after_a_transform_is_not_its_arguments():
 
     assert canonical_augment("RandomCrop(32, padding=4), RandomRotation(15) (No ColorJitter)") == "crop,randomrotation(15)"
     assert canonical_augment("RandomCrop(32, padding=4), TrivialAugmentWide (default)") == "crop,trivialaugmentwide"
+
+
+# --------------------------------------------------------------------------- cost at scale
+
+
+def _four_setups(count: int) -> list[RunRecord]:
+    """`count` runs of four set-ups (lr × batch size) in turn, each a repeat of the one four before."""
+    return [noted(i + 1, 88.0 + (i % 7) / 10, 400.0 + i % 5,
+                  params=resnet(lr=(0.02, 0.04)[i % 2], batch_size=(64, 128)[i // 2 % 2], seed=i))
+            for i in range(count)]
+
+
+@pytest.mark.parametrize("count", [120, 480])
+def test_a_reports_baselines_cost_per_distinct_set_up_not_per_pair_of_runs(store, monkeypatch, count):
+    # A 10,000-run report took 160 s: every run measured its differences against the 200 earlier
+    # runs before it, and ran a 2,000-resample bootstrap for a P(B > A) the report never prints.
+    from speedrun.analysis.report import build_context, load_runs
+    from speedrun.domain import stats
+
+    store.add_runs(_four_setups(count))
+    calls = {"differences": 0, "bootstrap": 0}
+    differences, bootstrap = groups.differences, stats.probability_of_improvement
+
+    def counted(name, fn):
+        def wrapper(*args, **kwargs):
+            calls[name] += 1
+            return fn(*args, **kwargs)
+        return wrapper
+
+    monkeypatch.setattr(groups, "differences", counted("differences", differences))
+    monkeypatch.setattr(stats, "probability_of_improvement", counted("bootstrap", bootstrap))
+    context = build_context(load_runs(store))
+    assert len(context["runs"]) == count
+    # 4 set-ups: 12 ordered pairs of distinct ones, whatever the number of runs.
+    assert calls == {"differences": 12, "bootstrap": 0}
+    last = context["runs"][-1]["computed"]
+    assert any(line.startswith("vs Run ") and "only lr differs" in line for line in last)
+
+
+def test_the_noise_pool_reads_a_classs_latest_runs_first_and_says_so(store):
+    # A verdict at 10,000 runs read every run of the hardware class to pool its spread (1.8 s); the pool
+    # now reads the latest ones, and all of them only when those hold too few repeats of the kind compared.
+    from speedrun.analysis import metrics
+
+    times = {1: 400, 2: 404, 3: 400, 4: 402, 5: 404, 6: 410, 7: 412, 8: 414, 9: 420, 10: 430}
+    lrs = {1: 0.01, 2: 0.01, 3: 0.02, 4: 0.02, 5: 0.02, 6: 0.03, 7: 0.03, 8: 0.03, 9: 0.3, 10: 0.4}
+    for n, time in times.items():
+        add_run(store, noted(n, 88.0, float(time), params=resnet(lr=lrs[n], seed=n)))
+    nine, ten = store.get_runs(["9", "10"])
+
+    def source(latest):
+        pool = metrics.NoisePool.from_store(store, latest=latest)
+        return metrics.verdict(metrics.TRAINING_TIME, [nine], [ten], names=("Run 9", "Run 10"), pool=pool).spread_source
+
+    same = "from your {} groups of repeats of the same model, epochs and precision on T4"
+    # Runs 3-10 hold two sets (3-5 and 6-8): 4 degrees of freedom, enough.
+    assert source(8) == same.format(2) + " (among your latest 8 runs on T4)"
+    # Runs 7-10 hold one pair (1 degree of freedom): too few, so every run is read, and nothing is left out.
+    assert source(4) == same.format(3)
+    assert source(None) == same.format(3)

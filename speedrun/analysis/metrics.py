@@ -56,6 +56,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from typing import Any, Callable, Iterable, Literal, Sequence
 
 from speedrun.errors import InsufficientData, SpeedrunError
@@ -328,12 +329,17 @@ def _pooled(groups_values: Iterable[Sequence[float]], relative: bool) -> tuple[f
     return (math.sqrt(num / dof), used, dof) if dof else None
 
 
+# The stored runs per hardware class a noise pool reads (the latest ones): see `NoisePool.from_store`.
+POOL_LATEST = 200
+
+
 class NoisePool:
     """Run-to-run spreads measured on the user's own repeats of the same kind of run.
 
-    `runs` is every run that may hold repeats: a list, or a function that loads
-    the runs of one hardware class (more is fine: they are filtered), called only
-    when a spread on that class is needed. Only true repeats (`groups.Repeats`)
+    `runs` is every run that may hold repeats: a list, or a function
+    `runs(hardware, latest)` that loads the latest `latest` runs of one hardware
+    class (None: all of them; more is fine: they are filtered), called only when
+    a spread on that class is needed. Only true repeats (`groups.Repeats`)
     count, and only those of the same hardware class, model, epoch budget and
     precision as the runs compared (`groups.noise_kind`): a spread measured on
     SimpleCNN says nothing about ResNet-18, nor a T4's timing about a CPU's.
@@ -341,22 +347,28 @@ class NoisePool:
 
     def __init__(
         self,
-        runs: Iterable[Any] | Callable[[str], Iterable[Any]] = (),
+        runs: Iterable[Any] | Callable[[str, int | None], Iterable[Any]] = (),
         *,
         with_epochs: Callable[[list[int]], Iterable[Any]] | None = None,
+        latest: int | None = None,
     ):
         self._source = runs if callable(runs) else list(runs)
         self._with_epochs = with_epochs  # loads runs by id with their epochs, for times to targets
-        self._sets: dict[str, dict[tuple, list[list[Any]]]] = {}
-        self._pooled: dict[tuple, tuple[float, int, int] | None] = {}
+        self._latest = latest  # how many of a class's latest runs `runs(hardware, latest)` is asked for first
+        self._sets: dict[tuple[str, bool], dict[tuple, list[list[Any]]]] = {}
+        self._capped: dict[str, int] = {}  # classes whose older runs the first read left out: how many it kept
+        self._pooled: dict[tuple, tuple[tuple[float, int, int], list[str]] | None] = {}
         self._loaded: dict[int, Any] = {}
 
     @classmethod
-    def from_store(cls, store: Any) -> NoisePool:
-        """The stored runs of a hardware class, listed when a spread on it is first needed; epochs
-        are read only for the repeats whose times to a target are asked for."""
-        return cls(lambda hardware: store.list_runs(hardware=hardware),
-                   with_epochs=lambda ids: store.list_runs(ids=ids, with_epochs=True))
+    def from_store(cls, store: Any, *, latest: int | None = POOL_LATEST) -> NoisePool:
+        """The stored runs of a hardware class, listed when a spread on it is first needed: the
+        latest `latest` of them first, all of them only when those hold too few repeats of the
+        kind compared. So a verdict costs the same however large the database grows (hundreds of
+        runs give a spread hundreds of degrees of freedom), and its sentence says when older runs
+        were left out. Epochs are read only for the repeats whose times to a target are asked for."""
+        return cls(lambda hardware, limit: store.list_runs(hardware=hardware, limit=limit),
+                   with_epochs=lambda ids: store.list_runs(ids=ids, with_epochs=True), latest=latest)
 
     def _epochs_for(self, sets: list[list[Any]]) -> list[list[Any]]:
         missing = [r.id for s in sets for r in s if not r.epochs and r.id not in self._loaded]
@@ -364,15 +376,32 @@ class NoisePool:
             self._loaded.update((r.id, r) for r in self._with_epochs(missing))
         return [[self._loaded.get(r.id, r) for r in s] for s in sets]
 
-    def _sets_on(self, hardware: str) -> dict[tuple, list[list[Any]]]:
-        """The sets of true repeats on one hardware class, by kind of run."""
-        if hardware not in self._sets:
-            runs = self._source(hardware) if callable(self._source) else self._source
+    def _sets_on(self, hardware: str, *, complete: bool) -> dict[tuple, list[list[Any]]]:
+        """The sets of true repeats on one hardware class, by kind of run: among its latest runs,
+        or (`complete`) among all of them."""
+        if complete and hardware not in self._capped:
+            complete = False  # the first read left nothing out
+        if (hardware, complete) not in self._sets:
+            if callable(self._source):
+                runs = self._source(hardware, None if complete else self._latest)
+                matching = getattr(runs, "matching", None)
+                if not complete and matching is not None and matching > len(runs):
+                    self._capped[hardware] = len(runs)
+            else:
+                runs = self._source
             by_kind: dict[tuple, list[list[Any]]] = {}
             for members in groups.repeat_sets(r for r in runs if hardware_class_of(r) == hardware):
                 by_kind.setdefault(groups.noise_kind(members[0]), []).append(members)
-            self._sets[hardware] = by_kind
-        return self._sets[hardware]
+            self._sets[hardware, complete] = by_kind
+        return self._sets[hardware, complete]
+
+    def _pool(self, metric: Metric, kinds: set[tuple], *, complete: bool) -> tuple[float, int, int] | None:
+        per_kind = [self._sets_on(kind[0], complete=complete).get(kind, []) for kind in kinds]
+        sets = [s for found in per_kind for s in found]
+        if metric.needs_epochs:
+            sets = self._epochs_for(sets)
+        pooled = _pooled((values(metric, s) for s in sets), metric.relative_noise)
+        return pooled if pooled and all(per_kind) and pooled[2] >= MIN_DOF else None
 
     def spread(self, metric: Metric, runs: Sequence[Any]) -> Spread | None:
         """The pooled spread of `metric` over the user's repeats of every kind among `runs`; None
@@ -382,20 +411,18 @@ class NoisePool:
             return None
         memo = (metric.key, frozenset(kinds))
         if memo not in self._pooled:
-            per_kind = [self._sets_on(kind[0]).get(kind, []) for kind in kinds]
-            sets = [s for found in per_kind for s in found]
-            if metric.needs_epochs:
-                sets = self._epochs_for(sets)
-            pooled = _pooled((values(metric, s) for s in sets), metric.relative_noise)
-            self._pooled[memo] = pooled if pooled and all(per_kind) and pooled[2] >= MIN_DOF else None
-        pooled = self._pooled[memo]
-        if pooled is None:
+            pooled, capped = self._pool(metric, kinds, complete=False), sorted({k[0] for k in kinds} & set(self._capped))
+            if pooled is None and capped:  # too few among the latest runs: look at every run
+                pooled, capped = self._pool(metric, kinds, complete=True), []
+            self._pooled[memo] = None if pooled is None else (pooled, capped)
+        if self._pooled[memo] is None:
             return None
-        sigma, used, _ = pooled
-        hardware = ", ".join(sorted({kind[0] for kind in kinds}))
+        (sigma, used, _), capped = self._pooled[memo]
+        classes = ", ".join(sorted({kind[0] for kind in kinds}))
         plural = "s" if used > 1 else ""
+        among = "".join(f" (among your latest {self._capped[c]:,} runs on {c})" for c in capped)
         return Spread(sigma, f"from your {used} group{plural} of repeats of the same model, epochs and "
-                             f"precision on {hardware}", "groups")
+                             f"precision on {classes}{among}", "groups")
 
 
 def _hardware_text(runs: Sequence[Any]) -> str:
@@ -449,9 +476,29 @@ class Verdict:
     spreads: float | None = None  # the gap in standard errors of the difference
     needed_n: int | None = None
     ratio: float | None = None  # B / A, for times
-    # P(a run of B beats a run of A) with its bootstrap interval, beside Welch's test (`stats.Improvement`)
-    p_improvement: float | None = None
-    p_improvement_ci: tuple[float, float] | None = None
+    # The two sides' values for P(a run of B beats a run of A), computed when first asked (a bootstrap
+    # of a few milliseconds, too dear for every versus line of a 10,000-run report that never shows it)
+    improvement_of: tuple[tuple[float, ...], tuple[float, ...], bool, float] | None = field(
+        default=None, repr=False, compare=False)
+
+    @cached_property
+    def _improvement(self) -> Any:
+        from speedrun.domain import stats
+
+        if self.improvement_of is None:
+            return None
+        a, b, higher_is_better, confidence = self.improvement_of
+        return stats.probability_of_improvement(a, b, higher_is_better=higher_is_better, confidence=confidence)
+
+    @property
+    def p_improvement(self) -> float | None:
+        """P(a run of B beats a run of A), beside Welch's test (`stats.probability_of_improvement`)."""
+        return None if self._improvement is None else self._improvement.p
+
+    @property
+    def p_improvement_ci(self) -> tuple[float, float] | None:
+        """Its bootstrap interval."""
+        return None if self._improvement is None else (self._improvement.ci_low, self._improvement.ci_high)
 
     @property
     def line(self) -> str:
@@ -468,6 +515,8 @@ class Verdict:
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
+        del data["improvement_of"]
+        data["p_improvement"], data["p_improvement_ci"] = self.p_improvement, self.p_improvement_ci
         data["line"] = self.line
         data["winner_name"] = self.winner_name
         return data
@@ -564,12 +613,9 @@ def verdict(
         p_text = stats.format_p(welch.p_value, alpha)
         sd = stats.pooled_sd((da, db))
         measured = f"{counts}; spread {metric.amount(sd)} per run, from the runs' own repeats"
-        better = stats.probability_of_improvement(va, vb, higher_is_better=metric.higher_is_better,
-                                                  confidence=1 - alpha)
         found = dict(p_value=welch.p_value, ci_low=welch.ci_low, ci_high=welch.ci_high, spread=sd,
                      spread_source="from the runs' own repeats",
-                     p_improvement=better.p if better else None,
-                     p_improvement_ci=(better.ci_low, better.ci_high) if better else None)
+                     improvement_of=(tuple(va), tuple(vb), metric.higher_is_better, 1 - alpha))
         interval = f"{fmt_num(welch.ci_low, f'.{metric.digits}f')} to {fmt_num(welch.ci_high, f'.{metric.digits}f')}"
         if welch.p_value < alpha and min(da.n, db.n) >= MIN_REPEATS:
             lo, hi = (welch.ci_low, welch.ci_high) if diff > 0 else (-welch.ci_high, -welch.ci_low)

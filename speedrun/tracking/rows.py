@@ -55,6 +55,14 @@ class RunView(RunLabels):
         self.environment = environment
         self.damaged = list(damaged)
         self.series_name = series_name  # the notebook series (`g:NAME`) the run belongs to
+        self._param_dict: dict[str, Any] | None = None
+
+    @property
+    def param_dict(self) -> dict[str, Any]:
+        """The parameters as typed values, decoded once (a view is never edited); a fresh copy each time."""
+        if self._param_dict is None:
+            self._param_dict = RunLabels.param_dict.fget(self)
+        return dict(self._param_dict)
 
 
 def _columns(model, *, without: tuple[str, ...] = ()) -> tuple[str, ...]:

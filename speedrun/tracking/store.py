@@ -777,8 +777,10 @@ class Store:
                 if matching == sql_limit:  # perhaps more: count them, reading none
                     every = query.order_by(None).limit(None).subquery()
                     matching = session.scalar(select(func.count()).select_from(every)) or 0
-            # A `--where` query is run once: the views read the matching numbers, not the query again per table.
-            views = self._views(session, query if where is None else ordered, with_epochs=with_epochs)
+            # A `--where` query, or a page, is run once: the views read the matching numbers, not the query
+            # (a scan of every run to find the latest few) again per table.
+            views = self._views(session, query if where is None and sql_limit is None else ordered,
+                                with_epochs=with_epochs)
         runs = [views[i] for i in ordered]
         if live_status:
             runs = [r for r in runs if r.status == status]
