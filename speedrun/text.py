@@ -39,6 +39,11 @@ def epochs_text(completed: int | None, planned: int | None, final_val_acc: float
     return done + (f"{of}{planned}" if planned else "")
 
 
+def counted(n: int, noun: str, plural: str | None = None) -> str:
+    """"1 run", "2 runs", "0 runs": a count with its noun in the right number."""
+    return f"{n:,} {noun if n == 1 else plural or noun + 's'}"
+
+
 def fmt_num(value: float | int | None, spec: str = ".2f", suffix: str = "") -> str:
     """A number for tables and sentences: "—" when unknown, a typographic minus, never "-0.00".
 

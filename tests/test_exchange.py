@@ -132,7 +132,7 @@ def test_edits_travel_and_an_edit_on_both_sides_is_a_conflict(cli, db_path, tmp_
     on_colab("note", "1", "--analysis", "lr too high")
     on_colab("tag", "1", "t4")
     merged = cli("merge", str(colab))
-    assert "Merged 0 runs" in merged.stdout and "1 runs updated" in merged.stdout, merged.output
+    assert "Merged 0 runs" in merged.stdout and "1 run updated" in merged.stdout, merged.output
     assert shown(1) == ("lr too high", ["colab", "t4"], "run 0", 3) == shown(1, colab)
     assert "updated" not in cli("merge", str(colab)).stdout  # once
 
@@ -140,7 +140,7 @@ def test_edits_travel_and_an_edit_on_both_sides_is_a_conflict(cli, db_path, tmp_
     exported = tmp_path / "server.json"
     assert cli("export", "-o", str(exported)).exit_code == 0
     back = on_colab("merge", str(exported))
-    assert "1 runs updated" in back.stdout and shown(1, colab)[2] == "renamed on the server"
+    assert "1 run updated" in back.stdout and shown(1, colab)[2] == "renamed on the server"
 
     on_colab("note", "2", "--analysis", "colab's view")
     cli("note", "2", "--analysis", "the server's view")
@@ -148,3 +148,45 @@ def test_edits_travel_and_an_edit_on_both_sides_is_a_conflict(cli, db_path, tmp_
     assert clash.exit_code == 0 and "1 in conflict" in clash.stdout and "Conflict: run 2" in clash.stderr
     assert shown(2)[0] == "the server's view" and shown(2, colab)[0] == "colab's view"
     assert all(shown(run)[3] == 3 for run in (1, 2))  # epochs untouched
+
+
+NOTEBOOK = """# Experiments
+
+## Run 1: baseline
+
+**Hypothesis:** batch 64 works.
+
+Config: model=ResNet-18, batch_size=64, lr=0.04, epochs=10
+
+**Hardware:** Google Colab, T4 GPU
+
+**Final Validation Accuracy:** 88.10%.
+
+**Analysis:** Fine.
+"""
+
+
+def test_an_edit_travels_whole_whether_made_with_note_or_in_the_notebook(cli, db_path, tmp_path):
+    """A `note` on the laptop reached the server's `show` but not its report (the notebook section
+    that shows the texts stayed behind), and a text edited in experiments.md and imported again
+    never travelled at all ("1 already here")."""
+    notebook = tmp_path / "experiments.md"
+    notebook.write_text(NOTEBOOK)
+    laptop = tmp_path / "laptop.db"
+    assert cli("import-md", str(notebook), db=laptop).exit_code == 0
+    assert "Merged 1 run from" in cli("merge", str(laptop)).stdout
+
+    def analysis_in_report(db=None):
+        return [line for line in cli("report", db=db).stdout.splitlines() if "Analysis" in line or "than" in line]
+
+    assert cli("note", "1", "--analysis", "Better than expected.", db=laptop).exit_code == 0
+    assert "1 run updated" in cli("merge", str(laptop)).stdout
+    assert cli("report").stdout == cli("report", db=laptop).stdout
+    assert analysis_in_report() == ["**Analysis**:", "Better than expected."]
+
+    notebook.write_text(NOTEBOOK.replace("Fine.", "Edited in the notebook."))
+    assert "1 updated" in cli("import-md", str(notebook), db=laptop).stdout
+    assert "1 run updated" in cli("merge", str(laptop)).stdout
+    assert analysis_in_report() == ["**Analysis:** Edited in the notebook."]
+    assert json.loads(cli("show", "1", "--json").stdout)["analysis"] == "Edited in the notebook."
+    assert "updated" not in cli("merge", str(laptop)).stdout  # once

@@ -65,7 +65,7 @@ def test_runs_move_both_ways_once(pg_url, tmp_path):
     add_run(Store.open(pg_url), make_record(title="from colab"))
     export = tmp_path / "server.json"
     assert invoke(pg_url, "export", "-o", str(export)).exit_code == 0
-    assert "Merged 1 runs" in invoke(laptop, "merge", str(export)).stdout  # only the run the laptop lacks
+    assert "Merged 1 run" in invoke(laptop, "merge", str(export)).stdout  # only the run the laptop lacks
     assert "Merged 0 runs" in invoke(laptop, "merge", str(export)).stdout
 
     def shown(db, run):

@@ -120,7 +120,7 @@ def test_a_merged_run_keeps_no_password_of_its_command_line(tmp_path):
 
     target = tmp_path / "target.db"
     merged = invoke(target, "merge", str(exported))
-    assert "Merged 1 runs" in merged.stdout, merged.output
+    assert "Merged 1 run" in merged.stdout, merged.output
     outputs = [merged.output, invoke(target, "show", "1").output, invoke(target, "show", "1", "--json").output,
                invoke(target, "export").output, invoke(target, "list", "--json").output]
     for output in outputs:
@@ -326,7 +326,7 @@ def test_a_password_is_never_stored_or_printed_on_a_real_server(alice, tmp_path,
             outputs[f"{db} {args}"] = result.output
         outputs[f"merge {db}"] = invoke(laptop, "merge", db).output
     outputs["export file"] = exported.read_text()
-    assert "Merged 1 runs from postgresql+psycopg://alice:***@127.0.0.1" in outputs[f"merge {encoded}"]
+    assert "Merged 1 run from postgresql+psycopg://alice:***@127.0.0.1" in outputs[f"merge {encoded}"]
     assert "Merged 0 runs from postgresql+psycopg://alice:***@127.0.0.1" in outputs[f"merge {typed}"]
     assert "Merged 0 runs from postgres://alice@127.0.0.1" in outputs[f"merge {in_query}"]
     assert "alice:***@" in json.loads(outputs[f"{typed} ('show', '1', '--json')"])["command"]

@@ -282,3 +282,27 @@ def test_the_noise_pool_is_kept_until_the_runs_change(ui_db, db_path):
     writer.close()
     assert view.noise_pool() is not first
     reader.close()
+
+
+def test_the_verdict_fragment_follows_the_runs_as_they_change(tmp_path):
+    """The fragment keeps its hardware class's baselines while the runs do not change (375 ms per
+    request at 10,000 runs otherwise); a run added since is seen at the next request."""
+    from datetime import datetime
+
+    def noted(minute, lr, final, batch_size=64):
+        return RunRecord(source="notebook", title=f"lr {lr}", hardware="Google Colab, T4 GPU", final_val_acc=final,
+                         train_time_s=400.0, params={"model": "ResNet-9", "lr": lr, "batch_size": batch_size},
+                         created_at=datetime(2025, 6, 1, 12, minute))
+
+    path = str(tmp_path / "runs.db")
+    writer = Store.open(path)
+    writer.add_runs([noted(0, 0.02, 88.0, batch_size=128), noted(10, 0.04, 88.5)])
+    reader = Store.open_read_only(path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        client = TestClient(create_app(reader), raise_server_exceptions=False)
+    assert "vs Run 1 (lr and batch_size differ)" in client.get("/runs/2/verdict").text
+    writer.add_runs([noted(5, 0.03, 88.2)])  # earlier than run 2, and only lr differs
+    assert "vs Run 3 (only lr differs)" in client.get("/runs/2/verdict").text
+    reader.close()
+    writer.close()

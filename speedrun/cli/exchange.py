@@ -10,7 +10,7 @@ import typer
 from speedrun.cli.app import app, console, notify, open_store
 from speedrun.cli.selection import Where, parse_run_ranges
 from speedrun.outputs import check_output, write_output
-from speedrun.text import json_text, terminal_safe
+from speedrun.text import counted, json_text, terminal_safe
 
 
 @app.command()
@@ -73,7 +73,7 @@ def merge(
     for run in result.conflicts:
         notify(f"Conflict: run {run} was edited here and in {name} since the last merge; its texts and "
                f"tags here are kept (edit them with `speedrun note`/`tag`).")
-    updated = f", {len(result.updated)} runs updated" if result.updated else ""
+    updated = f", {counted(len(result.updated), 'run')} updated" if result.updated else ""
     conflicts = f", {len(result.conflicts)} in conflict" if result.conflicts else ""
-    console.print(f"Merged {len(result.added)} runs from {name}; {result.skipped} already here{updated}{conflicts}.",
-                  markup=False)
+    console.print(f"Merged {counted(len(result.added), 'run')} from {name}; {result.skipped} already here"
+                  f"{updated}{conflicts}.", markup=False)

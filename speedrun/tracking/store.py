@@ -600,6 +600,7 @@ class Store:
                     continue
                 for name in EDITABLE_TEXTS:
                     setattr(run, name, getattr(theirs, name))
+                run.section_text = theirs.section_text  # the notebook section shows the texts: it travels with them
                 run.tags.clear()
                 session.flush()
                 run.tags.extend(Tag(tag=tag) for tag in dict.fromkeys(theirs.tags))
@@ -668,6 +669,8 @@ class Store:
         run = session.get(Run, item.run_id, options=[selectinload(Run.epochs), selectinload(Run.params), selectinload(Run.tags)])
         if run is None:
             raise RunNotFound(f"no run {item.run_id} in {self.label}")
+        if _edits_of(run) != _edits_of(record):  # the user's texts changed in the notebook: an edit `merge` carries
+            run.edited_at = utcnow()
         if item.texts_only:
             for name in (*EDITABLE_TEXTS, "preamble"):
                 setattr(run, name, getattr(record, name))
@@ -1145,6 +1148,12 @@ def _insert_params(session: Session, rows: list[dict[str, Any]]) -> None:
 
 # The user's texts of a run (`note`): with its tags, what a merge carries as an edit.
 EDITABLE_TEXTS = ("title", "hypothesis", "description", "analysis")
+
+
+def _edits_of(run: Any) -> tuple:
+    """What `merge` carries of a run's edits (`carry_edits`): its texts, notebook section and tags."""
+    tags = run.tags if not run.tags or isinstance(run.tags[0], str) else [t.tag for t in run.tags]
+    return (*(getattr(run, name) for name in EDITABLE_TEXTS), run.section_text, tuple(sorted(set(tags))))
 
 
 def _later(when, than) -> bool:

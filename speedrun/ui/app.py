@@ -98,6 +98,7 @@ class UI:
         self.env.filters["markdown"] = lambda text: jinja2.utils.markupsafe.Markup(self.md.render(text or ""))
         self.env.globals["live_poll_ms"] = LIVE_POLL_MS
         self._pool: tuple[tuple, Any] | None = None
+        self._baselines: tuple[tuple, Any, list[Any]] | None = None  # (class, version), Baselines, runs
 
     # ------------------------------------------------------------------ helpers
     def noise_pool(self) -> Any:
@@ -187,21 +188,34 @@ class UI:
 
     def run_verdict(self, request: Request) -> Response:
         """The run against its baseline: the report's versus lines (a fragment loaded after the page)."""
-        from speedrun.analysis.baselines import Baselines, named_label
+        from speedrun.analysis.baselines import named_label
 
         run = self.run_or_404(request.path_params["ref"])
-        # A baseline is of the run's hardware class, or the run its text names: only those are read
-        # (the page of one run must not read every run of every machine).
-        runs = self.store.list_runs(hardware=hardware_class_of(run))
+        baselines, runs = self._baselines_on(hardware_class_of(run))
         label = named_label(run)
         if label is not None and not any(label in (r.display_label, str(r.id)) for r in runs):
-            try:
-                runs.append(self.store.get_run(label))
+            try:  # the run its text names, on another machine: read for this run alone
+                named = self.store.get_run(label)
             except SpeedrunError:  # no such run, or a label several runs share: none is named
                 pass
-        baselines = Baselines(runs, pool=self.noise_pool())
-        same = next((r for r in runs if r.id == run.id), run)
-        return self.page(request, "verdict.html.j2", lines=baselines.versus_lines(same))
+            else:
+                from speedrun.analysis.baselines import Baselines
+
+                runs = [*runs, named]
+                baselines = Baselines(runs, pool=self.noise_pool())
+        return self.page(request, "verdict.html.j2", lines=baselines.versus_lines(run))
+
+    def _baselines_on(self, hardware: str) -> tuple[Any, list[Any]]:
+        """(Baselines, runs) of one hardware class: a baseline is of the run's class (or named by its
+        text), so only that class is read. The last class asked for is kept while the runs do not
+        change (one class, so that the server's memory stays that of one class's runs)."""
+        from speedrun.analysis.baselines import Baselines
+
+        key = (hardware, self.store.data_version())
+        if self._baselines is None or self._baselines[0] != key:
+            runs = list(self.store.list_runs(hardware=hardware))
+            self._baselines = (key, Baselines(runs, pool=self.noise_pool()), runs)
+        return self._baselines[1], self._baselines[2]
 
     def compare(self, request: Request) -> Response:
         data, refs = self._comparison(request)
