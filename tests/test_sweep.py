@@ -218,6 +218,38 @@ def test_three_workers_split_a_grid_with_no_trial_run_twice(db_path, data, tmp_p
     store.close()
 
 
+def test_two_workers_share_a_four_trial_sweep_that_prunes_and_optunas_own_tools_open(db_path, data, tmp_path):
+    """Issue 27: a 4-trial sweep run by two workers prunes its hopeless trial, and Optuna's own
+    `load_study` opens the study they shared, with the states the runs have."""
+    import optuna
+
+    from tests.test_migrations import url_of
+
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "TINYNETS_SCORE_BY_LR": "flat"}
+    # The hopeless lr comes last: whichever worker takes it has finished a trial, and the other is on one at
+    # most, so two trials have completed and the pruner (2 start-up trials for 4) judges it after epoch 1.
+    # The others score alike: in whatever order the workers finish them, none falls below the median.
+    command = [sys.executable, "-m", "tests.tinynets", "--db", str(db_path), "sweep", "--name", "pair",
+               "--lr", "0.02,0.04,0.08,10", "--model", "resnet9", "--epochs", "2", "--bs", "32", "--subset", "32",
+               "--device", "cpu", "--amp", "off", "--data-dir", data]
+    workers = [subprocess.Popen(command, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True) for _ in range(2)]
+    for worker in workers:
+        _, err = worker.communicate(timeout=600)
+        assert worker.returncode == 0, err[-2000:]
+    from speedrun.tracking.store import Store
+
+    store = Store.open(str(db_path))
+    runs = {r.param_dict["lr"]: r for r in store.list_runs()}
+    store.close()
+    assert sorted(runs) == [0.02, 0.04, 0.08, 10]  # every point once
+    assert (runs[10].status, runs[10].epochs_completed) == ("pruned", 1)
+    assert [runs[lr].status for lr in (0.02, 0.04, 0.08)] == ["completed"] * 3
+    study = optuna.load_study(study_name="pair", storage=url_of(db_path))
+    states = {t.params["lr"]: t.state.name for t in study.trials}
+    assert states == {0.02: "COMPLETE", 0.04: "COMPLETE", 0.08: "COMPLETE", 10: "PRUNED"}
+
+
 # --- the report -------------------------------------------------------------------------------------------
 
 def test_the_report_has_a_section_per_sweep_and_reads_back_unchanged(cli, data, tmp_path):
@@ -369,15 +401,9 @@ def test_a_worker_without_data_takes_no_trial_from_the_sweep(cli, data, tmp_path
 def test_a_four_trial_sweep_prunes_a_hopeless_trial(cli, data, monkeypatch):
     # Optuna's median pruner waits for 5 finished trials by default: a 4-trial sweep never pruned.
     from speedrun.training.recording import Recording
+    from tests.tinynets import scored_by_lr
 
-    record_epoch = Recording.epoch
-
-    def scored(self, *args, val_acc, **kwargs):
-        # Val accuracy as the setting deserves, whatever 64 synthetic images teach: lr 10 diverges,
-        # the others learn, a larger lr a little better.
-        return record_epoch(self, *args, val_acc=0.0 if self.config.lr >= 1 else 50 + self.config.lr, **kwargs)
-
-    monkeypatch.setattr(Recording, "epoch", scored)
+    monkeypatch.setattr(Recording, "epoch", scored_by_lr(Recording.epoch))  # lr 10 diverges, for certain
     result = cli("sweep", "--name", "four", "--lr", "0.02,0.04,10,0.08", "--model", "resnet9", "--epochs", "2",
                  "--bs", "32", "--subset", "32", "--device", "cpu", "--amp", "off", "--data-dir", data)
     assert result.exit_code == 0, result.output
