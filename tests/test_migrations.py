@@ -264,6 +264,30 @@ def test_optuna_opens_a_sweeps_study_with_its_own_tools(db_path):
         optuna.storages.RDBStorage(url_of(db_path)).get_head_version()
 
 
+def _ask_dashboard(app, path: str) -> tuple[str, dict, bytes]:
+    """(status, headers, body) of one GET to optuna-dashboard's WSGI app, as a browser asks it."""
+    import io
+    from wsgiref.util import setup_testing_defaults
+
+    environ = {"PATH_INFO": path, "REQUEST_METHOD": "GET", "wsgi.input": io.BytesIO()}
+    setup_testing_defaults(environ)
+    answer = {}
+    body = b"".join(app(environ, lambda status, headers, *_: answer.update(status=status, headers=dict(headers))))
+    return answer["status"], answer["headers"], body
+
+
+def test_optuna_dashboard_opens_a_sweeps_study(db_path):
+    """Issue 27: optuna-dashboard sent every page to "Incompatible RDB Schema" while speedrun's revision
+    sat in alembic_version. Its own WSGI app, asked as a browser asks it, shows the dashboard and the sweep."""
+    dashboard = pytest.importorskip("optuna_dashboard")
+    name = _a_sweep_in(db_path)
+    app = dashboard.wsgi(url_of(db_path))
+    status, headers, _ = _ask_dashboard(app, "/dashboard")
+    assert status.startswith("200"), (status, headers.get("Location"))
+    status, _, body = _ask_dashboard(app, "/api/studies")
+    assert status.startswith("200") and [s["study_name"] for s in json.loads(body)["study_summaries"]] == [name]
+
+
 def test_a_sweep_database_of_an_older_speedrun_opens_in_optuna_once_speedrun_opened_it(db_path):
     import optuna
 
