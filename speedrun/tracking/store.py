@@ -775,6 +775,8 @@ class Store:
                 query = query.where(self._where(session, where))
             ordered = list(session.scalars(query))
             matching = len(ordered)
+            if not ordered:  # nothing to read (an empty database: every command's first call)
+                return Runs([], 0)
             if sql_limit is not None:
                 ordered.reverse()
                 if matching == sql_limit:  # perhaps more: count them, reading none
