@@ -60,6 +60,24 @@ def test_all_limit_and_json_are_not_paged(cli, db_path):
     assert both.exit_code == 2 and both.output.strip() == "Error: give --all or --limit N, not both"  # a usage error
 
 
+def test_a_chosen_order_is_paged_from_its_top(cli, db_path):
+    """The help's own example, `list --sort final_val_acc --desc`, showed the 50 worst runs (the last
+    page of the order) and `--limit 3` the 3 worst: a ranking is read from its top."""
+    _fill(db_path, PAGE + 12)  # run i + 1 ends at 80 + i/100: the later, the better
+    _fill(db_path, 2, epochs=[])  # no accuracy: last in either direction
+    best = cli("list", "--sort", "final_val_acc", "--desc")
+    assert _run_numbers(best.stdout) == list(range(PAGE + 12, 12, -1))
+    assert best.stdout.splitlines()[-1] == (
+        f"… and 14 more after these ({PAGE + 14} runs in all): see them with `speedrun list --all`."
+    )
+    assert _run_numbers(cli("list", "--sort", "final_val_acc", "--desc", "--limit", "3").stdout) == [
+        PAGE + 12, PAGE + 11, PAGE + 10]
+    assert _run_numbers(cli("list", "--sort", "final_val_acc", "--limit", "2").stdout) == [1, 2]  # the worst two
+    assert _run_numbers(cli("list", "--desc", "--limit", "2").stdout) == [PAGE + 14, PAGE + 13]  # the newest first
+    newest = cli("list", "--limit", "2").stdout  # the default order: the newest, newest last
+    assert _run_numbers(newest) == [PAGE + 13, PAGE + 14]
+
+
 def test_a_page_that_holds_every_run_says_nothing_more(cli, db_path):
     _fill(db_path, PAGE)
     out = cli("list").stdout

@@ -98,9 +98,10 @@ def list_runs(
     tag: Optional[str] = typer.Option(None, help="Only runs with this tag."),
     since: Optional[str] = typer.Option(None, help="Only runs created on or after this date (YYYY-MM-DD)."),
     limit: Optional[int] = typer.Option(
-        None, min=1, help=f"Show only the last N runs of the order. [default: {PAGE} in the table; all with --json]"
+        None, min=1, help="Show only N runs: the newest N, or with --sort/--desc the top N of that order. "
+                          f"[default: {PAGE} in the table; all with --json]"
     ),
-    show_all: bool = typer.Option(False, "--all", help=f"Show every matching run in the table, not only the last {PAGE}."),
+    show_all: bool = typer.Option(False, "--all", help=f"Show every matching run in the table, not only a page of {PAGE}."),
     sort: SortKey = typer.Option("id", help="Sort by this field."),
     desc: bool = typer.Option(False, "--desc", help="Sort in descending order."),
     as_json: bool = typer.Option(
@@ -110,7 +111,8 @@ def list_runs(
 ) -> None:
     """List recorded runs, newest last.
 
-    The table shows the last page of runs in the order and says how many more there are;
+    The table shows one page and says how many more there are: the newest runs, or with
+    --sort/--desc the top of that order (`--sort final_val_acc --desc`: the best first);
     --all shows every one. --json prints every matching run (scripts get them all) unless --limit.
 
     Example:
@@ -127,10 +129,11 @@ def list_runs(
     if show_all and limit is not None:
         raise UsageError("give --all or --limit N, not both")
     paged = limit is None and not show_all and not as_json
+    ranked = chosen(sort) != "id" or desc  # a chosen order is read from its top; the default one, newest last
     store = open_store()
     runs = store.list_runs(
         status=chosen(status), model=model, hardware=hardware, tag=tag, since=parse_since(since), where=where,
-        limit=PAGE if paged else limit, sort=chosen(sort), descending=desc,
+        limit=PAGE if paged else limit, first=ranked, sort=chosen(sort), descending=desc,
     )
     waiting = _waiting_to_sync(store)
     if as_json:
@@ -145,8 +148,8 @@ def list_runs(
         return
     typer.echo(render(LIST_COLUMNS, _list_rows(runs, waiting), console.width))
     if paged and runs.matching > len(runs):
-        typer.echo(f"… and {runs.matching - len(runs):,} more before these ({runs.matching:,} runs in all): "
-                   "see them with `speedrun list --all`.")
+        typer.echo(f"… and {runs.matching - len(runs):,} more {'after' if ranked else 'before'} these "
+                   f"({runs.matching:,} runs in all): see them with `speedrun list --all`.")
 
 
 def _list_rows(runs, waiting: dict) -> list[list[str]]:

@@ -747,10 +747,12 @@ class Store:
         sort: str = "id",
         descending: bool = False,
         limit: int | None = None,
+        first: bool = False,
         with_epochs: bool = False,
     ) -> Runs:
-        """Runs matching every given filter, sorted; `limit` keeps the last ones of that order
-        (and the result's `matching` says how many matched in all: counted only when there are more).
+        """Runs matching every given filter, sorted; `limit` keeps the last ones of that order, or
+        the first ones with `first` (the top of a ranking), and the result's `matching` says how
+        many matched in all (counted only when there are more).
         `where` is a query of speedrun.query (`lr < 0.05 and cosine`), run in the database.
 
         Status is the status a run reads as: a `running` run whose process is
@@ -765,7 +767,9 @@ class Store:
         # NULLs last whatever the direction, then the run number for a stable order.
         order = [column.is_(None), column.desc() if descending else column.asc(), Run.id]
         sql_limit = limit if not live_status else None
-        if sql_limit is not None:
+        if sql_limit is not None and first:
+            query = query.order_by(*order).limit(sql_limit)
+        elif sql_limit is not None:  # the last ones: the order reversed, limited, then turned back
             reverse = [column.is_not(None), column.asc() if descending else column.desc(), Run.id.desc()]
             query = query.order_by(*reverse).limit(sql_limit)
         else:
@@ -778,7 +782,8 @@ class Store:
             if not ordered:  # nothing to read (an empty database: every command's first call)
                 return Runs([], 0)
             if sql_limit is not None:
-                ordered.reverse()
+                if not first:
+                    ordered.reverse()
                 if matching == sql_limit:  # perhaps more: count them, reading none
                     every = query.order_by(None).limit(None).subquery()
                     matching = session.scalar(select(func.count()).select_from(every)) or 0
@@ -791,7 +796,7 @@ class Store:
             runs = [r for r in runs if r.status == status]
             matching = len(runs)
             if limit is not None:
-                runs = runs[-limit:] if limit else []
+                runs = (runs[:limit] if first else runs[-limit:]) if limit else []
         return Runs(runs, matching)
 
     def where_query(self, text: str):
