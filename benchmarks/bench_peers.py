@@ -131,7 +131,7 @@ class SpeedrunDriver:
 
     def top10(self) -> list[tuple[str, float]]:
         store = self.Store.open(self.db)
-        best = store.list_runs(sort="final_val_acc", descending=True, limit=10, first=True)  # what `list --sort --desc` shows
+        best = store.list_runs(sort="final_val_acc", descending=True, limit=10, first=True)  # as `list --desc`
         store.close()
         return [(r.title, r.final_val_acc) for r in best]
 

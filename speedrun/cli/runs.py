@@ -101,7 +101,7 @@ def list_runs(
         None, min=1, help="Show only N runs: the newest N, or with --sort/--desc the top N of that order. "
                           f"[default: {PAGE} in the table; all with --json]"
     ),
-    show_all: bool = typer.Option(False, "--all", help=f"Show every matching run in the table, not only a page of {PAGE}."),
+    show_all: bool = typer.Option(False, "--all", help=f"Show every matching run in the table, not a page of {PAGE}."),
     sort: SortKey = typer.Option("id", help="Sort by this field."),
     desc: bool = typer.Option(False, "--desc", help="Sort in descending order."),
     as_json: bool = typer.Option(
