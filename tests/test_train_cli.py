@@ -141,6 +141,20 @@ def test_epochs_may_be_fractional_only_in_the_fast_recipes(recorder):
     assert "--epochs must be a whole number in the resnet recipes" in one_line(result.output)
 
 
+@pytest.mark.parametrize("epochs, shown", [("1e308", "1e+308"), ("200000", "200,000"), ("inf", "inf")])
+def test_an_epoch_count_no_training_means_is_refused_before_anything_starts(recorder, epochs, shown):
+    # `--epochs 1e308` was taken as a 309-digit whole number: a training that never ends, whose
+    # epoch count no database column holds.
+    result = runner.invoke(app, ["train", "--dry-run", "--device", "cpu", "--epochs", epochs])
+    assert result.exit_code == 1 and recorder.run is None
+    assert one_line(result.output).strip() == f"Error: --epochs must be positive and at most 100,000, not {shown}"
+
+
+def test_a_sweeps_repeat_is_capped_like_trains(cli):
+    result = cli("sweep", "--name", "s", "--lr", "0.01,0.02", "--repeat", "1000000")
+    assert result.exit_code == 1 and "--repeat must be from 1 to 10,000, not 1,000,000" in one_line(result.output)
+
+
 def test_dry_run_prints_the_config_line_the_log_will_print():
     # The log counts the epochs begun (EPOCHS=10 for a 9.9-epoch budget) and says where the last stops;
     # the dry run printed EPOCHS=9.9, a line the log parser would read differently.

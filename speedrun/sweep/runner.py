@@ -99,8 +99,10 @@ def plan(name: str, recipe: str, space: SearchSpace, *, sampler: str | None, tri
     sampler = (sampler or ("grid" if space.is_grid else "tpe")).lower()
     if sampler not in SAMPLERS:
         raise SpeedrunError(f"--sampler must be one of {', '.join(SAMPLERS)}, not {sampler!r}")
-    if repeat < 1:
-        raise SpeedrunError(f"--repeat must be at least 1, not {repeat}")
+    from speedrun.training.repeats import MAX_REPEATS
+
+    if not 1 <= repeat <= MAX_REPEATS:
+        raise SpeedrunError(f"--repeat must be from 1 to {MAX_REPEATS:,}, not {repeat:,}")
     metric_named(objective)  # checked now, not after the first trial
     if sampler == "grid":
         points = len(space.grid())

@@ -23,6 +23,7 @@ from speedrun.training.tta import TTA_LEVELS
 ALL_MODELS = (*MODELS, "airbench94")
 OPTIMIZERS = ("sgd", "adam", "adamw", "muon")
 DEVICES = ("auto", "cuda", "mps", "cpu")
+MAX_EPOCHS = 100_000  # far beyond any CIFAR-10 training; a typo such as 1e308 is refused, not trained (or stored)
 
 
 NOT_A_PARAM = {"param": False}  # field metadata: how the run is done, not what it trains (device, paths)
@@ -88,7 +89,9 @@ class TrainConfig:
             (self.optimizer in OPTIMIZERS, f"--optimizer must be one of {', '.join(OPTIMIZERS)}, not {self.optimizer!r}"),
             (self.device in DEVICES, f"--device must be one of {', '.join(DEVICES)}, not {self.device!r}"),
             (self.batch_size >= 2, f"--batch-size must be at least 2 (BatchNorm needs two images), not {self.batch_size}"),
-            (math.isfinite(self.epochs) and self.epochs > 0, f"--epochs must be positive, not {self.epochs}"),
+            (math.isfinite(self.epochs) and 0 < self.epochs <= MAX_EPOCHS,
+             f"--epochs must be positive and at most {MAX_EPOCHS:,}, not "
+             f"{self.epochs:{',' if abs(self.epochs) < 1e12 else 'g'}}"),
             (self.recipe is not None or isinstance(self.epochs, int),
              f"--epochs must be a whole number in the resnet recipes (fractional budgets are for the fast "
              f"recipes), not {self.epochs}"),
