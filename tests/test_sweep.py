@@ -415,6 +415,19 @@ def test_a_four_trial_sweep_prunes_a_hopeless_trial(cli, data, monkeypatch):
     assert shown["best"]["setting"] == "lr=0.08"
 
 
+def test_a_refused_setting_says_why_in_sweep_show(cli, data):
+    # `sweep show` said "failed" and nothing more; the reason was kept only in Optuna's attributes.
+    result = cli("sweep", "--name", "opt", "--optimizer", "sgd,adam", "--momentum", "0.9", *TINY, "--subset", "32",
+                 "--data-dir", data, "--no-prune")
+    assert result.exit_code == 0, result.output
+    why = "recipe resnet18 does not read --momentum with --optimizer adam (only sgd has momentum here)"
+    shown = cli("sweep", "show", "opt")
+    assert "refused" in shown.stdout and f"Trial 1 refused: {why}" in shown.stdout.splitlines()
+    rows = {row["label"]: row for row in json.loads(cli("sweep", "show", "opt", "--json").stdout)["trials"]}
+    assert (rows["1"]["result"], rows["1"]["why"]) == ("refused", why)
+    assert (rows["0"]["state"], rows["0"]["why"]) == ("complete", None)
+
+
 def test_the_pruner_waits_for_a_quarter_of_the_sweep_between_two_and_five_trials():
     from speedrun.sweep.runner import startup_trials
 

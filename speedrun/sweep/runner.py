@@ -51,6 +51,7 @@ if TYPE_CHECKING:  # torch comes with the trainer: imported when a sweep trains,
 SPEC_ATTR = "speedrun"  # the study's user attribute that holds the sweep's spec
 RUNS_ATTR = "runs"  # a trial's user attribute: the ids of its runs
 INVALID_ATTR = "invalid"  # a trial's user attribute: why its setting was refused (never queued again)
+FAILED_ATTR = "failed"  # a failed trial's user attribute: why (out of memory, no value to report)
 ENDED_ATTR = "ended"  # a failed trial's user attribute: "interrupted", "died" or "returned" (see trial_state)
 SLOT_ATTR = "retry_of"  # a queued-again trial's user attribute: the number of the trial it continues
 RETRY_ATTR = "retry"  # with it: which retry it is (0: the same trial given back before it trained)
@@ -468,6 +469,7 @@ def _run_trial(store, recorder, study, trial, spec: SweepSpec, recipe, *, device
         study.tell(trial, state=TrialState.FAIL)
         raise
     except TrainingFailed as exc:  # out of memory, a device error: this setting, here; the others still can
+        trial.set_user_attr(FAILED_ATTR, str(exc))
         study.tell(trial, state=TrialState.FAIL)
         result.failed.append(trial.number)
         reporter.line(f"Trial {label} failed: {exc}")
@@ -486,6 +488,7 @@ def _run_trial(store, recorder, study, trial, spec: SweepSpec, recipe, *, device
     if not values and metric.target is not None:
         values = [math.inf]
     if not values:
+        trial.set_user_attr(FAILED_ATTR, f"no {metric.name} to report")
         study.tell(trial, state=TrialState.FAIL)
         result.failed.append(trial.number)
         reporter.line(f"Trial {label}: no {metric.name} to report; counted as failed")
@@ -518,7 +521,8 @@ def trial_infos(store: Any, study) -> list:
         infos.append(TrialInfo(t.number, state, dict(params),
                                t.value if t.state.name == "COMPLETE" else None, runs,
                                pruned_at=steps[-1] if t.state.name == "PRUNED" and steps else None,
-                               label=trial_label(t)))
+                               label=trial_label(t), refused=t.user_attrs.get(INVALID_ATTR),
+                               failed=t.user_attrs.get(FAILED_ATTR) if state == "fail" else None))
     return infos
 
 

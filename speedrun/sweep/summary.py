@@ -38,6 +38,8 @@ class TrialInfo:
     runs: list[Any] = field(default_factory=list)  # RunViews, in order
     pruned_at: int | None = None  # the last epoch reported before it was pruned
     label: str = ""  # how the user counts it: "2", or "2, retry 1" (sweep.runner.trial_label); "" is the number
+    refused: str | None = None  # why the recipe refused its setting (it is never tried again)
+    failed: str | None = None  # why it failed otherwise (out of memory, no value to report)
 
     def __post_init__(self):
         self.label = self.label or str(self.number)
@@ -140,6 +142,8 @@ def _row(t: TrialInfo, metric: Metric, names: Sequence[str]) -> dict[str, Any]:
         result = metrics.mean_text(metric, values) if values else fmt_num(t.value, f".{metric.digits}f")
     elif t.state == "pruned":
         result = f"pruned after epoch {t.pruned_at}" if t.pruned_at is not None else "pruned"
+    elif t.refused is not None:
+        result = "refused"
     else:
         result = _STATE_TEXT.get(t.state, t.state)
     return {
@@ -151,6 +155,7 @@ def _row(t: TrialInfo, metric: Metric, names: Sequence[str]) -> dict[str, Any]:
         "cells": [_cell(t.params.get(n)) for n in names],
         "value": t.value if t.value is None or math.isfinite(t.value) else None,
         "result": result,
+        "why": t.refused or t.failed,  # what a refused or failed trial's error said
         "runs": [r.display_label for r in t.runs],
     }
 
@@ -175,13 +180,14 @@ def heading(data: dict[str, Any]) -> str:
 
 
 def answer_lines(data: dict[str, Any]) -> list[str]:
-    """The answer in sentences: the best setting, its verdict against the runner-up, the caveat,
-    and the importances. The same lines in `sweep show` and in the report."""
+    """Why trials were refused or failed, then the answer in sentences: the best setting, its verdict
+    against the runner-up, the caveat, and the importances. The same lines in `sweep show` and in the report."""
     best, verdict = data["best"], data["verdict"]
+    lines = [f"Trial {row['label']} {row['result']}: {row['why']}" for row in data["trials"] if row.get("why")]
     if best is None:
-        lines = ["No trial has finished yet."]
+        lines += ["No trial has finished yet."]
     else:
-        lines = [f"Best: {best['setting']} (trial {best['label']}), {best['text']}"]
+        lines += [f"Best: {best['setting']} (trial {best['label']}), {best['text']}"]
         if verdict is not None:
             lines += [f"Against the runner-up: {verdict['text']}", verdict["caveat"]]
     return lines + ["Importance: " + "; ".join(importance_lines(data))]
