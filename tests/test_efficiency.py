@@ -332,3 +332,23 @@ def test_a_run_that_beats_a_stale_cpu_peak_probes_again(tmp_path, monkeypatch):
     from speedrun.tracking.environment import cpu_model
 
     assert measured_cpu_peak(cpu_model(), config.threads).fp32_tflops == 1e3  # the cache keeps the higher figure
+
+
+def test_an_imported_fp32_run_on_an_a100_is_measured_against_both_of_its_possible_peaks(cli, tmp_path):
+    import json
+
+    # AMP=False on an A100: PyTorch runs the convolutions on TF32 cores (156 TFLOP/s) by default, unless the
+    # script turned that off (19.5 fp32), which no log says. 15.9 TFLOP/s was "81.3% of the fp32 peak".
+    log = tmp_path / "a100-fp32.txt"
+    log.write_text(A100_LOG.replace("AMP=True", "AMP=False"))
+    assert cli("import-log", str(log), "--hardware", "Colab A100").exit_code == 0
+    figures = json.loads(cli("show", "1", "--json").output)["efficiency"]
+    tflops = 50_000 / 10.5 * 3_328_997_376 / 1e12
+    assert figures["precision"] == "fp32 without AMP: TF32 unless turned off" and figures["mfu"] is None
+    assert figures["mfu_range"] == [pytest.approx(tflops / 156), pytest.approx(tflops / 19.5)]
+    assert (f"{tflops / 156:.1%} to {tflops / 19.5:.1%} of the peak (156 TFLOP/s tf32 to 19.5 fp32, published; "
+            "fp32 without AMP: TF32 unless turned off)") in cli("show", "1").output
+    # A T4 has no TF32 cores: its fp32 peak is the one.
+    (tmp_path / "t4-fp32.txt").write_text(T4_LOG.replace("AMP=True", "AMP=False"))
+    assert cli("import-log", str(tmp_path / "t4-fp32.txt"), "--hardware", "Colab T4").exit_code == 0
+    assert json.loads(cli("show", "2", "--json").output)["efficiency"]["precision"] == "fp32"

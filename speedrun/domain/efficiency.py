@@ -25,6 +25,12 @@ HALF, FP32, TF32 = "fp16/bf16", "fp32", "tf32"  # TF32: fp32 math on the tensor 
 # An imported run that does not state whether it trained with AMP: one flag moves its MFU by 8-16x,
 # so its figure is the range between the two peaks, and it is no candidate for "most efficient".
 UNKNOWN_PRECISION = "precision not stated"
+# An imported run that states it trained without AMP on a GPU with TF32 tensor cores (Ampere and newer):
+# PyTorch runs fp32 convolutions there in TF32 by default (cudnn.allow_tf32), unless the script turned it
+# off, which no log says. Its figure is the range between the TF32 and fp32 peaks (8x apart on an A100).
+FP32_OR_TF32 = "fp32 without AMP: TF32 unless turned off"
+# The precisions whose peak is one of two: (the faster peak's, the slower peak's).
+RANGED_PRECISIONS = {UNKNOWN_PRECISION: (HALF, FP32), FP32_OR_TF32: (TF32, FP32)}
 
 
 @dataclass(frozen=True)
@@ -38,7 +44,7 @@ class Peak:
     tf32_tflops: float | None = None  # GPUs with TF32 tensor cores (Ampere and newer)
 
     def for_precision(self, precision: str) -> float | None:
-        if precision == UNKNOWN_PRECISION:
+        if precision in RANGED_PRECISIONS:
             return None
         if precision == TF32:
             return self.tf32_tflops or self.fp32_tflops
@@ -143,7 +149,7 @@ class Efficiency:
     precision: str
     peak_source: str | None
     derived: bool  # True: from a logged duration (imported), not measured while training
-    peak_range: tuple[float, float] | None = None  # (fp16/bf16, fp32) peaks when the precision is unknown
+    peak_range: tuple[float, float] | None = None  # the two peaks of a precision in RANGED_PRECISIONS
 
     @property
     def mfu(self) -> float | None:
@@ -153,7 +159,8 @@ class Efficiency:
 
     @property
     def mfu_range(self) -> tuple[float, float] | None:
-        """(against the fp16/bf16 peak, against the fp32 peak) when the precision is unknown."""
+        """(against the faster peak, against the slower) when the precision is one of two
+        (RANGED_PRECISIONS: fp16/bf16 or fp32 when not stated, TF32 or fp32 without AMP on Ampere)."""
         if self.peak_range is None:
             return None
         return self.tflops / self.peak_range[0], self.tflops / self.peak_range[1]
@@ -177,17 +184,26 @@ def at_rate(images_per_s: float, flops_per_image: int, *, peak: Peak | None, pre
         precision=precision,
         peak_source=peak.source if peak else None,
         derived=derived,
-        peak_range=((peak.half_tflops, peak.fp32_tflops)
-                    if peak and precision == UNKNOWN_PRECISION and peak.half_tflops and peak.fp32_tflops else None),
+        peak_range=_peak_range(peak, precision),
     )
 
 
-def precision_of(amp: bool | None, *, stated: bool = True, tf32: bool = False) -> str:
+def _peak_range(peak: Peak | None, precision: str) -> tuple[float, float] | None:
+    if peak is None or precision not in RANGED_PRECISIONS:
+        return None
+    fast, slow = (peak.for_precision(p) for p in RANGED_PRECISIONS[precision])
+    return (fast, slow) if fast and slow else None
+
+
+def precision_of(amp: bool | None, *, stated: bool = True, tf32: bool = False, tf32_cores: bool = False) -> str:
     """The precision whose peak a run is measured against: AMP trains in fp16/bf16, else fp32, or
     TF32 where the fp32 math ran on TF32 tensor cores (`tf32`, as the training recorded it).
-    A run that does not state `amp` (`stated=False`: an imported log or notebook) has none."""
+    A run that does not state `amp` (`stated=False`: an imported log or notebook) has none; one that
+    states it trained without AMP on a GPU with TF32 cores (`tf32_cores`) ran at one of two peaks."""
     if amp is None and not stated:
         return UNKNOWN_PRECISION
+    if not amp and not stated and tf32_cores:
+        return FP32_OR_TF32
     return HALF if amp else TF32 if tf32 else FP32
 
 
@@ -210,8 +226,9 @@ def fmt_efficiency(e: Efficiency | None) -> str:
         text += f", {e.mfu:.1%} of the {e.peak_tflops:g} TFLOP/s {e.precision} peak ({kind})"
     elif e.mfu_range is not None:
         low, high = e.mfu_range
-        text += (f", {low:.1%} to {high:.1%} of the peak ({e.peak_range[0]:g} TFLOP/s {HALF} to "
-                 f"{e.peak_range[1]:g} {FP32}, {kind}; {e.precision})")
+        fast, slow = RANGED_PRECISIONS[e.precision]
+        text += (f", {low:.1%} to {high:.1%} of the peak ({e.peak_range[0]:g} TFLOP/s {fast} to "
+                 f"{e.peak_range[1]:g} {slow}, {kind}; {e.precision})")
     return text + (" [derived from logged durations]" if e.derived else "")
 
 
@@ -272,8 +289,10 @@ def _basis(run: Any) -> _Basis | None:
     amp = (run.param_dict or {}).get("amp")
     machine = (run.extra or {}).get("machine")
     tf32 = isinstance(machine, dict) and machine.get("tf32") is True
-    return _Basis(flops, run_peak(run), precision_of(amp, stated=run.source == "train", tf32=tf32),
-                  run.source != "train")
+    peak = run_peak(run)
+    precision = precision_of(amp, stated=run.source == "train", tf32=tf32,
+                             tf32_cores=peak is not None and peak.tf32_tflops is not None)
+    return _Basis(flops, peak, precision, run.source != "train")
 
 
 def run_efficiency(run: Any) -> Efficiency | None:
@@ -317,11 +336,11 @@ def best_by_hardware(runs: Any) -> list[dict[str, Any]]:
     """Per hardware class, the run that came closest to the device's peak: how close, and which run.
 
     Only runs with an MFU compete (a known network, duration, precision and peak):
-    a run whose precision is not stated has a range, not a figure. A class none
-    of whose runs states its precision names its fastest run, with the range.
+    a run whose precision is not known for certain has a range, not a figure. A class
+    none of whose runs has a known precision names its fastest run, with the range.
     """
     best: dict[str, tuple[Any, Efficiency]] = {}
-    ranged: dict[str, tuple[Any, Efficiency]] = {}  # classes where no run states its precision
+    ranged: dict[str, tuple[Any, Efficiency]] = {}  # classes where no run's precision is known
     for run in runs:
         e = run_efficiency(run)
         if e is None:
@@ -338,7 +357,7 @@ def best_by_hardware(runs: Any) -> list[dict[str, Any]]:
     for cls, (run, e) in ranged.items():
         if cls not in rows:  # the fastest, by achieved FLOP/s: its share of the peak is only a range
             rows[cls] = {"hardware": cls, "run": run.display_label, "run_id": run.id, "mfu": None,
-                         "text": f"no run states its precision; the fastest, Run {run.display_label}, "
+                         "text": f"no run's precision is known for certain; the fastest, Run {run.display_label}, "
                                  f"{fmt_efficiency(e)}"}
     order = list(dict.fromkeys(hardware_class_of(r) for r in runs))
     return [rows[cls] for cls in order if cls in rows]
