@@ -411,7 +411,8 @@ class NoisePool:
             return None
         memo = (metric.key, frozenset(kinds))
         if memo not in self._pooled:
-            pooled, capped = self._pool(metric, kinds, complete=False), sorted({k[0] for k in kinds} & set(self._capped))
+            pooled = self._pool(metric, kinds, complete=False)
+            capped = sorted({kind[0] for kind in kinds} & set(self._capped))
             if pooled is None and capped:  # too few among the latest runs: look at every run
                 pooled, capped = self._pool(metric, kinds, complete=True), []
             self._pooled[memo] = None if pooled is None else (pooled, capped)
@@ -420,7 +421,8 @@ class NoisePool:
         (sigma, used, _), capped = self._pooled[memo]
         classes = ", ".join(sorted({kind[0] for kind in kinds}))
         plural = "s" if used > 1 else ""
-        among = "".join(f" (among your latest {self._capped[c]:,} runs on {c})" for c in capped)
+        latest = " and ".join(f"{self._capped[c]:,} runs on {c}" for c in capped)
+        among = f" (among your latest {latest})" if latest else ""
         return Spread(sigma, f"from your {used} group{plural} of repeats of the same model, epochs and "
                              f"precision on {classes}{among}", "groups")
 
