@@ -119,13 +119,10 @@ def store(db_path):
 @pytest.fixture
 def tiny_nets(monkeypatch):
     """Trainings build thousand-parameter stand-ins for the networks (tests/tinynets.py): for tests of what a
-    training records and prints, not of what it learns. The FLOP counts cached meanwhile are the stand-ins'
-    and are dropped afterwards, so a later test of the real network's counts gets the real ones."""
-    from speedrun.training import flops
+    training records and prints, not of what it learns (with FLOP counts of their own, dropped afterwards)."""
     from tests import tinynets
 
     tinynets.install(monkeypatch.setattr)
-    monkeypatch.setattr(flops, "_cache", {})
 
 
 @pytest.fixture

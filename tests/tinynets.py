@@ -49,10 +49,16 @@ def tiny_param_count() -> int:
 
 def install(setattr=setattr) -> None:
     """Swap the tiny nets in: the classic loop's models and the airbench recipes' network.
-    `setattr` is pytest's monkeypatch.setattr in a test (undone afterwards), the builtin in a process of its own."""
-    from speedrun.recipes import airbench94, airbench94_muon
-    from speedrun.training import loop, nets
+    `setattr` is pytest's monkeypatch.setattr in a test (undone afterwards), the builtin in a process of its own.
 
+    The FLOP counts are cached by network name (training.flops): the stand-ins get a cache of their own,
+    so that they are never costed as the real network a test before them counted (707 MFLOP an image for
+    a net of a thousand parameters: an MFU over 100%, and a second's CPU-peak probe again in every run),
+    and a later test of the real network never gets theirs."""
+    from speedrun.recipes import airbench94, airbench94_muon
+    from speedrun.training import flops, loop, nets
+
+    setattr(flops, "_cache", {})
     setattr(loop, "build_model", tiny_model)
     narrow = partial(nets.AirbenchNet, AIRBENCH_WIDTHS)
     setattr(airbench94, "AirbenchNet", narrow)
