@@ -44,6 +44,7 @@ metrics and terminal capture, MLflow's telemetry).
 from __future__ import annotations
 
 import argparse
+import compileall
 import json
 import os
 import resource
@@ -723,6 +724,9 @@ def main() -> int:
     if args.quick:
         args.sizes, args.repeat, args.writers, args.epochs, args.record_epochs = [200], 2, [4], 20, 200
 
+    # The drivers run with PYTHONDONTWRITEBYTECODE (QUIET_ENV); pip compiled the peers' bytecode, so speedrun's is
+    # compiled too, as its install would: a checkout would otherwise compile its modules in every process.
+    compileall.compile_dir(ROOT / "speedrun", quiet=1)
     tools = [Tool("speedrun", sys.executable)]
     tools[0].version = _speedrun_version()
     for key in args.peers:
