@@ -64,7 +64,7 @@ from speedrun.analysis import groups
 from speedrun.domain.efficiency import run_efficiency
 from speedrun.domain.hardware import UNKNOWN_HARDWARE, hardware_class_of
 from speedrun.domain.records import times_to_targets
-from speedrun.text import MINUS, fmt_num, fmt_target
+from speedrun.text import MINUS, counted, fmt_num, fmt_target
 
 from speedrun.analysis.levels import ALPHA, RECORD_ALPHA  # defined apart: the CLI shows them at start-up
 DEFAULT_TARGETS = (85.0, 90.0, 94.0)
@@ -420,10 +420,9 @@ class NoisePool:
             return None
         (sigma, used, _), capped = self._pooled[memo]
         classes = ", ".join(sorted({kind[0] for kind in kinds}))
-        plural = "s" if used > 1 else ""
         latest = " and ".join(f"{self._capped[c]:,} runs on {c}" for c in capped)
         among = f" (among your latest {latest})" if latest else ""
-        return Spread(sigma, f"from your {used} group{plural} of repeats of the same model, epochs and "
+        return Spread(sigma, f"from your {counted(used, 'group')} of repeats of the same model, epochs and "
                              f"precision on {classes}{among}", "groups")
 
 

@@ -75,7 +75,7 @@ from speedrun.domain.efficiency import best_by_hardware, fmt_efficiency, run_eff
 from speedrun.notebook import syntax
 from speedrun.domain.records import notebook_order, notebook_order_key, times_to_targets
 from speedrun.domain.hardware import hardware_class_of, hardware_text
-from speedrun.text import as_references, fmt_param, fmt_target, md_cell, terminal_safe
+from speedrun.text import as_references, counted, fmt_param, fmt_target, md_cell, terminal_safe
 
 DEFAULT_TARGETS = metrics.DEFAULT_TARGETS
 TITLE = "Experiment Results: CIFAR-10 Speedrun"
@@ -285,7 +285,7 @@ def _split_heading(section_text: str) -> tuple[str, str | None]:
 def series_section(row: Any, members: Sequence[RunFacts]) -> dict[str, Any]:
     """A series whose parent has no results of its own: the parent's section and what its runs did."""
     heading, rest = _split_heading(row.section_text or syntax.run_heading(2, row.name, row.title))
-    computed = [f"Series {row.name}: {len(members)} run{'s' if len(members) != 1 else ''} "
+    computed = [f"Series {row.name}: {counted(len(members), 'run')} "
                 f"({leaderboard.run_list([m.run for m in members])})"]
     finals = [m for m in members if m.final is not None]
     if finals:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from speedrun.cli.app import app, console, db_app, notify, open_store
+from speedrun.text import counted
 
 
 @db_app.command()
@@ -64,7 +65,7 @@ def sync() -> None:
     for orphan in synced.orphans:
         notify(f"Warning: {orphan.describe(store.label)}")
     if synced.begun:
-        console.print(f"Recorded {synced.begun} run{'s' * (synced.begun != 1)} that began offline.", markup=False)
+        console.print(f"Recorded {counted(synced.begun, 'run')} that began offline.", markup=False)
     if synced.epochs or synced.finished:
         left = "nothing else waits now" if synced.orphans else "nothing waits now"
         console.print(f"Sent {synced.epochs} epochs and {synced.finished} run ends to {store.label}; {left}.",

@@ -45,6 +45,7 @@ from speedrun.errors import RunNotFound, SettingRefused, SpeedrunError
 from speedrun.sweep.space import SAMPLERS, SearchSpace, config_values, setting_text
 from speedrun.tracking import liveness
 from speedrun.domain.records import EpochRecord, RunRecord, utcnow
+from speedrun.text import counted
 
 if TYPE_CHECKING:  # torch comes with the trainer: imported when a sweep trains, not to read one
     from speedrun.training.recording import Recorder, Reporter
@@ -229,8 +230,8 @@ def open_sweep(store: Any, spec: SweepSpec | None, name: str, notify: Callable[[
             if spec.sampler == "grid":
                 for point in spec.space.grid():
                     study.enqueue_trial(point)
-            notify(f"Sweep {name}: {spec.trials} trial{'s' * (spec.trials != 1)} of {spec.repeat} "
-                   f"run{'s' * (spec.repeat != 1)} each, {spec.sampler} search, objective {spec.metric.name}")
+            notify(f"Sweep {name}: {counted(spec.trials, 'trial')} of {counted(spec.repeat, 'run')} each, "
+                   f"{spec.sampler} search, objective {spec.metric.name}")
             return study, spec
         known = _spec_of(store, stored)
         if spec is not None and (changed := known.differences(spec)):

@@ -18,7 +18,7 @@ from typing import Any, Sequence
 
 from speedrun.analysis import metrics
 from speedrun.analysis.metrics import Metric
-from speedrun.text import fmt_num
+from speedrun.text import counted, fmt_num
 
 # The order of trials that have no value: how far they got.
 _STATE_ORDER = {"complete": 0, "pruned": 1, "running": 2, "waiting": 3, "interrupted": 4, "died": 5, "returned": 6,
@@ -174,7 +174,7 @@ def searched_text(searched: dict[str, str]) -> str:
 def heading(data: dict[str, Any]) -> str:
     """`lr: 0.02, 0.04 (grid, 2 runs per trial), highest final accuracy wins`."""
     searched = searched_text(data["searched"])
-    runs = f"{data['repeat']} run{'s' * (data['repeat'] != 1)} per trial"
+    runs = f"{counted(data['repeat'], 'run')} per trial"
     wins = "highest" if data["direction"] == "maximize" else "lowest"
     return f"{searched} ({data['sampler']}, {runs}), {wins} {data['objective_name']} wins"
 
@@ -183,7 +183,7 @@ def answer_lines(data: dict[str, Any]) -> list[str]:
     """Why trials were refused or failed, then the answer in sentences: the best setting, its verdict
     against the runner-up, the caveat, and the importances. The same lines in `sweep show` and in the report."""
     best, verdict = data["best"], data["verdict"]
-    lines = [f"Trial {row['label']} {row['result']}: {row['why']}" for row in data["trials"] if row.get("why")]
+    lines = [f"Trial {row['label']} {row['result']}: {row['why']}" for row in data["trials"] if row["why"]]
     if best is None:
         lines += ["No trial has finished yet."]
     else:

@@ -37,6 +37,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from speedrun.errors import DatabaseError, DatabaseUnreachable, RunNotFound
 from speedrun.tracking.db import sqlite_file
 from speedrun.domain.records import EpochRecord, RunRecord
+from speedrun.text import counted
 
 DEFAULT_PATH = "speedrun-spool.db"
 RETRY_AFTER_S = 30.0  # after a failure, records go straight to the spool for this long
@@ -66,7 +67,7 @@ class Waiting:
 
     def describe(self, status: str) -> str:
         """'completed (3 epochs waiting to sync)' for a run that the server shows as `status`."""
-        what = f"{self.epochs} epoch{'s' * (self.epochs != 1)}" if self.epochs else "its end"
+        what = counted(self.epochs, "epoch") if self.epochs else "its end"
         return f"{self.status or status} ({what} waiting to sync)"
 
 
@@ -430,7 +431,7 @@ class SpooledRecorder:
                     f"beginning; `speedrun sync` records it there (and gives it its number)")
         epochs = sum(row.kind == "epoch" for row in left)
         ends = any(row.kind == "finish" for row in left)
-        what = " and ".join(filter(None, [f"{epochs} epoch{'s' * (epochs != 1)}" if epochs else "",
+        what = " and ".join(filter(None, [counted(epochs, "epoch") if epochs else "",
                                           "its end" if ends else ""]))
         return (f"{self._name(run_id)} recorded in {self.store.label}, but for {what}: waiting to sync in "
                 f"{self.spool.path} (`speedrun sync` sends them)")
