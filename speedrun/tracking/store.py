@@ -669,8 +669,8 @@ class Store:
         run = session.get(Run, item.run_id, options=[selectinload(Run.epochs), selectinload(Run.params), selectinload(Run.tags)])
         if run is None:
             raise RunNotFound(f"no run {item.run_id} in {self.label}")
-        if _edits_of(run) != _edits_of(record):  # the user's texts changed in the notebook: an edit `merge` carries
-            run.edited_at = utcnow()
+        if _edits(run, (t.tag for t in run.tags)) != _edits(record, record.tags):
+            run.edited_at = utcnow()  # the user's words changed in the notebook: an edit `merge` carries
         if item.texts_only:
             for name in (*EDITABLE_TEXTS, "preamble"):
                 setattr(run, name, getattr(record, name))
@@ -1157,9 +1157,8 @@ def _insert_params(session: Session, rows: list[dict[str, Any]]) -> None:
 EDITABLE_TEXTS = ("title", "hypothesis", "description", "analysis")
 
 
-def _edits_of(run: Any) -> tuple:
-    """What `merge` carries of a run's edits (`carry_edits`): its texts, notebook section and tags."""
-    tags = run.tags if not run.tags or isinstance(run.tags[0], str) else [t.tag for t in run.tags]
+def _edits(run: Any, tags: Iterable[str]) -> tuple:
+    """What `merge` carries of a run's (or record's) edits (`carry_edits`): its texts, notebook section and tags."""
     return (*(getattr(run, name) for name in EDITABLE_TEXTS), run.section_text, tuple(sorted(set(tags))))
 
 

@@ -188,7 +188,7 @@ class UI:
 
     def run_verdict(self, request: Request) -> Response:
         """The run against its baseline: the report's versus lines (a fragment loaded after the page)."""
-        from speedrun.analysis.baselines import named_label
+        from speedrun.analysis.baselines import Baselines, named_label
 
         run = self.run_or_404(request.path_params["ref"])
         baselines, runs = self._baselines_on(hardware_class_of(run))
@@ -199,8 +199,6 @@ class UI:
             except SpeedrunError:  # no such run, or a label several runs share: none is named
                 pass
             else:
-                from speedrun.analysis.baselines import Baselines
-
                 runs = [*runs, named]
                 baselines = Baselines(runs, pool=self.noise_pool())
         return self.page(request, "verdict.html.j2", lines=baselines.versus_lines(run))
