@@ -188,6 +188,7 @@ def test_train_command_survives_a_server_stopped_mid_run(own_server, tmp_path, m
     assert ([e.epoch for e in run.epochs], run.status) == ([1, 2, 3], "completed")
 
 
+@pytest.mark.usefixtures("pg_server")  # skipped, or failed under CI=true, as every PostgreSQL test: no psycopg, no initdb
 def test_the_hand_started_server_stops_and_cleans_up_on_sigterm():
     # `python -m tests.pgserver` stopped with SIGTERM (kill, a service manager, a closing terminal's
     # job control) left its server running and its folder behind (issue 27): only Ctrl-C cleaned up.
@@ -202,8 +203,6 @@ def test_the_hand_started_server_stops_and_cleans_up_on_sigterm():
     from tests import pgserver
     from tests.conftest import ROOT
 
-    if pgserver.find_bin() is None:
-        pytest.skip("initdb and pg_ctl not found")
     folder = None
     process = subprocess.Popen([sys.executable, "-m", "tests.pgserver"], cwd=ROOT, stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
