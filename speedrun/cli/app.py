@@ -21,6 +21,7 @@ argument of every command takes 64-bit values only (`_bounded_ints`).
 from __future__ import annotations
 
 import functools
+import importlib.util
 import os
 import re
 import sys
@@ -37,12 +38,10 @@ from speedrun.errors import SpeedrunError
 def _control_flow_exceptions() -> tuple[type[BaseException], ...]:
     """Exits, aborts and usage errors that Typer (or the click it wraps) reports itself."""
     kinds = [typer.Exit, typer.Abort] + [typer.TyperException] * hasattr(typer, "TyperException")
-    try:  # Typer releases before 0.20 are built on click
+    if importlib.util.find_spec("typer._click") is None:  # Typer releases before 0.20 are built on click
         import click
 
         kinds += [click.exceptions.Exit, click.exceptions.Abort, click.ClickException]
-    except ImportError:
-        pass
     return tuple(kinds)
 
 
