@@ -619,3 +619,25 @@ def test_the_noise_pool_reads_a_classs_latest_runs_first_and_says_so(store):
     # Runs 7-10 hold one pair (1 degree of freedom): too few, so every run is read, and nothing is left out.
     assert source(4) == same.format(3)
     assert source(None) == same.format(3)
+
+
+def test_the_noise_pool_reads_its_own_hardware_class_not_every_name_that_contains_it(store):
+    # The pool read "the latest runs on A10" with the user's text filter, which also finds every A100
+    # ("a10" is in "A100"): newer A100 runs filled the 8 it read, no A10 repeat was among them, and the
+    # spread fell back to reading every run; had some been among them, "your latest 8 runs on A10"
+    # would have counted A100s. It now reads the class exactly.
+    from speedrun.analysis import metrics
+
+    times = {1: 400, 2: 404, 3: 400, 4: 402, 5: 404, 6: 410, 7: 412, 8: 414, 9: 420, 10: 430}
+    lrs = {1: 0.01, 2: 0.01, 3: 0.02, 4: 0.02, 5: 0.02, 6: 0.03, 7: 0.03, 8: 0.03, 9: 0.3, 10: 0.4}
+    for n, time in times.items():
+        add_run(store, noted(n, 88.0, float(time), params=resnet(lr=lrs[n], seed=n), hardware="Lambda A10"))
+    for n in range(11, 19):  # newer runs on A100s, each its own set-up
+        add_run(store, noted(n, 90.0, 300.0, params=resnet(lr=n / 100), hardware="Lambda A100"))
+    nine, ten = store.get_runs(["9", "10"])
+    pool = metrics.NoisePool.from_store(store, latest=8)
+    found = metrics.verdict(metrics.TRAINING_TIME, [nine], [ten], names=("Run 9", "Run 10"), pool=pool)
+    assert found.spread_source == ("from your 2 groups of repeats of the same model, epochs and precision on A10 "
+                                   "(among your latest 8 runs on A10)")
+    assert [r.id for r in store.list_runs(hardware_class="A10")] == list(range(1, 11))
+    assert len(store.list_runs(hardware="a10")) == 18  # the user's filter keeps finding any text that holds it

@@ -367,7 +367,7 @@ class NoisePool:
         kind compared. So a verdict costs the same however large the database grows (hundreds of
         runs give a spread hundreds of degrees of freedom), and its sentence says when older runs
         were left out. Epochs are read only for the repeats whose times to a target are asked for."""
-        return cls(lambda hardware, limit: store.list_runs(hardware=hardware, limit=limit),
+        return cls(lambda hardware, limit: store.list_runs(hardware_class=hardware, limit=limit),
                    with_epochs=lambda ids: store.list_runs(ids=ids, with_epochs=True), latest=latest)
 
     def _epochs_for(self, sets: list[list[Any]]) -> list[list[Any]]:

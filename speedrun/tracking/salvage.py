@@ -11,7 +11,7 @@ what it found.
 from __future__ import annotations
 
 from datetime import datetime
-from functools import wraps
+from functools import cache, wraps
 from typing import Any, Callable
 
 from sqlalchemy import Boolean, DateTime, Float, Integer, String, Text, and_, cast, func, not_, or_, select, type_coerce
@@ -79,11 +79,11 @@ def _healthy_column(column) -> Any:
     return or_(column.is_(None), ok) if column.nullable else ok
 
 
-def _healthy(model) -> Any:
-    return and_(*[_healthy_column(c) for c in model.__table__.columns])
-
-
-_HEALTHY_RUN = _healthy(Run)
+@cache
+def _unhealthy(model) -> Any:
+    """SQL that is true when a row of `model`'s table holds a value its column cannot hold: built
+    once (the checks read several tables per listing, and a new expression is compiled anew)."""
+    return not_(and_(*[_healthy_column(c) for c in model.__table__.columns]))
 
 
 def _raw(table) -> list:
@@ -157,12 +157,12 @@ def damaged_ids(conn, run_ids, *, with_epochs: bool) -> set[int]:
     """
     if conn.dialect.name != "sqlite":
         return set()
-    damaged = set(conn.scalars(select(Run.id).where(Run.id.in_(run_ids), not_(_HEALTHY_RUN))))
+    damaged = set(conn.scalars(select(Run.id).where(Run.id.in_(run_ids), _unhealthy(Run))))
     damaged |= set(
         conn.scalars(
             select(Run.id).where(
                 Run.id.in_(run_ids),
-                Run.environment_id.in_(select(Environment.id).where(not_(_healthy(Environment)))),
+                Run.environment_id.in_(select(Environment.id).where(_unhealthy(Environment))),
             )
         )
     )
@@ -170,7 +170,7 @@ def damaged_ids(conn, run_ids, *, with_epochs: bool) -> set[int]:
         ((EpochMetric, EpochMetric.run_id),) if with_epochs else ()
     ):
         damaged |= set(
-            conn.scalars(select(column).where(column.in_(run_ids), not_(_healthy(table))).distinct())
+            conn.scalars(select(column).where(column.in_(run_ids), _unhealthy(table)).distinct())
         )
     return damaged
 

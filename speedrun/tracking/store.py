@@ -738,6 +738,7 @@ class Store:
         status: str | None = None,
         model: str | None = None,
         hardware: str | None = None,
+        hardware_class: str | None = None,
         tag: str | None = None,
         since: datetime | None = None,
         source: str | None = None,
@@ -754,6 +755,8 @@ class Store:
         the first ones with `first` (the top of a ranking), and the result's `matching` says how
         many matched in all (counted only when there are more).
         `where` is a query of speedrun.query (`lr < 0.05 and cosine`), run in the database.
+        `hardware` is the user's filter (a piece of any hardware text: "a10" finds A100s too);
+        `hardware_class` is one class exactly ("A10"), read through its index.
 
         Status is the status a run reads as: a `running` run whose process is
         gone is listed as `died` (see `liveness`), so those two are filtered after reading.
@@ -761,7 +764,8 @@ class Store:
         if sort not in SORTABLE:
             raise SpeedrunError(f"cannot sort by {sort!r}; choose from {', '.join(sorted(SORTABLE))}")
         live_status = status in ("running", "died")
-        query = select(Run.id).where(*_filters(status=status, model=model, hardware=hardware, tag=tag, since=since,
+        query = select(Run.id).where(*_filters(status=status, model=model, hardware=hardware,
+                                               hardware_class=hardware_class, tag=tag, since=since,
                                                source=source, group=group, ids=ids))
         column = SORTABLE[sort]
         # NULLs last whatever the direction, then the run number for a stable order.
@@ -1075,7 +1079,7 @@ class _StoredParams(Mapping):
         return sum(1 for _ in self)
 
 
-def _filters(*, status, model, hardware, tag, since, source, group, ids) -> list:
+def _filters(*, status, model, hardware, hardware_class, tag, since, source, group, ids) -> list:
     """The WHERE conditions of `list_runs`' filters. A `running` or `died` run is read as either:
     which it is, `liveness` decides after reading."""
     conditions = []
@@ -1107,6 +1111,9 @@ def _filters(*, status, model, hardware, tag, since, source, group, ids) -> list
                 | func.lower(func.coalesce(Environment.cpu_model, "")).like(needle)
             )
         )
+    if hardware_class:
+        conditions.append(Run.environment_id.in_(
+            select(Environment.id).where(Environment.hardware_class == hardware_class)))
     return conditions
 
 

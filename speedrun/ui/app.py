@@ -211,7 +211,7 @@ class UI:
 
         key = (hardware, self.store.data_version())
         if self._baselines is None or self._baselines[0] != key:
-            runs = list(self.store.list_runs(hardware=hardware))
+            runs = list(self.store.list_runs(hardware_class=hardware))
             self._baselines = (key, Baselines(runs, pool=self.noise_pool()), runs)
         return self._baselines[1], self._baselines[2]
 
