@@ -75,6 +75,7 @@ class Baselines:
                 self._series.setdefault(run.series_id, []).append(run)
         self._kind_keys = {kind: [self.index.key(r) for r in members] for kind, members in self._kinds.items()}
         self._distances: dict[tuple[str, str], list[str]] = {}
+        self._from: dict[str, dict[str, int]] = {}  # own set-up -> {candidate's set-up: settings that differ}
 
     def repeats(self, run: Any) -> list[Any]:
         """The run and its true repeats among the runs that count."""
@@ -114,6 +115,7 @@ class Baselines:
         members = self._earlier(self._kinds.get(kind, []), run)
         keys = self._kind_keys[kind] if kind in self._kind_keys else []
         own = self.index.key(run)
+        measured = self._from.setdefault(own, {}) if own is not None else {}  # set-up -> settings that differ
         best, best_distance, seen, considered = None, None, set(), 0
         for i in range(len(members) - 1, -1, -1):
             key = keys[i]
@@ -125,7 +127,9 @@ class Baselines:
             if key in seen:  # a farther run of a set-up already measured: never nearer, never closer
                 continue
             seen.add(key)
-            distance = len(self._differences(members[i], run))
+            distance = measured.get(key)
+            if distance is None:
+                distance = measured[key] = len(self._differences(members[i], run))
             if best_distance is None or distance < best_distance:
                 best, best_distance = members[i], distance
                 if distance == 0:

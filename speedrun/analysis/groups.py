@@ -26,10 +26,10 @@ from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Sequence, TypeVar
-from weakref import WeakKeyDictionary
 
 from speedrun.errors import SpeedrunError
 from speedrun.domain.hardware import UNKNOWN_HARDWARE, hardware_class_of
+from speedrun.domain.memo import per_run
 
 T = TypeVar("T")
 K = TypeVar("K", bound=Hashable)
@@ -41,24 +41,9 @@ REPEAT_VARIES = ("seed",)
 # --------------------------------------------------------------------------- what a run is
 
 
-# What analysis derives from a run, computed once per run object: a report reads the same
-# facts of every run many times, and the runs it reads are snapshots that do not change.
-_MEMO: WeakKeyDictionary = WeakKeyDictionary()
-
-
-def _memo(run: Any, name: str, compute: Callable[[Any], Any]) -> Any:
-    try:
-        facts = _MEMO.setdefault(run, {})
-    except TypeError:  # an object that cannot be a weak key
-        return compute(run)
-    if name not in facts:
-        facts[name] = compute(run)
-    return facts[name]
-
-
 def params_of(run: Any) -> dict[str, Any]:
     """`run.param_dict`, built once per run."""
-    return _memo(run, "params", lambda r: r.param_dict)
+    return per_run(run, "params", lambda r: r.param_dict)
 
 
 # Statements in a run's prose that change what trains, read as settings (only where the
@@ -86,7 +71,7 @@ def prose_settings(run: Any) -> dict[str, Any]:
     """Settings the run's title, hypothesis and description state in words, for the settings its
     configuration does not state. A setting stated both ways in one run is left out (read
     neither way)."""
-    return _memo(run, "prose", _prose_settings)
+    return per_run(run, "prose", _prose_settings)
 
 
 def _prose_settings(run: Any) -> dict[str, Any]:
@@ -106,7 +91,7 @@ def _prose_settings(run: Any) -> dict[str, Any]:
 
 def setup_of(run: Any) -> dict[str, Any]:
     """What the run trained with: its stated settings, and those its prose states (`prose_settings`)."""
-    return _memo(run, "setup", lambda r: {**prose_settings(r), **params_of(r)})
+    return per_run(run, "setup", lambda r: {**prose_settings(r), **params_of(r)})
 
 
 def unparsed_config(run: Any) -> str | None:
@@ -176,7 +161,7 @@ def _epochs_done(run: Any) -> int:
 
 def exclusion(run: Any) -> str | None:
     """Why the run cannot stand for its set-up, or None when it can (see `_exclusion`)."""
-    return _memo(run, "exclusion", _exclusion)
+    return per_run(run, "exclusion", _exclusion)
 
 
 def _exclusion(run: Any) -> str | None:
@@ -249,7 +234,7 @@ def setting_key(value: Any) -> Any:
 
 def settings(run: Any) -> dict[str, Any]:
     """The run's stated settings as compared (`setting_key`), the seed left out."""
-    return _memo(run, "settings", lambda r: {
+    return per_run(run, "settings", lambda r: {
         name: setting_key(v) for name, v in setup_of(r).items() if name not in REPEAT_VARIES and v is not None
     })
 
@@ -270,7 +255,7 @@ def config_key(params: Mapping[str, Any], hardware_class: str, ignore: Iterable[
 
 def repeat_key(run: Any) -> str | None:
     """The one definition of "same set-up" (see `_repeat_key`), computed once per run."""
-    return _memo(run, "repeat_key", _repeat_key)
+    return per_run(run, "repeat_key", _repeat_key)
 
 
 def _repeat_key(run: Any) -> str | None:

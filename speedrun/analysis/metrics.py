@@ -63,6 +63,7 @@ from speedrun.errors import InsufficientData, SpeedrunError
 from speedrun.analysis import groups
 from speedrun.domain.efficiency import run_efficiency
 from speedrun.domain.hardware import UNKNOWN_HARDWARE, hardware_class_of
+from speedrun.domain.memo import per_run
 from speedrun.domain.records import times_to_targets
 from speedrun.text import MINUS, counted, fmt_num, fmt_target
 
@@ -186,11 +187,20 @@ MFU = Metric(
 )
 
 
+def seconds_to(run: Any, target: float) -> float | None:
+    """Training seconds until the run's val accuracy first reached `target` (`times_to_targets`): the
+    default targets in one pass over its epochs, once per run; another target once per run too."""
+    known = per_run(run, "times_to", lambda r: times_to_targets(r.epochs, DEFAULT_TARGETS))
+    if target not in known:
+        known[target] = times_to_targets(run.epochs, [target])[target]
+    return known[target]
+
+
 def time_to(target: float) -> Metric:
     """Training seconds until val accuracy first reached `target` percent."""
     return Metric(
         f"time_to_{target:g}", f"time to {fmt_target(target)}", "s", False, 1,
-        lambda r: times_to_targets(r.epochs, [target])[target],
+        lambda r: seconds_to(r, target),
         0.10, True, "the default spread of a time to target (10% of the mean)", 0.0,
         needs_epochs=True, target=target,
     )
@@ -225,7 +235,7 @@ def metric_named(text: str, option: str = "--objective") -> Metric:
 def reached(run: Any, target: float) -> tuple[float, float, int] | None:
     """(seconds, accuracy, epoch) when the run first reached `target`; None if it never did
     or its time is unknown. The accuracy is the one of that moment, not the final one."""
-    seconds = times_to_targets(run.epochs, [target])[target]
+    seconds = seconds_to(run, target)
     if seconds is None:
         return None
     first = min((e for e in run.epochs if e.val_acc is not None and e.val_acc >= target), key=lambda e: e.epoch)

@@ -73,7 +73,7 @@ from speedrun.analysis.sandbox import MAX_MEMORY, Sandbox, render_bounded
 from speedrun.analysis.baselines import Baselines
 from speedrun.domain.efficiency import best_by_hardware, fmt_efficiency, run_efficiency
 from speedrun.notebook import syntax
-from speedrun.domain.records import notebook_order, notebook_order_key, times_to_targets
+from speedrun.domain.records import notebook_order, notebook_order_key
 from speedrun.domain.hardware import hardware_class_of, hardware_text
 from speedrun.text import as_references, counted, fmt_param, fmt_target, md_cell, terminal_safe
 
@@ -122,7 +122,7 @@ def collect_facts(runs: Sequence[Any], targets: Sequence[float]) -> list[RunFact
                 hardware_class=hardware_class_of(run),
                 final=run.final_val_acc,
                 peak=run.peak_val_acc,
-                times=times_to_targets(run.epochs, targets),
+                times={target: metrics.seconds_to(run, target) for target in targets},
             )
         )
     return facts

@@ -20,6 +20,7 @@ from typing import Any
 from pathlib import Path
 
 from speedrun.domain.hardware import hardware_class, hardware_class_of
+from speedrun.domain.memo import per_run
 
 HALF, FP32, TF32 = "fp16/bf16", "fp32", "tf32"  # TF32: fp32 math on the tensor cores (Ampere and newer)
 # An imported run that does not state whether it trained with AMP: one flag moves its MFU by 8-16x,
@@ -299,8 +300,12 @@ def run_efficiency(run: Any) -> Efficiency | None:
     """Images/s, TFLOP/s and MFU of a run's mean epoch, or None where the network or the duration is unknown.
 
     Figures of imported runs are derived from the logged epoch durations
-    (which may include evaluation), and say so.
+    (which may include evaluation), and say so. Computed once per run object (`memo.per_run`).
     """
+    return per_run(run, "efficiency", _run_efficiency)
+
+
+def _run_efficiency(run: Any) -> Efficiency | None:
     basis, seconds = _basis(run), run.mean_epoch_s
     if basis is None or not seconds:
         return None

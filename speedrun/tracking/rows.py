@@ -45,7 +45,7 @@ class RunView(RunLabels):
     names the stored values that could not be read (left out of the view).
     """
 
-    def __init__(
+    def __init__(  # `columns`: the `runs` row, a mapping or (name, value) pairs
         self, columns, params: list, tags: list, epochs: list, environment, damaged=(), series_name: str | None = None
     ) -> None:
         self.__dict__.update(columns)
