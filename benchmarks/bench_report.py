@@ -102,13 +102,20 @@ def timed(fn) -> tuple[float, object]:
     return time.perf_counter() - start, result
 
 
+def cpu_timed(fn) -> tuple[float, float, object]:
+    """(wall seconds, CPU seconds of this process, result)."""
+    cpu = time.process_time()
+    wall, result = timed(fn)
+    return wall, time.process_time() - cpu, result
+
+
 def bench(store: Store, n: int) -> dict[str, float]:
     from speedrun.analysis.compare import build_comparison, load_sides, render_markdown as compare_md
     from speedrun.analysis.report import build_context, load_runs, render
 
-    load_s, runs = timed(lambda: load_runs(store))
-    context_s, context = timed(lambda: build_context(runs))
-    render_s, text = timed(lambda: render(context, "md"))
+    load_s, load_cpu, runs = cpu_timed(lambda: load_runs(store))
+    context_s, context_cpu, context = cpu_timed(lambda: build_context(runs))
+    render_s, render_cpu, text = cpu_timed(lambda: render(context, "md"))
     refs = [str(i) for i in (1, 2, 3, n)]
 
     def compare_once():
@@ -126,6 +133,7 @@ def bench(store: Store, n: int) -> dict[str, float]:
         "context": context_s,
         "render": render_s,
         "report": load_s + context_s + render_s,
+        "report_cpu": load_cpu + context_cpu + render_cpu,
         "compare": compare_s,
         "bytes": len(text.encode()),
     }
@@ -139,18 +147,38 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = args.keep or Path(tmp)
         folder.mkdir(parents=True, exist_ok=True)
-        print(f"{'runs':>7} {'build':>7} {'load':>7} {'context':>8} {'render':>7} {'report':>7} {'ms/run':>7} "
-              f"{'compare':>8} {'MB out':>7}")
+        print(f"{'runs':>7} {'build':>7} {'load':>7} {'context':>8} {'render':>7} {'report':>7} {'CPU':>7} "
+              f"{'ms/run':>7} {'compare':>8} {'MB out':>7}")
+        results: dict[int, dict[str, float]] = {}
         for n in args.sizes:
             path = folder / f"bench-{n}.db"
             path.unlink(missing_ok=True)
             build_s, store = timed(lambda: build(path, n))
-            r = bench(store, n)
+            r = results[n] = bench(store, n)
             store.close()
             print(
                 f"{n:>7,} {build_s:>6.2f}s {r['load']:>6.2f}s {r['context']:>7.2f}s {r['render']:>6.2f}s "
-                f"{r['report']:>6.2f}s {1000 * r['report'] / n:>7.3f} {r['compare']:>7.3f}s {r['bytes'] / 1e6:>7.1f}"
+                f"{r['report']:>6.2f}s {r['report_cpu']:>6.2f}s {1000 * r['report'] / n:>7.3f} "
+                f"{r['compare']:>7.3f}s {r['bytes'] / 1e6:>7.1f}"
             )
+        print_targets(results)
+
+
+def print_targets(results: dict[int, dict[str, float]]) -> None:
+    """Issue 28's targets, with this run's figures, where the sizes measured allow."""
+    def status(met: bool) -> str:
+        return "met" if met else "NOT met"
+
+    if 10_000 in results:
+        cpu = results[10_000]["report_cpu"]
+        print(f"report of 10,000 runs: {cpu:.2f} s of CPU (target 1.0 s): {status(cpu <= 1.0)}")
+    if 1_000 in results and 10_000 in results:
+        per_run = [1000 * results[n]["report"] / n for n in (1_000, 10_000)]
+        print(f"time per run: {per_run[0]:.3f} ms at 1,000 runs, {per_run[1]:.3f} ms at 10,000 "
+              f"(target: flat): {status(per_run[1] <= 1.1 * per_run[0])}")
+    if 100 in results and 10_000 in results:
+        gap = results[10_000]["compare"] - results[100]["compare"]
+        print(f"compare at 10,000 runs minus at 100: {gap:+.3f} s (target 0.1 s): {status(gap <= 0.1)}")
 
 
 if __name__ == "__main__":

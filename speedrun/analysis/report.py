@@ -218,6 +218,7 @@ def run_section(f: RunFacts, targets: Sequence[float], versus: Sequence[str]) ->
         syntax.run_heading(level, run.display_label, run.title), None
     )
     unparsed = (getattr(run, "unparsed_config", None) or "").split("\n") if getattr(run, "unparsed_config", None) else []
+    params = [fmt_param(k, v) for k, v in f.params.items()]
     return {
         "id": run.id,
         "uuid": run.uuid,
@@ -226,8 +227,8 @@ def run_section(f: RunFacts, targets: Sequence[float], versus: Sequence[str]) ->
         "hardware_class": f.hardware_class,
         "series": series,
         "facts": facts,
-        "params": [fmt_param(k, v) for k, v in f.params.items()],
-        "params_md": [syntax.encode_inline(fmt_param(k, v)) for k, v in f.params.items()],
+        "params": params,
+        "params_md": [syntax.encode_inline(text) for text in params],
         "unparsed": unparsed,
         "unparsed_md": [syntax.encode_inline(line) for line in unparsed],
         # Computed lines quote settings and labels the user wrote: nothing in them reaches a terminal raw.
