@@ -40,9 +40,16 @@ _GPU_CLASSES = (
     "B200",
     "B100",
 )
-_GPU_PATTERNS = tuple(
-    (name, re.compile(rf"(?<![A-Za-z0-9]){name}(?![0-9A-Za-z])", re.IGNORECASE)) for name in _GPU_CLASSES
-)
+
+
+@lru_cache(maxsize=1)
+def _gpu_patterns() -> tuple[tuple[str, re.Pattern], ...]:
+    """The classes' patterns, compiled when a class is first asked for (not by every command's start)."""
+    return tuple(
+        (name, re.compile(rf"(?<![A-Za-z0-9]){name}(?![0-9A-Za-z])", re.IGNORECASE)) for name in _GPU_CLASSES
+    )
+
+
 _RTX = re.compile(r"\b(?:RTX|GTX)\s*-?\s*(\d{3,4})\s*(Ti|SUPER)?\b", re.IGNORECASE)
 _APPLE = re.compile(r"\b(mps|apple\s+m\d|m[1-4]\s+(pro|max|ultra)?)\b", re.IGNORECASE)
 _CPU_WORDS = re.compile(r"\b(cpu|ryzen|intel|core\s+i\d|xeon|epyc|no gpu|wsl)\b", re.IGNORECASE)
@@ -52,7 +59,7 @@ _CPU_WORDS = re.compile(r"\b(cpu|ryzen|intel|core\s+i\d|xeon|epyc|no gpu|wsl)\b"
 def hardware_class(description: str | None, device_type: str | None = None) -> str:
     """A short class such as "T4", "A100", "RTX 4090", "MPS" or "CPU"; "unknown" otherwise."""
     text = description or ""
-    for name, pattern in _GPU_PATTERNS:
+    for name, pattern in _gpu_patterns():
         if pattern.search(text):
             return name
     match = _RTX.search(text)
