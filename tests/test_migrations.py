@@ -405,3 +405,53 @@ def test_0008_downgrade_puts_the_rates_and_machine_facts_back(db_path):
     value = lambda v: json.loads(v) if sqlite and isinstance(v, str) else v  # noqa: E731  (JSON text on SQLite)
     assert value(names[(21, "lr")]) == 11.5 and value(names[(22, "lr")]) == 0.24
     assert value(names[(26, "threads")]) == 16 and value(names[(21, "amp_dtype")]) == "float16"
+
+
+# --------------------------------------------------------------------------- 0009: sweeps of the fast recipes
+def test_0009_renames_a_fast_recipes_swept_rate_and_its_downgrade_puts_it_back(db_path):
+    import optuna
+    from optuna.distributions import FloatDistribution
+    from optuna.trial import create_trial
+
+    url = url_of(db_path)
+    build_at("0008_recipe_params", url)
+    storage = optuna.storages.RDBStorage(url)
+    space = {"fixed": {"epochs": 2, "lr": 0.5}, "dimensions": [
+        {"name": "lr", "choices": None, "low": 5.0, "high": 12.0, "log": False, "integer": False}]}
+    for name, recipe in (("fast", "airbench94"), ("muon", "airbench94-muon"), ("classic", "resnet18")):
+        study = optuna.create_study(study_name=name, storage=storage)
+        study.set_user_attr("speedrun", {"name": name, "recipe": recipe, "space": space})
+        study.add_trial(create_trial(params={"lr": 6.0}, distributions={"lr": FloatDistribution(5.0, 12.0)},
+                                     value=1.0))
+        study.enqueue_trial({"lr": 7.0})
+    storage.engine.dispose()
+
+    def swept(name):
+        study = optuna.load_study(study_name=name, storage=url)
+        stored = study.user_attrs["speedrun"]["space"]
+        return ([d["name"] for d in stored["dimensions"]], list(stored["fixed"]),
+                [list(t.params or t.system_attrs.get("fixed_params", {})) for t in study.trials])
+
+    build_at("0009_sweep_recipe_params", url)
+    assert swept("fast") == (["lr_per_1024"], ["epochs", "lr_per_1024"], [["lr_per_1024"], ["lr_per_1024"]])
+    assert swept("muon") == (["muon_lr"], ["epochs", "muon_lr"], [["muon_lr"], ["muon_lr"]])
+    assert swept("classic") == (["lr"], ["epochs", "lr"], [["lr"], ["lr"]])  # resnet18's lr is its lr
+    engine = dbmod.make_engine(url)
+    config = dbmod.alembic_config(url)
+    with engine.connect() as conn:
+        config.attributes["connection"] = conn
+        command.downgrade(config, "0008_recipe_params")
+        conn.commit()
+    engine.dispose()
+    assert swept("fast") == swept("muon") == swept("classic") == (["lr"], ["epochs", "lr"], [["lr"], ["lr"]])
+
+
+def test_0009_leaves_a_database_without_sweeps_as_it_was(db_path):
+    url = url_of(db_path)
+    build_at("0008_recipe_params", url)
+    build_at("0009_sweep_recipe_params", url)
+    engine = dbmod.make_engine(url)
+    from sqlalchemy import inspect
+
+    assert not inspect(engine).has_table("studies")
+    engine.dispose()

@@ -506,3 +506,44 @@ def test_every_trial_evaluates_the_same_fixed_val_subset(cli, data):
         assert [e["val_acc"] is None for e in detail["epoch_metrics"]] == [True, False]
         assert all(float(e["val_acc"]) * 8 / 100 == round(float(e["val_acc"]) * 8 / 100)
                    for e in detail["epoch_metrics"] if e["val_acc"] is not None)  # a count out of 8 images
+
+
+def test_an_airbench_sweep_begun_before_the_rates_were_renamed_resumes_under_the_new_name(db_path, cli, data):
+    # Revision 0008 renamed airbench94's `lr` (a rate per 1,024 images) to `lr_per_1024` in the runs, but
+    # not in a sweep's stored search: resumed, every trial it had left was refused ("recipe airbench94 does
+    # not read --lr") and marked never to be tried again. 0009 renames it in the sweep too.
+    import optuna
+    from optuna.distributions import CategoricalDistribution
+    from optuna.trial import TrialState, create_trial
+
+    from tests.test_migrations import build_at, url_of
+
+    url = url_of(db_path)
+    build_at("0008_recipe_params", url)
+    storage = optuna.storages.RDBStorage(url)  # as speedrun's sweep stored it, in the same database
+    choices = CategoricalDistribution([5.0, 10.0, 11.5])
+    spec = {"name": "old", "recipe": "airbench94", "space": {
+        "fixed": {"epochs": 1, "batch_size": 32, "amp": "off", "tta": 0, "whiten_bias_epochs": 0},
+        "dimensions": [{"name": "lr", "choices": [5.0, 10.0, 11.5], "low": None, "high": None, "log": False,
+                        "integer": False}]},
+        "sampler": "grid", "trials": 3, "repeat": 1, "objective": "final_accuracy", "prune": False, "seed": 0}
+    study = optuna.create_study(study_name="old", storage=storage, direction="maximize")
+    study.set_user_attr("speedrun", spec)
+    study.enqueue_trial({"lr": 5.0})
+    study.enqueue_trial({"lr": 10.0})
+    study.add_trial(create_trial(  # what a resume under 0008 made of the last one
+        params={"lr": 11.5}, distributions={"lr": choices}, state=TrialState.FAIL,
+        user_attrs={"invalid": "recipe airbench94 does not read --lr; --lr is an option of recipe resnet18."}))
+    storage.engine.dispose()
+
+    resumed = cli("sweep", "--resume", "old", "--data-dir", data, "--device", "cpu")  # migrates first
+    assert resumed.exit_code == 0, resumed.output
+    assert "does not read" not in resumed.output and "given back to the queue" in resumed.output
+    shown = json.loads(cli("sweep", "show", "old", "--json").stdout)
+    assert shown["counts"]["complete"] == 3
+    assert {json.dumps(t["params"]) for t in shown["trials"] if t["state"] == "complete"} == {
+        '{"lr_per_1024": 5.0}', '{"lr_per_1024": 10.0}', '{"lr_per_1024": 11.5}'}
+    trained = [r["params"] for r in runs_of(cli)]
+    assert sorted(p["lr_per_1024"] for p in trained) == [5.0, 10.0, 11.5] and not any("lr" in p for p in trained)
+    optuna_study = optuna.load_study(study_name="old", storage=url)
+    assert {name for t in optuna_study.trials for name in t.params} == {"lr_per_1024"}

@@ -25,7 +25,7 @@ BUSY_TIMEOUT_S = 60
 # The newest revision in migrations/versions. Every command compares the database with
 # it; importing Alembic to find it would cost a third of a second per command, so it
 # is written here and a test checks it against Alembic's own head.
-SCHEMA_HEAD = "0008_recipe_params"
+SCHEMA_HEAD = "0009_sweep_recipe_params"
 _PACKAGE = Path(__file__).resolve().parent.parent  # speedrun/
 
 
