@@ -116,7 +116,7 @@ def test_at_80_columns_no_number_is_cut_and_no_line_is_wider(cli, db_path, monke
     ) for i in range(3)], force=True)
     store.close()
     wide = cli("list").stdout
-    monkeypatch.setattr(console, "width", 80)
+    monkeypatch.setattr(console.rich(), "width", 80)  # the console itself: `console` makes it when first used
     out = cli("list").stdout
     lines = out.splitlines()
     assert lines and all(cell_len(line) <= 80 for line in lines)

@@ -25,10 +25,9 @@ import importlib.util
 import os
 import re
 import sys
-from typing import NoReturn, Optional, Sequence
+from typing import Any, Callable, NoReturn, Optional, Sequence
 
 import typer
-from rich.console import Console
 from typer.core import TyperGroup
 
 from speedrun import outputs
@@ -164,9 +163,44 @@ app = typer.Typer(
 db_app = typer.Typer(help="Inspect and upgrade the database schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 
-# Piped output (files, Colab cells, tests) gets wide tables instead of truncated cells.
-console = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 200)
-err_console = Console(stderr=True, soft_wrap=True)  # messages stay one line, greppable
+class LazyConsole:
+    """A Rich console made when it is first used: a command that prints JSON, or nothing, never
+    imports Rich (25 ms of every start-up). Attributes read and set go to the console."""
+
+    def __init__(self, make: Callable[[], Any]):
+        object.__setattr__(self, "_make", make)
+        object.__setattr__(self, "_made", None)
+
+    def rich(self) -> Any:
+        """The Rich console itself, made now if it was not."""
+        made = object.__getattribute__(self, "_made")
+        if made is None:
+            made = object.__getattribute__(self, "_make")()
+            object.__setattr__(self, "_made", made)
+        return made
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.rich(), name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        setattr(self.rich(), name, value)
+
+
+def _stdout_console():
+    from rich.console import Console
+
+    # Piped output (files, Colab cells, tests) gets wide tables instead of truncated cells.
+    return Console(soft_wrap=True, width=None if sys.stdout.isatty() else 200)
+
+
+def _stderr_console():
+    from rich.console import Console
+
+    return Console(stderr=True, soft_wrap=True)  # messages stay one line, greppable
+
+
+console = LazyConsole(_stdout_console)
+err_console = LazyConsole(_stderr_console)
 
 
 def notify(message: str) -> None:

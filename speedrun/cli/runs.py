@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import List, Optional
+from typing import TYPE_CHECKING, List, Optional
 
 import typer
-from rich.table import Table
-from rich.text import Text
 
 from speedrun.cli.app import app, console, open_store
 from speedrun.cli.choices import SortKey, Status, chosen
@@ -18,6 +16,9 @@ from speedrun.text import fmt_num as _num
 from speedrun.text import epochs_text, json_text, summary_only, terminal_safe
 from speedrun.tracking.liveness import contact_note
 from speedrun.domain.records import FINAL_MEASURED_AFTER_EPOCHS, utcnow
+
+if TYPE_CHECKING:
+    from rich.text import Text
 
 
 def _waiting_to_sync(store) -> dict:
@@ -73,6 +74,8 @@ LIST_COLUMNS = (
 def _text(value) -> Text:
     """User text for `show`: a plain Rich Text, never markup, never highlighted (Rich's highlighter
     is quadratic in a long line), control characters shown."""
+    from rich.text import Text
+
     return Text(terminal_safe(str(value)))
 
 
@@ -209,6 +212,9 @@ def show(
     if as_json:
         print_json(data)
         return
+    from rich.table import Table
+    from rich.text import Text
+
     console.print(Text.assemble("Run ", _text(data["label"]), ": ", _text(data["title"] or ""), style="bold"),
                   highlight=False)
     if record.damaged:

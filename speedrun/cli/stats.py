@@ -5,8 +5,6 @@ from __future__ import annotations
 from typing import List, Optional
 
 import typer
-from rich.markup import escape
-from rich.table import Table
 
 from speedrun.cli.app import app, console, open_store
 from speedrun.cli.selection import By, Where, where_sets_and_refs
@@ -67,6 +65,9 @@ def stats(
     if as_json:
         typer.echo(json_text(result))
         return
+    from rich.markup import escape
+    from rich.table import Table
+
     result = terminal_safe_tree(result)  # group names and labels may come from anyone's notebook
     for note in result["notes"]:
         console.print(note, markup=False)

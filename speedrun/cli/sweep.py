@@ -7,8 +7,6 @@ from pathlib import Path
 from typing import List, Optional
 
 import typer
-from rich.markup import escape
-from rich.table import Table
 
 from speedrun.cli.app import app, console, err_console, notify, open_store
 from speedrun.cli.choices import Sampler, chosen
@@ -21,6 +19,8 @@ from speedrun.text import terminal_safe
 
 def _safe(value) -> str:
     """User text for a Rich cell: markup escaped, control characters shown, never obeyed."""
+    from rich.markup import escape
+
     return escape(terminal_safe(str(value)))
 
 
@@ -161,6 +161,8 @@ def list_command(as_json: bool = typer.Option(False, "--json", help="Print the s
         console.print("No sweeps yet. Start one with `speedrun sweep --lr 0.02,0.04 --subset 2000 --epochs 2`.",
                       markup=False)
         return
+    from rich.table import Table
+
     table = Table(show_edge=False, header_style="bold")
     for column in ("Sweep", "Recipe", "Search", "Objective", "Done", "Pruned", "Failed", "Interrupted", "Died"):
         table.add_column(column)
@@ -184,6 +186,8 @@ def _show(store, name: str, *, alpha: float, as_json: bool, plots: Path | None) 
     if as_json:
         print_json(data)
         return
+    from rich.table import Table
+
     console.print(f"Sweep {name}: {sweeps.heading(data)}", markup=False, highlight=False, style="bold")
     table = Table(show_edge=False, header_style="bold")
     table.add_column("Trial", justify="right")

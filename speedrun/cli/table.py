@@ -16,8 +16,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
 
-from rich.cells import cell_len, set_cell_size
-
 GAP = " │ "  # between columns, as in the Rich tables of the other commands
 
 
@@ -32,6 +30,8 @@ class Column:
 def fit(columns: Sequence[Column], natural: Sequence[int], width: int) -> list[tuple[int, int]]:
     """(column index, width) of the columns shown, for lines of at most `width` cells when possible:
     text shortened first, then columns left out by rank until the lines fit (or only rank 0 is left)."""
+    from rich.cells import cell_len  # terminal cells, as Rich counts them (imported when a table is shown)
+
     kept = list(range(len(columns)))
     ranks = sorted({c.drop for c in columns if c.drop}, reverse=True)
     while True:
@@ -51,6 +51,8 @@ def fit(columns: Sequence[Column], natural: Sequence[int], width: int) -> list[t
 
 def render(columns: Sequence[Column], rows: Sequence[Sequence[str]], width: int) -> str:
     """The table as text: a header, a rule, one line per row (cells are plain, terminal-safe text)."""
+    from rich.cells import cell_len, set_cell_size
+
     lengths = [[cell_len(cell) for cell in row] for row in rows]
     natural = [max([cell_len(c.title)] + [line[i] for line in lengths]) for i, c in enumerate(columns)]
     shown = fit(columns, natural, width)
