@@ -154,3 +154,21 @@ def test_commands_have_help(cli, command):
     result = cli(command, "--help")
     assert result.exit_code == 0
     assert "--format" in result.stdout and "--target" in result.stdout
+
+
+def test_two_runs_that_share_a_label_are_compared_by_their_numbers(store, cli):
+    # A notebook with a second "Run 16" section (batch 16 where the first had 32) stores it as run 2,
+    # labelled 16. `compare '#1' '#2'` said "Error: Run 16 is given twice" and `stats '#1' '#2'` showed
+    # two sets both named "Run 16": the names now carry the numbers where labels collide.
+    from tests.test_verdicts import noted
+
+    for batch, final in ((32, 87.18), (16, 87.16)):
+        add_run(store, noted(None, final, 534.0, label="16",
+                             params={"model": "ResNet-9", "batch_size": batch, "lr": 0.02, "epochs": 10}))
+    assert [r.label for r in store.list_runs()] == ["16", "16"]
+    compared = cli("compare", "#1", "#2", "--json")
+    assert compared.exit_code == 0, compared.output
+    assert [side["name"] for side in json.loads(compared.stdout)["sides"]] == ["Run #1 (16)", "Run #2 (16)"]
+    stats = json.loads(cli("stats", "#1", "#2", "--json").stdout)
+    assert [s["name"] for s in stats["sets"]] == ["Run #1 (16)", "Run #2 (16)"]
+    assert "is given twice" in cli("compare", "#1", "#1").output  # the same run twice still is

@@ -426,7 +426,24 @@ def resolve(store: Any, refs: Sequence[str], *, expand: bool = True) -> list[Run
             everything = store.list_runs(with_epochs=True)
         members = repeats_of(run, everything)
         sets.append(RunSet(set_name(run, members), members))
-    return sets
+    return named_apart(sets)
+
+
+def named_apart(sets: list[RunSet]) -> list[RunSet]:
+    """The sets, those whose names would collide named by their run numbers too: a notebook's
+    second "Run 16" (stored as run 20) is "Run #20 (16)" beside "Run #16", never a second
+    "Run 16" (two sets that read as one, or "given twice" for two different runs)."""
+    members: dict[str, set[tuple[int, ...]]] = {}
+    for s in sets:
+        members.setdefault(s.name, set()).add(tuple(sorted(r.id for r in s.runs)))
+    renamed = []
+    for s in sets:
+        if len(members[s.name]) > 1 and not s.name.startswith("g:"):
+            first = s.runs[0]  # the run a set of runs is named by (`set_name`)
+            label = f" ({first.label})" if first.label and first.label != str(first.id) else ""
+            s = RunSet(f"Run #{first.id}{label}" + (" and repeats" if len(s.runs) > 1 else ""), s.runs)
+        renamed.append(s)
+    return renamed
 
 
 def where_sets(store: Any, where: str, *, by: str | None = None, each: bool = False) -> list[RunSet]:
