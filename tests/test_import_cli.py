@@ -663,3 +663,16 @@ def test_a_merged_trained_run_is_kept_as_recorded_too(cli, tmp_path):
     assert "not written" in result.stderr
     after = shown(cli)
     assert (after["analysis"], after["final_val_acc"], after["epochs_completed"]) == ("merged, then annotated", 66.0, 2)
+
+
+def test_the_users_logs_without_a_config_line_are_not_read_as_repeats(cli):
+    # Runs 15-17 (batch 64, 32, 16) were logged without a Config line on "cuda": imported as they are,
+    # compare called them "same settings", the report "Repeat of Run 1 (3 runs of this set-up)", and
+    # their batch-size gap became the noise every later verdict on that GPU was measured against.
+    for name in ("run15-bs64-t4.txt", "run16-bs32-t4.txt", "run17-bs16-t4.txt"):
+        assert cli("import-log", str(SEED_LOGS / name)).exit_code == 0
+    compared = cli("compare", "1", "2")
+    assert "Run 2 vs Run 1: neither states its settings, so they are not known to be the same" in compared.stdout
+    assert "from your 1 group of repeats" not in compared.stdout
+    report = cli("report").stdout
+    assert "Repeat of Run" not in report and "1, 2, 3 |" not in report

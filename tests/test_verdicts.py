@@ -219,11 +219,16 @@ def test_an_incomplete_run_and_a_subset_run_do_not_win(store, cli):
     assert final["best"] == [0]
 
 
+def machine(hardware_class, hardware=None):
+    return SimpleNamespace(hardware_class=hardware_class, hardware=hardware, gpu_name=None, gpu_count=None,
+                           cpu_model=None, device_type=None)
+
+
 def test_repeats_need_the_same_set_up_and_completed_runs():
     def run(i, **kw):
         fields = dict(id=i, status="completed", epochs=[], epochs_completed=10, epochs_planned=10,
                       created_at=START, source_line=None, param_dict={"model": "resnet9", "seed": i, "epochs": 10},
-                      environment=SimpleNamespace(hardware_class="T4"), unparsed_config=None)
+                      environment=machine("T4"), unparsed_config=None)
         fields.update(kw)
         return SimpleNamespace(**fields)
 
@@ -233,10 +238,31 @@ def test_repeats_need_the_same_set_up_and_completed_runs():
     assert groups.repeat_key(run(4, param_dict={"model": "ResNet9", "seed": 4, "epochs": 10})) == groups.repeat_key(base)
     assert groups.repeat_key(run(5, status="incomplete")) is None
     assert groups.repeat_key(run(6, epochs_completed=4)) is None
-    assert groups.repeat_key(run(7, environment=SimpleNamespace(hardware_class="CPU"))) != groups.repeat_key(base)
+    assert groups.repeat_key(run(7, environment=machine("CPU"))) != groups.repeat_key(base)
     assert groups.repeat_key(run(8, environment=None)) is None  # unknown hardware: no one's repeat
     assert groups.repeat_key(run(9, param_dict={"model": "resnet9", "epochs": 10, "subset": 500})) is None
     assert groups.repeat_sets([base, run(2), run(5, status="incomplete"), run(6, epochs_completed=4)]) == [[base, run(2)]]
+
+
+def test_runs_that_state_no_setting_or_no_gpu_model_are_no_ones_repeats():
+    # Three of the user's logs have no Config line (batch 64, 32 and 16): their params were {"epochs": 10},
+    # their hardware "GPU" ("Using device: cuda"), and they read as three repeats of "the same settings",
+    # their 1.5-point gap as seed noise. Nothing says they trained alike, nor on one GPU.
+    def run(i, params=None, env=None):
+        return SimpleNamespace(id=i, status="completed", epochs=[], epochs_completed=10, epochs_planned=10,
+                               created_at=START, source_line=None, unparsed_config=None,
+                               param_dict=params or {"model": "resnet9", "batch_size": 64, "seed": i, "epochs": 10},
+                               environment=env or machine("T4"))
+
+    assert groups.repeat_key(run(1)) == groups.repeat_key(run(2)) is not None
+    assert groups.repeat_key(run(3, params={"epochs": 10})) is None  # no setting stated
+    assert groups.repeat_key(run(4, env=machine("GPU"))) is None  # a GPU nothing names
+    laptop, other = machine("CPU", "AMD Ryzen 7 5700U (CPU)"), machine("CPU", "Intel Core i7-1185G7 (CPU)")
+    assert groups.repeat_key(run(5, env=laptop)) == groups.repeat_key(run(6, env=laptop)) is not None
+    assert groups.repeat_key(run(7, env=other)) != groups.repeat_key(run(5, env=laptop))  # two machines
+    nothing = [run(8, params={"epochs": 10}), run(9, params={"epochs": 10})]
+    assert groups.differences_text(groups.differences(nothing[:1], nothing[1:])) == (
+        "neither states its settings, so they are not known to be the same")
 
 
 def test_a_group_the_user_made_stays_as_made_with_a_warning(two_setups, cli):

@@ -119,17 +119,20 @@ class Baselines:
         best, best_distance, seen, considered = None, None, set(), 0
         for i in range(len(members) - 1, -1, -1):
             key = keys[i]
-            if key == own:
+            if key == own and own is not None:  # its own repeats are no baseline
                 continue
             considered += 1
             if considered > _NEAREST_CONSIDERED:
                 break
-            if key in seen:  # a farther run of a set-up already measured: never nearer, never closer
+            if key is None:  # a run no other repeats (no settings stated, an unnamed GPU): measured alone
+                distance = len(self._differences(members[i], run))
+            elif key in seen:  # a farther run of a set-up already measured: never nearer, never closer
                 continue
-            seen.add(key)
-            distance = measured.get(key)
-            if distance is None:
-                distance = measured[key] = len(self._differences(members[i], run))
+            else:
+                seen.add(key)
+                distance = measured.get(key)
+                if distance is None:
+                    distance = measured[key] = len(self._differences(members[i], run))
             if best_distance is None or distance < best_distance:
                 best, best_distance = members[i], distance
                 if distance == 0:

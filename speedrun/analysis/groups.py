@@ -28,7 +28,9 @@ from datetime import datetime
 from typing import Any, Sequence, TypeVar
 
 from speedrun.errors import SpeedrunError
-from speedrun.domain.hardware import UNKNOWN_HARDWARE, hardware_class_of
+from speedrun.domain.hardware import (
+    MACHINE_CLASSES, UNKNOWN_HARDWARE, UNNAMED_GPU, hardware_class_of, hardware_text,
+)
 from speedrun.domain.memo import per_run
 
 T = TypeVar("T")
@@ -258,17 +260,28 @@ def repeat_key(run: Any) -> str | None:
     return per_run(run, "repeat_key", _repeat_key)
 
 
+def states_setup(run: Any) -> bool:
+    """Whether the run states anything of how it trained beyond its epoch count (which any log's
+    "Epoch [3/10]" gives): a setting, or configuration text the importer did not understand."""
+    return any(name != "epochs" for name in settings(run)) or unparsed_config(run) is not None
+
+
 def _repeat_key(run: Any) -> str | None:
     """The one definition of "same set-up": None for a run that cannot be anyone's repeat.
 
-    Hardware class, every setting but the seed, the unparsed configuration
-    text, the epoch budget and the data must all match.
+    Hardware class (and, in a class of many machines such as CPU, the machine's
+    own text), every setting but the seed, the unparsed configuration text, the
+    epoch budget and the data must all match. A run on an unknown machine or on
+    a GPU nothing names, or one that states no setting, is no one's repeat:
+    nothing says it trained as another did (three logs without a Config line,
+    batch 64, 32 and 16, read as "the same settings" and their gap as noise).
     """
     hardware = hardware_class_of(run)
-    if hardware == UNKNOWN_HARDWARE or not counts(run):
+    if hardware in (UNKNOWN_HARDWARE, UNNAMED_GPU) or not counts(run) or not states_setup(run):
         return None
     payload = {
         "config": config_key(setup_of(run), hardware),
+        "machine": hardware_text(run) if hardware in MACHINE_CLASSES else None,
         "unparsed": unparsed_config(run),
         "epochs": epoch_budget(run),
         "subset": subset_of(run),
@@ -343,6 +356,8 @@ def differences(a: Sequence[Any], b: Sequence[Any]) -> list[str]:
 
     left, right = stated(a), stated(b)
     names = [n for n in dict.fromkeys([*left, *right]) if left.get(n, {"not stated"}) != right.get(n, {"not stated"})]
+    if not any(states_setup(r) for r in (*a, *b)):
+        names.insert(0, UNSTATED)
     if {hardware_class_of(r) for r in a} != {hardware_class_of(r) for r in b}:
         names.append("hardware")
     if {unparsed_config(r) for r in a} != {unparsed_config(r) for r in b}:
@@ -350,9 +365,17 @@ def differences(a: Sequence[Any], b: Sequence[Any]) -> list[str]:
     return names
 
 
+# A difference `differences` names when no run on either side states a setting: equal settings
+# are then unknown, not "the same".
+UNSTATED = "settings (stated by neither)"
+
+
 def differences_text(names: Sequence[str]) -> str:
     """"only amp differs", "lr and cosine differ", "lr, cosine, amp and epochs differ", "same settings":
-    every setting that differs, named."""
+    every setting that differs, named; "neither states its settings" where nothing is known."""
+    if names and names[0] == UNSTATED:
+        head = "neither states its settings, so they are not known to be the same"
+        return head if len(names) == 1 else f"{head}; {differences_text(names[1:])}"
     if not names:
         return "same settings"
     if len(names) == 1:
@@ -372,6 +395,8 @@ def setup_difference(members: Sequence[Any]) -> str | None:
     """Where the members of a group the user made differ in set-up, if they do."""
     base = members[0]
     differing = list(dict.fromkeys(name for m in members[1:] for name in differences([base], [m])))
+    if UNSTATED in differing:
+        return "members state no settings: not known to be repeats of one set-up"
     return f"members differ in {', '.join(differing)}: not repeats of one set-up" if differing else None
 
 

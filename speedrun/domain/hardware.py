@@ -14,6 +14,10 @@ from functools import lru_cache
 from typing import Any
 
 UNKNOWN_HARDWARE = "unknown"
+# A GPU whose model nothing names ("Using device: cuda" and no more): two such runs may have had any two GPUs.
+UNNAMED_GPU = "GPU"
+# Classes that hold many machines (every CPU, every Apple chip): a run's own machine is its hardware text.
+MACHINE_CLASSES = ("CPU", "MPS")
 
 # Most specific first: "A100" must not be read as "A10", "H200" not as "H20".
 _GPU_CLASSES = (
@@ -71,11 +75,11 @@ def hardware_class(description: str | None, device_type: str | None = None) -> s
     if device_type == "cpu":
         return "CPU"
     if device_type == "cuda":
-        return "GPU"
+        return UNNAMED_GPU
     if _CPU_WORDS.search(text):
         return "CPU"
     if re.search(r"\bgpu\b|\bcuda\b", text, re.IGNORECASE):
-        return "GPU"
+        return UNNAMED_GPU
     return UNKNOWN_HARDWARE
 
 
