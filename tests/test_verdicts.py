@@ -667,3 +667,30 @@ def test_the_noise_pool_reads_its_own_hardware_class_not_every_name_that_contain
                                    "(among your latest 8 runs on A10)")
     assert [r.id for r in store.list_runs(hardware_class="A10")] == list(range(1, 11))
     assert len(store.list_runs(hardware="a10")) == 18  # the user's filter keeps finding any text that holds it
+
+
+def test_a_runs_late_swing_is_its_seed_noise_where_it_exceeds_the_default():
+    from speedrun.analysis import metrics
+
+    def run(accuracies):
+        return SimpleNamespace(epochs=[SimpleNamespace(epoch=i + 1, val_acc=a) for i, a in enumerate(accuracies)])
+
+    # The user's batch-64 log: 83.17, 83.43, 85.72, 86.47, 85.69 at the end bend by 2.03, -1.54, -1.53.
+    still_swinging = run([55.88, 64.28, 75.63, 73.42, 79.93, 83.17, 83.43, 85.72, 86.47, 85.69])
+    assert metrics.late_swing(still_swinging) == pytest.approx(0.8403, abs=1e-4)
+    levelling_off = run([60, 70, 76, 80, 83, 85, 86.5, 87.5, 88.0, 88.2])  # a curve that bends evenly: no swing
+    assert metrics.late_swing(levelling_off) < 0.05
+    assert metrics.late_swing(run([60.0, 80.0, 86.0, 85.5])) is None  # four epochs: all steep start, no tail
+
+
+def test_single_runs_whose_accuracy_still_swings_are_not_called_apart_by_a_gap_inside_the_swing(cli):
+    # Batch 64 vs 32 (the user's runs 15 and 16, 85.69% vs 87.18%): "likely real, 2.7x the standard error"
+    # against 0.2 points of seed noise, while each run's accuracy moved by 1 to 2 points between its last
+    # epochs. Measured in their own late swing (0.84 and 0.74), 1.49 points is within the noise.
+    from tests.conftest import SEED_LOGS
+
+    for name in ("run15-bs64-t4.txt", "run16-bs32-t4.txt"):
+        assert cli("import-log", str(SEED_LOGS / name), "--hardware", "Colab T4").exit_code == 0
+    final = lines(cli, "compare", "1", "2")[0]
+    assert final.startswith("Final accuracy: Run 2 − Run 1 = 1.49 points: within run-to-run noise (n=1 vs 1; 1.2×")
+    assert "with seed-to-seed 0.79, the swing of their accuracy over their last 5 epochs (more than the usual 0.20)" in final

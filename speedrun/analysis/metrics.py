@@ -22,7 +22,8 @@ spread of one run, taken in this order:
 2. the user's repeats of the same kind of run (`groups.noise_kind`: hardware
    class, model, epoch budget and precision; never another model's);
 3. a default: for accuracy the test set's binomial error √(p(1 − p)/n) at
-   that accuracy and test size with the default seed-to-seed spread on top;
+   that accuracy and test size with a seed-to-seed spread on top (the default,
+   or the runs' own swing over their last epochs where larger: `late_swing`);
    for a subset or stopped run, whose seed-to-seed spread nothing measures, the
    binomial error alone, and such a gap is never "likely real".
 
@@ -43,7 +44,11 @@ Default spreads, used only when no repeats measure one:
   fixed recipe is about 0.1–0.2 points for well-tuned short trainings (Jordan,
   "Calibrated chaos", arXiv:2304.01910: tens of thousands of identically
   trained ResNets); the upper end is taken, since the user's shorter,
-  noisier trainings spread more rather than less;
+  noisier trainings spread more rather than less. Where the runs' accuracy
+  still swings at their end (a learning rate that never decayed: the user's
+  10-epoch T4 runs move 1-2 points between their last epochs), the swing is
+  measured instead (`late_swing`, about 0.8 points there): a run could as
+  well have stopped anywhere in it;
 * training time, seconds per epoch: 3% of the mean. The same job on a shared
   cloud GPU (Colab) varies by a few percent from session to session; the
   user's own T4 logs vary by about 2% from epoch to epoch within one run;
@@ -441,11 +446,51 @@ def _hardware_text(runs: Sequence[Any]) -> str:
     return f" on {', '.join(known)}" if known else ""
 
 
+# The last epochs whose swings show how far a final accuracy moves with the seed (`late_swing`).
+LATE_EPOCHS = 5
+
+
+def late_swing(run: Any) -> float | None:
+    """How far the run's val accuracy swung about its own trend over its last `LATE_EPOCHS`
+    epochs, in points: the standard deviation of the second differences over √6 (a swing of σ
+    per epoch gives second differences of variance 6σ²; a steady rise or an even bend, a curve
+    levelling off, gives none). Only for a run with at least twice `LATE_EPOCHS` epochs with an
+    accuracy, so the epochs read are its second half, past the steep start; None otherwise. A
+    run that ends while its accuracy still swings (a learning rate that never decayed) could as
+    well have ended anywhere in the swing: another seed moves its final accuracy that much."""
+    return per_run(run, "late_swing", _late_swing)
+
+
+def _late_swing(run: Any) -> float | None:
+    accuracies = [e.val_acc for e in sorted(run.epochs, key=lambda e: e.epoch) if e.val_acc is not None]
+    if len(accuracies) < 2 * LATE_EPOCHS:
+        return None
+    last = accuracies[-LATE_EPOCHS:]
+    bends = [a - 2 * b + c for a, b, c in zip(last, last[1:], last[2:])]
+    mean = sum(bends) / len(bends)
+    return math.sqrt(sum((x - mean) ** 2 for x in bends) / (len(bends) - 1) / 6)
+
+
+def _seed_spread(metric: Metric, runs: Sequence[Any]) -> tuple[float, str]:
+    """The seed-to-seed part of an accuracy's default spread, and its words: the usual default, or
+    the runs' own late swing (`late_swing`, pooled) where that is larger."""
+    swings = [s for r in runs if (s := late_swing(r)) is not None]
+    digits = f".{metric.digits}f"
+    swing = math.sqrt(sum(s * s for s in swings) / len(swings)) if swings else 0.0
+    if swing <= metric.noise:
+        return metric.noise, f"seed-to-seed {fmt_num(metric.noise, digits)}"
+    whose = "its" if len(swings) == 1 else "their"
+    return swing, (f"seed-to-seed {fmt_num(swing, digits)}, the swing of {whose} accuracy over {whose} last "
+                   f"{LATE_EPOCHS} epochs (more than the usual {fmt_num(metric.noise, digits)})")
+
+
 def default_spread(metric: Metric, runs: Sequence[Any], accuracy: float | None = None) -> Spread:
     """The spread when no repeats measure one. Accuracy: the test set's binomial error at that
-    accuracy and test size with the default seed-to-seed spread on top (√(b² + s²)); for a
-    subset or a stopped run nothing measures the seed-to-seed part, so the binomial error alone,
-    and the spread cannot make a gap likely real. Other metrics: their documented default."""
+    accuracy and test size with a seed-to-seed spread on top (√(b² + s²)): the default, or the
+    runs' own late swing where larger (`late_swing`: an accuracy that still swings 1 point from
+    epoch to epoch at the end has more than 0.2 points of seed noise); for a subset or a stopped
+    run nothing measures the seed-to-seed part, so the binomial error alone, and the spread
+    cannot make a gap likely real. Other metrics: their documented default."""
     if metric.unit == "%" and not metric.relative_noise and accuracy is not None:
         images = min(groups.evaluated_on(r) for r in runs)
         floor = binomial_error(accuracy, images)
@@ -454,10 +499,10 @@ def default_spread(metric: Metric, runs: Sequence[Any], accuracy: float | None =
         if odd:
             return Spread(floor, f"{binomial} alone: no repeats measure the seed-to-seed spread of "
                                  f"{' or '.join(odd)}", "floor", conclusive=False)
-        return Spread(math.hypot(floor, metric.noise),
-                      f"a default: {binomial} ({fmt_num(floor, f'.{metric.digits}f')}) with seed-to-seed "
-                      f"{fmt_num(metric.noise, f'.{metric.digits}f')}; no repeats{_hardware_text(runs)} "
-                      f"measure it yet", "floor")
+        seed, seed_words = _seed_spread(metric, runs)
+        return Spread(math.hypot(floor, seed),
+                      f"a default: {binomial} ({fmt_num(floor, f'.{metric.digits}f')}) with {seed_words}; "
+                      f"no repeats{_hardware_text(runs)} measure it yet", "floor")
     return Spread(metric.noise, f"a default: no repeats{_hardware_text(runs)} measure it yet", "default")
 
 
