@@ -694,3 +694,15 @@ def test_single_runs_whose_accuracy_still_swings_are_not_called_apart_by_a_gap_i
     final = lines(cli, "compare", "1", "2")[0]
     assert final.startswith("Final accuracy: Run 2 − Run 1 = 1.49 points: within run-to-run noise (n=1 vs 1; 1.2×")
     assert "with seed-to-seed 0.79, the swing of their accuracy over their last 5 epochs (more than the usual 0.20)" in final
+
+
+def test_a_side_whose_own_runs_spread_more_than_the_default_is_measured_in_their_spread(store, cli):
+    # `compare --where … --by batch_size`: the batch-64 side held a 10-epoch run (85.69%) and a 20-epoch
+    # cosine run (90.68%), one degree of freedom, so its spread was not used and the gap to batch 16 was
+    # measured in a default of 0.38 points: "likely real". Two runs of a side 5 points apart say more.
+    add_run(store, noted(1, 85.69, 437.0, params=resnet(batch_size=64)))
+    add_run(store, noted(2, 87.16, 690.0, params=resnet(batch_size=16)))
+    add_run(store, noted(3, 90.68, 885.0, params=resnet(batch_size=64, epochs=20, cosine=True)))
+    final = lines(cli, "compare", "--where", "hardware = T4", "--by", "batch_size")[0]
+    assert final.startswith("Final accuracy: batch_size=64 − batch_size=16 = 1.03 points: within run-to-run noise")
+    assert "spread 3.53 points per run, from the 2 runs of batch_size=64, more than the 0.38 points of a default" in final

@@ -720,7 +720,9 @@ def _spread(metric: Metric, descs: Sequence[Any], names: Sequence[str], a: Seque
     """The spread per run a gap is measured in, in order: the sides' own repeats (at least
     `MIN_DOF` degrees of freedom), the user's repeats of the same kind of run (`NoisePool`),
     the default (`default_spread`). An accuracy spread is never smaller than the test set's
-    binomial error at that accuracy and test size."""
+    binomial error at that accuracy and test size, nor than the sides' own runs show with
+    fewer degrees of freedom: two runs of a side 5 points apart are not measured in a default
+    of 0.4 (a side of a `--by` that mixes a 10- and a 20-epoch run read "likely real")."""
     from speedrun.domain.stats import pooled_sd
 
     runs = [*a, *b]
@@ -729,17 +731,21 @@ def _spread(metric: Metric, descs: Sequence[Any], names: Sequence[str], a: Seque
     accuracy = mean if metric.unit == "%" and not metric.relative_noise else None
     floor = binomial_error(accuracy, min(groups.evaluated_on(r) for r in runs)) if accuracy is not None else 0.0
     repeated = [(name, d) for name, d in zip(names, descs) if d.n >= 2 and d.std]
-    found: Spread | None = None
-    if sum(d.n - 1 for _, d in repeated) >= MIN_DOF:
-        observed = pooled_sd(descs)
-        if metric.relative_noise:
-            observed /= mean
-        found = Spread(observed, f"from the {sum(d.n for _, d in repeated)} runs of "
+    observed: Spread | None = None
+    if repeated:
+        sigma = pooled_sd([d for _, d in repeated]) / (mean if metric.relative_noise else 1.0)
+        observed = Spread(sigma, f"from the {sum(d.n for _, d in repeated)} runs of "
                                  f"{' and '.join(name for name, _ in repeated)}", "observed")
+    found = observed if sum(d.n - 1 for _, d in repeated) >= MIN_DOF else None
     if found is None and pool is not None:
         found = pool.spread(metric, runs)
     if found is None:
-        return default_spread(metric, runs, accuracy)
+        found = default_spread(metric, runs, accuracy)
+        if observed is None or observed.sigma <= found.sigma:
+            return found
+    if observed is not None and observed.sigma > found.sigma:  # the runs themselves spread more
+        return Spread(observed.sigma, f"{observed.source}, more than the {metric.amount(found.sigma)} of "
+                                      f"{found.source}", "observed")
     if found.sigma < floor:
         images = min(groups.evaluated_on(r) for r in runs)
         return Spread(floor, f"the binomial error of {images:,} test images at {fmt_num(accuracy, '.2f', '%')}, "
