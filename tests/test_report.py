@@ -137,7 +137,7 @@ def test_log_imported_section_has_the_notebook_shape_and_hand_computed_facts(not
     # Imported from a log: the report says so, and that the log gave no date.
     assert lines[3].startswith("- Imported ") and lines[3].endswith(" from run15-bs64-t4.txt; no date of its own\n")
     assert "".join(lines[4:]) == (
-        "- vs Run 8 (only batch_size differs): +3.07 points, +0% time — the nearest earlier run (neither states its "
+        "- vs Run 8 (batch_size stated by one only): +3.07 points, +0% time — the nearest earlier run (neither states its "
         "model) on T4 with the fewest differing settings\n"
         "- Final accuracy: Run 9 is ahead by 3.07 points: likely real (n=1 vs 1; 2.4× the standard error of the "
         "difference, 1.30 points; spread 0.92 points per run, a default: the binomial error of 10,000 test images "

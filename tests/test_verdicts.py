@@ -188,7 +188,7 @@ def test_a_20_epoch_run_does_not_hide_the_10_epoch_records(store, cli):
                                          "the nearest earlier ResNet-9 run on T4 with the fewest differing settings")
     # Run 18 names Run 15; Run 18 added cosine, which Run 15 does not state: both differ (the old "only
     # epochs differs" credited cosine's gain to the epochs).
-    assert versus(report, "18")[0] == ("vs Run 15 (epochs and cosine differ): +4.99 points, +102% time — "
+    assert versus(report, "18")[0] == ("vs Run 15 (epochs differs; cosine stated by one only): +4.99 points, +102% time — "
                                          "named in its text")
 
 
@@ -306,7 +306,7 @@ def test_compare_three_summary_only_runs_of_a_series(store, cli):
 | Training time | **95.2 s** | 101.7 s | 103.1 s |
 
 - Run 26b vs Run 26a: only bn differs
-- Run 26c vs Run 26a: bn and augment differ
+- Run 26c vs Run 26a: bn differs; augment stated by one only
 - Final accuracy: Run 26b is ahead by 8.85 points: likely real (n=1 vs 1; 12× the standard error of the difference, 0.72 points; spread 0.51 points per run, a default: the binomial error of 10,000 test images at 66.78% (0.47) with seed-to-seed 0.20; no repeats on T4 measure it yet; confirm with repeats)
 - Training time: Run 26b − Run 26a = 6.5 s, 1.07× the time: inconclusive (n=1 vs 1; 1.6× the standard error of the difference, 4.2%; spread 3.0% of the mean per run, a default: no repeats on T4 measure it yet; about 5 runs per side would settle it)
 - Final accuracy: Run 26c is ahead by 12.50 points: likely real (n=1 vs 1; 17× the standard error of the difference, 0.71 points; spread 0.51 points per run, a default: the binomial error of 10,000 test images at 68.60% (0.46) with seed-to-seed 0.20; no repeats on T4 measure it yet; confirm with repeats)
@@ -401,17 +401,18 @@ def test_times_to_a_target_take_their_spread_from_the_users_repeats(store, cli):
 
 def test_report_compare_and_stats_say_the_same_thing_differs(store, cli):
     # Run 21 turned AMP on; Run 20 never states amp. Before, the report said "(no stated setting differs)"
-    # while compare's table showed amp: the two paths disagreed.
+    # while compare's table showed amp: the two paths disagreed. All say now that only one states it (Run 20
+    # may have run without AMP, or with it and not said so: "only amp differs" claimed to know).
     add_run(store, noted(20, 90.10, 600.0, params=resnet(lr=0.03)))
     add_run(store, noted(21, 89.86, 426.0, params=resnet(lr=0.03, amp=True),
                         description="Same as Run 20 but with mixed precision."))
-    assert versus(cli("report").stdout, "21")[0] == "vs Run 20 (only amp differs): −0.24 points, −29% time — named in its text"
+    assert versus(cli("report").stdout, "21")[0] == "vs Run 20 (amp stated by one only): −0.24 points, −29% time — named in its text"
     assert [d["line"] for d in json.loads(cli("compare", "20", "21", "--json").stdout)["differences"]] == [
-        "Run 21 vs Run 20: only amp differs"]
+        "Run 21 vs Run 20: amp stated by one only"]
     assert [d["line"] for d in json.loads(cli("stats", "20", "21", "--json").stdout)["differences"]] == [
-        "Run 21 vs Run 20: only amp differs"]
-    assert "- Run 21 vs Run 20: only amp differs" in cli("compare", "20", "21", "--format", "md").stdout
-    assert "Run 21 vs Run 20: only amp differs" in cli("stats", "20", "21").stdout
+        "Run 21 vs Run 20: amp stated by one only"]
+    assert "- Run 21 vs Run 20: amp stated by one only" in cli("compare", "20", "21", "--format", "md").stdout
+    assert "Run 21 vs Run 20: amp stated by one only" in cli("stats", "20", "21").stdout
 
 
 def test_prose_that_changes_what_trains_makes_runs_no_repeats(store, cli):
@@ -423,7 +424,7 @@ def test_prose_that_changes_what_trains_makes_runs_no_repeats(store, cli):
     data = json.loads(cli("stats", "5", "--json").stdout)
     assert [s["name"] for s in data["sets"]] == ["Run 5"]  # not "Run 5 and repeats"
     compared = json.loads(cli("compare", "5", "6", "--json").stdout)
-    assert compared["differences"][0]["line"] == "Run 6 vs Run 5: only data_on_device differs"
+    assert compared["differences"][0]["line"] == "Run 6 vs Run 5: data_on_device stated by one only"
     assert "## Groups" not in cli("report").stdout
 
 
@@ -536,7 +537,7 @@ def test_a_resnet_run_is_never_compared_with_a_simplecnn_run_unless_named(notebo
     assert versus(report, "2") == ["First run of resnet18 with a final accuracy on T4"]
     assert versus(report, "5") == ["First run of resnet18 with a final accuracy on CPU"]
     # Run 3 differs from Run 2 only in what its prose says: the data now lives on the device.
-    assert versus(report, "3")[0].startswith("vs Run 2 (only data_on_device differs): +0.04 points, −41% time")
+    assert versus(report, "3")[0].startswith("vs Run 2 (data_on_device stated by one only): +0.04 points, −41% time")
 
 
 def test_full_stops_after_values_are_no_part_of_them(notebook):

@@ -177,7 +177,7 @@ class Baselines:
         if run.train_time_s is not None and base.train_time_s:
             parts.append(fmt_num(100 * (run.train_time_s / base.train_time_s - 1), "+.0f", "% time"))
         differs = self._differences(base, run)
-        what = groups.differences_text(differs)
+        what = groups.differences_text(differs, groups.stated_by_one([base], [run], differs))
         return f"vs Run {base.display_label} ({what}): {', '.join(parts)} \u2014 {why}"
 
     def verdict_lines(self, run: Any, base: Any) -> list[str]:

@@ -335,6 +335,26 @@ def repeat_sets(runs: Iterable[Any]) -> list[list[Any]]:
 # --------------------------------------------------------------------------- differences
 
 
+def _stated(runs: Sequence[Any]) -> dict[str, set]:
+    """Each setting the runs state, with its values (repr), and "not stated" where a run leaves it out."""
+    values: dict[str, set] = {}
+    for run in runs:
+        for name, value in settings(run).items():
+            values.setdefault(name, set()).add(repr(value))
+    for run in runs:  # a run that leaves a setting unstated makes its side's value unknown
+        for name in values:
+            if name not in settings(run):
+                values[name].add("not stated")
+    return values
+
+
+def stated_by_one(a: Sequence[Any], b: Sequence[Any], names: Sequence[str]) -> list[str]:
+    """Those of the differing `names` that one side states and no run of the other does: they
+    may differ, or the other side ran with the same value and did not say so."""
+    left, right = _stated(a), _stated(b)
+    return [n for n in names if (n in left) != (n in right)]
+
+
 def differences(a: Sequence[Any], b: Sequence[Any]) -> list[str]:
     """The one answer to "what differs in set-up" between two sets of runs, for report, compare,
     stats and baselines alike: settings (the configuration's and those its prose states), then
@@ -343,18 +363,7 @@ def differences(a: Sequence[Any], b: Sequence[Any]) -> list[str]:
     A setting one side states and the other does not is a difference: nothing says the other
     ran with the same value (the run that turned AMP on states amp, its baseline may not).
     """
-    def stated(runs: Sequence[Any]) -> dict[str, set]:
-        values: dict[str, set] = {}
-        for run in runs:
-            for name, value in settings(run).items():
-                values.setdefault(name, set()).add(repr(value))
-        for run in runs:  # a run that leaves a setting unstated makes its side's value unknown
-            for name in values:
-                if name not in settings(run):
-                    values[name].add("not stated")
-        return values
-
-    left, right = stated(a), stated(b)
+    left, right = _stated(a), _stated(b)
     names = [n for n in dict.fromkeys([*left, *right]) if left.get(n, {"not stated"}) != right.get(n, {"not stated"})]
     if not any(states_setup(r) for r in (*a, *b)):
         names.insert(0, UNSTATED)
@@ -370,17 +379,29 @@ def differences(a: Sequence[Any], b: Sequence[Any]) -> list[str]:
 UNSTATED = "settings (stated by neither)"
 
 
-def differences_text(names: Sequence[str]) -> str:
+def _listed(names: Sequence[str]) -> str:
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+
+
+def differences_text(names: Sequence[str], one_sided: Sequence[str] = ()) -> str:
     """"only amp differs", "lr and cosine differ", "lr, cosine, amp and epochs differ", "same settings":
-    every setting that differs, named; "neither states its settings" where nothing is known."""
+    every setting that differs, named; those of `one_sided` (`stated_by_one`) as "stated by one
+    only" ("batch_size differs; compile and cosine stated by one only"); "neither states its
+    settings" where nothing is known."""
     if names and names[0] == UNSTATED:
         head = "neither states its settings, so they are not known to be the same"
-        return head if len(names) == 1 else f"{head}; {differences_text(names[1:])}"
+        return head if len(names) == 1 else f"{head}; {differences_text(names[1:], one_sided)}"
     if not names:
         return "same settings"
-    if len(names) == 1:
-        return f"only {names[0]} differs"
-    return f"{', '.join(names[:-1])} and {names[-1]} differ"
+    differ = [n for n in names if n not in one_sided]
+    unsure = [n for n in names if n in one_sided]
+    parts = []
+    if differ:
+        verb = "differ" if len(differ) > 1 else "differs"
+        parts.append(f"{'only ' if len(differ) == 1 and not unsure else ''}{_listed(differ)} {verb}")
+    if unsure:
+        parts.append(f"{_listed(unsure)} stated by one only")
+    return "; ".join(parts)
 
 
 def differs_entry(name_a: str, a: Sequence[Any], name_b: str, b: Sequence[Any]) -> dict[str, Any]:
@@ -388,7 +409,7 @@ def differs_entry(name_a: str, a: Sequence[Any], name_b: str, b: Sequence[Any]) 
     line "Run 21 vs Run 20: only amp differs" (the report's baseline line says the same words)."""
     names = differences(a, b)
     return {"side": name_b, "against": name_a, "names": names,
-            "line": f"{name_b} vs {name_a}: {differences_text(names)}"}
+            "line": f"{name_b} vs {name_a}: {differences_text(names, stated_by_one(a, b, names))}"}
 
 
 def setup_difference(members: Sequence[Any]) -> str | None:
