@@ -707,3 +707,19 @@ def test_a_side_whose_own_runs_spread_more_than_the_default_is_measured_in_their
     final = lines(cli, "compare", "--where", "hardware = T4", "--by", "batch_size")[0]
     assert final.startswith("Final accuracy: batch_size=64 − batch_size=16 = 1.03 points: within run-to-run noise")
     assert "spread 3.53 points per run, from the 2 runs of batch_size=64, more than the 0.38 points of a default" in final
+
+
+def test_a_log_imported_twice_is_one_training_not_two_repeats(store, cli):
+    # The user's notebook edited (a heading renamed) and imported again under another name: the batch-32
+    # run came back as a second run with the same log, and the report grouped "16, 16 | … (n=2)" with
+    # durations "± 0.0": one training counted as two runs that agree to the last digit (a spread of 0
+    # that makes every later gap on this set-up look real). Every number is the same: counted once.
+    from tests.test_report import log_run
+
+    for label, title in (("16", "Batch 32"), ("16b", "Batch 32, the heading renamed")):
+        run = log_run("run16-bs32-t4.txt", "Google Colab, T4 GPU")
+        run.label, run.title, run.content_hash, run.params = label, title, None, {"batch_size": 32, "epochs": 10}
+        add_run(store, run)
+    report = cli("report").stdout
+    assert "- A copy of Run 16: the same per-epoch numbers, so one training stored twice, counted once" in report
+    assert "16, 16b" not in report and "(n=2)" not in report

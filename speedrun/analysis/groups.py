@@ -300,19 +300,43 @@ def group_runs(items: Iterable[T], key: Callable[[T], K]) -> dict[K, list[T]]:
     return groups
 
 
+def _epoch_record(run: Any) -> tuple | None:
+    """The run's per-epoch numbers (accuracy, loss, duration), None with fewer than two epochs: two
+    runs that share every one of them are one training stored twice (a log imported again under
+    another name) or the same seed run again, never two samples of the seed-to-seed spread."""
+    if len(run.epochs) < 2:
+        return None
+    return tuple((e.epoch, e.val_acc, e.train_loss, e.duration_s) for e in sorted(run.epochs, key=lambda e: e.epoch))
+
+
 class Repeats:
-    """Who repeats whom among `runs`: every run keyed once (a key is not free to compute)."""
+    """Who repeats whom among `runs`: every run keyed once (a key is not free to compute). A run
+    whose per-epoch record is an earlier repeat's, number for number, is a copy of it (`copy_of`):
+    it stands for that run's set, and the set counts the training once."""
 
     def __init__(self, runs: Iterable[Any]):
         ordered = sorted(runs, key=order_key)
         self._keys = {r.id: repeat_key(r) for r in ordered}
-        self._members = group_runs((r for r in ordered if self._keys[r.id] is not None), lambda r: self._keys[r.id])
+        self._copies: dict[int, Any] = {}
+        first: dict[tuple, Any] = {}
+        for run in ordered:
+            record = _epoch_record(run) if self._keys[run.id] is not None else None
+            if record is not None:
+                original = first.setdefault((self._keys[run.id], record), run)
+                if original is not run:
+                    self._copies[run.id] = original
+        self._members = group_runs((r for r in ordered if self._keys[r.id] is not None and r.id not in self._copies),
+                                   lambda r: self._keys[r.id])
 
     def key(self, run: Any) -> str | None:
         return self._keys[run.id] if run.id in self._keys else repeat_key(run)
 
+    def copy_of(self, run: Any) -> Any | None:
+        """The earlier run whose per-epoch record this run repeats number for number, if any."""
+        return self._copies.get(run.id)
+
     def of(self, run: Any) -> list[Any]:
-        """The run and its true repeats, in order; just the run when it has none here."""
+        """The run and its true repeats, in order (a copy: its original's); just the run when it has none here."""
         key = self.key(run)
         members = self._members.get(key, []) if key is not None else []
         return members if run.id in self._keys and members else [run]
