@@ -534,7 +534,7 @@ def test_target_test_not_yet_a_record():
     assert r.n == 5
     assert r.holds is False
     assert r.text == (
-        f"94.0% reached: mean {np.mean(x):.2f} \u00b1 {half:.2f}, n=5, "
+        f"94.0% reached: mean {np.mean(x):.2f} \u00b1 {half:.2f} (95% CI), n=5, "
         f"p={ref.pvalue:.2f} \u2014 not yet a record at p<0.01"
     )
 
@@ -565,7 +565,7 @@ def test_target_test_lower_is_better():
     assert r.p_value == pytest.approx(ref.pvalue)
     assert ref.pvalue < 0.001
     assert r.holds is True
-    assert r.text == "under 3.5 s: mean 3.41 \u00b1 0.03, n=5, p<0.001 \u2014 a record at p<0.01"
+    assert r.text == "under 3.5 s: mean 3.41 \u00b1 0.03 (95% CI), n=5, p<0.001 \u2014 a record at p<0.01"
 
 
 def test_target_test_single_run():

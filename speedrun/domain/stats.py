@@ -381,7 +381,7 @@ def target_test(
     claim = f"{goal} reached" if higher_is_better else f"under {goal}"
     half = desc.ci_half_width
     assert half is not None and desc.std is not None
-    summary = f"mean {_num(mean, digits)} \u00b1 {_num(half, digits)}, n={n}"
+    summary = f"mean {_num(mean, digits)} \u00b1 {_num(half, digits)} ({confidence * 100:g}% CI), n={n}"
     beyond = mean > target if higher_is_better else mean < target
 
     if desc.std == 0:
