@@ -172,3 +172,9 @@ def test_two_runs_that_share_a_label_are_compared_by_their_numbers(store, cli):
     stats = json.loads(cli("stats", "#1", "#2", "--json").stdout)
     assert [s["name"] for s in stats["sets"]] == ["Run #1 (16)", "Run #2 (16)"]
     assert "is given twice" in cli("compare", "#1", "#1").output  # the same run twice still is
+
+
+def test_each_sparkline_gives_its_own_range(pair, cli):
+    # Both lines ended "60.0–86.2%", the shared scale's range, as if each run had spanned it.
+    out = cli("compare", "1", "2").stdout
+    assert "60.0–86.0%" in out and "70.0–86.2%" in out

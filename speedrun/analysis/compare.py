@@ -429,7 +429,9 @@ def curve_title(data: dict[str, Any]) -> str:
 
 
 def sparklines(data: dict[str, Any]) -> list[tuple[str, str]]:
-    """(side name, sparkline of val acc) on one shared scale, for the sides with epochs."""
+    """(side name, sparkline of val acc and its own range) on one shared scale, for the sides with
+    epochs: the bars compare the sides, the numbers are each side's (the shared scale's range was
+    printed beside every side, as if each had spanned it)."""
     from speedrun.analysis.plots import sparkline
 
     curve = data["curve"]
@@ -440,11 +442,13 @@ def sparklines(data: dict[str, Any]) -> list[tuple[str, str]]:
     if not values:
         return []
     low, high = min(values), max(values)
-    return [
-        (data["sides"][side]["name"],
-         sparkline([row["val_acc"][i] for row in rows], low, high) + f"  {low:.1f}–{high:.1f}%")
-        for i, side in enumerate(curve["sides"])
-    ]
+    lines = []
+    for i, side in enumerate(curve["sides"]):
+        own = [row["val_acc"][i] for row in rows]
+        known = [v for v in own if v is not None]
+        span = f"  {min(known):.1f}–{max(known):.1f}%" if known else ""
+        lines.append((data["sides"][side]["name"], sparkline(own, low, high) + span))
+    return lines
 
 
 def _hidden_note(data: dict[str, Any]) -> str | None:
