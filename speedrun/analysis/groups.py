@@ -223,6 +223,9 @@ def _normalise(value: Any) -> Any:
     return value
 
 
+_NOT_IN_KEY = re.compile(r"[^0-9a-z.]+")
+
+
 def setting_key(value: Any) -> Any:
     """A setting as compared: case, spaces and punctuation of text do not count.
 
@@ -230,7 +233,7 @@ def setting_key(value: Any) -> Any:
     two (a flag is not a count).
     """
     if isinstance(value, str):
-        return re.sub(r"[^0-9a-z.]+", "", value.lower())
+        return _NOT_IN_KEY.sub("", value.lower())
     return _normalise(value)
 
 
@@ -250,7 +253,11 @@ def config_key(params: Mapping[str, Any], hardware_class: str, ignore: Iterable[
     stringified.
     """
     skip = set(ignore)
-    clean = {str(k): setting_key(v) for k, v in params.items() if k not in skip and v is not None}
+    return _settings_json({str(k): setting_key(v) for k, v in params.items() if k not in skip and v is not None},
+                          hardware_class)
+
+
+def _settings_json(clean: Mapping[str, Any], hardware_class: str) -> str:
     payload = {"hardware": hardware_class, "params": clean}
     return json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
 
@@ -280,7 +287,7 @@ def _repeat_key(run: Any) -> str | None:
     if hardware in (UNKNOWN_HARDWARE, UNNAMED_GPU) or not counts(run) or not states_setup(run):
         return None
     payload = {
-        "config": config_key(setup_of(run), hardware),
+        "config": _settings_json(settings(run), hardware),  # config_key(setup_of(run), hardware), computed once
         "machine": hardware_text(run) if hardware in MACHINE_CLASSES else None,
         "unparsed": unparsed_config(run),
         "epochs": epoch_budget(run),
