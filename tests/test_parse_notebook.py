@@ -423,3 +423,16 @@ def test_log_pasted_into_the_chat_reads_like_the_file():
 def test_report_param_lines_read_back_whole(line, expected):
     # A string parameter holding a comma once lost everything after the comma.
     assert nb(f"- **Configuration**:\n  {line}").params == expected
+
+
+def test_hardware_that_names_no_machine_is_a_warning():
+    # "**Hardware**: same as Run 15." classed the run "GPU" from its log's `cuda` with no word said: it left
+    # the T4 leaderboard and compare called it "a ratio of machines (T4 vs GPU)".
+    log = (SEED_LOGS / "run16-bs32-t4.txt").read_text()
+    text = f"## Run 16: Batch 32\n- **Hardware**: same as Run 15.\n\n```\n{log}```\n"
+    (run,) = parse_notebook(text, source="n.md").runs
+    assert [w for w in run.warnings if "hardware" in w] == [
+        "hardware 'same as Run 15.' names no machine, so the run is classed 'GPU' from its log's device (cuda): "
+        "write the GPU or CPU (e.g. 'Colab, T4 GPU') to compare it with runs of its class"]
+    named = parse_notebook(text.replace("same as Run 15.", "Google Colab, T4 GPU"), source="n.md").runs[0]
+    assert not [w for w in named.warnings if "hardware" in w]

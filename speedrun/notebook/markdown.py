@@ -23,6 +23,7 @@ from typing import Any
 
 from speedrun.errors import ParseError
 from speedrun.notebook import syntax
+from speedrun.domain.hardware import UNKNOWN_HARDWARE, hardware_class
 from speedrun.domain.memo import per_text
 from speedrun.notebook.logs import (
     EPOCH_FIELD_NAMES,
@@ -881,6 +882,19 @@ def _build_record(raw: _RawSection, section: _Section) -> RunRecord:
     return record
 
 
+def _check_hardware_text(record: RunRecord) -> None:
+    """A warning where the run's hardware text names no machine ("same as Run 15."): its class then
+    comes from its log alone ("cuda": a GPU nothing names), so it is compared with no class's runs."""
+    text = record.hardware
+    if text and hardware_class(text) == UNKNOWN_HARDWARE:
+        device = record.env.get("device_type")
+        found = hardware_class(text, device)
+        record.warnings.append(
+            f"hardware {text[:60]!r} names no machine, so the run is classed {found!r}"
+            + (f" from its log's device ({device})" if device else "")
+            + ": write the GPU or CPU (e.g. 'Colab, T4 GPU') to compare it with runs of its class")
+
+
 def _reported_id(identity: dict[str, str]) -> int | None:
     value = identity.get("run", "")
     return int(value) if value.isdigit() and len(value) <= 18 else None
@@ -1122,6 +1136,7 @@ def parse_notebook(text: str, source: str = "experiments.md") -> NotebookParse:
                 first = first or record
                 continue
         run = _build_record(raw, raw.section)
+        _check_hardware_text(run)
         run.position = position
         if raw.children:
             run.series = by_parent[id(raw)].name
