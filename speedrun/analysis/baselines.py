@@ -74,8 +74,8 @@ class Baselines:
             if getattr(run, "series_id", None) is not None:
                 self._series.setdefault(run.series_id, []).append(run)
         self._kind_keys = {kind: [self.index.key(r) for r in members] for kind, members in self._kinds.items()}
-        self._distances: dict[tuple[str, str], list[str]] = {}
-        self._from: dict[str, dict[str, int]] = {}  # own set-up -> {candidate's set-up: settings that differ}
+        # A run's set-up -> {a baseline's set-up: (the settings that differ, those stated by one only)}.
+        self._distances: dict[str, dict[str, tuple[list[str], list[str]]]] = {}
 
     def repeats(self, run: Any) -> list[Any]:
         """The run and its true repeats among the runs that count."""
@@ -95,14 +95,20 @@ class Baselines:
         earlier = self._earlier(self._series.get(series, []), run) if series is not None else []
         return next((r for r in reversed(earlier) if own is None or self.index.key(r) != own), None)
 
-    def _differences(self, base: Any, run: Any) -> list[str]:
-        """`groups.differences` of two runs, computed once per pair of distinct set-ups."""
-        pair = (self.index.key(base), self.index.key(run))
-        if None in pair:
-            return groups.differences([base], [run])
-        if pair not in self._distances:
-            self._distances[pair] = groups.differences([base], [run])
-        return self._distances[pair]
+    def _differences(self, base: Any, run: Any, base_key: str | None = None,
+                     own_key: str | None = None) -> tuple[list[str], list[str]]:
+        """(`groups.differences` of two runs, those of them `groups.stated_by_one`), once per pair of
+        distinct set-ups (the runs' repeat keys, looked up unless given)."""
+        base_key = base_key if base_key is not None else self.index.key(base)
+        own_key = own_key if own_key is not None else self.index.key(run)
+        if base_key is None or own_key is None:  # no one's repeat: measured alone
+            names = groups.differences([base], [run])
+            return names, groups.stated_by_one([base], [run], names)
+        row = self._distances.setdefault(own_key, {})
+        if base_key not in row:
+            names = groups.differences([base], [run])
+            row[base_key] = names, groups.stated_by_one([base], [run], names)
+        return row[base_key]
 
     def _nearest(self, run: Any) -> Any | None:
         """The nearest earlier run of the same model and hardware class with the fewest differing
@@ -115,7 +121,6 @@ class Baselines:
         members = self._earlier(self._kinds.get(kind, []), run)
         keys = self._kind_keys[kind] if kind in self._kind_keys else []
         own = self.index.key(run)
-        measured = self._from.setdefault(own, {}) if own is not None else {}  # set-up -> settings that differ
         best, best_distance, seen, considered = None, None, set(), 0
         for i in range(len(members) - 1, -1, -1):
             key = keys[i]
@@ -124,15 +129,11 @@ class Baselines:
             considered += 1
             if considered > _NEAREST_CONSIDERED:
                 break
-            if key is None:  # a run no other repeats (no settings stated, an unnamed GPU): measured alone
-                distance = len(self._differences(members[i], run))
-            elif key in seen:  # a farther run of a set-up already measured: never nearer, never closer
-                continue
-            else:
+            if key is not None:  # (a run no other repeats, no settings stated or an unnamed GPU, stands alone)
+                if key in seen:  # a farther run of a set-up already measured: never nearer, never closer
+                    continue
                 seen.add(key)
-                distance = measured.get(key)
-                if distance is None:
-                    distance = measured[key] = len(self._differences(members[i], run))
+            distance = len(self._differences(members[i], run, key, own)[0])
             if best_distance is None or distance < best_distance:
                 best, best_distance = members[i], distance
                 if distance == 0:
@@ -180,8 +181,7 @@ class Baselines:
         parts = [fmt_num(run.final_val_acc - base.final_val_acc, "+.2f", " points")]
         if run.train_time_s is not None and base.train_time_s:
             parts.append(fmt_num(100 * (run.train_time_s / base.train_time_s - 1), "+.0f", "% time"))
-        differs = self._differences(base, run)
-        what = groups.differences_text(differs, groups.stated_by_one([base], [run], differs))
+        what = groups.differences_text(*self._differences(base, run))
         return f"vs Run {base.display_label} ({what}): {', '.join(parts)} \u2014 {why}"
 
     def verdict_lines(self, run: Any, base: Any) -> list[str]:

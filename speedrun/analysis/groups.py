@@ -310,7 +310,12 @@ def group_runs(items: Iterable[T], key: Callable[[T], K]) -> dict[K, list[T]]:
 def _epoch_record(run: Any) -> tuple | None:
     """The run's per-epoch numbers (accuracy, loss, duration), None with fewer than two epochs: two
     runs that share every one of them are one training stored twice (a log imported again under
-    another name) or the same seed run again, never two samples of the seed-to-seed spread."""
+    another name) or the same seed run again, never two samples of the seed-to-seed spread.
+    Once per run: a report keys its runs' repeats three times."""
+    return per_run(run, "epoch_record", _read_epoch_record)
+
+
+def _read_epoch_record(run: Any) -> tuple | None:
     if len(run.epochs) < 2:
         return None
     return tuple((e.epoch, e.val_acc, e.train_loss, e.duration_s) for e in sorted(run.epochs, key=lambda e: e.epoch))
@@ -517,8 +522,7 @@ def named_apart(sets: list[RunSet]) -> list[RunSet]:
     for s in sets:
         if len(members[s.name]) > 1 and not s.name.startswith("g:"):
             first = s.runs[0]  # the run a set of runs is named by (`set_name`)
-            label = f" ({first.label})" if first.label and first.label != str(first.id) else ""
-            s = RunSet(f"Run #{first.id}{label}" + (" and repeats" if len(s.runs) > 1 else ""), s.runs)
+            s = RunSet(f"Run #{first.number_and_label}" + (" and repeats" if len(s.runs) > 1 else ""), s.runs)
         renamed.append(s)
     return renamed
 

@@ -740,9 +740,7 @@ def _spread(metric: Metric, descs: Sequence[Any], names: Sequence[str], a: Seque
     if found is None and pool is not None:
         found = pool.spread(metric, runs)
     if found is None:
-        found = default_spread(metric, runs, accuracy)
-        if observed is None or observed.sigma <= found.sigma:
-            return found
+        found = default_spread(metric, runs, accuracy)  # never below the binomial error it holds
     if observed is not None and observed.sigma > found.sigma:  # the runs themselves spread more
         return Spread(observed.sigma, f"{observed.source}, more than the {metric.amount(found.sigma)} of "
                                       f"{found.source}", "observed")
