@@ -625,6 +625,49 @@ def test_a_reports_baselines_cost_per_distinct_set_up_not_per_pair_of_runs(store
     assert any(line.startswith("vs Run ") and "only lr differs" in line for line in last)
 
 
+@pytest.mark.parametrize("window", [3, 8, 200])
+def test_the_nearest_baseline_is_the_one_its_definition_names(store, monkeypatch, window):
+    # The search for a baseline walked up to 200 earlier runs for every run (a second of a 10,000-run
+    # report); it now looks up the nearest run of each set-up. Whatever the window, it must choose
+    # what the plain definition chooses: among the `window` nearest earlier runs of the model and
+    # class that are not the run's own repeats, the fewest differing settings, ties to the nearer.
+    import random
+
+    from speedrun.analysis import baselines
+    from speedrun.analysis.report import load_runs
+
+    rng = random.Random(7)
+    records = []
+    for i in range(90):
+        params = resnet(lr=rng.choice((0.01, 0.02, 0.04)), batch_size=rng.choice((64, 128)),
+                        amp=rng.choice((True, False)), seed=i)
+        if i % 7 == 3:
+            params = {}  # states nothing: no one's repeat, a candidate of its own
+        elif i % 5 == 1:
+            params = {key: params[key] for key in ("model", "lr")}
+        records.append(noted(i + 1, 88.0 + rng.random(), 400.0 + i, params=params,
+                             hardware=rng.choice((COLAB, "Lambda A100"))))
+    store.add_runs(records)
+    runs = load_runs(store)
+    monkeypatch.setattr(baselines, "_NEAREST_CONSIDERED", window)
+    chosen = baselines.Baselines(runs)
+    ordered = sorted(runs, key=groups.order_key)
+
+    def by_definition(run):
+        kind = (groups.hardware_class_of(run), groups.recipe_of(run))
+        own = chosen.index.key(run)
+        earlier = [r for r in ordered[:ordered.index(run)] if r.final_val_acc is not None and groups.counts(r)
+                   and (groups.hardware_class_of(r), groups.recipe_of(r)) == kind
+                   and (own is None or chosen.index.key(r) != own)][-window:]
+        nearest_first = sorted(enumerate(reversed(earlier)),
+                               key=lambda pair: (len(groups.differences([pair[1]], [run])), pair[0]))
+        return nearest_first[0][1] if nearest_first else None
+
+    picked = [(run.id, getattr(chosen._nearest(run), "id", None)) for run in runs]
+    assert picked == [(run.id, getattr(by_definition(run), "id", None)) for run in runs]
+    assert sum(base is not None for _, base in picked) > 60
+
+
 def test_the_noise_pool_reads_a_classs_latest_runs_first_and_says_so(store):
     # A verdict at 10,000 runs read every run of the hardware class to pool its spread (1.8 s); the pool
     # now reads the latest ones, and all of them only when those hold too few repeats of the kind compared.
