@@ -184,6 +184,38 @@ def test_incomplete_run_says_so_and_claims_no_finish(store, cli):
     assert "Finished Training" not in text
 
 
+def test_the_report_pauses_the_garbage_collector_and_gives_it_back(notebook_db, cli, monkeypatch):
+    # A 10,000-run report spent 0.7 of its 5.7 s of CPU in the cyclic collector walking objects that
+    # live until the report is written. It is paused while the report is built, and must come back,
+    # also when the report fails, and stay off where the caller had turned it off.
+    import gc
+
+    from speedrun.domain.memo import collector_paused
+
+    states = []
+    real = render
+
+    def spying(*args, **kwargs):
+        states.append(gc.isenabled())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr("speedrun.analysis.report.render", spying)
+    assert gc.isenabled()
+    assert "# Experiment Results" in cli("report").stdout
+    assert states == [False] and gc.isenabled()
+    with pytest.raises(RuntimeError):
+        with collector_paused():
+            raise RuntimeError("a failing report")
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with collector_paused():
+            pass
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+
+
 def test_output_is_byte_identical_and_stamp_is_opt_in(notebook_db, cli, tmp_path):
     first, second = tmp_path / "a.md", tmp_path / "b.md"
     assert cli("report", "-o", str(first)).exit_code == 0

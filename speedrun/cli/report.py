@@ -57,6 +57,7 @@ def report(
     """
     from speedrun.analysis.metrics import DEFAULT_TARGETS, NoisePool
     from speedrun.analysis.report import build_context, load_runs, plots_link_for, render
+    from speedrun.domain.memo import collector_paused
 
     fmt = chosen(fmt)
     if output is not None:
@@ -66,34 +67,35 @@ def report(
         ids = select_runs(store, runs) if runs else None
     except SpeedrunError as exc:
         raise SpeedrunError(f"--runs: {exc}") from None
-    selected = load_runs(store, ids=ids, since=parse_since(since), tag=tag, hardware=hardware, where=where)
-    # Spreads come from all the user's repeats, whatever part of the notebook is shown.
-    filtered = any(x is not None for x in (ids, since, tag, hardware, where))
-    pool = NoisePool.from_store(store) if filtered else NoisePool(selected)
-    when = None
-    if stamp:
-        from datetime import datetime, timezone
+    with collector_paused():  # millions of objects that live until the report is written
+        selected = load_runs(store, ids=ids, since=parse_since(since), tag=tag, hardware=hardware, where=where)
+        # Spreads come from all the user's repeats, whatever part of the notebook is shown.
+        filtered = any(x is not None for x in (ids, since, tag, hardware, where))
+        pool = NoisePool.from_store(store) if filtered else NoisePool(selected)
+        when = None
+        if stamp:
+            from datetime import datetime, timezone
 
-        when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    from speedrun.sweep.runner import summaries
-    from speedrun.sweep.summary import sweep_section
+            when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+        from speedrun.sweep.runner import summaries
+        from speedrun.sweep.summary import sweep_section
 
-    plots_link = plots_link_for(plots, output) if plots else None
-    sweeps = [sweep_section(spec, trials, answer, plots, plots_link, fmt == "html") for spec, trials, answer
-              in summaries(store, alpha=alpha, pool=pool, runs={r.id for r in selected} if filtered else None)]
-    context = build_context(
-        selected,
-        targets=target or DEFAULT_TARGETS,
-        alpha=alpha,
-        pool=pool,
-        stamp=when,
-        plots=plots,
-        plots_link=plots_link,
-        svg=fmt == "html",
-        series=store.list_series(),
-        sweeps=sweeps,
-    )
-    text = render(context, fmt, template)
+        plots_link = plots_link_for(plots, output) if plots else None
+        sweeps = [sweep_section(spec, trials, answer, plots, plots_link, fmt == "html") for spec, trials, answer
+                  in summaries(store, alpha=alpha, pool=pool, runs={r.id for r in selected} if filtered else None)]
+        context = build_context(
+            selected,
+            targets=target or DEFAULT_TARGETS,
+            alpha=alpha,
+            pool=pool,
+            stamp=when,
+            plots=plots,
+            plots_link=plots_link,
+            svg=fmt == "html",
+            series=store.list_series(),
+            sweeps=sweeps,
+        )
+        text = render(context, fmt, template)
     _write(text, output, force)
 
 

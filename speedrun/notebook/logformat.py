@@ -43,6 +43,10 @@ def epoch_line(
     elapsed_s: float | None = None,
 ) -> str:
     """`Epoch [3/10], Loss: 0.7856, Val Accuracy: 75.63%, Duration: 42.85s, Total: 127.8s`."""
+    if loss is not None and val_acc is not None and duration_s is not None and elapsed_s is not None:
+        # One format for the usual line: a report writes 200,000 of them at 10,000 runs.
+        return (f"Epoch [{epoch}/{total_epochs}], Loss: {loss:.4f}, Val Accuracy: {val_acc:.2f}%, "
+                f"Duration: {duration_s:.2f}s, Total: {elapsed_s:.1f}s")
     line = f"Epoch [{epoch}/{total_epochs}]"
     if loss is not None:
         line += f", Loss: {loss:.4f}"

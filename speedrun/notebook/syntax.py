@@ -26,6 +26,7 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
+from speedrun.domain.memo import per_text
 from speedrun.text import UNSAFE
 
 COMPUTED_TAG = "speedrun:computed"
@@ -107,6 +108,7 @@ _ENTITY = re.compile(r"&(?:#[0-9]{1,7}|#[xX][0-9a-fA-F]{1,6}|[A-Za-z][A-Za-z0-9]
 _UNSAFE = re.compile(f"(?!\\x00)[{UNSAFE}]")
 
 
+@per_text  # a report encodes the same settings ("batch_size=64") on run after run
 def encode_inline(text: str) -> str:
     """One line of Markdown that reads back (`decode_inline`) as `text`, stripped.
 

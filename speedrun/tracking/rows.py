@@ -55,6 +55,7 @@ class RunView(RunLabels):
         self.environment = environment
         self.damaged = list(damaged)
         self.series_name = series_name  # the notebook series (`g:NAME`) the run belongs to
+        self.derived: dict[str, Any] = {}  # what analysis derives from the view (`memo.per_run`)
         self._param_dict: dict[str, Any] | None = None
 
     @property

@@ -270,10 +270,13 @@ class UI:
     def report(self, request: Request) -> Response:
         from speedrun.analysis.report import build_context, load_runs, render
         from speedrun.analysis.metrics import NoisePool
+        from speedrun.domain.memo import collector_paused
 
-        runs = load_runs(self.store)
-        context = build_context(runs, pool=NoisePool(runs), svg=True, series=self.store.list_series())
-        return HTMLResponse(render(context, "html"))
+        with collector_paused():
+            runs = load_runs(self.store)
+            context = build_context(runs, pool=NoisePool(runs), svg=True, series=self.store.list_series())
+            html = render(context, "html")
+        return HTMLResponse(html)
 
     # ------------------------------------------------------------------ JSON twins
     def api_runs(self, request: Request) -> Response:
