@@ -9,6 +9,9 @@ render the output. Run it from the repository root:
     .venv/bin/python benchmarks/bench_report.py 100 1000   # chosen sizes
     .venv/bin/python benchmarks/bench_report.py --keep DIR # keep the databases
 
+The "command" column is `speedrun report` run as a user runs it, in a child process: its
+CPU includes the start-up.
+
 Targets (issue 28) on the 2-core development machine: the report of 10,000
 runs in 1 s of CPU with its time per run flat from 1,000 to 10,000 runs (the
 "ms/run" column), and `compare` of 4 runs (the median of 7) at 10,000 runs
@@ -19,8 +22,12 @@ within 0.1 s of the same at 100 runs (the noise pool reads each hardware class's
 from __future__ import annotations
 
 import argparse
+import os
 import random
+import resource
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from datetime import datetime, timedelta
@@ -29,6 +36,7 @@ from pathlib import Path
 from speedrun.domain.records import EpochRecord, RunRecord
 from speedrun.tracking.store import Store
 
+ROOT = Path(__file__).resolve().parent.parent
 EPOCHS = 20
 BATCH = 2_000  # runs per add_runs transaction
 COMPARE_REPEAT = 7  # compare is short: the median of this many
@@ -109,13 +117,16 @@ def cpu_timed(fn) -> tuple[float, float, object]:
     return wall, time.process_time() - cpu, result
 
 
-def bench(store: Store, n: int) -> dict[str, float]:
+def bench(store: Store, n: int, path: Path) -> dict[str, float]:
     from speedrun.analysis.compare import build_comparison, load_sides, render_markdown as compare_md
     from speedrun.analysis.report import build_context, load_runs, render
 
-    load_s, load_cpu, runs = cpu_timed(lambda: load_runs(store))
-    context_s, context_cpu, context = cpu_timed(lambda: build_context(runs))
-    render_s, render_cpu, text = cpu_timed(lambda: render(context, "md"))
+    from speedrun.domain.memo import collector_paused
+
+    with collector_paused():  # as `speedrun report` builds it
+        load_s, load_cpu, runs = cpu_timed(lambda: load_runs(store))
+        context_s, context_cpu, context = cpu_timed(lambda: build_context(runs))
+        render_s, render_cpu, text = cpu_timed(lambda: render(context, "md"))
     refs = [str(i) for i in (1, 2, 3, n)]
 
     def compare_once():
@@ -136,7 +147,17 @@ def bench(store: Store, n: int) -> dict[str, float]:
         "report_cpu": load_cpu + context_cpu + render_cpu,
         "compare": compare_s,
         "bytes": len(text.encode()),
+        "command_cpu": command_cpu(str(path)),
     }
+
+
+def command_cpu(db: str) -> float:
+    """Process CPU of `speedrun report` as a user runs it (start-up included), in a child process."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    subprocess.run([sys.executable, "-m", "speedrun", "--db", db, "report"], check=True,
+                   stdout=subprocess.DEVNULL, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
 def main() -> None:
@@ -148,18 +169,18 @@ def main() -> None:
         folder = args.keep or Path(tmp)
         folder.mkdir(parents=True, exist_ok=True)
         print(f"{'runs':>7} {'build':>7} {'load':>7} {'context':>8} {'render':>7} {'report':>7} {'CPU':>7} "
-              f"{'ms/run':>7} {'compare':>8} {'MB out':>7}")
+              f"{'ms/run':>7} {'compare':>8} {'MB out':>7} {'command':>8}")
         results: dict[int, dict[str, float]] = {}
         for n in args.sizes:
             path = folder / f"bench-{n}.db"
             path.unlink(missing_ok=True)
             build_s, store = timed(lambda: build(path, n))
-            r = results[n] = bench(store, n)
+            r = results[n] = bench(store, n, path)
             store.close()
             print(
                 f"{n:>7,} {build_s:>6.2f}s {r['load']:>6.2f}s {r['context']:>7.2f}s {r['render']:>6.2f}s "
                 f"{r['report']:>6.2f}s {r['report_cpu']:>6.2f}s {1000 * r['report'] / n:>7.3f} "
-                f"{r['compare']:>7.3f}s {r['bytes'] / 1e6:>7.1f}"
+                f"{r['compare']:>7.3f}s {r['bytes'] / 1e6:>7.1f} {r['command_cpu']:>7.2f}s"
             )
         print_targets(results)
 
@@ -170,8 +191,9 @@ def print_targets(results: dict[int, dict[str, float]]) -> None:
         return "met" if met else "NOT met"
 
     if 10_000 in results:
-        cpu = results[10_000]["report_cpu"]
-        print(f"report of 10,000 runs: {cpu:.2f} s of CPU (target 1.0 s): {status(cpu <= 1.0)}")
+        cpu, command = results[10_000]["report_cpu"], results[10_000]["command_cpu"]
+        print(f"report of 10,000 runs: {cpu:.2f} s of CPU in process, {command:.2f} s as the command "
+              f"(start-up included; target 1.0 s): {status(command <= 1.0)}")
     if 1_000 in results and 10_000 in results:
         per_run = [1000 * results[n]["report"] / n for n in (1_000, 10_000)]
         print(f"time per run: {per_run[0]:.3f} ms at 1,000 runs, {per_run[1]:.3f} ms at 10,000 "
