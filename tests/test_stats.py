@@ -394,7 +394,7 @@ def test_verdict_single_run_on_one_side_never_goes_below_the_binomial_error():
     se = floor * math.sqrt(1 / 5 + 1)
     assert c.kind == "noise"  # 0.42 points is 1.2 standard errors, under √2
     assert c.text == (
-        f"B {MINUS} A = {gap:.2f} points: within run-to-run noise (n=5 vs 1; {gap / se:.1f}\u00d7 the standard error of the "
+        f"B {MINUS} A = {gap:.2f} points: within run-to-run noise (n=5 for A, 1 for B; {gap / se:.1f}\u00d7 the standard error of the "
         f"difference, {se:.2f} points; spread {floor:.2f} points per run, the binomial error of 10,000 test images "
         f"at {mean:.2f}%, above the {sd:.2f} points from the 5 runs of A)"
     )
@@ -485,7 +485,7 @@ def test_identical_values_both_sides_equal():
     assert c.kind == "noise"
     assert c.p_value == 1.0
     assert "nan" not in c.text.lower()
-    assert c.text == f"No significant difference: B {MINUS} A = 0.00 points (all runs identical, n=3 vs 2); " \
+    assert c.text == f"No significant difference: B {MINUS} A = 0.00 points (all runs identical, n=3 for A, 2 for B); " \
         "within run-to-run noise"
 
 

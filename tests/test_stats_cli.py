@@ -76,7 +76,7 @@ def test_stats_single_run_side_is_measured_in_the_other_sides_spread_never_below
     assert spread < floor and abs(gap) / se < math.sqrt(2)
     line = json.loads(out.stdout)["verdicts"][0]["line"]
     assert line == (f"Final accuracy: Run 1 and repeats − Run 11 = −{abs(gap):.2f} points: within run-to-run noise "
-                    f"(n=1 vs 5; {abs(gap) / se:.1f}× the standard error of the difference, {se:.2f} points; "
+                    f"(n=1 for Run 11, 5 for Run 1 and repeats; {abs(gap) / se:.1f}× the standard error of the difference, {se:.2f} points; "
                     f"spread {floor:.2f} points per run, the binomial error of 10,000 test images at {mean:.2f}%, "
                     f"above the {spread:.2f} points from the 5 runs of Run 1 and repeats)")
 

@@ -764,5 +764,17 @@ def test_a_log_imported_twice_is_one_training_not_two_repeats(store, cli):
         run.label, run.title, run.content_hash, run.params = label, title, None, {"batch_size": 32, "epochs": 10}
         add_run(store, run)
     report = cli("report").stdout
-    assert "- A copy of Run 16: the same per-epoch numbers, so one training stored twice, counted once" in report
+    assert ("- A copy of Run 16: the same per-epoch numbers to the last digit, so one training stored twice, "
+            "counted once") in report
     assert "16, 16b" not in report and "(n=2)" not in report
+    # Asked for by name, the copy says what it is: `stats` named "Run 16b" a set whose runs were "16",
+    # and `compare` weighed the copy against its original, "within run-to-run noise (… 0.0×…)".
+    data = json.loads(cli("stats", "16b", "16", "--json").stdout)
+    assert data["notes"] == ["Run 16b is a copy of Run 16 (the same per-epoch numbers to the last digit, so one "
+                             "training stored twice), so it stands as Run 16", "Run 16 was asked for 2 times; shown once"]
+    assert [s["name"] for s in data["sets"]] == ["Run 16"] and data["verdicts"] == []
+    data = json.loads(cli("compare", "16", "16b", "--json").stdout)
+    assert data["verdicts"] == []
+    assert data["differences"][0]["line"] == ("Run 16b vs Run 16: same settings; the same per-epoch numbers to the "
+                                              "last digit, so one training stored twice: nothing to compare")
+    assert "nothing to compare" in cli("compare", "16", "16b").stdout

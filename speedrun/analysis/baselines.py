@@ -200,8 +200,7 @@ class Baselines:
             return [f"Not compared: {why_not}, so its numbers do not stand for its set-up"]
         original = self.index.copy_of(run)
         if original is not None:
-            return [f"A copy of Run {original.display_label}: the same per-epoch numbers, so one training stored "
-                    f"twice, counted once"]
+            return [f"A copy of Run {original.display_label}: {groups.STORED_TWICE}, counted once"]
         hardware = hardware_class_of(run)
         base, why = self.baseline(run)
         if base is None:

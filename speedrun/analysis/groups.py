@@ -315,6 +315,15 @@ def _epoch_record(run: Any) -> tuple | None:
     return per_run(run, "epoch_record", _read_epoch_record)
 
 
+def one_training(a: Sequence[Any], b: Sequence[Any]) -> bool:
+    """Whether two sets of runs hold the same trainings: every run's per-epoch numbers (accuracy,
+    loss, duration, epoch by epoch) are those of a run of the other set, to the last digit. Two
+    runs that agree so are one training stored twice (a log imported again, a notebook copied),
+    never two samples of anything: there is nothing to compare between them."""
+    records_a, records_b = ({_epoch_record(r) for r in runs} for runs in (a, b))
+    return bool(a) and bool(b) and None not in records_a | records_b and records_a == records_b
+
+
 def _read_epoch_record(run: Any) -> tuple | None:
     if len(run.epochs) < 2:
         return None
@@ -444,8 +453,16 @@ def differs_entry(name_a: str, a: Sequence[Any], name_b: str, b: Sequence[Any]) 
     """What differs between two sets of runs, as `compare` and `stats` give it: the names and the
     line "Run 21 vs Run 20: only amp differs" (the report's baseline line says the same words)."""
     names = differences(a, b)
-    return {"side": name_b, "against": name_a, "names": names,
-            "line": f"{name_b} vs {name_a}: {differences_text(names, stated_by_one(a, b, names))}"}
+    entry = {"side": name_b, "against": name_a, "names": names,
+             "line": f"{name_b} vs {name_a}: {differences_text(names, stated_by_one(a, b, names))}"}
+    if one_training(a, b):
+        entry["line"] += f"; {STORED_TWICE}: nothing to compare"
+    entry["one_training"] = one_training(a, b)
+    return entry
+
+
+# Why a copy (`one_training`, `Repeats.copy_of`) counts once: the words the report, compare and stats share.
+STORED_TWICE = "the same per-epoch numbers to the last digit, so one training stored twice"
 
 
 def setup_difference(members: Sequence[Any]) -> str | None:
@@ -476,6 +493,7 @@ class RunSet:
 
     name: str
     runs: list[Any]
+    note: str | None = None  # what the reference stands for, where that is not what it names
 
 
 def set_name(run: Any, members: Sequence[Any]) -> str:
@@ -507,6 +525,12 @@ def resolve(store: Any, refs: Sequence[str], *, expand: bool = True) -> list[Run
         if everything is None:
             everything = store.list_runs(with_epochs=True)
         members = repeats_of(run, everything)
+        if all(m.id != run.id for m in members):  # a copy stands for its original's set (`Repeats.of`)
+            original = members[0]
+            sets.append(RunSet(set_name(original, members), members,
+                               note=f"Run {run.display_label} is a copy of Run {original.display_label} "
+                                    f"({STORED_TWICE}), so it stands as {set_name(original, members)}"))
+            continue
         sets.append(RunSet(set_name(run, members), members))
     return named_apart(sets)
 

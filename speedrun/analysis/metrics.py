@@ -648,7 +648,8 @@ def verdict(
     ratio = db.mean / da.mean if relative else None
     common = dict(metric=metric.key, title=metric.title, names=names, diff=diff, n_a=da.n, n_b=db.n, ratio=ratio)
     name_a, name_b = names
-    counts = f"n={da.n} vs {db.n}"
+    # Unequal counts name their sides: "(n=1 vs 5)" after "B − A" reads as B's 1 run.
+    counts = f"n={da.n} vs {db.n}" if da.n == db.n else f"n={da.n} for {name_a}, {db.n} for {name_b}"
     times = f", {ratio:.2f}\u00d7 the time" if ratio is not None and metric.unit == "s" else ""
     diff_text = f"{name_b} {MINUS} {name_a} = {metric.amount(diff)}{times}"
     better_b = (diff > 0) == metric.higher_is_better

@@ -30,7 +30,8 @@ def distinct_sets(sets: Sequence[RunSet]) -> tuple[list[RunSet], list[str]]:
         ids = tuple(sorted(r.id for r in run_set.runs))
         seen.setdefault(ids, run_set)
         asked[ids] = asked.get(ids, 0) + 1
-    notes = [f"{seen[ids].name} was asked for {n} times; shown once" for ids, n in asked.items() if n > 1]
+    notes = list(dict.fromkeys(s.note for s in sets if s.note))
+    notes += [f"{seen[ids].name} was asked for {n} times; shown once" for ids, n in asked.items() if n > 1]
     return list(seen.values()), notes
 
 
@@ -105,6 +106,8 @@ def summarize_sets(
 
     for other, other_runs in zip(shown[1:], used[1:]):
         result["differences"].append(groups.differs_entry(shown[0].name, shown[0].runs, other.name, other.runs))
+        if result["differences"][-1]["one_training"]:
+            continue
         for metric in chosen:
             if metric is metrics.PEAK_ACCURACY:  # the final accuracy is what a run delivers
                 continue
