@@ -62,6 +62,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
+from statistics import NormalDist
 from typing import Any, Callable, Iterable, Literal, Sequence
 
 from speedrun.errors import InsufficientData, SpeedrunError
@@ -588,9 +589,7 @@ def likely_real_spreads(alpha: float) -> float:
     """Standard errors of the difference a gap must reach to be "likely real": the two-sided
     z at `alpha`, and never fewer than 3/√2 (three spreads of one run) since the spread itself
     is only estimated."""
-    from scipy import special
-
-    return max(_SEVERAL_SPREADS / math.sqrt(2.0), float(special.ndtri(1 - alpha / 2)))
+    return max(_SEVERAL_SPREADS / math.sqrt(2.0), NormalDist().inv_cdf(1 - alpha / 2))
 
 
 def _times(ratio: float) -> str:
