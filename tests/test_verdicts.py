@@ -18,6 +18,7 @@ import pytest
 
 from speedrun.analysis import groups
 from speedrun.domain.records import RunRecord
+from tests.conftest import SEED_LOGS
 from tests.helpers import add_run
 from tests.test_report import curve, section, trained
 
@@ -527,8 +528,8 @@ def test_subset_runs_are_judged_on_their_own_test_set_and_never_likely_real_with
     add_run(store, noted(2, 19.5, 8.1, params=resnet(subset=500, lr=0.02)))
     expected = ("Final accuracy: Run 2 − Run 1 = 6.50 points: inconclusive (n=1 vs 1; 12× the standard error of the "
                 "difference, 0.52 points; spread 0.37 points per run, the binomial error of 10,000 test images at "
-                "16.25% alone: no repeats measure the seed-to-seed spread of a 500-image subset; only repeats can "
-                "settle it)")
+                "16.25% alone: no repeats measure the seed-to-seed spread of a run that trained on a 500-image subset; "
+                "only repeats can settle it)")
     assert lines(cli, "compare", "1", "2")[0] == lines(cli, "stats", "1", "2")[0] == expected
 
 
@@ -778,3 +779,74 @@ def test_a_log_imported_twice_is_one_training_not_two_repeats(store, cli):
     assert data["differences"][0]["line"] == ("Run 16b vs Run 16: same settings; the same per-epoch numbers to the "
                                               "last digit, so one training stored twice: nothing to compare")
     assert "nothing to compare" in cli("compare", "16", "16b").stdout
+
+
+# --------------------------------------------------------------------------- a second hostile review
+
+
+def _five_seeds(start, final, time, **params):
+    return [noted(start + i, final + (-0.1, 0.1, 0.0, 0.05, -0.05)[i], time + i, params=resnet(seed=start + i, **params))
+            for i in range(5)]
+
+
+def test_a_run_stopped_early_is_never_likely_real_nor_faster(store, cli):
+    # Run 6 stopped at epoch 6 of 10. With the spread from the user's repeats (not the default), compare
+    # said "Run 1 is ahead by 3.57 points: likely real" and "Run 6 is faster by 173.9 s: likely real":
+    # its accuracy is an early epoch's and it is faster because it stopped; the report said "Not compared".
+    store.add_runs(_five_seeds(1, 88.0, 400.0))
+    store.add_runs([noted(6, 84.5, 240.0, params=resnet(seed=6), status="incomplete")])
+    final, time = lines(cli, "compare", "1", "6")[:2]
+    assert final.startswith("Final accuracy: Run 6 − Run 1 = −3.40 points: inconclusive (n=1 vs 1; ")
+    assert final.endswith("; Run 6 is incomplete, so its numbers do not stand for its set-up)")
+    assert time == ("Training time: Run 6 − Run 1 = −160.0 s, 0.60× the time: not a verdict: Run 6 is incomplete, "
+                    "so its total time is not its set-up's (n=1 vs 1)")
+    assert "likely real" not in cli("compare", "1", "6").stdout
+
+
+def test_a_time_against_a_run_on_no_stated_machine_is_no_verdict(store, cli):
+    # A laptop CPU run against a run that states no machine: "Run 2 is faster by 333.5 s, 0.27× the time:
+    # likely real", a ratio of machines read as a verdict on the set-up.
+    add_run(store, noted(1, 70.3, 120.0, params=resnet(), hardware="AMD Ryzen 7 5700U (CPU)"))
+    add_run(store, noted(2, 72.1, 453.5, params=resnet(lr=0.04), hardware=None))
+    time = lines(cli, "compare", "1", "2")[1]
+    assert time == ("Training time: Run 2 − Run 1 = 333.5 s, 3.78× the time: the hardware is not known to be the "
+                    "same (CPU vs unknown), so this is a ratio of machines, not a verdict on the set-up (n=1 vs 1)")
+
+
+def test_a_run_whose_settings_make_it_a_repeat_of_the_run_its_text_names_is_not_weighed_against_itself(store, cli):
+    # "Same as Run 1 but with label smoothing", the smoothing never stated as a setting: Run 7 is one of
+    # Run 1's repeats, and the report printed "Run 1 and repeats − Run 1 and repeats = 0.00 points (… p=1.00)".
+    store.add_runs(_five_seeds(1, 88.0, 400.0))
+    store.add_runs([noted(7, 88.9, 404.0, params=resnet(seed=7), description="Same as Run 1 but with label smoothing.")])
+    assert versus(cli("report").stdout, "7") == [
+        "vs Run 1 (same settings): +1.00 points, +1% time \u2014 named in its text",
+        "Counted as a repeat of Run 1: its stated settings are the same, so its gap is part of their spread, not a "
+        "verdict; a change its text names counts once it is stated as a setting",
+    ]
+
+
+def test_the_report_names_runs_that_share_a_label_apart(store, cli):
+    # A notebook's second "Run 24": its baseline is the first, and the report read "vs Run 24 (…)" and
+    # "Run 24 − Run 24 = −1.00 points" where compare and stats say "Run #32 (24) − Run #24".
+    add_run(store, noted(24, 84.66, 440.0, params=resnet(), label="24"))
+    add_run(store, noted(None, 83.66, 441.9, params=resnet(label_smoothing=0.2), label="24", minutes=30))
+    found = versus(cli("report").stdout.split("## Run 24", 2)[2].join(["## Run 24", ""]), "24")
+    assert found[0].startswith("vs Run #1 (24) (label_smoothing stated by one only): −1.00 points")
+    assert found[1].startswith("Final accuracy: Run #2 (24) − Run #1 (24) = −1.00 points")
+
+
+def test_a_copy_is_no_runner_up_to_its_original_whatever_settings_it_states(store, cli):
+    # The notebook's Run 18 and its console log imported again with `--hardware "Colab T4"`: the log
+    # states fewer settings, so they were two set-ups, and the report's records read "Run 18 − Run 23 =
+    # 0.00 points: within run-to-run noise" while compare said "one training stored twice". The
+    # per-epoch numbers alone make a copy.
+    from tests.test_report import log_run
+
+    first = log_run("run18-bs64-20ep-cosine-t4.txt", "Google Colab, T4 GPU")
+    first.params, first.content_hash, first.source = {**first.params, "compile": False}, None, "notebook"
+    add_run(store, first)
+    assert cli("import-log", str(SEED_LOGS / "run18-bs64-20ep-cosine-t4.txt"), "--hardware", "Colab T4").exit_code == 0
+    report = cli("report").stdout
+    assert "Run 1 − Run 2" not in report and "Run 2 − Run 1" not in report
+    assert "the only set-up on T4 at 20 epochs with a final accuracy" in report
+    assert "- A copy of Run 1: the same per-epoch numbers to the last digit" in report

@@ -218,12 +218,23 @@ class Baselines:
         if run.train_time_s is not None and base.train_time_s:
             parts.append(fmt_num(100 * (run.train_time_s / base.train_time_s - 1), "+.0f", "% time"))
         what = groups.differences_text(*self._differences(base, run))
-        return f"vs Run {base.display_label} ({what}): {', '.join(parts)} \u2014 {why}"
+        # A label two runs share names neither: "vs Run #24" under the notebook's second "Run 24".
+        name = base.display_label if self.by_label.get(base.display_label) is not None else f"#{base.number_and_label}"
+        return f"vs Run {name} ({what}): {', '.join(parts)} \u2014 {why}"
 
     def verdict_lines(self, run: Any, base: Any) -> list[str]:
         """The verdicts on final accuracy and training time, over both runs' repeats."""
         mine, theirs = self.repeats(run), self.repeats(base)
-        names = (groups.set_name(base, theirs), groups.set_name(run, mine))
+        if mine is theirs or {r.id for r in mine} == {r.id for r in theirs}:
+            # Its text names a run its settings make it a repeat of ("Same as Run 1 but with label
+            # smoothing"): a set is not weighed against itself (it read "Run 1 and repeats − Run 1 and
+            # repeats = 0.00"); the change the words name is one the settings do not hold.
+            return [f"Counted as a repeat of Run {base.display_label}: its stated settings are the same, so its "
+                    f"gap is part of their spread, not a verdict; a change its text names counts once it is "
+                    f"stated as a setting"]
+        sets = groups.named_apart([groups.RunSet(groups.set_name(base, theirs), theirs),
+                                   groups.RunSet(groups.set_name(run, mine), mine)])
+        names = (sets[0].name, sets[1].name)  # a notebook's second "Run 24" is "Run #32 (24)", never "Run 24 − Run 24"
         memo = (names, len(theirs), len(mine))
         if memo not in self._verdicts:
             lines = []

@@ -185,6 +185,22 @@ def _exclusion(run: Any) -> str | None:
     return None
 
 
+# How a run with an exclusion is described after its name ("Run 16 stopped after 6 of 10 epochs").
+_STATUS_WORDS = {"running": "is still running", "died": "died", "failed": "failed", "incomplete": "is incomplete",
+                 "interrupted": "was interrupted", "pruned": "was pruned"}
+
+
+def exclusion_words(run: Any) -> str:
+    """Why the run cannot stand for its set-up, as words that follow its name: "stopped after 6
+    of 10 epochs", "trained on a 2,000-image subset", "is incomplete"."""
+    why = exclusion(run) or ""
+    if why.startswith("stopped"):
+        return why
+    if subset_of(run) is not None and run.status == "completed":
+        return f"trained on {why}"
+    return _STATUS_WORDS.get(why, f"is {why}")
+
+
 def counts(run: Any) -> bool:
     """True when the run completed on the full data (see `exclusion`)."""
     return exclusion(run) is None
@@ -341,9 +357,9 @@ class Repeats:
         self._copies: dict[int, Any] = {}
         first: dict[tuple, Any] = {}
         for run in ordered:
-            record = _epoch_record(run) if self._keys[run.id] is not None else None
+            record = _epoch_record(run)
             if record is not None:
-                original = first.setdefault((self._keys[run.id], record), run)
+                original = first.setdefault(record, run)
                 if original is not run:
                     self._copies[run.id] = original
         self._members = group_runs((r for r in ordered if self._keys[r.id] is not None and r.id not in self._copies),

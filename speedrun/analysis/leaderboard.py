@@ -68,6 +68,7 @@ def record_row(
     index: groups.Repeats,
 ) -> dict[str, Any] | None:
     """The record of `metric` among `runs` (one hardware class and epoch budget, all counting)."""
+    runs = [r for r in runs if index.copy_of(r) is None]  # a copy is its original's training, never its rival
     holder = _best(runs, metric)
     if holder is None:
         return None

@@ -496,7 +496,7 @@ def default_spread(metric: Metric, runs: Sequence[Any], accuracy: float | None =
         images = min(groups.evaluated_on(r) for r in runs)
         floor = binomial_error(accuracy, images)
         binomial = f"the binomial error of {images:,} test images at {fmt_num(accuracy, '.2f', '%')}"
-        odd = list(dict.fromkeys(why for r in runs if (why := groups.exclusion(r))))
+        odd = list(dict.fromkeys(f"a run that {groups.exclusion_words(r)}" for r in runs if groups.exclusion(r)))
         if odd:
             return Spread(floor, f"{binomial} alone: no repeats measure the seed-to-seed spread of "
                                  f"{' or '.join(odd)}", "floor", conclusive=False)
@@ -606,13 +606,29 @@ def _percent(fraction: float) -> str:
     return f"{100 * fraction:.{digits}f}%"
 
 
-def _hardware_differs(a: Sequence[Any], b: Sequence[Any]) -> tuple[str, str] | None:
-    """The two sides' hardware classes when they are known and differ."""
+def _hardware_apart(a: Sequence[Any], b: Sequence[Any]) -> str | None:
+    """Why a time of one side is not one of the other's set-up, if it is not: their hardware
+    classes differ, or only some runs state theirs (a laptop CPU against a run that states no
+    machine read "Run 2 is faster, 0.27× the time: likely real"). Where no run states one, the
+    notebook's runs are taken to share their unstated machine."""
     ha = {hardware_class_of(r) for r in a}
     hb = {hardware_class_of(r) for r in b}
-    if UNKNOWN_HARDWARE in ha | hb or ha == hb:
+    if ha == hb and (UNKNOWN_HARDWARE not in ha or len(ha) == 1):
         return None
-    return ", ".join(sorted(ha)), ", ".join(sorted(hb))
+    classes = f"({', '.join(sorted(ha))} vs {', '.join(sorted(hb))})"
+    if UNKNOWN_HARDWARE in ha | hb:
+        return f"the hardware is not known to be the same {classes}"
+    return f"the hardware differs {classes}"
+
+
+def _not_standing(a: Sequence[Any], b: Sequence[Any]) -> str | None:
+    """The runs compared whose final numbers are not their set-up's: stopped early, died, still
+    running (a subset's are its own set-up's, measured on fewer images). None when all stand."""
+    odd = [f"Run {r.display_label} {groups.exclusion_words(r)}" for r in (*a, *b)
+           if (why := groups.exclusion(r)) and not groups.subset_of(r)]
+    if not odd:
+        return None
+    return ", ".join(odd[:2]) + (f" and {len(odd) - 2} more" if len(odd) > 2 else "")
 
 
 def verdict(
@@ -658,10 +674,15 @@ def verdict(
         times = f", {1 / ratio:.2f}\u00d7 the time"  # the winner's time over the other's
     ahead = f"{who} is {metric.better_word} by {metric.amount(abs(diff))}{times}"
 
-    if metric.relative_noise and (classes := _hardware_differs(a, b)):
-        text = (f"{diff_text}: the hardware differs ({classes[0]} vs {classes[1]}), so this is a ratio of "
-                f"machines, not a verdict on the set-up ({counts})")
+    if metric.relative_noise and (apart := _hardware_apart(a, b)):
+        text = f"{diff_text}: {apart}, so this is a ratio of machines, not a verdict on the set-up ({counts})"
         return Verdict(kind="hardware", winner=None, text=text, **common)
+    stopped = _not_standing(a, b)
+    if stopped and metric is TRAINING_TIME:  # it is faster because it stopped
+        text = f"{diff_text}: not a verdict: {stopped}, so its total time is not its set-up's ({counts})"
+        return Verdict(kind="inconclusive", winner=None, text=text, **common)
+    # A stopped run's final numbers are an early epoch's: never "significant" or "likely real".
+    unsettled = f"{stopped}, so its numbers do not stand for its set-up" if stopped else None
 
     welch = stats.welch(da, db, alpha) if da.n >= 2 and db.n >= 2 else None
     if welch is not None:
@@ -673,6 +694,9 @@ def verdict(
                      spread_source="from the runs' own repeats",
                      improvement_of=(tuple(va), tuple(vb), metric.higher_is_better, 1 - alpha))
         interval = f"{fmt_num(welch.ci_low, f'.{metric.digits}f')} to {fmt_num(welch.ci_high, f'.{metric.digits}f')}"
+        if welch.p_value < alpha and unsettled:
+            text = f"{diff_text}: inconclusive ({ci} {interval}, {p_text}, Welch's t-test; {measured}; {unsettled})"
+            return Verdict(kind="inconclusive", winner=None, text=text, **found, **common)
         if welch.p_value < alpha and min(da.n, db.n) >= MIN_REPEATS:
             lo, hi = (welch.ci_low, welch.ci_high) if diff > 0 else (-welch.ci_high, -welch.ci_low)
             text = (f"{ahead} ({ci} {fmt_num(lo, f'.{metric.digits}f')} to {fmt_num(hi, f'.{metric.digits}f')}, "
@@ -704,6 +728,9 @@ def verdict(
     found = dict(spread=spread.sigma, spread_source=spread.source, spreads=z, **common)
     if z <= NOISE_SPREADS:
         return Verdict(kind="noise", winner=None, text=f"{diff_text}: within run-to-run noise ({measured})", **found)
+    if z >= likely_real_spreads(alpha) and unsettled:
+        text = f"{diff_text}: inconclusive ({measured}; {unsettled})"
+        return Verdict(kind="inconclusive", winner=None, text=text, **found)
     if z >= likely_real_spreads(alpha) and spread.conclusive:
         text = f"{ahead}: likely real ({measured}; confirm with repeats)"
         return Verdict(kind="likely_real", winner=winner, text=text, **found)
