@@ -94,14 +94,16 @@ def test_groups_compare_means_and_declare_a_clear_winner(store, cli):
     assert metrics["Final accuracy"][0].startswith("93.01% ± ") and metrics["Final accuracy"][0].endswith("(n=4)")
 
 
-def test_identical_results_are_within_noise(store, cli):
+def test_identical_results_are_not_shown_to_differ(store, cli):
     for seed, final in enumerate([93.0, 93.2, 92.9]):
         add_run(store, trained([80.0, final], seed=seed, group="a"))
     for seed, final in enumerate([93.1, 92.95, 93.05]):
         add_run(store, trained([80.0, final], seed=seed, group="b"))
     data = json.loads(cli("compare", "g:a", "g:b", "--json", "--target", "80").stdout)
     assert data["verdicts"][0]["kind"] == "noise"
-    assert "within run-to-run noise" in data["verdicts"][0]["line"]
+    # Not significant, which is not shown to be noise: the interval is said, and both ends of what it allows.
+    assert data["verdicts"][0]["line"].endswith("not shown to be real: the interval holds both no difference and "
+                                                "\u22120.32 points")
 
 
 def test_by_time_takes_the_nearest_earlier_epoch(pair, cli):

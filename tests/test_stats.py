@@ -317,7 +317,8 @@ def test_verdict_within_noise():
     assert c.text == (
         f"No significant difference: B {MINUS} A = {c.diff:.2f} points "
         f"(95% CI {low} to {ci.high:.2f}, p={ref.pvalue:.2f}, Welch's t-test; n=5 vs 5; "
-        f"spread {pooled(BASE, CLOSE):.2f} points per run, from the runs' own repeats); within run-to-run noise"
+        f"spread {pooled(BASE, CLOSE):.2f} points per run, from the runs' own repeats); not shown to be real: the "
+        f"interval holds both no difference and {max(ci.low, ci.high, key=abs):.2f} points".replace("-0", f"{MINUS}0")
     )
 
 

@@ -850,3 +850,23 @@ def test_a_copy_is_no_runner_up_to_its_original_whatever_settings_it_states(stor
     assert "Run 1 − Run 2" not in report and "Run 2 − Run 1" not in report
     assert "the only set-up on T4 at 20 epochs with a final accuracy" in report
     assert "- A copy of Run 1: the same per-epoch numbers to the last digit" in report
+
+
+def test_a_time_to_a_target_is_never_judged_on_the_runs_that_reached_it_alone(store, cli):
+    # Two of set a's five runs never reached 90%: `stats --target 90` gave "time to 90% │ 3 │ …" and a
+    # Welch test of those 3 against b's 5, and compare starred a as the faster: survivors only, the runs
+    # that never got there being the slowest of all.
+    for seed, accs in enumerate([[80.0, 90.5, 90.6], [80.0, 90.2, 90.4], [80.0, 90.1, 90.3],
+                                 [80.0, 89.5, 89.8], [80.0, 89.6, 89.7]]):
+        add_run(store, trained(accs, seed=seed, group="a"))
+    for seed, accs in enumerate([[80.0, 89.0, 90.4]] * 3 + [[80.0, 89.1, 90.5], [80.0, 89.2, 90.3]]):
+        run = trained(accs, seed=seed, group="b")
+        run.params["lr"] = 0.04
+        add_run(store, run)
+    data = json.loads(cli("stats", "g:a", "g:b", "--target", "90", "--json").stdout)
+    assert ("90% reached in 3 of 5 runs: the time to it is of those 3, and no verdict is given on it"
+            in data["sets"][0]["notes"])
+    assert not any(v["metric"] == "time_to_90" for v in data["verdicts"])
+    compared = json.loads(cli("compare", "g:a", "g:b", "--target", "90", "--json").stdout)
+    row = next(m for m in compared["metrics"] if m["name"] == "Time to 90%")
+    assert row["best"] == [1]  # b, every run of which got there; a's mean is over its 3 survivors

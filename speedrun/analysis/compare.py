@@ -238,7 +238,10 @@ def _metric_row(metric: Metric, sides: Sequence[Side], cells: list[str] | None =
     """A metric per side; the best side is marked among those whose runs all count."""
     per_side = [metrics.values(metric, groups.counting(s.runs)) for s in sides]
     raw = [sum(v) / len(v) if v else None for v in per_side]
-    eligible = [i for i, s in enumerate(sides) if raw[i] is not None and all(groups.counts(r) for r in s.runs)]
+    # A side whose every run counts, and (for a time to a target) reached it: a mean over the runs
+    # that got there is no faster side's.
+    eligible = [i for i, s in enumerate(sides) if raw[i] is not None and all(groups.counts(r) for r in s.runs)
+                and len(per_side[i]) == len(groups.counting(s.runs))]
     best: list[int] = []
     if len([v for v in raw if v is not None]) > 1 and eligible:
         pick = max if metric.higher_is_better else min

@@ -15,7 +15,7 @@ from speedrun.analysis import groups, metrics
 from speedrun.domain import stats
 from speedrun.analysis.groups import RunSet
 from speedrun.analysis.metrics import Metric
-from speedrun.text import fmt_num
+from speedrun.text import fmt_num, fmt_target
 
 
 def _metrics(targets: Sequence[float]) -> list[Metric]:
@@ -91,6 +91,10 @@ def summarize_sets(
     for run_set in shown:
         runs, left_out = counted(run_set)
         used.append(runs)
+        for metric in chosen:  # the runs that never reached a target are no faster ones left out
+            if metric.target is not None and 0 < (reached := len(metrics.values(metric, runs))) < len(runs):
+                left_out.append(f"{fmt_target(metric.target)} reached in {reached} of {len(runs)} runs: the time to it "
+                                f"is of those {reached}, and no verdict is given on it")
         entry: dict[str, Any] = {
             "name": run_set.name,
             "runs": [r.display_label for r in run_set.runs],
@@ -113,6 +117,8 @@ def summarize_sets(
                 continue
             if not metrics.values(metric, used[0]) or not metrics.values(metric, other_runs):
                 continue
+            if metric.target is not None and not all(metric.value(r) is not None for r in (*used[0], *other_runs)):
+                continue  # survivors only: the runs that never got there would have been the slowest
             result["verdicts"].append(
                 metrics.verdict(metric, used[0], other_runs, names=(shown[0].name, other.name),
                                 alpha=alpha, pool=pool).as_dict()
