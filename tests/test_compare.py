@@ -91,7 +91,7 @@ def test_groups_compare_means_and_declare_a_clear_winner(store, cli):
     # Both groups vary the seed the same way, so it is not a difference between them.
     assert {"name": "seed", "value": "varies (0, 1, 2, 3)"} in data["params"]["equal"]
     metrics = {m["name"]: m["values"] for m in data["metrics"]}
-    assert metrics["Final accuracy"][0].startswith("93.01% ± ") and metrics["Final accuracy"][0].endswith("(n=4)")
+    assert metrics["Final accuracy"][0].startswith("93.01% ± ") and metrics["Final accuracy"][0].endswith("(95% CI, n=4)")
 
 
 def test_identical_results_are_not_shown_to_differ(store, cli):

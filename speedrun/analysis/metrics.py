@@ -281,7 +281,7 @@ def bounded(metric: Metric, desc: Any) -> bool:
 
 
 def mean_text(metric: Metric, runs_values: Sequence[float]) -> str:
-    """One run: its value. Several: "93.01% ± 0.12 (n=4)", the ± a 95% interval's half-width,
+    """One run: its value. Several: "93.01% ± 0.12 (95% CI, n=4)", the ± a 95% interval's half-width,
     or "(n=2; 2 runs cannot bound it)" when that interval leaves the metric's range."""
     from speedrun.domain.stats import describe
 
@@ -294,7 +294,8 @@ def mean_text(metric: Metric, runs_values: Sequence[float]) -> str:
         return f"{metric.text(d.mean)} (n={d.n})"
     if not bounded(metric, d):
         return f"{metric.text(d.mean)} (n={d.n}; {d.n} runs cannot bound it)"
-    return f"{metric.text(d.mean)} \u00b1 {fmt_num(d.ci_half_width, f'.{metric.digits}f')} (n={d.n})"
+    # "± 0.10 (95% CI, n=5)": the report's group tables give a standard deviation after their ±.
+    return f"{metric.text(d.mean)} \u00b1 {fmt_num(d.ci_half_width, f'.{metric.digits}f')} (95% CI, n={d.n})"
 
 
 # --------------------------------------------------------------------------- noise
