@@ -870,3 +870,22 @@ def test_a_time_to_a_target_is_never_judged_on_the_runs_that_reached_it_alone(st
     compared = json.loads(cli("compare", "g:a", "g:b", "--target", "90", "--json").stdout)
     row = next(m for m in compared["metrics"] if m["name"] == "Time to 90%")
     assert row["best"] == [1]  # b, every run of which got there; a's mean is over its 3 survivors
+
+
+def test_a_spread_measured_on_few_repeats_needs_students_t_to_call_a_gap_likely_real(store, cli):
+    # Three repeats (2 degrees of freedom) against one run: the gap was 3.0 standard errors, "likely
+    # real" at the normal 1.96 (or 3/√2 = 2.12); with the spread itself estimated from 3 runs the gap
+    # over it is a t statistic, and t on 2 degrees of freedom needs 4.30 at α=0.05 (p=0.095 here).
+    import scipy.stats as sps
+
+    for seed, final in enumerate([88.0, 88.3, 88.6]):
+        add_run(store, noted(seed + 1, final, 400.0 + seed, params=resnet(seed=seed)))
+    add_run(store, noted(4, 89.4, 401.0, params=resnet(batch_size=128)))
+    final = lines(cli, "compare", "1", "4", "--repeats")[0]
+    # σ: the 3 runs spread by 0.30; the binomial error, 0.32, wins (so the runs' own
+    # 0.30 is not used, but their 2 degrees of freedom still are); the gap 1.10 over 0.32·√(1/3 + 1).
+    floor = 100 * (0.88575 * 0.11425 / 10_000) ** 0.5  # at the mean of the four runs, 88.575%
+    se = floor * (1 / 3 + 1) ** 0.5
+    assert 2.12 < 1.1 / se < sps.t.ppf(0.975, 2)
+    assert final.startswith(f"Final accuracy: Run 4 − Run 1 and repeats = 1.10 points: inconclusive (n=3 for Run 1 "
+                            f"and repeats, 1 for Run 4; {1.1 / se:.1f}× the standard error of the difference")

@@ -32,8 +32,9 @@ An accuracy spread is never below the binomial error: 10,000 test images at
 compared as a ratio, their spread a fraction of the mean, and only within one
 hardware class: across classes the sentence gives the ratio and says the
 hardware differs. A gap of `likely_real_spreads(alpha)` standard errors or
-more (3/√2 = 2.1 at α=0.05, the gap of three spreads between two single runs)
-is "likely real (…; confirm with repeats)", one of √2 or less "within
+more (3/√2 = 2.1 at α=0.05, the gap of three spreads between two single runs;
+Student's t on the spread's degrees of freedom where repeats measured it, 4.3
+on two) is "likely real (…; confirm with repeats)", one of √2 or less "within
 run-to-run noise", anything between "inconclusive". Every sentence states n,
 the spread per run and where it came from, in the same words everywhere.
 
@@ -320,6 +321,7 @@ class Spread:
     source: str
     kind: Literal["observed", "groups", "floor", "default"]
     conclusive: bool = True
+    dof: int | None = None  # degrees of freedom of a spread measured on repeats; None: taken as known
 
 
 def binomial_error(accuracy: float, images: int) -> float:
@@ -435,12 +437,12 @@ class NoisePool:
             self._pooled[memo] = None if pooled is None else (pooled, capped)
         if self._pooled[memo] is None:
             return None
-        (sigma, used, _), capped = self._pooled[memo]
+        (sigma, used, dof), capped = self._pooled[memo]
         classes = ", ".join(sorted({kind[0] for kind in kinds}))
         latest = " and ".join(f"{self._capped[c]:,} runs on {c}" for c in capped)
         among = f" (among your latest {latest})" if latest else ""
         return Spread(sigma, f"from your {counted(used, 'group')} of repeats of the same model, epochs and "
-                             f"precision on {classes}{among}", "groups")
+                             f"precision on {classes}{among}", "groups", dof=dof)
 
 
 def _hardware_text(runs: Sequence[Any]) -> str:
@@ -586,11 +588,18 @@ MIN_REPEATS = 3
 NOISE_SPREADS = math.sqrt(2.0)
 
 
-def likely_real_spreads(alpha: float) -> float:
+def likely_real_spreads(alpha: float, dof: int | None = None) -> float:
     """Standard errors of the difference a gap must reach to be "likely real": the two-sided
-    z at `alpha`, and never fewer than 3/√2 (three spreads of one run) since the spread itself
-    is only estimated."""
-    return max(_SEVERAL_SPREADS / math.sqrt(2.0), NormalDist().inv_cdf(1 - alpha / 2))
+    quantile at `alpha` (Student's t with the spread's degrees of freedom where repeats measured
+    it, since an estimated spread makes the gap over it a t statistic: 4.30 on 2 degrees of
+    freedom, not 1.96), and never fewer than 3/√2 (three spreads of one run)."""
+    if dof:
+        from speedrun.domain.stats import t_quantile
+
+        quantile = t_quantile(1 - alpha / 2, dof)
+    else:
+        quantile = NormalDist().inv_cdf(1 - alpha / 2)
+    return max(_SEVERAL_SPREADS / math.sqrt(2.0), quantile)
 
 
 def _times(ratio: float) -> str:
@@ -731,10 +740,11 @@ def verdict(
     found = dict(spread=spread.sigma, spread_source=spread.source, spreads=z, **common)
     if z <= NOISE_SPREADS:
         return Verdict(kind="noise", winner=None, text=f"{diff_text}: within run-to-run noise ({measured})", **found)
-    if z >= likely_real_spreads(alpha) and unsettled:
+    threshold = likely_real_spreads(alpha, spread.dof)
+    if z >= threshold and unsettled:
         text = f"{diff_text}: inconclusive ({measured}; {unsettled})"
         return Verdict(kind="inconclusive", winner=None, text=text, **found)
-    if z >= likely_real_spreads(alpha) and spread.conclusive:
+    if z >= threshold and spread.conclusive:
         text = f"{ahead}: likely real ({measured}; confirm with repeats)"
         return Verdict(kind="likely_real", winner=winner, text=text, **found)
     if not spread.conclusive:
@@ -765,7 +775,8 @@ def _spread(metric: Metric, descs: Sequence[Any], names: Sequence[str], a: Seque
     if repeated:
         sigma = pooled_sd([d for _, d in repeated]) / (mean if metric.relative_noise else 1.0)
         observed = Spread(sigma, f"from the {sum(d.n for _, d in repeated)} runs of "
-                                 f"{' and '.join(name for name, _ in repeated)}", "observed")
+                                 f"{' and '.join(name for name, _ in repeated)}", "observed",
+                          dof=sum(d.n - 1 for _, d in repeated))
     found = observed if sum(d.n - 1 for _, d in repeated) >= MIN_DOF else None
     if found is None and pool is not None:
         found = pool.spread(metric, runs)
@@ -773,9 +784,10 @@ def _spread(metric: Metric, descs: Sequence[Any], names: Sequence[str], a: Seque
         found = default_spread(metric, runs, accuracy)  # never below the binomial error it holds
     if observed is not None and observed.sigma > found.sigma:  # the runs themselves spread more
         return Spread(observed.sigma, f"{observed.source}, more than the {metric.amount(found.sigma)} of "
-                                      f"{found.source}", "observed")
+                                      f"{found.source}", "observed", dof=observed.dof)
     if found.sigma < floor:
         images = min(groups.evaluated_on(r) for r in runs)
         return Spread(floor, f"the binomial error of {images:,} test images at {fmt_num(accuracy, '.2f', '%')}, "
-                             f"above the {metric.amount(found.sigma)} {found.source}", "floor")
+                             f"above the {metric.amount(found.sigma)} {found.source}", "floor",
+                      dof=found.dof)  # the repeats that measured less are still few: their t holds
     return found

@@ -40,6 +40,7 @@ __all__ = [
     "pooled_sd",
     "required_runs",
     "target_test",
+    "t_quantile",
     "welch",
 ]
 
@@ -56,9 +57,10 @@ def _special():
     return special
 
 
-def _t_ppf(q: float, df: float) -> float:
+def t_quantile(q: float, df: float) -> float:
     """Quantile of Student's t with `df` degrees of freedom."""
     return float(_special().stdtrit(df, q))
+
 
 
 def _t_sf(x: float, df: float) -> float:
@@ -158,7 +160,7 @@ def describe(values: Iterable[float | int | None], *, confidence: float = 0.95) 
     if n < 2:
         return Description(n, mean, None, None, None, xs[0], xs[0], confidence)
     std = math.sqrt(var)
-    half = _t_ppf(0.5 + confidence / 2, n - 1) * std / math.sqrt(n)
+    half = t_quantile(0.5 + confidence / 2, n - 1) * std / math.sqrt(n)
     return Description(n, mean, std, mean - half, mean + half, min(xs), max(xs), confidence)
 
 
@@ -246,7 +248,7 @@ def required_runs(
 
     def t_runs(n: int) -> int:
         df = float(2 * n - 2)
-        return runs_for(_t_ppf(1 - alpha / 2, df) + _t_ppf(power, df))
+        return runs_for(t_quantile(1 - alpha / 2, df) + t_quantile(power, df))
 
     lo = runs_for(NormalDist().inv_cdf(1 - alpha / 2) + NormalDist().inv_cdf(power))
     hi = t_runs(lo)
@@ -304,7 +306,7 @@ def welch(da: Description, db: Description, alpha: float = 0.05) -> Welch | None
     df = min(max(df, min(da.n, db.n) - 1), da.n + db.n - 2)
     diff = db.mean - da.mean
     p = min(1.0, 2 * _t_sf(abs(diff / se), df))
-    half = _t_ppf(1 - alpha / 2, df) * se
+    half = t_quantile(1 - alpha / 2, df) * se
     return Welch(diff, diff - half, diff + half, p, df)
 
 
