@@ -260,7 +260,7 @@ def test_repeated_configuration_is_a_confirmed_record_with_mean_and_std(store, c
     time_row = next(line for line in out.splitlines() if "| Fastest to 94% |" in line)
     # t = 0.25 / (0.05/√3) = 8.66 with 2 df: one-sided p = 0.0065 < 0.01.
     assert time_row.endswith("| confirmed |")
-    assert "94.0% reached: mean 94.25 ± 0.12 (95% CI), n=3, p=0.007 — a record at p<0.01" in out
+    assert "94.0% claimed: mean 94.25 ± 0.12 (95% CI), n=3, p=0.007 — a record at p<0.01" in out
     assert "## Groups" in out and "| 1, 2, 3 | 94.25% ± 0.05 (n=3) |" in out
 
 

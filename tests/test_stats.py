@@ -368,7 +368,7 @@ def test_verdict_between_noise_and_likely_real_is_inconclusive():
     assert c.text == (
         f"B {MINUS} A = 1.00 points: inconclusive (n=1 vs 1; 1.9\u00d7 the standard error of the difference, "
         "0.53 points; spread 0.38 points per run, a default: the binomial error of 10,000 test images at 88.50% "
-        "(0.32) with seed-to-seed 0.20; no repeats measure it yet; about 4 runs per side would settle it)"
+        "(0.32) with seed-to-seed 0.20; no repeats measure it yet; about 4 runs per side would settle it 80% of the time)"
     )
 
 
@@ -535,7 +535,7 @@ def test_target_test_not_yet_a_record():
     assert r.n == 5
     assert r.holds is False
     assert r.text == (
-        f"94.0% reached: mean {np.mean(x):.2f} \u00b1 {half:.2f} (95% CI), n=5, "
+        f"94.0% claimed: mean {np.mean(x):.2f} \u00b1 {half:.2f} (95% CI), n=5, "
         f"p={ref.pvalue:.2f} \u2014 not yet a record at p<0.01"
     )
 
@@ -547,7 +547,7 @@ def test_target_test_record():
     assert ref.pvalue < 0.01
     assert r.p_value == pytest.approx(ref.pvalue)
     assert r.holds is True
-    assert r.text.startswith("94.0% reached: mean 94.20 \u00b1 ")
+    assert r.text.startswith("94.0% claimed: mean 94.20 \u00b1 ")
     assert r.text.endswith(" \u2014 a record at p<0.01")
 
 
@@ -566,7 +566,7 @@ def test_target_test_lower_is_better():
     assert r.p_value == pytest.approx(ref.pvalue)
     assert ref.pvalue < 0.001
     assert r.holds is True
-    assert r.text == "under 3.5 s: mean 3.41 \u00b1 0.03 (95% CI), n=5, p<0.001 \u2014 a record at p<0.01"
+    assert r.text == "under 3.5 s claimed: mean 3.41 \u00b1 0.03 (95% CI), n=5, p<0.001 \u2014 a record at p<0.01"
 
 
 def test_target_test_single_run():
@@ -590,7 +590,7 @@ def test_target_test_empty_raises():
 
 
 def test_target_test_target_formatting():
-    assert target_test([94.3, 94.4], 94.25).text.startswith("94.25% reached")
+    assert target_test([94.3, 94.4], 94.25).text.startswith("94.25% claimed")
 
 
 # --------------------------------------------------------------------------- #

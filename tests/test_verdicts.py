@@ -309,9 +309,9 @@ def test_compare_three_summary_only_runs_of_a_series(store, cli):
 - Run 26b vs Run 26a: only bn differs
 - Run 26c vs Run 26a: bn differs; augment stated by one only
 - Final accuracy: Run 26b is ahead by 8.85 points: likely real (n=1 vs 1; 12× the standard error of the difference, 0.72 points; spread 0.51 points per run, a default: the binomial error of 10,000 test images at 66.78% (0.47) with seed-to-seed 0.20; no repeats on T4 measure it yet; confirm with repeats)
-- Training time: Run 26b − Run 26a = 6.5 s, 1.07× the time: inconclusive (n=1 vs 1; 1.6× the standard error of the difference, 4.2%; spread 3.0% of the mean per run, a default: no repeats on T4 measure it yet; about 5 runs per side would settle it)
+- Training time: Run 26b − Run 26a = 6.5 s, 1.07× the time: inconclusive (n=1 vs 1; 1.6× the standard error of the difference, 4.2%; spread 3.0% of the mean per run, a default: no repeats on T4 measure it yet; about 5 runs per side would settle it 80% of the time)
 - Final accuracy: Run 26c is ahead by 12.50 points: likely real (n=1 vs 1; 17× the standard error of the difference, 0.71 points; spread 0.51 points per run, a default: the binomial error of 10,000 test images at 68.60% (0.46) with seed-to-seed 0.20; no repeats on T4 measure it yet; confirm with repeats)
-- Training time: Run 26c − Run 26a = 7.9 s, 1.08× the time: inconclusive (n=1 vs 1; 1.9× the standard error of the difference, 4.2%; spread 3.0% of the mean per run, a default: no repeats on T4 measure it yet; about 4 runs per side would settle it)
+- Training time: Run 26c − Run 26a = 7.9 s, 1.08× the time: inconclusive (n=1 vs 1; 1.9× the standard error of the difference, 4.2%; spread 3.0% of the mean per run, a default: no repeats on T4 measure it yet; about 4 runs per side would settle it 80% of the time)
 """
 
 
@@ -494,7 +494,7 @@ TABLE = {
         "Final accuracy: Run 12b − Run 12a = 0.90 points: inconclusive (n=1 vs 1; 1.9× the standard error of the "
         "difference, 0.48 points; spread 0.34 points per run, the binomial error of 10,000 test images at 86.65%, "
         "above the 0.10 points from your 2 groups of repeats of the same model, epochs and precision on T4; about "
-        "4 runs per side would settle it)",
+        "4 runs per side would settle it 80% of the time)",
         "Training time: Run 12b − Run 12a = 1.2 s, 1.00× the time: within run-to-run noise (n=1 vs 1; 0.8× the "
         "standard error of the difference, 0.3%; spread 0.2% of the mean per run, from your 2 groups of repeats "
         "of the same model, epochs and precision on T4)",

@@ -751,7 +751,7 @@ def verdict(
         text = f"{diff_text}: inconclusive ({measured}; only repeats can settle it)"
         return Verdict(kind="inconclusive", winner=None, text=text, **found)
     needed = stats.required_runs(gap, spread.sigma, alpha=alpha, power=POWER)
-    text = f"{diff_text}: inconclusive ({measured}; about {needed:,} runs per side would settle it)"
+    text = f"{diff_text}: inconclusive ({measured}; about {needed:,} runs per side would settle it {POWER:.0%} of the time)"
     return Verdict(kind="inconclusive", winner=None, text=text, needed_n=needed, **found)
 
 

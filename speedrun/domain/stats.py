@@ -388,7 +388,7 @@ def target_test(
         text = f"single run: {shown} \u2014 unconfirmed (needs repeats)"
         return TargetTest(half_width=None, p_value=None, holds=False, text=text, **common)
 
-    claim = f"{goal} reached" if higher_is_better else f"under {goal}"
+    claim = f"{goal} claimed" if higher_is_better else f"under {goal} claimed"  # the claim tested, not its answer
     half = desc.ci_half_width
     assert half is not None and desc.std is not None
     summary = f"mean {_num(mean, digits)} \u00b1 {_num(half, digits)} ({confidence * 100:g}% CI), n={n}"
