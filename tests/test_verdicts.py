@@ -889,3 +889,19 @@ def test_a_spread_measured_on_few_repeats_needs_students_t_to_call_a_gap_likely_
     assert 2.12 < 1.1 / se < sps.t.ppf(0.975, 2)
     assert final.startswith(f"Final accuracy: Run 4 − Run 1 and repeats = 1.10 points: inconclusive (n=3 for Run 1 "
                             f"and repeats, 1 for Run 4; {1.1 / se:.1f}× the standard error of the difference")
+
+
+@pytest.mark.parametrize("description, warned", [
+    ("Same as Run 1 but with label smoothing.", True),
+    ("Building on Run 1: warmup of 2 epochs.", True),
+    ("Same as Run 1, another seed.", False),
+])
+def test_compare_says_when_a_runs_text_names_a_change_its_settings_do_not_hold(store, cli, description, warned):
+    # "Same as Run 1 but with label smoothing", the smoothing written nowhere else: compare said "same
+    # settings" and weighed the gap as if the two were seeds of one set-up.
+    add_run(store, noted(1, 88.0, 400.0, params=resnet(seed=1)))
+    add_run(store, noted(2, 88.9, 404.0, params=resnet(seed=2), description=description))
+    line = json.loads(cli("compare", "1", "2", "--json").stdout)["differences"][0]["line"]
+    said = ("Run 2 vs Run 1: same settings; but Run 2's text says it changed something of Run 1: a change no "
+            "setting states is not seen")
+    assert line == (said if warned else "Run 2 vs Run 1: same settings")

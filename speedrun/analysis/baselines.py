@@ -14,29 +14,12 @@ same runs).
 
 from __future__ import annotations
 
-import re
 from bisect import bisect_left
 from typing import Any, Sequence
 
 from speedrun.analysis import groups, metrics
 from speedrun.domain.hardware import UNKNOWN_HARDWARE, hardware_class_of
 from speedrun.text import fmt_num
-
-# "Same as Run 14 but ...", "vs Run 15", "compared to Run 7a", "Building on Run 15's success".
-_NAMED = re.compile(
-    r"\b(?:same\s+as|vs\.?|versus|compared\s+(?:to|with)|relative\s+to|building\s+on|based\s+on|"
-    r"on\s+top\s+of|against|baseline(?:\s+is|:)?)\s+run\s+#?(\d+[a-z]?)\b",
-    re.IGNORECASE,
-)
-
-
-def named_label(run: Any) -> str | None:
-    """The run label the run's own words compare it with, if any (description first)."""
-    for text in (run.description, run.hypothesis, run.title):
-        if text and (match := _NAMED.search(text)):
-            return match.group(1)
-    return None
-
 
 # Earlier runs of the same model and hardware a baseline is looked for among (the nearest ones).
 _NEAREST_CONSIDERED = 200
@@ -179,7 +162,7 @@ class Baselines:
 
     def baseline(self, run: Any) -> tuple[Any | None, str]:
         """(baseline, why it was chosen) for `run`."""
-        label = named_label(run)
+        label = groups.named_label(run)
         named = self.by_label.get(label) if label else None
         if named is not None and named.id != run.id and named.final_val_acc is not None and groups.counts(named):
             return named, "named in its text"

@@ -465,6 +465,23 @@ def differences_text(names: Sequence[str], one_sided: Sequence[str] = ()) -> str
     return "; ".join(parts)
 
 
+# "Same as Run 14 but ...", "vs Run 15", "compared to Run 7a", "Building on Run 15's success".
+_NAMED = re.compile(
+    r"\b(?:same\s+as|vs\.?|versus|compared\s+(?:to|with)|relative\s+to|building\s+on|based\s+on|"
+    r"on\s+top\s+of|against|baseline(?:\s+is|:)?)\s+run\s+#?(\d+[a-z]?)\b",
+    re.IGNORECASE,
+)
+
+
+def named_label(run: Any) -> str | None:
+    """The run label the run's own words compare it with, if any (description first)."""
+    for text in (run.description, run.hypothesis, run.title):
+        if text and (match := _NAMED.search(text)):
+            return match.group(1)
+    return None
+
+
+
 def differs_entry(name_a: str, a: Sequence[Any], name_b: str, b: Sequence[Any]) -> dict[str, Any]:
     """What differs between two sets of runs, as `compare` and `stats` give it: the names and the
     line "Run 21 vs Run 20: only amp differs" (the report's baseline line says the same words)."""
@@ -473,8 +490,34 @@ def differs_entry(name_a: str, a: Sequence[Any], name_b: str, b: Sequence[Any]) 
              "line": f"{name_b} vs {name_a}: {differences_text(names, stated_by_one(a, b, names))}"}
     if one_training(a, b):
         entry["line"] += f"; {STORED_TWICE}: nothing to compare"
+    elif not names and len(a) == len(b) == 1 and (said := _names_the_other(a[0], b[0])):
+        # "Same as Run 1 but with label smoothing": a change the settings do not hold is not seen.
+        entry["line"] += f"; but {said}: a change no setting states is not seen"
     entry["one_training"] = one_training(a, b)
     return entry
+
+
+# After "same as Run 1", the words that say something changed ("but with label smoothing").
+_A_CHANGE = re.compile(r"[\s,;:\u2014-]*(?:but|with|plus|except|instead|using|and|w/)\b", re.IGNORECASE)
+
+
+def _changed_from(run: Any) -> str | None:
+    """The label of the run this run's words say it changed something of: "vs Run 15", "building
+    on Run 15", "same as Run 1 but with …" (a bare "same as Run 1" says it repeats it)."""
+    for text in (run.description, run.hypothesis, run.title):
+        if text and (match := _NAMED.search(text)):
+            if not match.group(0).lower().startswith("same") or _A_CHANGE.match(text, match.end()):
+                return match.group(1)
+            return None
+    return None
+
+
+def _names_the_other(a: Any, b: Any) -> str | None:
+    """"Run 17's text says it changed something of Run 1" where one run's words say so of the other."""
+    for run, other in ((b, a), (a, b)):
+        if _changed_from(run) in (other.display_label, str(other.id)):
+            return f"Run {run.display_label}'s text says it changed something of Run {other.display_label}"
+    return None
 
 
 # Why a copy (`one_training`, `Repeats.copy_of`) counts once: the words the report, compare and stats share.

@@ -635,7 +635,7 @@ def _not_standing(a: Sequence[Any], b: Sequence[Any]) -> str | None:
     """The runs compared whose final numbers are not their set-up's: stopped early, died, still
     running (a subset's are its own set-up's, measured on fewer images). None when all stand."""
     odd = [f"Run {r.display_label} {groups.exclusion_words(r)}" for r in (*a, *b)
-           if (why := groups.exclusion(r)) and not groups.subset_of(r)]
+           if groups.exclusion(r) and groups.subset_of(r) is None]
     if not odd:
         return None
     return ", ".join(odd[:2]) + (f" and {len(odd) - 2} more" if len(odd) > 2 else "")

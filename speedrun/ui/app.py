@@ -188,7 +188,8 @@ class UI:
 
     def run_verdict(self, request: Request) -> Response:
         """The run against its baseline: the report's versus lines (a fragment loaded after the page)."""
-        from speedrun.analysis.baselines import Baselines, named_label
+        from speedrun.analysis.baselines import Baselines
+        from speedrun.analysis.groups import named_label
 
         run = self.run_or_404(request.path_params["ref"])
         baselines, runs = self._baselines_on(hardware_class_of(run))
