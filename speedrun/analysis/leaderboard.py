@@ -1,6 +1,8 @@
 """The top of the report: records per hardware class and epoch budget, and the groups.
 
-Records are held only by runs that completed on the full data with every
+An accuracy record goes to the set-up (a set of true repeats, or a run alone)
+with the best mean, shown by its best run; a time to a target to the fastest
+run. Records are held only by runs that completed on the full data with every
 planned epoch (`groups.counts`): an interrupted run's accuracy is an early
 epoch's and a `--subset` trial's time is no training time. A 20-epoch run
 does not compete with 10-epoch runs: each hardware class and epoch budget has
@@ -59,6 +61,26 @@ def _best(runs: Sequence[Any], metric: Metric) -> Any | None:
     return best
 
 
+def _best_set(runs: Sequence[Any], metric: Metric, index: groups.Repeats) -> Any | None:
+    """The best run of the set of repeats (a run alone where it has none) whose mean of `metric`
+    is best; ties go to the earliest set. Five seeds of one set-up at 90.04% on average, one of
+    them 90.60%, do not beat five of another at 90.40% with a spread of 0.04."""
+    best, best_mean, seen = None, None, set()
+    for run in runs:
+        members = [m for m in index.of(run) if m in runs] or [run]
+        ids = frozenset(m.id for m in members)
+        if ids in seen:
+            continue
+        seen.add(ids)
+        found = metrics.values(metric, members)
+        if not found:
+            continue
+        mean = sum(found) / len(found)
+        if best is None or (mean > best_mean if metric.higher_is_better else mean < best_mean):
+            best, best_mean = _best(members, metric), mean
+    return best
+
+
 def _name(run: Any, members: Sequence[Any]) -> str:
     return groups.set_name(run, members)
 
@@ -69,12 +91,16 @@ def record_row(
 ) -> dict[str, Any] | None:
     """The record of `metric` among `runs` (one hardware class and epoch budget, all counting)."""
     runs = [r for r in runs if index.copy_of(r) is None]  # a copy is its original's training, never its rival
-    holder = _best(runs, metric)
+    if metric.target is None:  # an accuracy: the set-up with the best mean, not the luckiest seed
+        holder = _best_set(runs, metric, index)
+    else:
+        holder = _best(runs, metric)
     if holder is None:
         return None
     mates = index.of(holder)
     mate_ids = {r.id for r in mates}
-    rival = _best([r for r in runs if r.id not in mate_ids], metric)
+    others = [r for r in runs if r.id not in mate_ids]
+    rival = _best_set(others, metric, index) if metric.target is None else _best(others, metric)
     value = metric.value(holder)
     where = f"{hardware} at {budget_text(budget)}"
     if metric.target is not None:
