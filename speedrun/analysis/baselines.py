@@ -208,16 +208,17 @@ class Baselines:
     def verdict_lines(self, run: Any, base: Any) -> list[str]:
         """The verdicts on final accuracy and training time, over both runs' repeats."""
         mine, theirs = self.repeats(run), self.repeats(base)
-        if mine is theirs or {r.id for r in mine} == {r.id for r in theirs}:
+        if mine is theirs or mine[0].id == theirs[0].id:  # one set (no two sets share their first run)
             # Its text names a run its settings make it a repeat of ("Same as Run 1 but with label
             # smoothing"): a set is not weighed against itself (it read "Run 1 and repeats − Run 1 and
             # repeats = 0.00"); the change the words name is one the settings do not hold.
             return [f"Counted as a repeat of Run {base.display_label}: its stated settings are the same, so its "
                     f"gap is part of their spread, not a verdict; a change its text names counts once it is "
                     f"stated as a setting"]
-        sets = groups.named_apart([groups.RunSet(groups.set_name(base, theirs), theirs),
-                                   groups.RunSet(groups.set_name(run, mine), mine)])
-        names = (sets[0].name, sets[1].name)  # a notebook's second "Run 24" is "Run #32 (24)", never "Run 24 − Run 24"
+        names = (groups.set_name(base, theirs), groups.set_name(run, mine))
+        if names[0] == names[1]:  # a notebook's second "Run 24" is "Run #32 (24)", never "Run 24 − Run 24"
+            sets = groups.named_apart([groups.RunSet(names[0], theirs), groups.RunSet(names[1], mine)])
+            names = (sets[0].name, sets[1].name)
         memo = (names, len(theirs), len(mine))
         if memo not in self._verdicts:
             lines = []

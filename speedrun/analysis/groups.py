@@ -374,6 +374,8 @@ class Repeats:
 
     def of(self, run: Any) -> list[Any]:
         """The run and its true repeats, in order (a copy: its original's); just the run when it has none here."""
+        if run.id in self._copies:  # whatever settings the copy states
+            return self.of(self._copies[run.id])
         key = self.key(run)
         members = self._members.get(key, []) if key is not None else []
         return members if run.id in self._keys and members else [run]

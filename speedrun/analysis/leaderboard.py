@@ -66,12 +66,12 @@ def _best_set(runs: Sequence[Any], metric: Metric, index: groups.Repeats) -> Any
     is best; ties go to the earliest set. Five seeds of one set-up at 90.04% on average, one of
     them 90.60%, do not beat five of another at 90.40% with a spread of 0.04."""
     best, best_mean, seen = None, None, set()
+    present = {r.id for r in runs}
     for run in runs:
-        members = [m for m in index.of(run) if m in runs] or [run]
-        ids = frozenset(m.id for m in members)
-        if ids in seen:
+        if run.id in seen:
             continue
-        seen.add(ids)
+        members = [m for m in index.of(run) if m.id in present] or [run]
+        seen.update(m.id for m in members)
         found = metrics.values(metric, members)
         if not found:
             continue
