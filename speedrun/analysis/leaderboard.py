@@ -1,8 +1,8 @@
 """The top of the report: records per hardware class and epoch budget, and the groups.
 
-An accuracy record goes to the set-up (a set of true repeats, or a run alone)
-with the best mean, shown by its best run; a time to a target to the fastest
-run. Records are held only by runs that completed on the full data with every
+A record goes to the set-up (a set of true repeats, or a run alone) with the
+best mean, shown by its best run; a time to a target only to a set-up whose
+every run reached it. Records are held only by runs that completed on the full data with every
 planned epoch (`groups.counts`): an interrupted run's accuracy is an early
 epoch's and a `--subset` trial's time is no training time. A 20-epoch run
 does not compete with 10-epoch runs: each hardware class and epoch budget has
@@ -63,8 +63,9 @@ def _best(runs: Sequence[Any], metric: Metric) -> Any | None:
 
 def _best_set(runs: Sequence[Any], metric: Metric, index: groups.Repeats) -> Any | None:
     """The best run of the set of repeats (a run alone where it has none) whose mean of `metric`
-    is best; ties go to the earliest set. Five seeds of one set-up at 90.04% on average, one of
-    them 90.60%, do not beat five of another at 90.40% with a spread of 0.04."""
+    is best, among the sets whose every run has a value (a time to a target that two of five seeds
+    never reached is no set-up's time); ties go to the earliest set. Five seeds of one set-up at
+    90.04% on average, one of them 90.60%, do not beat five of another at 90.40% within 0.04."""
     best, best_mean, seen = None, None, set()
     present = {r.id for r in runs}
     for run in runs:
@@ -73,7 +74,7 @@ def _best_set(runs: Sequence[Any], metric: Metric, index: groups.Repeats) -> Any
         members = [m for m in index.of(run) if m.id in present] or [run]
         seen.update(m.id for m in members)
         found = metrics.values(metric, members)
-        if not found:
+        if not found or len(found) < len(members):
             continue
         mean = sum(found) / len(found)
         if best is None or (mean > best_mean if metric.higher_is_better else mean < best_mean):
@@ -91,16 +92,12 @@ def record_row(
 ) -> dict[str, Any] | None:
     """The record of `metric` among `runs` (one hardware class and epoch budget, all counting)."""
     runs = [r for r in runs if index.copy_of(r) is None]  # a copy is its original's training, never its rival
-    if metric.target is None:  # an accuracy: the set-up with the best mean, not the luckiest seed
-        holder = _best_set(runs, metric, index)
-    else:
-        holder = _best(runs, metric)
+    holder = _best_set(runs, metric, index)  # the set-up with the best mean, not the luckiest seed
     if holder is None:
         return None
     mates = index.of(holder)
     mate_ids = {r.id for r in mates}
-    others = [r for r in runs if r.id not in mate_ids]
-    rival = _best_set(others, metric, index) if metric.target is None else _best(others, metric)
+    rival = _best_set([r for r in runs if r.id not in mate_ids], metric, index)
     value = metric.value(holder)
     where = f"{hardware} at {budget_text(budget)}"
     if metric.target is not None:
