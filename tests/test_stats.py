@@ -572,7 +572,7 @@ def test_target_test_lower_is_better():
 def test_target_test_single_run():
     r = target_test([94.05], 94.0)
     assert r.holds is False and r.p_value is None and r.half_width is None
-    assert r.text == "single run: 94.05% \u2014 unconfirmed (needs repeats)"
+    assert r.text == "94.0% claimed: a single run at 94.05% \u2014 unconfirmed (needs repeats)"
 
 
 def test_target_test_identical_runs():
@@ -581,7 +581,8 @@ def test_target_test_identical_runs():
     assert "unconfirmed" in r.text and "nan" not in r.text.lower()
     r = target_test([93.9, 93.9], 94.0)
     assert r.holds is False and r.p_value == 1.0
-    assert "not yet a record" in r.text
+    # Below the claim is not "not yet a record" (stats --claim 95 on a mean of 89.30 said so).
+    assert r.text.endswith("p=1.00 \u2014 not a record: the mean is not past 94.0%")
 
 
 def test_target_test_empty_raises():

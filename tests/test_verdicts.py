@@ -458,7 +458,7 @@ TABLE = {
         "Final accuracy: Run 4 − Run 2 = 0.20 points: within run-to-run noise (n=1 vs 1; 0.4× the standard error "
         "of the difference, 0.54 points; spread 0.38 points per run, "
         + SINGLE.format(acc="88.20%", binomial="0.32", hw="A100, T4") + ")",
-        "Training time: Run 4 − Run 2 = −278.6 s, 0.37× the time: the hardware differs (T4 vs A100), so this is "
+        "Training time: Run 4 − Run 2 = −278.6 s, 0.37× the time: the hardware differs (Run 4 on A100, Run 2 on T4), so this is "
         "a ratio of machines, not a verdict on the set-up (n=1 vs 1)",
     ]),
     # The issue's ResNet-18 pair: 0.40 points between single runs at 88.30%. The user's two groups of ResNet-18
@@ -810,7 +810,8 @@ def test_a_time_against_a_run_on_no_stated_machine_is_no_verdict(store, cli):
     add_run(store, noted(2, 72.1, 453.5, params=resnet(lr=0.04), hardware=None))
     time = lines(cli, "compare", "1", "2")[1]
     assert time == ("Training time: Run 2 − Run 1 = 333.5 s, 3.78× the time: the hardware is not known to be the "
-                    "same (CPU vs unknown), so this is a ratio of machines, not a verdict on the set-up (n=1 vs 1)")
+                    "same (Run 2 on unknown, Run 1 on CPU), so this is a ratio of machines, not a verdict on the set-up "
+                    "(n=1 vs 1)")
 
 
 def test_a_run_whose_settings_make_it_a_repeat_of_the_run_its_text_names_is_not_weighed_against_itself(store, cli):
@@ -903,8 +904,8 @@ def test_compare_says_when_a_runs_text_names_a_change_its_settings_do_not_hold(s
     add_run(store, noted(1, 88.0, 400.0, params=resnet(seed=1)))
     add_run(store, noted(2, 88.9, 404.0, params=resnet(seed=2), description=description))
     line = json.loads(cli("compare", "1", "2", "--json").stdout)["differences"][0]["line"]
-    said = ("Run 2 vs Run 1: same settings; but Run 2's text says it changed something of Run 1: a change no "
-            "setting states is not seen")
+    said = ("Run 2 vs Run 1: same settings; but Run 2's text says it changed something of Run 1: the settings "
+            "cannot show that change")
     assert line == (said if warned else "Run 2 vs Run 1: same settings")
 
 
@@ -935,3 +936,33 @@ def test_a_time_record_goes_to_a_set_up_whose_every_run_reached_the_target(store
     report = cli("report", "--target", "90").stdout
     row = next(line for line in report.splitlines() if "| Fastest to 90% |" in line)
     assert "| 120.0 s (90.40% at epoch 3) | Run 6 |" in row and "| 120.0 s ± 0.0 (n=5) |" in row
+
+
+def test_a_group_is_not_weighed_against_one_of_its_own_runs(store, cli):
+    # `compare g:all 2` with run 2 in g:all: "Run 2 − g:all = 0.20 points: within run-to-run noise".
+    for n, final in ((1, 88.0), (2, 88.2), (3, 88.1)):
+        add_run(store, noted(n, final, 400.0 + n, params=resnet(seed=n), group="all"))
+    data = json.loads(cli("compare", "g:all", "2", "--json").stdout)
+    assert data["verdicts"] == []
+    assert data["differences"][0]["line"].endswith(
+        "; they share 1 run (2): a set is not weighed against its own runs, so there is nothing to compare")
+    assert json.loads(cli("stats", "g:all", "2", "--json").stdout)["verdicts"] == []
+
+
+def test_stats_names_a_copys_own_original_and_a_group_named_b_stays_text(store, cli):
+    # Run 3 repeats Run 2's log under Run 1's set-up: stats said "a copy of Run 1" (the first of the
+    # set it joined), the report "a copy of Run 2". And a group named b printed "g:b" as "g🅱".
+    from tests.test_report import log_run
+
+    for label in ("1", "2"):
+        run = log_run(f"run1{5 if label == '1' else 6}-bs{64 if label == '1' else 32}-t4.txt", "Google Colab, T4 GPU")
+        run.label, run.content_hash, run.params = label, None, {"batch_size": 64, "epochs": 10}
+        add_run(store, run)
+    copy = log_run("run16-bs32-t4.txt", "Google Colab, T4 GPU")
+    copy.label, copy.content_hash, copy.params = "3", None, {"batch_size": 64, "epochs": 10}
+    add_run(store, copy)
+    notes = json.loads(cli("stats", "3", "--json").stdout)["notes"]
+    assert notes[0].startswith("Run 3 is a copy of Run 2 (")
+    assert cli("group", "b", "1").exit_code == 0 and cli("group", "smile", "2").exit_code == 0
+    out = cli("stats", "g:b", "g:smile").stdout
+    assert "g:smile vs g:b" in out and "\U0001f171" not in out

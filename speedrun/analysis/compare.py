@@ -388,7 +388,7 @@ def _verdicts(sides: Sequence[Side], targets: Sequence[float], alpha: float,
     out = []
     for other in sides[1:]:
         other_runs = groups.counting(other.runs)
-        if groups.one_training(base.runs, other.runs):  # said in its `differences` line instead
+        if groups.nothing_to_compare(base.runs, other.runs):  # said in its `differences` line instead
             continue
         for metric in compared:
             base_values, other_values = metrics.values(metric, base_runs), metrics.values(metric, other_runs)

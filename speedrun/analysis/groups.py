@@ -32,6 +32,7 @@ from speedrun.domain.hardware import (
     MACHINE_CLASSES, UNKNOWN_HARDWARE, UNNAMED_GPU, hardware_class_of, hardware_text,
 )
 from speedrun.domain.memo import per_run
+from speedrun.text import counted
 
 T = TypeVar("T")
 K = TypeVar("K", bound=Hashable)
@@ -340,6 +341,12 @@ def one_training(a: Sequence[Any], b: Sequence[Any]) -> bool:
     return bool(a) and bool(b) and None not in records_a | records_b and records_a == records_b
 
 
+def nothing_to_compare(a: Sequence[Any], b: Sequence[Any]) -> bool:
+    """Whether no verdict stands between two sets: they share runs (`compare g:all 2`, run 2 in
+    g:all), or hold one training stored twice (`one_training`)."""
+    return bool({r.id for r in a} & {r.id for r in b}) or one_training(a, b)
+
+
 def _read_epoch_record(run: Any) -> tuple | None:
     if len(run.epochs) < 2:
         return None
@@ -490,12 +497,17 @@ def differs_entry(name_a: str, a: Sequence[Any], name_b: str, b: Sequence[Any]) 
     names = differences(a, b)
     entry = {"side": name_b, "against": name_a, "names": names,
              "line": f"{name_b} vs {name_a}: {differences_text(names, stated_by_one(a, b, names))}"}
-    if one_training(a, b):
+    shared = {r.id for r in a} & {r.id for r in b}
+    entry["no_verdict"] = nothing_to_compare(a, b)
+    if shared:
+        entry["line"] += (f"; they share {counted(len(shared), 'run')} "
+                          f"({', '.join(r.display_label for r in a if r.id in shared)}): a set is not weighed "
+                          f"against its own runs, so there is nothing to compare")
+    elif one_training(a, b):
         entry["line"] += f"; {STORED_TWICE}: nothing to compare"
     elif not names and len(a) == len(b) == 1 and (said := _names_the_other(a[0], b[0])):
         # "Same as Run 1 but with label smoothing": a change the settings do not hold is not seen.
-        entry["line"] += f"; but {said}: a change no setting states is not seen"
-    entry["one_training"] = one_training(a, b)
+        entry["line"] += f"; but {said}: the settings cannot show that change"
     return entry
 
 
@@ -584,10 +596,10 @@ def resolve(store: Any, refs: Sequence[str], *, expand: bool = True) -> list[Run
             sets.append(RunSet(f"Run {run.display_label}", [run]))
             continue
         if everything is None:
-            everything = store.list_runs(with_epochs=True)
-        members = repeats_of(run, everything)
-        if all(m.id != run.id for m in members):  # a copy stands for its original's set (`Repeats.of`)
-            original = members[0]
+            everything = Repeats(store.list_runs(with_epochs=True))
+        members = everything.of(run)
+        original = everything.copy_of(run)
+        if original is not None:  # a copy stands for its original's set (`Repeats.of`)
             sets.append(RunSet(set_name(original, members), members,
                                note=f"Run {run.display_label} is a copy of Run {original.display_label} "
                                     f"({STORED_TWICE}), so it stands as {set_name(original, members)}"))

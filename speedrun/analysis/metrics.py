@@ -69,7 +69,7 @@ from typing import Any, Callable, Iterable, Literal, Sequence
 from speedrun.errors import InsufficientData, SpeedrunError
 from speedrun.analysis import groups
 from speedrun.domain.efficiency import run_efficiency
-from speedrun.domain.hardware import UNKNOWN_HARDWARE, hardware_class_of
+from speedrun.domain.hardware import UNKNOWN_HARDWARE, UNNAMED_GPU, hardware_class_of
 from speedrun.domain.memo import per_run
 from speedrun.domain.records import times_to_targets
 from speedrun.text import MINUS, counted, fmt_num, fmt_target
@@ -616,17 +616,20 @@ def _percent(fraction: float) -> str:
     return f"{100 * fraction:.{digits}f}%"
 
 
-def _hardware_apart(a: Sequence[Any], b: Sequence[Any]) -> str | None:
+def _hardware_apart(a: Sequence[Any], b: Sequence[Any], names: tuple[str, str]) -> str | None:
     """Why a time of one side is not one of the other's set-up, if it is not: their hardware
-    classes differ, or only some runs state theirs (a laptop CPU against a run that states no
-    machine read "Run 2 is faster, 0.27× the time: likely real"). Where no run states one, the
-    notebook's runs are taken to share their unstated machine."""
+    classes differ, or only some runs name their machine (a laptop CPU against a run that states
+    none read "Run 2 is faster, 0.27× the time: likely real"; a GPU nothing names may be any).
+    Where no run names one, the runs are taken to share their unstated machine. The classes are
+    named side by side, B's first as in "B − A" ("the hardware differs (T4 vs A100)" after
+    "Run 15 − Run 1" read as Run 15 on T4)."""
     ha = {hardware_class_of(r) for r in a}
     hb = {hardware_class_of(r) for r in b}
-    if ha == hb and (UNKNOWN_HARDWARE not in ha or len(ha) == 1):
+    unnamed = {UNKNOWN_HARDWARE, UNNAMED_GPU}
+    if ha == hb and (not ha & unnamed or len(ha) == 1):
         return None
-    classes = f"({', '.join(sorted(ha))} vs {', '.join(sorted(hb))})"
-    if UNKNOWN_HARDWARE in ha | hb:
+    classes = f"({names[1]} on {', '.join(sorted(hb))}, {names[0]} on {', '.join(sorted(ha))})"
+    if (ha | hb) & unnamed:
         return f"the hardware is not known to be the same {classes}"
     return f"the hardware differs {classes}"
 
@@ -639,6 +642,11 @@ def _not_standing(a: Sequence[Any], b: Sequence[Any]) -> str | None:
     if not odd:
         return None
     return ", ".join(odd[:2]) + (f" and {len(odd) - 2} more" if len(odd) > 2 else "")
+
+
+def _its(stopped: str) -> str:
+    """"its" after one stopped run's words, "their" after several's."""
+    return "their" if "Run " in stopped[4:] or " more" in stopped else "its"
 
 
 def verdict(
@@ -684,15 +692,18 @@ def verdict(
         times = f", {1 / ratio:.2f}\u00d7 the time"  # the winner's time over the other's
     ahead = f"{who} is {metric.better_word} by {metric.amount(abs(diff))}{times}"
 
-    if metric.relative_noise and (apart := _hardware_apart(a, b)):
+    if metric.relative_noise and (apart := _hardware_apart(a, b, names)):
         text = f"{diff_text}: {apart}, so this is a ratio of machines, not a verdict on the set-up ({counts})"
         return Verdict(kind="hardware", winner=None, text=text, **common)
     stopped = _not_standing(a, b)
     if stopped and metric is TRAINING_TIME:  # it is faster because it stopped
-        text = f"{diff_text}: not a verdict: {stopped}, so its total time is not its set-up's ({counts})"
+        its = _its(stopped)
+        text = (f"{diff_text}: not a verdict: {stopped}, so {its} total time is not {its} "
+                f"set-up{'s' if its == 'their' else ''}'s ({counts})").replace("set-ups's", "set-ups'")
         return Verdict(kind="inconclusive", winner=None, text=text, **common)
     # A stopped run's final numbers are an early epoch's: never "significant" or "likely real".
-    unsettled = f"{stopped}, so its numbers do not stand for its set-up" if stopped else None
+    unsettled = (f"{stopped}, so {_its(stopped)} numbers do not stand for {_its(stopped)} "
+                 f"set-up{'s' if _its(stopped) == 'their' else ''}") if stopped else None
 
     welch = stats.welch(da, db, alpha) if da.n >= 2 and db.n >= 2 else None
     if welch is not None:

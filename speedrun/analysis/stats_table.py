@@ -110,7 +110,7 @@ def summarize_sets(
 
     for other, other_runs in zip(shown[1:], used[1:]):
         result["differences"].append(groups.differs_entry(shown[0].name, shown[0].runs, other.name, other.runs))
-        if result["differences"][-1]["one_training"]:
+        if result["differences"][-1]["no_verdict"]:
             continue
         for metric in chosen:
             if metric is metrics.PEAK_ACCURACY:  # the final accuracy is what a run delivers

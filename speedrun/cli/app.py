@@ -190,13 +190,14 @@ def _stdout_console():
     from rich.console import Console
 
     # Piped output (files, Colab cells, tests) gets wide tables instead of truncated cells.
-    return Console(soft_wrap=True, width=None if sys.stdout.isatty() else 200)
+    # emoji=False: a group named b printed "g:b vs g:smile" as "g🅱 vs …" (":b:" is an emoji code)
+    return Console(soft_wrap=True, width=None if sys.stdout.isatty() else 200, emoji=False)
 
 
 def _stderr_console():
     from rich.console import Console
 
-    return Console(stderr=True, soft_wrap=True)  # messages stay one line, greppable
+    return Console(stderr=True, soft_wrap=True, emoji=False)  # messages stay one line, greppable
 
 
 console = LazyConsole(_stdout_console)

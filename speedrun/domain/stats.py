@@ -383,12 +383,12 @@ def target_test(
     goal = _fmt_target(target, unit)
     common = dict(target=target, mean=mean, n=n, alpha=alpha, higher_is_better=higher_is_better)
 
+    claim = f"{goal} claimed" if higher_is_better else f"under {goal} claimed"  # the claim tested, not its answer
     if n < 2:
         shown = _with_unit(_num(mean, digits), unit)
-        text = f"single run: {shown} \u2014 unconfirmed (needs repeats)"
+        text = f"{claim}: a single run at {shown} \u2014 unconfirmed (needs repeats)"
         return TargetTest(half_width=None, p_value=None, holds=False, text=text, **common)
 
-    claim = f"{goal} claimed" if higher_is_better else f"under {goal} claimed"  # the claim tested, not its answer
     half = desc.ci_half_width
     assert half is not None and desc.std is not None
     summary = f"mean {_num(mean, digits)} \u00b1 {_num(half, digits)} ({confidence * 100:g}% CI), n={n}"
@@ -410,7 +410,10 @@ def target_test(
 
     holds = p < alpha
     level = f"p<{alpha:g}"
-    verdict = f"a record at {level}" if holds else f"not yet a record at {level}"
+    if holds:
+        verdict = f"a record at {level}"
+    else:  # "not yet" only where the mean is on the claim's side of it
+        verdict = f"not yet a record at {level}" if beyond else f"not a record: the mean is not past {goal}"
     text = f"{claim}: {summary}, {format_p(p, alpha)} \u2014 {verdict}"
     return TargetTest(half_width=half, p_value=p, holds=holds, text=text, **common)
 
