@@ -801,6 +801,12 @@ def test_a_run_stopped_early_is_never_likely_real_nor_faster(store, cli):
     assert time == ("Training time: Run 6 − Run 1 = −160.0 s, 0.60× the time: not a verdict: Run 6 is incomplete, "
                     "so its total time is not its set-up's (n=1 vs 1)")
     assert "likely real" not in cli("compare", "1", "6").stdout
+    # A small gap to a stopped run offered "about 5 runs per side would settle it": more stopped runs
+    # would settle nothing, so the caveat stands instead, on every path.
+    store.add_runs([noted(7, 87.5, 240.0, params=resnet(seed=7, batch_size=128), status="incomplete")])
+    final = lines(cli, "compare", "1", "7")[0]
+    assert final.endswith("; Run 7 is incomplete, so its numbers do not stand for its set-up)")
+    assert "would settle it" not in final
 
 
 def test_a_time_against_a_run_on_no_stated_machine_is_no_verdict(store, cli):
@@ -963,6 +969,10 @@ def test_stats_names_a_copys_own_original_and_a_group_named_b_stays_text(store, 
     add_run(store, copy)
     notes = json.loads(cli("stats", "3", "--json").stdout)["notes"]
     assert notes[0].startswith("Run 3 is a copy of Run 2 (")
+    # compare --repeats put the original's set in the copy's place without a word.
+    add_run(store, noted(4, 85.0, 400.0, params=resnet(batch_size=128)))
+    sides = json.loads(cli("compare", "3", "4", "--repeats", "--json").stdout)["sides"]
+    assert sides[0]["warning"].startswith("Run 3 is a copy of Run 2 (")
     assert cli("group", "b", "1").exit_code == 0 and cli("group", "smile", "2").exit_code == 0
     out = cli("stats", "g:b", "g:smile").stdout
     assert "g:smile vs g:b" in out and "\U0001f171" not in out

@@ -77,6 +77,7 @@ class Side:
 
     name: str
     runs: list[Any]
+    note: str | None = None  # what the reference stands for, where that is not what it names (a copy)
 
     @property
     def has_epochs(self) -> bool:
@@ -98,7 +99,7 @@ def as_sides(sets: Sequence[Any]) -> list[Side]:
     """Sides from sets of runs (groups.RunSet): at least two, each named once."""
     if len(sets) < 2:
         raise SpeedrunError(f"compare needs at least two sides; only {', '.join(s.name for s in sets)} was given")
-    sides = [Side(s.name, s.runs) for s in sets]
+    sides = [Side(s.name, s.runs, getattr(s, "note", None)) for s in sets]
     seen = set()
     for side in sides:
         if side.name in seen:
@@ -158,7 +159,8 @@ def _side_info(side: Side) -> dict[str, Any]:
         "title": side.runs[0].title if len(side.runs) == 1 else f"{len(side.runs)} runs",
         "status": "; ".join(reasons) or "completed",
         "counts": not reasons,
-        "warning": groups.setup_difference(side.runs) if len(side.runs) > 1 else None,
+        "warning": "; ".join(w for w in (side.note, groups.setup_difference(side.runs) if len(side.runs) > 1 else None)
+                             if w) or None,
     }
 
 

@@ -731,7 +731,8 @@ def verdict(
         # Not significant is not shown to be noise: 0.36 points with an interval of −0.10 to 0.81 may be real.
         far = max(welch.ci_low, welch.ci_high, key=abs)
         text = (f"No significant difference: {diff_text} ({ci} {interval}, {p_text}, Welch's t-test; {measured}); "
-                f"not shown to be real: the interval holds both no difference and {metric.amount(far)}")
+                f"not shown to be real: the interval holds both no difference and {metric.amount(far)}"
+                + (f"; {unsettled}" if unsettled else ""))
         return Verdict(kind="noise", winner=None, text=text, **found, **common)
     if da.n >= 2 and db.n >= 2 and diff == 0:
         text = f"No significant difference: {diff_text} (all runs identical, {counts}); within run-to-run noise"
@@ -750,9 +751,10 @@ def verdict(
                 f"spread {spread_text} per run, {spread.source}")
     found = dict(spread=spread.sigma, spread_source=spread.source, spreads=z, **common)
     if z <= NOISE_SPREADS:
-        return Verdict(kind="noise", winner=None, text=f"{diff_text}: within run-to-run noise ({measured})", **found)
+        said = f"{measured}; {unsettled}" if unsettled else measured
+        return Verdict(kind="noise", winner=None, text=f"{diff_text}: within run-to-run noise ({said})", **found)
     threshold = likely_real_spreads(alpha, spread.dof)
-    if z >= threshold and unsettled:
+    if unsettled:  # more stopped runs would settle nothing: no count of runs is offered
         text = f"{diff_text}: inconclusive ({measured}; {unsettled})"
         return Verdict(kind="inconclusive", winner=None, text=text, **found)
     if z >= threshold and spread.conclusive:
