@@ -35,7 +35,7 @@ import re
 import statistics
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Collection, Sequence
 
 from speedrun.analysis import groups, metrics
 from speedrun.analysis.metrics import Metric
@@ -135,6 +135,8 @@ def build_comparison(
     metrics.check_alpha(alpha)
     targets = metrics.check_targets(targets)
     pool = pool if pool is not None else metrics.NoisePool([r for s in sides for r in s.runs])
+    differences = [groups.differs_entry(sides[0].name, sides[0].runs, s.name, s.runs) for s in sides[1:]]
+    no_verdict = {d["side"] for d in differences if d["no_verdict"]}  # said in its line instead
     return {
         "align": by,
         "alpha": alpha,
@@ -145,8 +147,8 @@ def build_comparison(
         "runs": _run_rows(sides),
         "metrics": _metrics(sides, targets),
         "curve": _curve(sides, by),
-        "differences": [groups.differs_entry(sides[0].name, sides[0].runs, s.name, s.runs) for s in sides[1:]],
-        "verdicts": _verdicts(sides, targets, alpha, pool),
+        "differences": differences,
+        "verdicts": _verdicts(sides, targets, alpha, pool, skip=no_verdict),
     }
 
 
@@ -238,12 +240,13 @@ def _run_rows(sides: Sequence[Side]) -> list[dict[str, Any]]:
 
 def _metric_row(metric: Metric, sides: Sequence[Side], cells: list[str] | None = None) -> dict[str, Any]:
     """A metric per side; the best side is marked among those whose runs all count."""
-    per_side = [metrics.values(metric, groups.counting(s.runs)) for s in sides]
+    used = [groups.counting(s.runs) for s in sides]
+    per_side = [metrics.values(metric, runs) for runs in used]
     raw = [sum(v) / len(v) if v else None for v in per_side]
     # A side whose every run counts, and (for a time to a target) reached it: a mean over the runs
     # that got there is no faster side's.
     eligible = [i for i, s in enumerate(sides) if raw[i] is not None and all(groups.counts(r) for r in s.runs)
-                and len(per_side[i]) == len(groups.counting(s.runs))]
+                and len(per_side[i]) == len(used[i])]
     best: list[int] = []
     if len([v for v in raw if v is not None]) > 1 and eligible:
         pick = max if metric.higher_is_better else min
@@ -375,9 +378,10 @@ def _curve(sides: Sequence[Side], by: str) -> dict[str, Any] | None:
 
 
 def _verdicts(sides: Sequence[Side], targets: Sequence[float], alpha: float,
-              pool: metrics.NoisePool) -> list[dict[str, Any]]:
+              pool: metrics.NoisePool, *, skip: Collection[str] = ()) -> list[dict[str, Any]]:
     """Each side against the first, over the runs that count: final accuracy, training time, and
-    the time to the highest target every run reached."""
+    the time to the highest target every run reached. Sides named in `skip` get none (their
+    `differences` line says why)."""
     reached_by_all = [
         t for t in targets
         if all(metrics.time_to(t).value(r) is not None for s in sides for r in s.runs)
@@ -389,9 +393,9 @@ def _verdicts(sides: Sequence[Side], targets: Sequence[float], alpha: float,
     base, base_runs = sides[0], groups.counting(sides[0].runs)
     out = []
     for other in sides[1:]:
-        other_runs = groups.counting(other.runs)
-        if groups.nothing_to_compare(base.runs, other.runs):  # said in its `differences` line instead
+        if other.name in skip:
             continue
+        other_runs = groups.counting(other.runs)
         for metric in compared:
             base_values, other_values = metrics.values(metric, base_runs), metrics.values(metric, other_runs)
             if not base_values or not other_values:

@@ -341,12 +341,6 @@ def one_training(a: Sequence[Any], b: Sequence[Any]) -> bool:
     return bool(a) and bool(b) and None not in records_a | records_b and records_a == records_b
 
 
-def nothing_to_compare(a: Sequence[Any], b: Sequence[Any]) -> bool:
-    """Whether no verdict stands between two sets: they share runs (`compare g:all 2`, run 2 in
-    g:all), or hold one training stored twice (`one_training`)."""
-    return bool({r.id for r in a} & {r.id for r in b}) or one_training(a, b)
-
-
 def _read_epoch_record(run: Any) -> tuple | None:
     if len(run.epochs) < 2:
         return None
@@ -390,11 +384,6 @@ class Repeats:
     def sets(self) -> list[list[Any]]:
         """Every set of two or more true repeats, each in order."""
         return [members for members in self._members.values() if len(members) >= 2]
-
-
-def repeats_of(run: Any, everything: Iterable[Any]) -> list[Any]:
-    """The run and its true repeats among `everything`, in order; just the run when it has none."""
-    return Repeats(everything).of(run)
 
 
 def repeat_sets(runs: Iterable[Any]) -> list[list[Any]]:
@@ -490,22 +479,24 @@ def named_label(run: Any) -> str | None:
     return None
 
 
-
 def differs_entry(name_a: str, a: Sequence[Any], name_b: str, b: Sequence[Any]) -> dict[str, Any]:
     """What differs between two sets of runs, as `compare` and `stats` give it: the names and the
-    line "Run 21 vs Run 20: only amp differs" (the report's baseline line says the same words)."""
+    line "Run 21 vs Run 20: only amp differs" (the report's baseline line says the same words).
+    `no_verdict`: the two share runs (`compare g:all 2`, run 2 in g:all) or hold one training
+    stored twice (`one_training`), and no verdict stands between them."""
     names = differences(a, b)
-    entry = {"side": name_b, "against": name_a, "names": names,
+    entry = {"side": name_b, "against": name_a, "names": names, "no_verdict": True,
              "line": f"{name_b} vs {name_a}: {differences_text(names, stated_by_one(a, b, names))}"}
-    shared = {r.id for r in a} & {r.id for r in b}
-    entry["no_verdict"] = nothing_to_compare(a, b)
-    if shared:
-        entry["line"] += (f"; they share {counted(len(shared), 'run')} "
-                          f"({', '.join(r.display_label for r in a if r.id in shared)}): a set is not weighed "
-                          f"against its own runs, so there is nothing to compare")
-    elif one_training(a, b):
+    in_b = {r.id for r in b}
+    if shared := [r.display_label for r in a if r.id in in_b]:
+        entry["line"] += (f"; they share {counted(len(shared), 'run')} ({', '.join(shared)}): a set is not "
+                          f"weighed against its own runs, so there is nothing to compare")
+        return entry
+    if one_training(a, b):
         entry["line"] += f"; {STORED_TWICE}: nothing to compare"
-    elif not names and len(a) == len(b) == 1 and (said := _names_the_other(a[0], b[0])):
+        return entry
+    entry["no_verdict"] = False
+    if not names and len(a) == len(b) == 1 and (said := _names_the_other(a[0], b[0])):
         # "Same as Run 1 but with label smoothing": a change the settings do not hold is not seen.
         entry["line"] += f"; but {said}: the settings cannot show that change"
     return entry

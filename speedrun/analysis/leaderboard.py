@@ -2,8 +2,8 @@
 
 A record goes to the set-up (a set of true repeats, or a run alone) with the
 best mean, shown by its best run; a time to a target only to a set-up whose
-every run reached it. Records are held only by runs that completed on the full data with every
-planned epoch (`groups.counts`): an interrupted run's accuracy is an early
+every run reached it. Records are held only by runs that completed on the
+full data with every planned epoch (`groups.counts`): an interrupted run's accuracy is an early
 epoch's and a `--subset` trial's time is no training time. A 20-epoch run
 does not compete with 10-epoch runs: each hardware class and epoch budget has
 its own records. A record is confirmed by the one record rule

@@ -634,19 +634,15 @@ def _hardware_apart(a: Sequence[Any], b: Sequence[Any], names: tuple[str, str]) 
     return f"the hardware differs {classes}"
 
 
-def _not_standing(a: Sequence[Any], b: Sequence[Any]) -> str | None:
-    """The runs compared whose final numbers are not their set-up's: stopped early, died, still
-    running (a subset's are its own set-up's, measured on fewer images). None when all stand."""
+def _not_standing(a: Sequence[Any], b: Sequence[Any]) -> tuple[str, bool] | None:
+    """The runs compared whose final numbers are not their set-up's (stopped early, died, still
+    running; a subset's are its own set-up's, measured on fewer images), in words, and whether
+    they are several. None when all stand."""
     odd = [f"Run {r.display_label} {groups.exclusion_words(r)}" for r in (*a, *b)
            if groups.exclusion(r) and groups.subset_of(r) is None]
     if not odd:
         return None
-    return ", ".join(odd[:2]) + (f" and {len(odd) - 2} more" if len(odd) > 2 else "")
-
-
-def _its(stopped: str) -> str:
-    """"its" after one stopped run's words, "their" after several's."""
-    return "their" if "Run " in stopped[4:] or " more" in stopped else "its"
+    return ", ".join(odd[:2]) + (f" and {len(odd) - 2} more" if len(odd) > 2 else ""), len(odd) > 1
 
 
 def verdict(
@@ -695,15 +691,15 @@ def verdict(
     if metric.relative_noise and (apart := _hardware_apart(a, b, names)):
         text = f"{diff_text}: {apart}, so this is a ratio of machines, not a verdict on the set-up ({counts})"
         return Verdict(kind="hardware", winner=None, text=text, **common)
-    stopped = _not_standing(a, b)
-    if stopped and metric is TRAINING_TIME:  # it is faster because it stopped
-        its = _its(stopped)
-        text = (f"{diff_text}: not a verdict: {stopped}, so {its} total time is not {its} "
-                f"set-up{'s' if its == 'their' else ''}'s ({counts})").replace("set-ups's", "set-ups'")
-        return Verdict(kind="inconclusive", winner=None, text=text, **common)
     # A stopped run's final numbers are an early epoch's: never "significant" or "likely real".
-    unsettled = (f"{stopped}, so {_its(stopped)} numbers do not stand for {_its(stopped)} "
-                 f"set-up{'s' if _its(stopped) == 'their' else ''}") if stopped else None
+    unsettled = None
+    if standing := _not_standing(a, b):
+        stopped, several = standing
+        its, set_up, set_ups = ("their", "set-ups", "set-ups'") if several else ("its", "set-up", "set-up's")
+        if metric is TRAINING_TIME:  # it is faster because it stopped
+            text = f"{diff_text}: not a verdict: {stopped}, so {its} total time is not {its} {set_ups} ({counts})"
+            return Verdict(kind="inconclusive", winner=None, text=text, **common)
+        unsettled = f"{stopped}, so {its} numbers do not stand for {its} {set_up}"
 
     welch = stats.welch(da, db, alpha) if da.n >= 2 and db.n >= 2 else None
     if welch is not None:

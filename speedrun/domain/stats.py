@@ -62,7 +62,6 @@ def t_quantile(q: float, df: float) -> float:
     return float(_special().stdtrit(df, q))
 
 
-
 def _t_sf(x: float, df: float) -> float:
     """P(T > x) for Student's t (by symmetry, the CDF at −x)."""
     return float(_special().stdtr(df, -x))
